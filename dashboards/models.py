@@ -1,0 +1,76 @@
+"""Precomputed KPI rows that dashboards and reports read."""
+
+from decimal import Decimal
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_scopes import ScopedManager
+
+from spm.models import Organization
+
+
+class PeriodKind(models.TextChoices):
+    YEAR = "year", _("Fiscal year")
+    QUARTER = "quarter", _("Quarter")
+    MONTH = "month", _("Month")
+
+
+class Grain(models.TextChoices):
+    ORGANIZATION = "organization", _("Organization")
+    TERRITORY = "territory", _("Territory")
+    TEAM = "team", _("Team")
+    REP = "rep", _("Rep")
+
+
+class KpiSnapshot(models.Model):
+    """Additive KPI components for one organization × period × grain × subject.
+
+    Only sums, counts and the median are stored; rates, averages and velocity are
+    derived from them on read (see dashboards.kpis), so they never drift apart.
+    `subject_id` is 0 for the organization grain, else the territory, team or
+    membership id.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    period_kind = models.CharField(_("period kind"), max_length=8, choices=PeriodKind.choices)
+    period_start = models.DateField(_("period start"))
+    period_end = models.DateField(_("period end (exclusive)"))
+    grain = models.CharField(_("grain"), max_length=16, choices=Grain.choices)
+    subject_id = models.BigIntegerField(_("subject id"))
+    subject_name = models.CharField(_("subject"), max_length=200)
+    won_count = models.PositiveIntegerField(_("won deals"), default=0)
+    lost_count = models.PositiveIntegerField(_("lost deals"), default=0)
+    won_amount = models.DecimalField(_("won amount"), max_digits=20, decimal_places=2, default=Decimal("0"))
+    lost_amount = models.DecimalField(_("lost amount"), max_digits=20, decimal_places=2, default=Decimal("0"))
+    cycle_days_sum = models.DecimalField(
+        _("sum of sales cycle days"), max_digits=20, decimal_places=6, default=Decimal("0")
+    )
+    cycle_days_median = models.DecimalField(
+        _("median sales cycle (days)"), max_digits=14, decimal_places=6, null=True, blank=True
+    )
+    open_count = models.PositiveIntegerField(_("open deals at period end"), default=0)
+    open_amount = models.DecimalField(
+        _("open amount at period end"), max_digits=20, decimal_places=2, default=Decimal("0")
+    )
+    computed_at = models.DateTimeField(_("computed at"), auto_now=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("KPI snapshot")
+        verbose_name_plural = _("KPI snapshots")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "period_kind", "period_start", "grain", "subject_id"],
+                name="dashboards_kpisnapshot_unique_key",
+            ),
+        ]
+        indexes = [
+            # The dashboard reads one period's rows of one grain.
+            models.Index(
+                fields=["organization", "grain", "period_kind", "period_start"], name="dashboards_kpisnapshot_read"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.grain}:{self.subject_name} {self.period_kind} {self.period_start}"

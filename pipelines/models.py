@@ -1,0 +1,292 @@
+"""CRM data: pipelines, stages, accounts, products, deals, stage history, activities."""
+
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_scopes import ScopedManager
+
+from spm.models import Membership, Organization
+
+MONEY = {"max_digits": 18, "decimal_places": 2}
+
+
+class Pipeline(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    name = models.CharField(_("name"), max_length=200)
+    is_default = models.BooleanField(_("default pipeline"), default=False)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("pipeline")
+        verbose_name_plural = _("pipelines")
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="pipelines_pipeline_unique_name"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class StageKind(models.TextChoices):
+    OPEN = "open", _("Open")
+    WON = "won", _("Won")
+    LOST = "lost", _("Lost")
+
+
+class Stage(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages", verbose_name=_("pipeline"))
+    name = models.CharField(_("name"), max_length=200)
+    order = models.PositiveSmallIntegerField(_("order"))
+    probability = models.PositiveSmallIntegerField(
+        _("default win probability (%)"), default=0, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=StageKind.choices, default=StageKind.OPEN)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("stage")
+        verbose_name_plural = _("stages")
+        ordering = ["pipeline_id", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "pipeline", "name"], name="pipelines_stage_unique_name"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Account(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    name = models.CharField(_("name"), max_length=200)
+    external_id = models.CharField(_("external id"), max_length=200)
+    sector = models.CharField(_("sector"), max_length=100, blank=True)
+    country = models.CharField(_("country"), max_length=100, blank=True)
+    year_established = models.PositiveSmallIntegerField(_("year established"), null=True, blank=True)
+    annual_revenue_amount = models.DecimalField(
+        _("annual revenue (millions)"), max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    employees = models.PositiveIntegerField(_("employees"), null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="subsidiaries", verbose_name=_("parent")
+    )
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "external_id"], name="pipelines_account_unique_external"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Product(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    name = models.CharField(_("name"), max_length=200)
+    series = models.CharField(_("series"), max_length=100, blank=True)
+    list_price_amount = models.DecimalField(_("list price"), null=True, blank=True, **MONEY)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="pipelines_product_unique_name"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class ExchangeRate(models.Model):
+    """Units of the organization's base currency per one unit of `currency`, valid from a date."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    currency = models.CharField(_("currency"), max_length=3)
+    valid_from = models.DateField(_("valid from"))
+    rate = models.DecimalField(_("rate"), max_digits=18, decimal_places=8)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("exchange rate")
+        verbose_name_plural = _("exchange rates")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "currency", "valid_from"], name="pipelines_exchangerate_unique_day"
+            ),
+        ]
+
+
+class DealStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    WON = "won", _("Won")
+    LOST = "lost", _("Lost")
+
+
+class Deal(models.Model):
+    """An opportunity. `closed_at` is derived from the stage history: the latest move into won or lost."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    source = models.CharField(_("source system"), max_length=32)
+    external_id = models.CharField(_("external id"), max_length=200)
+    name = models.CharField(_("name"), max_length=300, blank=True)
+    owner = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="deals", verbose_name=_("owner"))
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="deals", verbose_name=_("account")
+    )
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="deals", verbose_name=_("pipeline"))
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="deals", verbose_name=_("stage"))
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="deals", verbose_name=_("product")
+    )
+    territory = models.ForeignKey(
+        "goals.Territory",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deals",
+        verbose_name=_("territory"),
+    )
+    amount = models.DecimalField(_("amount"), null=True, blank=True, **MONEY)
+    currency = models.CharField(_("currency"), max_length=3)
+    # The amount in the organization's base currency, converted at the rate valid on the
+    # close date (open deals: the import date); every KPI sums this column.
+    base_amount = models.DecimalField(_("amount in base currency"), null=True, blank=True, **MONEY)
+    probability = models.PositiveSmallIntegerField(
+        _("win probability override (%)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
+    status = models.CharField(_("status"), max_length=8, choices=DealStatus.choices, default=DealStatus.OPEN)
+    created_at = models.DateTimeField(_("created at"))
+    expected_close_on = models.DateField(_("expected close date"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    lost_reason = models.CharField(_("lost reason"), max_length=300, blank=True)
+    deal_source = models.CharField(_("lead source"), max_length=100, blank=True)
+    custom_fields = models.JSONField(_("custom fields"), default=dict, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("deal")
+        verbose_name_plural = _("deals")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "source", "external_id"], name="pipelines_deal_unique_external"
+            ),
+        ]
+        indexes = [
+            # KPI won/lost aggregates and the won/lost drill-down filter on status and close time.
+            models.Index(fields=["organization", "status", "closed_at"], name="pipelines_deal_closed"),
+            # Open pipeline at a period end: created before the end and not yet closed by then.
+            models.Index(fields=["organization", "created_at"], name="pipelines_deal_created"),
+            # A rep's own deal list.
+            models.Index(fields=["organization", "owner"], name="pipelines_deal_owner"),
+        ]
+
+    def __str__(self):
+        return self.name or self.external_id
+
+    @property
+    def is_won(self) -> bool:
+        return self.status == DealStatus.WON
+
+    @property
+    def is_lost(self) -> bool:
+        return self.status == DealStatus.LOST
+
+    @property
+    def effective_probability(self) -> Decimal:
+        percent = self.probability if self.probability is not None else self.stage.probability
+        return Decimal(percent) / 100
+
+
+class DealStageChange(models.Model):
+    """One move of a deal into a stage; `from_stage` is empty for the deal's first stage."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="stage_changes", verbose_name=_("deal"))
+    from_stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("from stage")
+    )
+    to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+", verbose_name=_("to stage"))
+    changed_at = models.DateTimeField(_("changed at"))
+    is_implied = models.BooleanField(
+        _("implied"), default=False, help_text=_("Derived from creation and close dates; the source had no history.")
+    )
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("stage change")
+        verbose_name_plural = _("stage changes")
+        ordering = ["changed_at", "id"]
+        constraints = [
+            # Re-imports append only new history: one move per deal, target stage and instant.
+            models.UniqueConstraint(
+                fields=["organization", "deal", "to_stage", "changed_at"], name="pipelines_stagechange_unique_move"
+            ),
+        ]
+        indexes = [
+            # Time-in-stage and conversion read a cohort's moves ordered in time.
+            models.Index(fields=["organization", "changed_at"], name="pipelines_stagechange_changed"),
+        ]
+
+
+class ActivityKind(models.TextChoices):
+    CALL = "call", _("Call")
+    EMAIL = "email", _("E-mail")
+    MEETING = "meeting", _("Meeting")
+    TASK = "task", _("Task")
+    NOTE = "note", _("Note")
+
+
+class Activity(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    source = models.CharField(_("source system"), max_length=32)
+    external_id = models.CharField(_("external id"), max_length=200)
+    kind = models.CharField(_("type"), max_length=16, choices=ActivityKind.choices)
+    owner = models.ForeignKey(
+        Membership, on_delete=models.PROTECT, related_name="activities", verbose_name=_("owner")
+    )
+    deal = models.ForeignKey(
+        Deal, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities", verbose_name=_("deal")
+    )
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities", verbose_name=_("account")
+    )
+    occurred_at = models.DateTimeField(_("occurred at"))
+    duration = models.DurationField(_("duration"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=200, blank=True)
+    is_captured = models.BooleanField(
+        _("captured automatically"), default=False, help_text=_("False when a person logged it by hand.")
+    )
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("activity")
+        verbose_name_plural = _("activities")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "source", "external_id"], name="pipelines_activity_unique_external"
+            ),
+        ]
+        indexes = [
+            # Activity counts per owner and period.
+            models.Index(fields=["organization", "occurred_at"], name="pipelines_activity_occurred"),
+        ]

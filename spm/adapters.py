@@ -1,0 +1,8 @@
+from allauth.account.adapter import DefaultAccountAdapter
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    """No public sign-up: members are created by an admin or by an import."""
+
+    def is_open_for_signup(self, request):
+        return False

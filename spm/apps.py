@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class SpmConfig(AppConfig):
+    name = "spm"
+    verbose_name = _("Organizations")
+
+    def ready(self):
+        from . import db_functions  # noqa: F401  registers SQLite helpers on connect

@@ -1,0 +1,44 @@
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import check_for_language
+from django.views.decorators.http import require_POST
+from django.conf import settings
+from django_scopes import scopes_disabled
+
+from spm.models import Membership, Role
+
+
+@login_required
+def home(request):
+    # A user's memberships span organizations; the filter pins them to this user.
+    with scopes_disabled():
+        memberships = list(
+            Membership.objects.filter(user=request.user).select_related("organization").order_by("organization__name")
+        )
+    if len(memberships) == 1:
+        return redirect(_landing_url(memberships[0]))
+    return render(request, "spm/home.html", {"memberships": memberships})
+
+
+def _landing_url(membership: Membership) -> str:
+    slug = membership.organization.slug
+    return f"/o/{slug}/me/" if membership.role == Role.REP else f"/o/{slug}/dashboard/"
+
+
+@require_POST
+def set_language(request):
+    """Switch the interface language and remember it on the user, then go back."""
+    language = request.POST.get("language", "")
+    next_url = request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        next_url = "/"
+    response = redirect(next_url)
+    if not check_for_language(language) or language not in dict(settings.LANGUAGES):
+        return response
+
+    if request.user.is_authenticated and request.user.language != language:
+        request.user.language = language
+        request.user.save(update_fields=["language"])
+    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax")
+    return response
