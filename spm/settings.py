@@ -126,9 +126,11 @@ TEMPLATES = [
 
 # Database: SQLite file by default, anything dj-database-url parses otherwise.
 _database_url = os.environ.get("DATABASE_URL", "").strip()
+# Parsed even when SQLite ignores it, so a typo fails at start-up rather than on the day DATABASE_URL is set.
+_conn_max_age = env_int("CONN_MAX_AGE", 600)
 if _database_url:
     try:
-        _default_db = dj_database_url.parse(_database_url, conn_max_age=env_int("CONN_MAX_AGE", 600))
+        _default_db = dj_database_url.parse(_database_url, conn_max_age=_conn_max_age)
     except ValueError as error:
         raise ImproperlyConfigured(f"DATABASE_URL is invalid ({error}); expected e.g. postgres://user@host:5432/name.") from None
     if _default_db["ENGINE"] == "django.db.backends.postgresql":
@@ -214,11 +216,17 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL={os.environ['LOG_LEVEL']!r} is not a log level; use DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    )
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
