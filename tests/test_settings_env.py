@@ -152,7 +152,7 @@ def test_conn_max_age_text_is_rejected():
     assert "not an integer" in message
 
 
-def test_conn_max_age_text_is_rejected_on_sqlite_too():
+def test_conn_max_age_checked_on_sqlite():
     message = configuration_error(CONN_MAX_AGE="abc")
 
     assert "CONN_MAX_AGE='abc'" in message
