@@ -1,0 +1,49 @@
+# SPM developer commands. Needs Python 3.11 and make; everything else is installed into .venv.
+#
+#   make demo      install, migrate, import the Maven demo data, print logins, run the dev server
+#   make test      install with test extras and run pytest (PYTEST_ARGS="-k worker" passes options)
+#   make messages  refresh and compile the German catalog (needs GNU gettext)
+
+PORT ?= 8000
+PYTEST_ARGS ?=
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+DEMO_ORG := demo
+
+# python3.11 if it exists, else python3 when that is 3.11; empty otherwise.
+PYTHON311 := $(shell command -v python3.11 2>/dev/null || \
+	(python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null && command -v python3))
+
+# xstatic-bootstrap builds from an sdist that needs setuptools<81; pip applies the
+# constraints file to build environments as well as to the install itself.
+PIP_INSTALL := PIP_CONSTRAINT=constraints.txt $(VENV_PYTHON) -m pip install --disable-pip-version-check --quiet
+
+.PHONY: demo test messages
+
+$(VENV_PYTHON):
+	@test -n "$(PYTHON311)" || { echo "Python 3.11 not found: install python3.11 or put it on PATH." >&2; exit 1; }
+	$(PYTHON311) -m venv $(VENV)
+
+# The stamps record which pyproject.toml and constraints.txt the venv was installed from,
+# so a repeated `make` skips pip unless one of them changed.
+$(VENV)/.installed: $(VENV_PYTHON) pyproject.toml constraints.txt
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV_PYTHON) manage.py migrate --no-input
+	$(VENV_PYTHON) manage.py import_crm --org $(DEMO_ORG) --source maven demo/data/maven-crm --currency USD --create
+	$(VENV_PYTHON) manage.py demo_setup --org $(DEMO_ORG)
+	@echo "Open http://127.0.0.1:$(PORT)/ and log in with one of the accounts above (Ctrl+C stops the server)."
+	$(VENV_PYTHON) manage.py runserver 127.0.0.1:$(PORT)
+
+test: $(VENV)/.installed-test
+	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+
+messages: $(VENV)/.installed
+	$(VENV_PYTHON) manage.py makemessages -l de --ignore '$(VENV)/*' --ignore 'staticfiles/*'
+	$(VENV_PYTHON) manage.py compilemessages -l de --ignore '$(VENV)/*'

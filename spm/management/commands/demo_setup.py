@@ -1,0 +1,114 @@
+"""Prepare three demo logins in an imported organization: admin, manager and rep.
+
+Run after `import_crm`, which creates the people of the CRM export as users. This
+command adds an admin and gives the admin, the chosen manager and the chosen rep
+one known password. Running it again updates the same rows.
+"""
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django_scopes import scope
+
+from pipelines.models import Deal
+from spm.models import AuditLog, Membership, Organization, Role, User
+from spm.tenancy import membership_ids_visible
+
+DEFAULT_PASSWORD = "spm-demo-2017"
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update the demo admin and set a known password on the admin, one manager "
+        "and one of that manager's reps, then print the three logins."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--org", required=True, help="Slug of the imported organization, e.g. demo.")
+        parser.add_argument("--password", default=DEFAULT_PASSWORD, help="Password for all three logins.")
+        parser.add_argument(
+            "--admin-email",
+            default=None,
+            help="E-mail of the admin login to create or update (default: admin@<org>.example).",
+        )
+        parser.add_argument(
+            "--manager-email",
+            default=None,
+            help="E-mail of an imported manager (default: dustin.brinkmann@<org>.example).",
+        )
+        parser.add_argument(
+            "--rep-email",
+            default=None,
+            help="E-mail of an imported rep who reports to the manager and owns deals "
+            "(default: anna.snelling@<org>.example).",
+        )
+
+    def handle(self, *args, **options):
+        slug = options["org"]
+        admin_email = (options["admin_email"] or f"admin@{slug}.example").lower()
+        manager_email = (options["manager_email"] or f"dustin.brinkmann@{slug}.example").lower()
+        rep_email = (options["rep_email"] or f"anna.snelling@{slug}.example").lower()
+        password = options["password"]
+
+        organization = Organization.objects.filter(slug=slug).first()
+        if organization is None:
+            raise CommandError(f"Organization {slug!r} not found; run `manage.py import_crm --org {slug} ... --create` first.")
+        try:
+            validate_password(password)
+        except ValidationError as error:
+            raise CommandError(f"The demo password is rejected: {' '.join(error.messages)}") from None
+
+        with scope(organization=organization), transaction.atomic():
+            manager = self._imported_member(organization, manager_email, Role.MANAGER)
+            rep = self._imported_member(organization, rep_email, Role.REP)
+            if rep.pk not in membership_ids_visible(manager):
+                raise CommandError(f"{rep_email} does not report to {manager_email}; pick a rep of that manager's team.")
+            if not Deal.objects.filter(owner=rep).exists():
+                raise CommandError(f"{rep_email} owns no deals; pick a rep with deals so the demo shows numbers.")
+
+            admin = self._admin_ensure(organization, admin_email)
+            for membership in (admin, manager, rep):
+                membership.user.set_password(password)
+                membership.user.is_active = True
+                membership.user.save(update_fields=["password", "is_active"])
+
+        self.stdout.write(f"Demo logins for organization {slug!r} (password for all: {password}):")
+        for label, membership in (("admin", admin), ("manager", manager), ("rep", rep)):
+            self.stdout.write(f"  {label:<8} {membership.user.email:<36} {membership.display_name}")
+
+    def _imported_member(self, organization: Organization, email: str, role: str) -> Membership:
+        membership = Membership.objects.filter(user__email=email).select_related("user").first()
+        if membership is None:
+            raise CommandError(f"No member with e-mail {email} in {organization.slug!r}; was the CRM import run?")
+        if membership.role != role:
+            raise CommandError(f"{email} has role {membership.role!r}, expected {role!r}.")
+        return membership
+
+    def _admin_ensure(self, organization: Organization, email: str) -> Membership:
+        """Return the admin membership for `email`, creating the user or raising the role as needed."""
+        user, _created = User.objects.get_or_create(email=email, defaults={"name": "Demo Admin"})
+        membership, created = Membership.objects.get_or_create(
+            organization=organization, user=user, defaults={"role": Role.ADMIN}
+        )
+        if created:
+            AuditLog.objects.create(
+                organization=organization,
+                action="membership.create",
+                object_type="membership",
+                object_id=str(membership.pk),
+                after={"user_id": user.pk, "role": Role.ADMIN},
+            )
+        elif membership.role != Role.ADMIN:
+            before = membership.role
+            membership.role = Role.ADMIN
+            membership.save(update_fields=["role"])
+            AuditLog.objects.create(
+                organization=organization,
+                action="membership.role_change",
+                object_type="membership",
+                object_id=str(membership.pk),
+                before={"role": before},
+                after={"role": Role.ADMIN},
+            )
+        return membership
