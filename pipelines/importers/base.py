@@ -1,0 +1,316 @@
+"""Import core shared by every CRM importer: CSV reading, value parsing, row errors, counts, upserts.
+
+An importer reads whole files, rejects bad rows with a `RowError` (file, line, column,
+value, reason) and writes the good rows with `bulk_upsert`, which matches rows by a key
+and reports which keys it created, updated or left unchanged. The caller owns the
+transaction; nothing here commits.
+"""
+
+import csv
+import datetime as dt
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from pipelines.models import ExchangeRate
+from spm.models import Organization
+
+BATCH_SIZE = 1000
+CENT = Decimal("0.01")
+# DecimalField(max_digits=18, decimal_places=2) stores at most 16 digits before the point.
+MAX_AMOUNT = Decimal("9999999999999999.99")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+# Summary rows in the order the command prints them.
+ENTITIES = ("people", "teams", "territories", "accounts", "products", "deals", "stage_changes")
+
+
+class ImportSourceError(Exception):
+    """The run as a whole cannot start: a file or column is missing, or an option is invalid."""
+
+
+class RowRejected(Exception):
+    """One value makes its row unusable; the importer records it and skips the row."""
+
+    def __init__(self, column: str, value: str, reason: str):
+        super().__init__(reason)
+        self.column = column
+        self.value = value
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A rejected row. `line` counts physical lines of the file, the header being line 1."""
+
+    file_name: str
+    line: int
+    column: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return gettext("%(file)s line %(line)d, column %(column)s, value %(value)r: %(reason)s") % {
+            "file": self.file_name,
+            "line": self.line,
+            "column": self.column,
+            "value": self.value,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class EntityCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    rejected: int = 0
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "rejected": self.rejected,
+        }
+
+
+@dataclass
+class ImportResult:
+    source: str
+    path: str
+    currency: str
+    counts: dict[str, EntityCounts] = field(default_factory=lambda: {name: EntityCounts() for name in ENTITIES})
+    errors: list[RowError] = field(default_factory=list)
+    duration_seconds: float = 0.0
+
+    @property
+    def has_changes(self) -> bool:
+        return any(counts.has_changes for counts in self.counts.values())
+
+    def reject(self, entity: str, file_name: str, line: int, rejection: RowRejected) -> None:
+        self.counts[entity].rejected += 1
+        self.errors.append(RowError(file_name, line, rejection.column, rejection.value, rejection.reason))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON-serialisable summary that the audit log stores."""
+        return {
+            "source": self.source,
+            "path": self.path,
+            "currency": self.currency,
+            "counts": {name: counts.as_dict() for name, counts in self.counts.items()},
+            "rejected_rows": len(self.errors),
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+def read_csv(folder: Path, file_name: str, required_columns: Iterable[str]) -> list[tuple[int, dict[str, str]]]:
+    """Read a comma-separated file with a header into `(line, row)` pairs.
+
+    Values and column names are stripped of surrounding blanks, and a missing trailing
+    cell reads as "". `line` is the physical line on which the record ends (the header is
+    line 1), so it matches what an editor shows for files without multi-line cells.
+    Raises ImportSourceError when the file is missing, not UTF-8, or lacks a required column.
+    """
+    path = folder / file_name
+    if not path.is_file():
+        raise ImportSourceError(gettext("File %(path)s is missing.") % {"path": path})
+
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            missing = [name for name in required_columns if name not in header]
+            if missing:
+                raise ImportSourceError(
+                    gettext("File %(file)s is missing the required column(s): %(columns)s.")
+                    % {"file": file_name, "columns": ", ".join(missing)}
+                )
+            rows = []
+            for cells in reader:
+                if not any(cell.strip() for cell in cells):
+                    continue
+                values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in enumerate(header)}
+                rows.append((reader.line_num, values))
+    except UnicodeDecodeError as error:
+        raise ImportSourceError(
+            gettext("File %(file)s is not valid UTF-8 (%(error)s); save it as UTF-8 and retry.")
+            % {"file": file_name, "error": error}
+        ) from None
+    return rows
+
+
+def require_value(row: Mapping[str, str], column: str) -> str:
+    value = row.get(column, "")
+    if not value:
+        raise RowRejected(column, value, gettext("missing value"))
+    return value
+
+
+def check_length(value: str, column: str, max_length: int) -> str:
+    if len(value) > max_length:
+        raise RowRejected(
+            column, value, gettext("too long; at most %(max_length)d characters") % {"max_length": max_length}
+        )
+    return value
+
+
+def parse_date(value: str, column: str) -> dt.date:
+    """Parse an ISO date `YYYY-MM-DD`; other spellings such as `10/20/2016` are rejected, not guessed."""
+    if ISO_DATE.match(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise RowRejected(column, value, gettext("invalid date; expected YYYY-MM-DD"))
+
+
+def parse_amount(value: str, column: str) -> Decimal:
+    """Parse a non-negative money amount with a dot as decimal separator, rounded half-up to cents."""
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise RowRejected(column, value, gettext("invalid amount; expected a number such as 1234.50")) from None
+    if not amount.is_finite():
+        raise RowRejected(column, value, gettext("invalid amount; expected a number such as 1234.50"))
+    if amount < 0:
+        raise RowRejected(column, value, gettext("negative amount; amounts must be 0 or more"))
+    if amount > MAX_AMOUNT:
+        raise RowRejected(column, value, gettext("amount too large; at most 16 digits before the decimal point"))
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def parse_int(value: str, column: str, *, minimum: int = 0, maximum: int = 2_147_483_647) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise RowRejected(column, value, gettext("invalid whole number")) from None
+    if not minimum <= number <= maximum:
+        raise RowRejected(
+            column,
+            value,
+            gettext("out of range; expected %(minimum)d to %(maximum)d") % {"minimum": minimum, "maximum": maximum},
+        )
+    return number
+
+
+def date_at_noon_utc(day: dt.date) -> dt.datetime:
+    """Store a date-only source value as 12:00 UTC of that date.
+
+    12:00 UTC falls on the same local date in every time zone from UTC−11 to UTC+11, so
+    a date-only value keeps its calendar date for any organization's time zone in that
+    range. Differences between two such values are whole days, with no daylight-saving drift.
+    """
+    return dt.datetime(day.year, day.month, day.day, 12, 0, tzinfo=dt.timezone.utc)
+
+
+class ExchangeRateTable:
+    """The organization's rates for one currency, looked up by date without a query per row."""
+
+    def __init__(self, *, organization: Organization, currency: str):
+        self.currency = currency
+        rates = ExchangeRate.objects.filter(organization=organization, currency=currency).order_by("valid_from")
+        pairs = list(rates.values_list("valid_from", "rate"))
+        self._days = [day for day, _rate in pairs]
+        self._rates = [rate for _day, rate in pairs]
+
+    def rate_on(self, day: dt.date) -> Decimal | None:
+        """Return the rate with the latest `valid_from` on or before `day`, or None if there is none."""
+        index = bisect_right(self._days, day)
+        if index == 0:
+            return None
+        return self._rates[index - 1]
+
+
+def convert_amount(amount: Decimal, rate: Decimal) -> Decimal:
+    return (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass
+class UpsertOutcome:
+    instances: dict[Hashable, models.Model]
+    created: set[Hashable] = field(default_factory=set)
+    updated: set[Hashable] = field(default_factory=set)
+    unchanged: set[Hashable] = field(default_factory=set)
+
+
+def bulk_upsert(
+    *,
+    model: type[models.Model],
+    existing: Mapping[Hashable, models.Model],
+    desired: Mapping[Hashable, Mapping[str, Any]],
+    build: Callable[[Hashable, Mapping[str, Any]], models.Model],
+    batch_size: int = BATCH_SIZE,
+) -> UpsertOutcome:
+    """Create the keys missing from `existing` and update the fields that differ, in batches.
+
+    `desired` maps each key to field values by attribute name (use `owner_id`, not
+    `owner`, for foreign keys). Existing instances are updated in place, and fields with
+    `auto_now` are refreshed on the rows that change. Rows are compared with `==`, so
+    Decimal("5") equals Decimal("5.00"). Returns every key's instance, with created
+    instances carrying their primary key.
+    """
+    outcome = UpsertOutcome(instances={})
+    to_create = []
+    to_update = []
+    changed_fields: set[str] = set()
+
+    for key, values in desired.items():
+        instance = existing.get(key)
+        if instance is None:
+            instance = build(key, values)
+            to_create.append(instance)
+            outcome.created.add(key)
+        else:
+            differing = [name for name, value in values.items() if getattr(instance, name) != value]
+            for name in differing:
+                setattr(instance, name, values[name])
+            if differing:
+                to_update.append(instance)
+                changed_fields.update(differing)
+                outcome.updated.add(key)
+            else:
+                outcome.unchanged.add(key)
+        outcome.instances[key] = instance
+
+    if to_update:
+        auto_now_fields = [f.attname for f in model._meta.concrete_fields if getattr(f, "auto_now", False)]
+        now = timezone.now()
+        for instance in to_update:
+            for name in auto_now_fields:
+                setattr(instance, name, now)
+        model.objects.bulk_update(to_update, sorted(changed_fields | set(auto_now_fields)), batch_size=batch_size)
+    if to_create:
+        model.objects.bulk_create(to_create, batch_size=batch_size)
+    return outcome
+
+
+def chunked(items: list, size: int = BATCH_SIZE) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def fetch_by_keys(queryset: models.QuerySet, field_name: str, keys: Iterable[Hashable]) -> dict[Hashable, models.Model]:
+    """Load the rows whose `field_name` is in `keys`, keyed by that value; the lowest id wins duplicates.
+
+    Queries in batches of 900 keys, below SQLite's limit of bound parameters per statement.
+    """
+    found: dict[Hashable, models.Model] = {}
+    for batch in chunked(sorted(set(keys)), 900):
+        for instance in queryset.filter(**{f"{field_name}__in": batch}).order_by("pk"):
+            found.setdefault(getattr(instance, field_name), instance)
+    return found

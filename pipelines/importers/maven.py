@@ -1,0 +1,450 @@
+"""Importer for the Maven Analytics "CRM + Sales + Opportunities" export.
+
+The export is a folder with four CSV files: sales_teams.csv (agent, manager, regional
+office), accounts.csv, products.csv and sales_pipeline.csv (one row per opportunity,
+current state only). People, territories, teams, accounts and products are imported
+first, so deals can refer to them. Every entity is matched by its id in the source
+(a name, or the opportunity id), so a re-import of the same files changes nothing.
+"""
+
+import datetime as dt
+import logging
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from django.utils.translation import gettext
+
+from goals.models import Team, Territory
+from pipelines.importers.base import (
+    ImportResult,
+    RowRejected,
+    bulk_upsert,
+    check_length,
+    fetch_by_keys,
+    parse_amount,
+    parse_int,
+    read_csv,
+    require_value,
+)
+from pipelines.importers.maven_deals import import_deals
+from pipelines.models import Account, Pipeline, Product, Stage, StageKind
+from spm.models import Membership, Organization, Role, User
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "maven"
+TEAMS_FILE = "sales_teams.csv"
+ACCOUNTS_FILE = "accounts.csv"
+PRODUCTS_FILE = "products.csv"
+PIPELINE_FILE = "sales_pipeline.csv"
+
+# Columns without which a file cannot be mapped. Other known columns may be missing
+# and then read as blank (e.g. an accounts.csv without `subsidiary_of`).
+REQUIRED_COLUMNS = {
+    TEAMS_FILE: ("sales_agent", "manager"),
+    ACCOUNTS_FILE: ("account",),
+    PRODUCTS_FILE: ("product",),
+    PIPELINE_FILE: (
+        "opportunity_id",
+        "sales_agent",
+        "product",
+        "deal_stage",
+        "engage_date",
+        "close_date",
+        "close_value",
+    ),
+}
+
+PIPELINE_NAME = "Sales"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    order: int
+    kind: str
+    probability: int
+
+
+STAGES = (
+    StageSpec("Prospecting", 1, StageKind.OPEN, 10),
+    StageSpec("Engaging", 2, StageKind.OPEN, 50),
+    StageSpec("Won", 3, StageKind.WON, 100),
+    StageSpec("Lost", 4, StageKind.LOST, 0),
+)
+
+
+def person_email(name: str, organization_slug: str) -> str:
+    """Build the made-up address `<name>@<slug>.example` for a person the export names.
+
+    Accents are dropped, letters are lower-cased and every run of other characters
+    becomes one dot: "Mei-Mei Johns" → "mei.mei.johns@demo.example". Returns "" when
+    the name has no letter. The `.example` domain is reserved, so nothing is ever
+    delivered to these addresses.
+    """
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
+    parts = []
+    current = []
+    for character in ascii_name:
+        if "a" <= character <= "z":
+            current.append(character)
+        elif current:
+            parts.append("".join(current))
+            current = []
+    if current:
+        parts.append("".join(current))
+    if not parts:
+        return ""
+    return f"{'.'.join(parts)}@{organization_slug}.example"
+
+
+def maven_import(*, organization: Organization, path: Path, currency: str, today: dt.date) -> ImportResult:
+    """Import the four files of a Maven export folder; the caller owns the transaction.
+
+    Raises ImportSourceError before writing anything when a file or a required column
+    is missing. Bad rows are rejected into the result, and the good ones are written.
+    """
+    return MavenImport(organization=organization, folder=path, currency=currency, today=today).run()
+
+
+class MavenImport:
+    def __init__(self, *, organization: Organization, folder: Path, currency: str, today: dt.date):
+        self.organization = organization
+        self.folder = folder
+        self.currency = currency
+        self.today = today
+        self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
+        self.memberships: dict[str, Membership] = {}
+        self.accounts: dict[str, Account] = {}
+        self.products: dict[str, Product] = {}
+
+    def run(self) -> ImportResult:
+        # Read and check all files first, so a missing file or column fails before any write.
+        rows = {name: read_csv(self.folder, name, columns) for name, columns in REQUIRED_COLUMNS.items()}
+
+        self.import_people(rows[TEAMS_FILE])
+        self.import_accounts(rows[ACCOUNTS_FILE])
+        self.import_products(rows[PRODUCTS_FILE])
+        pipeline, stages = self.pipeline_ensure()
+        import_deals(
+            organization=self.organization,
+            rows=rows[PIPELINE_FILE],
+            file_name=PIPELINE_FILE,
+            source=SOURCE,
+            result=self.result,
+            pipeline=pipeline,
+            stages=stages,
+            memberships=self.memberships,
+            accounts=self.accounts,
+            products=self.products,
+            currency=self.currency,
+            today=self.today,
+        )
+        return self.result
+
+    def reject(self, entity: str, file_name: str, line: int, rejection: RowRejected) -> None:
+        self.result.reject(entity, file_name, line, rejection)
+
+    # People, teams and territories (sales_teams.csv)
+
+    def import_people(self, rows: list[tuple[int, dict[str, str]]]) -> None:
+        """Import agents as reps and their managers as managers, one team per manager, offices as territories.
+
+        An agent's team is their manager's team and their membership's `manager` is the
+        manager's membership. A manager gets the territory of their first agent's office.
+        Existing admins keep the admin role.
+        """
+        agents: dict[str, tuple[int, str, str]] = {}
+        email_owner: dict[str, str] = {}
+        slug = self.organization.slug
+        for line, row in rows:
+            try:
+                name = check_length(require_value(row, "sales_agent"), "sales_agent", 200)
+                manager = check_length(require_value(row, "manager"), "manager", 200)
+                office = check_length(row.get("regional_office", ""), "regional_office", 200)
+                if name in agents:
+                    raise RowRejected(
+                        "sales_agent",
+                        name,
+                        gettext("duplicate sales agent; first listed on line %(line)d") % {"line": agents[name][0]},
+                    )
+                if name == manager:
+                    raise RowRejected("manager", manager, gettext("an agent cannot be their own manager"))
+                for column, person in (("sales_agent", name), ("manager", manager)):
+                    email = person_email(person, slug)
+                    if not email:
+                        raise RowRejected(column, person, gettext("the name has no letters to build an e-mail address"))
+                    if email_owner.get(email, person) != person:
+                        raise RowRejected(
+                            column,
+                            person,
+                            gettext("the name gives the same e-mail address %(email)s as %(other)s")
+                            % {"email": email, "other": email_owner[email]},
+                        )
+            except RowRejected as rejection:
+                self.reject("people", TEAMS_FILE, line, rejection)
+                continue
+            email_owner[person_email(name, slug)] = name
+            email_owner[person_email(manager, slug)] = manager
+            agents[name] = (line, manager, office)
+
+        manager_office: dict[str, str] = {}
+        for _line, manager, office in agents.values():
+            manager_office.setdefault(manager, office)
+        people = set(agents) | set(manager_office)
+        office_of = {name: office for name, (_line, _manager, office) in agents.items()}
+        office_of.update(manager_office)
+
+        territories = self.territories_upsert({office for office in office_of.values() if office})
+        existing, user_ids = self.people_existing(people)
+
+        def role_for(name: str) -> str:
+            current = existing.get(name)
+            if current is not None and current.role == Role.ADMIN:
+                return Role.ADMIN
+            return Role.MANAGER if name in manager_office else Role.REP
+
+        def territory_id(name: str) -> int | None:
+            office = office_of[name]
+            return territories[office].pk if office else None
+
+        def build(name, values):
+            return Membership(organization=self.organization, user_id=user_ids[name], **values)
+
+        # Teams point at their manager's membership, so managers exist before teams and
+        # get their team in the second pass together with the agents.
+        managers = bulk_upsert(
+            model=Membership,
+            existing=existing,
+            desired={
+                name: {"external_id": name, "role": role_for(name), "territory_id": territory_id(name)}
+                for name in manager_office
+            },
+            build=build,
+        )
+        teams = self.teams_upsert({name: managers.instances[name].pk for name in manager_office})
+
+        desired = {}
+        for name in people:
+            values = {"external_id": name, "role": role_for(name), "territory_id": territory_id(name)}
+            if name in manager_office:
+                values["team_id"] = teams[name].pk
+            if name in agents:
+                manager = agents[name][1]
+                values["manager_id"] = managers.instances[manager].pk
+                if name not in manager_office:
+                    values["team_id"] = teams[manager].pk
+            desired[name] = values
+        everyone = bulk_upsert(
+            model=Membership, existing={**existing, **managers.instances}, desired=desired, build=build
+        )
+
+        counts = self.result.counts["people"]
+        created = managers.created | everyone.created
+        updated = (managers.updated | everyone.updated) - created
+        counts.created += len(created)
+        counts.updated += len(updated)
+        counts.unchanged += len(people - created - updated)
+        self.memberships = everyone.instances
+
+    def people_existing(self, people: set[str]) -> tuple[dict[str, Membership], dict[str, int]]:
+        """Find each person's membership (by external id, then by user) and create missing users.
+
+        Returns the memberships found by name and, for everyone without one, the id of
+        their user. A user with the person's e-mail address is reused as is.
+        """
+        existing = fetch_by_keys(Membership.objects.filter(organization=self.organization), "external_id", people)
+        without_membership = sorted(people - existing.keys())
+        emails = {name: person_email(name, self.organization.slug) for name in without_membership}
+
+        users = fetch_by_keys(User.objects.all(), "email", emails.values())
+        new_users = []
+        for name in without_membership:
+            if emails[name] not in users:
+                user = User(email=emails[name], name=name)
+                user.set_unusable_password()
+                users[emails[name]] = user
+                new_users.append(user)
+        User.objects.bulk_create(new_users)
+        if new_users:
+            logger.info("Import created users organization_id=%s count=%s", self.organization.pk, len(new_users))
+
+        user_ids = {name: users[emails[name]].pk for name in without_membership}
+        by_user = fetch_by_keys(Membership.objects.filter(organization=self.organization), "user_id", user_ids.values())
+        for name in without_membership:
+            membership = by_user.get(user_ids[name])
+            if membership is not None:
+                existing[name] = membership
+        return existing, user_ids
+
+    def territories_upsert(self, names: set[str]) -> dict[str, Territory]:
+        outcome = bulk_upsert(
+            model=Territory,
+            existing=fetch_by_keys(Territory.objects.filter(organization=self.organization), "name", names),
+            desired={name: {"external_id": name} for name in names},
+            build=lambda name, values: Territory(organization=self.organization, name=name, **values),
+        )
+        self.count("territories", outcome)
+        return outcome.instances
+
+    def teams_upsert(self, manager_ids: dict[str, int]) -> dict[str, Team]:
+        """Upsert one team per manager, named after the manager and matched by that name."""
+        outcome = bulk_upsert(
+            model=Team,
+            existing=fetch_by_keys(Team.objects.filter(organization=self.organization), "name", manager_ids),
+            desired={name: {"external_id": name, "manager_id": manager_id} for name, manager_id in manager_ids.items()},
+            build=lambda name, values: Team(organization=self.organization, name=name, **values),
+        )
+        self.count("teams", outcome)
+        return outcome.instances
+
+    def count(self, entity: str, outcome) -> None:
+        counts = self.result.counts[entity]
+        counts.created += len(outcome.created)
+        counts.updated += len(outcome.updated)
+        counts.unchanged += len(outcome.unchanged)
+
+    # Accounts (accounts.csv)
+
+    def import_accounts(self, rows: list[tuple[int, dict[str, str]]]) -> None:
+        """Upsert accounts by name, then link each to its parent (`subsidiary_of`).
+
+        A parent must be an account of this file or one already imported. A row whose
+        parent is unknown, or is rejected itself, is rejected. Sector and country are
+        kept as spelled in the file (it has typos such as "technolgy").
+        """
+        parsed: dict[str, tuple[int, dict, str]] = {}
+        for line, row in rows:
+            try:
+                name = check_length(require_value(row, "account"), "account", 200)
+                if name in parsed:
+                    raise RowRejected(
+                        "account",
+                        name,
+                        gettext("duplicate account; first listed on line %(line)d") % {"line": parsed[name][0]},
+                    )
+                values = {
+                    "name": name,
+                    "sector": check_length(row.get("sector", ""), "sector", 100),
+                    "country": check_length(row.get("office_location", ""), "office_location", 100),
+                    "year_established": optional(row, "year_established", parse_int, maximum=9999),
+                    "annual_revenue_amount": optional(row, "revenue", parse_amount),
+                    "employees": optional(row, "employees", parse_int),
+                }
+                parent = row.get("subsidiary_of", "")
+                if parent == name:
+                    raise RowRejected("subsidiary_of", parent, gettext("an account cannot be its own parent"))
+            except RowRejected as rejection:
+                self.reject("accounts", ACCOUNTS_FILE, line, rejection)
+                continue
+            parsed[name] = (line, values, parent)
+
+        known = set(Account.objects.filter(organization=self.organization).values_list("external_id", flat=True))
+        # Rejecting a parent can orphan its subsidiaries, so repeat until nothing changes.
+        rejected_any = True
+        while rejected_any:
+            rejected_any = False
+            for name, (line, _values, parent) in list(parsed.items()):
+                if parent and parent not in parsed and parent not in known:
+                    reason = gettext("unknown parent account; it is neither in this file nor imported before")
+                    self.reject("accounts", ACCOUNTS_FILE, line, RowRejected("subsidiary_of", parent, reason))
+                    del parsed[name]
+                    rejected_any = True
+
+        accounts = Account.objects.filter(organization=self.organization)
+        written = bulk_upsert(
+            model=Account,
+            existing=fetch_by_keys(accounts, "external_id", parsed),
+            desired={name: {"external_id": name, **values} for name, (_line, values, _parent) in parsed.items()},
+            build=lambda name, values: Account(organization=self.organization, **values),
+        )
+        parent_names = {parent for _line, _values, parent in parsed.values() if parent}
+        parents = {**fetch_by_keys(accounts, "external_id", parent_names - written.instances.keys()), **written.instances}
+        # Every key exists after the first pass, so this pass only updates and never builds.
+        linked = bulk_upsert(
+            model=Account,
+            existing=written.instances,
+            desired={
+                name: {"parent_id": parents[parent].pk if parent else None}
+                for name, (_line, _values, parent) in parsed.items()
+            },
+            build=lambda name, values: None,
+        )
+
+        counts = self.result.counts["accounts"]
+        updated = (written.updated | linked.updated) - written.created
+        counts.created += len(written.created)
+        counts.updated += len(updated)
+        counts.unchanged += len(parsed.keys() - written.created - updated)
+        self.accounts = written.instances
+
+    # Products (products.csv)
+
+    def import_products(self, rows: list[tuple[int, dict[str, str]]]) -> None:
+        parsed: dict[str, tuple[int, dict]] = {}
+        for line, row in rows:
+            try:
+                name = check_length(require_value(row, "product"), "product", 200)
+                if name in parsed:
+                    raise RowRejected(
+                        "product",
+                        name,
+                        gettext("duplicate product; first listed on line %(line)d") % {"line": parsed[name][0]},
+                    )
+                values = {
+                    "series": check_length(row.get("series", ""), "series", 100),
+                    "list_price_amount": optional(row, "sales_price", parse_amount),
+                }
+            except RowRejected as rejection:
+                self.reject("products", PRODUCTS_FILE, line, rejection)
+                continue
+            parsed[name] = (line, values)
+
+        outcome = bulk_upsert(
+            model=Product,
+            existing=fetch_by_keys(Product.objects.filter(organization=self.organization), "name", parsed),
+            desired={name: values for name, (_line, values) in parsed.items()},
+            build=lambda name, values: Product(organization=self.organization, name=name, **values),
+        )
+        self.count("products", outcome)
+        self.products = outcome.instances
+
+    # Pipeline and stages
+
+    def pipeline_ensure(self) -> tuple[Pipeline, dict[str, Stage]]:
+        """Return the "Sales" pipeline and its stages by name, creating whichever is missing.
+
+        Stages that exist keep their order, probability and kind, because an admin may
+        have tuned them. The pipeline becomes the default only when the organization has
+        no default pipeline yet.
+        """
+        pipeline = Pipeline.objects.filter(organization=self.organization, name=PIPELINE_NAME).first()
+        if pipeline is None:
+            has_default = Pipeline.objects.filter(organization=self.organization, is_default=True).exists()
+            pipeline = Pipeline.objects.create(
+                organization=self.organization, name=PIPELINE_NAME, is_default=not has_default
+            )
+            logger.info("Import created pipeline organization_id=%s pipeline_id=%s", self.organization.pk, pipeline.pk)
+
+        stages = {stage.name: stage for stage in Stage.objects.filter(organization=self.organization, pipeline=pipeline)}
+        for spec in STAGES:
+            if spec.name not in stages:
+                stages[spec.name] = Stage.objects.create(
+                    organization=self.organization,
+                    pipeline=pipeline,
+                    name=spec.name,
+                    order=spec.order,
+                    kind=spec.kind,
+                    probability=spec.probability,
+                )
+        return pipeline, {spec.name: stages[spec.name] for spec in STAGES}
+
+
+def optional(row: dict[str, str], column: str, parse, **options) -> Decimal | int | None:
+    """Parse `row[column]` with `parse`, or return None when the cell is blank or the column missing."""
+    value = row.get(column, "")
+    if not value:
+        return None
+    return parse(value, column, **options)

@@ -1,0 +1,405 @@
+"""Deals and their implied stage history from the Maven export's sales_pipeline.csv.
+
+The file contains each opportunity's current stage with two dates: `engage_date` (the deal
+entered Engaging) and `close_date` (it was won or lost). There is no stage history, so
+the importer writes the moves these dates imply, marked `is_implied`, and derives
+status and `closed_at` from them with `deal_close_state_refresh`.
+"""
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.utils.translation import gettext
+
+from pipelines.importers.base import (
+    ExchangeRateTable,
+    ImportResult,
+    RowRejected,
+    bulk_upsert,
+    check_length,
+    chunked,
+    convert_amount,
+    date_at_noon_utc,
+    fetch_by_keys,
+    parse_amount,
+    parse_date,
+    require_value,
+)
+from pipelines.models import Account, Deal, DealStageChange, Pipeline, Product, Stage, StageKind
+from pipelines.services import deal_close_state_refresh
+from spm.models import Membership, Organization
+
+logger = logging.getLogger(__name__)
+
+PROSPECTING = "Prospecting"
+ENGAGING = "Engaging"
+# sales_pipeline.csv spells one product differently from products.csv.
+PRODUCT_ALIASES = {"GTXPro": "GTX Pro"}
+AMOUNT_SOURCE_LIST_PRICE = "list_price"
+
+
+@dataclass
+class DealRow:
+    line: int
+    external_id: str
+    owner: Membership
+    product: Product
+    account: Account | None
+    stage: Stage
+    engaged_on: dt.date | None
+    closed_on: dt.date | None
+    amount: Decimal | None
+    base_amount: Decimal | None
+    is_list_price: bool
+
+
+def export_as_of(rows: list[tuple[int, dict[str, str]]], default: dt.date) -> dt.date:
+    """Return the export's as-of date: the latest valid engage_date or close_date in the file.
+
+    Prospecting rows carry no date, so they are dated at this day (12:00 UTC): they count
+    as open pipeline at the end of the data. Falls back to `default` when the file has no
+    valid date. NOTE: a later export with later dates moves these deals' created_at forward.
+    """
+    latest = None
+    for _line, row in rows:
+        for column in ("engage_date", "close_date"):
+            try:
+                day = parse_date(row.get(column, ""), column)
+            except RowRejected:
+                continue
+            if latest is None or day > latest:
+                latest = day
+    return latest or default
+
+
+def import_deals(
+    *,
+    organization: Organization,
+    rows: list[tuple[int, dict[str, str]]],
+    file_name: str,
+    source: str,
+    result: ImportResult,
+    pipeline: Pipeline,
+    stages: dict[str, Stage],
+    memberships: dict[str, Membership],
+    accounts: dict[str, Account],
+    products: dict[str, Product],
+    currency: str,
+    today: dt.date,
+) -> None:
+    """Upsert one deal per opportunity_id, rewrite the implied history of changed deals and refresh their status.
+
+    `memberships`, `accounts` and `products` are the rows imported from the other files
+    by source name. Names missing there are looked up among the organization's earlier
+    imports. Amounts are in `currency`, and `base_amount` is converted to the
+    organization's currency at the rate valid on the close date (open deals: `today`).
+    """
+    parser = DealRowParser(
+        organization=organization,
+        rows=rows,
+        stages=stages,
+        memberships=memberships,
+        accounts=accounts,
+        products=products,
+        currency=currency,
+        today=today,
+    )
+    parsed: dict[str, DealRow] = {}
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        try:
+            deal_row = parser.parse(line, row, first_line)
+        except RowRejected as rejection:
+            result.reject("deals", file_name, line, rejection)
+            continue
+        parsed[deal_row.external_id] = deal_row
+
+    as_of = export_as_of(rows, default=today)
+    deals = Deal.objects.filter(organization=organization, source=source)
+    existing = fetch_by_keys(deals, "external_id", parsed)
+    desired = {key: deal_values(deal_row, existing.get(key), pipeline, currency, as_of) for key, deal_row in parsed.items()}
+    outcome = bulk_upsert(
+        model=Deal,
+        existing=existing,
+        desired=desired,
+        build=lambda key, values: Deal(organization=organization, source=source, external_id=key, **values),
+    )
+    counts = result.counts["deals"]
+    counts.created += len(outcome.created)
+    counts.updated += len(outcome.updated)
+    counts.unchanged += len(outcome.unchanged)
+
+    moves = {
+        outcome.instances[key].pk: implied_moves(deal_row, stages, outcome.instances[key].created_at)
+        for key, deal_row in parsed.items()
+    }
+    rewritten = stage_history_sync(organization=organization, moves=moves, result=result)
+
+    changed_ids = {outcome.instances[key].pk for key in outcome.created | outcome.updated} | rewritten
+    deal_close_state_refresh(organization=organization, deal_ids=changed_ids)
+    logger.info(
+        "Deals imported organization_id=%s source=%s created=%s updated=%s unchanged=%s rejected=%s",
+        organization.pk,
+        source,
+        counts.created,
+        counts.updated,
+        counts.unchanged,
+        counts.rejected,
+    )
+
+
+class DealRowParser:
+    """Check one sales_pipeline.csv row and resolve its names; raise RowRejected on the first bad value."""
+
+    def __init__(self, *, organization, rows, stages, memberships, accounts, products, currency, today):
+        self.stages = stages
+        self.currency = currency
+        self.today = today
+        self.rates = None if currency == organization.currency else ExchangeRateTable(
+            organization=organization, currency=currency
+        )
+
+        # Names that the other files did not provide may come from earlier imports.
+        def referenced(column: str) -> set[str]:
+            return {PRODUCT_ALIASES.get(row.get(column, ""), row.get(column, "")) for _line, row in rows} - {""}
+
+        self.memberships = {
+            **fetch_by_keys(
+                Membership.objects.filter(organization=organization),
+                "external_id",
+                referenced("sales_agent") - memberships.keys(),
+            ),
+            **memberships,
+        }
+        self.accounts = {
+            **fetch_by_keys(
+                Account.objects.filter(organization=organization), "external_id", referenced("account") - accounts.keys()
+            ),
+            **accounts,
+        }
+        self.products = {
+            **fetch_by_keys(
+                Product.objects.filter(organization=organization), "name", referenced("product") - products.keys()
+            ),
+            **products,
+        }
+
+    def parse(self, line: int, row: dict[str, str], first_line: dict[str, int]) -> DealRow:
+        external_id = check_length(require_value(row, "opportunity_id"), "opportunity_id", 200)
+        if external_id in first_line:
+            raise RowRejected(
+                "opportunity_id",
+                external_id,
+                gettext("duplicate opportunity_id; first listed on line %(line)d") % {"line": first_line[external_id]},
+            )
+        first_line[external_id] = line
+
+        stage_name = require_value(row, "deal_stage")
+        stage = self.stages.get(stage_name)
+        if stage is None:
+            raise RowRejected(
+                "deal_stage",
+                stage_name,
+                gettext("unknown stage; expected one of: %(stages)s") % {"stages": ", ".join(self.stages)},
+            )
+        agent = require_value(row, "sales_agent")
+        owner = self.memberships.get(agent)
+        if owner is None:
+            raise RowRejected("sales_agent", agent, gettext("unknown sales agent; add them to sales_teams.csv"))
+        product_name = require_value(row, "product")
+        product = self.products.get(PRODUCT_ALIASES.get(product_name, product_name))
+        if product is None:
+            raise RowRejected("product", product_name, gettext("unknown product; add it to products.csv"))
+        account_name = row.get("account", "")
+        account = None
+        if account_name:
+            account = self.accounts.get(account_name)
+            if account is None:
+                raise RowRejected("account", account_name, gettext("unknown account; add it to accounts.csv"))
+
+        engaged_on, closed_on = self.parse_dates(row, stage)
+        amount, is_list_price = self.parse_amount(row, stage, product)
+        base_amount = self.base_amount(row, amount, closed_on or self.today)
+        return DealRow(
+            line=line,
+            external_id=external_id,
+            owner=owner,
+            product=product,
+            account=account,
+            stage=stage,
+            engaged_on=engaged_on,
+            closed_on=closed_on,
+            amount=amount,
+            base_amount=base_amount,
+            is_list_price=is_list_price,
+        )
+
+    def parse_dates(self, row: dict[str, str], stage: Stage) -> tuple[dt.date | None, dt.date | None]:
+        """Return (engage date, close date), which the stage requires or forbids.
+
+        Prospecting has neither date, Engaging only the engage date, and Won and Lost
+        both, with the close date on or after the engage date. A date the stage
+        contradicts is rejected, not dropped silently.
+        """
+        engage_text = row.get("engage_date", "")
+        close_text = row.get("close_date", "")
+        if stage.name == PROSPECTING:
+            if engage_text:
+                raise RowRejected(
+                    "engage_date", engage_text, gettext("a Prospecting deal has no engage date; clear it or fix the stage")
+                )
+            engaged_on = None
+        else:
+            engaged_on = parse_date(require_value(row, "engage_date"), "engage_date")
+
+        if stage.kind == StageKind.OPEN:
+            if close_text:
+                raise RowRejected(
+                    "close_date", close_text, gettext("an open deal has no close date; clear it or fix the stage")
+                )
+            return engaged_on, None
+        closed_on = parse_date(require_value(row, "close_date"), "close_date")
+        if closed_on < engaged_on:
+            raise RowRejected(
+                "close_date",
+                close_text,
+                gettext("close date is before the engage date %(engage_date)s") % {"engage_date": engage_text},
+            )
+        return engaged_on, closed_on
+
+    def parse_amount(self, row: dict[str, str], stage: Stage, product: Product) -> tuple[Decimal | None, bool]:
+        """Return (amount, whether it is the product's list price).
+
+        Won and Lost deals need `close_value` (the file has 0 on every Lost deal). Open
+        deals have a blank one, so their expected amount is the product's list price.
+        """
+        text = row.get("close_value", "")
+        if text:
+            return parse_amount(text, "close_value"), False
+        if stage.kind != StageKind.OPEN:
+            raise RowRejected("close_value", text, gettext("missing value; a won or lost deal needs its close value"))
+        return product.list_price_amount, product.list_price_amount is not None
+
+    def base_amount(self, row: dict[str, str], amount: Decimal | None, rate_on: dt.date) -> Decimal | None:
+        if amount is None or self.rates is None:
+            return amount
+        rate = self.rates.rate_on(rate_on)
+        if rate is None:
+            raise RowRejected(
+                "close_value",
+                row.get("close_value", ""),
+                gettext(
+                    "no exchange rate for %(currency)s valid on %(date)s; add a rate for %(currency)s "
+                    "valid from that date or earlier"
+                )
+                % {"currency": self.currency, "date": rate_on.isoformat()},
+            )
+        return convert_amount(amount, rate)
+
+
+def deal_values(
+    deal_row: DealRow, existing: Deal | None, pipeline: Pipeline, currency: str, as_of: dt.date
+) -> dict:
+    """Return the deal's fields as the file states them; status and closed_at come from the history."""
+    custom_fields = dict(existing.custom_fields) if existing is not None else {}
+    custom_fields.pop("amount_source", None)
+    if deal_row.is_list_price:
+        custom_fields["amount_source"] = AMOUNT_SOURCE_LIST_PRICE
+
+    name = deal_row.product.name
+    if deal_row.account is not None:
+        name = f"{name} · {deal_row.account.name}"
+    return {
+        "name": name[:300],
+        "owner_id": deal_row.owner.pk,
+        "account_id": deal_row.account.pk if deal_row.account else None,
+        "product_id": deal_row.product.pk,
+        "pipeline_id": pipeline.pk,
+        "stage_id": deal_row.stage.pk,
+        "territory_id": deal_row.owner.territory_id,
+        "currency": currency,
+        "amount": deal_row.amount,
+        "base_amount": deal_row.base_amount,
+        "created_at": date_at_noon_utc(deal_row.engaged_on or as_of),
+        "expected_close_on": deal_row.closed_on,
+        "custom_fields": custom_fields,
+    }
+
+
+def implied_moves(
+    deal_row: DealRow, stages: dict[str, Stage], created_at: dt.datetime
+) -> list[tuple[int | None, int, dt.datetime]]:
+    """Return the (from stage id, to stage id, time) moves that the row's stage and dates imply.
+
+    A deal enters its first stage when it is created: Prospecting for Prospecting rows,
+    Engaging for all others. A won or lost deal then moves from Engaging to its final
+    stage on the close date.
+    """
+    if deal_row.stage.name == PROSPECTING:
+        return [(None, deal_row.stage.pk, created_at)]
+    engaging = stages[ENGAGING]
+    moves = [(None, engaging.pk, created_at)]
+    if deal_row.closed_on is not None:
+        moves.append((engaging.pk, deal_row.stage.pk, date_at_noon_utc(deal_row.closed_on)))
+    return moves
+
+
+def stage_history_sync(
+    *,
+    organization: Organization,
+    moves: dict[int, list[tuple[int | None, int, dt.datetime]]],
+    result: ImportResult,
+) -> set[int]:
+    """Make each deal's implied history equal `moves[deal_id]` and return the ids of deals rewritten.
+
+    A deal whose implied moves already match is left alone. Otherwise its implied moves
+    are deleted and the new ones written. Moves a person recorded (`is_implied=False`)
+    are kept, and an implied move into the same stage at the same time as one of them
+    is not written twice.
+    """
+    implied: dict[int, set] = defaultdict(set)
+    implied_count: dict[int, int] = defaultdict(int)
+    recorded: dict[int, set] = defaultdict(set)
+    for batch in chunked(list(moves), 900):
+        history = DealStageChange.objects.filter(organization=organization, deal_id__in=batch).values_list(
+            "deal_id", "from_stage_id", "to_stage_id", "changed_at", "is_implied"
+        )
+        for deal_id, from_stage_id, to_stage_id, changed_at, is_implied in history:
+            if is_implied:
+                implied[deal_id].add((from_stage_id, to_stage_id, changed_at))
+                implied_count[deal_id] += 1
+            else:
+                recorded[deal_id].add((to_stage_id, changed_at))
+
+    counts = result.counts["stage_changes"]
+    rewrite_ids = []
+    new_changes = []
+    for deal_id, deal_moves in moves.items():
+        expected_moves = [move for move in deal_moves if (move[1], move[2]) not in recorded[deal_id]]
+        if implied[deal_id] == set(expected_moves):
+            counts.unchanged += implied_count[deal_id]
+            continue
+        if implied_count[deal_id]:
+            rewrite_ids.append(deal_id)
+            counts.deleted += implied_count[deal_id]
+        for from_stage_id, to_stage_id, changed_at in expected_moves:
+            new_changes.append(
+                DealStageChange(
+                    organization=organization,
+                    deal_id=deal_id,
+                    from_stage_id=from_stage_id,
+                    to_stage_id=to_stage_id,
+                    changed_at=changed_at,
+                    is_implied=True,
+                )
+            )
+
+    for batch in chunked(rewrite_ids, 900):
+        DealStageChange.objects.filter(organization=organization, deal_id__in=batch, is_implied=True).delete()
+    # Moves are appended in time order per deal, so ids break ties between equal times correctly.
+    DealStageChange.objects.bulk_create(new_changes, batch_size=1000)
+    counts.created += len(new_changes)
+    return {change.deal_id for change in new_changes} | set(rewrite_ids)

@@ -1,0 +1,148 @@
+"""`manage.py import_crm`: import a CRM export folder into one organization."""
+
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_slug
+from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext
+from django_scopes import scope
+
+from pipelines.importers import IMPORTERS
+from pipelines.importers.base import ENTITIES, ImportSourceError
+from pipelines.services import crm_import
+from spm.models import Organization
+
+# Rejected rows printed in full; the rest are only counted.
+MAX_ERRORS_SHOWN = 50
+
+
+def entity_label(entity: str) -> str:
+    labels = {
+        "people": gettext("people"),
+        "teams": gettext("teams"),
+        "territories": gettext("territories"),
+        "accounts": gettext("accounts"),
+        "products": gettext("products"),
+        "deals": gettext("deals"),
+        "stage_changes": gettext("stage changes"),
+    }
+    return labels[entity]
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a CRM export folder into an organization. Re-running with the same files changes nothing. "
+        "Exits with status 1 when rows were rejected; the accepted rows are kept."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", type=Path, help="Folder with the export's CSV files.")
+        parser.add_argument("--org", required=True, help="Slug of the organization to import into.")
+        parser.add_argument("--source", required=True, choices=sorted(IMPORTERS), help="CRM that wrote the export.")
+        parser.add_argument(
+            "--currency",
+            help="ISO 4217 code of the amounts in the files, e.g. USD (default: the organization's base currency).",
+        )
+        parser.add_argument(
+            "--create",
+            action="store_true",
+            help="Create the organization if it does not exist; its base currency is --currency, else EUR.",
+        )
+        parser.add_argument(
+            "--language", choices=["de", "en"], help="Language of the output (default: the organization's)."
+        )
+
+    def handle(self, *args, **options):
+        language = options["language"]
+        # Until the organization is known, messages use --language or the default language.
+        with translation.override(language or translation.get_language()):
+            slug = options["org"]
+            try:
+                validate_slug(slug)
+            except ValidationError:
+                raise CommandError(
+                    gettext("--org %(slug)s is not a valid slug; use letters, digits, hyphens and underscores.")
+                    % {"slug": slug}
+                ) from None
+
+            # The organization is created in the same transaction as the import, so a
+            # failed run leaves no empty organization behind.
+            with transaction.atomic():
+                organization = self.organization_get(slug, create=options["create"], currency=options["currency"])
+                with translation.override(language or organization.language), scope(organization=organization):
+                    try:
+                        result = crm_import(
+                            organization=organization,
+                            source=options["source"],
+                            path=options["path"],
+                            currency=options["currency"],
+                        )
+                    except ImportSourceError as error:
+                        raise CommandError(str(error)) from None
+                    self.report(organization, result)
+
+            if result.errors:
+                with translation.override(language or organization.language):
+                    message = gettext("%(count)d rows were rejected; the accepted rows were imported.") % {
+                        "count": len(result.errors)
+                    }
+                raise CommandError(message, returncode=1)
+
+    def organization_get(self, slug: str, *, create: bool, currency: str | None) -> Organization:
+        """Return the organization with `slug`, creating it when `create` is set.
+
+        A new organization is named after the slug ("acme-gmbh" → "Acme Gmbh"), has the
+        base currency `currency` (default EUR) and the model's other defaults.
+        """
+        organization = Organization.objects.filter(slug=slug).first()
+        if organization is not None:
+            return organization
+        if not create:
+            raise CommandError(
+                gettext("Organization %(slug)s not found; check the slug or pass --create to create it.")
+                % {"slug": slug}
+            )
+        values = {"name": slug.replace("-", " ").replace("_", " ").title(), "slug": slug}
+        if currency:
+            values["currency"] = currency.upper()
+        organization = Organization.objects.create(**values)
+        self.stdout.write(gettext("Created organization %(name)s (%(slug)s).") % {"name": organization.name, "slug": slug})
+        return organization
+
+    def report(self, organization: Organization, result) -> None:
+        """Print the rejected rows to stderr and the per-entity counts to stdout."""
+        for error in result.errors[:MAX_ERRORS_SHOWN]:
+            self.stderr.write(str(error))
+        hidden = len(result.errors) - MAX_ERRORS_SHOWN
+        if hidden > 0:
+            self.stderr.write(gettext("… and %(count)d more rejected rows.") % {"count": hidden})
+
+        self.stdout.write(
+            gettext("Imported %(source)s export %(path)s into %(organization)s in %(seconds).1f s.")
+            % {
+                "source": result.source,
+                "path": result.path,
+                "organization": organization.name,
+                "seconds": result.duration_seconds,
+            }
+        )
+        headings = [
+            gettext("created"),
+            gettext("updated"),
+            gettext("unchanged"),
+            gettext("deleted"),
+            gettext("rejected"),
+        ]
+        label_width = max(len(entity_label(entity)) for entity in ENTITIES) + 2
+        widths = [max(len(heading), 7) + 2 for heading in headings]
+        self.stdout.write(" " * label_width + "".join(heading.rjust(width) for heading, width in zip(headings, widths)))
+        for entity in ENTITIES:
+            counts = result.counts[entity]
+            values = [counts.created, counts.updated, counts.unchanged, counts.deleted, counts.rejected]
+            self.stdout.write(
+                entity_label(entity).ljust(label_width)
+                + "".join(f"{value:,}".rjust(width) for value, width in zip(values, widths))
+            )

@@ -1,0 +1,199 @@
+"""Writes on deals and their stage history, and the entry point of CRM imports."""
+
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Subquery
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from pipelines.models import Deal, DealStageChange, DealStatus, Stage, StageKind
+from spm.models import AuditLog, Organization, User
+
+logger = logging.getLogger(__name__)
+
+CLOSED_KINDS = (StageKind.WON, StageKind.LOST)
+# Keeps `id IN (...)` lists well below SQLite's limit of bound parameters per statement.
+REFRESH_BATCH_SIZE = 900
+CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+
+
+def deal_close_state_refresh(*, organization: Organization, deal_ids: Iterable[int] | None = None) -> int:
+    """Derive `stage`, `status` and `closed_at` of deals from their stage history, set-based.
+
+    For a deal with history, the current stage is the `to_stage` of its latest move (by
+    `changed_at`, with ties broken by `id`, the insertion order), and `status` is that
+    stage's kind. `closed_at` is the time of the latest move into a won or lost stage when
+    the current stage is won or lost, else None. So a deal reopened after closing is open,
+    and one closed again counts at its latest close. A deal without history keeps its stage,
+    takes its status from that stage and loses `closed_at` only when the stage is open.
+
+    `deal_ids=None` refreshes every deal of the organization. Runs a fixed number of
+    UPDATE statements per batch of 900 ids and returns the number of deals refreshed.
+    """
+    deals = Deal.objects.filter(organization=organization)
+    if deal_ids is None:
+        batches = [None]
+        total = deals.count()
+    else:
+        ids = sorted(set(deal_ids))
+        batches = [ids[start : start + REFRESH_BATCH_SIZE] for start in range(0, len(ids), REFRESH_BATCH_SIZE)]
+        total = len(ids)
+
+    # The outer query already limits deals to the organization, so the correlated subquery
+    # filters on the deal alone. With an organization filter, SQLite walks the
+    # (organization, changed_at) index to satisfy ORDER BY instead of using the deal index.
+    # Measured with SQLite 3.40 on the Maven data set (15,511 changes): 1.6 s per batch of
+    # 900 deals with the filter, under 0.1 s without.
+    history = DealStageChange._base_manager.filter(deal_id=OuterRef("pk"))
+    latest_stage = history.order_by("-changed_at", "-id").values("to_stage_id")[:1]
+    latest_close = history.filter(to_stage__kind__in=CLOSED_KINDS).order_by("-changed_at", "-id").values("changed_at")[:1]
+    stage_kind = Stage.objects.filter(pk=OuterRef("stage_id")).values("kind")[:1]
+
+    for batch in batches:
+        selected = deals if batch is None else deals.filter(pk__in=batch)
+        selected.filter(Exists(history)).update(stage_id=Subquery(latest_stage))
+        selected.update(status=Subquery(stage_kind))
+        selected.filter(status=DealStatus.OPEN).update(closed_at=None)
+        selected.filter(Exists(history), status__in=CLOSED_KINDS).update(closed_at=Subquery(latest_close))
+    return total
+
+
+def deal_move_stage(
+    *, deal: Deal, to_stage: Stage, changed_at: dt.datetime, actor: User | None = None
+) -> DealStageChange | None:
+    """Append a move of `deal` into `to_stage` at `changed_at` and re-derive its status and close time.
+
+    Moving backwards (to a lower order, or from won/lost back to an open stage) is a
+    normal move: the history keeps every earlier move. Raises ValidationError when the
+    stage belongs to another pipeline or `changed_at` is naive or earlier than the deal's
+    latest move. Returns None without writing when the deal is already in `to_stage`.
+    Writes an audit log entry and schedules a KPI recompute of the organization after commit.
+    """
+    with transaction.atomic():
+        # The row lock serialises concurrent moves of one deal, so the second reads the first one's history.
+        current = Deal.objects.select_for_update().only("pipeline", "stage", "status").get(pk=deal.pk)
+        before = {"stage_id": current.stage_id, "status": current.status}
+
+        if to_stage.pipeline_id != current.pipeline_id:
+            raise ValidationError(
+                gettext("Stage %(stage)s belongs to another pipeline than the deal.") % {"stage": to_stage}
+            )
+        if timezone.is_naive(changed_at):
+            raise ValidationError(gettext("The time of a stage change needs a time zone."))
+        latest_at = deal.stage_changes.order_by("-changed_at").values_list("changed_at", flat=True).first()
+        if latest_at is not None and changed_at < latest_at:
+            raise ValidationError(
+                gettext("A stage change cannot be earlier than the deal's latest stage change (%(latest)s).")
+                % {"latest": latest_at.isoformat()}
+            )
+        # Already there: a second move into the same stage would only add noise to the history.
+        if to_stage.pk == current.stage_id:
+            return None
+
+        change = DealStageChange.objects.create(
+            organization_id=deal.organization_id,
+            deal=deal,
+            from_stage_id=current.stage_id,
+            to_stage=to_stage,
+            changed_at=changed_at,
+        )
+        deal_close_state_refresh(organization=deal.organization, deal_ids=[deal.pk])
+        deal.refresh_from_db(fields=["stage", "status", "closed_at"])
+        AuditLog.objects.create(
+            organization_id=deal.organization_id,
+            actor=actor,
+            action="deal.stage_moved",
+            object_type="deal",
+            object_id=str(deal.pk),
+            before=before,
+            after={"stage_id": deal.stage_id, "status": deal.status},
+        )
+        kpi_recompute_schedule(organization_id=deal.organization_id)
+
+    logger.info(
+        "Deal stage moved organization_id=%s deal_id=%s to_stage_id=%s status=%s",
+        deal.organization_id,
+        deal.pk,
+        to_stage.pk,
+        deal.status,
+    )
+    return change
+
+
+def kpi_recompute_schedule(*, organization_id: int) -> None:
+    """Enqueue the organization's KPI recompute once the current transaction commits."""
+    from dashboards.tasks import kpi_snapshot_recompute
+
+    transaction.on_commit(lambda: kpi_snapshot_recompute.delay(organization_id=organization_id))
+
+
+def crm_import(
+    *,
+    organization: Organization,
+    source: str,
+    path: Path,
+    currency: str | None = None,
+    today: dt.date | None = None,
+    actor: User | None = None,
+):
+    """Import a CRM export folder into `organization` in one transaction and return an ImportResult.
+
+    `currency` is the ISO code of the file's amounts (default: the organization's base
+    currency). `today` is the date at which open deals are converted to the base
+    currency (default: today in the organization's time zone). Rejected rows are listed
+    in the result and the accepted rows are kept. An unexpected error rolls back every
+    file of the run. Raises ImportSourceError for an unknown source, a missing file or
+    column, or an invalid currency code. Writes an `import.finished` audit log entry
+    and, when anything changed, schedules a KPI recompute after commit.
+    """
+    from pipelines.importers import IMPORTERS
+    from pipelines.importers.base import ImportSourceError
+
+    importer = IMPORTERS.get(source)
+    if importer is None:
+        raise ImportSourceError(
+            gettext("Unknown source %(source)s; choose one of: %(choices)s.")
+            % {"source": source, "choices": ", ".join(sorted(IMPORTERS))}
+        )
+    currency = (currency or organization.currency).upper()
+    if not CURRENCY_CODE.match(currency):
+        raise ImportSourceError(
+            gettext("Currency %(currency)s is not a three-letter ISO code such as EUR or USD.") % {"currency": currency}
+        )
+    if today is None:
+        today = timezone.localdate(timezone=organization.tzinfo)
+    started = time.monotonic()
+    logger.info("Import started organization_id=%s source=%s", organization.pk, source)
+
+    with transaction.atomic():
+        result = importer(organization=organization, path=Path(path), currency=currency, today=today)
+        result.duration_seconds = time.monotonic() - started
+        AuditLog.objects.create(
+            organization=organization,
+            actor=actor,
+            action="import.finished",
+            object_type="import",
+            object_id=source,
+            after=result.as_dict(),
+        )
+        # Nothing changed: the snapshots already match the data.
+        if result.has_changes:
+            kpi_recompute_schedule(organization_id=organization.pk)
+
+    logger.info(
+        "Import finished organization_id=%s source=%s deals_created=%s deals_updated=%s rejected_rows=%s seconds=%.2f",
+        organization.pk,
+        source,
+        result.counts["deals"].created,
+        result.counts["deals"].updated,
+        len(result.errors),
+        result.duration_seconds,
+    )
+    return result
