@@ -1,9 +1,82 @@
-from django.http import HttpResponse
+"""Manager dashboard and rep scorecard: one URL each for the full page and its htmx fragment."""
+
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+
+from dashboards.forms import DEFAULT_REP_SORT, DashboardFilterForm, PeriodFilterForm
+from dashboards.scorecards import dashboard_page, default_period, periods_grouped, scorecard_page
+from dashboards.selectors import kpi_periods_available
+from pipelines.selectors import team_list_visible
+from spm.models import Role
+from spm.tenancy import membership_ids_visible
+
+
+def render_kpi_page(request, template_name: str, context: dict):
+    """Render the whole page, or only its `kpi-content` partial for an htmx request.
+
+    History restores (the browser's back button with an empty htmx cache) need
+    the whole page even though htmx sends them.
+    """
+    if request.htmx and not request.htmx.history_restore_request:
+        template_name = f"{template_name}#kpi-content"
+    response = render(request, template_name, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _period_context(form, periods) -> tuple:
+    """Return (period, errors): the requested period if valid, else the default with the error shown."""
+    errors = [message for messages in form.errors.values() for message in messages]
+    period = form.cleaned_data.get("period") if "period" not in form.errors else None
+    return period or default_period(periods), errors
 
 
 def dashboard(request, org_slug):
-    return HttpResponse("dashboard")
+    organization, membership = request.organization, request.membership
+    if membership.role == Role.REP:
+        raise Http404("The dashboard is for managers and admins.")
+
+    form = DashboardFilterForm(request.GET, organization=organization)
+    form.is_valid()
+    periods = kpi_periods_available(organization=organization)
+    period, errors = _period_context(form, periods)
+    teams = team_list_visible(membership=membership)
+    team_id = form.cleaned_data.get("team")
+    team = next((team for team in teams if team.pk == team_id), None)
+    if team_id is not None and team is None:
+        errors.append(_("No team with id %(team)s among your teams; pick one from the list.") % {"team": team_id})
+    sort = form.cleaned_data.get("sort") or DEFAULT_REP_SORT
+
+    page = None
+    if period is not None:
+        page = dashboard_page(
+            organization=organization,
+            membership=membership,
+            visible_member_ids=membership_ids_visible(membership),
+            period=period,
+            teams=teams,
+            team=team,
+            sort=sort,
+            deals_url=reverse("deal_list", kwargs={"org_slug": organization.slug}),
+        )
+    context = {"page": page, "period": period, "period_groups": periods_grouped(periods, period), "teams": teams, "team": team, "sort": sort, "errors": errors}
+    return render_kpi_page(request, "dashboards/dashboard.html", context)
 
 
 def me(request, org_slug):
-    return HttpResponse("me")
+    organization, membership = request.organization, request.membership
+
+    form = PeriodFilterForm(request.GET, organization=organization)
+    form.is_valid()
+    periods = kpi_periods_available(organization=organization)
+    period, errors = _period_context(form, periods)
+    deals_url = reverse("deal_list", kwargs={"org_slug": organization.slug})
+
+    page = None
+    if period is not None:
+        page = scorecard_page(organization=organization, membership=membership, period=period, deals_url=deals_url)
+    context = {"page": page, "period": period, "period_groups": periods_grouped(periods, period), "errors": errors, "deals_url": deals_url}
+    return render_kpi_page(request, "dashboards/me.html", context)

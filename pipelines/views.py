@@ -1,9 +1,123 @@
-from django.http import HttpResponse
+"""Deal list (the drill-down target of every KPI number) and deal detail."""
+
+from django.core.paginator import Paginator
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+
+from dashboards.forms import METRIC_LABELS, DealFilterForm
+from dashboards.models import Grain
+from dashboards.templatetags.spm_format import period_name
+from pipelines.models import DealStatus
+from pipelines.selectors import (
+    deal_get_visible,
+    deal_list_visible,
+    deal_stage_history,
+    deal_totals,
+    membership_list_visible,
+    stage_list,
+    team_list_visible,
+    territory_get,
+)
+from spm.tenancy import membership_ids_visible
+
+DEALS_PER_PAGE = 50
 
 
 def deal_list(request, org_slug):
-    return HttpResponse("deals")
+    organization, membership = request.organization, request.membership
+    visible_member_ids = membership_ids_visible(membership)
+    form = DealFilterForm(request.GET, organization=organization)
+    context = {
+        "form": form,
+        "teams": team_list_visible(membership=membership),
+        "stages": stage_list(),
+        "owners": membership_list_visible(visible_member_ids=visible_member_ids),
+        "statuses": DealStatus.choices,
+        "metric_labels": METRIC_LABELS,
+    }
+
+    status = 200
+    if form.is_valid():
+        filters = form.filters()
+        deals = deal_list_visible(organization=organization, visible_member_ids=visible_member_ids, filters=filters)
+        totals = deal_totals(deals)
+        paginator = Paginator(deals, DEALS_PER_PAGE)
+        # The totals query already counted the rows, so Paginator need not run COUNT again.
+        paginator.count = totals.count
+        context.update(
+            filters=filters,
+            totals=totals,
+            page=paginator.get_page(request.GET.get("page")),
+            chips=_filter_chips(request, filters, context),
+        )
+    else:
+        status = 400
+        context.update(errors=form.error_messages_flat(), chips=[])
+
+    template_name = "pipelines/deal_list.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template_name += "#deal-results"
+    response = render(request, template_name, context, status=status)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
 
 
 def deal_detail(request, org_slug, pk):
-    return HttpResponse("deal")
+    deal = deal_get_visible(membership=request.membership, deal_id=pk)
+    history = deal_stage_history(deal=deal)
+    return render(request, "pipelines/deal_detail.html", {"deal": deal, "history": history})
+
+
+def _filter_chips(request, filters, context) -> list[tuple[str, str]]:
+    """Return (text, URL without that filter) for every active filter, for the removable chips."""
+    chips = []
+    if filters.period is not None:
+        text = f"{METRIC_LABELS[filters.metric]}: {period_name(filters.period)}"
+        chips.append((text, _url_without(request, "period", "metric")))
+    if filters.grain:
+        chips.append((_subject_text(filters, context, request.organization), _url_without(request, "grain", "subject")))
+    team_names = {team.pk: team.name for team in context["teams"]}
+    for team_id in filters.team_ids:
+        text = _("Team: %(name)s") % {"name": team_names.get(team_id, f"#{team_id}")}
+        chips.append((text, _url_without(request, "team", value=str(team_id))))
+    if filters.stage_id is not None:
+        stage_names = {stage.pk: stage.name for stage in context["stages"]}
+        text = _("Stage: %(name)s") % {"name": stage_names.get(filters.stage_id, f"#{filters.stage_id}")}
+        chips.append((text, _url_without(request, "stage")))
+    if filters.status:
+        chips.append((_("Status: %(name)s") % {"name": DealStatus(filters.status).label}, _url_without(request, "status")))
+    if filters.owner_id is not None:
+        owner_names = {owner.pk: owner.display_name for owner in context["owners"]}
+        text = _("Owner: %(name)s") % {"name": owner_names.get(filters.owner_id, f"#{filters.owner_id}")}
+        chips.append((text, _url_without(request, "owner")))
+    if filters.search:
+        chips.append((_("Search: %(text)s") % {"text": filters.search}, _url_without(request, "q")))
+    return chips
+
+
+def _subject_text(filters, context, organization) -> str:
+    if filters.grain == Grain.ORGANIZATION:
+        return _("Organization: %(name)s") % {"name": organization.name}
+    if filters.grain == Grain.REP:
+        names = {owner.pk: owner.display_name for owner in context["owners"]}
+        return _("Rep: %(name)s") % {"name": names.get(filters.subject_id, f"#{filters.subject_id}")}
+    if filters.grain == Grain.TEAM:
+        names = {team.pk: team.name for team in context["teams"]}
+        return _("Team: %(name)s") % {"name": names.get(filters.subject_id, f"#{filters.subject_id}")}
+    territory = territory_get(territory_id=filters.subject_id)
+    name = territory.name if territory is not None else f"#{filters.subject_id}"
+    return _("Territory: %(name)s") % {"name": name}
+
+
+def _url_without(request, *names, value=None) -> str:
+    """Return the current query string without the named parameters (or only one `value` of one)."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    for name in names:
+        if value is None:
+            query.pop(name, None)
+        else:
+            query.setlist(name, [item for item in query.getlist(name) if item != value])
+    encoded = query.urlencode()
+    return f"{request.path}?{encoded}" if encoded else request.path

@@ -1,0 +1,120 @@
+"""Plotly figures for the dashboard, built from KPI rows and returned as JSON-ready dicts.
+
+Templates embed the dict with `json_script`, and static/spm/charts.js draws it
+with `Plotly.newPlot`, so no page needs an inline script. Axis titles come
+from gettext, and `layout.separators` plus Babel-formatted bar labels make
+numbers read `1.234,56` on German pages.
+"""
+
+import json
+import re
+from decimal import Decimal
+
+import plotly.graph_objects as go
+from babel.dates import format_date
+from babel.numbers import format_currency
+from django.utils.translation import gettext as _
+
+from dashboards.kpis import KpiRow
+from dashboards.templatetags.spm_format import current_locale, format_money, format_percent
+from spm.fiscal import Period
+
+BAR_COLOR = "#0d6efd"
+
+
+def _separators(locale) -> str:
+    """Return Plotly's `separators` (decimal mark, then thousands mark) for a Babel locale."""
+    return locale.number_symbols["latn"]["decimal"] + locale.number_symbols["latn"]["group"]
+
+
+def _currency_affixes(currency: str, locale) -> tuple[str, str]:
+    """Split the locale's currency format around the number: ("€", "") in English, ("", " €") in German."""
+    sample = format_currency(Decimal("1"), currency, locale=locale)
+    match = re.search(r"\d(?:.*\d)?", sample)
+    return sample[: match.start()], sample[match.end() :]
+
+
+def _base_layout(locale, **layout) -> dict:
+    return {
+        "template": "none",
+        "separators": _separators(locale),
+        "autosize": True,
+        "height": 320,
+        "margin": {"l": 64, "r": 16, "t": 16, "b": 56},
+        "font": {"family": "system-ui, sans-serif", "size": 13},
+        **layout,
+    }
+
+
+def _to_dict(figure: go.Figure) -> dict:
+    # to_json turns numpy and Decimal values into plain JSON, which json_script can embed again.
+    return json.loads(figure.to_json())
+
+
+def won_amount_by_month_chart(series: list[tuple[Period, KpiRow | None]], *, currency: str) -> dict:
+    """Bar chart of won amount per month; a month without a snapshot row shows as 0 (nothing won)."""
+    locale = current_locale()
+    prefix, suffix = _currency_affixes(currency, locale)
+    months = [format_date(period.start, "LLL yy", locale=locale) for period, _row in series]
+    amounts = [float(row.won_amount) if row is not None else 0.0 for _period, row in series]
+    labels = [format_money(row.won_amount if row is not None else 0, currency, locale) for _period, row in series]
+
+    figure = go.Figure(
+        go.Bar(
+            x=months,
+            y=amounts,
+            customdata=labels,
+            marker_color=BAR_COLOR,
+            hovertemplate="%{x}: %{customdata}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        _base_layout(
+            locale,
+            xaxis={"title": {"text": _("Month")}, "type": "category"},
+            yaxis={
+                "title": {"text": _("Won amount (%(currency)s)") % {"currency": currency}},
+                "tickprefix": prefix,
+                "ticksuffix": suffix,
+                "separatethousands": True,
+                "rangemode": "tozero",
+            },
+        )
+    )
+    return _to_dict(figure)
+
+
+def win_rate_by_rep_chart(rows: list[KpiRow]) -> dict:
+    """Horizontal bar chart of each rep's win rate in percent, value printed on the bar.
+
+    Reps without closed deals have no win rate; they are left out rather than
+    drawn as 0 %.
+    """
+    locale = current_locale()
+    defined = sorted((row for row in rows if row.win_rate is not None), key=lambda row: row.win_rate)
+    names = [row.subject for row in defined]
+    percents = [float(row.win_rate * 100) for row in defined]
+    labels = [format_percent(row.win_rate, locale) for row in defined]
+
+    figure = go.Figure(
+        go.Bar(
+            x=percents,
+            y=names,
+            orientation="h",
+            text=labels,
+            textposition="auto",
+            customdata=[[row.won_count, row.lost_count] for row in defined],
+            marker_color=BAR_COLOR,
+            hovertemplate=_("%{y}: %{text}, %{customdata[0]} won, %{customdata[1]} lost") + "<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        _base_layout(
+            locale,
+            height=max(160, 48 + 32 * len(defined)),
+            margin={"l": 140, "r": 16, "t": 16, "b": 48},
+            xaxis={"title": {"text": _("Win rate (%)")}, "range": [0, 100], "ticksuffix": "%"},
+            yaxis={"title": {"text": _("Rep")}, "automargin": True},
+        )
+    )
+    return _to_dict(figure)

@@ -1,0 +1,154 @@
+"""Locale-aware number formatting for templates, backed by Babel (CLDR data).
+
+The active Django language picks the Babel locale, so German pages read
+`1.234,56 €`, `37,5 %` and `12,5 Tage`, English pages `€1,234.56`, `37.5%` and
+`12.5 days`. Babel puts a no-break space (U+00A0) between number and unit
+where the locale has one, so a unit never wraps onto its own line.
+
+A value of None is an undefined KPI: it renders as a focusable "–" whose
+tooltip gives the reason, never as 0.
+"""
+
+from decimal import Decimal
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal, parse_pattern
+from babel.units import format_unit
+from django import template
+from django.utils.html import format_html
+from django.utils.translation import get_language, gettext, to_locale
+
+from dashboards import display
+from spm.fiscal import MONTH, QUARTER, YEAR, Period
+
+register = template.Library()
+
+
+def current_locale() -> Locale:
+    """Return the Babel locale of the active Django language, English when Babel lacks it."""
+    try:
+        return Locale.parse(to_locale(get_language() or "en"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse("en")
+
+
+def _one_decimal(pattern_text: str, value, locale: Locale) -> str:
+    pattern = parse_pattern(pattern_text)
+    pattern.frac_prec = (1, 1)
+    return pattern.apply(value, locale)
+
+
+def format_money(value, currency: str, locale: Locale | None = None) -> str:
+    """Format an amount with the currency's symbol and its usual two decimals."""
+    return format_currency(Decimal(value), currency, locale=locale or current_locale())
+
+
+def format_percent(ratio, locale: Locale | None = None) -> str:
+    """Format a ratio (0.375) as a percentage with one decimal (37,5 % / 37.5%)."""
+    locale = locale or current_locale()
+    return _one_decimal(locale.percent_formats[None].pattern, Decimal(ratio), locale)
+
+
+def format_days(days, locale: Locale | None = None) -> str:
+    """Format a number of days with one decimal and the locale's unit word (12,5 Tage)."""
+    locale = locale or current_locale()
+    text = format_unit(Decimal(days), "duration-day", locale=locale, format="#,##0.0")
+    # CLDR's unit patterns use a plain space; a no-break space keeps "Tage" beside its number.
+    return text.replace(" ", "\xa0")
+
+
+def format_number(value, locale: Locale | None = None) -> str:
+    """Format a count or plain number with the locale's grouping (1.234 / 1,234)."""
+    return format_decimal(value, locale=locale or current_locale())
+
+
+def format_value(value, value_format: str, currency: str) -> str:
+    """Format a defined value in one of the formats named in dashboards.display."""
+    if value_format == display.MONEY:
+        return format_money(value, currency)
+    if value_format == display.MONEY_PER_DAY:
+        return gettext("%(amount)s per day") % {"amount": format_money(value, currency)}
+    if value_format == display.PERCENT:
+        return format_percent(value)
+    if value_format == display.DAYS:
+        return format_days(value)
+    return format_number(value)
+
+
+def undefined_html(reason: str):
+    return format_html('<span class="undefined-value" title="{}" tabindex="0">–</span>', reason)
+
+
+def _generic_reason() -> str:
+    return gettext("Not defined for this selection.")
+
+
+@register.filter
+def money(value, currency):
+    """`{{ amount|money:organization.currency }}`."""
+    if value is None or value == "":
+        return undefined_html(_generic_reason())
+    return format_money(value, currency)
+
+
+@register.filter
+def percent(value):
+    """`{{ ratio|percent }}` for a ratio between 0 and 1."""
+    if value is None or value == "":
+        return undefined_html(_generic_reason())
+    return format_percent(value)
+
+
+@register.filter
+def days(value):
+    if value is None or value == "":
+        return undefined_html(_generic_reason())
+    return format_days(value)
+
+
+@register.filter
+def number(value):
+    if value is None or value == "":
+        return undefined_html(_generic_reason())
+    return format_number(value)
+
+
+@register.simple_tag(takes_context=True)
+def kpi_value(context, row, key, reason=""):
+    """Render one KPI of a KpiRow with its format, or "–" with the KPI's undefined reason.
+
+    `row` may be None, for a subject without a snapshot row in the period:
+    its counts and amounts are then 0 because nothing happened, and its
+    ratios are undefined. `reason` replaces the KPI's own undefined reason.
+    """
+    kpi = display.KPIS[key]
+    if row is None:
+        value = None if kpi.undefined_reason else 0
+    else:
+        value = getattr(row, key)
+    return kpi_format(context, value, key, reason)
+
+
+@register.simple_tag(takes_context=True)
+def kpi_format(context, value, key, reason=""):
+    """Render a value in the format of KPI `key`, in the organization's currency."""
+    kpi = display.KPIS[key]
+    if value is None:
+        return undefined_html(reason or kpi.undefined_reason or _generic_reason())
+    organization = context.get("organization")
+    currency = organization.currency if organization is not None else "EUR"
+    return format_value(value, kpi.value_format, currency)
+
+
+@register.filter
+def period_name(period: Period) -> str:
+    """Human name of a fiscal period: `FY 2017`, `Q2 FY 2017`, `March 2017` (localized)."""
+    if period.kind == YEAR:
+        return gettext("FY %(year)s") % {"year": period.label}
+    if period.kind == QUARTER:
+        year, quarter = period.label.split("-")
+        return gettext("%(quarter)s FY %(year)s") % {"quarter": quarter.upper(), "year": year}
+    if period.kind == MONTH:
+        return format_date(period.start, "LLLL y", locale=current_locale())
+    return period.label

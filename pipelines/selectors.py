@@ -1,0 +1,154 @@
+"""Reads behind the deal pages: the visible deal list with its filters, one deal, its history.
+
+Every function runs inside the organization scope that OrganizationMiddleware
+opens, and narrows rows to what the member's role may see with
+spm.tenancy, so a deal of another organization or of another rep never
+reaches a page.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from dashboards.selectors import deal_filter_for_subject, deal_list_for_metric
+from goals.models import Team, Territory
+from pipelines.models import Deal, DealStageChange, Stage
+from spm.fiscal import Period
+from spm.models import Membership, Organization, Role
+from spm.tenancy import get_visible_or_404
+
+# Sort keys the deal list accepts, mapped to their ORDER BY columns; "-key" sorts descending.
+DEAL_SORT_FIELDS = {
+    "name": ("name", "external_id"),
+    "owner": ("owner__user__name", "owner__user__email"),
+    "stage": ("stage__order",),
+    "amount": ("base_amount",),
+    "created": ("created_at",),
+    "closed": ("closed_at",),
+}
+
+
+@dataclass(frozen=True)
+class DealFilters:
+    """Validated deal-list filters; None (or empty) means "not filtered"."""
+
+    period: Period | None = None
+    metric: str = ""
+    grain: str = ""
+    subject_id: int | None = None
+    team_ids: tuple[int, ...] = ()
+    stage_id: int | None = None
+    status: str = ""
+    owner_id: int | None = None
+    search: str = ""
+    sort: str = ""
+
+
+@dataclass(frozen=True)
+class DealTotals:
+    count: int
+    base_amount: Decimal
+
+
+def deal_list_visible(
+    *, organization: Organization, visible_member_ids: set[int] | None, filters: DealFilters
+) -> QuerySet[Deal]:
+    """Return the deals owned by `visible_member_ids` (None: everyone) that match `filters`; lazy.
+
+    Pass `spm.tenancy.membership_ids_visible(membership)`, computed once per
+    request, as `visible_member_ids`. A period with a metric selects exactly the
+    deals that KPI counts (dashboards.selectors.deal_list_for_metric), so the
+    list's count and amount sum equal the number the user clicked. Ids outside
+    the member's visibility match nothing rather than raising.
+    """
+    if filters.period is not None and filters.metric:
+        deals = deal_list_for_metric(organization=organization, period=filters.period, metric=filters.metric)
+    else:
+        deals = Deal.objects.filter(organization=organization)
+    if visible_member_ids is not None:
+        deals = deals.filter(owner_id__in=visible_member_ids)
+
+    if filters.grain:
+        deals = deals.filter(deal_filter_for_subject(grain=filters.grain, subject_id=filters.subject_id or 0))
+    if filters.team_ids:
+        team_condition = Q()
+        for team_id in filters.team_ids:
+            team_condition |= deal_filter_for_subject(grain="team", subject_id=team_id)
+        deals = deals.filter(team_condition)
+    if filters.stage_id is not None:
+        deals = deals.filter(stage_id=filters.stage_id)
+    if filters.status:
+        deals = deals.filter(status=filters.status)
+    if filters.owner_id is not None:
+        deals = deals.filter(owner_id=filters.owner_id)
+    if filters.search:
+        deals = deals.filter(Q(name__icontains=filters.search) | Q(external_id__icontains=filters.search))
+
+    deals = deals.select_related("owner__user", "account", "stage", "territory")
+    if filters.sort:
+        descending = filters.sort.startswith("-")
+        columns = DEAL_SORT_FIELDS[filters.sort.lstrip("-")]
+        deals = deals.order_by(*[f"-{column}" if descending else column for column in columns], "-id" if descending else "id")
+    elif not (filters.period is not None and filters.metric):
+        deals = deals.order_by("-created_at", "-id")
+    return deals
+
+
+def deal_totals(deals: QuerySet[Deal]) -> DealTotals:
+    """Count and sum the base-currency amounts of every deal in `deals`, in one query.
+
+    Deals without an amount count but add nothing, as in the KPI snapshots.
+    """
+    totals = deals.order_by().aggregate(count=Count("id"), base_amount=Sum("base_amount"))
+    return DealTotals(count=totals["count"], base_amount=totals["base_amount"] or Decimal("0"))
+
+
+def deal_get_visible(*, membership: Membership, deal_id: int) -> Deal:
+    """Fetch one deal the member may see with its related rows; Http404 for anything else."""
+    deals = Deal.objects.select_related("owner__user", "account", "product", "territory", "stage", "pipeline")
+    return get_visible_or_404(deals, membership, pk=deal_id)
+
+
+def deal_stage_history(*, deal: Deal) -> list[DealStageChange]:
+    """Return the deal's stage changes, oldest first, with both stages loaded."""
+    return list(
+        DealStageChange.objects.filter(deal=deal).select_related("from_stage", "to_stage").order_by("changed_at", "id")
+    )
+
+
+def team_list_visible(*, membership: Membership) -> list[Team]:
+    """Return the teams whose numbers `membership` may see, by name.
+
+    Admins see every team. A manager sees the teams they manage and every
+    sub-team below them. A rep sees no team.
+    """
+    if membership.role == Role.ADMIN:
+        return list(Team.objects.order_by("name"))
+    if membership.role != Role.MANAGER:
+        return []
+
+    teams = list(Team.objects.order_by("name"))
+    visible_ids = {team.pk for team in teams if team.manager_id == membership.pk}
+    frontier = set(visible_ids)
+    while frontier:
+        frontier = {team.pk for team in teams if team.parent_id in frontier} - visible_ids
+        visible_ids |= frontier
+    return [team for team in teams if team.pk in visible_ids]
+
+
+def membership_list_visible(*, visible_member_ids: set[int] | None) -> list[Membership]:
+    """Return the members in `visible_member_ids` (None: everyone) with users loaded, by name."""
+    members = Membership.objects.select_related("user").order_by("user__name", "user__email")
+    if visible_member_ids is not None:
+        members = members.filter(pk__in=visible_member_ids)
+    return list(members)
+
+
+def stage_list() -> list[Stage]:
+    """Return the organization's stages in pipeline order, with their pipeline loaded."""
+    return list(Stage.objects.select_related("pipeline").order_by("pipeline__name", "order"))
+
+
+def territory_get(*, territory_id: int) -> Territory | None:
+    return Territory.objects.filter(pk=territory_id).first()
