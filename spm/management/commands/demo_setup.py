@@ -82,7 +82,7 @@ class Command(BaseCommand):
         if membership is None:
             raise CommandError(f"No member with e-mail {email} in {organization.slug!r}; was the CRM import run?")
         if membership.role != role:
-            raise CommandError(f"{email} has role {membership.role!r}, expected {role!r}.")
+            raise CommandError(f"{email} has role {membership.role!r}, expected {str(role)!r}.")
         return membership
 
     def _admin_ensure(self, organization: Organization, email: str) -> Membership:
