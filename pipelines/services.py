@@ -34,17 +34,16 @@ def deal_close_state_refresh(*, organization: Organization, deal_ids: Iterable[i
     and one closed again counts at its latest close. A deal without history keeps its stage,
     takes its status from that stage and loses `closed_at` only when the stage is open.
 
-    `deal_ids=None` refreshes every deal of the organization. Runs a fixed number of
-    UPDATE statements per batch of 900 ids and returns the number of deals refreshed.
+    `deal_ids=None` refreshes every deal of the organization, and ids of other
+    organizations are ignored. Runs four UPDATE statements per batch of 900 ids and
+    returns the number of deals refreshed.
     """
     deals = Deal.objects.filter(organization=organization)
     if deal_ids is None:
         batches = [None]
-        total = deals.count()
     else:
         ids = sorted(set(deal_ids))
         batches = [ids[start : start + REFRESH_BATCH_SIZE] for start in range(0, len(ids), REFRESH_BATCH_SIZE)]
-        total = len(ids)
 
     # The outer query already limits deals to the organization, so the correlated subquery
     # filters on the deal alone. With an organization filter, SQLite walks the
@@ -56,10 +55,11 @@ def deal_close_state_refresh(*, organization: Organization, deal_ids: Iterable[i
     latest_close = history.filter(to_stage__kind__in=CLOSED_KINDS).order_by("-changed_at", "-id").values("changed_at")[:1]
     stage_kind = Stage.objects.filter(pk=OuterRef("stage_id")).values("kind")[:1]
 
+    total = 0
     for batch in batches:
         selected = deals if batch is None else deals.filter(pk__in=batch)
         selected.filter(Exists(history)).update(stage_id=Subquery(latest_stage))
-        selected.update(status=Subquery(stage_kind))
+        total += selected.update(status=Subquery(stage_kind))
         selected.filter(status=DealStatus.OPEN).update(closed_at=None)
         selected.filter(Exists(history), status__in=CLOSED_KINDS).update(closed_at=Subquery(latest_close))
     return total
