@@ -91,11 +91,15 @@ def parse_period(label: str, start_month: int) -> Period:
         if not match:
             continue
         year = int(match["year"])
-        if kind == YEAR:
-            return fiscal_year(year, start_month)
-        if kind == QUARTER:
-            return fiscal_quarter(year, int(match["quarter"]), start_month)
-        return calendar_month(year, int(match["month"]))
+        try:
+            if kind == YEAR:
+                return fiscal_year(year, start_month)
+            if kind == QUARTER:
+                return fiscal_quarter(year, int(match["quarter"]), start_month)
+            return calendar_month(year, int(match["month"]))
+        except ValueError:
+            # Year 0 or a period ending after 9999-12-31: outside what `datetime.date` holds.
+            break
     raise ValueError(
         _("Invalid period %(value)r; use a fiscal year (2017), a quarter (2017-Q2) or a month (2017-03).")
         % {"value": label}

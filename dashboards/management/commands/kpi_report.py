@@ -7,7 +7,6 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django_scopes import scope
 
 from dashboards.kpis import KpiRow
@@ -38,28 +37,25 @@ CENTS = Decimal("0.01")
 
 
 class Command(BaseCommand):
-    help = gettext_lazy(
-        "Print the KPIs of one period per rep, team, territory or the whole organization, read from the "
-        "precomputed snapshot rows the dashboard shows. In the output, the period's start and end are both "
-        "dates inside the period: end is its last day (inclusive). Money is in the organization's base "
-        "currency, as a string with two decimal places; an undefined KPI is null (an empty CSV cell)."
-    )
+    @property
+    def help(self):
+        # argparse needs a str, so the text is translated when the parser is built.
+        return _(
+            "Print the KPIs of one period per rep, team, territory or the whole organization, read from the "
+            "precomputed snapshot rows the dashboard shows. In the output, the period's start and end are both "
+            "dates inside the period: end is its last day (inclusive). Money is in the organization's base "
+            "currency, as a string with two decimal places; an undefined KPI is null (an empty CSV cell)."
+        )
 
     def add_arguments(self, parser):
-        parser.add_argument("--org", required=True, help=gettext_lazy("Slug of the organization."))
+        parser.add_argument("--org", required=True, help=_("Slug of the organization."))
         parser.add_argument(
             "--period",
             required=True,
-            help=gettext_lazy("Fiscal year (2017), fiscal quarter (2017-Q2) or calendar month (2017-03)."),
+            help=_("Fiscal year (2017), fiscal quarter (2017-Q2) or calendar month (2017-03)."),
         )
-        parser.add_argument(
-            "--by",
-            required=True,
-            help=gettext_lazy("One row per: rep, team, territory or organization."),
-        )
-        parser.add_argument(
-            "--format", default="json", help=gettext_lazy("Output format: json (default) or csv.")
-        )
+        parser.add_argument("--by", required=True, help=_("One row per: rep, team, territory or organization."))
+        parser.add_argument("--format", default="json", help=_("Output format: json (default) or csv."))
 
     def handle(self, *args, **options):
         organization = Organization.objects.filter(slug=options["org"]).first()
