@@ -84,9 +84,11 @@ def append_lines(folder: Path, file_name: str, *lines: str) -> None:
 
 def replace_line(folder: Path, file_name: str, old: str, new: str) -> None:
     path = folder / file_name
-    text = path.read_text()
+    with path.open(newline="") as handle:
+        text = handle.read()
     assert old in text
-    path.write_text(text.replace(old, new))
+    with path.open("w", newline="") as handle:
+        handle.write(text.replace(old, new))
 
 
 # The small export: what lands where
@@ -361,6 +363,17 @@ def test_rewrite_keeps_recorded_moves(org, export):
     reopened = deal(org, "WON00001")
     assert reopened.status == "open"
     assert reopened.closed_at is None
+
+
+def test_earlier_import_resolves_names(org, export):
+    run_import(org, export)
+    replace_line(export, "accounts.csv", "Cancity,retail,2001,718.62,2448,Philipines,\r\n", "")
+
+    result = run_import(org, export)
+
+    assert result.errors == []
+    assert result.counts["accounts"].unchanged == 2
+    assert deal(org, "WON00001").account.name == "Cancity"
 
 
 # Rejected rows

@@ -164,7 +164,9 @@ class DealRowParser:
 
         # Names that the other files did not provide may come from earlier imports.
         def referenced(column: str) -> set[str]:
-            return {PRODUCT_ALIASES.get(row.get(column, ""), row.get(column, "")) for _line, row in rows} - {""}
+            return {row.get(column, "") for _line, row in rows} - {""}
+
+        product_names = {PRODUCT_ALIASES.get(name, name) for name in referenced("product")}
 
         self.memberships = {
             **fetch_by_keys(
@@ -182,7 +184,7 @@ class DealRowParser:
         }
         self.products = {
             **fetch_by_keys(
-                Product.objects.filter(organization=organization), "name", referenced("product") - products.keys()
+                Product.objects.filter(organization=organization), "name", product_names - products.keys()
             ),
             **products,
         }
