@@ -71,13 +71,14 @@ def won_amount_by_month_chart(series: list[tuple[Period, KpiRow | None]], *, cur
     figure.update_layout(
         _base_layout(
             locale,
-            xaxis={"title": {"text": _("Month")}, "type": "category"},
+            xaxis={"title": {"text": _("Month")}, "type": "category", "automargin": True},
             yaxis={
                 "title": {"text": _("Won amount (%(currency)s)") % {"currency": currency}},
                 "tickprefix": prefix,
                 "ticksuffix": suffix,
                 "separatethousands": True,
                 "rangemode": "tozero",
+                "automargin": True,
             },
         )
     )
@@ -113,7 +114,7 @@ def win_rate_by_rep_chart(rows: list[KpiRow]) -> dict:
             locale,
             height=max(160, 48 + 32 * len(defined)),
             margin={"l": 140, "r": 16, "t": 16, "b": 48},
-            xaxis={"title": {"text": _("Win rate (%)")}, "range": [0, 100], "ticksuffix": "%"},
+            xaxis={"title": {"text": _("Win rate (%)")}, "range": [0, 100], "ticksuffix": "%", "automargin": True},
             yaxis={"title": {"text": _("Rep")}, "automargin": True},
         )
     )
