@@ -120,6 +120,8 @@ def import_deals(
     as_of = export_as_of(rows, default=today)
     deals = Deal.objects.filter(organization=organization, source=source)
     existing = fetch_by_keys(deals, "external_id", parsed)
+    # NOTE: when a person moved a deal after its close date, the refresh takes the stage from
+    # that move, so the deal differs from the file and counts as updated on every re-import.
     desired = {key: deal_values(deal_row, existing.get(key), pipeline, currency, as_of) for key, deal_row in parsed.items()}
     outcome = bulk_upsert(
         model=Deal,
