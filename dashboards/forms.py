@@ -1,7 +1,7 @@
 """Query-string parsing for the dashboard, the scorecard and the deal list.
 
 These forms only read GET parameters. Every error names the rejected value
-and says what to send instead, and the pages show it instead of failing.
+and the value to send instead, and the pages show it instead of failing.
 """
 
 from django import forms

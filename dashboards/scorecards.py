@@ -206,7 +206,8 @@ def scorecard_team_median(
         Membership.objects.filter(active, team_id=membership.team_id, role=Role.REP).values_list("pk", flat=True)
     )
     rep_ids.add(membership.pk)
-    rows = {row.subject_id: row for row in kpi_rows(organization=organization, period=period, grain=Grain.REP, subject_ids=rep_ids)}
+    team_rows = kpi_rows(organization=organization, period=period, grain=Grain.REP, subject_ids=rep_ids)
+    rows = {row.subject_id: row for row in team_rows}
 
     medians = {}
     for key in display.TABLE_KEYS:
@@ -307,11 +308,15 @@ def dashboard_page(
     Every count and amount comes with the deal-list URL that lists exactly
     the deals behind it.
     """
-    headline = dashboard_headline(organization=organization, membership=membership, period=period, teams=teams, team=team)
+    headline = dashboard_headline(
+        organization=organization, membership=membership, period=period, teams=teams, team=team
+    )
     tiles = []
     for key in display.TILE_KEYS:
         kpi = display.KPIS[key]
-        url = drilldown_url(deals_url, period=period, metric=kpi.drilldown_metric, **headline.drilldown) if kpi.drilldown_metric else ""
+        url = ""
+        if kpi.drilldown_metric:
+            url = drilldown_url(deals_url, period=period, metric=kpi.drilldown_metric, **headline.drilldown)
         tiles.append((kpi, url))
 
     rep_rows = dashboard_rep_rows(
@@ -346,7 +351,9 @@ class ScorecardPage:
     deals_url: str
 
 
-def scorecard_page(*, organization: Organization, membership: Membership, period: Period, deals_url: str) -> ScorecardPage:
+def scorecard_page(
+    *, organization: Organization, membership: Membership, period: Period, deals_url: str
+) -> ScorecardPage:
     """Read the member's rep-grain row and the median of their team's reps for `period`."""
     rows = kpi_rows(organization=organization, period=period, grain=Grain.REP, subject_ids={membership.pk})
     row = rows[0] if rows else None

@@ -62,7 +62,15 @@ def dashboard(request, org_slug):
             sort=sort,
             deals_url=reverse("deal_list", kwargs={"org_slug": organization.slug}),
         )
-    context = {"page": page, "period": period, "period_groups": periods_grouped(periods, period), "teams": teams, "team": team, "sort": sort, "errors": errors}
+    context = {
+        "page": page,
+        "period": period,
+        "period_groups": periods_grouped(periods, period),
+        "teams": teams,
+        "team": team,
+        "sort": sort,
+        "errors": errors,
+    }
     return render_kpi_page(request, "dashboards/dashboard.html", context)
 
 
@@ -78,5 +86,11 @@ def me(request, org_slug):
     page = None
     if period is not None:
         page = scorecard_page(organization=organization, membership=membership, period=period, deals_url=deals_url)
-    context = {"page": page, "period": period, "period_groups": periods_grouped(periods, period), "errors": errors, "deals_url": deals_url}
+    context = {
+        "page": page,
+        "period": period,
+        "period_groups": periods_grouped(periods, period),
+        "errors": errors,
+        "deals_url": deals_url,
+    }
     return render_kpi_page(request, "dashboards/me.html", context)

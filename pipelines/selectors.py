@@ -89,7 +89,8 @@ def deal_list_visible(
     if filters.sort:
         descending = filters.sort.startswith("-")
         columns = DEAL_SORT_FIELDS[filters.sort.lstrip("-")]
-        deals = deals.order_by(*[f"-{column}" if descending else column for column in columns], "-id" if descending else "id")
+        order = [f"-{column}" if descending else column for column in columns]
+        deals = deals.order_by(*order, "-id" if descending else "id")
     elif not (filters.period is not None and filters.metric):
         deals = deals.order_by("-created_at", "-id")
     return deals

@@ -86,7 +86,8 @@ def _filter_chips(request, filters, context) -> list[tuple[str, str]]:
         text = _("Stage: %(name)s") % {"name": stage_names.get(filters.stage_id, f"#{filters.stage_id}")}
         chips.append((text, _url_without(request, "stage")))
     if filters.status:
-        chips.append((_("Status: %(name)s") % {"name": DealStatus(filters.status).label}, _url_without(request, "status")))
+        text = _("Status: %(name)s") % {"name": DealStatus(filters.status).label}
+        chips.append((text, _url_without(request, "status")))
     if filters.owner_id is not None:
         owner_names = {owner.pk: owner.display_name for owner in context["owners"]}
         text = _("Owner: %(name)s") % {"name": owner_names.get(filters.owner_id, f"#{filters.owner_id}")}

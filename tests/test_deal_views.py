@@ -392,7 +392,9 @@ def detailed_deal(org, member, stages):
             expected_close_on=dt.date(2017, 12, 31),
             closed_at=utc(5, 8),
         )
-        DealStageChangeFactory(deal=deal, from_stage=None, to_stage=stages["open"], changed_at=utc(3, 1), is_implied=True)
+        DealStageChangeFactory(
+            deal=deal, from_stage=None, to_stage=stages["open"], changed_at=utc(3, 1), is_implied=True
+        )
         DealStageChangeFactory(deal=deal, from_stage=stages["open"], to_stage=stages["won"], changed_at=utc(5, 8))
         return deal
 
