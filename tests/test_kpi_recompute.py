@@ -1,7 +1,7 @@
 """KPI snapshot recompute: period boundaries, idempotence, stale rows, drill-down equality, the task.
 
 The organization's time zone is Europe/Berlin (UTC+1 in winter, UTC+2 from
-2017-03-26), and its fiscal year starts in January unless a test says otherwise.
+2017-03-26), and its fiscal year starts in January unless a test sets another.
 """
 
 import datetime as dt
@@ -86,7 +86,7 @@ def snapshot_values(organization):
 # --- Open pipeline at a period's end ---------------------------------------------------------
 
 
-def test_open_at_end_counts_deal_closed_after_end(org, member):
+def test_open_counts_close_after_end(org, member):
     # Created in March, won in April: open when March ends, won in April.
     make_deal(member, status=WON, created=utc(2017, 3, 5, 12), closed=utc(2017, 4, 10, 12), amount="700.00")
 
@@ -101,7 +101,7 @@ def test_open_at_end_counts_deal_closed_after_end(org, member):
     assert april.won_count == 1
 
 
-def test_open_at_end_excludes_deal_closed_on_last_instant(org, member):
+def test_open_excludes_close_on_last_instant(org, member):
     # March ends at 2017-04-01 00:00 Berlin (CEST) = 2017-03-31 22:00 UTC. Closed one
     # microsecond earlier, the deal is closed by the end: won in March, not open.
     make_deal(member, status=WON, created=utc(2017, 3, 5, 12), closed=utc(2017, 3, 31, 21, 59, 59, 999999))
@@ -113,7 +113,7 @@ def test_open_at_end_excludes_deal_closed_on_last_instant(org, member):
     assert march.won_count == 1
 
 
-def test_open_at_end_counts_deal_closed_exactly_at_end(org, member):
+def test_open_counts_close_at_end_instant(org, member):
     # Closed at 2017-03-31 22:00 UTC = April 1st 00:00 local: still open when March
     # ends (closed_at >= end), and won on a day of April.
     make_deal(member, status=WON, created=utc(2017, 3, 5, 12), closed=utc(2017, 3, 31, 22))
@@ -128,7 +128,7 @@ def test_open_at_end_counts_deal_closed_exactly_at_end(org, member):
     assert april.open_count == 0
 
 
-def test_open_at_end_excludes_deal_created_at_end(org, member):
+def test_open_excludes_creation_at_end(org, member):
     # Created exactly when March ends: it belongs to April.
     make_deal(member, created=utc(2017, 3, 31, 22))
     make_deal(member, created=utc(2017, 3, 10, 12))
@@ -156,7 +156,7 @@ def test_open_deal_rolls_into_quarter_and_year(org, member):
 # --- Time zone and fiscal calendar -----------------------------------------------------------
 
 
-def test_close_late_on_march_31_local_is_in_march(org, member):
+def test_close_at_2330_local_in_march(org, member):
     # 21:30 UTC = 23:30 CEST on March 31st.
     make_deal(member, status=WON, created=utc(2017, 3, 1, 12), closed=utc(2017, 3, 31, 21, 30))
 
@@ -167,7 +167,7 @@ def test_close_late_on_march_31_local_is_in_march(org, member):
     assert "Acme" not in rows_of(org, "2017-04", Grain.ORGANIZATION)
 
 
-def test_close_after_local_midnight_is_in_april(org, member):
+def test_close_at_0030_local_in_april(org, member):
     # 22:30 UTC on March 31st = 00:30 CEST on April 1st.
     make_deal(member, status=WON, created=utc(2017, 3, 1, 12), closed=utc(2017, 3, 31, 22, 30))
 

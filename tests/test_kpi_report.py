@@ -98,7 +98,7 @@ def test_report_json_by_rep(reported_org):
     }
 
 
-def test_report_json_money_is_string_and_undefined_is_null(reported_org):
+def test_report_json_value_types(reported_org):
     text = run_report("--org", "acme", "--period", "2017-Q2", "--by", "rep")
 
     assert '"won_amount": "1000.01"' in text
