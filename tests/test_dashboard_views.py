@@ -567,3 +567,11 @@ def test_me_query_count(client, scenario, member, django_assert_num_queries):
     # session, user, membership; periods; own row; team reps; their rows.
     with django_assert_num_queries(7):
         client.get("/o/acme/me/")
+
+
+def test_picker_keeps_current_sort(client, scenario, admin_member):
+    client.force_login(admin_member.user)
+
+    content = client.get("/o/acme/dashboard/?sort=win_rate", headers={"HX-Request": "true"}).content.decode()
+
+    assert '<input type="hidden" name="sort" value="win_rate" form="kpi-filters">' in content
