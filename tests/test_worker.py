@@ -19,6 +19,7 @@ February on only D is.
 """
 
 import datetime as dt
+import time
 from decimal import Decimal
 
 import pytest
@@ -33,6 +34,7 @@ from tests.factories import DealFactory, PipelineFactory, StageFactory
 pytestmark = pytest.mark.worker
 
 RESULT_TIMEOUT_SECONDS = 120
+LOG_WAIT_SECONDS = 10
 ROWS_PER_SUBJECT = 4  # January, February, Q1 2017, FY2017
 
 
@@ -74,6 +76,20 @@ def recompute_through_worker(organization_id: int) -> dict:
     return result.get(timeout=RESULT_TIMEOUT_SECONDS)
 
 
+def worker_log_mentions(log_path, text: str) -> bool:
+    """Wait up to LOG_WAIT_SECONDS for `text` in the worker's log.
+
+    The worker stores the result before it logs the task's success, so the
+    line can appear shortly after `result.get()` returns.
+    """
+    deadline = time.monotonic() + LOG_WAIT_SECONDS
+    while text not in log_path.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def snapshot_rows(organization) -> dict[tuple[str, str, dt.date], tuple]:
     """Map (grain, period kind, period start) to the stored components and the row id."""
     with scopes_disabled():
@@ -104,8 +120,7 @@ def test_recompute_runs_in_worker_process(celery_worker, deals, org):
     assert summary["organization_id"] == org.pk
     assert summary["rows_written"] == 3 * ROWS_PER_SUBJECT
     assert summary["rows_deleted"] == 0
-    worker_log = celery_worker["log_path"].read_text(errors="replace")
-    assert f"[{result.id}] succeeded" in worker_log
+    assert worker_log_mentions(celery_worker["log_path"], f"[{result.id}] succeeded")
 
 
 def test_worker_writes_exact_snapshot_values(deals, org, team, member):
