@@ -201,7 +201,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 if not CELERY_BROKER_URL:
-    CELERY_BROKER_URL = "memory://"
+    # Eager mode never touches the broker; an explicit host keeps kombu from warning about it.
+    CELERY_BROKER_URL = "memory://localhost/"
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "SPM <noreply@localhost>")
