@@ -68,7 +68,7 @@ def test_no_variables_gives_sqlite_and_eager_celery():
     assert values["NAME"] == str(PROJECT_ROOT / "db.sqlite3")
     assert values["DEBUG"] is True
     assert values["CELERY_TASK_ALWAYS_EAGER"] is True
-    assert values["CELERY_BROKER_URL"] == "memory://"
+    assert values["CELERY_BROKER_URL"] == "memory://localhost/"
     assert values["CELERY_RESULT_BACKEND"] is None
     assert values["ALLOWED_HOSTS"] == ["localhost", "127.0.0.1", "[::1]"]
     assert values["LOG_LEVEL"] == "INFO"
