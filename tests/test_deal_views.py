@@ -26,10 +26,6 @@ from tests.factories import (
 NBSP = "\xa0"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 def utc(month, day, year=2017):
     return dt.datetime(year, month, day, 12, tzinfo=dt.timezone.utc)

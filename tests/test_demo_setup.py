@@ -12,11 +12,6 @@ from tests.factories import DealFactory, MembershipFactory, PipelineFactory, Sta
 PASSWORD = "lunch-in-leipzig-42"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The command hashes three passwords per run; PBKDF2 would make each test take seconds.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 @pytest.fixture
 def rep_with_deal(org, member):

@@ -6,10 +6,6 @@ from django_scopes import scopes_disabled
 from tests.factories import DealFactory
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 @pytest.fixture
 def acme_deal(member):
