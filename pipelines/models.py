@@ -45,6 +45,12 @@ class Stage(models.Model):
         _("default win probability (%)"), default=0, validators=[MinValueValidator(0), MaxValueValidator(100)]
     )
     kind = models.CharField(_("kind"), max_length=8, choices=StageKind.choices, default=StageKind.OPEN)
+    stalled_after_days = models.PositiveSmallIntegerField(
+        _("stalled after (days)"),
+        null=True,
+        blank=True,
+        help_text=_("An open deal with no stage move or activity for longer than this counts as stalled."),
+    )
 
     objects = ScopedManager(organization="organization")
 
@@ -260,6 +266,13 @@ class Activity(models.Model):
     source = models.CharField(_("source system"), max_length=32)
     external_id = models.CharField(_("external id"), max_length=200)
     kind = models.CharField(_("type"), max_length=16, choices=ActivityKind.choices)
+    type_name = models.CharField(
+        _("type in the source"), max_length=100, blank=True, help_text=_("The CRM's own activity type, e.g. Sales Call 2.")
+    )
+    subject = models.CharField(_("subject"), max_length=300, blank=True)
+    is_done = models.BooleanField(
+        _("done"), default=True, help_text=_("False for a planned activity that is still due.")
+    )
     owner = models.ForeignKey(
         Membership, on_delete=models.PROTECT, related_name="activities", verbose_name=_("owner")
     )
