@@ -1,10 +1,12 @@
 """Tenancy: users, organizations (the tenant), memberships with roles, audit log."""
 
 import zoneinfo
+from decimal import Decimal
 
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
@@ -63,6 +65,12 @@ def validate_time_zone(value: str) -> None:
         )
 
 
+class LeaderboardPrivacy(models.TextChoices):
+    NAMES = "names", _("Show names")
+    PSEUDONYMS = "pseudonyms", _("Show pseudonyms")
+    OWN_RANK = "own_rank", _("Show only one's own rank")
+
+
 class Organization(models.Model):
     """The tenant. Every tenant-owned row points here."""
 
@@ -79,6 +87,25 @@ class Organization(models.Model):
     currency = models.CharField(_("base currency"), max_length=3, default="EUR")
     language = models.CharField(
         _("default language"), max_length=8, default="de", choices=[("de", _("German")), ("en", _("English"))]
+    )
+    attainment_warning_percent = models.DecimalField(
+        _("early-warning threshold (%)"),
+        max_digits=5,
+        decimal_places=1,
+        default=Decimal("70.0"),
+        validators=[MinValueValidator(0), MaxValueValidator(200)],
+        help_text=_("Warn when a rep's projected attainment at period end falls below this percentage."),
+    )
+    leaderboard_privacy = models.CharField(
+        _("leaderboard privacy"),
+        max_length=16,
+        choices=LeaderboardPrivacy.choices,
+        default=LeaderboardPrivacy.NAMES,
+    )
+    minimum_group_size = models.PositiveSmallIntegerField(
+        _("minimum group size"),
+        default=0,
+        help_text=_("Team figures of groups with fewer members are hidden; 0 turns this off."),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -124,6 +151,15 @@ class Membership(models.Model):
     active_to = models.DateField(_("active to"), null=True, blank=True)
     external_id = models.CharField(
         _("external id"), max_length=200, blank=True, help_text=_("The person's id or name in the source CRM.")
+    )
+    ramp_schedule = models.ForeignKey(
+        "goals.RampSchedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="members",
+        verbose_name=_("ramp schedule"),
+        help_text=_("Reduced quota in the first months after active_from."),
     )
 
     objects = ScopedManager(organization="organization")
