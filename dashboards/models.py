@@ -74,3 +74,50 @@ class KpiSnapshot(models.Model):
 
     def __str__(self):
         return f"{self.grain}:{self.subject_name} {self.period_kind} {self.period_start}"
+
+
+class PipelineSnapshot(models.Model):
+    """One open deal as it stood at the start of a local day: the daily pipeline snapshot.
+
+    The `dashboards.snapshot_take` task inserts one row per deal open at local
+    midnight starting `snapshot_on` (created before it, not closed before it),
+    copying stage, owner, amount and expected close date at the time of the
+    run. Rows are never updated, so a later change of the deal leaves the
+    snapshot as it was.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    snapshot_on = models.DateField(_("snapshot date"))
+    deal = models.ForeignKey(
+        "pipelines.Deal", on_delete=models.CASCADE, related_name="pipeline_snapshots", verbose_name=_("deal")
+    )
+    pipeline = models.ForeignKey(
+        "pipelines.Pipeline", on_delete=models.CASCADE, related_name="+", verbose_name=_("pipeline")
+    )
+    stage = models.ForeignKey("pipelines.Stage", on_delete=models.CASCADE, related_name="+", verbose_name=_("stage"))
+    owner = models.ForeignKey(
+        "spm.Membership", on_delete=models.CASCADE, related_name="+", verbose_name=_("owner")
+    )
+    base_amount = models.DecimalField(
+        _("amount in base currency"), max_digits=18, decimal_places=2, null=True, blank=True
+    )
+    expected_close_on = models.DateField(_("expected close date"), null=True, blank=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("pipeline snapshot row")
+        verbose_name_plural = _("pipeline snapshot rows")
+        constraints = [
+            # The daily insert skips deals already present, so a second run of a day adds nothing.
+            models.UniqueConstraint(
+                fields=["organization", "snapshot_on", "deal"], name="dashboards_pipelinesnapshot_unique_day"
+            ),
+        ]
+        indexes = [
+            # Slipped deals look up one deal's earlier snapshots.
+            models.Index(fields=["organization", "deal", "snapshot_on"], name="dashboards_pipelinesnap_deal"),
+        ]
+
+    def __str__(self):
+        return f"{self.snapshot_on} deal {self.deal_id}"
