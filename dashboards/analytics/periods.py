@@ -1,0 +1,64 @@
+"""Periods of the pipeline pages: a fiscal period label or an inclusive date range."""
+
+import datetime as dt
+import re
+
+from django.utils.translation import gettext as _
+
+from spm.fiscal import Period, parse_period
+
+RANGE = "range"
+_RANGE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+
+
+def date_range(first_day: dt.date, last_day: dt.date) -> Period:
+    """Return the period `[first_day, last_day + 1 day)`, labelled `first..last` with the inclusive end."""
+    return Period(
+        start=first_day,
+        end=last_day + dt.timedelta(days=1),
+        kind=RANGE,
+        label=f"{first_day.isoformat()}..{last_day.isoformat()}",
+    )
+
+
+def parse_period_or_range(text: str, fiscal_year_start_month: int) -> Period:
+    """Parse a fiscal period (2017, 2017-Q2, 2017-03) or a range `YYYY-MM-DD..YYYY-MM-DD`.
+
+    The range's end date is inclusive; internally the period is half-open and
+    ends the day after. Raises ValueError with a message naming the value for
+    an unparsable text, an impossible date or an end before the start.
+    """
+    value = (text or "").strip()
+    match = _RANGE_PATTERN.match(value)
+    if match is None:
+        if ".." in value:
+            raise ValueError(
+                _("Invalid date range %(value)r; use YYYY-MM-DD..YYYY-MM-DD, e.g. 2017-01-01..2017-03-31.")
+                % {"value": text}
+            )
+        return parse_period(value, fiscal_year_start_month)
+
+    try:
+        first_day = dt.date.fromisoformat(match[1])
+        last_day = dt.date.fromisoformat(match[2])
+    except ValueError:
+        raise ValueError(
+            _("Invalid date range %(value)r: %(date)s is not a calendar date.")
+            % {"value": text, "date": match[1] if not _is_date(match[1]) else match[2]}
+        ) from None
+    if last_day < first_day:
+        raise ValueError(
+            _("Invalid date range %(value)r: the end date is before the start date; write the earlier date first.")
+            % {"value": text}
+        )
+    if last_day == dt.date.max:
+        raise ValueError(_("Invalid date range %(value)r: the end date is too late.") % {"value": text})
+    return date_range(first_day, last_day)
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
