@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Count, DateField, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import BigIntegerField, Count, DateField, F, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -39,8 +39,10 @@ def snapshot_take(*, organization: Organization, day: dt.date | None = None) -> 
 
     One INSERT … SELECT … ON CONFLICT DO NOTHING, so a second run for the same
     day inserts only deals that were missing (e.g. imported since, with an
-    earlier creation date) and never changes a row. Stage, owner, amount and
-    expected close date are copied as they are at the time of the run.
+    earlier creation date) and never changes a row. The stage is the one of
+    the deal's latest move before that midnight; owner, amount and expected
+    close date are copied as they are at the time of the run, which is right
+    for the daily run just after midnight and approximate for a backfill.
     Returns the number of rows inserted.
     """
     if day is None:
@@ -48,14 +50,13 @@ def snapshot_take(*, organization: Organization, day: dt.date | None = None) -> 
     midnight = local_midnight(day, organization.tzinfo)
 
     source = (
-        Deal.objects.filter(organization=organization)
-        .filter(deal_filter_open_at(midnight))
+        _deals_open_at_with_stage(Deal.objects.filter(organization=organization), midnight)
         .annotate(
             snap_organization_id=F("organization_id"),
             snap_on=Value(day, output_field=DateField()),
             snap_deal_id=F("id"),
             snap_pipeline_id=F("pipeline_id"),
-            snap_stage_id=F("stage_id"),
+            snap_stage_id=F("stage_then"),
             snap_owner_id=F("owner_id"),
             snap_base_amount=F("base_amount"),
             snap_expected_close_on=F("expected_close_on"),
@@ -142,7 +143,9 @@ def _deals_open_at_with_stage(deals: QuerySet[Deal], moment: dt.datetime) -> Que
         .values("to_stage_id")[:1]
     )
     return deals.filter(deal_filter_open_at(moment)).annotate(
-        stage_then=Coalesce(Subquery(latest_move, output_field=IntegerField()), F("stage_id"))
+        stage_then=Coalesce(
+            Subquery(latest_move, output_field=BigIntegerField()), F("stage_id"), output_field=BigIntegerField()
+        )
     )
 
 
