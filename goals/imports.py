@@ -1,0 +1,354 @@
+"""Quota and people uploads (CSV or XLSX), shared by the admin pages and the import commands.
+
+Both imports keep the good rows, skip each bad row with a `RowError` (line,
+column, value, reason) and can run twice: the second run changes nothing.
+Each change goes through the services in goals.services, so it is audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from goals import parsing, services
+from goals.models import Assignment, QuotaMetric, Team, Territory
+from pipelines.importers.base import RowError, RowRejected, check_length, require_value
+from spm import fiscal
+from spm.models import Membership, Organization, Role, User
+
+logger = logging.getLogger(__name__)
+
+QUOTA_COLUMNS = ("level", "name", "period", "metric", "target")
+PEOPLE_COLUMNS = ("name", "email")
+LEVEL_WORDS = {"rep": "rep", "team": "team", "territory": "territory", "vertrieb": "rep", "gebiet": "territory"}
+ROLE_WORDS = {
+    "admin": Role.ADMIN,
+    "administrator": Role.ADMIN,
+    "manager": Role.MANAGER,
+    "rep": Role.REP,
+    "sales rep": Role.REP,
+    "vertrieb": Role.REP,
+}
+
+
+@dataclass
+class UploadResult:
+    """Counts per outcome and the rejected rows of one upload."""
+
+    file_name: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.errors)
+
+    def count(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def reject(self, line: int, rejection: RowRejected) -> None:
+        self.errors.append(RowError(self.file_name, line, rejection.column, rejection.value, rejection.reason))
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.file_name,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+        }
+
+
+def _rejection_from(error: ValidationError, column: str, value: str) -> RowRejected:
+    return RowRejected(column, value, " ".join(error.messages))
+
+
+# --- quotas -------------------------------------------------------------------------------------
+
+
+class _SubjectIndex:
+    """Reps by e-mail and name, teams and territories by name, for one organization (three queries)."""
+
+    def __init__(self):
+        self.rep_by_email, self.rep_by_name = {}, {}
+        for membership in Membership.objects.select_related("user"):
+            self.rep_by_email[membership.user.email.lower()] = membership.pk
+            name = (membership.user.name or "").strip().lower()
+            # None marks a name shared by two people: it cannot identify either.
+            self.rep_by_name[name] = None if name in self.rep_by_name else membership.pk
+        self.teams = {name.lower(): pk for pk, name in Team.objects.values_list("id", "name")}
+        self.territories = {name.lower(): pk for pk, name in Territory.objects.values_list("id", "name")}
+
+    def find(self, level: str, name: str) -> int:
+        key = name.strip().lower()
+        if level == "rep":
+            if key in self.rep_by_email:
+                return self.rep_by_email[key]
+            if self.rep_by_name.get(key, 0) is None:
+                raise RowRejected("name", name, _("two people have this name; use the e-mail address"))
+            if key in self.rep_by_name:
+                return self.rep_by_name[key]
+            raise RowRejected("name", name, _("no member with this e-mail address or name"))
+        found = (self.teams if level == "team" else self.territories).get(key)
+        if found is None:
+            raise RowRejected("name", name, _("no %(level)s with this name") % {"level": level})
+        return found
+
+
+def quota_import(*, organization: Organization, actor: User | None, data: bytes, file_name: str) -> UploadResult:
+    """Set the quotas listed in a CSV or XLSX file; return counts and rejected rows.
+
+    Columns (header names, any order, case-insensitive): level (rep, team,
+    territory), name (a rep's e-mail or name, a team's or territory's name),
+    period (`2025`, `2025-Q1` or `2025-03`), metric (won_revenue, won_deals,
+    pipeline_created, activities, meetings), target (German or English number
+    format, see parsing.parse_number, with the organization's language
+    deciding `12.500`), and optionally prorate (yes/no/ja/nein; empty keeps an
+    existing quota's setting, new quotas are prorated). A row repeating an
+    earlier row's level, name, period and metric is rejected. Raises
+    ImportSourceError when the file cannot be read or lacks a column.
+    """
+    rows = parsing.read_table(data, file_name)
+    result = UploadResult(file_name=file_name)
+    if rows:
+        parsing.require_columns(set(rows[0][1]), QUOTA_COLUMNS, file_name)
+    index = _SubjectIndex()
+    seen: dict[tuple, int] = {}
+
+    with transaction.atomic():
+        for line, row in rows:
+            try:
+                parsed = _quota_row(organization, index, row)
+                key = parsed[:4]
+                if key in seen:
+                    raise RowRejected(
+                        "period", row.get("period", ""), _("repeats line %(line)d; keep one of them") % {"line": seen[key]}
+                    )
+                seen[key] = line
+                level, subject_id, period, metric, target, is_prorated = parsed
+                _quota, outcome = services.quota_update(
+                    organization=organization,
+                    actor=actor,
+                    level=level,
+                    subject_id=subject_id,
+                    period_kind=period.kind,
+                    period_start=period.start,
+                    metric=metric,
+                    target=target,
+                    is_prorated=is_prorated,
+                    reason=_("Upload %(file)s") % {"file": file_name},
+                )
+            except RowRejected as rejection:
+                result.reject(line, rejection)
+                continue
+            except ValidationError as error:
+                result.reject(line, _rejection_from(error, "target", row.get("target", "")))
+                continue
+            result.count(outcome)
+    logger.info(
+        "Quota upload finished organization_id=%s created=%s updated=%s unchanged=%s rejected=%s",
+        organization.pk,
+        result.created,
+        result.updated,
+        result.unchanged,
+        result.rejected,
+    )
+    return result
+
+
+def _quota_row(organization: Organization, index: _SubjectIndex, row: dict):
+    level_text = require_value(row, "level")
+    level = LEVEL_WORDS.get(level_text.strip().lower())
+    if level is None:
+        raise RowRejected("level", level_text, _("unknown level; use rep, team or territory"))
+    subject_id = index.find(level, require_value(row, "name"))
+
+    period_text = require_value(row, "period")
+    try:
+        period = fiscal.parse_period(period_text, organization.fiscal_year_start_month)
+    except ValueError:
+        raise RowRejected("period", period_text, _("invalid period; use 2025, 2025-Q1 or 2025-03")) from None
+
+    metric = require_value(row, "metric").strip().lower()
+    if metric not in QuotaMetric.values:
+        raise RowRejected("metric", row["metric"], _("unknown metric; use %(choices)s") % {"choices": ", ".join(QuotaMetric.values)})
+
+    target = parsing.parse_number(require_value(row, "target"), "target", language=organization.language)
+    prorate_text = row.get("prorate", "")
+    is_prorated = None if not prorate_text.strip() else parsing.parse_yes_no(prorate_text, "prorate", default=True)
+    return level, subject_id, period, metric, target, is_prorated
+
+
+# --- people -------------------------------------------------------------------------------------
+
+
+def people_import(
+    *, organization: Organization, actor: User | None, data: bytes, file_name: str, today: dt.date | None = None
+) -> UploadResult:
+    """Create or update members from a CSV or XLSX file; return counts and rejected rows.
+
+    Columns: name, email, and optionally role (admin, manager, rep), team,
+    territory, active_from, active_to (YYYY-MM-DD or DD.MM.YYYY). A row matches
+    an existing member by e-mail, else by a unique name; a new person needs an
+    e-mail. Teams and territories that do not exist yet are created. A
+    changed team or territory becomes an Assignment from the member's
+    active_from (new members) or from `today` (existing members). An empty
+    cell leaves the member's value as it is. New users get no usable password.
+    """
+    rows = parsing.read_table(data, file_name)
+    result = UploadResult(file_name=file_name)
+    if rows:
+        parsing.require_columns(set(rows[0][1]), PEOPLE_COLUMNS, file_name)
+    today = today or dt.date.today()
+
+    with transaction.atomic():
+        for line, row in rows:
+            try:
+                with transaction.atomic():
+                    outcome = _person_row(organization, actor, row, today)
+            except RowRejected as rejection:
+                result.reject(line, rejection)
+                continue
+            except ValidationError as error:
+                result.reject(line, _rejection_from(error, "name", row.get("name", "")))
+                continue
+            result.count(outcome)
+    logger.info(
+        "People upload finished organization_id=%s created=%s updated=%s unchanged=%s rejected=%s",
+        organization.pk,
+        result.created,
+        result.updated,
+        result.unchanged,
+        result.rejected,
+    )
+    return result
+
+
+def _find_member(email: str, name: str) -> Membership | None:
+    if email:
+        found = Membership.objects.select_related("user").filter(user__email__iexact=email).first()
+        if found is not None:
+            return found
+    if name:
+        matches = list(Membership.objects.select_related("user").filter(user__name__iexact=name)[:2])
+        if len(matches) > 1:
+            raise RowRejected("name", name, _("two people have this name; add the e-mail address"))
+        if matches:
+            return matches[0]
+    return None
+
+
+def _group(model, organization, actor, name: str):
+    if not name:
+        return None
+    found = model.objects.filter(name__iexact=name).first()
+    if found is not None:
+        return found
+    if model is Team:
+        return services.team_save(organization=organization, actor=actor, name=name)
+    return services.territory_save(organization=organization, actor=actor, name=name)
+
+
+def _person_row(organization: Organization, actor: User | None, row: dict, today: dt.date) -> str:
+    name = check_length(row.get("name", "").strip(), "name", 200)
+    email = row.get("email", "").strip().lower()
+    if not name and not email:
+        raise RowRejected("email", email, _("missing value; give an e-mail address or a name"))
+    if email and ("@" not in email or len(email) > 254):
+        raise RowRejected("email", email, _("invalid e-mail address"))
+    role_text = row.get("role", "").strip()
+    role = ROLE_WORDS.get(role_text.lower()) if role_text else None
+    if role_text and role is None:
+        raise RowRejected("role", role_text, _("unknown role; use admin, manager or rep"))
+    active_from = parsing.parse_optional_day(row.get("active_from", "").strip(), "active_from")
+    active_to = parsing.parse_optional_day(row.get("active_to", "").strip(), "active_to")
+    if active_from and active_to and active_to < active_from:
+        raise RowRejected("active_to", row["active_to"], _("lies before active_from"))
+    team_name = check_length(row.get("team", "").strip(), "team", 200)
+    territory_name = check_length(row.get("territory", "").strip(), "territory", 200)
+
+    membership = _find_member(email, name)
+    team = _group(Team, organization, actor, team_name) if team_name else None
+    territory = _group(Territory, organization, actor, territory_name) if territory_name else None
+    if membership is None:
+        if not email:
+            raise RowRejected("email", email, _("missing value; a new person needs an e-mail address"))
+        _person_create(organization, actor, email, name, role, active_from, active_to, team, territory, today)
+        return "created"
+
+    outcome = "unchanged"
+    if name and membership.user.name != name and email and membership.user.email.lower() == email:
+        membership.user.name = name
+        membership.user.save(update_fields=["name"])
+        outcome = "updated"
+    changed = services.membership_update(
+        membership=membership,
+        actor=actor,
+        role=role or membership.role,
+        active_from=active_from or membership.active_from,
+        active_to=active_to or membership.active_to,
+        ramp_schedule=membership.ramp_schedule,
+        manager=membership.manager,
+        reason=_("Upload"),
+    )
+    if changed:
+        outcome = "updated"
+
+    team = team or membership.team
+    territory = territory or membership.territory
+    if (team, territory) != (membership.team, membership.territory):
+        assignment = services.assignment_change(
+            membership=membership, actor=actor, team=team, territory=territory, valid_from=today, today=today
+        )
+        if assignment is not None:
+            outcome = "updated"
+    return outcome
+
+
+def _person_create(organization, actor, email, name, role, active_from, active_to, team, territory, today) -> Membership:
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = User.objects.create_user(email=email, password=None, name=name)
+    membership = Membership.objects.create(
+        organization=organization,
+        user=user,
+        role=role or Role.REP,
+        active_from=active_from,
+        active_to=active_to,
+        team=team,
+        territory=territory,
+    )
+    if team is not None or territory is not None:
+        # The history starts with the first working day, so quotas and credit before it stay unassigned.
+        Assignment.objects.create(
+            organization=organization,
+            membership=membership,
+            team=team,
+            territory=territory,
+            valid_from=active_from or today,
+        )
+    services.audit_write(
+        organization=organization,
+        actor=actor,
+        action="membership.role_changed",
+        object_type="membership",
+        object_id=membership.pk,
+        before=None,
+        after={
+            "role": membership.role,
+            "active_from": active_from,
+            "active_to": active_to,
+            "team_id": membership.team_id,
+            "territory_id": membership.territory_id,
+        },
+        reason=_("Upload"),
+    )
+    return membership

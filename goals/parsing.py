@@ -1,0 +1,180 @@
+"""Reading spreadsheets that people export from Excel: CSV or XLSX, German or English conventions.
+
+German Excel saves CSV with semicolons, cp1252 (or UTF-8 with a byte-order
+mark), dates as dd.mm.yyyy and numbers as 12.500,00. These helpers accept
+both those and the English forms and raise `RowRejected` (from the CRM import
+core) naming the column, the value and the expected form.
+"""
+
+import csv
+import datetime as dt
+import io
+import re
+import zipfile
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.utils.translation import gettext
+
+from pipelines.importers.base import CENT, MAX_AMOUNT, ImportSourceError, RowRejected
+
+DELIMITERS = ";,\t"
+GERMAN_DATE = re.compile(r"^(?P<day>\d{1,2})\.(?P<month>\d{1,2})\.(?P<year>\d{4})$")
+ISO_DATE = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})$")
+NUMBER_CHARACTERS = re.compile(r"^[0-9.,]+$")
+YES = {"yes", "ja", "y", "j", "true", "wahr", "1", "x"}
+NO = {"no", "nein", "n", "false", "falsch", "0"}
+
+
+def read_table(data: bytes, file_name: str) -> list[tuple[int, dict[str, str]]]:
+    """Read a CSV or XLSX file's first sheet into `(line, row)` pairs keyed by lower-case header.
+
+    Line 1 is the header. Empty rows are skipped. CSV may be UTF-8 (with or
+    without a byte-order mark) or cp1252, separated by semicolons, commas or
+    tabs. Raises ImportSourceError for an unreadable file or a missing header.
+    """
+    if file_name.lower().endswith((".xlsx", ".xlsm")):
+        return _read_xlsx(data, file_name)
+    return _read_csv(data, file_name)
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Excel on German Windows saves "CSV (Trennzeichen-getrennt)" as cp1252.
+        return data.decode("cp1252", errors="replace")
+
+
+def _read_csv(data: bytes, file_name: str) -> list[tuple[int, dict[str, str]]]:
+    text = _decode(data)
+    first_line = text.split("\n", 1)[0]
+    counts = {delimiter: first_line.count(delimiter) for delimiter in DELIMITERS}
+    delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
+
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [name.strip().lower() for name in next(reader, [])]
+    if not any(header):
+        raise ImportSourceError(gettext("File %(file)s is empty; expected a header row.") % {"file": file_name})
+    rows = []
+    for cells in reader:
+        if not any(cell.strip() for cell in cells):
+            continue
+        values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in enumerate(header)}
+        rows.append((reader.line_num, values))
+    return rows
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _read_xlsx(data: bytes, file_name: str) -> list[tuple[int, dict[str, str]]]:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, InvalidFileException) as error:
+        raise ImportSourceError(
+            gettext("File %(file)s is not a readable XLSX workbook (%(error)s); save it again from Excel.")
+            % {"file": file_name, "error": error}
+        ) from None
+    sheet = workbook.worksheets[0]
+    rows_iter = sheet.iter_rows(values_only=True)
+    header = [_cell_text(value).lower() for value in next(rows_iter, ())]
+    if not any(header):
+        raise ImportSourceError(gettext("File %(file)s is empty; expected a header row.") % {"file": file_name})
+    rows = []
+    for line, cells in enumerate(rows_iter, start=2):
+        values = {name: _cell_text(cells[index]) if index < len(cells) else "" for index, name in enumerate(header)}
+        if any(values.values()):
+            rows.append((line, values))
+    workbook.close()
+    return rows
+
+
+def require_columns(rows_header: set[str], required: tuple[str, ...], file_name: str) -> None:
+    missing = [name for name in required if name not in rows_header]
+    if missing:
+        raise ImportSourceError(
+            gettext("File %(file)s is missing the required column(s): %(columns)s.")
+            % {"file": file_name, "columns": ", ".join(missing)}
+        )
+
+
+def parse_number(value: str, column: str, *, language: str = "de") -> Decimal:
+    """Parse a non-negative number written the German (12.500,50) or English (12,500.50) way, rounded to cents.
+
+    With both separators the last one is the decimal separator. A single
+    separator used more than once, or followed by other than three digits, is
+    unambiguous. Only `12.500` or `12,500` (one separator, three digits after
+    it) depends on `language`: German reads a dot as thousands separator.
+    """
+    text = value.replace("\u00a0", "").replace(" ", "").replace("'", "").replace("€", "").strip()
+    if text.startswith("-"):
+        raise RowRejected(column, value, gettext("negative number; targets must be 0 or more"))
+    if not text or not NUMBER_CHARACTERS.match(text):
+        raise RowRejected(column, value, gettext("invalid number; expected for example 12.500,00 or 12500.00"))
+
+    if "," in text and "." in text:
+        decimal_mark = "," if text.rfind(",") > text.rfind(".") else "."
+    elif "," in text or "." in text:
+        mark = "," if "," in text else "."
+        decimals = len(text) - text.rfind(mark) - 1
+        if text.count(mark) > 1:
+            decimal_mark = "." if mark == "," else ","
+        elif decimals != 3:
+            decimal_mark = mark
+        else:
+            decimal_mark = "," if language == "de" else "."
+    else:
+        decimal_mark = "."
+    thousands_mark = "." if decimal_mark == "," else ","
+
+    integer_part, _, fraction = text.partition(decimal_mark)
+    if decimal_mark in fraction or thousands_mark in fraction:
+        raise RowRejected(column, value, gettext("invalid number; expected for example 12.500,00 or 12500.00"))
+    groups = integer_part.split(thousands_mark)
+    if len(groups) > 1 and (not groups[0] or any(len(group) != 3 for group in groups[1:])):
+        raise RowRejected(column, value, gettext("invalid number; thousands separators must group three digits"))
+    try:
+        number = Decimal("".join(groups) + "." + fraction if fraction else "".join(groups))
+    except InvalidOperation:
+        raise RowRejected(column, value, gettext("invalid number; expected for example 12.500,00 or 12500.00")) from None
+    if number > MAX_AMOUNT:
+        raise RowRejected(column, value, gettext("number too large; at most 16 digits before the decimal point"))
+    return number.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def parse_day(value: str, column: str) -> dt.date:
+    """Parse a date written as 2025-03-01 or 01.03.2025."""
+    match = ISO_DATE.match(value) or GERMAN_DATE.match(value)
+    if match:
+        try:
+            return dt.date(int(match["year"]), int(match["month"]), int(match["day"]))
+        except ValueError:
+            pass
+    raise RowRejected(column, value, gettext("invalid date; expected YYYY-MM-DD or DD.MM.YYYY"))
+
+
+def parse_optional_day(value: str, column: str) -> dt.date | None:
+    return parse_day(value, column) if value else None
+
+
+def parse_yes_no(value: str, column: str, *, default: bool) -> bool:
+    text = value.strip().lower()
+    if not text:
+        return default
+    if text in YES:
+        return True
+    if text in NO:
+        return False
+    raise RowRejected(column, value, gettext("invalid choice; expected yes, no, ja or nein"))

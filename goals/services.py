@@ -1,0 +1,577 @@
+"""Writes for goals: organization settings, teams, territories, assignments, leave, quotas.
+
+Every change of quotas, roles, assignments, teams, territories and settings
+writes one `spm.models.AuditLog` row with the actor, the changed values
+before and after, and the optional reason (stored as `after["reason"]`).
+Each service is one transaction; callers pass keyword arguments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from goals.models import Assignment, LeavePeriod, Quota, QuotaMetric, QuotaPeriodKind, QuotaTemplate, Team, Territory
+from spm import fiscal
+from spm.models import AuditLog, Membership, Organization, Role, User
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FIELDS = (
+    "fiscal_year_start_month",
+    "time_zone",
+    "currency",
+    "language",
+    "attainment_warning_percent",
+    "leaderboard_privacy",
+    "minimum_group_size",
+)
+# Settings that move period boundaries or the local date of timestamps, so every KPI row changes.
+RECOMPUTE_FIELDS = ("fiscal_year_start_month", "time_zone")
+# The first day an Assignment made for a member's values before any history was recorded.
+HISTORY_START = dt.date(1900, 1, 1)
+
+
+def _json(value):
+    if isinstance(value, (int, str, bool, type(None))):
+        return value
+    return str(value)
+
+
+def audit_write(
+    *,
+    organization: Organization,
+    actor: User | None,
+    action: str,
+    object_type: str,
+    object_id,
+    before: dict | None,
+    after: dict | None,
+    reason: str = "",
+) -> AuditLog:
+    """Append one audit row; `reason`, when given, is stored as `after["reason"]`."""
+    if reason:
+        after = {**(after or {}), "reason": reason}
+    return AuditLog.objects.create(
+        organization=organization,
+        actor=actor if actor is not None and actor.pk else None,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        before=None if before is None else {key: _json(value) for key, value in before.items()},
+        after=None if after is None else {key: _json(value) for key, value in after.items()},
+    )
+
+
+def _kpi_recompute_on_commit(organization_id: int) -> None:
+    from dashboards.tasks import kpi_snapshot_recompute
+
+    transaction.on_commit(lambda: kpi_snapshot_recompute.delay(organization_id=organization_id))
+
+
+# --- organization settings ----------------------------------------------------------------------
+
+
+def currency_check(code: str) -> str:
+    """Return `code` upper-cased if it is an ISO 4217 currency code; raise ValidationError otherwise."""
+    from babel.numbers import list_currencies
+
+    normalized = (code or "").strip().upper()
+    if normalized not in list_currencies():
+        raise ValidationError(
+            _("%(value)s is not an ISO 4217 currency code; use a code such as EUR, CHF or USD.") % {"value": code}
+        )
+    return normalized
+
+
+@transaction.atomic
+def organization_settings_update(
+    *, organization: Organization, actor: User | None, changes: dict, reason: str = ""
+) -> list[str]:
+    """Change organization settings and return the names of the fields that changed.
+
+    Raises ValidationError (from the model's validators) for invalid values,
+    leaving the organization unchanged. A new fiscal year start month or time
+    zone keeps every quota row as it is: quotas whose start is no longer a
+    period boundary show as off-calendar in the editor. It schedules a KPI
+    recompute after commit because every period boundary moved.
+    """
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise ValueError(f"Unknown organization settings {sorted(unknown)}; allowed are {', '.join(SETTINGS_FIELDS)}.")
+    before = {name: getattr(organization, name) for name in changes}
+    changed = [name for name, value in changes.items() if before[name] != value]
+    if not changed:
+        # Nothing differs, so nothing to record or recompute.
+        return []
+
+    if "currency" in changed:
+        changes = {**changes, "currency": currency_check(changes["currency"])}
+    for name in changed:
+        setattr(organization, name, changes[name])
+    try:
+        organization.full_clean()
+    except ValidationError:
+        for name in changed:
+            setattr(organization, name, before[name])
+        raise
+    organization.save(update_fields=changed)
+
+    audit_write(
+        organization=organization,
+        actor=actor,
+        action="organization.settings_changed",
+        object_type="organization",
+        object_id=organization.pk,
+        before={name: before[name] for name in changed},
+        after={name: getattr(organization, name) for name in changed},
+        reason=reason,
+    )
+    if any(name in RECOMPUTE_FIELDS for name in changed):
+        _kpi_recompute_on_commit(organization.pk)
+    logger.info("Organization settings changed organization_id=%s fields=%s", organization.pk, ",".join(changed))
+    return changed
+
+
+# --- teams and territories ----------------------------------------------------------------------
+
+
+def _check_parent(model, node, parent) -> None:
+    """Reject a parent that is the node itself or one of its descendants (a cycle)."""
+    if parent is None or node is None or node.pk is None:
+        return
+    parents = dict(model.objects.values_list("id", "parent_id"))
+    ancestor_id = parent.pk
+    while ancestor_id is not None:
+        if ancestor_id == node.pk:
+            raise ValidationError(
+                _("%(parent)s is %(node)s itself or lies below it; choose a parent outside its subtree.")
+                % {"parent": parent.name, "node": node.name}
+            )
+        ancestor_id = parents.get(ancestor_id)
+
+
+def _check_name(model, organization, name: str, exclude_pk=None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError(_("The name is missing; enter a name."))
+    if len(name) > 200:
+        raise ValidationError(_("The name is too long; use at most 200 characters."))
+    if model.objects.filter(organization=organization, name__iexact=name).exclude(pk=exclude_pk).exists():
+        raise ValidationError(_("%(name)s already exists; choose another name.") % {"name": name})
+    return name
+
+
+@transaction.atomic
+def team_save(
+    *,
+    organization: Organization,
+    actor: User | None,
+    team: Team | None = None,
+    name: str,
+    parent: Team | None = None,
+    manager: Membership | None = None,
+    reason: str = "",
+) -> Team:
+    """Create a team (`team=None`) or rename, move and reassign the manager of an existing one.
+
+    Raises ValidationError for an empty or duplicate name or a parent that
+    would create a cycle.
+    """
+    name = _check_name(Team, organization, name, exclude_pk=team.pk if team else None)
+    _check_parent(Team, team, parent)
+    fields = ("name", "parent_id", "manager_id")
+    before = None if team is None else {field: getattr(team, field) for field in fields}
+
+    if team is None:
+        team = Team.objects.create(organization=organization, name=name, parent=parent, manager=manager)
+    else:
+        team.name, team.parent, team.manager = name, parent, manager
+        team.save(update_fields=["name", "parent", "manager"])
+    after = {field: getattr(team, field) for field in fields}
+    if before == after:
+        return team
+
+    audit_write(
+        organization=organization,
+        actor=actor,
+        action="team.created" if before is None else "team.changed",
+        object_type="team",
+        object_id=team.pk,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+    logger.info("Team saved organization_id=%s team_id=%s", organization.pk, team.pk)
+    return team
+
+
+@transaction.atomic
+def territory_save(
+    *,
+    organization: Organization,
+    actor: User | None,
+    territory: Territory | None = None,
+    name: str,
+    parent: Territory | None = None,
+    reason: str = "",
+) -> Territory:
+    """Create a territory (`territory=None`) or rename and move an existing one; rejects cycles."""
+    name = _check_name(Territory, organization, name, exclude_pk=territory.pk if territory else None)
+    _check_parent(Territory, territory, parent)
+    fields = ("name", "parent_id")
+    before = None if territory is None else {field: getattr(territory, field) for field in fields}
+
+    if territory is None:
+        territory = Territory.objects.create(organization=organization, name=name, parent=parent)
+    else:
+        territory.name, territory.parent = name, parent
+        territory.save(update_fields=["name", "parent"])
+    after = {field: getattr(territory, field) for field in fields}
+    if before == after:
+        return territory
+
+    audit_write(
+        organization=organization,
+        actor=actor,
+        action="territory.created" if before is None else "territory.changed",
+        object_type="territory",
+        object_id=territory.pk,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+    logger.info("Territory saved organization_id=%s territory_id=%s", organization.pk, territory.pk)
+    return territory
+
+
+# --- people -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def assignment_change(
+    *,
+    membership: Membership,
+    actor: User | None,
+    team: Team | None,
+    territory: Territory | None,
+    valid_from: dt.date,
+    today: dt.date | None = None,
+    reason: str = "",
+) -> Assignment | None:
+    """Assign a member to a team and territory from `valid_from` on; return the new row, or None if unchanged.
+
+    The assignment valid on `valid_from` is closed the day before (its
+    `valid_to` becomes `valid_from`, which is exclusive), and rows starting
+    later are removed, because the new assignment replaces them. A member
+    without history first gets a row with the current Membership.team and
+    territory from `active_from` (or 1900-01-01), so earlier periods keep their
+    credit. Membership.team/territory follow when `valid_from` is today or earlier.
+    """
+    organization = membership.organization
+    today = today or dt.date.today()
+    history = list(Assignment.objects.filter(membership=membership).order_by("valid_from"))
+    current = next(
+        (row for row in reversed(history) if row.valid_from <= valid_from and (row.valid_to is None or valid_from < row.valid_to)),
+        None,
+    )
+    if current is None and not history and (membership.team_id or membership.territory_id):
+        first_day = membership.active_from or HISTORY_START
+        if first_day < valid_from:
+            current = Assignment.objects.create(
+                organization=organization,
+                membership=membership,
+                team_id=membership.team_id,
+                territory_id=membership.territory_id,
+                valid_from=first_day,
+            )
+    new_team_id = team.pk if team else None
+    new_territory_id = territory.pk if territory else None
+    later = [row for row in history if row.valid_from > valid_from]
+    if current is not None and (current.team_id, current.territory_id) == (new_team_id, new_territory_id) and not later:
+        # The member already has this assignment on that day and nothing later overrides it.
+        return None
+
+    before = None
+    if current is not None:
+        before = {"team_id": current.team_id, "territory_id": current.territory_id, "valid_from": current.valid_from}
+    Assignment.objects.filter(pk__in=[row.pk for row in later]).delete()
+    if current is not None and current.valid_from == valid_from:
+        current.team_id, current.territory_id, current.valid_to = new_team_id, new_territory_id, None
+        current.save(update_fields=["team", "territory", "valid_to"])
+        assignment = current
+    else:
+        if current is not None:
+            current.valid_to = valid_from
+            current.save(update_fields=["valid_to"])
+        assignment = Assignment.objects.create(
+            organization=organization,
+            membership=membership,
+            team=team,
+            territory=territory,
+            valid_from=valid_from,
+        )
+    if valid_from <= today:
+        membership.team, membership.territory = team, territory
+        membership.save(update_fields=["team", "territory"])
+
+    audit_write(
+        organization=organization,
+        actor=actor,
+        action="assignment.changed",
+        object_type="membership",
+        object_id=membership.pk,
+        before=before,
+        after={"team_id": new_team_id, "territory_id": new_territory_id, "valid_from": valid_from},
+        reason=reason,
+    )
+    logger.info(
+        "Assignment changed organization_id=%s membership_id=%s assignment_id=%s",
+        organization.pk,
+        membership.pk,
+        assignment.pk,
+    )
+    return assignment
+
+
+@transaction.atomic
+def membership_update(
+    *,
+    membership: Membership,
+    actor: User | None,
+    role: str,
+    active_from: dt.date | None,
+    active_to: dt.date | None,
+    ramp_schedule=None,
+    manager: Membership | None = None,
+    reason: str = "",
+) -> list[str]:
+    """Change a member's role, employment dates, ramp schedule and manager; return the changed fields.
+
+    Raises ValidationError when the end date lies before the start date or the
+    role is unknown. A role change is recorded as "membership.role_changed".
+    """
+    if role not in Role.values:
+        raise ValidationError(_("Unknown role %(role)s; use admin, manager or rep.") % {"role": role})
+    if active_from and active_to and active_to < active_from:
+        raise ValidationError(_("The last day lies before the first day; correct one of the dates."))
+    if manager is not None and manager.pk == membership.pk:
+        raise ValidationError(_("A member cannot be their own manager; choose another manager."))
+    values = {
+        "role": role,
+        "active_from": active_from,
+        "active_to": active_to,
+        "ramp_schedule_id": ramp_schedule.pk if ramp_schedule else None,
+        "manager_id": manager.pk if manager else None,
+    }
+    before = {name: getattr(membership, name) for name in values}
+    changed = [name for name, value in values.items() if before[name] != value]
+    if not changed:
+        # Same values: nothing to write or record.
+        return []
+
+    for name in changed:
+        setattr(membership, name, values[name])
+    membership.save(update_fields=[name.removesuffix("_id") for name in changed])
+
+    audit_write(
+        organization=membership.organization,
+        actor=actor,
+        action="membership.role_changed" if "role" in changed else "membership.changed",
+        object_type="membership",
+        object_id=membership.pk,
+        before={name: before[name] for name in changed},
+        after={name: values[name] for name in changed},
+        reason=reason,
+    )
+    logger.info("Membership changed organization_id=%s membership_id=%s", membership.organization_id, membership.pk)
+    return changed
+
+
+@transaction.atomic
+def leave_period_add(
+    *, membership: Membership, actor: User | None, starts_on: dt.date, ends_on: dt.date, reason: str = ""
+) -> LeavePeriod:
+    """Record leave on the days `[starts_on, ends_on]` (inclusive); prorated quotas exclude them."""
+    if ends_on < starts_on:
+        raise ValidationError(_("The last day lies before the first day; correct one of the dates."))
+    leave = LeavePeriod.objects.create(
+        organization=membership.organization, membership=membership, starts_on=starts_on, ends_on=ends_on, reason=reason
+    )
+    audit_write(
+        organization=membership.organization,
+        actor=actor,
+        action="leave.added",
+        object_type="membership",
+        object_id=membership.pk,
+        before=None,
+        after={"leave_id": leave.pk, "starts_on": starts_on, "ends_on": ends_on},
+        reason=reason,
+    )
+    return leave
+
+
+@transaction.atomic
+def leave_period_delete(*, leave: LeavePeriod, actor: User | None) -> None:
+    before = {"leave_id": leave.pk, "starts_on": leave.starts_on, "ends_on": leave.ends_on}
+    membership = leave.membership
+    leave.delete()
+    audit_write(
+        organization=membership.organization,
+        actor=actor,
+        action="leave.deleted",
+        object_type="membership",
+        object_id=membership.pk,
+        before=before,
+        after=None,
+    )
+
+
+# --- quotas -------------------------------------------------------------------------------------
+
+
+def _quota_subject_field(level: str) -> str:
+    return {"rep": "membership", "team": "team", "territory": "territory"}[level]
+
+
+def quota_period_check(*, organization: Organization, period_kind: str, period_start: dt.date) -> None:
+    """Raise ValidationError unless `period_start` starts a fiscal period of `period_kind`."""
+    if period_kind not in QuotaPeriodKind.values:
+        raise ValidationError(_("Unknown period kind %(kind)s; use year, quarter or month.") % {"kind": period_kind})
+    period = fiscal.period_containing(period_start, period_kind, organization.fiscal_year_start_month)
+    if period.start != period_start:
+        raise ValidationError(
+            _("%(day)s does not start a fiscal %(kind)s; the period containing it starts on %(start)s.")
+            % {"day": period_start.isoformat(), "kind": period_kind, "start": period.start.isoformat()}
+        )
+
+
+@transaction.atomic
+def quota_update(
+    *,
+    organization: Organization,
+    actor: User | None,
+    level: str,
+    subject_id: int,
+    period_kind: str,
+    period_start: dt.date,
+    metric: str,
+    target: Decimal | None,
+    is_prorated: bool | None = None,
+    reason: str = "",
+) -> tuple[Quota | None, str]:
+    """Set, change or remove (`target=None`) one quota; return (quota or None, outcome).
+
+    The outcome is "created", "updated", "deleted" or "unchanged". An existing
+    quota keeps its `is_prorated` unless one is given; a new one defaults to
+    prorated. The period must start a fiscal period of its kind, but an
+    existing off-calendar quota can still be changed or removed. Raises
+    ValidationError for a negative target or an unknown level, metric or kind.
+    """
+    if level not in ("rep", "team", "territory"):
+        raise ValidationError(_("Unknown level %(level)s; use rep, team or territory.") % {"level": level})
+    if metric not in QuotaMetric.values:
+        raise ValidationError(_("Unknown metric %(metric)s.") % {"metric": metric})
+    if target is not None and target < 0:
+        raise ValidationError(_("The target %(target)s is negative; enter 0 or more.") % {"target": target})
+    subject_field = _quota_subject_field(level)
+    lookup = {
+        "organization": organization,
+        "level": level,
+        f"{subject_field}_id": subject_id,
+        "period_kind": period_kind,
+        "period_start": period_start,
+        "metric": metric,
+    }
+    quota = Quota.objects.select_for_update().filter(**lookup).first()
+    if quota is None and target is not None:
+        quota_period_check(organization=organization, period_kind=period_kind, period_start=period_start)
+    if target is not None:
+        target = target.quantize(Decimal("0.01"))
+
+    before = None if quota is None else {"target": quota.target, "is_prorated": quota.is_prorated}
+    if quota is None and target is None:
+        # Removing a quota that does not exist changes nothing.
+        return None, "unchanged"
+    if quota is not None and target is None:
+        quota_id = quota.pk
+        quota.delete()
+        _quota_audit(organization, actor, "quota.deleted", quota_id, lookup, before, None, reason)
+        return None, "deleted"
+    if quota is None:
+        quota = Quota.objects.create(
+            **lookup, target=target, is_prorated=True if is_prorated is None else is_prorated, updated_by=actor
+        )
+        outcome = "created"
+    else:
+        new_prorated = quota.is_prorated if is_prorated is None else is_prorated
+        if quota.target == target and quota.is_prorated == new_prorated:
+            return quota, "unchanged"
+        quota.target, quota.is_prorated, quota.updated_by = target, new_prorated, actor
+        quota.save(update_fields=["target", "is_prorated", "updated_by", "updated_at"])
+        outcome = "updated"
+
+    after = {"target": quota.target, "is_prorated": quota.is_prorated}
+    _quota_audit(organization, actor, "quota.changed", quota.pk, lookup, before, after, reason)
+    return quota, outcome
+
+
+def _quota_audit(organization, actor, action, quota_id, lookup, before, after, reason) -> None:
+    subject = {key: value for key, value in lookup.items() if key != "organization"}
+    audit_write(
+        organization=organization,
+        actor=actor,
+        action=action,
+        object_type="quota",
+        object_id=quota_id,
+        before=None if before is None else {**subject, **before},
+        after=None if after is None else {**subject, **after},
+        reason=reason,
+    )
+    logger.info(
+        "Quota %s organization_id=%s quota_id=%s level=%s",
+        action,
+        organization.pk,
+        quota_id,
+        lookup["level"],
+    )
+
+
+@transaction.atomic
+def quota_template_apply(
+    *,
+    organization: Organization,
+    actor: User | None,
+    template: QuotaTemplate,
+    membership_ids: list[int],
+    period_start: dt.date,
+    reason: str = "",
+) -> dict[str, int]:
+    """Set the template's target as the quota of each member for the period starting `period_start`.
+
+    Returns the number of quotas per outcome ("created", "updated", "unchanged").
+    Each change is audited like an edit in the quota editor.
+    """
+    quota_period_check(organization=organization, period_kind=template.period_kind, period_start=period_start)
+    members = Membership.objects.filter(pk__in=membership_ids)
+    outcomes = {"created": 0, "updated": 0, "unchanged": 0}
+    for membership in members:
+        _quota, outcome = quota_update(
+            organization=organization,
+            actor=actor,
+            level="rep",
+            subject_id=membership.pk,
+            period_kind=template.period_kind,
+            period_start=period_start,
+            metric=template.metric,
+            target=template.target,
+            is_prorated=template.is_prorated,
+            reason=reason or _("Template %(name)s") % {"name": template.name},
+        )
+        outcomes[outcome] += 1
+    return outcomes

@@ -1,0 +1,205 @@
+"""Quota upload: good CSV and XLSX files, German semicolon files, bad rows, the import_quotas command."""
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django_scopes import scope, scopes_disabled
+
+from goals.imports import quota_import
+from goals.models import Quota
+from goals.parsing import parse_number
+from pipelines.importers.base import RowRejected
+from spm.models import AuditLog
+from tests.factories import TeamFactory, TerritoryFactory
+
+
+def upload(org, text, file_name="quotas.csv", encoding="utf-8"):
+    with scope(organization=org):
+        return quota_import(organization=org, actor=None, data=text.encode(encoding), file_name=file_name)
+
+
+def quotas(org):
+    with scopes_disabled():
+        return {
+            (quota.level, quota.membership_id or quota.team_id or quota.territory_id, quota.period_kind, quota.period_start, quota.metric): (
+                quota.target,
+                quota.is_prorated,
+            )
+            for quota in Quota.objects.filter(organization=org)
+        }
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "expected"),
+    [
+        ("12.500,00", "de", Decimal("12500.00")),
+        ("12,500.00", "de", Decimal("12500.00")),
+        ("12500", "en", Decimal("12500.00")),
+        ("12500,5", "en", Decimal("12500.50")),
+        ("1.234.567", "en", Decimal("1234567.00")),
+        ("12.500", "de", Decimal("12500.00")),
+        ("12.500", "en", Decimal("12.50")),
+        ("12,500", "de", Decimal("12.50")),
+        ("12,500", "en", Decimal("12500.00")),
+        ("12 500,00 €", "de", Decimal("12500.00")),
+        ("0,005", "de", Decimal("0.01")),
+    ],
+)
+def test_parse_number_german_and_english(text, language, expected):
+    assert parse_number(text, "target", language=language) == expected
+
+
+@pytest.mark.parametrize("text", ["-5", "abc", "1.2.3,4,5", "12,50.0", "1,23,456", ""])
+def test_parse_number_rejects_invalid(text):
+    with pytest.raises(RowRejected):
+        parse_number(text, "target", language="de")
+
+
+def test_good_csv_creates_quotas(org, member, team):
+    with scopes_disabled():
+        territory = TerritoryFactory(organization=org, name="South")
+    text = (
+        "level,name,period,metric,target,prorate\n"
+        "rep,rep@acme.example,2025-Q1,won_revenue,9000,yes\n"
+        "team,North,2025,won_deals,120,\n"
+        "territory,South,2025-03,meetings,40,no\n"
+    )
+
+    result = upload(org, text)
+
+    assert result.created == 3
+    assert result.rejected == 0
+    assert quotas(org) == {
+        ("rep", member.pk, "quarter", dt.date(2025, 1, 1), "won_revenue"): (Decimal("9000.00"), True),
+        ("team", team.pk, "year", dt.date(2025, 1, 1), "won_deals"): (Decimal("120.00"), True),
+        ("territory", territory.pk, "month", dt.date(2025, 3, 1), "meetings"): (Decimal("40.00"), False),
+    }
+
+
+def test_second_upload_changes_nothing(org, member):
+    text = "level,name,period,metric,target\nrep,rep@acme.example,2025-Q1,won_revenue,9000\n"
+    upload(org, text)
+
+    result = upload(org, text)
+
+    assert result.created == 0
+    assert result.unchanged == 1
+    with scopes_disabled():
+        assert AuditLog.objects.filter(organization=org, object_type="quota").count() == 1
+
+
+def test_german_semicolon_cp1252_file(org, member):
+    # Excel on German Windows: semicolons, cp1252 (the ä), German number format, ja/nein.
+    with scopes_disabled():
+        member.user.name = "Jürgen Bär"
+        member.user.save()
+    text = "Level;Name;Period;Metric;Target;Prorate\r\nrep;Jürgen Bär;2025-Q2;won_revenue;12.500,00;nein\r\n"
+
+    result = upload(org, text, encoding="cp1252")
+
+    assert result.created == 1
+    assert quotas(org) == {
+        ("rep", member.pk, "quarter", dt.date(2025, 4, 1), "won_revenue"): (Decimal("12500.00"), False),
+    }
+
+
+def test_utf8_bom_file_reads_header(org, member):
+    text = "\ufefflevel;name;period;metric;target\nrep;rep@acme.example;2025;won_deals;24\n"
+
+    result = upload(org, text)
+
+    assert result.created == 1
+
+
+def test_bad_rows_reported_with_line_and_column(org, member):
+    text = (
+        "level,name,period,metric,target\n"
+        "rep,rep@acme.example,2025-Q1,won_revenue,9000\n"
+        "boss,rep@acme.example,2025-Q1,won_revenue,1\n"
+        "rep,nobody@acme.example,2025-Q1,won_revenue,1\n"
+        "rep,rep@acme.example,2025-Q5,won_revenue,1\n"
+        "rep,rep@acme.example,2025-Q2,revenue,1\n"
+        "rep,rep@acme.example,2025-Q3,won_revenue,-5\n"
+        "rep,rep@acme.example,2025-Q1,won_revenue,100\n"
+    )
+
+    result = upload(org, text)
+
+    assert result.created == 1
+    assert [(error.line, error.column, error.value) for error in result.errors] == [
+        (3, "level", "boss"),
+        (4, "name", "nobody@acme.example"),
+        (5, "period", "2025-Q5"),
+        (6, "metric", "revenue"),
+        (7, "target", "-5"),
+        (8, "period", "2025-Q1"),
+    ]
+    assert "line 2" in result.errors[-1].reason
+    assert str(result.errors[0]).startswith("quotas.csv line 3, column level, value 'boss'")
+
+
+def test_missing_column_rejects_file(org, member):
+    from pipelines.importers.base import ImportSourceError
+
+    with pytest.raises(ImportSourceError, match="target"):
+        upload(org, "level,name,period,metric\nrep,rep@acme.example,2025,won_deals\n")
+
+
+def test_xlsx_upload(org, member):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["level", "name", "period", "metric", "target"])
+    sheet.append(["rep", "rep@acme.example", "2025-Q1", "won_revenue", 9000.5])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    with scope(organization=org):
+        result = quota_import(organization=org, actor=None, data=buffer.getvalue(), file_name="quotas.xlsx")
+
+    assert result.created == 1
+    assert quotas(org) == {("rep", member.pk, "quarter", dt.date(2025, 1, 1), "won_revenue"): (Decimal("9000.50"), True)}
+
+
+def test_import_quotas_command(org, member, tmp_path, capsys):
+    path = tmp_path / "quotas.csv"
+    path.write_text("level;name;period;metric;target\nrep;rep@acme.example;2025-Q1;won_revenue;9.000,00\n", encoding="utf-8")
+
+    call_command("import_quotas", "--org", "acme", str(path))
+
+    assert "created 1, updated 0, unchanged 0, rejected 0" in capsys.readouterr().out
+    assert quotas(org)[("rep", member.pk, "quarter", dt.date(2025, 1, 1), "won_revenue")] == (Decimal("9000.00"), True)
+
+
+def test_import_quotas_command_exits_1_on_bad_rows(org, member, tmp_path, capsys):
+    with scopes_disabled():
+        org.language = "en"
+        org.save(update_fields=["language"])
+    path = tmp_path / "quotas.csv"
+    path.write_text("level,name,period,metric,target\nrep,rep@acme.example,2025-Q1,won_revenue,zehn\n", encoding="utf-8")
+
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("import_quotas", "--org", "acme", str(path))
+
+    assert exit_info.value.code == 1
+    assert "quotas.csv line 2, column target, value 'zehn'" in capsys.readouterr().err
+
+
+def test_upload_for_other_org_finds_no_people(org, other_org, member):
+    with scopes_disabled():
+        TeamFactory(organization=other_org, name="North")
+
+    with scope(organization=other_org):
+        result = quota_import(
+            organization=other_org,
+            actor=None,
+            data=b"level,name,period,metric,target\nrep,rep@acme.example,2025,won_deals,5\n",
+            file_name="q.csv",
+        )
+
+    assert result.created == 0
+    assert result.errors[0].column == "name"
