@@ -303,3 +303,112 @@ class Activity(models.Model):
             # Activity counts per owner and period.
             models.Index(fields=["organization", "occurred_at"], name="pipelines_activity_occurred"),
         ]
+
+
+class ImportSource(models.TextChoices):
+    PIPEDRIVE = "pipedrive", _("Pipedrive")
+    HUBSPOT = "hubspot", _("HubSpot")
+    SALESFORCE = "salesforce", _("Salesforce")
+    GENERIC = "generic", _("Other CSV or Excel file")
+    MAVEN = "maven", _("Maven CRM sample")
+
+
+class ImportRunStatus(models.TextChoices):
+    UPLOADED = "uploaded", _("Uploaded")
+    PREVIEWING = "previewing", _("Checking")
+    PREVIEWED = "previewed", _("Checked")
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Importing")
+    SUCCEEDED = "succeeded", _("Imported")
+    FAILED = "failed", _("Failed")
+
+
+class ImportRun(models.Model):
+    """One upload of CRM export files and its dry run and import, with progress and outcome.
+
+    Progress (`progress_done` of `progress_total` rows) is written from a second database
+    connection while the import's own transaction is still open, so a reloaded page sees it.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    source = models.CharField(_("source"), max_length=16, choices=ImportSource.choices)
+    status = models.CharField(
+        _("status"), max_length=16, choices=ImportRunStatus.choices, default=ImportRunStatus.UPLOADED
+    )
+    created_by = models.ForeignKey(
+        "spm.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("started by")
+    )
+    language = models.CharField(
+        _("language"), max_length=8, help_text=_("Language of the messages and of the rejected-rows report.")
+    )
+    directory = models.CharField(_("folder"), max_length=300, help_text=_("Folder of the uploaded files below MEDIA_ROOT."))
+    file_names = models.JSONField(_("files"), default=list)
+    currency = models.CharField(_("currency of the amounts"), max_length=3, blank=True)
+    date_order = models.CharField(
+        _("date order"),
+        max_length=3,
+        blank=True,
+        choices=[("dmy", _("DD/MM/YYYY")), ("mdy", _("MM/DD/YYYY"))],
+    )
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    progress_done = models.PositiveIntegerField(_("rows processed"), default=0)
+    progress_total = models.PositiveIntegerField(_("rows in total"), default=0)
+    summary = models.JSONField(_("summary"), default=dict, blank=True)
+    preview = models.JSONField(_("preview rows"), default=list, blank=True)
+    rejected_rows = models.JSONField(_("rejected rows"), default=list, blank=True)
+    message = models.TextField(_("message"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The imports page lists an organization's runs newest first.
+            models.Index(fields=["organization", "-created_at"], name="pipelines_importrun_recent"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_source_display()} {self.created_at:%Y-%m-%d %H:%M}" if self.created_at else self.source
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == ImportRunStatus.SUCCEEDED:
+            return 100
+        if not self.progress_total:
+            return 0
+        return min(100, self.progress_done * 100 // self.progress_total)
+
+    @property
+    def is_busy(self) -> bool:
+        return self.status in (ImportRunStatus.PREVIEWING, ImportRunStatus.QUEUED, ImportRunStatus.RUNNING)
+
+    @property
+    def rejected_count(self) -> int:
+        return len(self.rejected_rows)
+
+
+class ImportMapping(models.Model):
+    """The column mapping an organization chose for generic files, reused by its next upload."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    source = models.CharField(_("source"), max_length=16, choices=ImportSource.choices)
+    columns = models.JSONField(_("columns"), default=dict, help_text=_("Deal field → column name in the file."))
+    updated_by = models.ForeignKey(
+        "spm.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("updated by")
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("import mapping")
+        verbose_name_plural = _("import mappings")
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "source"], name="pipelines_importmapping_unique_source"),
+        ]

@@ -4,7 +4,7 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -142,8 +142,13 @@ def crm_import(
     currency: str | None = None,
     today: dt.date | None = None,
     actor: User | None = None,
+    options: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ):
     """Import a CRM export folder into `organization` in one transaction and return an ImportResult.
+
+    `options` are the importer's choices (`date_order`, the generic column `mapping`) and
+    `progress(done, total)` receives row counts while it runs; see pipelines.importers.
 
     `currency` is the ISO code of the file's amounts (default: the organization's base
     currency). `today` is the date at which open deals are converted to the base
@@ -173,7 +178,9 @@ def crm_import(
     logger.info("Import started organization_id=%s source=%s", organization.pk, source)
 
     with transaction.atomic():
-        result = importer(organization=organization, path=Path(path), currency=currency, today=today)
+        result = importer(
+            organization=organization, path=Path(path), currency=currency, today=today, options=options, progress=progress
+        )
         result.duration_seconds = time.monotonic() - started
         AuditLog.objects.create(
             organization=organization,

@@ -138,6 +138,13 @@ if _database_url:
 else:
     _default_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
 DATABASES = {"default": _default_db}
+# Imports run in one transaction and report progress through a second connection to the
+# same PostgreSQL database, so other requests see the progress before the import commits.
+# SQLite would lock against itself, so there progress becomes visible at the end.
+IMPORT_PROGRESS_DATABASE = ""
+if _default_db["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["progress"] = {**_default_db, "TEST": {"MIRROR": "default"}}
+    IMPORT_PROGRESS_DATABASE = "progress"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -179,6 +186,11 @@ STATICFILES_DIRS = [
     ("vendor/bootstrap", xstatic_bootstrap.BASE_DIR),
     ("vendor/plotly", Path(plotly.__file__).resolve().parent / "package_data"),
 ]
+# Uploaded import files live in MEDIA_ROOT/imports/<organization id>/. No URL serves
+# MEDIA_ROOT: only the import task reads the files.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_MB", 50) * 1024 * 1024
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -97,10 +97,18 @@ class ImportResult:
     counts: dict[str, EntityCounts] = field(default_factory=lambda: {name: EntityCounts() for name in ENTITIES})
     errors: list[RowError] = field(default_factory=list)
     duration_seconds: float = 0.0
+    # External ids of the written deals in file order; the dry-run preview shows the first ones.
+    deal_keys: list[str] = field(default_factory=list)
+    # Called as progress(done, total) with row counts while the import runs; None ignores progress.
+    progress: Callable[[int, int], None] | None = None
 
     @property
     def has_changes(self) -> bool:
         return any(counts.has_changes for counts in self.counts.values())
+
+    def report_progress(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
 
     def reject(self, entity: str, file_name: str, line: int, rejection: RowRejected) -> None:
         self.counts[entity].rejected += 1

@@ -11,7 +11,9 @@ from django.utils.translation import gettext
 from django_scopes import scope
 
 from pipelines.importers import IMPORTERS
-from pipelines.importers.base import ENTITIES, ImportSourceError
+from pipelines.importers.base import ImportSourceError
+from pipelines.importers.generic import GENERIC_FIELDS
+from pipelines.services_imports import import_mapping_get
 from pipelines.services import crm_import
 from spm.models import Organization
 
@@ -28,6 +30,7 @@ def entity_label(entity: str) -> str:
         "products": gettext("products"),
         "deals": gettext("deals"),
         "stage_changes": gettext("stage changes"),
+        "activities": gettext("activities"),
     }
     return labels[entity]
 
@@ -39,7 +42,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("path", type=Path, help="Folder with the export's CSV files.")
+        parser.add_argument("path", type=Path, help="Folder with the export's CSV or XLSX files.")
         parser.add_argument("--org", required=True, help="Slug of the organization to import into.")
         parser.add_argument("--source", required=True, choices=sorted(IMPORTERS), help="CRM that wrote the export.")
         parser.add_argument(
@@ -53,6 +56,21 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--language", choices=["de", "en"], help="Language of the output (default: the organization's)."
+        )
+        parser.add_argument(
+            "--date-order",
+            choices=["dmy", "mdy"],
+            default="",
+            help="How to read slashed dates such as 03/04/2025: dmy (3 April) or mdy (4 March). "
+            "Without it, dates that read both ways are rejected.",
+        )
+        parser.add_argument(
+            "--map",
+            action="append",
+            default=[],
+            metavar="FIELD=COLUMN",
+            help="Generic source: the file column of a deal field, e.g. --map external_id=ID --map owner=Owner. "
+            "Without --map, the organization's saved mapping is used.",
         )
 
     def handle(self, *args, **options):
@@ -79,6 +97,7 @@ class Command(BaseCommand):
                             source=options["source"],
                             path=options["path"],
                             currency=options["currency"],
+                            options=self.importer_options(organization, options),
                         )
                     except ImportSourceError as error:
                         raise CommandError(str(error)) from None
@@ -90,6 +109,23 @@ class Command(BaseCommand):
                         "count": len(result.errors)
                     }
                 raise CommandError(message, returncode=1)
+
+    def importer_options(self, organization: Organization, options: dict) -> dict:
+        """Return the importer's options: the date order and, for generic files, the column mapping."""
+        importer_options = {"date_order": options["date_order"]}
+        if options["source"] != "generic":
+            return importer_options
+        mapping = {}
+        for item in options["map"]:
+            field, separator, column = item.partition("=")
+            if not separator or field not in GENERIC_FIELDS:
+                raise CommandError(
+                    gettext("--map %(item)s is invalid; use FIELD=COLUMN with FIELD one of: %(fields)s.")
+                    % {"item": item, "fields": ", ".join(GENERIC_FIELDS)}
+                )
+            mapping[field] = column
+        importer_options["mapping"] = mapping or import_mapping_get(organization=organization, source="generic")
+        return importer_options
 
     def organization_get(self, slug: str, *, create: bool, currency: str | None) -> Organization:
         """Return the organization with `slug`, creating it when `create` is set.
@@ -136,10 +172,11 @@ class Command(BaseCommand):
             gettext("deleted"),
             gettext("rejected"),
         ]
-        label_width = max(len(entity_label(entity)) for entity in ENTITIES) + 2
+        entities = list(result.counts)
+        label_width = max(len(entity_label(entity)) for entity in entities) + 2
         widths = [max(len(heading), 7) + 2 for heading in headings]
         self.stdout.write(" " * label_width + "".join(heading.rjust(width) for heading, width in zip(headings, widths)))
-        for entity in ENTITIES:
+        for entity in entities:
             counts = result.counts[entity]
             values = [counts.created, counts.updated, counts.unchanged, counts.deleted, counts.rejected]
             self.stdout.write(

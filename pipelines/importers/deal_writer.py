@@ -1,0 +1,316 @@
+"""Writing parsed deals and their stage history, shared by the Pipedrive, HubSpot, Salesforce and generic importers.
+
+Deals are matched by (source, external id). Stage history is only ever appended: a
+move already stored (same deal, target stage and instant) is skipped, so re-importing
+the same or a newer export adds only the moves that are new. Two kinds of export exist:
+
+- With history (Pipedrive change log, HubSpot "Date entered" columns, Salesforce
+  OpportunityHistory): each move in the file is stored as recorded.
+- Snapshots (a deals list with the current stage and the won/lost time): a new deal gets
+  the implied moves "entered its stage when created" and "closed at the close time".
+  When a later snapshot shows another stage, one implied move is appended, at the close
+  time for a closed deal and at the import time for an open one, because the export does
+  not say when the deal moved.
+
+Status and `closed_at` are then derived from the history by `deal_close_state_refresh`.
+"""
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.utils.translation import gettext
+
+from pipelines.importers.base import (
+    ExchangeRateTable,
+    ImportResult,
+    RowRejected,
+    bulk_upsert,
+    chunked,
+    convert_amount,
+    fetch_by_keys,
+)
+from pipelines.models import Deal, DealStageChange, Pipeline, Stage, StageKind
+from pipelines.services import deal_close_state_refresh
+from spm.models import Organization
+
+logger = logging.getLogger(__name__)
+
+WON_WORDS = ("closed won", "won", "gewonnen", "abgeschlossen gewonnen")
+LOST_WORDS = ("closed lost", "lost", "verloren", "abgeschlossen verloren")
+
+
+@dataclass(frozen=True)
+class Move:
+    """A deal entering `stage_id` at `changed_at`; implied moves are derived, not read from history."""
+
+    stage_id: int
+    changed_at: dt.datetime
+    is_implied: bool = False
+
+
+@dataclass
+class DealRecord:
+    """One deal as the file states it. `values` are Deal fields by attribute name (`owner_id`, …)."""
+
+    line: int
+    external_id: str
+    values: dict
+    # Recorded history in any order; empty for snapshot exports.
+    moves: list[Move] = field(default_factory=list)
+    # Snapshot exports: the stage the deal entered when it was created, and the time it was won or lost.
+    entry_stage_id: int | None = None
+    closed_at: dt.datetime | None = None
+
+
+def stage_kind_from_name(name: str) -> str:
+    """Return won or lost for stage names such as "Closed Won" or "Verloren", else open."""
+    folded = name.strip().casefold()
+    if folded in WON_WORDS or folded.endswith(" won") or folded.endswith("gewonnen"):
+        return StageKind.WON
+    if folded in LOST_WORDS or folded.endswith(" lost") or folded.endswith("verloren"):
+        return StageKind.LOST
+    return StageKind.OPEN
+
+
+class PipelineStages:
+    """A pipeline's stages by case-insensitive name, creating the pipeline and missing stages on demand.
+
+    Existing stages keep their order, kind and probability, because an admin may have
+    tuned them. New open stages are appended after the open stages in the order they
+    are asked for, and won and lost stages go last.
+    """
+
+    def __init__(self, *, organization: Organization, name: str):
+        self.organization = organization
+        pipeline = Pipeline.objects.filter(organization=organization, name=name).first()
+        if pipeline is None:
+            has_default = Pipeline.objects.filter(organization=organization, is_default=True).exists()
+            pipeline = Pipeline.objects.create(organization=organization, name=name[:200], is_default=not has_default)
+            logger.info("Import created pipeline organization_id=%s pipeline_id=%s", organization.pk, pipeline.pk)
+        self.pipeline = pipeline
+        self.stages = {stage.name.casefold(): stage for stage in Stage.objects.filter(pipeline=pipeline)}
+
+    def get(self, name: str, *, kind: str | None = None, probability: int | None = None) -> Stage:
+        stage = self.stages.get(name.strip().casefold())
+        if stage is not None:
+            return stage
+        kind = kind or stage_kind_from_name(name)
+        orders = [stage.order for stage in self.stages.values()]
+        order = (max(orders) + 1) if orders else 1
+        if probability is None:
+            probability = {StageKind.WON: 100, StageKind.LOST: 0}.get(kind, 0)
+        stage = Stage.objects.create(
+            organization=self.organization,
+            pipeline=self.pipeline,
+            name=name.strip()[:200],
+            order=order,
+            kind=kind,
+            probability=probability,
+        )
+        self.stages[stage.name.casefold()] = stage
+        return stage
+
+    def order_closed_last(self) -> None:
+        """Renumber so open stages keep their relative order and won, then lost stages follow."""
+        ranked = sorted(
+            self.stages.values(),
+            key=lambda stage: ({StageKind.OPEN: 0, StageKind.WON: 1, StageKind.LOST: 2}[stage.kind], stage.order),
+        )
+        changed = []
+        for index, stage in enumerate(ranked, start=1):
+            if stage.order != index:
+                stage.order = index
+                changed.append(stage)
+        if changed:
+            Stage.objects.bulk_update(changed, ["order"])
+
+
+class BaseAmountConverter:
+    """Converts amounts to the organization's currency at the rate valid on a date, one table per currency."""
+
+    def __init__(self, *, organization: Organization, today: dt.date):
+        self.organization = organization
+        self.today = today
+        self.tables: dict[str, ExchangeRateTable] = {}
+
+    def convert(self, amount: Decimal | None, currency: str, on: dt.date | None, column: str, value: str) -> Decimal | None:
+        """Return the amount in base currency; on None means an open deal (today's rate). Rejects without a rate."""
+        if amount is None or currency == self.organization.currency:
+            return amount
+        table = self.tables.get(currency)
+        if table is None:
+            table = self.tables[currency] = ExchangeRateTable(organization=self.organization, currency=currency)
+        day = on or self.today
+        rate = table.rate_on(day)
+        if rate is None:
+            raise RowRejected(
+                column,
+                value,
+                gettext(
+                    "no exchange rate for %(currency)s valid on %(date)s; upload rates for %(currency)s "
+                    "valid from that date or earlier"
+                )
+                % {"currency": currency, "date": day.isoformat()},
+            )
+        return convert_amount(amount, rate)
+
+
+def deals_write(
+    *,
+    organization: Organization,
+    source: str,
+    records: list[DealRecord],
+    result: ImportResult,
+    observed_at: dt.datetime,
+) -> dict[str, Deal]:
+    """Upsert `records` as deals of `source`, append their new stage moves and refresh their status.
+
+    `observed_at` is the time an appended snapshot move of an open deal gets (the import
+    time). Custom fields are merged into the existing ones. Returns the deals by external id.
+    """
+    keys = [record.external_id for record in records]
+    existing = fetch_by_keys(Deal.objects.filter(organization=organization, source=source), "external_id", keys)
+    desired = {}
+    for record in records:
+        values = dict(record.values)
+        current = existing.get(record.external_id)
+        if current is not None and "custom_fields" in values:
+            values["custom_fields"] = {**current.custom_fields, **values["custom_fields"]}
+        if current is not None and record.moves:
+            # The stage comes from the history, which may also contain moves made in the product.
+            values.pop("stage_id", None)
+        desired[record.external_id] = values
+    outcome = bulk_upsert(
+        model=Deal,
+        existing=existing,
+        desired=desired,
+        build=lambda key, values: Deal(organization=organization, source=source, external_id=key, **values),
+    )
+    counts = result.counts["deals"]
+    counts.created += len(outcome.created)
+    counts.updated += len(outcome.updated)
+    counts.unchanged += len(outcome.unchanged)
+    result.deal_keys.extend(keys)
+
+    moved_ids = stage_moves_append(organization=organization, records=records, deals=outcome.instances, result=result, observed_at=observed_at)
+    changed_ids = {outcome.instances[key].pk for key in outcome.created | outcome.updated} | moved_ids
+    deal_close_state_refresh(organization=organization, deal_ids=changed_ids)
+    logger.info(
+        "Deals imported organization_id=%s source=%s created=%s updated=%s unchanged=%s rejected=%s",
+        organization.pk,
+        source,
+        counts.created,
+        counts.updated,
+        counts.unchanged,
+        counts.rejected,
+    )
+    return outcome.instances
+
+
+def stage_moves_append(
+    *,
+    organization: Organization,
+    records: list[DealRecord],
+    deals: dict[str, Deal],
+    result: ImportResult,
+    observed_at: dt.datetime,
+) -> set[int]:
+    """Insert the moves of `records` that are not stored yet and return the ids of deals that got any.
+
+    Each new move's `from_stage` is the stage of the move before it in the merged
+    history. Implied moves later than a snapshot's close time are deleted, because the
+    file now states that the deal closed before them.
+    """
+    deal_ids = [deals[record.external_id].pk for record in records]
+    history: dict[int, list[tuple[dt.datetime, int, int, bool]]] = defaultdict(list)
+    for batch in chunked(deal_ids, 900):
+        rows = DealStageChange.objects.filter(organization=organization, deal_id__in=batch).values_list(
+            "deal_id", "changed_at", "id", "to_stage_id", "is_implied"
+        )
+        for deal_id, changed_at, change_id, to_stage_id, is_implied in rows:
+            history[deal_id].append((changed_at, change_id, to_stage_id, is_implied))
+
+    stage_kinds = dict(Stage.objects.filter(organization=organization).values_list("pk", "kind"))
+    new_changes: list[DealStageChange] = []
+    stale_ids: list[int] = []
+    counts = result.counts["stage_changes"]
+    for record in records:
+        deal = deals[record.external_id]
+        stored = sorted(history.get(deal.pk, []))
+        if record.moves:
+            wanted = sorted(set(record.moves), key=lambda move: move.changed_at)
+        else:
+            wanted, stale = snapshot_moves(record, stored, stage_kinds, deal, observed_at)
+            stale_ids.extend(stale)
+            stored = [entry for entry in stored if entry[1] not in stale]
+        present = {(to_stage_id, changed_at) for changed_at, _id, to_stage_id, _implied in stored}
+        fresh = [move for move in wanted if (move.stage_id, move.changed_at) not in present]
+        counts.unchanged += len(wanted) - len(fresh)
+        if not fresh:
+            continue
+        timeline = [(changed_at, 0, to_stage_id) for changed_at, _id, to_stage_id, _implied in stored]
+        timeline += [(move.changed_at, 1, move.stage_id) for move in fresh]
+        timeline.sort(key=lambda entry: (entry[0], entry[1]))
+        previous_stage = {}
+        last = None
+        for changed_at, _is_new, to_stage_id in timeline:
+            previous_stage[(to_stage_id, changed_at)] = last
+            last = to_stage_id
+        for move in fresh:
+            from_stage_id = previous_stage[(move.stage_id, move.changed_at)]
+            new_changes.append(
+                DealStageChange(
+                    organization=organization,
+                    deal_id=deal.pk,
+                    from_stage_id=from_stage_id,
+                    to_stage_id=move.stage_id,
+                    changed_at=move.changed_at,
+                    is_implied=move.is_implied,
+                )
+            )
+    for batch in chunked(stale_ids, 900):
+        DealStageChange.objects.filter(organization=organization, pk__in=batch).delete()
+    counts.deleted += len(stale_ids)
+    # Ids follow insertion order, which is time order per deal, so they break ties between equal times.
+    new_changes.sort(key=lambda change: (change.deal_id, change.changed_at))
+    DealStageChange.objects.bulk_create(new_changes, batch_size=1000)
+    counts.created += len(new_changes)
+    return {change.deal_id for change in new_changes}
+
+
+def snapshot_moves(
+    record: DealRecord,
+    stored: list[tuple[dt.datetime, int, int, bool]],
+    stage_kinds: dict[int, str],
+    deal: Deal,
+    observed_at: dt.datetime,
+) -> tuple[list[Move], list[int]]:
+    """Return (moves to store, ids of implied moves to delete) for a deal from a snapshot export."""
+    stage_id = record.values["stage_id"]
+    is_closed = stage_kinds.get(stage_id) in (StageKind.WON, StageKind.LOST)
+    created_at = record.values.get("created_at") or deal.created_at
+    if not stored:
+        entry_stage_id = record.entry_stage_id or stage_id
+        if entry_stage_id == stage_id and is_closed and record.closed_at is not None:
+            # The export names no open stage: the deal's only known move is its close.
+            return [Move(stage_id, record.closed_at, True)], []
+        moves = [Move(entry_stage_id, created_at, True)]
+        if is_closed and record.closed_at is not None and entry_stage_id != stage_id:
+            moves.append(Move(stage_id, max(record.closed_at, created_at), True))
+        elif entry_stage_id != stage_id:
+            moves.append(Move(stage_id, max(observed_at, created_at), True))
+        return moves, []
+
+    latest_at, _id, latest_stage_id, _implied = stored[-1]
+    if is_closed and record.closed_at is not None:
+        if latest_stage_id == stage_id and latest_at == record.closed_at:
+            return [Move(stage_id, record.closed_at, True)], []
+        stale = [change_id for changed_at, change_id, _stage, implied in stored if implied and changed_at > record.closed_at]
+        return [Move(stage_id, record.closed_at, True)], stale
+    if latest_stage_id == stage_id:
+        # Nothing moved since the last import.
+        return [], []
+    return [Move(stage_id, max(observed_at, latest_at), True)], []

@@ -1,0 +1,327 @@
+"""Reading the files people export from CRMs and spreadsheets, and parsing their values.
+
+German Excel writes semicolon-separated CSV in Windows-1252 or UTF-8 (with or without
+a byte order mark), amounts as `1.234,56 €` (often with a non-breaking space before the
+sign) and dates as `dd.mm.yyyy`. CRMs write comma-separated UTF-8 with `1234.56` and ISO
+dates. `table_read` accepts all of these and XLSX workbooks, and the `parse_*` functions
+accept both number styles. Nothing is guessed silently: a date such as 03/04/2025 that
+reads as two different days is rejected unless the caller names the date order.
+
+Cells that start with =, +, -, @, a tab or a carriage return are formulas to a spreadsheet.
+They are kept as plain text and never evaluated: XLSX formulas are read as their formula
+text, a number or date column rejects them, and `csv_safe_cell` escapes them on export.
+"""
+
+import csv
+import datetime as dt
+import io
+import re
+import zoneinfo
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+
+from django.utils.translation import gettext
+
+from pipelines.importers.base import MAX_AMOUNT, ImportSourceError, RowRejected
+
+CENT = Decimal("0.01")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+DATE_ORDERS = ("dmy", "mdy")
+# Currency signs and codes that may surround an amount; the column or file states the currency.
+CURRENCY_MARKS = re.compile(r"(€|\$|£|¥|CHF|EUR|USD|GBP|JPY)", re.IGNORECASE)
+SPACES = re.compile(r"[\s\u00a0\u202f]+")
+GERMAN_NUMBER = re.compile(r"^-?\d{1,3}(\.\d{3})+(,\d+)?$|^-?\d+,\d+$")
+ENGLISH_NUMBER = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$|^-?\d+(\.\d+)?$")
+ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+DOTTED_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
+SLASHED_DATE = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$")
+TIME_PART = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?$")
+OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+
+
+@dataclass
+class Table:
+    """One file's rows as `(line, row)` pairs with the header as read; `line` 1 is the header."""
+
+    file_name: str
+    header: list[str]
+    rows: list[tuple[int, dict[str, str]]]
+    encoding: str = ""
+    delimiter: str = ""
+
+    def require_columns(self, columns) -> None:
+        missing = [name for name in columns if name not in self.header]
+        if missing:
+            raise ImportSourceError(
+                gettext("File %(file)s is missing the required column(s): %(columns)s.")
+                % {"file": self.file_name, "columns": ", ".join(missing)}
+            )
+
+
+def bytes_decode(data: bytes, file_name: str) -> tuple[str, str]:
+    """Decode a text file as UTF-8 (with or without BOM), else as Windows-1252; return (text, encoding).
+
+    Windows-1252 maps almost every byte, so it is the fallback rather than a guess
+    among many: a file that is not valid UTF-8 was in practice written by Excel on
+    Windows. Its five unmapped bytes (0x81, 0x8D, 0x8F, 0x90, 0x9D) fail the import.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8"), "utf-8-sig"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError as error:
+        raise ImportSourceError(
+            gettext("File %(file)s is neither UTF-8 nor Windows-1252 (%(error)s); save it as UTF-8 and retry.")
+            % {"file": file_name, "error": error}
+        ) from None
+
+
+def delimiter_detect(first_line: str) -> str:
+    """Return the separator of a CSV header line: the most frequent of `;`, `,`, tab and `|` outside quotes."""
+    counts = {delimiter: 0 for delimiter in (";", ",", "\t", "|")}
+    in_quotes = False
+    for character in first_line:
+        if character == '"':
+            in_quotes = not in_quotes
+        elif not in_quotes and character in counts:
+            counts[character] += 1
+    best = max(counts, key=lambda delimiter: counts[delimiter])
+    return best if counts[best] else ","
+
+
+def table_read(path: Path, *, sheet: str | None = None) -> Table:
+    """Read a CSV, TSV or XLSX file into a Table of stripped text cells.
+
+    Blank rows are skipped. A missing trailing cell reads as "". Raises
+    ImportSourceError when the file is missing, empty or cannot be decoded.
+    """
+    if not path.is_file():
+        raise ImportSourceError(gettext("File %(path)s is missing.") % {"path": path.name})
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _xlsx_read(path, sheet=sheet)
+
+    text, encoding = bytes_decode(path.read_bytes(), path.name)
+    first_line = text.split("\n", 1)[0]
+    delimiter = delimiter_detect(first_line)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [name.strip() for name in next(reader, [])]
+    if not any(header):
+        raise ImportSourceError(gettext("File %(file)s is empty or has no header row.") % {"file": path.name})
+    rows = []
+    for cells in reader:
+        if not any(cell.strip() for cell in cells):
+            continue
+        rows.append((reader.line_num, _row_from_cells(header, cells)))
+    return Table(file_name=path.name, header=header, rows=rows, encoding=encoding, delimiter=delimiter)
+
+
+def _row_from_cells(header: list[str], cells: list) -> dict[str, str]:
+    return {name: (_cell_text(cells[index]) if index < len(cells) else "") for index, name in enumerate(header) if name}
+
+
+def _cell_text(value) -> str:
+    """Return a cell as stripped text; whole floats lose their `.0` and dates become ISO strings."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _xlsx_read(path: Path, *, sheet: str | None) -> Table:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    # data_only=False: a formula cell reads as its formula text, so nothing is evaluated.
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=False)
+    except (InvalidFileException, KeyError, OSError, ValueError) as error:
+        raise ImportSourceError(
+            gettext("File %(file)s is not a readable XLSX workbook (%(error)s).") % {"file": path.name, "error": error}
+        ) from None
+    try:
+        worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
+        rows_iter = worksheet.iter_rows(values_only=True)
+        header = [_cell_text(value) for value in next(rows_iter, ())]
+        if not any(header):
+            raise ImportSourceError(gettext("File %(file)s is empty or has no header row.") % {"file": path.name})
+        rows = []
+        for line, cells in enumerate(rows_iter, start=2):
+            if not any(_cell_text(cell) for cell in cells):
+                continue
+            rows.append((line, _row_from_cells(header, list(cells))))
+    finally:
+        workbook.close()
+    return Table(file_name=path.name, header=header, rows=rows, encoding="xlsx", delimiter="")
+
+
+def is_formula(value: str) -> bool:
+    return value.startswith(FORMULA_PREFIXES)
+
+
+def csv_safe_cell(value: str) -> str:
+    """Prefix a cell that a spreadsheet would run as a formula with `'`, so it is shown as text."""
+    if value and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def parse_decimal(value: str, column: str) -> Decimal:
+    """Parse `1.234,56`, `1234,56`, `1,234.56` or `1234.56`, with or without a currency sign; may be negative.
+
+    A value with only one separator followed by exactly three digits (`1.234`, `1,234`)
+    is read as thousands, the way both German and English Excel display it.
+    """
+    text = SPACES.sub("", CURRENCY_MARKS.sub("", value))
+    if is_formula(value) and not re.match(r"^-\s*[\d€$£¥]", value):
+        raise RowRejected(column, value, gettext("formula cells are not evaluated; enter the number itself"))
+    if GERMAN_NUMBER.match(text) and not ENGLISH_NUMBER.match(text):
+        normalized = text.replace(".", "").replace(",", ".")
+    elif ENGLISH_NUMBER.match(text):
+        if re.match(r"^-?\d{1,3}\.\d{3}$", text):
+            # "1.234" is a German thousand: no one writes a price with three decimals.
+            normalized = text.replace(".", "")
+        else:
+            normalized = text.replace(",", "")
+    else:
+        raise RowRejected(
+            column, value, gettext("invalid number; expected e.g. 1.234,56 or 1234.56")
+        )
+    try:
+        return Decimal(normalized)
+    except InvalidOperation:
+        raise RowRejected(column, value, gettext("invalid number; expected e.g. 1.234,56 or 1234.56")) from None
+
+
+def parse_money(value: str, column: str) -> Decimal:
+    """Parse a non-negative amount in either number style, rounded half-up to cents."""
+    amount = parse_decimal(value, column)
+    if amount < 0:
+        raise RowRejected(column, value, gettext("negative amount; amounts must be 0 or more"))
+    if amount > MAX_AMOUNT:
+        raise RowRejected(column, value, gettext("amount too large; at most 16 digits before the decimal point"))
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def parse_percent(value: str, column: str) -> int:
+    """Parse a probability 0–100 written as `40`, `40 %`, `40,0` or `0.4` (fractions below 1 are scaled)."""
+    number = parse_decimal(value.replace("%", ""), column)
+    if Decimal(0) < number < Decimal(1) and "%" not in value:
+        number *= 100
+    if not Decimal(0) <= number <= Decimal(100):
+        raise RowRejected(column, value, gettext("out of range; expected 0 to 100"))
+    return int(number.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def parse_day(value: str, column: str, *, date_order: str = "") -> dt.date:
+    """Parse `2025-04-03`, `03.04.2025` (day first) or `03/04/2025` with `date_order` "dmy" or "mdy".
+
+    A slashed date whose day and month are both 12 or less is rejected when no date order
+    is given, because it reads as two different days. One with a part above 12 is
+    unambiguous and accepted. A time after the date is ignored here.
+    """
+    if is_formula(value):
+        raise RowRejected(column, value, gettext("formula cells are not evaluated; enter the date itself"))
+    text = value.strip().split("T")[0].split(" ")[0]
+    try:
+        if match := ISO_DATE.match(text):
+            return dt.date(int(match[1]), int(match[2]), int(match[3]))
+        if match := DOTTED_DATE.match(text):
+            return dt.date(int(match[3]), int(match[2]), int(match[1]))
+        if match := SLASHED_DATE.match(text):
+            first, second, year = int(match[1]), int(match[2]), int(match[3])
+            order = date_order
+            if not order:
+                if first > 12 >= second:
+                    order = "dmy"
+                elif second > 12 >= first:
+                    order = "mdy"
+                elif first != second:
+                    raise RowRejected(
+                        column,
+                        value,
+                        gettext(
+                            "ambiguous date: it can be day/month or month/day; choose the date order "
+                            "(DD/MM/YYYY or MM/DD/YYYY) and import again"
+                        ),
+                    )
+                else:
+                    order = "dmy"
+            if order == "dmy":
+                return dt.date(year, second, first)
+            return dt.date(year, first, second)
+    except ValueError:
+        raise RowRejected(column, value, gettext("invalid date; no such day")) from None
+    raise RowRejected(column, value, gettext("invalid date; expected YYYY-MM-DD or DD.MM.YYYY"))
+
+
+def parse_moment(value: str, column: str, *, time_zone: zoneinfo.ZoneInfo, date_order: str = "") -> dt.datetime:
+    """Parse a date with an optional time into an aware datetime.
+
+    A value without an offset is a wall-clock time in `time_zone` (the organization's).
+    During the autumn clock change the earlier of the two instants is taken, and a
+    time in the spring gap is moved forward by the gap, as zoneinfo does with fold=0.
+    A date without a time is taken as 12:00 UTC, like every date-only import.
+    """
+    text = value.strip()
+    offset = None
+    if match := OFFSET_SUFFIX.search(text):
+        suffix = match[1]
+        if ":" in text[: match.start()] or suffix == "Z":
+            offset = suffix
+            text = text[: match.start()].strip()
+    parts = re.split(r"[T ]", text, maxsplit=1)
+    day = parse_day(parts[0], column, date_order=date_order)
+    if len(parts) == 1 or not parts[1].strip():
+        if offset is not None:
+            raise RowRejected(column, value, gettext("invalid date and time"))
+        return dt.datetime(day.year, day.month, day.day, 12, 0, tzinfo=dt.timezone.utc)
+    match = TIME_PART.match(parts[1].strip())
+    if match is None:
+        raise RowRejected(column, value, gettext("invalid time; expected HH:MM or HH:MM:SS"))
+    hour, minute = int(match[1]), int(match[2])
+    second = int(match[3] or 0)
+    microsecond = int((match[4] or "0").ljust(6, "0"))
+    try:
+        naive = dt.datetime(day.year, day.month, day.day, hour, minute, second, microsecond)
+    except ValueError:
+        raise RowRejected(column, value, gettext("invalid time; expected HH:MM or HH:MM:SS")) from None
+    if offset is None:
+        local = naive.replace(tzinfo=time_zone)
+        # Round-tripping through UTC moves a time inside the spring gap past the gap.
+        return local.astimezone(dt.timezone.utc)
+    if offset == "Z":
+        return naive.replace(tzinfo=dt.timezone.utc)
+    sign = -1 if offset[0] == "-" else 1
+    digits = offset[1:].replace(":", "")
+    delta = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return naive.replace(tzinfo=dt.timezone(sign * delta)).astimezone(dt.timezone.utc)
+
+
+def parse_bool(value: str, column: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "ja", "1", "wahr", "x"):
+        return True
+    if lowered in ("false", "no", "nein", "0", "falsch", ""):
+        return False
+    raise RowRejected(column, value, gettext("invalid yes/no value; expected True or False"))
+
+
+def text_cell(value: str, column: str, max_length: int) -> str:
+    """Return a text cell as stored: formula-like text stays text; too long is rejected."""
+    if len(value) > max_length:
+        raise RowRejected(
+            column, value, gettext("too long; at most %(max_length)d characters") % {"max_length": max_length}
+        )
+    return value

@@ -1,0 +1,214 @@
+"""Importer for any CSV or XLSX deals list, read through a column mapping the admin chose.
+
+`options["mapping"]` maps deal fields (GENERIC_FIELDS) to the file's column names. The
+file is a snapshot: a deal entered its stage when created and, when the status (or the
+stage's name) says won or lost, closed at the close date. Without a stage column the
+deals go to the stage "Open", "Won" or "Lost" by status.
+"""
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from pipelines.importers.base import ImportResult, ImportSourceError, RowRejected
+from pipelines.importers.deal_writer import BaseAmountConverter, DealRecord, PipelineStages, deals_write
+from pipelines.importers.formats import Table, parse_day, parse_moment, parse_money, parse_percent, table_read, text_cell
+from pipelines.importers.people import PeopleDirectory, Person
+from pipelines.models import StageKind
+from spm.models import Organization
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "generic"
+PIPELINE_NAME = "Import"
+PROGRESS_STEP = 500
+TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm")
+
+# Deal fields a column can be mapped to, with their labels; the first three are required.
+GENERIC_FIELDS = {
+    "external_id": _("Deal id"),
+    "owner": _("Owner (name or e-mail)"),
+    "created_at": _("Created on"),
+    "name": _("Deal name"),
+    "stage": _("Stage"),
+    "status": _("Status (open, won, lost)"),
+    "amount": _("Amount"),
+    "currency": _("Currency"),
+    "closed_at": _("Closed on"),
+    "expected_close_on": _("Expected close date"),
+    "probability": _("Probability (%)"),
+    "lost_reason": _("Lost reason"),
+}
+REQUIRED_FIELDS = ("external_id", "owner", "created_at")
+STATUS_WORDS = {
+    "open": StageKind.OPEN,
+    "offen": StageKind.OPEN,
+    "won": StageKind.WON,
+    "gewonnen": StageKind.WON,
+    "closed won": StageKind.WON,
+    "lost": StageKind.LOST,
+    "verloren": StageKind.LOST,
+    "closed lost": StageKind.LOST,
+}
+
+
+def generic_table_find(path: Path) -> Table:
+    """Return the first CSV or XLSX file of folder `path` as a Table."""
+    for candidate in sorted(path.iterdir()) if path.is_dir() else [path]:
+        if candidate.suffix.lower() in TABLE_SUFFIXES:
+            return table_read(candidate)
+    raise ImportSourceError(gettext("No CSV or XLSX file found in the upload."))
+
+
+def generic_import(
+    *,
+    organization: Organization,
+    path: Path,
+    currency: str,
+    today: dt.date,
+    options: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """Import the first table of folder `path` with `options["mapping"]`; raise ImportSourceError on a bad mapping."""
+    options = options or {}
+    table = generic_table_find(path)
+    mapping = {field: column for field, column in (options.get("mapping") or {}).items() if column}
+    missing = [str(GENERIC_FIELDS[field]) for field in REQUIRED_FIELDS if field not in mapping]
+    if missing:
+        raise ImportSourceError(
+            gettext("The column mapping lacks the required field(s): %(fields)s.") % {"fields": ", ".join(missing)}
+        )
+    unknown = [column for column in mapping.values() if column not in table.header]
+    if unknown:
+        raise ImportSourceError(
+            gettext("File %(file)s has no column(s) %(columns)s; choose the mapping again.")
+            % {"file": table.file_name, "columns": ", ".join(unknown)}
+        )
+    importer = GenericImport(
+        organization=organization, table=table, mapping=mapping, folder=path, currency=currency, today=today, options=options
+    )
+    importer.result.progress = progress
+    return importer.run()
+
+
+class GenericImport:
+    def __init__(self, *, organization, table: Table, mapping: dict, folder: Path, currency: str, today: dt.date, options: dict):
+        self.organization = organization
+        self.table = table
+        self.mapping = mapping
+        self.currency = currency
+        self.today = today
+        self.date_order = options.get("date_order", "")
+        self.time_zone = organization.tzinfo
+        self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
+        self.stages = None
+
+    def cell(self, row: dict, field: str) -> str:
+        column = self.mapping.get(field)
+        return row.get(column, "") if column else ""
+
+    def run(self) -> ImportResult:
+        self.stages = PipelineStages(organization=self.organization, name=PIPELINE_NAME)
+        owners = PeopleDirectory(organization=self.organization, result=self.result).ensure(
+            [Person(key=self.cell(row, "owner"), name=self.cell(row, "owner")) for _line, row in self.table.rows if self.cell(row, "owner")]
+        )
+        converter = BaseAmountConverter(organization=self.organization, today=self.today)
+        records = []
+        first_line: dict[str, int] = {}
+        total = len(self.table.rows)
+        for index, (line, row) in enumerate(self.table.rows, start=1):
+            try:
+                records.append(self.record(line, row, owners, converter, first_line))
+            except RowRejected as rejection:
+                self.result.reject("deals", self.table.file_name, line, rejection)
+            if index % PROGRESS_STEP == 0:
+                self.result.report_progress(index, total)
+        self.stages.order_closed_last()
+        deals_write(
+            organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
+        )
+        self.result.report_progress(total, total)
+        return self.result
+
+    def record(self, line, row, owners, converter, first_line) -> DealRecord:
+        column = self.mapping.get
+        external_id = text_cell(self.cell(row, "external_id"), column("external_id"), 200)
+        if not external_id:
+            raise RowRejected(column("external_id"), "", gettext("missing value"))
+        if external_id in first_line:
+            raise RowRejected(
+                column("external_id"), external_id, gettext("duplicate deal; first listed on line %(line)d") % {"line": first_line[external_id]}
+            )
+        owner = owners.get(self.cell(row, "owner"))
+        if owner is None:
+            raise RowRejected(column("owner"), "", gettext("missing value"))
+        created_text = self.cell(row, "created_at")
+        if not created_text:
+            raise RowRejected(column("created_at"), "", gettext("missing value"))
+        created_at = parse_moment(created_text, column("created_at"), time_zone=self.time_zone, date_order=self.date_order)
+
+        status_text = self.cell(row, "status")
+        kind = None
+        if status_text:
+            kind = STATUS_WORDS.get(status_text.strip().casefold())
+            if kind is None:
+                raise RowRejected(column("status"), status_text, gettext("unknown status; expected open, won or lost"))
+        stage_name = text_cell(self.cell(row, "stage").strip(), column("stage") or "", 200)
+        entry_stage = None
+        if stage_name:
+            stage = self.stages.get(stage_name)
+            if kind is not None and kind != stage.kind:
+                # The status decides; the named stage is where the deal stood before it closed.
+                entry_stage = stage if stage.kind == StageKind.OPEN else None
+                stage = self.stages.get({StageKind.WON: "Won", StageKind.LOST: "Lost", StageKind.OPEN: "Open"}[kind], kind=kind)
+        else:
+            kind = kind or StageKind.OPEN
+            stage = self.stages.get({StageKind.WON: "Won", StageKind.LOST: "Lost", StageKind.OPEN: "Open"}[kind], kind=kind)
+        is_closed = stage.kind in (StageKind.WON, StageKind.LOST)
+
+        closed_at = None
+        closed_text = self.cell(row, "closed_at")
+        if is_closed:
+            if not closed_text:
+                raise RowRejected(column("closed_at") or column("status") or column("stage"), closed_text, gettext("missing value; a won or lost deal needs its close date"))
+            closed_at = parse_moment(closed_text, column("closed_at"), time_zone=self.time_zone, date_order=self.date_order)
+            if closed_at < created_at:
+                raise RowRejected(column("closed_at"), closed_text, gettext("close date is before the creation date"))
+        expected_text = self.cell(row, "expected_close_on")
+        expected = parse_day(expected_text, column("expected_close_on"), date_order=self.date_order) if expected_text else None
+
+        currency = (self.cell(row, "currency") or self.currency).strip().upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise RowRejected(column("currency") or "", currency, gettext("not a three-letter ISO currency code"))
+        amount_text = self.cell(row, "amount")
+        amount = parse_money(amount_text, column("amount")) if amount_text else None
+        close_day = closed_at.astimezone(self.time_zone).date() if closed_at else None
+        base_amount = converter.convert(amount, currency, close_day, column("amount") or "", amount_text)
+        probability_text = self.cell(row, "probability")
+        probability = parse_percent(probability_text, column("probability")) if probability_text else None
+        first_line[external_id] = line
+        return DealRecord(
+            line=line,
+            external_id=external_id,
+            values={
+                "name": text_cell(self.cell(row, "name"), column("name") or "", 300),
+                "owner_id": owner.pk,
+                "territory_id": owner.territory_id,
+                "pipeline_id": self.stages.pipeline.pk,
+                "stage_id": stage.pk,
+                "amount": amount,
+                "currency": currency,
+                "base_amount": base_amount,
+                "probability": probability,
+                "created_at": created_at,
+                "expected_close_on": expected,
+                "lost_reason": text_cell(self.cell(row, "lost_reason"), column("lost_reason") or "", 300),
+            },
+            entry_stage_id=(entry_stage or stage).pk,
+            closed_at=closed_at,
+        )

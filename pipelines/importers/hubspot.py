@@ -1,0 +1,193 @@
+"""Importer for HubSpot's deals export (CSV or XLSX), with the stage history rebuilt from "Date entered" columns.
+
+The export has one row per deal: `Record ID`, `Deal Name`, `Deal Stage`, `Pipeline`,
+`Amount`, `Deal owner`, `Create Date`, `Close Date`, and for every stage of every
+pipeline a column `Date entered "<Stage> (<Pipeline>)"`. Each filled "Date entered"
+cell of the deal's pipeline becomes a recorded stage move. A deal without any becomes a
+snapshot: it entered its stage when created and, if closed, closed on `Close Date`.
+
+Stages are ordered as their columns appear, with won and lost stages last; a stage
+whose name ends in "Won" or "Lost" (or "gewonnen"/"verloren") is a won or lost stage.
+`Close Date` is the expected close date of open deals. Amounts are in the column
+`Currency` or `Deal currency code` when present, else in the file's currency.
+
+NOTE: HubSpot keeps only the latest entry into each stage, so a deal that entered a
+stage twice shows one move there; earlier stays are not in the export.
+"""
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from pipelines.importers.base import ImportResult, ImportSourceError, RowRejected
+from pipelines.importers.deal_writer import BaseAmountConverter, DealRecord, Move, PipelineStages, deals_write
+from pipelines.importers.formats import Table, parse_day, parse_moment, parse_money, table_read, text_cell
+from pipelines.importers.people import PeopleDirectory, Person
+from pipelines.models import StageKind
+from spm.models import Organization
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "hubspot"
+REQUIRED_COLUMNS = ("Record ID", "Deal Stage", "Deal owner", "Create Date")
+DATE_ENTERED = re.compile(r'^Date entered [“"](?P<stage>.+) \((?P<pipeline>[^()]+)\)[”"]$')
+CURRENCY_COLUMNS = ("Currency", "Deal currency code", "Currency code")
+DEFAULT_PIPELINE = "Sales Pipeline"
+PROGRESS_STEP = 500
+
+
+def hubspot_import(
+    *,
+    organization: Organization,
+    path: Path,
+    currency: str,
+    today: dt.date,
+    options: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """Import the HubSpot deals export found in folder `path` (the first file with a `Record ID` column)."""
+    for candidate in sorted(path.iterdir()) if path.is_dir() else [path]:
+        if candidate.suffix.lower() in (".csv", ".xlsx", ".txt"):
+            table = table_read(candidate)
+            if "Record ID" in table.header:
+                importer = HubSpotImport(
+                    organization=organization, table=table, folder=path, currency=currency, today=today, options=options or {}
+                )
+                importer.result.progress = progress
+                return importer.run()
+    raise ImportSourceError(gettext("No HubSpot deals export found: expected a CSV or XLSX file with the column \"Record ID\"."))
+
+
+class HubSpotImport:
+    def __init__(self, *, organization, table: Table, folder: Path, currency: str, today: dt.date, options: dict):
+        self.organization = organization
+        self.table = table
+        self.currency = currency
+        self.today = today
+        self.date_order = options.get("date_order", "")
+        self.time_zone = organization.tzinfo
+        self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
+        self.pipelines: dict[str, PipelineStages] = {}
+
+    def moment(self, row: dict, column: str) -> dt.datetime | None:
+        value = row.get(column, "")
+        return parse_moment(value, column, time_zone=self.time_zone, date_order=self.date_order) if value else None
+
+    def stages_for(self, pipeline_name: str) -> PipelineStages:
+        stages = self.pipelines.get(pipeline_name)
+        if stages is None:
+            stages = self.pipelines[pipeline_name] = PipelineStages(organization=self.organization, name=pipeline_name)
+        return stages
+
+    def run(self) -> ImportResult:
+        table = self.table
+        table.require_columns(REQUIRED_COLUMNS)
+        entered_columns = []
+        for column in table.header:
+            if match := DATE_ENTERED.match(column):
+                entered_columns.append((column, match["stage"].strip(), match["pipeline"].strip()))
+        # Create stages in column order first, so the pipeline's order follows HubSpot's.
+        for _column, stage_name, pipeline_name in entered_columns:
+            self.stages_for(pipeline_name).get(stage_name)
+
+        owners = PeopleDirectory(organization=self.organization, result=self.result).ensure(
+            [Person(key=row["Deal owner"], name=row["Deal owner"]) for _line, row in table.rows if row.get("Deal owner")]
+        )
+        converter = BaseAmountConverter(organization=self.organization, today=self.today)
+        records = []
+        first_line: dict[str, int] = {}
+        for index, (line, row) in enumerate(table.rows, start=1):
+            try:
+                records.append(self.record(line, row, owners, entered_columns, converter, first_line))
+            except RowRejected as rejection:
+                self.result.reject("deals", table.file_name, line, rejection)
+            if index % PROGRESS_STEP == 0:
+                self.result.report_progress(index, len(table.rows))
+        for stages in self.pipelines.values():
+            stages.order_closed_last()
+        deals_write(
+            organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
+        )
+        self.result.report_progress(len(table.rows), len(table.rows))
+        return self.result
+
+    def record(self, line, row, owners, entered_columns, converter, first_line) -> DealRecord:
+        external_id = text_cell(row.get("Record ID", ""), "Record ID", 200)
+        if not external_id:
+            raise RowRejected("Record ID", external_id, gettext("missing value"))
+        if external_id in first_line:
+            raise RowRejected(
+                "Record ID", external_id, gettext("duplicate deal; first listed on line %(line)d") % {"line": first_line[external_id]}
+            )
+        owner = owners.get(row.get("Deal owner", ""))
+        if owner is None:
+            raise RowRejected("Deal owner", "", gettext("missing value"))
+        pipeline_name = text_cell(row.get("Pipeline", ""), "Pipeline", 200) or DEFAULT_PIPELINE
+        stages = self.stages_for(pipeline_name)
+        stage_name = text_cell(row.get("Deal Stage", ""), "Deal Stage", 200)
+        if not stage_name:
+            raise RowRejected("Deal Stage", stage_name, gettext("missing value"))
+        stage = stages.get(stage_name)
+        created_at = self.moment(row, "Create Date")
+        if created_at is None:
+            raise RowRejected("Create Date", "", gettext("missing value"))
+
+        moves = []
+        for column, entered_stage, entered_pipeline in entered_columns:
+            if entered_pipeline.casefold() != pipeline_name.casefold() or not row.get(column):
+                continue
+            moves.append(Move(stages.get(entered_stage).pk, self.moment(row, column)))
+        close_date_text = row.get("Close Date", "")
+        is_closed = stage.kind in (StageKind.WON, StageKind.LOST)
+        closed_at = self.moment(row, "Close Date") if is_closed else None
+        if is_closed and closed_at is None and not any(move.stage_id == stage.pk for move in moves):
+            raise RowRejected("Close Date", close_date_text, gettext("missing value; a won or lost deal needs its close date"))
+        if moves and not any(move.stage_id == stage.pk for move in moves):
+            # The current stage lacks its "Date entered": it was entered at the close, or by the latest move.
+            latest = max(move.changed_at for move in moves)
+            moves.append(Move(stage.pk, max(closed_at or latest, latest), True))
+        if moves and min(move.changed_at for move in moves) < created_at:
+            created_at = min(move.changed_at for move in moves)
+        expected = None
+        if close_date_text and not is_closed:
+            expected = parse_day(close_date_text, "Close Date", date_order=self.date_order)
+
+        currency = self.currency
+        for column in CURRENCY_COLUMNS:
+            if row.get(column):
+                currency = row[column].strip().upper()
+                break
+        if len(currency) != 3 or not currency.isalpha():
+            raise RowRejected("Currency", currency, gettext("not a three-letter ISO currency code"))
+        amount_text = row.get("Amount", "")
+        amount = parse_money(amount_text, "Amount") if amount_text else None
+        close_day = None
+        if is_closed:
+            close_moment = closed_at or max(move.changed_at for move in moves if move.stage_id == stage.pk)
+            close_day = close_moment.astimezone(self.time_zone).date()
+        base_amount = converter.convert(amount, currency, close_day, "Amount", amount_text)
+        first_line[external_id] = line
+        return DealRecord(
+            line=line,
+            external_id=external_id,
+            values={
+                "name": text_cell(row.get("Deal Name", ""), "Deal Name", 300),
+                "owner_id": owner.pk,
+                "territory_id": owner.territory_id,
+                "pipeline_id": stages.pipeline.pk,
+                "stage_id": stage.pk,
+                "amount": amount,
+                "currency": currency,
+                "base_amount": base_amount,
+                "created_at": created_at,
+                "expected_close_on": expected,
+            },
+            moves=moves,
+            entry_stage_id=stage.pk,
+            closed_at=closed_at,
+        )

@@ -1,0 +1,124 @@
+"""People named in CRM exports: find or create their users and memberships in batches.
+
+Exports name a deal's owner by e-mail address (Pipedrive users.csv), by id or by display
+name (HubSpot, Salesforce, spreadsheets). A person is matched, in this order, by the
+membership's external id, the user's e-mail address and the user's name within the
+organization. Unknown people become users without a usable password and members with
+the rep role. Existing members keep their role.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from pipelines.importers.base import ImportResult
+from pipelines.importers.maven import person_email
+from spm.models import Membership, Organization, Role, User
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person as an export names them; `key` is how the export refers to them (id, e-mail or name)."""
+
+    key: str
+    email: str = ""
+    name: str = ""
+
+
+class PeopleDirectory:
+    """The organization's memberships, indexed for matching and extended with `ensure`."""
+
+    def __init__(self, *, organization: Organization, result: ImportResult):
+        self.organization = organization
+        self.result = result
+        self.by_external_id: dict[str, Membership] = {}
+        self.by_email: dict[str, Membership] = {}
+        self.by_name: dict[str, Membership] = {}
+        for membership in Membership.objects.filter(organization=organization).select_related("user").order_by("pk"):
+            self._index(membership)
+
+    def _index(self, membership: Membership) -> None:
+        if membership.external_id:
+            self.by_external_id.setdefault(membership.external_id, membership)
+        self.by_email.setdefault(membership.user.email.lower(), membership)
+        if membership.user.name:
+            self.by_name.setdefault(membership.user.name.casefold(), membership)
+
+    def find(self, person: Person) -> Membership | None:
+        if person.key and person.key in self.by_external_id:
+            return self.by_external_id[person.key]
+        if person.email and person.email.lower() in self.by_email:
+            return self.by_email[person.email.lower()]
+        if person.name and person.name.casefold() in self.by_name:
+            return self.by_name[person.name.casefold()]
+        if "@" in person.key and person.key.lower() in self.by_email:
+            return self.by_email[person.key.lower()]
+        if person.key.casefold() in self.by_name:
+            return self.by_name[person.key.casefold()]
+        return None
+
+    def ensure(self, people: list[Person]) -> dict[str, Membership]:
+        """Return a membership for every person by key, creating users and rep memberships in two batch inserts.
+
+        A person without an e-mail address gets `<name>@<org slug>.example`; the `.example`
+        domain is reserved, so nothing is ever delivered there. New memberships store the
+        person's key as external id, so the next import matches them even if the name changes.
+        """
+        found: dict[str, Membership] = {}
+        missing: dict[str, Person] = {}
+        for person in people:
+            membership = self.find(person)
+            if membership is not None:
+                found[person.key] = membership
+            else:
+                missing.setdefault(person.key, person)
+        counts = self.result.counts["people"]
+        counts.unchanged += len({membership.pk for membership in found.values()})
+        if not missing:
+            return found
+
+        emails = {}
+        for key, person in missing.items():
+            email = (person.email or ("" if "@" not in key else key)).lower()
+            if not email:
+                email = person_email(person.name or key, self.organization.slug) or f"person-{key}@{self.organization.slug}.example"
+            emails[key] = email
+        users = {user.email.lower(): user for user in User.objects.filter(email__in=set(emails.values()))}
+        new_users = []
+        for key, person in missing.items():
+            email = emails[key]
+            if email not in users:
+                user = User(email=email, name=(person.name or "")[:200])
+                user.set_unusable_password()
+                users[email] = user
+                new_users.append(user)
+        User.objects.bulk_create(new_users, batch_size=1000)
+
+        # A user may already belong to the organization under another key (e.g. an admin).
+        member_by_user = {
+            membership.user_id: membership
+            for membership in Membership.objects.filter(
+                organization=self.organization, user_id__in=[user.pk for user in users.values()]
+            ).select_related("user")
+        }
+        new_memberships = []
+        for key in missing:
+            user = users[emails[key]]
+            membership = member_by_user.get(user.pk)
+            if membership is None:
+                membership = Membership(organization=self.organization, user=user, role=Role.REP, external_id=key[:200])
+                member_by_user[user.pk] = membership
+                new_memberships.append(membership)
+            found[key] = membership
+        Membership.objects.bulk_create(new_memberships, batch_size=1000)
+        for membership in new_memberships:
+            self._index(membership)
+        counts.created += len(new_memberships)
+        logger.info(
+            "Import created people organization_id=%s users=%s memberships=%s",
+            self.organization.pk,
+            len(new_users),
+            len(new_memberships),
+        )
+        return found

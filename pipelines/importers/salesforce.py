@@ -1,0 +1,295 @@
+"""Importer for a Salesforce Opportunity report export plus an OpportunityHistory export.
+
+Both files may use report labels (`Opportunity ID`, `Stage`, `Close Date`, …) or API
+field names (`Id`, `StageName`, `CloseDate`, …). The history file is recognized by
+`OpportunityId` or `FromOpportunityStageName`. Each history row is a snapshot of the
+opportunity at `CreatedDate`; a row whose `StageName` differs from the one before is a
+stage move. Without a history file, or for an opportunity without history rows, the
+opportunity is a snapshot: it entered its stage when created and closed on `CloseDate`.
+
+Salesforce ids have a 15-character case-sensitive form and an 18-character form that
+appends a checksum; reports and data exports mix them, so opportunities are matched
+by the first 15 characters.
+
+A stage is won or lost by the opportunity's `Won`/`IsWon` and `Closed`/`IsClosed` flags
+when the file has them, else by its name ("Closed Won", "Closed Lost"). A stage's
+default probability is the `Probability` the file gives it.
+"""
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from pipelines.importers.base import ImportResult, ImportSourceError, RowRejected
+from pipelines.importers.deal_writer import (
+    BaseAmountConverter,
+    DealRecord,
+    Move,
+    PipelineStages,
+    deals_write,
+    stage_kind_from_name,
+)
+from pipelines.importers.formats import Table, parse_bool, parse_day, parse_moment, parse_money, parse_percent, table_read, text_cell
+from pipelines.importers.people import PeopleDirectory, Person
+from pipelines.models import StageKind
+from spm.models import Organization
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "salesforce"
+PIPELINE_NAME = "Salesforce"
+PROGRESS_STEP = 500
+# Each field's accepted column names: report label first, then API names.
+OPPORTUNITY_COLUMNS = {
+    "id": ("Opportunity ID", "Id", "ID", "Opportunity Id"),
+    "name": ("Opportunity Name", "Name"),
+    "stage": ("Stage", "StageName"),
+    "amount": ("Amount",),
+    "close_date": ("Close Date", "CloseDate"),
+    "created": ("Created Date", "CreatedDate"),
+    "owner": ("Opportunity Owner", "Owner.Name", "Owner Name", "Owner", "OwnerId"),
+    "probability": ("Probability (%)", "Probability"),
+    "currency": ("Opportunity Currency", "CurrencyIsoCode", "Currency"),
+    "is_won": ("Won", "IsWon"),
+    "is_closed": ("Closed", "IsClosed"),
+    "lead_source": ("Lead Source", "LeadSource"),
+}
+HISTORY_COLUMNS = {
+    "id": ("OpportunityId", "Opportunity ID"),
+    "stage": ("StageName", "Stage"),
+    "created": ("CreatedDate", "Created Date"),
+    "probability": ("Probability", "Probability (%)"),
+    "from_stage": ("FromOpportunityStageName",),
+}
+
+
+def salesforce_id(value: str) -> str:
+    return value.strip()[:15]
+
+
+def column_map(table: Table, aliases: dict[str, tuple[str, ...]], required: tuple[str, ...]) -> dict[str, str]:
+    """Return field → the column name this file uses; raise ImportSourceError if a required field has none."""
+    mapping = {}
+    for key, names in aliases.items():
+        for name in names:
+            if name in table.header:
+                mapping[key] = name
+                break
+    missing = [aliases[key][0] for key in required if key not in mapping]
+    if missing:
+        raise ImportSourceError(
+            gettext("File %(file)s is missing the required column(s): %(columns)s.")
+            % {"file": table.file_name, "columns": ", ".join(missing)}
+        )
+    return mapping
+
+
+def salesforce_import(
+    *,
+    organization: Organization,
+    path: Path,
+    currency: str,
+    today: dt.date,
+    options: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    """Import the opportunity file (and the history file, if any) found in folder `path`."""
+    opportunities = history = None
+    for candidate in sorted(path.iterdir()) if path.is_dir() else [path]:
+        if candidate.suffix.lower() not in (".csv", ".xlsx", ".txt"):
+            continue
+        table = table_read(candidate)
+        if "FromOpportunityStageName" in table.header or "OpportunityId" in table.header:
+            history = table
+        elif opportunities is None:
+            opportunities = table
+    if opportunities is None:
+        raise ImportSourceError(gettext("No Salesforce opportunity export found: expected a CSV or XLSX file of opportunities."))
+    importer = SalesforceImport(
+        organization=organization,
+        opportunities=opportunities,
+        history=history,
+        folder=path,
+        currency=currency,
+        today=today,
+        options=options or {},
+    )
+    importer.result.progress = progress
+    return importer.run()
+
+
+class SalesforceImport:
+    def __init__(self, *, organization, opportunities: Table, history: Table | None, folder, currency, today, options):
+        self.organization = organization
+        self.opportunities = opportunities
+        self.history = history
+        self.currency = currency
+        self.today = today
+        self.date_order = options.get("date_order", "")
+        self.time_zone = organization.tzinfo
+        self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
+        self.stages = None
+
+    def moment(self, row: dict, column: str | None) -> dt.datetime | None:
+        value = row.get(column, "") if column else ""
+        return parse_moment(value, column, time_zone=self.time_zone, date_order=self.date_order) if value else None
+
+    def run(self) -> ImportResult:
+        columns = column_map(self.opportunities, OPPORTUNITY_COLUMNS, ("id", "stage", "created", "owner"))
+        history_columns = None
+        if self.history is not None:
+            history_columns = column_map(self.history, HISTORY_COLUMNS, ("id", "stage", "created"))
+        self.total = len(self.opportunities.rows) + (len(self.history.rows) if self.history else 0)
+        self.stages = PipelineStages(organization=self.organization, name=PIPELINE_NAME)
+        kinds = self.stage_kinds(columns)
+        for stage_name, kind in kinds.items():
+            self.stages.get(stage_name, kind=kind)
+        history = self.read_history(history_columns) if history_columns else {}
+
+        owner_column = columns["owner"]
+        owners = PeopleDirectory(organization=self.organization, result=self.result).ensure(
+            [Person(key=row[owner_column], name=row[owner_column]) for _line, row in self.opportunities.rows if row.get(owner_column)]
+        )
+        converter = BaseAmountConverter(organization=self.organization, today=self.today)
+        records = []
+        first_line: dict[str, int] = {}
+        for index, (line, row) in enumerate(self.opportunities.rows, start=1):
+            try:
+                records.append(self.record(line, row, columns, owners, history, converter, first_line))
+            except RowRejected as rejection:
+                self.result.reject("deals", self.opportunities.file_name, line, rejection)
+            if index % PROGRESS_STEP == 0:
+                self.result.report_progress(index, self.total)
+        self.stages.order_closed_last()
+        deals_write(
+            organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
+        )
+        self.result.report_progress(self.total, self.total)
+        return self.result
+
+    def stage_kinds(self, columns: dict[str, str]) -> dict[str, str]:
+        """Return each stage name of the opportunity file → its kind, from the Won/Closed flags or the name."""
+        kinds = {}
+        for _line, row in self.opportunities.rows:
+            name = row.get(columns["stage"], "").strip()
+            if not name or name in kinds:
+                continue
+            kind = stage_kind_from_name(name)
+            try:
+                if "is_closed" in columns and row.get(columns["is_closed"]):
+                    is_closed = parse_bool(row[columns["is_closed"]], columns["is_closed"])
+                    is_won = "is_won" in columns and parse_bool(row.get(columns["is_won"], ""), columns["is_won"])
+                    kind = (StageKind.WON if is_won else StageKind.LOST) if is_closed else StageKind.OPEN
+            except RowRejected:
+                pass  # The row itself reports the bad flag.
+            kinds[name] = kind
+        return kinds
+
+    def read_history(self, columns: dict[str, str]) -> dict[str, list[Move]]:
+        """Return opportunity id (15 characters) → recorded moves; rejects rows with a bad date."""
+        snapshots = defaultdict(list)
+        for line, row in self.history.rows:
+            try:
+                opportunity_id = salesforce_id(row.get(columns["id"], ""))
+                if not opportunity_id:
+                    raise RowRejected(columns["id"], "", gettext("missing value"))
+                stage_name = row.get(columns["stage"], "").strip()
+                if not stage_name:
+                    raise RowRejected(columns["stage"], "", gettext("missing value"))
+                created = self.moment(row, columns["created"])
+                if created is None:
+                    raise RowRejected(columns["created"], "", gettext("missing value"))
+            except RowRejected as rejection:
+                self.result.reject("stage_changes", self.history.file_name, line, rejection)
+                continue
+            snapshots[opportunity_id].append((created, line, stage_name))
+
+        moves = {}
+        for opportunity_id, rows in snapshots.items():
+            rows.sort()
+            deal_moves = []
+            previous = None
+            for created, _line, stage_name in rows:
+                if stage_name != previous:
+                    deal_moves.append(Move(self.stages.get(stage_name).pk, created))
+                previous = stage_name
+            moves[opportunity_id] = deal_moves
+        return moves
+
+    def record(self, line, row, columns, owners, history, converter, first_line) -> DealRecord:
+        id_column = columns["id"]
+        external_id = salesforce_id(row.get(id_column, ""))
+        if not external_id:
+            raise RowRejected(id_column, "", gettext("missing value"))
+        if external_id in first_line:
+            raise RowRejected(
+                id_column, row[id_column], gettext("duplicate deal; first listed on line %(line)d") % {"line": first_line[external_id]}
+            )
+        owner = owners.get(row.get(columns["owner"], ""))
+        if owner is None:
+            raise RowRejected(columns["owner"], "", gettext("missing value"))
+        stage_name = text_cell(row.get(columns["stage"], "").strip(), columns["stage"], 200)
+        if not stage_name:
+            raise RowRejected(columns["stage"], "", gettext("missing value"))
+        stage = self.stages.get(stage_name)
+        created_at = self.moment(row, columns["created"])
+        if created_at is None:
+            raise RowRejected(columns["created"], "", gettext("missing value"))
+        close_column = columns.get("close_date")
+        close_text = row.get(close_column, "") if close_column else ""
+        is_closed = stage.kind in (StageKind.WON, StageKind.LOST)
+        moves = list(history.get(external_id, []))
+        closed_at = None
+        expected = None
+        if is_closed:
+            closed_at = self.moment(row, close_column)
+            if closed_at is None and not moves:
+                raise RowRejected(close_column or "Close Date", close_text, gettext("missing value; a won or lost deal needs its close date"))
+        elif close_text:
+            expected = parse_day(close_text, close_column, date_order=self.date_order)
+        if moves and moves[-1].stage_id != stage.pk:
+            # The report is newer than the history's last row: the deal moved since.
+            moves.append(Move(stage.pk, max(closed_at or moves[-1].changed_at, moves[-1].changed_at), True))
+        if moves and moves[0].changed_at < created_at:
+            created_at = moves[0].changed_at
+
+        currency = (row.get(columns.get("currency", ""), "") or self.currency).strip().upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise RowRejected(columns.get("currency", "CurrencyIsoCode"), currency, gettext("not a three-letter ISO currency code"))
+        amount_text = row.get(columns.get("amount", ""), "")
+        amount = parse_money(amount_text, columns["amount"]) if amount_text else None
+        close_day = None
+        if is_closed:
+            close_moment = closed_at or moves[-1].changed_at
+            close_day = close_moment.astimezone(self.time_zone).date()
+        base_amount = converter.convert(amount, currency, close_day, columns.get("amount", "Amount"), amount_text)
+        probability = None
+        if "probability" in columns and row.get(columns["probability"]):
+            probability = parse_percent(row[columns["probability"]], columns["probability"])
+        first_line[external_id] = line
+        return DealRecord(
+            line=line,
+            external_id=external_id,
+            values={
+                "name": text_cell(row.get(columns.get("name", ""), ""), columns.get("name", "Name"), 300),
+                "owner_id": owner.pk,
+                "territory_id": owner.territory_id,
+                "pipeline_id": self.stages.pipeline.pk,
+                "stage_id": stage.pk,
+                "amount": amount,
+                "currency": currency,
+                "base_amount": base_amount,
+                "probability": probability,
+                "created_at": created_at,
+                "expected_close_on": expected,
+                "deal_source": text_cell(row.get(columns.get("lead_source", ""), ""), "Lead Source", 100),
+            },
+            moves=moves,
+            entry_stage_id=stage.pk,
+            closed_at=closed_at,
+        )

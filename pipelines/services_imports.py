@@ -1,0 +1,364 @@
+"""Web imports: storing uploads, the dry run, the import itself, progress and the rejected-rows report.
+
+An ImportRun moves through uploaded → previewing → previewed → queued → running →
+succeeded or failed. The dry run executes the real importer inside a transaction that
+is rolled back, so its counts and preview rows are exactly what the import would
+write. The import runs in one transaction, so a failure leaves the previous data as it
+was and only the ImportRun records the error.
+"""
+
+import csv
+import io
+import logging
+import shutil
+import time
+import uuid
+import zipfile
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path, PurePath
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+
+from pipelines.importers.base import ImportSourceError
+from pipelines.models import Deal, ImportMapping, ImportRun, ImportRunStatus, ImportSource
+from pipelines.importers.formats import csv_safe_cell
+from pipelines.services import crm_import
+from spm.models import AuditLog, Organization, User
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".zip")
+PREVIEW_ROWS = 10
+# Seconds between two progress writes; the page polls every second.
+PROGRESS_INTERVAL_SECONDS = 0.5
+
+
+class ImportUploadError(Exception):
+    """The upload cannot be stored: too large, an unsupported file type or a broken ZIP file."""
+
+
+def import_directory(run: ImportRun) -> Path:
+    return Path(settings.MEDIA_ROOT) / run.directory
+
+
+def import_run_create(
+    *,
+    organization: Organization,
+    source: str,
+    files: Iterable[UploadedFile],
+    actor: User | None,
+    language: str,
+    currency: str = "",
+    date_order: str = "",
+) -> ImportRun:
+    """Store uploaded files under MEDIA_ROOT/imports/<organization id>/<random>/ and create their ImportRun.
+
+    ZIP files are unpacked flat (folders inside are dropped). Each file and the sum of
+    all, unpacked, may have at most IMPORT_MAX_UPLOAD_BYTES. Raises ImportUploadError
+    and stores nothing when a limit is exceeded or a file type is not CSV, TXT, TSV,
+    XLSX or ZIP. Writes an `import.uploaded` audit log entry.
+    """
+    limit = settings.IMPORT_MAX_UPLOAD_BYTES
+    relative = Path("imports") / str(organization.pk) / uuid.uuid4().hex
+    directory = Path(settings.MEDIA_ROOT) / relative
+    directory.mkdir(parents=True, exist_ok=False)
+    names = []
+    try:
+        total = 0
+        for upload in files:
+            name = _safe_name(upload.name)
+            suffix = Path(name).suffix.lower()
+            if suffix not in ALLOWED_SUFFIXES:
+                raise ImportUploadError(
+                    gettext("%(file)s is not a CSV, XLSX or ZIP file.") % {"file": name}
+                )
+            if upload.size > limit or total + upload.size > limit:
+                raise ImportUploadError(_too_large_message(limit))
+            total += upload.size
+            if suffix == ".zip":
+                total = _zip_extract(upload, directory, names, total, limit)
+                continue
+            with open(directory / name, "wb") as handle:
+                for chunk in upload.chunks():
+                    handle.write(chunk)
+            names.append(name)
+        if not names:
+            raise ImportUploadError(gettext("The upload contains no file to import."))
+    except (ImportUploadError, zipfile.BadZipFile) as error:
+        shutil.rmtree(directory, ignore_errors=True)
+        if isinstance(error, zipfile.BadZipFile):
+            raise ImportUploadError(gettext("The ZIP file is damaged and cannot be opened.")) from None
+        raise
+
+    with transaction.atomic():
+        run = ImportRun.objects.create(
+            organization=organization,
+            source=source,
+            created_by=actor,
+            language=language,
+            directory=str(relative),
+            file_names=sorted(names),
+            currency=currency.upper(),
+            date_order=date_order,
+        )
+        AuditLog.objects.create(
+            organization=organization,
+            actor=actor,
+            action="import.uploaded",
+            object_type="import_run",
+            object_id=str(run.pk),
+            after={"source": source, "files": run.file_names},
+        )
+    logger.info("Import uploaded organization_id=%s import_run_id=%s files=%s", organization.pk, run.pk, len(names))
+    return run
+
+
+def _too_large_message(limit: int) -> str:
+    return gettext("The upload is larger than %(size)d MB; split the export or ask for a higher limit.") % {
+        "size": limit // (1024 * 1024)
+    }
+
+
+def _safe_name(name: str) -> str:
+    """Return the file's base name with only letters, digits, dot, dash and underscore."""
+    base = PurePath(name.replace("\\", "/")).name
+    cleaned = "".join(character if character.isalnum() or character in "._-" else "_" for character in base)
+    return cleaned.lstrip(".")[:120] or "upload"
+
+
+def _zip_extract(upload: UploadedFile, directory: Path, names: list[str], total: int, limit: int) -> int:
+    """Unpack the table files of a ZIP into `directory`; returns the new byte total. Counts unpacked sizes."""
+    with zipfile.ZipFile(upload) as archive:
+        for member in archive.infolist():
+            if member.is_dir():
+                continue
+            name = _safe_name(member.filename)
+            if Path(name).suffix.lower() not in ALLOWED_SUFFIXES[:-1] or name.startswith("__MACOSX"):
+                continue
+            total += member.file_size
+            if total > limit:
+                raise ImportUploadError(_too_large_message(limit))
+            with archive.open(member) as source, open(directory / name, "wb") as target:
+                # Copy with a running count: the header's file_size may understate a crafted archive.
+                written = 0
+                while chunk := source.read(1024 * 1024):
+                    written += len(chunk)
+                    if written > member.file_size or total - member.file_size + written > limit:
+                        raise ImportUploadError(_too_large_message(limit))
+                    target.write(chunk)
+            names.append(name)
+    return total
+
+
+def import_mapping_save(*, organization: Organization, source: str, columns: dict[str, str], actor: User | None) -> ImportMapping:
+    """Save the organization's column mapping for `source`, so the next upload starts from it."""
+    mapping, _created = ImportMapping.objects.update_or_create(
+        organization=organization, source=source, defaults={"columns": columns, "updated_by": actor}
+    )
+    return mapping
+
+
+def import_mapping_get(*, organization: Organization, source: str) -> dict[str, str]:
+    mapping = ImportMapping.objects.filter(organization=organization, source=source).first()
+    return dict(mapping.columns) if mapping else {}
+
+
+def import_run_enqueue(*, run: ImportRun, dry_run: bool, actor: User | None) -> ImportRun:
+    """Mark the run as checking (dry run) or queued, and start its task after commit.
+
+    Returns without change when the run is already busy or finished: a double-clicked
+    button must not import twice.
+    """
+    from pipelines.tasks import import_run_execute
+
+    allowed = (
+        (ImportRunStatus.UPLOADED, ImportRunStatus.PREVIEWED, ImportRunStatus.FAILED)
+        if dry_run
+        else (ImportRunStatus.PREVIEWED,)
+    )
+    status = ImportRunStatus.PREVIEWING if dry_run else ImportRunStatus.QUEUED
+    with transaction.atomic():
+        updated = ImportRun.objects.filter(pk=run.pk, status__in=allowed).update(
+            status=status, progress_done=0, progress_total=0, message=""
+        )
+        # Already running, or imported: nothing to start.
+        if not updated:
+            run.refresh_from_db()
+            return run
+        if not dry_run:
+            AuditLog.objects.create(
+                organization_id=run.organization_id,
+                actor=actor,
+                action="import.started",
+                object_type="import_run",
+                object_id=str(run.pk),
+                after={"source": run.source},
+            )
+        organization_id, run_id = run.organization_id, run.pk
+        transaction.on_commit(
+            lambda: import_run_execute.delay(organization_id=organization_id, import_run_id=run_id, dry_run=dry_run)
+        )
+    run.refresh_from_db()
+    return run
+
+
+class ProgressWriter:
+    """Writes progress to the ImportRun row at most every PROGRESS_INTERVAL_SECONDS, outside the import's transaction."""
+
+    def __init__(self, run: ImportRun):
+        self.run_id = run.pk
+        self.alias = settings.IMPORT_PROGRESS_DATABASE or "default"
+        self.last_write = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last_write < PROGRESS_INTERVAL_SECONDS and done < total:
+            return
+        self.last_write = now
+        ImportRun.objects.using(self.alias).filter(pk=self.run_id).update(progress_done=done, progress_total=total)
+
+
+def import_run_execute(*, run: ImportRun, dry_run: bool) -> ImportRun:
+    """Run the dry run or the import of `run` and store its outcome on the row; never raises for import errors.
+
+    The dry run rolls back everything the importer wrote, including users, the audit
+    entry and the KPI recompute it schedules. The import commits in one transaction, or
+    on any error rolls back completely; the run then records the failure and its message
+    and an `import.failed` audit log entry is written.
+    """
+    organization = run.organization
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=ImportRunStatus.PREVIEWING if dry_run else ImportRunStatus.RUNNING, started_at=timezone.now()
+    )
+    logger.info("Import run started organization_id=%s import_run_id=%s dry_run=%s", organization.pk, run.pk, dry_run)
+    options = dict(run.options)
+    if run.date_order:
+        options["date_order"] = run.date_order
+
+    with translation.override(run.language or organization.language):
+        try:
+            with transaction.atomic():
+                result = crm_import(
+                    organization=organization,
+                    source=run.source,
+                    path=import_directory(run),
+                    currency=run.currency or None,
+                    actor=run.created_by,
+                    options=options,
+                    progress=ProgressWriter(run),
+                )
+                preview = _preview_rows(organization, run.source, result.deal_keys[:PREVIEW_ROWS])
+                if dry_run:
+                    transaction.set_rollback(True)
+        except ImportSourceError as error:
+            return _import_run_fail(run, str(error), dry_run)
+        except Exception as error:  # noqa: BLE001 - any failure must end the run as failed, not leave it running
+            logger.exception("Import run failed organization_id=%s import_run_id=%s", organization.pk, run.pk)
+            message = gettext("The import failed and changed nothing: %(error)s") % {"error": error}
+            return _import_run_fail(run, message, dry_run)
+
+    rejected = [[error.file_name, error.line, error.column, error.value, error.reason] for error in result.errors]
+    status = ImportRunStatus.PREVIEWED if dry_run else ImportRunStatus.SUCCEEDED
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=status,
+        summary=result.as_dict(),
+        preview=preview,
+        rejected_rows=rejected,
+        finished_at=timezone.now(),
+        message="",
+    )
+    logger.info(
+        "Import run finished organization_id=%s import_run_id=%s dry_run=%s rejected_rows=%s seconds=%.2f",
+        organization.pk,
+        run.pk,
+        dry_run,
+        len(rejected),
+        result.duration_seconds,
+    )
+    run.refresh_from_db()
+    return run
+
+
+def _import_run_fail(run: ImportRun, message: str, dry_run: bool) -> ImportRun:
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=ImportRunStatus.FAILED, message=message, finished_at=timezone.now()
+    )
+    AuditLog.objects.create(
+        organization_id=run.organization_id,
+        actor=run.created_by,
+        action="import.failed",
+        object_type="import_run",
+        object_id=str(run.pk),
+        after={"source": run.source, "dry_run": dry_run, "message": message[:2000]},
+    )
+    logger.warning("Import run failed organization_id=%s import_run_id=%s dry_run=%s", run.organization_id, run.pk, dry_run)
+    run.refresh_from_db()
+    return run
+
+
+def _preview_rows(organization: Organization, source: str, keys: list[str]) -> list[dict]:
+    """Return the deals `keys` as stored, as JSON-ready dicts in the order of `keys`."""
+    deals = {
+        deal.external_id: deal
+        for deal in Deal.objects.filter(organization=organization, source=source, external_id__in=keys).select_related(
+            "owner__user", "stage"
+        )
+    }
+    rows = []
+    for key in keys:
+        deal = deals.get(key)
+        if deal is None:
+            continue
+        rows.append(
+            {
+                "external_id": deal.external_id,
+                "name": deal.name,
+                "owner": deal.owner.display_name,
+                "stage": deal.stage.name,
+                "status": deal.status,
+                "amount": None if deal.amount is None else str(deal.amount),
+                "currency": deal.currency,
+                "base_amount": None if deal.base_amount is None else str(deal.base_amount),
+                "created_at": deal.created_at.isoformat(),
+                "closed_at": deal.closed_at.isoformat() if deal.closed_at else None,
+            }
+        )
+    return rows
+
+
+def preview_rows_for_display(run: ImportRun) -> list[dict]:
+    """Return the run's preview rows with amounts as Decimal and times as datetimes, for the money and date filters."""
+    import datetime as dt
+
+    rows = []
+    for row in run.preview:
+        shown = dict(row)
+        for key in ("amount", "base_amount"):
+            shown[key] = Decimal(row[key]) if row.get(key) is not None else None
+        for key in ("created_at", "closed_at"):
+            shown[key] = dt.datetime.fromisoformat(row[key]) if row.get(key) else None
+        rows.append(shown)
+    return rows
+
+
+def import_rejected_csv(run: ImportRun) -> str:
+    """Return the rejected rows as CSV text: file, line, column, value, reason, headed in the active language.
+
+    The reasons are in the language of the person who started the run. Cells a
+    spreadsheet would run as formulas are prefixed with `'`.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([gettext("File"), gettext("Line"), gettext("Column"), gettext("Value"), gettext("Reason")])
+    for file_name, line, column, value, reason in run.rejected_rows:
+        writer.writerow([csv_safe_cell(file_name), line, csv_safe_cell(column), csv_safe_cell(value), csv_safe_cell(reason)])
+    return buffer.getvalue()
+
+
+def source_needs_mapping(source: str) -> bool:
+    return source == ImportSource.GENERIC

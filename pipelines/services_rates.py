@@ -1,0 +1,189 @@
+"""Exchange rates: reading rate files, storing them, and converting deals to the base currency set-based.
+
+An ExchangeRate row is "units of the organization's base currency per 1 unit of
+`currency`", valid from its date until the next row of that currency. Two file shapes
+are accepted:
+
+- The ECB reference rates shape: `Date,USD,JPY,…` with one row per day and units of each
+  currency per 1 EUR. For base EUR the stored rate is 1 / value. For another base B the
+  rate of X is value(B) / value(X), and the rate of EUR is value(B); a day without a
+  value for B is rejected. Cells "N/A" or blank mean no rate that day.
+- A plain `currency,date,rate` list whose rates are already base units per 1 unit.
+"""
+
+import datetime as dt
+import logging
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from django.db import transaction
+from django.db.models import DecimalField, Exists, F, OuterRef, Subquery, Value
+from django.db.models.functions import Round, TruncDate
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from pipelines.importers.base import ImportSourceError, RowError, RowRejected
+from pipelines.importers.formats import parse_day, parse_decimal, table_read
+from pipelines.models import Deal, DealStatus, ExchangeRate
+from pipelines.services import kpi_recompute_schedule
+from spm.models import AuditLog, Organization, User
+
+logger = logging.getLogger(__name__)
+
+RATE_PLACES = Decimal("0.00000001")
+ECB_BASE = "EUR"
+MISSING_MARKS = ("", "N/A", "NA", "-")
+
+
+def exchange_rates_parse(*, path: Path, base_currency: str) -> tuple[dict[tuple[str, dt.date], Decimal], list[RowError]]:
+    """Read a rate file into {(currency, valid_from): base units per 1 unit} and the rejected rows."""
+    table = table_read(path)
+    lowered = {name.strip().lower(): name for name in table.header}
+    rates: dict[tuple[str, dt.date], Decimal] = {}
+    errors: list[RowError] = []
+    if {"currency", "date", "rate"} <= lowered.keys():
+        for line, row in table.rows:
+            try:
+                currency = row[lowered["currency"]].strip().upper()
+                if len(currency) != 3 or not currency.isalpha():
+                    raise RowRejected(lowered["currency"], currency, gettext("not a three-letter ISO currency code"))
+                day = parse_day(row[lowered["date"]], lowered["date"])
+                rate = _positive(parse_decimal(row[lowered["rate"]], lowered["rate"]), lowered["rate"], row[lowered["rate"]])
+            except RowRejected as rejection:
+                errors.append(RowError(table.file_name, line, rejection.column, rejection.value, rejection.reason))
+                continue
+            if currency != base_currency:
+                rates[(currency, day)] = rate.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+        return rates, errors
+
+    if "date" not in lowered:
+        raise ImportSourceError(
+            gettext(
+                "File %(file)s is neither the ECB shape (Date,USD,JPY,…) nor a list with the columns "
+                "currency, date and rate."
+            )
+            % {"file": table.file_name}
+        )
+    date_column = lowered["date"]
+    currencies = [name for name in table.header if len(name.strip()) == 3 and name.strip().isalpha() and name != date_column]
+    if base_currency != ECB_BASE and base_currency not in currencies:
+        raise ImportSourceError(
+            gettext("File %(file)s has no column %(currency)s, so its rates per euro cannot be converted to %(currency)s.")
+            % {"file": table.file_name, "currency": base_currency}
+        )
+    for line, row in table.rows:
+        try:
+            day = parse_day(row[date_column], date_column)
+            per_euro = {}
+            for currency in currencies:
+                text = row.get(currency, "").strip()
+                if text.upper() in MISSING_MARKS:
+                    continue
+                per_euro[currency.strip().upper()] = _positive(parse_decimal(text, currency), currency, text)
+            if base_currency == ECB_BASE:
+                base_per_euro = Decimal(1)
+            elif base_currency in per_euro:
+                base_per_euro = per_euro[base_currency]
+            else:
+                raise RowRejected(base_currency, row.get(base_currency, ""), gettext("no rate for the base currency on this day"))
+        except RowRejected as rejection:
+            errors.append(RowError(table.file_name, line, rejection.column, rejection.value, rejection.reason))
+            continue
+        if base_currency != ECB_BASE:
+            rates[(ECB_BASE, day)] = base_per_euro.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+        for currency, value in per_euro.items():
+            if currency != base_currency:
+                rates[(currency, day)] = (base_per_euro / value).quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+    return rates, errors
+
+
+def _positive(value: Decimal, column: str, text: str) -> Decimal:
+    if value <= 0:
+        raise RowRejected(column, text, gettext("a rate must be greater than 0"))
+    return value
+
+
+def exchange_rates_import(*, organization: Organization, path: Path, actor: User | None = None) -> dict:
+    """Store the rates of a rate file, recompute the affected deals' base amounts and schedule a KPI recompute.
+
+    One transaction: rows with a bad value are rejected and reported, the others are
+    written. Returns {"created", "updated", "unchanged", "deals_recomputed", "errors"}.
+    """
+    rates, errors = exchange_rates_parse(path=path, base_currency=organization.currency)
+
+    with transaction.atomic():
+        existing = {
+            (rate.currency, rate.valid_from): rate
+            for rate in ExchangeRate.objects.filter(organization=organization, currency__in={key[0] for key in rates})
+        }
+        to_create, to_update = [], []
+        for (currency, day), value in rates.items():
+            current = existing.get((currency, day))
+            if current is None:
+                to_create.append(ExchangeRate(organization=organization, currency=currency, valid_from=day, rate=value))
+            elif current.rate != value:
+                current.rate = value
+                to_update.append(current)
+        ExchangeRate.objects.bulk_create(to_create, batch_size=1000)
+        ExchangeRate.objects.bulk_update(to_update, ["rate"], batch_size=1000)
+        changed_currencies = {rate.currency for rate in to_create + to_update}
+        recomputed = deal_base_amount_refresh(organization=organization, currencies=changed_currencies) if changed_currencies else 0
+        summary = {
+            "created": len(to_create),
+            "updated": len(to_update),
+            "unchanged": len(rates) - len(to_create) - len(to_update),
+            "deals_recomputed": recomputed,
+            "rejected_rows": len(errors),
+        }
+        AuditLog.objects.create(
+            organization=organization,
+            actor=actor,
+            action="exchange_rates.imported",
+            object_type="exchange_rate",
+            object_id=path.name[:64],
+            after=summary,
+        )
+        # Nothing changed: the deals and snapshots already use these rates.
+        if recomputed:
+            kpi_recompute_schedule(organization_id=organization.pk)
+    logger.info(
+        "Exchange rates imported organization_id=%s created=%s updated=%s deals_recomputed=%s rejected=%s",
+        organization.pk,
+        summary["created"],
+        summary["updated"],
+        recomputed,
+        len(errors),
+    )
+    return {**summary, "errors": errors}
+
+
+def deal_base_amount_refresh(*, organization: Organization, currencies: set[str] | None = None, today: dt.date | None = None) -> int:
+    """Recompute `base_amount` of deals in `currencies` (None: all foreign ones) with two UPDATE statements.
+
+    A closed deal uses the rate valid on its close date in the organization's time zone,
+    an open deal the latest rate valid on `today` (default: today there). Amounts are
+    rounded to cents. A deal without an amount or without a rate valid then keeps its
+    base amount. Returns the number of deals updated.
+    """
+    if today is None:
+        today = timezone.localdate(timezone=organization.tzinfo)
+    deals = Deal.objects.filter(organization=organization, amount__isnull=False).exclude(currency=organization.currency)
+    if currencies is not None:
+        deals = deals.filter(currency__in=currencies)
+    rates = ExchangeRate.objects.filter(organization=organization, currency=OuterRef("currency"))
+    close_day = TruncDate(OuterRef("closed_at"), tzinfo=organization.tzinfo)
+    close_rate = rates.filter(valid_from__lte=close_day).order_by("-valid_from").values("rate")[:1]
+    today_rate = rates.filter(valid_from__lte=Value(today)).order_by("-valid_from").values("rate")[:1]
+    money = DecimalField(max_digits=18, decimal_places=2)
+
+    updated = 0
+    closed = deals.exclude(status=DealStatus.OPEN).filter(closed_at__isnull=False)
+    updated += closed.filter(Exists(close_rate)).update(
+        base_amount=Round(F("amount") * Subquery(close_rate), 2, output_field=money)
+    )
+    open_deals = deals.filter(status=DealStatus.OPEN)
+    updated += open_deals.filter(Exists(today_rate)).update(
+        base_amount=Round(F("amount") * Subquery(today_rate), 2, output_field=money)
+    )
+    logger.info("Deal base amounts recomputed organization_id=%s deals=%s", organization.pk, updated)
+    return updated

@@ -1,0 +1,38 @@
+"""Celery tasks of the pipelines app: thin wrappers around the import services."""
+
+import logging
+
+from celery import shared_task
+
+from pipelines import services_imports
+from pipelines.models import ImportRun
+from spm.celery import TenantTask
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(base=TenantTask, bind=True, acks_late=True, soft_time_limit=55 * 60, time_limit=60 * 60)
+def import_run_execute(self, *, organization_id: int, import_run_id: int, dry_run: bool) -> str:
+    """Run the dry run or the import of one ImportRun; see services_imports.import_run_execute.
+
+    Not retried: the import is one transaction, so a failure changed nothing, and the run
+    records it for the admin to fix the file and upload again. Returns the run's status.
+    """
+    run = ImportRun.objects.select_related("organization", "created_by").get(pk=import_run_id)
+    ImportRun.objects.filter(pk=run.pk).update(task_id=self.request.id or "")
+    logger.info(
+        "Import task started task_id=%s organization_id=%s import_run_id=%s dry_run=%s",
+        self.request.id,
+        organization_id,
+        import_run_id,
+        dry_run,
+    )
+    run = services_imports.import_run_execute(run=run, dry_run=dry_run)
+    logger.info(
+        "Import task finished task_id=%s organization_id=%s import_run_id=%s status=%s",
+        self.request.id,
+        organization_id,
+        import_run_id,
+        run.status,
+    )
+    return run.status
