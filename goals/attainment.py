@@ -139,6 +139,10 @@ class Attainment:
     warning_ratio: Decimal | None = None
 
     @property
+    def metric_label(self) -> str:
+        return QuotaMetric(self.metric).label
+
+    @property
     def has_quota(self) -> bool:
         return self.quota is not None
 

@@ -1,0 +1,235 @@
+"""Sales contests: creation, standings, winners and badges.
+
+A contest runs over the inclusive days `[starts_on, ends_on]`, which need not
+be a fiscal period. Its values use the credit rules of goals.attainment over
+those days. Normalization:
+- percent_of_quota: credited ÷ the quota share of the contest's days. The
+  share of each fiscal period the contest overlaps is target × overlapping
+  days ÷ days of that period; monthly quotas are used where a subject has one
+  for every month touched, else quarterly, else yearly.
+- absolute: the credited value.
+- improvement: credited minus credited over the same number of days just before.
+Winners are the rank-1 entries once the contest's last day has passed.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from goals.attainment import Attainment, credited_values, custom_period, elapsed_share
+from goals.leaderboards import ABSOLUTE, IMPROVEMENT, PERCENT, entries_ranked, ranking_values
+from goals.models import Contest, ContestNormalization, QuotaLevel, Team
+from goals.privacy import NamePolicy, is_group_hidden, team_sizes
+from goals.quotas import quota_targets_for_period
+from pipelines.selectors import team_list_visible
+from spm.fiscal import MONTH, QUARTER, YEAR, Period, periods_covering
+from spm.models import Membership, Organization, Role
+from spm.tenancy import membership_ids_visible
+
+logger = logging.getLogger(__name__)
+
+# The leaderboard ranking that implements each normalization.
+NORMALIZATION_RANKING = {
+    ContestNormalization.PERCENT_OF_QUOTA: PERCENT,
+    ContestNormalization.ABSOLUTE: ABSOLUTE,
+    ContestNormalization.IMPROVEMENT: IMPROVEMENT,
+}
+
+
+def contest_period(contest: Contest) -> Period:
+    return custom_period(contest.starts_on, contest.ends_on)
+
+
+def contest_create(
+    *,
+    organization: Organization,
+    created_by: Membership,
+    name: str,
+    metric: str,
+    starts_on: dt.date,
+    ends_on: dt.date,
+    normalization: str,
+    is_team_mode: bool,
+    participants: list[Membership],
+    teams: list[Team],
+) -> Contest:
+    """Create a contest among `participants` (or `teams` in team mode).
+
+    Raises PermissionDenied for a rep, or for a manager who picks a member or
+    team outside the ones they may see, and ValidationError for an empty
+    field of competitors or a last day before the first.
+    """
+    if created_by.role == Role.REP:
+        raise PermissionDenied(_("Only admins and managers can create contests."))
+    visible = membership_ids_visible(created_by)
+    if visible is not None:
+        hidden = [member.pk for member in participants if member.pk not in visible]
+        if hidden:
+            raise PermissionDenied(_("You can only enter members of your own teams."))
+        visible_team_ids = {team.pk for team in team_list_visible(membership=created_by)}
+        if any(team.pk not in visible_team_ids for team in teams):
+            raise PermissionDenied(_("You can only enter teams you manage."))
+    if ends_on < starts_on:
+        raise ValidationError(
+            _("The last day %(ends_on)s is before the first day %(starts_on)s; swap them.")
+            % {"ends_on": ends_on, "starts_on": starts_on}
+        )
+    if is_team_mode and not teams:
+        raise ValidationError(_("A team contest needs at least one team."))
+    if not is_team_mode and not participants:
+        raise ValidationError(_("A contest needs at least one participant."))
+
+    with transaction.atomic():
+        contest = Contest.objects.create(
+            organization=organization,
+            name=name,
+            metric=metric,
+            starts_on=starts_on,
+            ends_on=ends_on,
+            normalization=normalization,
+            is_team_mode=is_team_mode,
+            created_by=created_by,
+        )
+        if is_team_mode:
+            contest.teams.set(teams)
+        else:
+            contest.participants.set(participants)
+    logger.info(
+        "Contest created: organization_id=%s contest_id=%s created_by_id=%s team_mode=%s competitors=%s",
+        organization.pk,
+        contest.pk,
+        created_by.pk,
+        is_team_mode,
+        len(teams) if is_team_mode else len(participants),
+    )
+    return contest
+
+
+def contest_quota_targets(*, organization: Organization, period: Period, metric: str, level: str) -> dict[int, Decimal]:
+    """Return {subject id: quota share of the days of `period`}, which may be any range of days.
+
+    Tries monthly, then quarterly, then yearly quotas; a subject takes the
+    first kind for which every fiscal period touched has a target for it.
+    """
+    start_month = organization.fiscal_year_start_month
+    targets: dict[int, Decimal] = {}
+    for kind in (MONTH, QUARTER, YEAR):
+        covering = periods_covering(period.start, period.last_day, kind, start_month)
+        per_period = [
+            quota_targets_for_period(organization=organization, period=fiscal, metric=metric, level=level)
+            for fiscal in covering
+        ]
+        subject_ids = set.intersection(*(set(found) for found in per_period)) if per_period else set()
+        for subject_id in subject_ids - set(targets):
+            share = Decimal(0)
+            for fiscal, found in zip(covering, per_period, strict=True):
+                overlap = (min(fiscal.end, period.end) - max(fiscal.start, period.start)).days
+                share += found[subject_id] * Decimal(overlap) / Decimal((fiscal.end - fiscal.start).days)
+            targets[subject_id] = share
+    return targets
+
+
+@dataclass
+class ContestStandings:
+    contest: Contest
+    period: Period
+    ranked: list
+    unranked: list
+    hidden_groups: list
+    ranked_count: int
+    is_finished: bool
+    own_entry: object
+
+    @property
+    def winners(self) -> list:
+        if not self.is_finished:
+            return []
+        return [entry for entry in self.ranked if entry.rank == 1]
+
+
+def contest_standings(
+    *, organization: Organization, contest: Contest, policy: NamePolicy, today: dt.date
+) -> ContestStandings:
+    """Rank the contest's participants (or teams) as of `today`, with the viewer's privacy applied."""
+    level = QuotaLevel.TEAM if contest.is_team_mode else QuotaLevel.REP
+    period = contest_period(contest)
+    if contest.is_team_mode:
+        competitors = {team.pk: team.name for team in contest.teams.all()}
+    else:
+        competitors = {member.pk: member.display_name for member in contest.participants.select_related("user")}
+
+    credited = credited_values(organization=organization, period=period, metric=contest.metric, level=level)
+    quotas = {}
+    if contest.normalization == ContestNormalization.PERCENT_OF_QUOTA:
+        quotas = contest_quota_targets(organization=organization, period=period, metric=contest.metric, level=level)
+    share = elapsed_share(period, today)
+    rows = [
+        Attainment(
+            level=level,
+            subject_id=subject_id,
+            subject=name,
+            metric=contest.metric,
+            quota=quotas.get(subject_id),
+            credited=credited.get(subject_id, Decimal(0)),
+            elapsed_share=share,
+            open_pipeline=None,
+        )
+        for subject_id, name in competitors.items()
+    ]
+
+    hidden_groups = []
+    if level == QuotaLevel.TEAM and organization.minimum_group_size:
+        sizes = team_sizes()
+        hidden_groups = [row for row in rows if is_group_hidden(organization=organization, size=sizes.get(row.subject_id, 0))]
+        rows = [row for row in rows if row not in hidden_groups]
+
+    ranking = NORMALIZATION_RANKING[contest.normalization]
+    values = ranking_values(rows, organization=organization, period=period, ranking=ranking)
+    ranked, unranked = entries_ranked(rows, values, policy=policy, level=level)
+    ranked_count = len(ranked)
+    own_entry = next((entry for entry in ranked + unranked if entry.is_self), None)
+    if level == QuotaLevel.REP:
+        ranked = [entry for entry in ranked if policy.is_listed(entry.subject_id)]
+        unranked = [entry for entry in unranked if policy.is_listed(entry.subject_id)]
+    return ContestStandings(
+        contest=contest,
+        period=period,
+        ranked=ranked,
+        unranked=unranked,
+        hidden_groups=hidden_groups,
+        ranked_count=ranked_count,
+        is_finished=today > contest.ends_on,
+        own_entry=own_entry,
+    )
+
+
+def contest_list() -> list[Contest]:
+    """Return the current organization's contests, the latest first day first."""
+    return list(Contest.objects.order_by("-starts_on", "-id"))
+
+
+def contest_get(*, contest_id: int) -> Contest | None:
+    return Contest.objects.filter(pk=contest_id).first()
+
+
+def contest_badges(
+    *, organization: Organization, policy: NamePolicy, period: Period, today: dt.date
+) -> dict[tuple[str, int], list[Contest]]:
+    """Return {(level, subject id): contests won} for contests that ended inside `period` before `today`.
+
+    Costs a few queries per such contest, so it looks only at contests that
+    ended in the period shown.
+    """
+    contests = Contest.objects.filter(ends_on__gte=period.start, ends_on__lt=min(period.end, today)).order_by("ends_on")
+    badges: dict[tuple[str, int], list[Contest]] = {}
+    for contest in contests:
+        standings = contest_standings(organization=organization, contest=contest, policy=policy, today=today)
+        level = QuotaLevel.TEAM if contest.is_team_mode else QuotaLevel.REP
+        for entry in standings.winners:
+            badges.setdefault((level, entry.subject_id), []).append(contest)
+    return badges

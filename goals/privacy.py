@@ -1,0 +1,259 @@
+"""Privacy rules for works councils: who appears under which name, small groups, the scorecard view log.
+
+The organization's `leaderboard_privacy` decides how other people appear on
+leaderboards and contest standings:
+- names: everyone by name.
+- pseudonyms: a person the viewer may not see (spm.tenancy) appears as
+  "Rep 7". The number is the member's position among the organization's
+  memberships by id, so it is stable and unrelated to the name.
+- own_rank: people the viewer may not see are left out. The viewer still
+  sees their own rank and how many were ranked.
+The viewer's own row and the rows of people the viewer may see anyway (a
+manager's reps, everyone for an admin) always carry the name.
+
+`minimum_group_size` hides the figures of a team with fewer members than
+that, so a team of one cannot stand in for a person.
+"""
+
+import csv
+import datetime as dt
+import io
+import logging
+from dataclasses import dataclass
+
+from django.db.models import Count, QuerySet
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from goals.models import ScorecardView
+from spm.models import LeaderboardPrivacy, Membership, Organization, Role
+
+logger = logging.getLogger(__name__)
+
+
+def pseudonym_numbers() -> dict[int, int]:
+    """Return {membership id: pseudonym number} for the current organization, numbered 1, 2, … by id.
+
+    Memberships that own deals or activities cannot be deleted (PROTECT), so
+    the numbers of people on a leaderboard stay the same over time.
+    """
+    ids = Membership.objects.order_by("pk").values_list("pk", flat=True)
+    return {membership_id: position for position, membership_id in enumerate(ids, start=1)}
+
+
+def pseudonym(number: int) -> str:
+    return gettext("Rep %(number)s") % {"number": number}
+
+
+@dataclass(frozen=True)
+class NamePolicy:
+    """How one viewer sees other members' names in one organization."""
+
+    mode: str
+    viewer_id: int
+    # None: the viewer may see everyone (admin).
+    visible_ids: frozenset | None
+    numbers: dict
+
+    def may_see(self, membership_id: int) -> bool:
+        return self.visible_ids is None or membership_id in self.visible_ids
+
+    def is_listed(self, membership_id: int) -> bool:
+        """False for a row that the own_rank mode leaves out for this viewer."""
+        return self.mode != LeaderboardPrivacy.OWN_RANK or self.may_see(membership_id)
+
+    def name_for(self, membership_id: int, real_name: str) -> str:
+        if self.mode == LeaderboardPrivacy.NAMES or self.may_see(membership_id):
+            return real_name
+        return pseudonym(self.numbers.get(membership_id, 0))
+
+    def is_named(self, membership_id: int) -> bool:
+        return self.mode == LeaderboardPrivacy.NAMES or self.may_see(membership_id)
+
+
+def name_policy_for(*, organization: Organization, viewer: Membership, visible_ids: set[int] | None) -> NamePolicy:
+    """Build the name policy of `viewer`; `visible_ids` is spm.tenancy.membership_ids_visible(viewer)."""
+    mode = organization.leaderboard_privacy
+    numbers = pseudonym_numbers() if mode == LeaderboardPrivacy.PSEUDONYMS else {}
+    return NamePolicy(
+        mode=mode,
+        viewer_id=viewer.pk,
+        visible_ids=None if visible_ids is None else frozenset(visible_ids),
+        numbers=numbers,
+    )
+
+
+def team_sizes() -> dict[int, int]:
+    """Return {team id: number of members whose current team it is}; one query."""
+    rows = Membership.objects.filter(team__isnull=False).values("team_id").annotate(size=Count("id"))
+    return dict(rows.values_list("team_id", "size"))
+
+
+def is_group_hidden(*, organization: Organization, size: int) -> bool:
+    """True when a group of `size` members is below the organization's minimum group size (0: never)."""
+    return bool(organization.minimum_group_size) and size < organization.minimum_group_size
+
+
+# --- scorecard view log ---------------------------------------------------------------------------
+
+
+def scorecard_view_record(*, organization: Organization, viewer: Membership, subject: Membership) -> ScorecardView | None:
+    """Log that `viewer` opened `subject`'s scorecard; opening one's own is not logged (returns None)."""
+    if viewer.pk == subject.pk:
+        return None
+    view = ScorecardView.objects.create(organization=organization, viewer=viewer, subject=subject)
+    logger.info(
+        "Scorecard viewed: organization_id=%s viewer_id=%s subject_id=%s view_id=%s",
+        organization.pk,
+        viewer.pk,
+        subject.pk,
+        view.pk,
+    )
+    return view
+
+
+def scorecard_view_list(
+    *,
+    viewer_id: int | None = None,
+    subject_id: int | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[ScorecardView]:
+    """Return the current organization's scorecard views, newest first, narrowed by the given filters.
+
+    `since` is inclusive and `until` exclusive. Viewer and subject come with their users loaded.
+    """
+    views = ScorecardView.objects.select_related("viewer__user", "subject__user").order_by("-viewed_at", "-id")
+    if viewer_id is not None:
+        views = views.filter(viewer_id=viewer_id)
+    if subject_id is not None:
+        views = views.filter(subject_id=subject_id)
+    if since is not None:
+        views = views.filter(viewed_at__gte=since)
+    if until is not None:
+        views = views.filter(viewed_at__lt=until)
+    return views
+
+
+# --- the register of personal metrics -------------------------------------------------------------
+
+# Who sees a metric, in the words of the roles in spm.models.Role.
+SEEN_BY_SELF_MANAGER_ADMIN = _("The person, their managers (direct and higher up) and admins.")
+SEEN_BY_LEADERBOARD = _(
+    "Everyone in the organization on the leaderboard, subject to the organization's privacy mode "
+    "(names, pseudonyms or only one's own rank)."
+)
+SEEN_BY_ADMIN = _("Admins only.")
+
+
+@dataclass(frozen=True)
+class PersonalMetric:
+    """One thing the product computes about a person, why, and who sees it."""
+
+    key: str
+    name: str
+    definition: str
+    purpose: str
+    seen_by: str
+
+
+PERSONAL_METRICS = (
+    PersonalMetric(
+        "won_revenue",
+        _("Won revenue"),
+        _("Sum of the amounts of the person's deals won in the period, in the base currency."),
+        _("Quota attainment, commission planning and the leaderboard."),
+        SEEN_BY_LEADERBOARD,
+    ),
+    PersonalMetric(
+        "won_deals",
+        _("Won deals"),
+        _("Number of the person's deals won in the period."),
+        _("Quota attainment for count-based quotas and the leaderboard."),
+        SEEN_BY_LEADERBOARD,
+    ),
+    PersonalMetric(
+        "attainment",
+        _("Quota attainment"),
+        _("Credited value in the period ÷ the prorated quota."),
+        _("Progress against the agreed target; the leaderboard ranks by it by default."),
+        SEEN_BY_LEADERBOARD,
+    ),
+    PersonalMetric(
+        "pacing",
+        _("Pacing and projected attainment"),
+        _("Attainment compared with the elapsed share of the period, and its linear projection to the period end."),
+        _("Early warning so that a manager can offer help in time."),
+        SEEN_BY_SELF_MANAGER_ADMIN,
+    ),
+    PersonalMetric(
+        "pipeline_coverage",
+        _("Pipeline coverage"),
+        _("Open pipeline expected to close in the period ÷ the quota still to reach."),
+        _("Planning whether enough deals are in progress."),
+        SEEN_BY_SELF_MANAGER_ADMIN,
+    ),
+    PersonalMetric(
+        "pipeline_created",
+        _("New pipeline"),
+        _("Sum of the amounts of deals the person created in the period."),
+        _("Leading indicator on the scorecard; quotas for new pipeline."),
+        SEEN_BY_SELF_MANAGER_ADMIN,
+    ),
+    PersonalMetric(
+        "activities",
+        _("Activities and meetings"),
+        _("Number of done activities (calls, e-mails, meetings, tasks, notes) and of meetings in the period."),
+        _("Leading indicators on the scorecard and the gap-to-goal planner."),
+        SEEN_BY_SELF_MANAGER_ADMIN,
+    ),
+    PersonalMetric(
+        "win_rate",
+        _("Win rate, average deal size, sales cycle"),
+        _("Won ÷ closed deals, won amount ÷ won deals, and days from creation to close, per period."),
+        _("Scorecard, manager dashboard and the gap-to-goal planner."),
+        SEEN_BY_SELF_MANAGER_ADMIN,
+    ),
+    PersonalMetric(
+        "stage_conversion",
+        _("Cohort win conversion"),
+        _("Share of the deals the person created in the period that are won now, beside the team's."),
+        _("Coaching: where deals get stuck."),
+        SEEN_BY_SELF_MANAGER_ADMIN,
+    ),
+    PersonalMetric(
+        "contest_standing",
+        _("Contest standings and badges"),
+        _("Rank in sales contests the person takes part in, and badges for contests won."),
+        _("Recognition in contests the person was entered in."),
+        SEEN_BY_LEADERBOARD,
+    ),
+    PersonalMetric(
+        "scorecard_views",
+        _("Scorecard view log"),
+        _("Who opened whose scorecard and when."),
+        _("Oversight of access to personal performance data."),
+        SEEN_BY_ADMIN,
+    ),
+)
+
+CSV_COLUMNS = ("key", "name", "definition", "purpose", "seen_by")
+
+
+def personal_metrics_csv() -> str:
+    """Return the register of personal metrics as CSV text in the active language."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        [gettext("Key"), gettext("Metric"), gettext("Definition"), gettext("Purpose"), gettext("Who can see it")]
+    )
+    for metric in PERSONAL_METRICS:
+        writer.writerow([str(getattr(metric, column)) for column in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def viewer_choices() -> list[Membership]:
+    """Return the members a view-log filter can pick, by name: managers and admins first, as they view others."""
+    members = Membership.objects.select_related("user").order_by("user__name", "user__email")
+    return sorted(members, key=lambda member: (member.role == Role.REP, member.display_name.casefold()))
+
