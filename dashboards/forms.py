@@ -13,6 +13,8 @@ from dashboards.models import Grain
 from dashboards.selectors import METRICS
 from pipelines.models import DealStatus
 from pipelines.selectors import DEAL_SORT_FIELDS, DealFilters
+from dashboards.analytics.drilldown import ANALYSES, analysis_parse
+from dashboards.analytics.periods import parse_period_or_range
 from spm.fiscal import parse_period
 
 # Labels of dashboards.selectors.METRICS for the filter select and the filter chips.
@@ -63,10 +65,14 @@ class IdListField(forms.Field):
 
 
 class PeriodField(forms.CharField):
-    """A fiscal period label (2017, 2017-Q2, 2017-03) parsed with the organization's fiscal calendar."""
+    """A fiscal period label (2017, 2017-Q2, 2017-03) parsed with the organization's fiscal calendar.
 
-    def __init__(self, *, fiscal_year_start_month: int = 1, **kwargs):
+    With `allow_range`, a date range `YYYY-MM-DD..YYYY-MM-DD` (inclusive end) is accepted too.
+    """
+
+    def __init__(self, *, fiscal_year_start_month: int = 1, allow_range: bool = False, **kwargs):
         self.fiscal_year_start_month = fiscal_year_start_month
+        self.allow_range = allow_range
         super().__init__(**kwargs)
 
     def to_python(self, value):
@@ -74,6 +80,8 @@ class PeriodField(forms.CharField):
         if text in self.empty_values:
             return None
         try:
+            if self.allow_range:
+                return parse_period_or_range(text, self.fiscal_year_start_month)
             return parse_period(text, self.fiscal_year_start_month)
         except ValueError as error:
             raise ValidationError(str(error)) from None
@@ -109,7 +117,7 @@ class DashboardFilterForm(PeriodFilterForm):
 
 
 class DealFilterForm(forms.Form):
-    period = PeriodField(label="period", required=False)
+    period = PeriodField(label="period", required=False, allow_range=True)
     metric = forms.ChoiceField(required=False)
     grain = forms.ChoiceField(required=False)
     subject = IdField(label="subject", required=False)
@@ -119,11 +127,15 @@ class DealFilterForm(forms.Form):
     owner = IdField(label="owner", required=False)
     q = forms.CharField(required=False, max_length=200)
     sort = forms.ChoiceField(required=False)
+    # Pipeline analytics drill-down; see dashboards.analytics.drilldown.
+    analysis = forms.ChoiceField(required=False)
+    key = forms.CharField(required=False, max_length=200)
 
     def __init__(self, data, *, organization, **kwargs):
         super().__init__(data, **kwargs)
         self.fields["period"].fiscal_year_start_month = organization.fiscal_year_start_month
         choice_fields = {
+            "analysis": list(ANALYSES),
             "metric": list(METRICS),
             "grain": list(Grain.values),
             "status": list(DealStatus.values),
@@ -137,6 +149,15 @@ class DealFilterForm(forms.Form):
         cleaned = super().clean()
         period, metric = cleaned.get("period"), cleaned.get("metric")
         grain, subject = cleaned.get("grain"), cleaned.get("subject")
+        analysis = cleaned.get("analysis")
+
+        if analysis and metric:
+            self.add_error("metric", gettext("Use either metric or analysis, not both; remove one of them."))
+        elif analysis and "period" not in self.errors:
+            try:
+                analysis_parse(analysis, cleaned.get("key") or "", period)
+            except ValueError as error:
+                self.add_error("key", str(error))
 
         # A metric only means something for a period, and a period alone selects nothing.
         if metric and period is None and "period" not in self.errors:
@@ -145,7 +166,7 @@ class DealFilterForm(forms.Form):
                 gettext("The metric %(metric)r needs a period; add e.g. period=2017-Q2, or remove the metric.")
                 % {"metric": metric},
             )
-        if period is not None and not metric and "metric" not in self.errors:
+        if period is not None and not metric and not analysis and "metric" not in self.errors:
             self.add_error(
                 "period",
                 gettext("The period %(period)r needs a metric; add metric=won, lost, closed or open.")
@@ -182,4 +203,6 @@ class DealFilterForm(forms.Form):
             owner_id=data["owner"],
             search=data["q"].strip(),
             sort=data["sort"],
+            analysis=data["analysis"],
+            analysis_key=data["key"].strip(),
         )

@@ -43,6 +43,9 @@ class DealFilters:
     owner_id: int | None = None
     search: str = ""
     sort: str = ""
+    # Pipeline analytics drill-down (dashboards.analytics.drilldown): the analysis and its key.
+    analysis: str = ""
+    analysis_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,9 @@ def deal_list_visible(
     list's count and amount sum equal the number the user clicked. Ids outside
     the member's visibility match nothing rather than raising.
     """
-    if filters.period is not None and filters.metric:
+    if filters.analysis:
+        deals = _deal_list_for_analysis(organization=organization, filters=filters)
+    elif filters.period is not None and filters.metric:
         deals = deal_list_for_metric(organization=organization, period=filters.period, metric=filters.metric)
     else:
         deals = Deal.objects.filter(organization=organization)
@@ -94,6 +99,15 @@ def deal_list_visible(
     elif not (filters.period is not None and filters.metric):
         deals = deals.order_by("-created_at", "-id")
     return deals
+
+
+def _deal_list_for_analysis(*, organization: Organization, filters: DealFilters) -> QuerySet[Deal]:
+    """Select the deals behind a pipeline analytics number; the form has validated the analysis and key."""
+    from dashboards.analytics.drilldown import analysis_deals, analysis_parse
+
+    analysis = analysis_parse(filters.analysis, filters.analysis_key, filters.period)
+    deals = Deal.objects.filter(organization=organization)
+    return analysis_deals(deals, organization=organization, analysis=analysis, period=filters.period)
 
 
 def deal_totals(deals: QuerySet[Deal]) -> DealTotals:

@@ -5,6 +5,7 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 
+from dashboards.analytics.drilldown import analysis_label, analysis_parse
 from dashboards.forms import METRIC_LABELS, DealFilterForm
 from dashboards.models import Grain
 from dashboards.templatetags.spm_format import period_name
@@ -72,7 +73,12 @@ def deal_detail(request, org_slug, pk):
 def _filter_chips(request, filters, context) -> list[tuple[str, str]]:
     """Return (text, URL without that filter) for every active filter, for the removable chips."""
     chips = []
-    if filters.period is not None:
+    if filters.analysis:
+        text = f"{analysis_label(analysis_parse(filters.analysis, filters.analysis_key, filters.period))}"
+        if filters.period is not None:
+            text += f" · {period_name(filters.period)}"
+        chips.append((text, _url_without(request, "period", "analysis", "key")))
+    elif filters.period is not None:
         text = f"{METRIC_LABELS[filters.metric]}: {period_name(filters.period)}"
         chips.append((text, _url_without(request, "period", "metric")))
     if filters.grain:

@@ -16,7 +16,6 @@ from dashboards.analytics.base import Window, open_stages
 from dashboards.analytics.stages import _decimal
 from dashboards.kpis import KpiRow
 from dashboards.models import Grain
-from dashboards.scorecards import Headline, dashboard_headline, headline_monthly_series
 from pipelines.models import Deal, DealStageChange, Pipeline, Stage, StageKind
 from spm.db_functions import DaysBetween
 from spm.fiscal import MONTH, Period, add_months, period_containing, periods_covering
@@ -100,6 +99,9 @@ def velocity_trend(
     An admin reads the organization row, a manager the sum of the teams they
     lead (as on the dashboard), a rep their own row. One query per subject.
     """
+    # Imported here because dashboards.scorecards imports the forms, which import the drill-down.
+    from dashboards.scorecards import Headline, dashboard_headline, headline_monthly_series
+
     if membership.role == Role.REP:
         headline = Headline(row=None, title=membership.display_name, subjects=((Grain.REP, membership.pk),))
     else:
