@@ -189,13 +189,17 @@ def deals_write(
         desired=desired,
         build=lambda key, values: Deal(organization=organization, source=source, external_id=key, **values),
     )
-    counts = result.counts["deals"]
-    counts.created += len(outcome.created)
-    counts.updated += len(outcome.updated)
-    counts.unchanged += len(outcome.unchanged)
     result.deal_keys.extend(keys)
 
-    moved_ids = stage_moves_append(organization=organization, records=records, deals=outcome.instances, result=result, observed_at=observed_at)
+    moved_ids = stage_moves_append(
+        organization=organization, records=records, deals=outcome.instances, result=result, observed_at=observed_at
+    )
+    # A deal whose fields match but whose history grew has changed too: its stage moved.
+    moved_keys = {key for key in outcome.unchanged if outcome.instances[key].pk in moved_ids}
+    counts = result.counts["deals"]
+    counts.created += len(outcome.created)
+    counts.updated += len(outcome.updated) + len(moved_keys)
+    counts.unchanged += len(outcome.unchanged) - len(moved_keys)
     changed_ids = {outcome.instances[key].pk for key in outcome.created | outcome.updated} | moved_ids
     deal_close_state_refresh(organization=organization, deal_ids=changed_ids)
     logger.info(

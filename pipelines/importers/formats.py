@@ -31,8 +31,9 @@ DATE_ORDERS = ("dmy", "mdy")
 # Currency signs and codes that may surround an amount; the column or file states the currency.
 CURRENCY_MARKS = re.compile(r"(€|\$|£|¥|CHF|EUR|USD|GBP|JPY)", re.IGNORECASE)
 SPACES = re.compile(r"[\s\u00a0\u202f]+")
-GERMAN_NUMBER = re.compile(r"^-?\d{1,3}(\.\d{3})+(,\d+)?$|^-?\d+,\d+$")
-ENGLISH_NUMBER = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$|^-?\d+(\.\d+)?$")
+# A thousands group never starts with 0, so "0,005" is a decimal comma, not 5.
+GERMAN_NUMBER = re.compile(r"^-?[1-9]\d{0,2}(\.\d{3})+(,\d+)?$|^-?\d+,\d+$")
+ENGLISH_NUMBER = re.compile(r"^-?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$|^-?\d+(\.\d+)?$")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 DOTTED_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 SLASHED_DATE = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$")
@@ -189,7 +190,7 @@ def parse_decimal(value: str, column: str) -> Decimal:
     if GERMAN_NUMBER.match(text) and not ENGLISH_NUMBER.match(text):
         normalized = text.replace(".", "").replace(",", ".")
     elif ENGLISH_NUMBER.match(text):
-        if re.match(r"^-?\d{1,3}\.\d{3}$", text):
+        if re.match(r"^-?[1-9]\d{0,2}\.\d{3}$", text):
             # "1.234" is a German thousand: no one writes a price with three decimals.
             normalized = text.replace(".", "")
         else:

@@ -1,0 +1,203 @@
+"""Import pages for admins: upload, column mapping, dry run, the import with its progress, rejected rows, rates.
+
+Every view answers 404 to managers and reps, like any page they may not see, and the
+organization scope makes runs of other organizations 404 as well.
+"""
+
+import functools
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext
+from django.views.decorators.http import require_http_methods, require_POST
+
+from pipelines.forms import ExchangeRateUploadForm, ImportMappingForm, ImportUploadForm
+from pipelines.importers.base import ImportSourceError
+from pipelines.importers.generic import generic_table_find
+from pipelines.models import ImportRun, ImportRunStatus
+from pipelines.services_imports import (
+    ImportUploadError,
+    import_directory,
+    import_mapping_get,
+    import_mapping_save,
+    import_rejected_csv,
+    import_run_create,
+    import_run_enqueue,
+    preview_rows_for_display,
+    source_needs_mapping,
+)
+from pipelines.services_rates import exchange_rates_import
+
+RUNS_LISTED = 50
+
+
+def admin_required(view):
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.membership is None or not request.membership.is_admin:
+            raise Http404("Imports are for admins.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _run_get(pk: int) -> ImportRun:
+    # The organization scope limits the lookup to this organization's runs.
+    return get_object_or_404(ImportRun.objects.select_related("created_by"), pk=pk)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def import_list(request, org_slug):
+    form = ImportUploadForm()
+    if request.method == "POST":
+        form = ImportUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                run = import_run_create(
+                    organization=request.organization,
+                    source=form.cleaned_data["source"],
+                    files=form.cleaned_data["files"],
+                    actor=request.user,
+                    language=request.LANGUAGE_CODE,
+                    currency=form.cleaned_data["currency"],
+                    date_order=form.cleaned_data["date_order"],
+                )
+            except ImportUploadError as error:
+                form.add_error("files", str(error))
+            else:
+                if source_needs_mapping(run.source):
+                    return redirect("import_mapping", org_slug=org_slug, pk=run.pk)
+                import_run_enqueue(run=run, dry_run=True, actor=request.user)
+                return redirect("import_detail", org_slug=org_slug, pk=run.pk)
+    runs = ImportRun.objects.select_related("created_by")[:RUNS_LISTED]
+    return render(
+        request,
+        "pipelines/imports/import_list.html",
+        {"form": form, "rates_form": ExchangeRateUploadForm(), "runs": runs},
+        status=400 if form.errors else 200,
+    )
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def import_mapping(request, org_slug, pk):
+    run = _run_get(pk)
+    if not source_needs_mapping(run.source) or run.status not in (ImportRunStatus.UPLOADED, ImportRunStatus.PREVIEWED, ImportRunStatus.FAILED):
+        return redirect("import_detail", org_slug=org_slug, pk=run.pk)
+    try:
+        table = generic_table_find(import_directory(run))
+    except ImportSourceError as error:
+        return render(request, "pipelines/imports/import_mapping.html", {"run": run, "error": str(error)}, status=400)
+
+    saved = import_mapping_get(organization=request.organization, source=run.source)
+    initial = {field: column for field, column in saved.items() if column in table.header}
+    form = ImportMappingForm(request.POST or None, columns=table.header, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        mapping = form.mapping()
+        import_mapping_save(organization=request.organization, source=run.source, columns=mapping, actor=request.user)
+        run.options = {**run.options, "mapping": mapping}
+        run.save(update_fields=["options"])
+        import_run_enqueue(run=run, dry_run=True, actor=request.user)
+        return redirect("import_detail", org_slug=org_slug, pk=run.pk)
+    sample = [[row.get(column, "") for column in table.header] for _line, row in table.rows[:3]]
+    context = {"run": run, "form": form, "columns": table.header, "sample": sample}
+    return render(request, "pipelines/imports/import_mapping.html", context, status=400 if form.errors else 200)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def import_detail(request, org_slug, pk):
+    run = _run_get(pk)
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "preview":
+            import_run_enqueue(run=run, dry_run=True, actor=request.user)
+        elif action == "start":
+            import_run_enqueue(run=run, dry_run=False, actor=request.user)
+        return redirect("import_detail", org_slug=org_slug, pk=run.pk)
+    return _progress_render(request, run)
+
+
+@admin_required
+def import_progress(request, org_slug, pk):
+    """The run's status, progress bar and outcome: the whole page, or only its fragment for htmx polling."""
+    return _progress_render(request, _run_get(pk))
+
+
+def _progress_render(request, run: ImportRun):
+    template_name = "pipelines/imports/import_detail.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template_name += "#import-status"
+    context = {
+        "run": run,
+        "preview": preview_rows_for_display(run),
+        "rejected_shown": run.rejected_rows[:20],
+        "counts": (run.summary or {}).get("counts", {}),
+    }
+    response = render(request, template_name, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@admin_required
+def import_rejected_download(request, org_slug, pk):
+    run = _run_get(pk)
+    response = HttpResponse(import_rejected_csv(run), content_type="text/csv; charset=utf-8")
+    file_name = gettext("rejected-rows-%(id)s.csv") % {"id": run.pk}
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    return response
+
+
+@admin_required
+@require_POST
+def exchange_rates_upload(request, org_slug):
+    form = ExchangeRateUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        for error in form.errors.get("file", []):
+            messages.error(request, error)
+        return redirect("import_list", org_slug=org_slug)
+    upload = form.cleaned_data["file"]
+    if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
+        messages.error(
+            request,
+            gettext("The upload is larger than %(size)d MB; split the export or ask for a higher limit.")
+            % {"size": settings.IMPORT_MAX_UPLOAD_BYTES // (1024 * 1024)},
+        )
+        return redirect("import_list", org_slug=org_slug)
+
+    directory = Path(settings.MEDIA_ROOT) / "imports" / str(request.organization.pk)
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = Path(upload.name).suffix.lower() if Path(upload.name).suffix.lower() in (".csv", ".txt", ".xlsx") else ".csv"
+    path = directory / f"rates-{uuid.uuid4().hex}{suffix}"
+    with open(path, "wb") as handle:
+        for chunk in upload.chunks():
+            handle.write(chunk)
+    try:
+        outcome = exchange_rates_import(organization=request.organization, path=path, actor=request.user)
+    except ImportSourceError as error:
+        messages.error(request, str(error))
+        return redirect("import_list", org_slug=org_slug)
+    messages.success(
+        request,
+        gettext(
+            "Exchange rates: %(created)d new, %(updated)d changed, %(unchanged)d unchanged, %(rejected)d rows rejected; "
+            "%(deals)d deals converted again."
+        )
+        % {
+            "created": outcome["created"],
+            "updated": outcome["updated"],
+            "unchanged": outcome["unchanged"],
+            "rejected": len(outcome["errors"]),
+            "deals": outcome["deals_recomputed"],
+        },
+    )
+    for error in outcome["errors"][:10]:
+        messages.warning(request, str(error))
+    return redirect(reverse("import_list", kwargs={"org_slug": org_slug}))
