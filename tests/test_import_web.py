@@ -1,0 +1,318 @@
+"""The admin import pages: upload, dry run, import, progress endpoint, failures, rejected-rows report, access."""
+
+import csv
+import io
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import DatabaseError
+from django_scopes import scope, scopes_disabled
+
+from pipelines.models import Deal, DealStageChange, ImportMapping, ImportRun, ImportRunStatus
+from spm.models import AuditLog, Membership
+
+DEALS_EXPORT = (
+    "Deal - ID;Deal - Title;Deal - Value;Deal - Stage;Deal - Owner;Deal - Status;"
+    "Deal - Won time;Deal - Lost time;Deal - Creation date;Deal - Expected close date\n"
+    "11;Solar Müller;1.234,56;Angebot;Jörg Weiß;won;15.03.2025 10:00;;01.02.2025 09:00;\n"
+    "12;Dach Schmidt;2.000,00;Verhandlung;Jörg Weiß;open;;;03.02.2025 09:00;30.04.2025\n"
+    "13;Falsch;=1+1;Angebot;Eva Roth;open;;;05.02.2025 09:00;\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    # Test databases block a second connection alias; progress goes through the default one.
+    settings.IMPORT_PROGRESS_DATABASE = ""
+
+
+@pytest.fixture
+def admin_client(client, admin_member):
+    client.force_login(admin_member.user)
+    return client
+
+
+def upload(client, content=DEALS_EXPORT, name="deals.csv", source="pipedrive", **fields):
+    data = {"source": source, "files": SimpleUploadedFile(name, content.encode("cp1252")), **fields}
+    return client.post("/o/acme/imports/", data)
+
+
+def latest_run(org) -> ImportRun:
+    with scope(organization=org):
+        return ImportRun.objects.order_by("-pk").first()
+
+
+def test_upload_runs_dry_run(org, admin_client, django_capture_on_commit_callbacks, settings):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(admin_client)
+    run = latest_run(org)
+    assert response.status_code == 302
+    assert response["Location"] == f"/o/acme/imports/{run.pk}/"
+    assert run.status == ImportRunStatus.PREVIEWED
+    assert run.summary["counts"]["deals"]["created"] == 2
+    assert run.summary["counts"]["deals"]["rejected"] == 1
+    assert [row["external_id"] for row in run.preview] == ["11", "12"]
+    assert run.preview[0]["amount"] == "1234.56"
+    assert run.preview[0]["status"] == "won"
+    assert (settings.MEDIA_ROOT / run.directory / "deals.csv").is_file()
+    assert run.directory.startswith(f"imports/{org.pk}/")
+
+
+def test_dry_run_changes_nothing(org, admin_member, admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client)
+    with scope(organization=org):
+        assert Deal.objects.count() == 0
+        assert DealStageChange.objects.count() == 0
+        assert Membership.objects.count() == 1
+        assert not AuditLog.objects.filter(action="import.finished").exists()
+        assert AuditLog.objects.filter(action="import.uploaded").count() == 1
+
+
+def test_preview_page_shows_counts_and_rows(org, admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client)
+    run = latest_run(org)
+    page = admin_client.get(f"/o/acme/imports/{run.pk}/").content.decode()
+    assert "This was a dry run" in page
+    assert "Solar Müller" in page
+    assert 'data-start-import' in page
+    assert "1 rejected row" in page
+
+
+def test_start_imports_and_audits(org, admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client)
+    run = latest_run(org)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/o/acme/imports/{run.pk}/", {"action": "start"})
+    run.refresh_from_db()
+    assert response.status_code == 302
+    assert run.status == ImportRunStatus.SUCCEEDED
+    assert run.progress_percent == 100
+    with scope(organization=org):
+        assert Deal.objects.count() == 2
+        assert Deal.objects.get(external_id="11").amount == Decimal("1234.56")
+        actions = set(AuditLog.objects.values_list("action", flat=True))
+    assert {"import.uploaded", "import.started", "import.finished"} <= actions
+
+
+def test_start_twice_imports_once(org, admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client)
+    run = latest_run(org)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/o/acme/imports/{run.pk}/", {"action": "start"})
+        admin_client.post(f"/o/acme/imports/{run.pk}/", {"action": "start"})
+    with scope(organization=org):
+        assert AuditLog.objects.filter(action="import.finished").count() == 1
+
+
+def test_reimport_newer_export_duplicates_nothing(org, admin_client, django_capture_on_commit_callbacks):
+    for content in (DEALS_EXPORT, DEALS_EXPORT.replace("2.000,00;Verhandlung", "2.500,00;Angebot")):
+        with django_capture_on_commit_callbacks(execute=True):
+            upload(admin_client, content=content)
+        run = latest_run(org)
+        with django_capture_on_commit_callbacks(execute=True):
+            admin_client.post(f"/o/acme/imports/{run.pk}/", {"action": "start"})
+    run.refresh_from_db()
+    assert run.summary["counts"]["deals"]["updated"] == 1
+    assert run.summary["counts"]["deals"]["unchanged"] == 1
+    with scope(organization=org):
+        assert Deal.objects.count() == 2
+        moved = Deal.objects.get(external_id="12")
+        stages = list(moved.stage_changes.order_by("changed_at").values_list("to_stage__name", flat=True))
+    assert moved.amount == Decimal("2500.00")
+    assert stages == ["Verhandlung", "Angebot"]
+
+
+def test_failed_run_keeps_previous_data(org, admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client)
+    first = latest_run(org)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/o/acme/imports/{first.pk}/", {"action": "start"})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client, content=DEALS_EXPORT.replace("1.234,56", "9.999,00"))
+    second = latest_run(org)
+    failure = DatabaseError("disk full")
+    with mock.patch("pipelines.importers.deal_writer.deal_close_state_refresh", side_effect=failure):
+        with django_capture_on_commit_callbacks(execute=True):
+            admin_client.post(f"/o/acme/imports/{second.pk}/", {"action": "start"})
+    second.refresh_from_db()
+    assert second.status == ImportRunStatus.FAILED
+    assert "disk full" in second.message
+    with scope(organization=org):
+        assert Deal.objects.get(external_id="11").amount == Decimal("1234.56")
+        assert Deal.objects.count() == 2
+        failed = AuditLog.objects.get(action="import.failed")
+    assert failed.object_id == str(second.pk)
+    page = admin_client.get(f"/o/acme/imports/{second.pk}/").content.decode()
+    assert "Nothing was changed." in page
+    assert "disk full" in page
+
+
+def test_missing_column_fails_with_message(org, admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client, content="Deal - Title;Deal - Value\nA;1\n")
+    run = latest_run(org)
+    assert run.status == ImportRunStatus.FAILED
+    assert "Deal - Stage" in run.message
+
+
+def test_upload_over_limit_is_rejected(org, admin_client, settings):
+    settings.IMPORT_MAX_UPLOAD_BYTES = 100
+    response = upload(admin_client)
+    assert response.status_code == 400
+    assert "larger than 0 MB" in response.content.decode()
+    with scope(organization=org):
+        assert ImportRun.objects.count() == 0
+
+
+def test_unsupported_file_type_rejected(org, admin_client):
+    response = upload(admin_client, name="deals.exe")
+    assert response.status_code == 400
+    assert "is not a CSV, XLSX or ZIP file" in response.content.decode()
+
+
+def make_run(org, **values) -> ImportRun:
+    with scope(organization=org):
+        return ImportRun.objects.create(organization=org, source="pipedrive", language="en", directory="imports/x", **values)
+
+
+def test_progress_full_page(org, admin_client):
+    run = make_run(org, status=ImportRunStatus.RUNNING, progress_done=400, progress_total=1000)
+    response = admin_client.get(f"/o/acme/imports/{run.pk}/progress/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" in page
+    assert 'value="40"' in page
+    assert 'hx-trigger="every 1s"' in page
+    assert "400 of 1,000 rows" in page
+    assert "HX-Request" in response["Vary"]
+
+
+def test_progress_fragment_for_htmx(org, admin_client):
+    run = make_run(org, status=ImportRunStatus.RUNNING, progress_done=400, progress_total=1000)
+    response = admin_client.get(f"/o/acme/imports/{run.pk}/progress/", HTTP_HX_REQUEST="true")
+    fragment = response.content.decode()
+    assert "<html" not in fragment
+    assert fragment.strip().startswith('<section id="import-status"')
+    assert 'value="40"' in fragment
+    assert f'hx-get="/o/acme/imports/{run.pk}/progress/"' in fragment
+
+
+def test_progress_fragment_stops_polling_when_done(org, admin_client):
+    run = make_run(org, status=ImportRunStatus.SUCCEEDED, progress_done=1000, progress_total=1000)
+    fragment = admin_client.get(f"/o/acme/imports/{run.pk}/progress/", HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-trigger" not in fragment
+    assert 'value="100"' in fragment
+
+
+def test_imports_list_shows_progress(org, admin_client):
+    make_run(org, status=ImportRunStatus.RUNNING, progress_done=250, progress_total=1000)
+    page = admin_client.get("/o/acme/imports/").content.decode()
+    assert "25 %" in page
+    assert "Importing" in page
+
+
+@pytest.mark.parametrize("suffix", ["", "{pk}/", "{pk}/progress/", "{pk}/rejected.csv", "{pk}/mapping/"])
+def test_non_admins_get_404(org, client, manager_member, member, suffix):
+    run = make_run(org, status=ImportRunStatus.PREVIEWED)
+    for membership in (manager_member, member):
+        client.force_login(membership.user)
+        response = client.get("/o/acme/imports/" + suffix.format(pk=run.pk))
+        assert response.status_code == 404
+
+
+def test_other_org_admin_gets_404(org, other_org, client, other_org_admin):
+    run = make_run(org, status=ImportRunStatus.PREVIEWED)
+    client.force_login(other_org_admin.user)
+    assert client.get(f"/o/acme/imports/{run.pk}/").status_code == 404
+    assert client.get(f"/o/globex/imports/{run.pk}/").status_code == 404
+    assert client.get(f"/o/globex/imports/{run.pk}/rejected.csv").status_code == 404
+
+
+def test_rejected_report_english(org, admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client)
+    run = latest_run(org)
+    response = admin_client.get(f"/o/acme/imports/{run.pk}/rejected.csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert rows == [
+        ["File", "Line", "Column", "Value", "Reason"],
+        ["deals.csv", "4", "Deal - Value", "'=1+1", "formula cells are not evaluated; enter the number itself"],
+    ]
+
+
+@pytest.fixture
+def german_catalog(settings, tmp_path):
+    """A German catalog for the report's strings, so the test does not depend on the project's catalog."""
+    catalog = Catalog(locale="de")
+    for english, german in {
+        "File": "Datei",
+        "Line": "Zeile",
+        "Column": "Spalte",
+        "Value": "Wert",
+        "Reason": "Grund",
+        "formula cells are not evaluated; enter the number itself": "Formeln werden nicht ausgewertet; tragen Sie die Zahl ein",
+    }.items():
+        catalog.add(english, german)
+    folder = tmp_path / "locale" / "de" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    with open(folder / "django.mo", "wb") as handle:
+        write_mo(handle, catalog)
+    settings.LOCALE_PATHS = [tmp_path / "locale"]
+
+
+def test_rejected_report_german(org, admin_member, client, german_catalog, django_capture_on_commit_callbacks):
+    with scopes_disabled():
+        admin_member.user.language = "de"
+        admin_member.user.save(update_fields=["language"])
+    client.force_login(admin_member.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client)
+    run = latest_run(org)
+    assert run.language == "de"
+    rows = list(csv.reader(io.StringIO(client.get(f"/o/acme/imports/{run.pk}/rejected.csv").content.decode())))
+    assert rows[0] == ["Datei", "Zeile", "Spalte", "Wert", "Grund"]
+    assert rows[1][4] == "Formeln werden nicht ausgewertet; tragen Sie die Zahl ein"
+
+
+GENERIC = "Nr;Kunde;Verkäufer;Angelegt;Betrag;Status;Abschluss\nA-1;Müller;Eva Roth;03.02.2025;1.000,00;gewonnen;10.03.2025\n"
+
+
+def test_generic_upload_asks_for_mapping_and_saves_it(org, admin_client, django_capture_on_commit_callbacks):
+    response = upload(admin_client, content=GENERIC, source="generic")
+    run = latest_run(org)
+    assert response["Location"] == f"/o/acme/imports/{run.pk}/mapping/"
+    page = admin_client.get(f"/o/acme/imports/{run.pk}/mapping/").content.decode()
+    assert "Verkäufer" in page
+    mapping = {
+        "external_id": "Nr",
+        "owner": "Verkäufer",
+        "created_at": "Angelegt",
+        "name": "Kunde",
+        "amount": "Betrag",
+        "status": "Status",
+        "closed_at": "Abschluss",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", mapping)
+    run.refresh_from_db()
+    assert run.status == ImportRunStatus.PREVIEWED
+    assert run.summary["counts"]["deals"]["created"] == 1
+    with scope(organization=org):
+        assert ImportMapping.objects.get(source="generic").columns == mapping
+
+    upload(admin_client, content=GENERIC, source="generic")
+    second = latest_run(org)
+    page = admin_client.get(f"/o/acme/imports/{second.pk}/mapping/").content.decode()
+    assert '<option value="Verkäufer" selected>' in page
