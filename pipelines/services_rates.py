@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from django.db import transaction
-from django.db.models import DecimalField, Exists, F, OuterRef, Subquery, Value
+from django.db.models import DateTimeField, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Subquery, Value
 from django.db.models.functions import Round, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -171,7 +171,8 @@ def deal_base_amount_refresh(*, organization: Organization, currencies: set[str]
     if currencies is not None:
         deals = deals.filter(currency__in=currencies)
     rates = ExchangeRate.objects.filter(organization=organization, currency=OuterRef("currency"))
-    close_day = TruncDate(OuterRef("closed_at"), tzinfo=organization.tzinfo)
+    closed_at = ExpressionWrapper(OuterRef("closed_at"), output_field=DateTimeField())
+    close_day = TruncDate(closed_at, tzinfo=organization.tzinfo)
     close_rate = rates.filter(valid_from__lte=close_day).order_by("-valid_from").values("rate")[:1]
     today_rate = rates.filter(valid_from__lte=Value(today)).order_by("-valid_from").values("rate")[:1]
     money = DecimalField(max_digits=18, decimal_places=2)

@@ -1,0 +1,100 @@
+"""Generic CSV/XLSX import through a column mapping."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django_scopes import scope
+from openpyxl import Workbook
+
+from pipelines.importers.base import ImportSourceError
+from pipelines.models import Deal, DealStageChange, DealStatus
+from pipelines.services import crm_import
+
+MAPPING = {
+    "external_id": "Nr",
+    "owner": "Verkäufer",
+    "created_at": "Angelegt",
+    "name": "Kunde",
+    "stage": "Phase",
+    "status": "Status",
+    "amount": "Betrag",
+    "closed_at": "Abschluss",
+}
+CSV = (
+    "Nr;Kunde;Verkäufer;Angelegt;Phase;Status;Betrag;Abschluss\n"
+    "A-1;Müller GmbH;Eva Roth;03.02.2025;Angebot;gewonnen;1.000,50 €;10.03.2025\n"
+    "A-2;=HYPERLINK(\"x\");eva.roth@acme.example;04.02.2025;Angebot;offen;200;\n"
+    "A-3;Wolf;Eva Roth;05.02.2025;Angebot;verloren;;\n"
+)
+
+
+def run_import(org, folder, mapping=MAPPING, **options):
+    with scope(organization=org):
+        return crm_import(
+            organization=org, source="generic", path=folder, today=dt.date(2025, 4, 1), options={"mapping": mapping, **options}
+        )
+
+
+@pytest.fixture
+def folder(tmp_path):
+    path = tmp_path / "generic"
+    path.mkdir()
+    (path / "deals.csv").write_bytes(CSV.encode("cp1252"))
+    return path
+
+
+def test_generic_csv_with_mapping(org, folder):
+    result = run_import(org, folder)
+    assert result.counts["deals"].created == 2
+    assert result.counts["deals"].rejected == 1
+    assert result.errors[0].line == 4
+    assert "close date" in result.errors[0].reason
+    with scope(organization=org):
+        won = Deal.objects.select_related("stage").get(external_id="A-1")
+        formula = Deal.objects.get(external_id="A-2")
+        moves = list(DealStageChange.objects.filter(deal=won).order_by("changed_at").values_list("to_stage__name", flat=True))
+    assert won.status == DealStatus.WON
+    assert won.amount == Decimal("1000.50")
+    assert won.closed_at == dt.datetime(2025, 3, 10, 12, tzinfo=dt.timezone.utc)
+    assert moves == ["Angebot", "Won"]
+    # The formula stays text in a text field; it is never evaluated.
+    assert formula.name == '=HYPERLINK("x")'
+    assert formula.status == DealStatus.OPEN
+
+
+def test_owner_by_name_and_email_is_one_person(org, folder):
+    run_import(org, folder)
+    with scope(organization=org):
+        owners = set(Deal.objects.values_list("owner_id", flat=True))
+    assert len(owners) == 1
+
+
+def test_mapping_needs_required_fields(org, folder):
+    with pytest.raises(ImportSourceError, match="Owner"):
+        run_import(org, folder, mapping={"external_id": "Nr", "created_at": "Angelegt"})
+
+
+def test_mapping_to_unknown_column(org, folder):
+    with pytest.raises(ImportSourceError, match="Seller"):
+        run_import(org, folder, mapping={**MAPPING, "owner": "Seller"})
+
+
+def test_generic_xlsx(org, tmp_path):
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["ID", "Owner", "Created", "Amount"])
+    sheet.append(["X-1", "Eva Roth", dt.datetime(2025, 2, 3, 9, 30), 1234.5])
+    sheet.append(["X-2", "Eva Roth", "2025-02-04", "=B2*2"])
+    folder = tmp_path / "xlsx"
+    folder.mkdir()
+    workbook.save(folder / "deals.xlsx")
+    result = run_import(org, folder, mapping={"external_id": "ID", "owner": "Owner", "created_at": "Created", "amount": "Amount"})
+    assert result.counts["deals"].created == 1
+    assert result.errors[0].column == "Amount"
+    assert "formula" in result.errors[0].reason
+    with scope(organization=org):
+        deal = Deal.objects.get(external_id="X-1")
+    assert deal.amount == Decimal("1234.50")
+    # 09:30 in Berlin winter time.
+    assert deal.created_at == dt.datetime(2025, 2, 3, 8, 30, tzinfo=dt.timezone.utc)

@@ -1,0 +1,135 @@
+"""HubSpot deals export: stage history rebuilt from the "Date entered" columns."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django_scopes import scope
+
+from pipelines.models import Deal, DealStageChange, DealStatus, Stage, StageKind
+from pipelines.services import crm_import
+
+HEADER = (
+    'Record ID,Deal Name,Deal Stage,Pipeline,Amount,Deal owner,Create Date,Close Date,'
+    'Date entered "Appointment Scheduled (Sales Pipeline)",Date entered "Contract Sent (Sales Pipeline)",'
+    'Date entered "Closed Won (Sales Pipeline)",Date entered "Closed Lost (Sales Pipeline)"\n'
+)
+ROWS = (
+    "501,Acme Roof,Closed Won,Sales Pipeline,1200.50,Eva Roth,2025-01-10 09:00,2025-02-20 15:00,"
+    "2025-01-10 09:00,2025-01-20 10:00,2025-02-20 15:00,\n"
+    "502,Beta Solar,Contract Sent,Sales Pipeline,800,Max Kurz,2025-01-12 08:00,2025-03-31,"
+    "2025-01-12 08:00,2025-01-25 11:00,,\n"
+    "503,Gamma,Closed Lost,Sales Pipeline,,Eva Roth,2025-01-15 08:00,2025-02-01 09:00,,,,\n"
+)
+
+
+def utc(year, month, day, hour=0):
+    return dt.datetime(year, month, day, hour, tzinfo=dt.timezone.utc)
+
+
+def write(folder, text, encoding="utf-8"):
+    folder.mkdir(exist_ok=True)
+    (folder / "hubspot-crm-exports-deals.csv").write_bytes(text.encode(encoding))
+    return folder
+
+
+def run_import(org, folder, **options):
+    with scope(organization=org):
+        return crm_import(organization=org, source="hubspot", path=folder, today=dt.date(2025, 4, 1), **options)
+
+
+def history(org, external_id):
+    with scope(organization=org):
+        return list(
+            DealStageChange.objects.filter(deal__external_id=external_id)
+            .order_by("changed_at", "id")
+            .values_list("from_stage__name", "to_stage__name", "changed_at")
+        )
+
+
+def test_history_from_date_entered(org, tmp_path):
+    result = run_import(org, write(tmp_path / "x", HEADER + ROWS))
+    assert result.counts["deals"].created == 3
+    assert result.counts["stage_changes"].created == 6
+    # January and February: Berlin is UTC+1.
+    assert history(org, "501") == [
+        (None, "Appointment Scheduled", utc(2025, 1, 10, 8)),
+        ("Appointment Scheduled", "Contract Sent", utc(2025, 1, 20, 9)),
+        ("Contract Sent", "Closed Won", utc(2025, 2, 20, 14)),
+    ]
+
+
+def test_status_and_amounts(org, tmp_path):
+    run_import(org, write(tmp_path / "x", HEADER + ROWS))
+    with scope(organization=org):
+        won = Deal.objects.get(external_id="501")
+        open_deal = Deal.objects.get(external_id="502")
+        lost = Deal.objects.get(external_id="503")
+    assert won.status == DealStatus.WON
+    assert won.closed_at == utc(2025, 2, 20, 14)
+    assert won.amount == Decimal("1200.50")
+    assert open_deal.status == DealStatus.OPEN
+    assert open_deal.expected_close_on == dt.date(2025, 3, 31)
+    assert lost.status == DealStatus.LOST
+    assert lost.amount is None
+    # No "Date entered" cell: the only known move is the close.
+    assert history(org, "503") == [(None, "Closed Lost", utc(2025, 2, 1, 8))]
+
+
+def test_stage_order_and_kinds(org, tmp_path):
+    run_import(org, write(tmp_path / "x", HEADER + ROWS))
+    with scope(organization=org):
+        stages = list(Stage.objects.filter(pipeline__name="Sales Pipeline").order_by("order").values_list("name", "kind"))
+    assert stages == [
+        ("Appointment Scheduled", StageKind.OPEN),
+        ("Contract Sent", StageKind.OPEN),
+        ("Closed Won", StageKind.WON),
+        ("Closed Lost", StageKind.LOST),
+    ]
+
+
+def test_bom_and_german_semicolons(org, tmp_path):
+    german = (HEADER + ROWS).replace(",", ";").replace("1200.50", "1.200,50")
+    german = german.replace("2025-01-10 09:00", "10.01.2025 09:00")
+    run_import(org, write(tmp_path / "x", "\ufeff" + german))
+    with scope(organization=org):
+        deal = Deal.objects.get(external_id="501")
+    assert deal.amount == Decimal("1200.50")
+    assert deal.created_at == utc(2025, 1, 10, 8)
+
+
+def test_ambiguous_date_rejected_then_accepted(org, tmp_path):
+    text = HEADER + ROWS.replace("2025-03-31", "03/04/2025")
+    result = run_import(org, write(tmp_path / "x", text))
+    assert result.counts["deals"].rejected == 1
+    assert result.errors[0].column == "Close Date"
+    assert "ambiguous" in result.errors[0].reason
+    run_import(org, write(tmp_path / "x", text), options={"date_order": "dmy"})
+    with scope(organization=org):
+        assert Deal.objects.get(external_id="502").expected_close_on == dt.date(2025, 4, 3)
+
+
+def test_reimport_appends_only_new_moves(org, tmp_path):
+    folder = write(tmp_path / "x", HEADER + ROWS)
+    run_import(org, folder)
+    newer = ROWS.replace(
+        "502,Beta Solar,Contract Sent,Sales Pipeline,800,Max Kurz,2025-01-12 08:00,2025-03-31,2025-01-12 08:00,2025-01-25 11:00,,",
+        "502,Beta Solar,Closed Won,Sales Pipeline,900,Max Kurz,2025-01-12 08:00,2025-03-05 10:00,2025-01-12 08:00,2025-01-25 11:00,2025-03-05 10:00,",
+    )
+    result = run_import(org, write(folder, HEADER + newer))
+    assert result.counts["deals"].updated == 1
+    assert result.counts["deals"].unchanged == 2
+    assert result.counts["stage_changes"].created == 1
+    assert result.counts["stage_changes"].unchanged == 6
+    with scope(organization=org):
+        assert DealStageChange.objects.count() == 7
+        deal = Deal.objects.get(external_id="502")
+    assert deal.status == DealStatus.WON
+    assert deal.amount == Decimal("900.00")
+
+
+def test_missing_record_id_column(org, tmp_path):
+    from pipelines.importers.base import ImportSourceError
+
+    with pytest.raises(ImportSourceError, match="Record ID"):
+        run_import(org, write(tmp_path / "x", "Deal Name,Amount\nA,1\n"))
