@@ -8,3 +8,6 @@ class SpmConfig(AppConfig):
 
     def ready(self):
         from . import db_functions  # noqa: F401  registers SQLite helpers on connect
+        from .audit import audit_receivers_connect
+
+        audit_receivers_connect()

@@ -1,12 +1,23 @@
-"""Request middleware: the user's language and the tenant scope of /o/<org-slug>/ URLs."""
+"""Request middleware: language, tenant scope of /o/<org-slug>/ URLs, two-factor duty, audit actor, broker state."""
 
+import logging
+import threading
+import time
+
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
+from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from django_scopes import scope, scopes_disabled
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
+from spm import audit
 from spm.models import Membership
+
+logger = logging.getLogger(__name__)
 
 
 class UserLanguageMiddleware:
@@ -60,5 +71,116 @@ class OrganizationMiddleware:
         organization = membership.organization
         request.organization = organization
         request.membership = membership
+        if organization.requires_mfa and not _has_totp(request.user):
+            messages.warning(
+                request,
+                _("%(organization)s requires two-factor authentication. Set up an authenticator app to continue.")
+                % {"organization": organization.name},
+            )
+            return redirect("mfa_activate_totp")
         with scope(organization=organization), timezone.override(organization.tzinfo):
             return self.get_response(request)
+
+
+def _has_totp(user) -> bool:
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+class AuditActorMiddleware:
+    """Make the request's user the actor of audit rows written while the request runs."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user if request.user.is_authenticated else None
+        actor_token = audit.current_actor.set(user)
+        started_token = audit.request_started_at.set(timezone.now())
+        try:
+            return self.get_response(request)
+        finally:
+            audit.current_actor.reset(actor_token)
+            audit.request_started_at.reset(started_token)
+
+
+# Seconds a broker check result is reused, so a page view costs at most one check per interval and process.
+BROKER_CHECK_INTERVAL_SECONDS = 5.0
+# Upper bound of one check; a broker that does not answer within it counts as down.
+BROKER_CHECK_TIMEOUT_SECONDS = 0.5
+
+
+class _BrokerStatus:
+    """Cached answer to "does the Celery broker accept connections?" for this process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._checked_at = float("-inf")
+        self._available = True
+
+    def is_available(self) -> bool:
+        from spm.celery import app as celery_app
+
+        # Eager mode (no broker configured) runs tasks in-process, so nothing can be out of date.
+        if celery_app.conf.task_always_eager or celery_app.conf.broker_url.startswith("memory://"):
+            return True
+        with self._lock:
+            if time.monotonic() - self._checked_at < BROKER_CHECK_INTERVAL_SECONDS:
+                return self._available
+            connection = celery_app.connection_for_write()
+            try:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_CHECK_TIMEOUT_SECONDS)
+                available = True
+            except Exception as error:  # kombu raises transport-specific errors for an unreachable broker
+                logger.warning("Celery broker unreachable: %s", error)
+                available = False
+            finally:
+                connection.release()
+            self._available = available
+            self._checked_at = time.monotonic()
+            return available
+
+    def reset(self) -> None:
+        with self._lock:
+            self._checked_at = float("-inf")
+
+
+broker_status = _BrokerStatus()
+
+
+class BrokerStatusMiddleware:
+    """Degrade gracefully while the Celery broker (Redis) is down.
+
+    Pages of an organization still render from the database, and a full-page GET
+    gets a warning that the numbers may be out of date, because recomputes cannot
+    be queued. A request that fails because a task could not be sent answers 503
+    with an explanation instead of a 500.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if (
+            request.method == "GET"
+            and request.user.is_authenticated
+            and not getattr(request, "htmx", False)
+            and request.path_info.startswith("/o/")
+            and not broker_status.is_available()
+        ):
+            messages.warning(
+                request,
+                _(
+                    "The background service is unavailable, so the numbers may be out of date. "
+                    "They are updated automatically once it is back."
+                ),
+            )
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, BrokerOperationalError):
+            return None
+        broker_status.reset()
+        logger.error("Task could not be queued, broker unreachable path=%s error=%s", request.path_info, exception)
+        return render(request, "spm/broker_unavailable.html", status=503)

@@ -107,6 +107,18 @@ class Organization(models.Model):
         default=0,
         help_text=_("Team figures of groups with fewer members are hidden; 0 turns this off."),
     )
+    requires_mfa = models.BooleanField(
+        _("require two-factor authentication"),
+        default=False,
+        help_text=_("Members without an authenticator app are sent to its setup page before they can continue."),
+    )
+    activity_retention_days = models.PositiveIntegerField(
+        _("keep activities for (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(36500)],
+        help_text=_("Activities older than this are deleted every night; empty keeps them."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -195,8 +207,34 @@ class Membership(models.Model):
         return self.role == Role.REP
 
 
+class AuditLogImmutableError(Exception):
+    """Raised when code tries to change or delete an audit log row through the model API."""
+
+
+class AuditLogQuerySet(models.QuerySet):
+    """Querysets of audit rows: reads and inserts only.
+
+    `update()` and `delete()` raise. Retention deletes go through
+    `spm.audit.audit_retention_delete`, which uses a raw statement inside the
+    privileged session that the PostgreSQL trigger admits.
+    """
+
+    def update(self, **kwargs):
+        raise AuditLogImmutableError("Audit log rows cannot be updated.")
+
+    def delete(self):
+        raise AuditLogImmutableError("Audit log rows cannot be deleted; retention uses spm.audit.audit_retention_delete.")
+
+
 class AuditLog(models.Model):
-    """Append-only record of changes to quotas, stages, roles and imports."""
+    """Append-only record of logins, role, quota and stage changes, imports and personal-data exports.
+
+    The model API only inserts: `save()` on an existing row, `delete()` and the
+    queryset's `update()`/`delete()` raise AuditLogImmutableError. On PostgreSQL a
+    trigger (migration spm 0004) also rejects UPDATE and DELETE in SQL, except
+    setting `actor` to NULL when the user is deleted, and except inside the
+    privileged session of `spm.audit.audit_privileged()`.
+    """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
     actor = models.ForeignKey(
@@ -209,7 +247,7 @@ class AuditLog(models.Model):
     after = models.JSONField(_("after"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
-    objects = ScopedManager(organization="organization")
+    objects = ScopedManager(_manager_class=models.Manager.from_queryset(AuditLogQuerySet), organization="organization")
 
     class Meta:
         verbose_name = _("audit log entry")
@@ -221,3 +259,11 @@ class AuditLog(models.Model):
 
     def __str__(self):
         return f"{self.action} {self.object_type}:{self.object_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise AuditLogImmutableError("Audit log rows cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogImmutableError("Audit log rows cannot be deleted; retention uses spm.audit.audit_retention_delete.")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dj_database_url
 import plotly
+from celery.schedules import crontab
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from xstatic.pkg import bootstrap as xstatic_bootstrap
@@ -80,6 +82,8 @@ INSTALLED_APPS = [
     "django_bootstrap5",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "csp",
     "spm",
     "pipelines",
     "goals",
@@ -89,6 +93,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -100,6 +105,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "spm.middleware.AuditActorMiddleware",
+    "spm.middleware.BrokerStatusMiddleware",
     "spm.middleware.OrganizationMiddleware",
 ]
 
@@ -167,6 +174,22 @@ ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_ADAPTER = "spm.adapters.AccountAdapter"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
 ACCOUNT_SESSION_REMEMBER = None
+# Failed logins are limited per e-mail address and per client IP; after 5 failures for one
+# address within 5 minutes allauth rejects further attempts for it until the window ends
+# (the lockout). The values are allauth's "count/period/key" syntax.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+    "mfa_authenticate": "5/m/user",
+    "mfa_reauthenticate": "5/m/user",
+}
+# Two-factor authentication with an authenticator app (TOTP) and recovery codes. It is
+# optional per user; an organization with `requires_mfa` sends members without it to setup.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "SPM"
 LOGIN_REDIRECT_URL = "home"
 LOGIN_URL = "account_login"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
@@ -212,6 +235,14 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "spm")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# celery beat: nightly jobs. Times are UTC (CELERY_TIMEZONE).
+CELERY_BEAT_SCHEDULE = {
+    "activity-retention": {
+        "task": "spm.tasks.activity_retention_apply_all",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    # Hourly, so every organization gets its daily pipeline snapshot soon after its local midnight.
+}
 if not CELERY_BROKER_URL:
     # Eager mode never touches the broker; an explicit host keeps kombu from warning about it.
     CELERY_BROKER_URL = "memory://localhost/"
@@ -220,12 +251,43 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "SPM <noreply@localhost>")
 
 SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False
+SESSION_COOKIE_SAMESITE = "Lax"
+# htmx sends the token from the page (hx-headers in base.html), never from the cookie, so
+# the cookie can be HttpOnly too.
+CSRF_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp). Every script is a file under /static/ (htmx,
+# Bootstrap, plotly.min.js, spm/*.js), and chart data travels in <script type="application/json">
+# blocks, which are data, not scripts, so script-src needs neither 'unsafe-inline' nor
+# 'unsafe-eval'. plotly.js 4.1 compiles code with Function() only for WebGL traces (regl);
+# the dashboard draws SVG traces and never reaches it. style-src allows 'unsafe-inline'
+# because plotly.js and htmx insert <style> elements at run time. Bootstrap's CSS loads its
+# icons as data: URIs, hence img-src data:.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -8,4 +8,5 @@ urlpatterns = [
     path("i18n/language/", views.set_language, name="set_language"),
     path("o/<slug:org_slug>/", include("dashboards.urls")),
     path("o/<slug:org_slug>/", include("pipelines.urls")),
+    path("o/<slug:org_slug>/", include("spm.urls_org")),
 ]

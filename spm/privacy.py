@@ -1,0 +1,257 @@
+"""Personal data of one person: export everything stored about them, pseudonymize them, apply retention.
+
+The export finds the person's rows without a hand-written list of tables: every model of the
+project apps with a foreign key to `Membership` or `User` contributes the rows that point at
+this person, so a model added later (coaching notes, scorecard views) is exported without a
+change here. Derived copies listed in `EXPORT_SKIPPED_MODELS` are left out.
+"""
+
+import datetime as dt
+import logging
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext
+from django_scopes import scopes_disabled
+
+from spm import audit
+from spm.models import AuditLog, Membership, Organization, User
+
+logger = logging.getLogger(__name__)
+
+PROJECT_APPS = ("spm", "pipelines", "goals", "coaching", "dashboards")
+# Models whose rows about a person are copies of rows exported anyway.
+EXPORT_SKIPPED_MODELS = {
+    "dashboards.pipelinesnapshot",  # a daily copy of each open deal, which is exported under pipelines.deal
+    "spm.auditlog",  # exported separately: rows by the person and rows about them
+    "spm.membership",  # exported as the `membership` section (its `manager` FK would list their reports)
+}
+PSEUDONYM_DOMAIN = "erased.invalid"
+
+
+def _plain(value: Any) -> Any:
+    """Return `value` as a JSON-serialisable value: datetimes and dates in ISO 8601, Decimals as strings."""
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (Decimal, uuid.UUID, dt.timedelta)):
+        return str(value)
+    return value
+
+
+def _row(instance: models.Model) -> dict[str, Any]:
+    return {field.attname: _plain(getattr(instance, field.attname)) for field in instance._meta.concrete_fields}
+
+
+def _person_foreign_keys(model: type[models.Model]) -> list[models.ForeignKey]:
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.ForeignKey) and field.related_model in (Membership, User)
+    ]
+
+
+def person_data_export(*, membership: Membership, actor: User | None) -> dict[str, Any]:
+    """Collect every row the product stores about the person of `membership` in its organization.
+
+    Returns {"person": …, "membership": …, "records": {model label: [rows]}, "audit": [rows]}.
+    Only rows of `membership.organization` are included, and the caller runs inside its
+    scope. Writes a `privacy.personal_data_exported` audit row naming the actor.
+    """
+    user = membership.user
+    organization = membership.organization
+    export: dict[str, Any] = {
+        "exported_at": timezone.now().isoformat(),
+        "organization": organization.slug,
+        "person": {
+            "id": user.pk,
+            "email": user.email,
+            "name": user.name,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "language": user.language,
+            "is_active": user.is_active,
+            "date_joined": _plain(user.date_joined),
+            "last_login": _plain(user.last_login),
+        },
+        "membership": _row(membership),
+        "records": {},
+    }
+
+    for model in apps.get_models():
+        label = model._meta.label_lower
+        if model._meta.app_label not in PROJECT_APPS or label in EXPORT_SKIPPED_MODELS:
+            continue
+        foreign_keys = _person_foreign_keys(model)
+        if not foreign_keys:
+            continue
+        condition = Q()
+        for field in foreign_keys:
+            condition |= Q(**{field.name: membership if field.related_model is Membership else user})
+        queryset = model._default_manager.filter(condition)
+        if any(field.name == "organization" for field in model._meta.concrete_fields):
+            queryset = queryset.filter(organization=organization)
+        rows = [_row(instance) for instance in queryset.order_by("pk")]
+        if rows:
+            export["records"][label] = rows
+
+    audit_rows = AuditLog.objects.filter(
+        Q(actor=user)
+        | Q(object_type="user", object_id=str(user.pk))
+        | Q(object_type="membership", object_id=str(membership.pk)),
+        organization=organization,
+    ).order_by("created_at", "pk")
+    export["audit"] = [_row(row) for row in audit_rows]
+
+    audit.audit_record(
+        organization=organization,
+        actor=actor,
+        action=audit.PERSONAL_DATA_EXPORTED,
+        object_type="membership",
+        object_id=membership.pk,
+        after={"record_counts": {label: len(rows) for label, rows in export["records"].items()}},
+    )
+    logger.info(
+        "Personal data exported organization_id=%s membership_id=%s actor_id=%s",
+        organization.pk,
+        membership.pk,
+        getattr(actor, "pk", None),
+    )
+    return export
+
+
+def person_data_rows(export: dict[str, Any]) -> list[list[Any]]:
+    """Flatten an export into CSV rows (section, record id, field, value), header first."""
+    rows: list[list[Any]] = [["section", "record_id", "field", "value"]]
+    for field, value in export["person"].items():
+        rows.append(["person", export["person"]["id"], field, value])
+    for field, value in export["membership"].items():
+        rows.append(["membership", export["membership"]["id"], field, value])
+    for label, records in export["records"].items():
+        for record in records:
+            for field, value in record.items():
+                rows.append([label, record["id"], field, value])
+    for record in export["audit"]:
+        for field, value in record.items():
+            rows.append(["audit", record["id"], field, value])
+    return rows
+
+
+def person_pseudonymize(*, membership: Membership, actor: User | None) -> str:
+    """Replace the person's identity by a pseudonym and disable their login; keep their numbers.
+
+    The user's e-mail, names and password are replaced, the account is deactivated, and
+    its verified addresses, authenticators and pending sessions are removed. The
+    membership stays, with its deals, activities and quotas, so team and organization
+    totals do not change; its external id and the rep-grain KPI snapshot names take the
+    pseudonym, and a recompute is scheduled. Raises ValidationError when the user also
+    belongs to another organization, whose admins would lose a member without being asked.
+    Returns the pseudonym.
+    """
+    from dashboards.models import Grain, KpiSnapshot
+    from pipelines.services import kpi_recompute_schedule
+
+    user = membership.user
+    organization = membership.organization
+    # Pinned to this user: it only counts their memberships elsewhere and reads no other tenant's data.
+    with scopes_disabled():
+        other_organizations = Membership.objects.filter(user=user).exclude(organization=organization).count()
+    if other_organizations:
+        raise ValidationError(
+            gettext(
+                "This person also belongs to %(count)d other organization(s); their admins must remove "
+                "the person there first."
+            )
+            % {"count": other_organizations}
+        )
+    if user.email.endswith(f"@{PSEUDONYM_DOMAIN}"):
+        # Already pseudonymized; a second run would only replace one pseudonym with another.
+        return user.name
+
+    token = uuid.uuid4().hex[:8]
+    pseudonym = gettext("Former member %(token)s") % {"token": token}
+    with transaction.atomic():
+        user.email = f"erased-{token}@{PSEUDONYM_DOMAIN}"
+        user.name = pseudonym
+        user.first_name = ""
+        user.last_name = ""
+        user.language = ""
+        user.is_active = False
+        user.set_unusable_password()
+        user.save()
+        _delete_login_data(user)
+
+        membership.external_id = pseudonym
+        if membership.active_to is None:
+            membership.active_to = timezone.localdate(timezone=organization.tzinfo)
+        membership.save(update_fields=["external_id", "active_to"])
+        snapshots_renamed = KpiSnapshot.objects.filter(grain=Grain.REP, subject_id=membership.pk).update(
+            subject_name=pseudonym
+        )
+
+        audit.audit_record(
+            organization=organization,
+            actor=actor,
+            action=audit.PERSON_PSEUDONYMIZED,
+            object_type="membership",
+            object_id=membership.pk,
+            after={"user_id": user.pk, "snapshots_renamed": snapshots_renamed},
+        )
+        kpi_recompute_schedule(organization_id=organization.pk)
+
+    logger.info(
+        "Person pseudonymized organization_id=%s membership_id=%s user_id=%s actor_id=%s",
+        organization.pk,
+        membership.pk,
+        user.pk,
+        getattr(actor, "pk", None),
+    )
+    return pseudonym
+
+
+def _delete_login_data(user: User) -> None:
+    """Delete the allauth e-mail addresses, MFA authenticators and database sessions of `user`."""
+    from allauth.account.models import EmailAddress
+    from allauth.mfa.models import Authenticator
+    from django.contrib.sessions.models import Session
+
+    EmailAddress.objects.filter(user=user).delete()
+    Authenticator.objects.filter(user=user).delete()
+    # Sessions store the user id only inside their encoded data. The account is inactive,
+    # so Django's ModelBackend refuses the session anyway; this removes the data as well.
+    user_id = str(user.pk)
+    stale = [session.pk for session in Session.objects.iterator() if session.get_decoded().get("_auth_user_id") == user_id]
+    Session.objects.filter(pk__in=stale).delete()
+
+
+def activity_retention_apply(*, organization: Organization, now: dt.datetime | None = None) -> int:
+    """Delete the organization's activities older than `activity_retention_days`; return the count.
+
+    An activity is older when `occurred_at` < now − the retention days. `None` days keeps
+    everything and returns 0 without writing. One set-based DELETE; the audit row records
+    the count and the cutoff.
+    """
+    from pipelines.models import Activity
+
+    days = organization.activity_retention_days
+    # No retention configured: activities are kept forever.
+    if days is None:
+        return 0
+    cutoff = (now or timezone.now()) - dt.timedelta(days=days)
+    with transaction.atomic():
+        deleted, _per_model = Activity.objects.filter(organization=organization, occurred_at__lt=cutoff).delete()
+        audit.audit_record(
+            organization=organization,
+            action=audit.ACTIVITY_RETENTION_APPLIED,
+            object_type="activity",
+            after={"deleted": deleted, "cutoff": cutoff.isoformat(), "retention_days": days},
+        )
+    logger.info(
+        "Activity retention applied organization_id=%s deleted=%s retention_days=%s", organization.pk, deleted, days
+    )
+    return deleted
