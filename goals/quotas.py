@@ -41,6 +41,7 @@ has a target of 0.00.
 from __future__ import annotations
 
 import calendar
+import copy
 import datetime as dt
 import itertools
 from collections import defaultdict
@@ -233,6 +234,14 @@ class QuotaBook:
         if need_structure:
             book._load_structure()
         return book
+
+    def for_period(self, period: Period) -> QuotaBook:
+        """Return a view of this book for a period inside the loaded one, sharing its rows (no queries)."""
+        if not (self.period.start <= period.start and period.end <= self.period.end):
+            raise ValueError(f"Period {period.label} lies outside the loaded period {self.period.label}.")
+        view = copy.copy(self)
+        view.period = period
+        return view
 
     def _load_quotas(self, membership_ids) -> None:
         from goals.models import Quota

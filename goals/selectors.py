@@ -137,3 +137,126 @@ def people_list():
     return Membership.objects.select_related("user", "team", "territory", "manager__user", "ramp_schedule").order_by(
         "user__name", "user__email"
     )
+
+
+# --- quota editor -------------------------------------------------------------------------------
+
+
+@dataclass
+class QuotaCell:
+    """One editor cell: the stored quota of exactly this period, if any, and the effective target."""
+
+    subject_id: int
+    period: object
+    explicit: object  # Decimal | None
+    is_prorated: bool
+    effective: object  # Decimal | None
+
+    @property
+    def is_rollup(self) -> bool:
+        return self.explicit is None and self.effective is not None
+
+
+@dataclass
+class QuotaRow:
+    subject_id: int
+    label: str
+    depth: int
+    cells: list
+
+
+@dataclass
+class QuotaGrid:
+    level: str
+    metric: str
+    year: int
+    granularity: str
+    periods: list
+    rows: list
+    totals: list  # Decimal | None per period
+    off_calendar: list  # Quota rows whose start no longer begins a fiscal period
+
+
+def quota_grid_periods(*, organization, year: int, granularity: str) -> list:
+    from spm import fiscal
+
+    year_period = fiscal.fiscal_year(year, organization.fiscal_year_start_month)
+    if granularity == fiscal.YEAR:
+        return [year_period]
+    return fiscal.periods_covering(year_period.start, year_period.last_day, granularity, organization.fiscal_year_start_month)
+
+
+def quota_grid(*, organization, year: int, granularity: str, level: str, metric: str) -> QuotaGrid:
+    """Build the quota editor's rows, cells and totals for one fiscal year, granularity, level and metric.
+
+    Runs a fixed number of queries: one QuotaBook for the whole year serves
+    every column. The total of a column is the sum over reps for the rep
+    level, and over top-level teams or territories otherwise, so sub-teams are
+    not counted twice.
+    """
+    from goals.quotas import QuotaBook
+    from spm import fiscal
+
+    year_period = fiscal.fiscal_year(year, organization.fiscal_year_start_month)
+    periods = quota_grid_periods(organization=organization, year=year, granularity=granularity)
+    book = QuotaBook.load(organization=organization, period=year_period, metric=metric)
+
+    if level == "rep":
+        with_quota = set(book.quotas["rep"])
+        members = [member for member in people_list() if member.role == "rep" or member.pk in with_quota]
+        subjects = [(member.pk, member.display_name, 0, None) for member in members]
+    else:
+        tree = team_tree() if level == "team" else territory_tree()
+        subjects = [(node.pk, node.name, depth, node.parent_id) for node, depth in tree]
+
+    columns = []
+    for period in periods:
+        view = book.for_period(period)
+        columns.append((period, view, view.targets(level)))
+
+    rows = []
+    for subject_id, label, depth, _parent in subjects:
+        cells = []
+        for period, view, targets in columns:
+            explicit = view.explicit_cell(level, subject_id)
+            cells.append(
+                QuotaCell(
+                    subject_id=subject_id,
+                    period=period,
+                    explicit=explicit[0] if explicit else None,
+                    is_prorated=explicit[1] if explicit else True,
+                    effective=targets.get(subject_id),
+                )
+            )
+        rows.append(QuotaRow(subject_id=subject_id, label=label, depth=depth, cells=cells))
+
+    top_level = {subject_id for subject_id, _label, _depth, parent in subjects if parent is None}
+    totals = []
+    for _period, _view, targets in columns:
+        values = [value for subject_id, value in targets.items() if level == "rep" or subject_id in top_level]
+        totals.append(sum(values) if values else None)
+
+    return QuotaGrid(
+        level=level,
+        metric=metric,
+        year=year,
+        granularity=granularity,
+        periods=periods,
+        rows=rows,
+        totals=totals,
+        off_calendar=quota_off_calendar(organization=organization, level=level, metric=metric),
+    )
+
+
+def quota_off_calendar(*, organization, level: str, metric: str) -> list:
+    """Return the quotas of `level` and `metric` whose start no longer begins a fiscal period of their kind."""
+    from goals.models import Quota
+    from spm import fiscal
+
+    start_month = organization.fiscal_year_start_month
+    quotas = Quota.objects.filter(level=level, metric=metric).select_related("membership__user", "team", "territory")
+    return [
+        quota
+        for quota in quotas.order_by("period_start")
+        if fiscal.period_containing(quota.period_start, quota.period_kind, start_month).start != quota.period_start
+    ]

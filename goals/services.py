@@ -16,7 +16,17 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from goals.models import Assignment, LeavePeriod, Quota, QuotaMetric, QuotaPeriodKind, QuotaTemplate, Team, Territory
+from goals.models import (
+    Assignment,
+    LeavePeriod,
+    Quota,
+    QuotaMetric,
+    QuotaPeriodKind,
+    QuotaTemplate,
+    RampSchedule,
+    Team,
+    Territory,
+)
 from spm import fiscal
 from spm.models import AuditLog, Membership, Organization, Role, User
 
@@ -480,6 +490,12 @@ def quota_update(
     if target is not None and target < 0:
         raise ValidationError(_("The target %(target)s is negative; enter 0 or more.") % {"target": target})
     subject_field = _quota_subject_field(level)
+    subject_model = {"rep": Membership, "team": Team, "territory": Territory}[level]
+    if not subject_model.objects.filter(organization=organization, pk=subject_id).exists():
+        raise ValidationError(
+            _("No %(level)s with id %(id)s in this organization; pick a row of the editor.")
+            % {"level": level, "id": subject_id}
+        )
     lookup = {
         "organization": organization,
         "level": level,
@@ -575,3 +591,100 @@ def quota_template_apply(
         )
         outcomes[outcome] += 1
     return outcomes
+
+
+@transaction.atomic
+def ramp_schedule_create(
+    *, organization: Organization, actor: User | None, name: str, month_percentages: list[int]
+) -> RampSchedule:
+    """Create a ramp schedule such as 25/50/75/100 (percent of the full quota in the first months)."""
+    name = _check_name(RampSchedule, organization, name)
+    schedule = RampSchedule.objects.create(organization=organization, name=name, month_percentages=month_percentages)
+    audit_write(
+        organization=organization,
+        actor=actor,
+        action="ramp_schedule.created",
+        object_type="ramp_schedule",
+        object_id=schedule.pk,
+        before=None,
+        after={"name": name, "month_percentages": "/".join(str(value) for value in month_percentages)},
+    )
+    return schedule
+
+
+@transaction.atomic
+def quota_paste(
+    *,
+    organization: Organization,
+    actor: User | None,
+    level: str,
+    metric: str,
+    cells: list[tuple[int, object]],
+    reason: str = "",
+) -> int:
+    """Save a block of already parsed editor cells [(subject_id, period), target]; return the number changed.
+
+    The caller validates every pasted cell first and calls this only when all
+    are valid, so a paste is saved completely or not at all.
+    """
+    changed = 0
+    for (subject_id, period), target in cells:
+        _quota, outcome = quota_update(
+            organization=organization,
+            actor=actor,
+            level=level,
+            subject_id=subject_id,
+            period_kind=period.kind,
+            period_start=period.start,
+            metric=metric,
+            target=target,
+            reason=reason,
+        )
+        changed += outcome != "unchanged"
+    return changed
+
+
+DEMO_QUOTA_ROUNDING = Decimal(5000)
+
+
+@transaction.atomic
+def demo_quotas_set(*, organization: Organization, year: int, actor: User | None = None) -> dict[str, object]:
+    """Give every rep with won deals the same quarterly won_revenue quota for fiscal `year` (demo data).
+
+    Rule: the organization's won amount in that fiscal year (base currency),
+    divided by the number of reps who won deals in it and by four, rounded to
+    the nearest 5,000. Equal quotas make the reps' attainment differ the way
+    their results do. Returns the quota and the counts per outcome; running it
+    again changes nothing.
+    """
+    from django.db.models import Sum
+
+    from pipelines.models import Deal, DealStatus
+
+    period = fiscal.fiscal_year(year, organization.fiscal_year_start_month)
+    start_at, end_at = period.utc_bounds(organization.tzinfo)
+    won = Deal.objects.filter(status=DealStatus.WON, closed_at__gte=start_at, closed_at__lt=end_at, owner__role=Role.REP)
+    rep_ids = sorted(set(won.values_list("owner_id", flat=True)))
+    total = won.aggregate(total=Sum("base_amount"))["total"] or Decimal(0)
+    outcomes = {"created": 0, "updated": 0, "unchanged": 0}
+    if not rep_ids:
+        # Without won deals there is no basis for a quota.
+        return {"quota": None, **outcomes}
+
+    quota = (total / len(rep_ids) / 4 / DEMO_QUOTA_ROUNDING).quantize(Decimal(1)) * DEMO_QUOTA_ROUNDING
+    quarters = fiscal.periods_covering(period.start, period.last_day, fiscal.QUARTER, organization.fiscal_year_start_month)
+    for membership_id in rep_ids:
+        for quarter in quarters:
+            _quota, outcome = quota_update(
+                organization=organization,
+                actor=actor,
+                level="rep",
+                subject_id=membership_id,
+                period_kind=QuotaPeriodKind.QUARTER,
+                period_start=quarter.start,
+                metric=QuotaMetric.WON_REVENUE,
+                target=quota,
+                reason="demo_setup --quotas",
+            )
+            outcomes[outcome] += 1
+    return {"quota": quota, **outcomes}

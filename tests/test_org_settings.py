@@ -19,7 +19,7 @@ def test_fiscal_calendar_change_keeps_quotas_and_recomputes(org, member, django_
     with scopes_disabled():
         Quota.objects.create(
             organization=org, level="rep", membership=member, period_kind="quarter",
-            period_start=dt.date(2025, 1, 1), metric="won_revenue", target=Decimal("9000"),
+            period_start=dt.date(2025, 1, 1), metric="won_revenue", target=Decimal(9000),
         )  # fmt: skip
 
     with (

@@ -166,6 +166,13 @@ def test_xlsx_upload(org, member):
 
 
 def test_import_quotas_command(org, member, tmp_path, capsys):
+    with scopes_disabled():
+        org.language = "en"
+        org.save(update_fields=["language"])
+    # The command prints in the organization's language; English keeps the summary readable here.
+    with scopes_disabled():
+        org.language = "en"
+        org.save(update_fields=["language"])
     path = tmp_path / "quotas.csv"
     path.write_text("level;name;period;metric;target\nrep;rep@acme.example;2025-Q1;won_revenue;9.000,00\n", encoding="utf-8")
 

@@ -1,0 +1,182 @@
+"""Forms of the goals admin pages: settings, quota editor filters, uploads, teams, territories, people."""
+
+import datetime as dt
+import zoneinfo
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from goals.models import QuotaMetric, QuotaTemplate, Team, Territory
+from spm.models import LeaderboardPrivacy, Membership, Role
+
+MONTH_NAMES = [
+    _("January"), _("February"), _("March"), _("April"), _("May"), _("June"),
+    _("July"), _("August"), _("September"), _("October"), _("November"), _("December"),
+]  # fmt: skip
+
+
+class BootstrapFormMixin:
+    """Give every widget Bootstrap's small form classes, so templates can render plain `{{ field }}`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, forms.CheckboxInput):
+                css_class = "form-check-input"
+            elif isinstance(widget, forms.Select):
+                css_class = "form-select form-select-sm"
+            else:
+                css_class = "form-control form-control-sm"
+            widget.attrs["class"] = f"{widget.attrs.get('class', '')} {css_class}".strip()
+
+
+LEVEL_CHOICES = [("rep", _("Reps")), ("team", _("Teams")), ("territory", _("Territories"))]
+
+
+class OrganizationSettingsForm(BootstrapFormMixin, forms.Form):
+    fiscal_year_start_month = forms.TypedChoiceField(
+        label=_("Fiscal year starts in"),
+        coerce=int,
+        choices=[(number, name) for number, name in enumerate(MONTH_NAMES, start=1)],
+        help_text=_("A fiscal year is named by the calendar year in which it ends."),
+    )
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"), choices=[(name, name) for name in sorted(zoneinfo.available_timezones())]
+    )
+    currency = forms.CharField(label=_("Base currency"), max_length=3, help_text=_("ISO 4217 code, e.g. EUR."))
+    language = forms.ChoiceField(label=_("Default language"), choices=[("de", _("German")), ("en", _("English"))])
+    attainment_warning_percent = forms.DecimalField(
+        label=_("Early-warning threshold (%)"), min_value=0, max_value=200, decimal_places=1, max_digits=5
+    )
+    leaderboard_privacy = forms.ChoiceField(label=_("Leaderboard privacy"), choices=LeaderboardPrivacy.choices)
+    minimum_group_size = forms.IntegerField(
+        label=_("Minimum group size"), min_value=0, max_value=1000, help_text=_("0 turns this off.")
+    )
+    reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
+
+
+class QuotaGridForm(BootstrapFormMixin, forms.Form):
+    year = forms.IntegerField(label=_("Fiscal year"), min_value=2000, max_value=2100, required=False)
+    granularity = forms.ChoiceField(
+        label=_("Periods"),
+        choices=[("month", _("Months")), ("quarter", _("Quarters")), ("year", _("Year"))],
+        required=False,
+    )
+    level = forms.ChoiceField(label=_("Rows"), choices=LEVEL_CHOICES, required=False)
+    metric = forms.ChoiceField(label=_("Metric"), choices=QuotaMetric.choices, required=False)
+
+    def values(self, default_year: int) -> dict:
+        """Return the chosen year, granularity, level and metric, with defaults for missing or invalid ones."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "year": data.get("year") or default_year,
+            "granularity": data.get("granularity") or "quarter",
+            "level": data.get("level") or "rep",
+            "metric": data.get("metric") or QuotaMetric.WON_REVENUE,
+        }
+
+
+class QuotaUploadForm(BootstrapFormMixin, forms.Form):
+    file = forms.FileField(label=_("CSV or XLSX file"))
+
+
+class PeopleUploadForm(BootstrapFormMixin, forms.Form):
+    file = forms.FileField(label=_("CSV or XLSX file"))
+
+
+class QuotaTemplateForm(BootstrapFormMixin, forms.ModelForm):
+    class Meta:
+        model = QuotaTemplate
+        fields = ["name", "metric", "period_kind", "target", "is_prorated"]
+
+
+class QuotaTemplateApplyForm(BootstrapFormMixin, forms.Form):
+    template = forms.ModelChoiceField(label=_("Template"), queryset=QuotaTemplate.objects.none())
+    period = forms.CharField(label=_("Period"), help_text=_("2025, 2025-Q1 or 2025-03, matching the template."))
+    members = forms.ModelMultipleChoiceField(label=_("Reps"), queryset=Membership.objects.none())
+    reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = QuotaTemplate.objects.order_by("name")
+        self.fields["members"].queryset = Membership.objects.select_related("user").order_by("user__name")
+        self.fields["members"].label_from_instance = lambda member: member.display_name
+
+
+class TeamForm(BootstrapFormMixin, forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    parent = forms.ModelChoiceField(label=_("Parent team"), queryset=Team.objects.none(), required=False)
+    manager = forms.ModelChoiceField(label=_("Manager"), queryset=Membership.objects.none(), required=False)
+    reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["parent"].queryset = Team.objects.order_by("name")
+        self.fields["manager"].queryset = (
+            Membership.objects.filter(role__in=[Role.MANAGER, Role.ADMIN]).select_related("user").order_by("user__name")
+        )
+        self.fields["manager"].label_from_instance = lambda member: member.display_name
+
+
+class TerritoryForm(BootstrapFormMixin, forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    parent = forms.ModelChoiceField(label=_("Parent territory"), queryset=Territory.objects.none(), required=False)
+    reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["parent"].queryset = Territory.objects.order_by("name")
+
+
+class MemberForm(BootstrapFormMixin, forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+    active_from = forms.DateField(label=_("First working day"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    active_to = forms.DateField(label=_("Last working day"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    ramp_schedule = forms.ModelChoiceField(label=_("Ramp schedule"), queryset=None, required=False)
+    reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
+
+    def __init__(self, *args, **kwargs):
+        from goals.models import RampSchedule
+
+        super().__init__(*args, **kwargs)
+        self.fields["ramp_schedule"].queryset = RampSchedule.objects.order_by("name")
+
+
+class AssignmentForm(BootstrapFormMixin, forms.Form):
+    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False)
+    territory = forms.ModelChoiceField(label=_("Territory"), queryset=Territory.objects.none(), required=False)
+    valid_from = forms.DateField(
+        label=_("Valid from"), initial=dt.date.today, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = Team.objects.order_by("name")
+        self.fields["territory"].queryset = Territory.objects.order_by("name")
+
+
+class LeaveForm(BootstrapFormMixin, forms.Form):
+    starts_on = forms.DateField(label=_("First day"), widget=forms.DateInput(attrs={"type": "date"}))
+    ends_on = forms.DateField(label=_("Last day"), widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=200)
+
+
+class RampScheduleForm(BootstrapFormMixin, forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    percentages = forms.CharField(
+        label=_("Percent of the full quota per month"), help_text=_("Separated by slashes, e.g. 25/50/75/100.")
+    )
+
+    def clean_percentages(self):
+        text = self.cleaned_data["percentages"]
+        try:
+            values = [int(part.strip().rstrip("%")) for part in text.replace(";", "/").split("/") if part.strip()]
+        except ValueError:
+            raise forms.ValidationError(_("%(value)s is invalid; write whole percentages such as 25/50/75/100."), params={"value": text}) from None
+        if not values or any(not 0 <= value <= 100 for value in values):
+            raise forms.ValidationError(_("Each percentage must lie between 0 and 100, e.g. 25/50/75/100."))
+        return values
+
+

@@ -1,0 +1,401 @@
+"""Admin pages: organization settings, the quota editor and uploads, teams, territories and people.
+
+Every view returns 404 to anyone but an admin of the organization in the URL.
+"""
+
+import datetime as dt
+from functools import wraps
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import urlencode
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from goals import forms, imports, selectors, services
+from goals.models import LeavePeriod, Team, Territory
+from goals.parsing import parse_number
+from pipelines.importers.base import ImportSourceError, RowRejected
+from spm import fiscal
+from spm.models import Membership
+
+MAX_PASTE_CELLS = 2000
+
+
+def admin_required(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.membership is None or not request.membership.is_admin:
+            raise Http404("Admins only.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _language() -> str:
+    return "de" if (get_language() or "de").startswith("de") else "en"
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def organization_settings(request, org_slug):
+    organization = request.organization
+    fields = services.SETTINGS_FIELDS
+    form = forms.OrganizationSettingsForm(
+        request.POST or None, initial={name: getattr(organization, name) for name in fields}
+    )
+    if request.method == "POST" and form.is_valid():
+        changes = {name: form.cleaned_data[name] for name in fields}
+        try:
+            changed = services.organization_settings_update(
+                organization=organization, actor=request.user, changes=changes, reason=form.cleaned_data["reason"]
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            if "fiscal_year_start_month" in changed:
+                messages.info(request, _("Fiscal calendar changed. Quotas keep their dates; KPIs are being recomputed."))
+            elif changed:
+                messages.success(request, _("Settings saved."))
+            return redirect("goals_settings", org_slug=org_slug)
+    return render(request, "goals/admin/settings.html", {"form": form})
+
+
+# --- quota editor -------------------------------------------------------------------------------
+
+
+def _grid_context(request, values: dict, **extra) -> dict:
+    organization = request.organization
+    grid = selectors.quota_grid(organization=organization, **values)
+    return {
+        "grid": grid,
+        "values": values,
+        "filter_form": forms.QuotaGridForm(initial=values),
+        "query": urlencode(values),
+        **extra,
+    }
+
+
+def _grid_values(request, data) -> dict:
+    today = timezone.localdate()
+    default_year = fiscal.fiscal_year_of(today, request.organization.fiscal_year_start_month)
+    return forms.QuotaGridForm(data).values(default_year)
+
+
+@admin_required
+def quota_editor(request, org_slug):
+    values = _grid_values(request, request.GET)
+    context = _grid_context(
+        request,
+        values,
+        upload_form=forms.QuotaUploadForm(),
+        apply_form=forms.QuotaTemplateApplyForm(),
+        template_form=forms.QuotaTemplateForm(),
+    )
+    template_name = "goals/quotas/editor.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template_name += "#quota-grid"
+    response = render(request, template_name, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _cell_from_post(request, values: dict):
+    """Return (subject_id, period) named by the POST, or raise Http404 for values outside the grid."""
+    periods = {period.label: period for period in selectors.quota_grid_periods(organization=request.organization, year=values["year"], granularity=values["granularity"])}
+    period = periods.get(request.POST.get("period", ""))
+    try:
+        subject_id = int(request.POST.get("subject", ""))
+    except ValueError:
+        subject_id = None
+    if period is None or subject_id is None:
+        raise Http404("No such cell in this grid.")
+    return subject_id, period
+
+
+@admin_required
+@require_POST
+def quota_cell(request, org_slug):
+    """Save one cell. htmx gets the cell and, out of band, the column's other cells and total; others a redirect."""
+    values = _grid_values(request, request.POST)
+    subject_id, period = _cell_from_post(request, values)
+    text = request.POST.get("value", "").strip()
+    error = None
+    try:
+        target = parse_number(text, "value", language=_language()) if text else None
+        services.quota_update(
+            organization=request.organization,
+            actor=request.user,
+            level=values["level"],
+            subject_id=subject_id,
+            period_kind=period.kind,
+            period_start=period.start,
+            metric=values["metric"],
+            target=target,
+            reason=request.POST.get("reason", "").strip()[:500],
+        )
+    except RowRejected as rejection:
+        error = rejection.reason
+    except ValidationError as validation_error:
+        error = " ".join(validation_error.messages)
+
+    if not request.htmx:
+        if error:
+            messages.error(request, _("%(value)s was not saved: %(error)s") % {"value": text, "error": error})
+        return redirect(f"{reverse('goals_quota_editor', kwargs={'org_slug': org_slug})}?{urlencode(values)}")
+
+    context = _grid_context(request, values, column_label=period.label, edited_subject=subject_id, cell_error=error, cell_text=text)
+    column = next(index for index, column_period in enumerate(context["grid"].periods) if column_period.label == period.label)
+    context["column"] = column
+    context["column_cells"] = [(row, row.cells[column]) for row in context["grid"].rows]
+    context["column_total"] = context["grid"].totals[column]
+    response = render(request, "goals/quotas/_cell_response.html", context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@admin_required
+@require_POST
+def quota_paste(request, org_slug):
+    """Save a tab-separated block pasted from Excel, starting at the given cell; all cells or none."""
+    values = _grid_values(request, request.POST)
+    subject_id, period = _cell_from_post(request, values)
+    grid = selectors.quota_grid(organization=request.organization, **values)
+    row_ids = [row.subject_id for row in grid.rows]
+    labels = [column_period.label for column_period in grid.periods]
+    first_row, first_column = row_ids.index(subject_id) if subject_id in row_ids else -1, labels.index(period.label)
+    if first_row < 0:
+        raise Http404("No such row in this grid.")
+
+    lines = request.POST.get("block", "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    errors, cells = [], []
+    for line_index, line in enumerate(lines):
+        for column_index, text in enumerate(line.split("\t")):
+            row_number, column_number = first_row + line_index, first_column + column_index
+            if row_number >= len(row_ids) or column_number >= len(labels):
+                errors.append(_("Row %(row)d, column %(column)d: %(value)s lies outside the grid.") % {"row": line_index + 1, "column": column_index + 1, "value": text})
+                continue
+            try:
+                target = parse_number(text.strip(), "value", language=_language()) if text.strip() else None
+            except RowRejected as rejection:
+                errors.append(
+                    _("Row %(row)d, column %(column)d (%(subject)s, %(period)s): %(value)s is %(reason)s.")
+                    % {"row": line_index + 1, "column": column_index + 1, "subject": grid.rows[row_number].label,
+                       "period": labels[column_number], "value": text, "reason": rejection.reason}
+                )  # fmt: skip
+                continue
+            cells.append(((row_ids[row_number], grid.periods[column_number]), target))
+    if len(cells) + len(errors) > MAX_PASTE_CELLS:
+        errors = [_("The block has more than %(count)d cells; paste a smaller block.") % {"count": MAX_PASTE_CELLS}]
+
+    saved = 0
+    if not errors:
+        try:
+            saved = services.quota_paste(
+                organization=request.organization, actor=request.user, level=values["level"], metric=values["metric"],
+                cells=cells, reason=request.POST.get("reason", "").strip()[:500],
+            )  # fmt: skip
+        except ValidationError as error:
+            errors = error.messages
+    context = _grid_context(request, values, paste_errors=errors, paste_saved=saved)
+    response = render(request, "goals/quotas/editor.html#quota-grid", context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@admin_required
+@require_POST
+def quota_upload(request, org_slug):
+    values = _grid_values(request, request.GET)
+    form = forms.QuotaUploadForm(request.POST, request.FILES)
+    result, source_error = None, None
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = imports.quota_import(
+                organization=request.organization, actor=request.user, data=upload.read(), file_name=upload.name
+            )
+        except ImportSourceError as error:
+            source_error = str(error)
+    context = _grid_context(
+        request,
+        values,
+        upload_form=form,
+        upload_result=result,
+        upload_error=source_error,
+        apply_form=forms.QuotaTemplateApplyForm(),
+        template_form=forms.QuotaTemplateForm(),
+    )
+    return render(request, "goals/quotas/editor.html", context, status=200 if result or not source_error else 400)
+
+
+@admin_required
+@require_POST
+def quota_template_create(request, org_slug):
+    form = forms.QuotaTemplateForm(request.POST)
+    if form.is_valid():
+        template = form.save(commit=False)
+        template.organization = request.organization
+        template.save()
+        messages.success(request, _("Template %(name)s saved.") % {"name": template.name})
+    else:
+        messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
+    return redirect("goals_quota_editor", org_slug=org_slug)
+
+
+@admin_required
+@require_POST
+def quota_template_apply(request, org_slug):
+    form = forms.QuotaTemplateApplyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
+        return redirect("goals_quota_editor", org_slug=org_slug)
+    template = form.cleaned_data["template"]
+    try:
+        period = fiscal.parse_period(form.cleaned_data["period"], request.organization.fiscal_year_start_month)
+        if period.kind != template.period_kind:
+            raise ValidationError(
+                _("%(period)s is not a %(kind)s; the template %(name)s sets %(kind)s quotas.")
+                % {"period": period.label, "kind": template.get_period_kind_display(), "name": template.name}
+            )
+        outcomes = services.quota_template_apply(
+            organization=request.organization,
+            actor=request.user,
+            template=template,
+            membership_ids=[member.pk for member in form.cleaned_data["members"]],
+            period_start=period.start,
+            reason=form.cleaned_data["reason"],
+        )
+    except (ValueError, ValidationError) as error:
+        messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
+    else:
+        messages.success(
+            request,
+            _("Template applied: %(created)d created, %(updated)d changed, %(unchanged)d unchanged.") % outcomes,
+        )
+    return redirect("goals_quota_editor", org_slug=org_slug)
+
+
+# --- teams, territories, people -----------------------------------------------------------------
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def structure(request, org_slug):
+    """Teams and territories as trees, with forms to create, rename, move and assign a manager."""
+    team_form, territory_form = forms.TeamForm(prefix="team"), forms.TerritoryForm(prefix="territory")
+    ramp_form = forms.RampScheduleForm(prefix="ramp")
+    if request.method == "POST":
+        kind = request.POST.get("kind")
+        try:
+            if kind == "team":
+                team_form = forms.TeamForm(request.POST, prefix="team")
+                if team_form.is_valid():
+                    team = get_object_or_404(Team, pk=request.POST["pk"]) if request.POST.get("pk") else None
+                    services.team_save(organization=request.organization, actor=request.user, team=team, **team_form.cleaned_data)
+                    return redirect("goals_structure", org_slug=org_slug)
+            elif kind == "territory":
+                territory_form = forms.TerritoryForm(request.POST, prefix="territory")
+                if territory_form.is_valid():
+                    territory = get_object_or_404(Territory, pk=request.POST["pk"]) if request.POST.get("pk") else None
+                    services.territory_save(
+                        organization=request.organization, actor=request.user, territory=territory, **territory_form.cleaned_data
+                    )
+                    return redirect("goals_structure", org_slug=org_slug)
+            elif kind == "ramp":
+                ramp_form = forms.RampScheduleForm(request.POST, prefix="ramp")
+                if ramp_form.is_valid():
+                    services.ramp_schedule_create(
+                        organization=request.organization, actor=request.user,
+                        name=ramp_form.cleaned_data["name"], month_percentages=ramp_form.cleaned_data["percentages"],
+                    )  # fmt: skip
+                    return redirect("goals_structure", org_slug=org_slug)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+    context = {
+        "teams": selectors.team_tree(),
+        "territories": selectors.territory_tree(),
+        "team_form": team_form,
+        "territory_form": territory_form,
+        "ramp_form": ramp_form,
+    }
+    return render(request, "goals/admin/structure.html", context)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def people(request, org_slug):
+    form = forms.PeopleUploadForm(request.POST or None, request.FILES or None)
+    result, source_error = None, None
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = imports.people_import(
+                organization=request.organization, actor=request.user, data=upload.read(), file_name=upload.name
+            )
+        except ImportSourceError as error:
+            source_error = str(error)
+    context = {"members": selectors.people_list(), "form": form, "result": result, "source_error": source_error}
+    return render(request, "goals/admin/people.html", context)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def person(request, org_slug, membership_id):
+    """Show and change one member: role and employment dates, team and territory over time, leave."""
+    member = get_object_or_404(Membership.objects.select_related("user", "team", "territory"), pk=membership_id)
+    member_form = forms.MemberForm(
+        prefix="member",
+        initial={"role": member.role, "active_from": member.active_from, "active_to": member.active_to, "ramp_schedule": member.ramp_schedule},
+    )
+    assignment_form = forms.AssignmentForm(prefix="assignment", initial={"team": member.team, "territory": member.territory, "valid_from": dt.date.today()})
+    leave_form = forms.LeaveForm(prefix="leave")
+    if request.method == "POST":
+        kind = request.POST.get("kind")
+        try:
+            if kind == "member":
+                member_form = forms.MemberForm(request.POST, prefix="member")
+                if member_form.is_valid():
+                    data = member_form.cleaned_data
+                    services.membership_update(
+                        membership=member, actor=request.user, role=data["role"], active_from=data["active_from"],
+                        active_to=data["active_to"], ramp_schedule=data["ramp_schedule"], manager=member.manager,
+                        reason=data["reason"],
+                    )  # fmt: skip
+                    return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
+            elif kind == "assignment":
+                assignment_form = forms.AssignmentForm(request.POST, prefix="assignment")
+                if assignment_form.is_valid():
+                    services.assignment_change(membership=member, actor=request.user, **assignment_form.cleaned_data)
+                    return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
+            elif kind == "leave":
+                leave_form = forms.LeaveForm(request.POST, prefix="leave")
+                if leave_form.is_valid():
+                    services.leave_period_add(membership=member, actor=request.user, **leave_form.cleaned_data)
+                    return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
+            elif kind == "leave_delete":
+                leave = get_object_or_404(LeavePeriod, pk=request.POST.get("leave"), membership=member)
+                services.leave_period_delete(leave=leave, actor=request.user)
+                return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+    context = {
+        "member": member,
+        "member_form": member_form,
+        "assignment_form": assignment_form,
+        "leave_form": leave_form,
+        "assignments": selectors.assignment_history(membership_id=member.pk),
+        "leaves": LeavePeriod.objects.filter(membership=member).order_by("starts_on"),
+    }
+    return render(request, "goals/admin/person.html", context)

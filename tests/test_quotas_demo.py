@@ -1,0 +1,35 @@
+"""demo_setup --quotas: equal quarterly won_revenue quotas from the year's results."""
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+from django.core.management import call_command
+from django_scopes import scopes_disabled
+
+from goals.models import Quota
+from pipelines.models import DealStatus, StageKind
+from tests.factories import DealFactory, PipelineFactory, StageFactory
+
+
+def test_demo_quotas_from_won_revenue(org, manager_member, member, other_rep):
+    # Won in FY2017: 100,000 + 50,000 = 150,000 by 2 reps; 150,000 / 2 / 4 = 18,750, rounded to 20,000.
+    with scopes_disabled():
+        won = StageFactory(pipeline=PipelineFactory(organization=org), kind=StageKind.WON)
+        for owner, amount in ((member, "100000"), (other_rep, "50000")):
+            DealFactory(owner=owner, stage=won, status=DealStatus.WON, amount=Decimal(amount),
+                        closed_at=dt.datetime(2017, 6, 1, 12, tzinfo=dt.UTC))  # fmt: skip
+    output = io.StringIO()
+
+    call_command("demo_setup", org="acme", manager_email="manager@acme.example", rep_email="rep@acme.example",
+                 password="lunch-in-leipzig-42", quotas=2017, stdout=output)  # fmt: skip
+    call_command("demo_setup", org="acme", manager_email="manager@acme.example", rep_email="rep@acme.example",
+                 password="lunch-in-leipzig-42", quotas=2017, stdout=output)  # fmt: skip
+
+    with scopes_disabled():
+        quotas = list(Quota.objects.filter(organization=org).values_list("membership_id", "period_start", "target"))
+    assert len(quotas) == 8
+    assert {target for _member, _start, target in quotas} == {Decimal("20000.00")}
+    assert {start for _member, start, _target in quotas} == {dt.date(2017, month, 1) for month in (1, 4, 7, 10)}
+    assert "Quarterly won_revenue quota 20000 for FY2017: 8 created" in output.getvalue()
+    assert "0 created, 0 updated, 8 unchanged" in output.getvalue()
