@@ -1,0 +1,272 @@
+"""Personal data: export of one person, pseudonymization of a leaver, activity retention."""
+
+import csv
+import datetime as dt
+import io
+import json
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django_scopes import scope, scopes_disabled
+
+from dashboards.models import Grain, KpiSnapshot
+from dashboards.services import kpi_snapshot_recompute
+from pipelines.models import Activity, ActivityKind, DealStatus, StageKind
+from spm import audit, privacy
+from spm.models import AuditLog, Membership, Role, User
+from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory
+
+NOW = dt.datetime(2024, 6, 30, 12, tzinfo=dt.timezone.utc)
+
+
+def utc(year, month, day):
+    return dt.datetime(year, month, day, 12, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def stages(org):
+    with scopes_disabled():
+        pipeline = PipelineFactory(organization=org)
+        return {
+            "open": StageFactory(pipeline=pipeline, name="Qualify", order=1, kind=StageKind.OPEN),
+            "won": StageFactory(pipeline=pipeline, name="Won", order=2, kind=StageKind.WON),
+        }
+
+
+@pytest.fixture
+def person_data(org, member, other_rep, stages):
+    """The rep owns a won deal named like a formula and one activity; the other rep owns one won deal."""
+    with scopes_disabled():
+        deals = {
+            "rep": DealFactory(
+                owner=member,
+                stage=stages["won"],
+                name="=SUM(A1:A9)",
+                status=DealStatus.WON,
+                amount=Decimal("300.00"),
+                closed_at=utc(2017, 2, 1),
+            ),
+            "other": DealFactory(
+                owner=other_rep,
+                stage=stages["won"],
+                status=DealStatus.WON,
+                amount=Decimal("200.00"),
+                closed_at=utc(2017, 2, 1),
+            ),
+        }
+        Activity.objects.create(
+            organization=org, source="test", external_id="A1", kind=ActivityKind.CALL, owner=member, occurred_at=utc(2017, 1, 20)
+        )
+    return deals
+
+
+@pytest.fixture
+def admin_client(admin_member):
+    client = Client()
+    client.force_login(admin_member.user)
+    return client
+
+
+def test_export_json_contains_the_person_only(admin_client, member, person_data):
+    response = admin_client.get(f"/o/acme/data-protection/people/{member.pk}/export/", {"format": "json"})
+
+    assert response.status_code == 200
+    export = json.loads(response.content)
+    assert export["person"]["email"] == "rep@acme.example"
+    assert export["membership"]["role"] == Role.REP
+    assert [deal["id"] for deal in export["records"]["pipelines.deal"]] == [person_data["rep"].pk]
+    assert [activity["external_id"] for activity in export["records"]["pipelines.activity"]] == ["A1"]
+    assert "dashboards.pipelinesnapshot" not in export["records"]
+
+
+def test_export_is_audited(admin_client, admin_member, member, org, person_data):
+    admin_client.get(f"/o/acme/data-protection/people/{member.pk}/export/", {"format": "json"})
+
+    with scope(organization=org):
+        entry = AuditLog.objects.get(action=audit.PERSONAL_DATA_EXPORTED)
+    assert entry.actor == admin_member.user
+    assert entry.object_id == str(member.pk)
+    assert entry.after["record_counts"]["pipelines.deal"] == 1
+
+
+def test_export_csv_escapes_formula_cells(admin_client, member, person_data):
+    response = admin_client.get(f"/o/acme/data-protection/people/{member.pk}/export/", {"format": "csv"})
+
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0] == ["section", "record_id", "field", "value"]
+    names = [row[3] for row in table if row[0] == "pipelines.deal" and row[2] == "name"]
+    assert names == ["'=SUM(A1:A9)"]
+
+
+def test_export_rejects_unknown_format(admin_client, member):
+    response = admin_client.get(f"/o/acme/data-protection/people/{member.pk}/export/", {"format": "xml"})
+
+    assert response.status_code == 400
+
+
+def erase(client, membership, **data):
+    return client.post(f"/o/acme/data-protection/people/{membership.pk}/erase/", data)
+
+
+def test_erase_needs_confirmation(admin_client, member):
+    response = erase(admin_client, member)
+
+    assert response.status_code == 400
+    member.user.refresh_from_db()
+    assert member.user.email == "rep@acme.example"
+
+
+def test_erase_pseudonymizes_and_disables_login(admin_client, member, person_data):
+    response = erase(admin_client, member, confirm="on")
+
+    assert response.status_code == 302
+    user = User.objects.get(pk=member.user_id)
+    assert user.email.endswith("@erased.invalid")
+    assert user.name.startswith("Former member ")
+    assert user.is_active is False
+    assert user.has_usable_password() is False
+    assert Client().post("/accounts/login/", {"login": "rep@acme.example", "password": "correct-horse-battery"}).status_code == 200
+    with scopes_disabled():
+        membership = Membership.objects.get(pk=member.pk)
+        assert membership.external_id == user.name
+        assert membership.deals.count() == 1
+
+
+def test_erase_keeps_team_totals_and_renames_snapshots(admin_client, org, member, person_data):
+    kpi_snapshot_recompute(organization=org)
+    with scopes_disabled():
+        before = KpiSnapshot.objects.get(grain=Grain.ORGANIZATION, period_kind="year").won_amount
+
+    erase(admin_client, member, confirm="on")
+
+    user = User.objects.get(pk=member.user_id)
+    with scopes_disabled():
+        after = KpiSnapshot.objects.get(grain=Grain.ORGANIZATION, period_kind="year").won_amount
+        names = set(KpiSnapshot.objects.filter(grain=Grain.REP, subject_id=member.pk).values_list("subject_name", flat=True))
+    assert before == Decimal("500.00")
+    assert after == Decimal("500.00")
+    assert names == {user.name}
+
+
+def test_erase_is_audited_without_real_name(admin_client, org, member):
+    erase(admin_client, member, confirm="on")
+
+    with scope(organization=org):
+        entry = AuditLog.objects.get(action=audit.PERSON_PSEUDONYMIZED)
+    assert entry.object_id == str(member.pk)
+    assert "rep@acme.example" not in json.dumps(entry.after)
+
+
+def test_erase_refused_for_member_of_other_organization(admin_client, member, other_org):
+    with scopes_disabled():
+        MembershipFactory(organization=other_org, user=member.user)
+
+    response = erase(admin_client, member, confirm="on")
+
+    assert response.status_code == 400
+    assert "also belongs to 1 other organization" in response.content.decode()
+    member.user.refresh_from_db()
+    assert member.user.email == "rep@acme.example"
+
+
+def test_erase_of_oneself_refused(admin_client, admin_member):
+    response = erase(admin_client, admin_member, confirm="on")
+
+    assert response.status_code == 400
+    admin_member.user.refresh_from_db()
+    assert admin_member.user.is_active is True
+
+
+def make_activity(org, owner, external_id, occurred_at):
+    with scopes_disabled():
+        return Activity.objects.create(
+            organization=org, source="test", external_id=external_id, kind=ActivityKind.CALL, owner=owner, occurred_at=occurred_at
+        )
+
+
+def test_retention_deletes_only_older_activities(org, other_org, member, other_org_admin):
+    org.activity_retention_days = 30
+    org.save()
+    make_activity(org, member, "old", NOW - dt.timedelta(days=31))
+    make_activity(org, member, "edge", NOW - dt.timedelta(days=30))
+    make_activity(org, member, "new", NOW - dt.timedelta(days=1))
+    make_activity(other_org, other_org_admin, "foreign-old", NOW - dt.timedelta(days=400))
+
+    with scope(organization=org):
+        deleted = privacy.activity_retention_apply(organization=org, now=NOW)
+
+    with scopes_disabled():
+        remaining = sorted(Activity.objects.values_list("external_id", flat=True))
+        entry = AuditLog.objects.get(action=audit.ACTIVITY_RETENTION_APPLIED)
+    assert deleted == 1
+    assert remaining == ["edge", "foreign-old", "new"]
+    assert entry.after["deleted"] == 1
+    assert entry.after["retention_days"] == 30
+
+
+def test_retention_none_keeps_everything(org, member):
+    make_activity(org, member, "old", NOW - dt.timedelta(days=4000))
+
+    with scope(organization=org):
+        deleted = privacy.activity_retention_apply(organization=org, now=NOW)
+
+    with scopes_disabled():
+        assert Activity.objects.count() == 1
+        assert not AuditLog.objects.filter(action=audit.ACTIVITY_RETENTION_APPLIED).exists()
+    assert deleted == 0
+
+
+def test_retention_task_runs_for_configured_organizations(org, other_org, member, other_org_admin):
+    from spm.tasks import activity_retention_apply_all
+
+    org.activity_retention_days = 1
+    org.save()
+    make_activity(org, member, "old", dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+    make_activity(other_org, other_org_admin, "kept", dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+
+    queued = activity_retention_apply_all.delay().get()
+
+    with scopes_disabled():
+        assert sorted(Activity.objects.values_list("external_id", flat=True)) == ["kept"]
+    assert queued == 1
+
+
+def test_retention_scheduled_nightly():
+    entry = settings.CELERY_BEAT_SCHEDULE["activity-retention"]
+
+    assert entry["task"] == "spm.tasks.activity_retention_apply_all"
+
+
+def test_settings_form_rejects_out_of_range_retention(admin_client, org):
+    response = admin_client.post("/o/acme/data-protection/", {"activity_retention_days": "0"})
+
+    assert response.status_code == 400
+    assert "Ensure this value is greater than or equal to 1." in response.content.decode()
+
+
+def test_settings_form_error_in_german(admin_member, org):
+    admin_member.user.language = "de"
+    admin_member.user.save()
+    client = Client()
+    client.force_login(admin_member.user)
+
+    response = client.post("/o/acme/data-protection/", {"activity_retention_days": "abc"})
+
+    assert response.status_code == 400
+    assert "Bitte eine ganze Zahl eingeben." in response.content.decode()
+
+
+def test_settings_form_saves_mfa_duty_and_audits(admin_client, org):
+    response = admin_client.post("/o/acme/data-protection/", {"requires_mfa": "on", "activity_retention_days": "365"})
+
+    assert response.status_code == 302
+    org.refresh_from_db()
+    assert org.requires_mfa is True
+    assert org.activity_retention_days == 365
+    with scope(organization=org):
+        entry = AuditLog.objects.get(action="organization.security_settings_changed")
+    assert entry.before == {"requires_mfa": False, "activity_retention_days": None}
+    assert entry.after == {"requires_mfa": True, "activity_retention_days": 365}
