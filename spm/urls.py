@@ -9,4 +9,5 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include("dashboards.urls")),
     path("o/<slug:org_slug>/", include("pipelines.urls")),
     path("o/<slug:org_slug>/", include("spm.urls_org")),
+    path("o/<slug:org_slug>/", include("goals.urls")),
 ]

@@ -43,6 +43,15 @@ class Command(BaseCommand):
             help="E-mail of an imported rep who reports to the manager and owns deals "
             "(default: anna.snelling@<org>.example).",
         )
+        parser.add_argument(
+            "--quotas",
+            type=int,
+            metavar="YEAR",
+            nargs="?",
+            const=2017,
+            help="Also set equal quarterly won_revenue quotas for every rep with won deals in this fiscal year "
+            "(default 2017): the year's won amount / reps / 4, rounded to 5,000. See goals.services.demo_quotas_set.",
+        )
 
     def handle(self, *args, **options):
         slug = options["org"]
@@ -73,6 +82,15 @@ class Command(BaseCommand):
                 membership.user.is_active = True
                 membership.user.save(update_fields=["password", "is_active"])
 
+        if options.get("quotas"):
+            from goals.services import demo_quotas_set
+
+            with scope(organization=organization):
+                result = demo_quotas_set(organization=organization, year=options["quotas"])
+            self.stdout.write(
+                f"Quarterly won_revenue quota {result['quota']} for FY{options['quotas']}: "
+                f"{result['created']} created, {result['updated']} updated, {result['unchanged']} unchanged."
+            )
         self.stdout.write(f"Demo logins for organization {slug!r} (password for all: {password}):")
         for label, membership in (("admin", admin), ("manager", manager), ("rep", rep)):
             self.stdout.write(f"  {label:<8} {membership.user.email:<36} {membership.display_name}")
