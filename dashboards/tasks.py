@@ -1,5 +1,6 @@
 """Celery tasks of the dashboards app: thin wrappers around dashboards.services."""
 
+import datetime as dt
 import logging
 
 from celery import shared_task
@@ -50,6 +51,36 @@ def kpi_snapshot_recompute(self, *, organization_id: int) -> dict:
         organization_id,
         result["rows_written"],
         result["rows_deleted"],
+    )
+    return result
+
+
+@shared_task(
+    base=TenantTask,
+    bind=True,
+    acks_late=True,
+    soft_time_limit=15 * 60,
+    time_limit=16 * 60,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=3,
+)
+def kpi_snapshot_recompute_deals(self, *, organization_id: int, deal_ids: list[int], since: str) -> dict:
+    """Recompute the snapshot rows that a change of `deal_ids` at or after `since` (ISO 8601) touches.
+
+    See services.kpi_snapshot_recompute_deals; idempotent like the full recompute.
+    """
+    organization = Organization.objects.get(pk=organization_id)
+    result = services.kpi_snapshot_recompute_deals(
+        organization=organization, deal_ids=deal_ids, since=dt.datetime.fromisoformat(since)
+    )
+    logger.info(
+        "KPI snapshot incremental recompute task finished task_id=%s organization_id=%s mode=%s rows_written=%s",
+        self.request.id,
+        organization_id,
+        result["mode"],
+        result["rows_written"],
     )
     return result
 

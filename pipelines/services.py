@@ -74,11 +74,11 @@ def deal_move_stage(
     normal move: the history keeps every earlier move. Raises ValidationError when the
     stage belongs to another pipeline or `changed_at` is naive or earlier than the deal's
     latest move. Returns None without writing when the deal is already in `to_stage`.
-    Writes an audit log entry and schedules a KPI recompute of the organization after commit.
+    Writes an audit log entry and, after commit, schedules the recompute of the KPI rows the move touches.
     """
     with transaction.atomic():
         # The row lock serialises concurrent moves of one deal, so the second reads the first one's history.
-        current = Deal.objects.select_for_update().only("pipeline", "stage", "status").get(pk=deal.pk)
+        current = Deal.objects.select_for_update().only("pipeline", "stage", "status", "closed_at").get(pk=deal.pk)
         before = {"stage_id": current.stage_id, "status": current.status}
 
         if to_stage.pipeline_id != current.pipeline_id:
@@ -115,7 +115,9 @@ def deal_move_stage(
             before=before,
             after={"stage_id": deal.stage_id, "status": deal.status},
         )
-        kpi_recompute_schedule(organization_id=deal.organization_id)
+        # KPIs can change from the move on, and from the close it may undo.
+        since = min(changed_at, current.closed_at) if current.closed_at is not None else changed_at
+        kpi_recompute_deals_schedule(organization_id=deal.organization_id, deal_ids=[deal.pk], since=since)
 
     logger.info(
         "Deal stage moved organization_id=%s deal_id=%s to_stage_id=%s status=%s",
@@ -132,6 +134,17 @@ def kpi_recompute_schedule(*, organization_id: int) -> None:
     from dashboards.tasks import kpi_snapshot_recompute
 
     transaction.on_commit(lambda: kpi_snapshot_recompute.delay(organization_id=organization_id))
+
+
+def kpi_recompute_deals_schedule(*, organization_id: int, deal_ids: list[int], since: dt.datetime) -> None:
+    """Enqueue the recompute of only the KPI rows that a change of `deal_ids` from `since` on touches, after commit."""
+    from dashboards.tasks import kpi_snapshot_recompute_deals
+
+    transaction.on_commit(
+        lambda: kpi_snapshot_recompute_deals.delay(
+            organization_id=organization_id, deal_ids=list(deal_ids), since=since.isoformat()
+        )
+    )
 
 
 def crm_import(

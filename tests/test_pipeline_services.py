@@ -133,12 +133,14 @@ def test_move_writes_audit_log(engaging_deal, stages, admin_member):
 
 
 def test_move_schedules_recompute(engaging_deal, stages, django_capture_on_commit_callbacks):
-    with mock.patch("dashboards.tasks.kpi_snapshot_recompute") as task:
+    with mock.patch("dashboards.tasks.kpi_snapshot_recompute_deals") as task:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             move(engaging_deal, stages.won, at(3, 1))
 
     assert len(callbacks) == 1
-    task.delay.assert_called_once_with(organization_id=engaging_deal.organization_id)
+    task.delay.assert_called_once_with(
+        organization_id=engaging_deal.organization_id, deal_ids=[engaging_deal.pk], since=at(3, 1).isoformat()
+    )
 
 
 def test_refresh_derives_from_history(engaging_deal, stages):

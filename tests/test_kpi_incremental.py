@@ -1,0 +1,166 @@
+"""Incremental KPI recompute after stage moves: its rows equal a full recompute's.
+
+Each test moves deals through `deal_move_stage`, whose after-commit task runs
+the incremental recompute eagerly, then saves those rows, runs the full
+recompute and compares every row field by field.
+"""
+
+import datetime as dt
+import random
+from decimal import Decimal
+
+import pytest
+from django.forms.models import model_to_dict
+from django_scopes import scope, scopes_disabled
+
+from dashboards.models import Grain, KpiSnapshot
+from dashboards.services import kpi_snapshot_recompute, kpi_snapshot_recompute_deals
+from pipelines.models import Deal, DealStatus, StageKind
+from pipelines.services import deal_move_stage
+from tests.factories import (
+    DealFactory,
+    DealStageChangeFactory,
+    MembershipFactory,
+    PipelineFactory,
+    StageFactory,
+    TeamFactory,
+    TerritoryFactory,
+    UserFactory,
+)
+
+
+def utc(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+
+
+def snapshot_rows(organization) -> list[dict]:
+    with scopes_disabled():
+        rows = KpiSnapshot.objects.filter(organization=organization)
+        return sorted(
+            (
+                {key: value for key, value in model_to_dict(row).items() if key not in ("id", "computed_at")}
+                for row in rows
+            ),
+            key=lambda row: (row["period_kind"], row["period_start"], row["grain"], row["subject_id"]),
+        )
+
+
+@pytest.fixture
+def stages(org):
+    with scopes_disabled():
+        pipeline = PipelineFactory(organization=org)
+        return {
+            "open": StageFactory(pipeline=pipeline, name="Engaging", order=1, kind=StageKind.OPEN),
+            "later": StageFactory(pipeline=pipeline, name="Proposal", order=2, kind=StageKind.OPEN),
+            "won": StageFactory(pipeline=pipeline, name="Won", order=3, kind=StageKind.WON),
+            "lost": StageFactory(pipeline=pipeline, name="Lost", order=4, kind=StageKind.LOST),
+        }
+
+
+@pytest.fixture
+def book(org, stages):
+    """Sixty deals of four reps in two teams and two territories over 2017, each with its history."""
+    rng = random.Random(7)
+    with scopes_disabled():
+        north, south = TeamFactory(organization=org, name="North"), TeamFactory(organization=org, name="South")
+        east, west = TerritoryFactory(organization=org, name="East"), TerritoryFactory(organization=org, name="West")
+        reps = [
+            MembershipFactory(organization=org, team=team, user=UserFactory(name=f"Rep {index}"))
+            for index, team in enumerate((north, north, south, None))
+        ]
+        deals = []
+        for index in range(60):
+            created = utc(2017, 1, 1, 12) + dt.timedelta(days=rng.randrange(0, 300), hours=rng.randrange(0, 24))
+            kind = rng.choice(("open", "won", "lost"))
+            closed = created + dt.timedelta(days=rng.randrange(1, 90)) if kind != "open" else None
+            deal = DealFactory(
+                owner=reps[index % 4],
+                pipeline=stages["open"].pipeline,
+                stage=stages[kind],
+                status=kind,
+                created_at=created,
+                closed_at=closed,
+                amount=Decimal(rng.randrange(100, 10_000)),
+                base_amount=Decimal(rng.randrange(100, 10_000)) if index % 11 else None,
+                territory=(east, west, None)[index % 3],
+            )
+            DealStageChangeFactory(deal=deal, from_stage=None, to_stage=stages["open"], changed_at=created)
+            if closed is not None:
+                DealStageChangeFactory(deal=deal, from_stage=stages["open"], to_stage=stages[kind], changed_at=closed)
+            deals.append(deal)
+    kpi_snapshot_recompute(organization=org)
+    return deals
+
+
+def move(deal, stage, at, django_capture_on_commit_callbacks):
+    with scope(organization=deal.organization), django_capture_on_commit_callbacks(execute=True):
+        deal_move_stage(deal=deal, to_stage=stage, changed_at=at)
+
+
+def latest_move(deal) -> dt.datetime:
+    with scopes_disabled():
+        return deal.stage_changes.order_by("-changed_at").values_list("changed_at", flat=True).first()
+
+
+def test_random_moves_give_the_rows_of_a_full_recompute(org, stages, book, django_capture_on_commit_callbacks):
+    rng = random.Random(2017)
+    for _ in range(8):
+        deal = rng.choice(book)
+        with scopes_disabled():
+            deal.refresh_from_db()
+        target = rng.choice([stage for stage in stages.values() if stage.pk != deal.stage_id])
+        at = latest_move(deal) + dt.timedelta(days=rng.randrange(0, 40), hours=rng.randrange(1, 24))
+        # Stay inside 2017, so the moves keep the data's first and last month.
+        at = min(at, utc(2017, 12, 20, 12))
+        if at <= latest_move(deal):
+            continue
+        move(deal, target, at, django_capture_on_commit_callbacks)
+        incremental = snapshot_rows(org)
+
+        kpi_snapshot_recompute(organization=org)
+
+        assert incremental == snapshot_rows(org)
+
+
+def test_reopening_an_old_close_updates_every_later_period(org, stages, book, django_capture_on_commit_callbacks):
+    with scopes_disabled():
+        deal = Deal.objects.filter(organization=org, status=DealStatus.WON).order_by("closed_at").first()
+    move(deal, stages["later"], utc(2017, 11, 30, 12), django_capture_on_commit_callbacks)
+    incremental = snapshot_rows(org)
+
+    kpi_snapshot_recompute(organization=org)
+
+    assert incremental == snapshot_rows(org)
+
+
+def test_move_into_a_new_month_falls_back_to_full(org, stages, book, django_capture_on_commit_callbacks):
+    with scopes_disabled():
+        deal = Deal.objects.filter(organization=org, status=DealStatus.OPEN).first()
+
+    move(deal, stages["won"], utc(2018, 3, 5, 12), django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        months = set(
+            KpiSnapshot.objects.filter(organization=org, grain=Grain.ORGANIZATION, period_kind="month").values_list(
+                "period_start", flat=True
+            )
+        )
+    assert dt.date(2018, 3, 1) in months
+    incremental = snapshot_rows(org)
+
+    kpi_snapshot_recompute(organization=org)
+
+    assert incremental == snapshot_rows(org)
+
+
+def test_incremental_leaves_periods_before_the_change_alone(org, stages, book):
+    with scopes_disabled():
+        deal = Deal.objects.filter(organization=org, status=DealStatus.OPEN).order_by("-created_at").first()
+        before = dict(KpiSnapshot.objects.filter(organization=org).values_list("id", "computed_at"))
+
+        result = kpi_snapshot_recompute_deals(organization=org, deal_ids=[deal.pk], since=utc(2017, 12, 10, 12))
+
+        after = KpiSnapshot.objects.filter(organization=org).values_list("id", "period_end", "computed_at")
+        rewritten_ends = {end for pk, end, computed_at in after if computed_at != before.get(pk)}
+    assert result["mode"] == "incremental"
+    # December 2017 and later months, Q4 2017 and later quarters, 2017 and 2018.
+    assert min(rewritten_ends) == dt.date(2018, 1, 1)
