@@ -26,6 +26,7 @@ from spm.models import Organization
 
 PERCENT, ABSOLUTE, IMPROVEMENT = "percent", "absolute", "improvement"
 RANKINGS = {
+    # xgettext:no-python-format
     PERCENT: _("% of prorated quota"),
     ABSOLUTE: _("Absolute value"),
     IMPROVEMENT: _("Improvement over the previous period"),

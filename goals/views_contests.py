@@ -1,0 +1,100 @@
+"""Contest pages: the list, creation by admins and managers, and one contest's standings."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from goals.attainment import COUNT_METRICS, organization_today
+from goals.contests import contest_create, contest_get, contest_list, contest_standings
+from goals.models import ContestNormalization, QuotaMetric, Team
+from goals.privacy import name_policy_for
+from goals.views_scorecards import render_goal_page
+from pipelines.selectors import membership_list_visible, team_list_visible
+from spm.models import Membership, Role
+from spm.tenancy import membership_ids_visible
+
+
+class ContestForm(forms.Form):
+    """A new contest; the participant and team choices are limited to what the creator may see."""
+
+    name = forms.CharField(label=_("Name"), max_length=200)
+    metric = forms.ChoiceField(label=_("Metric"), choices=QuotaMetric.choices)
+    starts_on = forms.DateField(label=_("First day"), widget=forms.DateInput(attrs={"type": "date"}))
+    ends_on = forms.DateField(label=_("Last day"), widget=forms.DateInput(attrs={"type": "date"}))
+    normalization = forms.ChoiceField(label=_("Ranking"), choices=ContestNormalization.choices)
+    is_team_mode = forms.BooleanField(label=_("Teams compete"), required=False)
+    participants = forms.ModelMultipleChoiceField(label=_("Participants"), queryset=None, required=False)
+    teams = forms.ModelMultipleChoiceField(label=_("Teams"), queryset=None, required=False)
+
+    def __init__(self, *args, membership, **kwargs):
+        super().__init__(*args, **kwargs)
+        visible_members = membership_list_visible(visible_member_ids=membership_ids_visible(membership))
+        self.fields["participants"].queryset = Membership.objects.filter(
+            pk__in=[member.pk for member in visible_members]
+        ).select_related("user")
+        self.fields["participants"].label_from_instance = lambda member: member.display_name
+        visible_teams = team_list_visible(membership=membership)
+        self.fields["teams"].queryset = Team.objects.filter(pk__in=[team.pk for team in visible_teams])
+
+
+def _require_organizer(membership) -> None:
+    if membership.role == Role.REP:
+        raise Http404("Only admins and managers create contests.")
+
+
+def contests(request, org_slug):
+    context = {
+        "contests": contest_list(),
+        "can_create": request.membership.role != Role.REP,
+        "today": organization_today(request.organization),
+    }
+    return render(request, "goals/contests/list.html", context)
+
+
+def contest_new(request, org_slug):
+    organization, membership = request.organization, request.membership
+    _require_organizer(membership)
+    form = ContestForm(request.POST or None, membership=membership)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            contest = contest_create(
+                organization=organization,
+                created_by=membership,
+                name=data["name"],
+                metric=data["metric"],
+                starts_on=data["starts_on"],
+                ends_on=data["ends_on"],
+                normalization=data["normalization"],
+                is_team_mode=data["is_team_mode"],
+                participants=list(data["participants"]),
+                teams=list(data["teams"]),
+            )
+        except (ValidationError, PermissionDenied) as error:
+            form.add_error(None, error.messages if isinstance(error, ValidationError) else str(error))
+        else:
+            messages.success(request, gettext("Contest %(name)s created.") % {"name": contest.name})
+            return redirect("contest_detail", org_slug=organization.slug, contest_id=contest.pk)
+    return render(request, "goals/contests/form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def contest_detail(request, org_slug, contest_id):
+    organization, viewer = request.organization, request.membership
+    contest = contest_get(contest_id=contest_id)
+    if contest is None:
+        raise Http404("No contest with this id in this organization.")
+    policy = name_policy_for(organization=organization, viewer=viewer, visible_ids=membership_ids_visible(viewer))
+    standings = contest_standings(
+        organization=organization, contest=contest, policy=policy, today=organization_today(organization)
+    )
+    context = {
+        "contest": contest,
+        "standings": standings,
+        "is_count": contest.metric in COUNT_METRICS,
+        "privacy": organization.leaderboard_privacy,
+    }
+    return render_goal_page(request, "goals/contests/detail.html", "contest-standings", context)

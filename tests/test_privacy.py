@@ -1,0 +1,170 @@
+"""Works-council privacy: pseudonyms, the scorecard view log, the register of personal metrics."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from goals.models import ScorecardView
+from goals.privacy import pseudonym_numbers, scorecard_view_list, scorecard_view_record
+from spm.models import LeaderboardPrivacy
+from tests.attainment_data import rep_create
+
+
+@pytest.fixture
+def pseudonymous(org):
+    with scopes_disabled():
+        org.leaderboard_privacy = LeaderboardPrivacy.PSEUDONYMS
+        org.save(update_fields=["leaderboard_privacy"])
+    return org
+
+
+def test_pseudonym_numbers_follow_membership_ids(org, admin_member, member, other_rep, manager_member):
+    with scope(organization=org):
+        numbers = pseudonym_numbers()
+
+    ordered = sorted([admin_member.pk, member.pk, other_rep.pk, manager_member.pk])
+    assert numbers == {pk: position for position, pk in enumerate(ordered, start=1)}
+
+
+def test_pseudonyms_do_not_change_with_names(org, member, other_rep):
+    with scope(organization=org):
+        before = pseudonym_numbers()[other_rep.pk]
+    with scopes_disabled():
+        other_rep.user.name = "Zoe Renamed"
+        other_rep.user.save(update_fields=["name"])
+    with scope(organization=org):
+        after = pseudonym_numbers()[other_rep.pk]
+
+    assert before == after
+
+
+def test_own_view_is_not_logged(org, member):
+    with scope(organization=org):
+        view = scorecard_view_record(organization=org, viewer=member, subject=member)
+
+        assert view is None
+        assert ScorecardView.objects.count() == 0
+
+
+def test_view_list_filters(org, admin_member, manager_member, member, other_rep):
+    with scope(organization=org):
+        first = scorecard_view_record(organization=org, viewer=manager_member, subject=member)
+        second = scorecard_view_record(organization=org, viewer=admin_member, subject=other_rep)
+        ScorecardView.objects.filter(pk=first.pk).update(viewed_at=timezone.now() - dt.timedelta(days=10))
+
+        by_viewer = list(scorecard_view_list(viewer_id=manager_member.pk))
+        by_subject = list(scorecard_view_list(subject_id=other_rep.pk))
+        recent = list(scorecard_view_list(since=timezone.now() - dt.timedelta(days=1)))
+        everything = list(scorecard_view_list())
+
+    assert by_viewer == [first]
+    assert by_subject == [second]
+    assert recent == [second]
+    assert everything == [second, first]
+
+
+def test_rep_sees_pseudonym_on_leaderboard_page(client, pseudonymous, member, other_rep):
+    with scopes_disabled():
+        other_rep.user.name = "Olga Other"
+        other_rep.user.save(update_fields=["name"])
+    client.force_login(member.user)
+
+    body = client.get("/o/acme/leaderboard/", {"ranking": "absolute"}).content.decode()
+
+    assert "Olga Other" not in body
+    with scope(organization=pseudonymous):
+        number = pseudonym_numbers()[other_rep.pk]
+    assert f"Rep {number}" in body
+
+
+def test_rep_cannot_open_other_scorecard_in_any_mode(client, pseudonymous, member, other_rep):
+    client.force_login(member.user)
+
+    assert client.get(f"/o/acme/reps/{other_rep.pk}/").status_code == 404
+
+
+def test_view_log_page_for_admin(client, org, admin_member, manager_member, member):
+    client.force_login(manager_member.user)
+    client.get(f"/o/acme/reps/{member.pk}/")
+    client.force_login(admin_member.user)
+
+    response = client.get("/o/acme/privacy/views/")
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" in body
+    assert body.count("<tr>") == 2  # header and one view
+    assert manager_member.display_name in body
+    assert member.display_name in body
+
+
+def test_view_log_fragment_filters_by_viewer(client, org, admin_member, manager_member, member):
+    client.force_login(manager_member.user)
+    client.get(f"/o/acme/reps/{member.pk}/")
+    client.force_login(admin_member.user)
+
+    fragment = client.get("/o/acme/privacy/views/", {"viewer": admin_member.pk}, HTTP_HX_REQUEST="true")
+
+    body = fragment.content.decode()
+    assert "<html" not in body
+    assert "No scorecard views match." in body
+
+
+def test_view_log_is_admin_only(client, org, manager_member, member):
+    client.force_login(manager_member.user)
+    assert client.get("/o/acme/privacy/views/").status_code == 404
+    client.force_login(member.user)
+    assert client.get("/o/acme/privacy/views/").status_code == 404
+
+
+def test_metrics_register_page_and_csv(client, org, member):
+    client.force_login(member.user)
+
+    page = client.get("/o/acme/privacy/metrics/")
+    export = client.get("/o/acme/privacy/metrics/", {"format": "csv"})
+
+    assert page.status_code == 200
+    assert "Scorecard view log" in page.content.decode()
+    assert export["Content-Type"] == "text/csv; charset=utf-8"
+    lines = export.content.decode().splitlines()
+    assert lines[0] == "Key,Metric,Definition,Purpose,Who can see it"
+    assert lines[1].startswith("won_revenue,Won revenue,")
+    assert len(lines) == 12
+
+
+def test_metrics_register_in_german(client, org, member):
+    with scopes_disabled():
+        member.user.language = "de"
+        member.user.save(update_fields=["language"])
+    client.force_login(member.user)
+
+    response = client.get("/o/acme/privacy/metrics/")
+
+    assert response.status_code == 200
+    assert '<html lang="de">' in response.content.decode()
+
+
+def test_other_org_cannot_read_view_log(client, org, admin_member, manager_member, member, other_org_admin):
+    with scope(organization=org):
+        scorecard_view_record(organization=org, viewer=manager_member, subject=member)
+    client.force_login(other_org_admin.user)
+
+    response = client.get("/o/globex/privacy/views/")
+
+    assert response.status_code == 200
+    assert member.display_name not in response.content.decode()
+
+
+def test_small_team_hidden_on_team_leaderboard(client, org, admin_member, member, team):
+    with scopes_disabled():
+        org.minimum_group_size = 5
+        org.save(update_fields=["minimum_group_size"])
+        rep_create(org, "Solo")
+    client.force_login(admin_member.user)
+
+    body = client.get("/o/acme/leaderboard/", {"level": "team", "ranking": "absolute"}).content.decode()
+
+    assert "Hidden teams" in body
+    assert "Teams with fewer than 5 members are not shown with figures" in body
