@@ -90,7 +90,7 @@ def _contest(owner: Membership):
     return Contest.objects.create(
         organization=owner.organization,
         name="Q1 push",
-        metric="won_amount",
+        metric="won_revenue",
         starts_on=dt.date(2017, 1, 1),
         ends_on=dt.date(2017, 3, 31),
         created_by=owner,
@@ -119,7 +119,20 @@ URL_ACCESS: dict[str, OrgUrl | GlobalUrl] = {
     "personal_data_erase": OrgUrl(roles=ADMINS, params={"membership_id": "membership"}, get_status=405),
     # dashboards
     "dashboard": OrgUrl(roles=MANAGERS_AND_ADMINS),
+    "my_attainment": OrgUrl(roles=ALL_ROLES),
+    "rep_scorecard": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"member_id": "membership"}),
+    "leaderboard": OrgUrl(roles=ALL_ROLES),
+    "contest_list": OrgUrl(roles=ALL_ROLES),
+    "contest_new": OrgUrl(roles=MANAGERS_AND_ADMINS),
+    "contest_detail": OrgUrl(roles=ALL_ROLES, params={"contest_id": "contest"}),
+    "privacy_scorecard_views": OrgUrl(roles=ADMINS),
+    "privacy_metrics": OrgUrl(roles=ALL_ROLES),
     "me": OrgUrl(roles=ALL_ROLES),
+    # Reps see the pipeline and activity pages for their own deals; see dashboards.views_pipeline.
+    "pipeline": OrgUrl(roles=ALL_ROLES),
+    "pipeline_activities": OrgUrl(roles=ALL_ROLES),
+    "pipeline_export": OrgUrl(roles=ALL_ROLES),
+    "stage_settings": OrgUrl(roles=ADMINS),
     # pipelines
     "deal_list": OrgUrl(roles=ALL_ROLES),
     "deal_detail": OrgUrl(roles=ALL_ROLES, params={"pk": "deal"}),

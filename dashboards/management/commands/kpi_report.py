@@ -16,11 +16,12 @@ from dashboards.analytics.periods import RANGE, parse_period_or_range
 from dashboards.kpis import KpiRow
 from dashboards.models import Grain
 from dashboards.selectors import kpi_rows
+from goals.attainment_report import attainment_report
 from pipelines.models import Pipeline
 from spm.models import Organization
 
 FORMATS = ("json", "csv")
-METRICS = ("funnel", "time_in_stage", "velocity", "waterfall")
+METRICS = ("funnel", "time_in_stage", "velocity", "waterfall", "attainment")
 COLUMNS = (
     "subject",
     "won_count",
@@ -70,7 +71,18 @@ class Command(BaseCommand):
         parser.add_argument("--format", default="json", help=_("Output format: json (default) or csv."))
         parser.add_argument(
             "--metric",
-            help=_("Pipeline analytics instead of KPIs: funnel, time_in_stage, velocity or waterfall."),
+            help=_(
+                "Pipeline analytics instead of KPIs: funnel, time_in_stage, velocity or waterfall; or attainment "
+                "(quota attainment per --by rep, team or territory)."
+            ),
+        )
+        parser.add_argument(
+            "--quota-metric",
+            help=_("With --metric attainment: won_revenue (default), won_deals, pipeline_created, activities or meetings."),
+        )
+        parser.add_argument(
+            "--as-of",
+            help=_("With --metric attainment: the day pacing is computed for (2017-05-15; default today)."),
         )
         parser.add_argument(
             "--pipeline",
@@ -94,6 +106,21 @@ class Command(BaseCommand):
                 _("Invalid --format %(value)r; use one of: %(choices)s.")
                 % {"value": output_format, "choices": ", ".join(FORMATS)}
             )
+        if options["metric"] == "attainment":
+            # Quota attainment lives in goals; its JSON conventions are documented there.
+            try:
+                text = attainment_report(
+                    organization=organization,
+                    period=period,
+                    level=options["by"],
+                    quota_metric=options["quota_metric"],
+                    as_of=options["as_of"],
+                    output_format=output_format,
+                )
+            except ValueError as error:
+                raise CommandError(str(error)) from None
+            self.stdout.write(text, ending="")
+            return
         if options["metric"]:
             self._metric_report(organization, period, options["metric"], options["pipeline"], output_format)
             return
