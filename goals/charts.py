@@ -17,7 +17,7 @@ def attainment_trend_chart(series: list[tuple[Period, Attainment | None]]) -> di
     """Bar chart of won-revenue attainment in percent per period, with a 100 % line.
 
     A period without a quota has no attainment: its bar is missing and its
-    hover text says so, rather than showing 0 %.
+    hover text reads "no quota" instead of 0 %.
     """
     locale = current_locale()
     names = [str(period_name(period)) for period, _row in series]
