@@ -1,6 +1,6 @@
 from django.urls import path
 
-from goals import views_admin
+from goals import views_admin, views_contests, views_leaderboard, views_privacy, views_scorecards
 
 urlpatterns = [
     # Admin: settings, quotas, teams, territories, people.
@@ -14,4 +14,13 @@ urlpatterns = [
     path("structure/", views_admin.structure, name="goals_structure"),
     path("people/", views_admin.people, name="goals_people"),
     path("people/<int:membership_id>/", views_admin.person, name="goals_person"),
+    # Attainment scorecards, leaderboard, contests and works-council privacy pages.
+    path("me/attainment/", views_scorecards.my_attainment, name="my_attainment"),
+    path("reps/<int:member_id>/", views_scorecards.rep_scorecard, name="rep_scorecard"),
+    path("leaderboard/", views_leaderboard.leaderboard, name="leaderboard"),
+    path("contests/", views_contests.contests, name="contest_list"),
+    path("contests/new/", views_contests.contest_new, name="contest_new"),
+    path("contests/<int:contest_id>/", views_contests.contest_detail, name="contest_detail"),
+    path("privacy/views/", views_privacy.scorecard_views, name="privacy_scorecard_views"),
+    path("privacy/metrics/", views_privacy.personal_metrics, name="privacy_metrics"),
 ]
