@@ -119,3 +119,111 @@ def win_rate_by_rep_chart(rows: list[KpiRow]) -> dict:
         )
     )
     return _to_dict(figure)
+
+
+def funnel_chart(rows) -> dict:
+    """Funnel of the deals that reached each step (dashboards.analytics.funnel rows), conversion in the hover."""
+    locale = current_locale()
+    labels = [row.label for row in rows]
+    counts = [row.reached for row in rows]
+    conversions = [
+        format_percent(row.conversion, locale) if row.conversion is not None else "–" for row in rows
+    ]
+    figure = go.Figure(
+        go.Funnel(
+            y=labels,
+            x=counts,
+            customdata=conversions,
+            textinfo="value",
+            marker={"color": BAR_COLOR},
+            hovertemplate=_("%{y}: %{x} deals, %{customdata} to the next step") + "<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        _base_layout(
+            locale,
+            height=max(200, 60 + 48 * len(rows)),
+            margin={"l": 140, "r": 16, "t": 16, "b": 32},
+            yaxis={"title": {"text": _("Stage")}, "automargin": True},
+        )
+    )
+    return _to_dict(figure)
+
+
+def time_in_stage_chart(rows) -> dict:
+    """Grouped bars of mean and median days per stage; stages without completed stays have no bars."""
+    locale = current_locale()
+    names = [row.stage.name for row in rows]
+    means = [float(row.days_mean) if row.days_mean is not None else None for row in rows]
+    medians = [float(row.days_median) if row.days_median is not None else None for row in rows]
+    figure = go.Figure(
+        [
+            go.Bar(name=_("Mean"), x=names, y=means, marker_color=BAR_COLOR, hovertemplate="%{x}: %{y:.1f}<extra></extra>"),
+            go.Bar(name=_("Median"), x=names, y=medians, marker_color="#6c757d", hovertemplate="%{x}: %{y:.1f}<extra></extra>"),
+        ]
+    )
+    figure.update_layout(
+        _base_layout(
+            locale,
+            barmode="group",
+            xaxis={"title": {"text": _("Stage")}, "type": "category", "automargin": True},
+            yaxis={"title": {"text": _("Days in stage")}, "rangemode": "tozero", "automargin": True},
+            legend={"orientation": "h", "y": 1.1},
+        )
+    )
+    return _to_dict(figure)
+
+
+def waterfall_chart(steps: list[tuple[str, int, str]]) -> dict:
+    """Waterfall of deal counts: (label, count, measure) with measure "absolute", "relative" or "total".
+
+    Exits come in as negative relative steps, so the last bar lands on the end count.
+    """
+    locale = current_locale()
+    figure = go.Figure(
+        go.Waterfall(
+            x=[label for label, _count, _measure in steps],
+            y=[count for _label, count, _measure in steps],
+            measure=[measure for _label, _count, measure in steps],
+            connector={"line": {"color": "#adb5bd"}},
+            increasing={"marker": {"color": "#198754"}},
+            decreasing={"marker": {"color": "#dc3545"}},
+            totals={"marker": {"color": BAR_COLOR}},
+            hovertemplate="%{x}: %{y}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        _base_layout(
+            locale,
+            xaxis={"type": "category", "automargin": True},
+            yaxis={"title": {"text": _("Open deals")}, "automargin": True},
+        )
+    )
+    return _to_dict(figure)
+
+
+def velocity_trend_chart(series: list[tuple[Period, KpiRow | None]], *, currency: str) -> dict:
+    """Line of pipeline velocity (money per day) per month; a month without a defined velocity is a gap."""
+    locale = current_locale()
+    prefix, suffix = _currency_affixes(currency, locale)
+    months = [format_date(period.start, "LLL yy", locale=locale) for period, _row in series]
+    values = [
+        float(row.pipeline_velocity) if row is not None and row.pipeline_velocity is not None else None
+        for _period, row in series
+    ]
+    figure = go.Figure(go.Scatter(x=months, y=values, mode="lines+markers", line={"color": BAR_COLOR}, connectgaps=False))
+    figure.update_layout(
+        _base_layout(
+            locale,
+            xaxis={"title": {"text": _("Month")}, "type": "category", "automargin": True},
+            yaxis={
+                "title": {"text": _("Pipeline velocity (%(currency)s per day)") % {"currency": currency}},
+                "tickprefix": prefix,
+                "ticksuffix": suffix,
+                "separatethousands": True,
+                "rangemode": "tozero",
+                "automargin": True,
+            },
+        )
+    )
+    return _to_dict(figure)
