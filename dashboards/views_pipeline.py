@@ -128,6 +128,7 @@ def pipeline_export(request, org_slug):
     export_format = request.GET.get("format", "csv")
     if export_format not in EXPORT_FORMATS or table not in {**tables.PIPELINE_TABLES, **tables.ACTIVITY_TABLES}:
         raise Http404("Unknown table or format.")
+    # NOTE: this reads every table of the page to export one, so a download costs a page load.
     if table in tables.PIPELINE_TABLES:
         page = _pipeline_context(request)["page"]
     else:

@@ -191,7 +191,7 @@ _BUILDERS = {
 
 
 def _empty_page():
-    """A page without rows, for the header-only download when there is no KPI data yet."""
+    """Return a page without rows, for the header-only download when there is no KPI data yet."""
     from pipelines.models import Activity
 
     return SimpleNamespace(
