@@ -152,12 +152,22 @@ def read_csv(folder: Path, file_name: str, required_columns: Iterable[str]) -> l
             for cells in reader:
                 if not any(cell.strip() for cell in cells):
                     continue
+                # PostgreSQL text columns cannot store NUL, and no CSV export writes one: the file is binary.
+                if any("\x00" in cell for cell in cells):
+                    raise ImportSourceError(
+                        gettext("File %(file)s contains a NUL character on line %(line)d; it is not a text CSV file.")
+                        % {"file": file_name, "line": reader.line_num}
+                    )
                 values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in enumerate(header)}
                 rows.append((reader.line_num, values))
     except UnicodeDecodeError as error:
         raise ImportSourceError(
             gettext("File %(file)s is not valid UTF-8 (%(error)s); save it as UTF-8 and retry.")
             % {"file": file_name, "error": error}
+        ) from None
+    except csv.Error as error:
+        raise ImportSourceError(
+            gettext("File %(file)s is not a valid CSV file (%(error)s).") % {"file": file_name, "error": error}
         ) from None
     return rows
 
