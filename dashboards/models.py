@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django_scopes import ScopedManager
 
 from spm.models import Organization
@@ -37,7 +38,8 @@ class KpiSnapshot(models.Model):
     period_end = models.DateField(_("period end (exclusive)"))
     grain = models.CharField(_("grain"), max_length=16, choices=Grain.choices)
     subject_id = models.BigIntegerField(_("subject id"))
-    subject_name = models.CharField(_("subject"), max_length=200)
+    # The context separates this "subject" (a rep, team or territory) from an activity's subject line.
+    subject_name = models.CharField(pgettext_lazy("KPI snapshot", "subject"), max_length=200)
     won_count = models.PositiveIntegerField(_("won deals"), default=0)
     lost_count = models.PositiveIntegerField(_("lost deals"), default=0)
     won_amount = models.DecimalField(_("won amount"), max_digits=20, decimal_places=2, default=Decimal("0"))

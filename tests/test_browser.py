@@ -102,10 +102,10 @@ def test_dashboard_german_period_switch(computed_dashboard, live_server, browser
     dashboard_path = f"/o/{computed_dashboard.slug}/dashboard/"
 
     page.goto(f"{live_server.url}/accounts/login/?next={dashboard_path}")
-    # German labels and button come from django-allauth's own German catalog.
+    # The field labels come from django-allauth's German catalog, the button from the project's.
     page.get_by_label("E-Mail-Adresse").fill("manager@acme.example")
     page.get_by_label("Passwort").fill(MANAGER_PASSWORD)
-    page.get_by_role("button", name="Anmeldung").click()
+    page.get_by_role("button", name="Anmelden").click()
 
     page.wait_for_url(f"{live_server.url}{dashboard_path}")
     assert page.locator("html").get_attribute("lang") == "de"
