@@ -337,12 +337,12 @@ def preview_rows_for_display(run: ImportRun) -> list[dict]:
 
     rows = []
     for row in run.preview:
-        shown = dict(row)
+        display_row = dict(row)
         for key in ("amount", "base_amount"):
-            shown[key] = Decimal(row[key]) if row.get(key) is not None else None
+            display_row[key] = Decimal(row[key]) if row.get(key) is not None else None
         for key in ("created_at", "closed_at"):
-            shown[key] = dt.datetime.fromisoformat(row[key]) if row.get(key) else None
-        rows.append(shown)
+            display_row[key] = dt.datetime.fromisoformat(row[key]) if row.get(key) else None
+        rows.append(display_row)
     return rows
 
 

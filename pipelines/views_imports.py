@@ -1,6 +1,6 @@
 """Import pages for admins: upload, column mapping, dry run, the import with its progress, rejected rows, rates.
 
-Every view answers 404 to managers and reps, like any page they may not see, and the
+Every view returns 404 to managers and reps, like any page they may not see, and the
 organization scope makes runs of other organizations 404 as well.
 """
 
@@ -127,7 +127,7 @@ def import_detail(request, org_slug, pk):
 
 @admin_required
 def import_progress(request, org_slug, pk):
-    """The run's status, progress bar and outcome: the whole page, or only its fragment for htmx polling."""
+    """Render the run's status, progress bar and outcome: the whole page, or only its fragment for htmx polling."""
     return _progress_render(request, _run_get(pk))
 
 

@@ -138,3 +138,14 @@ def test_rates_upload_page(org, admin_member, client, settings, tmp_path):
 def test_rates_upload_404_for_rep(org, member, client):
     client.force_login(member.user)
     assert client.post("/o/acme/imports/rates/", {}).status_code == 404
+
+
+def test_deal_list_shows_both_amounts(org, admin_member, client, usd_deals):
+    closed, _open_deal, _euro = usd_deals
+    with scope(organization=org):
+        ExchangeRate.objects.create(organization=org, currency="USD", valid_from=dt.date(2025, 1, 1), rate=Decimal("0.9"))
+        deal_base_amount_refresh(organization=org, today=dt.date(2025, 6, 1))
+    client.force_login(admin_member.user)
+    page = client.get("/o/acme/deals/?status=won").content.decode()
+    assert "€900.00" in page
+    assert "$1,000.00" in page

@@ -2,7 +2,7 @@
 
 `options["mapping"]` maps deal fields (GENERIC_FIELDS) to the file's column names. The
 file is a snapshot: a deal entered its stage when created and, when the status (or the
-stage's name) says won or lost, closed at the close date. Without a stage column the
+stage's name) marks it won or lost, closed at the close date. Without a stage column the
 deals go to the stage "Open", "Won" or "Lost" by status.
 """
 

@@ -6,7 +6,7 @@ pipeline a column `Date entered "<Stage> (<Pipeline>)"`. Each filled "Date enter
 cell of the deal's pipeline becomes a recorded stage move. A deal without any becomes a
 snapshot: it entered its stage when created and, if closed, closed on `Close Date`.
 
-Stages are ordered as their columns appear, with won and lost stages last; a stage
+Stages are ordered as their columns appear, with won and lost stages last. A stage
 whose name ends in "Won" or "Lost" (or "gewonnen"/"verloren") is a won or lost stage.
 `Close Date` is the expected close date of open deals. Amounts are in the column
 `Currency` or `Deal currency code` when present, else in the file's currency.

@@ -318,6 +318,7 @@ class PipedriveChangeLogImport:
         deals = fetch_by_keys(Deal.objects.filter(organization=self.organization, source=SOURCE), "external_id", deal_ids)
         first_line: dict[str, int] = {}
         desired = {}
+
         for line, row in table.rows:
             activity_id = row.get("activity_id", "")
             try:
@@ -353,6 +354,7 @@ class PipedriveChangeLogImport:
                 "occurred_at": occurred_at,
                 "is_done": is_done,
             }
+
         existing = fetch_by_keys(
             Activity.objects.filter(organization=self.organization, source=SOURCE), "external_id", desired
         )
@@ -362,6 +364,7 @@ class PipedriveChangeLogImport:
             desired=desired,
             build=lambda key, values: Activity(organization=self.organization, source=SOURCE, external_id=key, **values),
         )
+
         counts = self.result.counts["activities"]
         counts.created += len(outcome.created)
         counts.updated += len(outcome.updated)

@@ -8,7 +8,7 @@ stage move. Without a history file, or for an opportunity without history rows, 
 opportunity is a snapshot: it entered its stage when created and closed on `CloseDate`.
 
 Salesforce ids have a 15-character case-sensitive form and an 18-character form that
-appends a checksum; reports and data exports mix them, so opportunities are matched
+appends a checksum. Reports and data exports mix them, so opportunities are matched
 by the first 15 characters.
 
 A stage is won or lost by the opportunity's `Won`/`IsWon` and `Closed`/`IsClosed` flags
@@ -184,7 +184,12 @@ class SalesforceImport:
                 if "is_closed" in columns and row.get(columns["is_closed"]):
                     is_closed = parse_bool(row[columns["is_closed"]], columns["is_closed"])
                     is_won = "is_won" in columns and parse_bool(row.get(columns["is_won"], ""), columns["is_won"])
-                    kind = (StageKind.WON if is_won else StageKind.LOST) if is_closed else StageKind.OPEN
+                    if not is_closed:
+                        kind = StageKind.OPEN
+                    elif is_won:
+                        kind = StageKind.WON
+                    else:
+                        kind = StageKind.LOST
             except RowRejected:
                 pass  # The row itself reports the bad flag.
             kinds[name] = kind
