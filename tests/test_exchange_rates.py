@@ -1,6 +1,7 @@
 """Exchange rates: ECB and plain files, base-currency conversion, set-based recompute of deals."""
 
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
@@ -149,3 +150,15 @@ def test_deal_list_shows_both_amounts(org, admin_member, client, usd_deals):
     page = client.get("/o/acme/deals/?status=won").content.decode()
     assert "€900.00" in page
     assert "$1,000.00" in page
+
+
+def test_import_rates_command(org, usd_deals, tmp_path):
+    from django.core.management import call_command
+
+    with scopes_disabled():
+        org.language = "en"
+        org.save(update_fields=["language"])
+    output = io.StringIO()
+    call_command("import_rates", str(write(tmp_path, ECB)), "--org", "acme", stdout=output)
+    assert "5 new" in output.getvalue()
+    assert "2 deals converted again" in output.getvalue()
