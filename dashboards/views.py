@@ -1,28 +1,70 @@
 """Manager dashboard and rep scorecard: one URL each for the full page and its htmx fragment."""
 
-from django.http import Http404
+import hashlib
+
+from django.core.cache import cache
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from dashboards.forms import DEFAULT_REP_SORT, DashboardFilterForm, PeriodFilterForm
 from dashboards.scorecards import dashboard_page, default_period, periods_grouped, scorecard_page
 from dashboards.selectors import kpi_periods_available
+from dashboards.services import kpi_data_version
 from pipelines.selectors import team_list_visible
 from spm.models import Role
 from spm.tenancy import membership_ids_visible
 
 
-def render_kpi_page(request, template_name: str, context: dict):
-    """Render the whole page, or only its `kpi-content` partial for an htmx request.
+# A cached fragment outlives no recompute (the data version changes), but a change of
+# teams or memberships shows up only after this many seconds.
+FRAGMENT_CACHE_SECONDS = 300
 
-    History restores (the browser's back button with an empty htmx cache) need
-    the whole page even though htmx sends them.
+
+def _is_fragment_request(request) -> bool:
+    # History restores (the browser's back button with an empty htmx cache) need the whole page.
+    return bool(request.htmx and not request.htmx.history_restore_request)
+
+
+def kpi_fragment_cache_key(request) -> str:
+    """Cache key of the htmx fragment: organization, member, language, KPI data version and the query.
+
+    The organization's creation time guards against a reused id (a recreated
+    test database) meeting fragments that a shared Redis kept.
     """
-    if request.htmx and not request.htmx.history_restore_request:
-        template_name = f"{template_name}#kpi-content"
-    response = render(request, template_name, context)
+    organization = request.organization
+    version = kpi_data_version(organization_id=organization.pk)
+    query = hashlib.sha256(request.get_full_path().encode()).hexdigest()[:32]
+    created = organization.created_at.timestamp() if organization.created_at else 0
+    return (
+        f"spm:kpi-fragment:{organization.pk}:{created:.6f}:{request.membership.pk}:{get_language()}:{version}:{query}"
+    )
+
+
+def kpi_fragment_cached(request) -> HttpResponse | None:
+    """Return the cached htmx fragment for this request, or None (also for full-page requests)."""
+    if not _is_fragment_request(request):
+        return None
+    html = cache.get(kpi_fragment_cache_key(request))
+    if html is None:
+        return None
+    response = HttpResponse(html)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def render_kpi_page(request, template_name: str, context: dict):
+    """Render the whole page, or only its `kpi-content` partial for an htmx request, which is cached."""
+    if _is_fragment_request(request):
+        html = render_to_string(f"{template_name}#kpi-content", context, request)
+        cache.set(kpi_fragment_cache_key(request), html, FRAGMENT_CACHE_SECONDS)
+        response = HttpResponse(html)
+    else:
+        response = render(request, template_name, context)
     patch_vary_headers(response, ("HX-Request",))
     return response
 
@@ -38,6 +80,9 @@ def dashboard(request, org_slug):
     organization, membership = request.organization, request.membership
     if membership.role == Role.REP:
         raise Http404("The dashboard is for managers and admins.")
+    cached = kpi_fragment_cached(request)
+    if cached is not None:
+        return cached
 
     form = DashboardFilterForm(request.GET, organization=organization)
     form.is_valid()
@@ -76,6 +121,9 @@ def dashboard(request, org_slug):
 
 def me(request, org_slug):
     organization, membership = request.organization, request.membership
+    cached = kpi_fragment_cached(request)
+    if cached is not None:
+        return cached
 
     form = PeriodFilterForm(request.GET, organization=organization)
     form.is_valid()

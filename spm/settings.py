@@ -145,6 +145,20 @@ if _database_url:
 else:
     _default_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
 DATABASES = {"default": _default_db}
+
+# Cache: Redis when REDIS_URL is set, so web processes and Celery workers share the KPI
+# data version that keys the cached dashboard fragments; process-local memory otherwise.
+_redis_cache_url = os.environ.get("REDIS_URL", "").strip()
+if _redis_cache_url:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _redis_cache_url,
+            "KEY_PREFIX": "spm",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "spm"}}
 # Imports run in one transaction and report progress through a second connection to the
 # same PostgreSQL database, so other requests see the progress before the import commits.
 # SQLite would lock against itself, so there progress becomes visible at the end.
