@@ -271,7 +271,7 @@ class Activity(models.Model):
     )
     subject = models.CharField(_("subject"), max_length=300, blank=True)
     is_done = models.BooleanField(
-        _("done"), default=True, help_text=_("False for a planned activity that is still due.")
+        _("done"), default=True, help_text=_("Not ticked for a planned activity that is still due.")
     )
     owner = models.ForeignKey(
         Membership, on_delete=models.PROTECT, related_name="activities", verbose_name=_("owner")
@@ -286,7 +286,7 @@ class Activity(models.Model):
     duration = models.DurationField(_("duration"), null=True, blank=True)
     outcome = models.CharField(_("outcome"), max_length=200, blank=True)
     is_captured = models.BooleanField(
-        _("captured automatically"), default=False, help_text=_("False when a person logged it by hand.")
+        _("captured automatically"), default=False, help_text=_("Not ticked when a person logged it by hand.")
     )
 
     objects = ScopedManager(organization="organization")

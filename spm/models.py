@@ -171,7 +171,7 @@ class Membership(models.Model):
         on_delete=models.SET_NULL,
         related_name="members",
         verbose_name=_("ramp schedule"),
-        help_text=_("Reduced quota in the first months after active_from."),
+        help_text=_("Reduced quota in the first months after the member's start date."),
     )
 
     objects = ScopedManager(organization="organization")

@@ -467,7 +467,7 @@ BAD_LINE = GOOD_ROW_COUNT + 2
             "BAD00001,Zane Levy,GTX Basic,,Prospecting,2017-01-01,,",
             "engage_date",
             "2017-01-01",
-            "a Prospecting deal has no engage date; clear it or fix the stage",
+            "a Prospecting deal must not have an engage date; clear it or fix the stage",
         ),
     ],
 )
@@ -702,7 +702,7 @@ def test_command_rejected_rows_exit_one(org, export):
         call_command("import_crm", str(export), org="acme", source="maven", language="en", stdout=io.StringIO(), stderr=stderr)
 
     assert excinfo.value.returncode == 1
-    assert str(excinfo.value) == "1 rows were rejected; the accepted rows were imported."
+    assert str(excinfo.value) == "1 row was rejected; the accepted rows were imported."
     assert "sales_pipeline.csv line 8, column deal_stage, value 'Closed'" in stderr.getvalue()
     with scope(organization=org):
         assert Deal.objects.count() == 6

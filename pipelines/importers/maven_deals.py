@@ -253,7 +253,7 @@ class DealRowParser:
         if stage.name == PROSPECTING:
             if engage_text:
                 raise RowRejected(
-                    "engage_date", engage_text, gettext("a Prospecting deal has no engage date; clear it or fix the stage")
+                    "engage_date", engage_text, gettext("a Prospecting deal must not have an engage date; clear it or fix the stage")
                 )
             engaged_on = None
         else:
@@ -262,7 +262,7 @@ class DealRowParser:
         if stage.kind == StageKind.OPEN:
             if close_text:
                 raise RowRejected(
-                    "close_date", close_text, gettext("an open deal has no close date; clear it or fix the stage")
+                    "close_date", close_text, gettext("an open deal must not have a close date; clear it or fix the stage")
                 )
             return engaged_on, None
         closed_on = parse_date(require_value(row, "close_date"), "close_date")

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from django.core.management.base import CommandError
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from spm.models import Organization
 
@@ -35,4 +35,8 @@ def result_print(command, result) -> None:
     for error in result.errors[:MAX_ERRORS_SHOWN]:
         command.stderr.write(str(error))
     if result.rejected > MAX_ERRORS_SHOWN:
-        command.stderr.write(gettext("… and %(count)d more rejected rows") % {"count": result.rejected - MAX_ERRORS_SHOWN})
+        hidden = result.rejected - MAX_ERRORS_SHOWN
+        command.stderr.write(
+            ngettext("… and %(count)d more rejected row.", "… and %(count)d more rejected rows.", hidden)
+            % {"count": hidden}
+        )

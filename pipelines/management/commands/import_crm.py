@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django_scopes import scope
 
 from pipelines.importers import IMPORTERS
@@ -105,9 +105,11 @@ class Command(BaseCommand):
 
             if result.errors:
                 with translation.override(language or organization.language):
-                    message = gettext("%(count)d rows were rejected; the accepted rows were imported.") % {
-                        "count": len(result.errors)
-                    }
+                    message = ngettext(
+                        "%(count)d row was rejected; the accepted rows were imported.",
+                        "%(count)d rows were rejected; the accepted rows were imported.",
+                        len(result.errors),
+                    ) % {"count": len(result.errors)}
                 raise CommandError(message, returncode=1)
 
     def importer_options(self, organization: Organization, options: dict) -> dict:
@@ -154,7 +156,10 @@ class Command(BaseCommand):
             self.stderr.write(str(error))
         hidden = len(result.errors) - MAX_ERRORS_SHOWN
         if hidden > 0:
-            self.stderr.write(gettext("… and %(count)d more rejected rows.") % {"count": hidden})
+            self.stderr.write(
+                ngettext("… and %(count)d more rejected row.", "… and %(count)d more rejected rows.", hidden)
+                % {"count": hidden}
+            )
 
         self.stdout.write(
             gettext("Imported %(source)s export %(path)s into %(organization)s in %(seconds).1f s.")

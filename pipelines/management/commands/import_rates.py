@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django_scopes import scope
 
 from pipelines.importers.base import ImportSourceError
@@ -44,6 +44,11 @@ class Command(BaseCommand):
             )
             if outcome["errors"]:
                 raise CommandError(
-                    gettext("%(count)d rows were rejected; the other rates were imported.") % {"count": len(outcome["errors"])},
+                    ngettext(
+                        "%(count)d row was rejected; the other rates were imported.",
+                        "%(count)d rows were rejected; the other rates were imported.",
+                        len(outcome["errors"]),
+                    )
+                    % {"count": len(outcome["errors"])},
                     returncode=1,
                 )
