@@ -114,7 +114,9 @@ def test_funnel_drilldown_count_equals_number(client, data, manager_member):
     lead_url = funnel_links(content)[0]
     listed = client.get(lead_url).content.decode()
 
+    errors = re.findall(r'<li>(.*?)</li>', listed.split('alert-danger', 1)[-1])[:3] if "alert-danger" in listed else []
     assert "analysis=funnel" in lead_url
+    assert errors == []
     assert re.search(r"data-totals>\s*2 deals", listed)
     assert "Funnel: Lead" in listed
 
@@ -242,3 +244,26 @@ def test_stage_settings_saves_and_audits(client, data, admin_member, stages):
     assert len(entries) == 1
     assert entries[0].before == {"stalled_after_days": None}
     assert entries[0].after == {"stalled_after_days": 21}
+
+
+def test_drilldown_keys_not_localized(client, org, admin_member, member):
+    # Ids above 999 must not get a thousands separator (USE_THOUSAND_SEPARATOR is on).
+    from pipelines.models import StageKind
+    from tests.factories import PipelineFactory, StageFactory
+
+    with scopes_disabled():
+        pipeline = PipelineFactory(organization=org, name="Big")
+        stages = {
+            "Lead": StageFactory(id=4321, pipeline=pipeline, name="Lead", order=1),
+            "Won": StageFactory(id=4322, pipeline=pipeline, name="Won", order=2, kind=StageKind.WON),
+        }
+    deal_with_history(member, stages, [("Lead", utc(4, 3))])
+    kpi_snapshot_recompute(organization=org)
+    client.force_login(admin_member.user)
+
+    content = client.get("/o/acme/pipeline/?period=2017-Q2").content.decode()
+    lead_url = funnel_links(content)[0]
+    listed = client.get(lead_url).content.decode()
+
+    assert "key=4321&" in lead_url
+    assert re.search(r"data-totals>\s*1 deal,", listed)
