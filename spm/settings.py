@@ -256,6 +256,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=2, minute=30),
     },
     # Hourly, so every organization gets its daily pipeline snapshot soon after its local midnight.
+    "pipeline-snapshots": {
+        "task": "dashboards.tasks.pipeline_snapshot_schedule",
+        "schedule": crontab(minute=5),
+    },
 }
 if not CELERY_BROKER_URL:
     # Eager mode never touches the broker; an explicit host keeps kombu from warning about it.
