@@ -3,10 +3,13 @@
 #   make demo      install, migrate, import the Maven demo data, print logins, run the dev server
 #   make test      install with test extras and run pytest (PYTEST_ARGS="-k worker" passes options)
 #   make messages  refresh and compile the German catalog (needs GNU gettext)
+#   make bench     generate the 1M-deal tenant if missing and write docs/benchmarks.md (PostgreSQL, Redis; BENCH_SIZE=small)
 
 PORT ?= 8000
 PYTEST_ARGS ?=
 VENV := .venv
+BENCH_SIZE ?= 1m
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/spm_bench
 VENV_PYTHON := $(VENV)/bin/python
 DEMO_ORG := demo
 
@@ -18,7 +21,7 @@ PYTHON311 := $(shell command -v python3.11 2>/dev/null || \
 # constraints file to build environments as well as to the install itself.
 PIP_INSTALL := PIP_CONSTRAINT=constraints.txt $(VENV_PYTHON) -m pip install --disable-pip-version-check --quiet
 
-.PHONY: demo test messages
+.PHONY: demo test messages bench
 
 $(VENV_PYTHON):
 	@test -n "$(PYTHON311)" || { echo "Python 3.11 not found: install python3.11 or put it on PATH." >&2; exit 1; }
@@ -50,3 +53,14 @@ messages: $(VENV)/.installed
 	$(VENV_PYTHON) manage.py makemessages -l de --add-location=file --no-obsolete \
 		--ignore '$(VENV)/*' --ignore 'staticfiles/*' --ignore 'tests/*' --ignore 'bench/*' --ignore 'demo/*'
 	$(VENV_PYTHON) manage.py compilemessages -l de --ignore '$(VENV)/*'
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[bench]'
+	touch $@
+
+# Not part of `make test`: needs PostgreSQL and Redis on loopback, and minutes to hours.
+bench: $(VENV)/.installed-bench
+	-createdb -h 127.0.0.1 -U postgres spm_bench 2>/dev/null
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(VENV_PYTHON) manage.py migrate --no-input
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(VENV_PYTHON) bench/generate.py --size $(BENCH_SIZE) --if-missing
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(VENV_PYTHON) bench/run.py --size $(BENCH_SIZE)

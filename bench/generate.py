@@ -308,8 +308,13 @@ def _activity_count_fix(cursor, organization_id: int) -> int:
 
 
 def organization_drop(slug: str) -> bool:
-    """Delete a benchmark organization and all its rows; big tables by plain DELETE first."""
-    from django.db import connection, transaction
+    """Delete a benchmark organization's rows; big tables by plain DELETE first.
+
+    When the organization row itself cannot go (the audit log is append-only on
+    PostgreSQL), it stays with its audit entries under a new slug, so the slug is
+    free again and the bulk of the data is gone.
+    """
+    from django.db import DatabaseError, connection, transaction
     from django_scopes import scopes_disabled
 
     from spm.models import Organization
@@ -321,11 +326,11 @@ def organization_drop(slug: str) -> bool:
         with transaction.atomic(), connection.cursor() as cursor:
             for table in ("pipelines_activity", "pipelines_dealstagechange", "dashboards_kpisnapshot", "pipelines_deal"):
                 cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s", [organization.pk])
-            user_ids = list(organization.membership_set.values_list("user_id", flat=True))
-            organization.delete()
-            from spm.models import User
-
-            User.objects.filter(pk__in=user_ids, memberships__isnull=True).delete()
+        try:
+            with transaction.atomic():
+                organization.delete()
+        except DatabaseError:
+            Organization.objects.filter(pk=organization.pk).update(slug=f"dropped-{organization.pk}")
     return True
 
 
@@ -337,12 +342,22 @@ def main(argv=None) -> int:
         "--end", default="2026-11-30T18:00:00+00:00", help="the data's last instant (ISO, UTC offset); default fixed"
     )
     parser.add_argument("--replace", action="store_true", help="drop an existing tenant of this size first")
+    parser.add_argument("--if-missing", action="store_true", help="do nothing when the tenant exists")
     args = parser.parse_args(argv)
 
     _setup_django()
     from django.db import connection, transaction
 
     slug = organization_slug(args.size)
+    if args.if_missing and not args.replace:
+        from django_scopes import scopes_disabled
+
+        from spm.models import Organization
+
+        with scopes_disabled():
+            if Organization.objects.filter(slug=slug).exists():
+                print(f"tenant {slug} exists; --replace generates it again", file=sys.stderr)
+                return 0
     if args.replace:
         if organization_drop(slug):
             print(f"dropped tenant {slug}", file=sys.stderr)

@@ -166,8 +166,13 @@ def maven_folder_write(folder: Path, deals: int, seed: int = 7) -> None:
 
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    managers = [f"Manager {index:02d}" for index in range(30)]
-    agents = [f"Agent {index:03d}" for index in range(300)]
+    # Letters only: the importer derives each person's e-mail address from the name.
+    first = ["Alma", "Bruno", "Clara", "Dario", "Emma", "Felix", "Greta", "Hanno", "Ida", "Jonas",
+             "Karla", "Lenz", "Mila", "Nils", "Olga", "Paul", "Rosa", "Sven", "Tilda", "Uwe"]  # fmt: skip
+    last = ["Acker", "Bauer", "Conrad", "Dorn", "Eckert", "Fink", "Graf", "Hahn", "Imhof", "Jung",
+            "Kraus", "Lorenz", "Mohr", "Nagel", "Ott"]  # fmt: skip
+    agents = [f"{given} {family}" for family in last for given in first]
+    managers = [f"{given} {family}son" for family in last[:3] for given in first[:10]]
     offices = ["Central", "East", "West", "North", "South", "Alpine"]
     with (folder / "sales_teams.csv").open("w") as handle:
         handle.write("sales_agent,manager,regional_office\n")

@@ -145,7 +145,7 @@ def kpi_snapshot_recompute(*, organization: Organization) -> dict:
             rows_written, rows_deleted, period_count = _snapshots_write_postgresql(organization)
         else:
             rows_written, rows_deleted, period_count = _snapshots_write_orm(organization)
-        transaction.on_commit(lambda: kpi_data_version_bump(organization_id=organization.pk))
+        _data_version_bump_now_and_after_commit(organization.pk)
 
     duration_seconds = time.monotonic() - started
     logger.info(
@@ -707,12 +707,23 @@ def _data_version_key(organization_id: int) -> str:
     return f"spm:kpi-data-version:{organization_id}"
 
 
+
 def kpi_data_version(*, organization_id: int) -> str:
     """Return the organization's KPI data version: a token that changes whenever its snapshots change."""
     version = cache.get(_data_version_key(organization_id))
     if version is None:
         version = kpi_data_version_bump(organization_id=organization_id)
     return str(version)
+
+
+def _data_version_bump_now_and_after_commit(organization_id: int) -> None:
+    """Bump now, so this transaction's own reads miss the cache, and again after commit.
+
+    A request between the two bumps may cache the old rows under the first new
+    version; the second bump retires that entry.
+    """
+    kpi_data_version_bump(organization_id=organization_id)
+    transaction.on_commit(lambda: kpi_data_version_bump(organization_id=organization_id))
 
 
 def kpi_data_version_bump(*, organization_id: int) -> str:
@@ -759,7 +770,7 @@ def kpi_snapshot_recompute_deals(*, organization: Organization, deal_ids: Iterab
             snapshots, keys = _snapshots_build_incremental(organization, calendar, subjects, since)
             rows_deleted = _snapshots_delete_keys(organization, keys, snapshots)
             _snapshots_upsert(snapshots)
-            transaction.on_commit(lambda: kpi_data_version_bump(organization_id=organization.pk))
+            _data_version_bump_now_and_after_commit(organization.pk)
     if full:
         result = kpi_snapshot_recompute(organization=organization)
         return {**result, "mode": "full"}
