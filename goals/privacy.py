@@ -15,9 +15,7 @@ manager's reps, everyone for an admin) always carry the name.
 that, so a team of one cannot stand in for a person.
 """
 
-import csv
 import datetime as dt
-import io
 import logging
 from dataclasses import dataclass
 
@@ -26,6 +24,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from goals.models import ScorecardView
+from spm.exports import Column, Table
 from spm.models import LeaderboardPrivacy, Membership, Organization, Role
 
 logger = logging.getLogger(__name__)
@@ -240,16 +239,17 @@ PERSONAL_METRICS = (
 CSV_COLUMNS = ("key", "name", "definition", "purpose", "seen_by")
 
 
-def personal_metrics_csv() -> str:
-    """Return the register of personal metrics as CSV text in the active language."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        [gettext("Key"), gettext("Metric"), gettext("Definition"), gettext("Purpose"), gettext("Who can see it")]
-    )
-    for metric in PERSONAL_METRICS:
-        writer.writerow([str(getattr(metric, column)) for column in CSV_COLUMNS])
-    return buffer.getvalue()
+def personal_metrics_table() -> Table:
+    """Return the register of personal metrics as a download table; headers and texts follow the active language."""
+    columns = [
+        Column(_("Key")),
+        Column(_("Metric")),
+        Column(_("Definition")),
+        Column(_("Purpose")),
+        Column(_("Who can see it")),
+    ]
+    rows = [[str(getattr(metric, column)) for column in CSV_COLUMNS] for metric in PERSONAL_METRICS]
+    return Table(name="personal-metrics", columns=columns, rows=rows)
 
 
 def viewer_choices() -> list[Membership]:

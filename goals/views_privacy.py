@@ -4,13 +4,14 @@ import datetime as dt
 
 from django import forms
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import render
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from goals.privacy import PERSONAL_METRICS, personal_metrics_csv, scorecard_view_list, viewer_choices
+from goals.privacy import PERSONAL_METRICS, personal_metrics_table, scorecard_view_list, viewer_choices
 from goals.views_scorecards import render_goal_page
+from spm.exports import csv_response
 from spm.fiscal import local_midnight
 from spm.models import Role
 
@@ -53,7 +54,5 @@ def scorecard_views(request, org_slug):
 def personal_metrics(request, org_slug):
     """List every metric computed about a person, its purpose and its audience; `?format=csv` downloads it."""
     if request.GET.get("format") == "csv":
-        response = HttpResponse(personal_metrics_csv(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="personal-metrics.csv"'
-        return response
+        return csv_response(personal_metrics_table())
     return render(request, "goals/privacy/metrics.html", {"metrics": PERSONAL_METRICS})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -26,13 +26,14 @@ from pipelines.services_imports import (
     import_directory,
     import_mapping_get,
     import_mapping_save,
-    import_rejected_csv,
+    import_rejected_table,
     import_run_create,
     import_run_enqueue,
     preview_rows_for_display,
     source_needs_mapping,
 )
 from pipelines.services_rates import exchange_rates_import
+from spm.exports import csv_response
 
 RUNS_LISTED = 50
 
@@ -149,10 +150,7 @@ def _progress_render(request, run: ImportRun):
 @admin_required
 def import_rejected_download(request, org_slug, pk):
     run = _run_get(pk)
-    response = HttpResponse(import_rejected_csv(run), content_type="text/csv; charset=utf-8")
-    file_name = gettext("rejected-rows-%(id)s.csv") % {"id": run.pk}
-    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
-    return response
+    return csv_response(import_rejected_table(run))
 
 
 @admin_required

@@ -244,7 +244,7 @@ def test_rejected_report_english(org, admin_client, django_capture_on_commit_cal
         upload(admin_client)
     run = latest_run(org)
     response = admin_client.get(f"/o/acme/imports/{run.pk}/rejected.csv")
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert rows == [
         ["File", "Line", "Column", "Value", "Reason"],
@@ -281,7 +281,8 @@ def test_rejected_report_german(org, admin_member, client, german_catalog, djang
         upload(client)
     run = latest_run(org)
     assert run.language == "de"
-    rows = list(csv.reader(io.StringIO(client.get(f"/o/acme/imports/{run.pk}/rejected.csv").content.decode())))
+    response = client.get(f"/o/acme/imports/{run.pk}/rejected.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert rows[0] == ["Datei", "Zeile", "Spalte", "Wert", "Grund"]
     assert rows[1][4] == "Formeln werden nicht ausgewertet; tragen Sie die Zahl ein"
 

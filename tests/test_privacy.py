@@ -128,7 +128,7 @@ def test_metrics_register_page_and_csv(client, org, member):
     assert page.status_code == 200
     assert "Scorecard view log" in page.content.decode()
     assert export["Content-Type"] == "text/csv; charset=utf-8"
-    lines = export.content.decode().splitlines()
+    lines = b"".join(export.streaming_content).decode("utf-8-sig").splitlines()
     assert lines[0] == "Key,Metric,Definition,Purpose,Who can see it"
     assert lines[1].startswith("won_revenue,Won revenue,")
     assert len(lines) == 12
