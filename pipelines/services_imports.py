@@ -7,8 +7,6 @@ write. The import runs in one transaction, so a failure leaves the previous data
 was and only the ImportRun records the error.
 """
 
-import csv
-import io
 import logging
 import shutil
 import time
@@ -23,11 +21,12 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from pipelines.importers.base import ImportSourceError
 from pipelines.models import Deal, ImportMapping, ImportRun, ImportRunStatus, ImportSource
-from pipelines.importers.formats import csv_safe_cell
 from pipelines.services import crm_import
+from spm.exports import INTEGER, Column, Table
 from spm.models import AuditLog, Organization, User
 
 logger = logging.getLogger(__name__)
@@ -199,10 +198,20 @@ def import_run_enqueue(*, run: ImportRun, dry_run: bool, actor: User | None) -> 
                 object_id=str(run.pk),
                 after={"source": run.source},
             )
-        organization_id, run_id = run.organization_id, run.pk
-        transaction.on_commit(
-            lambda: import_run_execute.delay(organization_id=organization_id, import_run_id=run_id, dry_run=dry_run)
-        )
+        organization_id, run_id, previous_status = run.organization_id, run.pk, run.status
+
+        def task_send() -> None:
+            try:
+                import_run_execute.delay(organization_id=organization_id, import_run_id=run_id, dry_run=dry_run)
+            except BrokerOperationalError:
+                # Nothing was queued: put the run back, so the admin can start it again later.
+                ImportRun.objects.filter(pk=run_id, status=status).update(status=previous_status)
+                logger.warning(
+                    "Import task not queued, broker unreachable organization_id=%s import_run_id=%s", organization_id, run_id
+                )
+                raise
+
+        transaction.on_commit(task_send)
     run.refresh_from_db()
     return run
 
@@ -346,18 +355,22 @@ def preview_rows_for_display(run: ImportRun) -> list[dict]:
     return rows
 
 
-def import_rejected_csv(run: ImportRun) -> str:
-    """Return the rejected rows as CSV text: file, line, column, value, reason, headed in the active language.
+def import_rejected_table(run: ImportRun) -> Table:
+    """Return the rejected rows as a download table: file, line, column, value, reason, headed in the active language.
 
-    The reasons are in the language of the person who started the run. Cells a
-    spreadsheet would run as formulas are prefixed with `'`.
+    The reasons are in the language of the person who started the run.
+    spm.exports prefixes cells a spreadsheet would run as formulas with `'`.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([gettext("File"), gettext("Line"), gettext("Column"), gettext("Value"), gettext("Reason")])
-    for file_name, line, column, value, reason in run.rejected_rows:
-        writer.writerow([csv_safe_cell(file_name), line, csv_safe_cell(column), csv_safe_cell(value), csv_safe_cell(reason)])
-    return buffer.getvalue()
+    columns = [
+        Column(gettext("File")),
+        Column(gettext("Line"), INTEGER),
+        Column(gettext("Column")),
+        Column(gettext("Value")),
+        Column(gettext("Reason")),
+    ]
+    # The translated file name carries ".csv"; csv_response adds the suffix itself.
+    name = (gettext("rejected-rows-%(id)s.csv") % {"id": run.pk}).removesuffix(".csv")
+    return Table(name=name, columns=columns, rows=run.rejected_rows)
 
 
 def source_needs_mapping(source: str) -> bool:

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 
 from pipelines import services_imports
-from pipelines.models import ImportRun
+from pipelines.models import ImportRun, ImportRunStatus
 from spm.celery import TenantTask
 
 logger = logging.getLogger(__name__)
@@ -16,9 +16,25 @@ def import_run_execute(self, *, organization_id: int, import_run_id: int, dry_ru
     """Run the dry run or the import of one ImportRun; see services_imports.import_run_execute.
 
     Not retried: the import is one transaction, so a failure changed nothing, and the run
-    records it for the admin to fix the file and upload again. Returns the run's status.
+    records it for the admin to fix the file and upload again. A duplicate delivery of a
+    finished run changes nothing. Returns the run's status.
     """
     run = ImportRun.objects.select_related("organization", "created_by").get(pk=import_run_id)
+    # A second delivery of a finished run (the broker redelivers when the ack was lost)
+    # would import again and overwrite the run's summary; only a queued run, or one whose
+    # worker died while it ran (RUNNING, PREVIEWING), is executed.
+    # NOTE: two deliveries running at the same time both pass this check and both import;
+    # that needs a broker visibility timeout shorter than the import (see settings).
+    expected = (ImportRunStatus.PREVIEWING,) if dry_run else (ImportRunStatus.QUEUED, ImportRunStatus.RUNNING)
+    if run.status not in expected:
+        logger.warning(
+            "Import task skipped, run already finished task_id=%s organization_id=%s import_run_id=%s status=%s",
+            self.request.id,
+            organization_id,
+            import_run_id,
+            run.status,
+        )
+        return run.status
     ImportRun.objects.filter(pk=run.pk).update(task_id=self.request.id or "")
     logger.info(
         "Import task started task_id=%s organization_id=%s import_run_id=%s dry_run=%s",

@@ -18,6 +18,22 @@ class TenantTask(Task):
     loads nothing from another organization because the scope forbids it.
     """
 
+    def apply_async(self, *args, **kwargs):
+        """Send the task; raise kombu's OperationalError when Redis cannot be reached.
+
+        The Redis result backend subscribes to the task's result before the message
+        is sent. With Redis down it gives up with a RuntimeError that wraps the
+        connection error, which callers would not recognize as "broker unavailable".
+        """
+        from kombu.exceptions import OperationalError
+
+        try:
+            return super().apply_async(*args, **kwargs)
+        except RuntimeError as error:
+            if isinstance(error.__cause__, getattr(self.backend, "connection_errors", ())):
+                raise OperationalError(str(error.__cause__)) from error
+            raise
+
     def __call__(self, *args, **kwargs):
         from django.utils import translation
         from django_scopes import scope

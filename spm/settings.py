@@ -245,6 +245,17 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or CELERY_BROKER
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers a task whose worker died before acknowledging it (SIGKILL, lost machine)
+# once it has been unacknowledged this many seconds, and only when a worker starts or
+# sweeps for such tasks. A shorter value recovers sooner, but every task running longer
+# than it is delivered a second time to another worker while the first still runs, so it
+# must exceed the longest hard time limit (imports: 3600 s). kombu's default is 3600 s.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3900)}
+# The result backend retries a lost Redis connection 20 times a second apart by default,
+# which would hold a web request for 20 s before it can answer "broker unavailable".
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+}
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "spm")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
