@@ -657,6 +657,9 @@ def _snapshots_write_postgresql(organization: Organization) -> tuple[int, int, i
     calendar = _calendar_build(organization, deals)
     rows_written = 0
     with connection.cursor() as cursor:
+        # Hash joins whatever the statistics say: right after a big import the planner
+        # estimates a handful of deals, and a nested loop over the month grid then takes minutes.
+        cursor.execute("SET LOCAL enable_nestloop = off")
         cursor.execute("SELECT clock_timestamp()")
         computed_at = cursor.fetchone()[0]
         if calendar is not None:

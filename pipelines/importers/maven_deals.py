@@ -12,8 +12,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import connection
 from django.utils.translation import gettext
 
+from pipelines.importers import bulk
 from pipelines.importers.base import (
     ExchangeRateTable,
     ImportResult,
@@ -118,6 +120,25 @@ def import_deals(
         parsed[deal_row.external_id] = deal_row
 
     as_of = export_as_of(rows, default=today)
+    if connection.vendor == "postgresql":
+        changed_ids = _deals_write_bulk(organization, source, parsed, result, pipeline, stages, currency, as_of)
+    else:
+        changed_ids = _deals_write_orm(organization, source, parsed, result, pipeline, stages, currency, as_of)
+    deal_close_state_refresh(organization=organization, deal_ids=changed_ids)
+    counts = result.counts["deals"]
+    logger.info(
+        "Deals imported organization_id=%s source=%s created=%s updated=%s unchanged=%s rejected=%s",
+        organization.pk,
+        source,
+        counts.created,
+        counts.updated,
+        counts.unchanged,
+        counts.rejected,
+    )
+
+
+def _deals_write_orm(organization, source, parsed, result, pipeline, stages, currency, as_of) -> set[int]:
+    """Upsert with the ORM, rewrite changed implied histories; return the ids whose state needs a refresh."""
     deals = Deal.objects.filter(organization=organization, source=source)
     existing = fetch_by_keys(deals, "external_id", parsed)
     # NOTE: when a person moved a deal after its close date, the refresh takes the stage from
@@ -139,18 +160,47 @@ def import_deals(
         for key, deal_row in parsed.items()
     }
     rewritten = stage_history_sync(organization=organization, moves=moves, result=result)
+    return {outcome.instances[key].pk for key in outcome.created | outcome.updated} | rewritten
 
-    changed_ids = {outcome.instances[key].pk for key in outcome.created | outcome.updated} | rewritten
-    deal_close_state_refresh(organization=organization, deal_ids=changed_ids)
-    logger.info(
-        "Deals imported organization_id=%s source=%s created=%s updated=%s unchanged=%s rejected=%s",
-        organization.pk,
-        source,
-        counts.created,
-        counts.updated,
-        counts.unchanged,
-        counts.rejected,
+
+def _deals_write_bulk(organization, source, parsed, result, pipeline, stages, currency, as_of) -> set[int]:
+    """PostgreSQL: merge through COPY and a staging table (pipelines.importers.bulk); same rows as the ORM path.
+
+    Created deals get their implied moves and their derived state in the merge
+    itself. Deals that existed go through `stage_history_sync` like the ORM path.
+    Returns the ids whose state needs `deal_close_state_refresh`.
+    """
+    def staged():
+        for key, deal_row in parsed.items():
+            values = deal_values(deal_row, None, pipeline, currency, as_of)
+            moves = implied_moves(deal_row, stages, values["created_at"])
+            first_stage_id = moves[0][1]
+            close_stage_id = moves[1][1] if len(moves) > 1 else None
+            closed_at = moves[1][2] if len(moves) > 1 else None
+            # The latest implied move is into the row's stage, so its kind is the status.
+            yield (
+                key, values["name"], values["owner_id"], values["account_id"], values["product_id"],
+                values["territory_id"], values["stage_id"], deal_row.stage.kind, values["amount"], values["base_amount"],
+                values["created_at"], values["expected_close_on"], closed_at, deal_row.is_list_price,
+                first_stage_id, close_stage_id, deal_row.line,
+            )  # fmt: skip
+
+    outcome = bulk.deals_merge(
+        organization_id=organization.pk, source=source, pipeline_id=pipeline.pk, currency=currency, rows=staged()
     )
+    counts = result.counts["deals"]
+    counts.created += len(outcome.created)
+    counts.updated += len(outcome.updated)
+    counts.unchanged += len(outcome.unchanged)
+    result.counts["stage_changes"].created += outcome.moves_created
+
+    existed = outcome.updated | outcome.unchanged
+    moves = {
+        outcome.ids[key]: implied_moves(parsed[key], stages, date_at_noon_utc(parsed[key].engaged_on or as_of))
+        for key in existed
+    }
+    rewritten = stage_history_sync(organization=organization, moves=moves, result=result) if moves else set()
+    return {outcome.ids[key] for key in outcome.updated} | rewritten
 
 
 class DealRowParser:
