@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from django.db import connections
 from django_scopes import scopes_disabled
 
 from spm.celery import app as celery_app
@@ -27,6 +28,14 @@ def _english_by_default(settings):
 def _fast_password_hashing(settings):
     # PBKDF2 costs about 0.3 s per hash; tests that log in would take seconds each.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_connections_before_test_database_teardown(django_db_setup):
+    # The import progress alias mirrors the test database on PostgreSQL. Its open
+    # connection would keep pytest-django from dropping the test database.
+    yield
+    connections.close_all()
 
 
 @pytest.fixture
