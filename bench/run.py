@@ -521,12 +521,23 @@ def main(argv=None) -> int:
     parser.add_argument("--size", default="1m")
     parser.add_argument("--only", default=",".join(PHASES), help="comma-separated phases: " + ", ".join(PHASES))
     parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--from-json", help="render a saved run (the JSON file a run leaves in /tmp) instead of measuring")
     parser.add_argument("--write", default=str(ROOT / "docs" / "benchmarks.md"), help="report file ('' to skip)")
     args = parser.parse_args(argv)
 
     if args.phase:
         result = globals()[f"phase_{args.phase}"](args.size)
         print("RESULT " + json.dumps(result, default=str))
+        return 0
+
+    if args.from_json:
+        from bench.report import report_markdown
+
+        report = json.loads(Path(args.from_json).read_text())
+        text = report_markdown(report)
+        if args.write and set(report["results"]) == set(PHASES):
+            report_write(Path(args.write), text)
+        print(text)
         return 0
 
     phases = [phase for phase in args.only.split(",") if phase]
@@ -548,8 +559,24 @@ def main(argv=None) -> int:
     text = report_markdown(report)
     print(text)
     if args.write and set(phases) == set(PHASES):
-        Path(args.write).write_text(text)
+        report_write(Path(args.write), text)
     return 0
+
+
+START_MARK = "<!-- bench/run.py: start -->"
+END_MARK = "<!-- bench/run.py: end -->"
+
+
+def report_write(path: Path, text: str) -> None:
+    """Replace this runner's section of `path` (between its marks), or put it first; other sections stay."""
+    section = f"{START_MARK}\n{text}{END_MARK}\n"
+    existing = path.read_text() if path.exists() else ""
+    if START_MARK in existing and END_MARK in existing:
+        before, rest = existing.split(START_MARK, 1)
+        after = rest.split(END_MARK, 1)[1].lstrip("\n")
+        path.write_text(before + section + ("\n" + after if after else ""))
+    else:
+        path.write_text(section + ("\n" + existing if existing else ""))
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def latest_move(deal) -> dt.datetime:
         return deal.stage_changes.order_by("-changed_at").values_list("changed_at", flat=True).first()
 
 
-def test_random_moves_give_the_rows_of_a_full_recompute(org, stages, book, django_capture_on_commit_callbacks):
+def test_random_moves_match_full_recompute(org, stages, book, django_capture_on_commit_callbacks):
     rng = random.Random(2017)
     for _ in range(8):
         deal = rng.choice(book)
@@ -122,7 +122,7 @@ def test_random_moves_give_the_rows_of_a_full_recompute(org, stages, book, djang
         assert incremental == snapshot_rows(org)
 
 
-def test_reopening_an_old_close_updates_every_later_period(org, stages, book, django_capture_on_commit_callbacks):
+def test_reopened_old_close_matches_full(org, stages, book, django_capture_on_commit_callbacks):
     with scopes_disabled():
         deal = Deal.objects.filter(organization=org, status=DealStatus.WON).order_by("closed_at").first()
     move(deal, stages["later"], utc(2017, 11, 30, 12), django_capture_on_commit_callbacks)
@@ -133,7 +133,7 @@ def test_reopening_an_old_close_updates_every_later_period(org, stages, book, dj
     assert incremental == snapshot_rows(org)
 
 
-def test_move_into_a_new_month_falls_back_to_full(org, stages, book, django_capture_on_commit_callbacks):
+def test_move_into_new_month_matches_full(org, stages, book, django_capture_on_commit_callbacks):
     with scopes_disabled():
         deal = Deal.objects.filter(organization=org, status=DealStatus.OPEN).first()
 
@@ -152,7 +152,7 @@ def test_move_into_a_new_month_falls_back_to_full(org, stages, book, django_capt
     assert incremental == snapshot_rows(org)
 
 
-def test_incremental_leaves_periods_before_the_change_alone(org, stages, book):
+def test_earlier_periods_left_alone(org, stages, book):
     with scopes_disabled():
         deal = Deal.objects.filter(organization=org, status=DealStatus.OPEN).order_by("-created_at").first()
         before = dict(KpiSnapshot.objects.filter(organization=org).values_list("id", "computed_at"))

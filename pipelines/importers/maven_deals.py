@@ -169,7 +169,11 @@ def _deals_write_bulk(organization, source, parsed, result, pipeline, stages, cu
     Created deals get their implied moves and their derived state in the merge
     itself. Deals that existed go through `stage_history_sync` like the ORM path.
     Returns the ids whose state needs `deal_close_state_refresh`.
+
+    NOTE: `rows` come from `read_csv`, which holds the whole file in memory, so
+    memory still grows with the file (about 2.8 KB per deal, measured at 100,000).
     """
+
     def staged():
         for key, deal_row in parsed.items():
             values = deal_values(deal_row, None, pipeline, currency, as_of)
