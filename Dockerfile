@@ -25,7 +25,10 @@ RUN pip install --no-deps -e .
 # DEBUG=0 selects the hashed, compressed static storage; the key and hosts exist only for this step.
 RUN DEBUG=0 SECRET_KEY=collectstatic-only ALLOWED_HOSTS=localhost python manage.py collectstatic --no-input
 
-RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin spm
+# Uploaded import files go to /app/media, a volume that web and worker share.
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin spm \
+    && mkdir -p /app/media \
+    && chown spm /app/media
 USER spm
 
 EXPOSE 8000
