@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from goals.attainment import Attainment, credited_values, custom_period, elapsed_share
@@ -77,7 +78,10 @@ def contest_create(
     if ends_on < starts_on:
         raise ValidationError(
             _("The last day %(ends_on)s is before the first day %(starts_on)s; swap them.")
-            % {"ends_on": ends_on, "starts_on": starts_on}
+            % {
+                "ends_on": date_format(ends_on, "SHORT_DATE_FORMAT"),
+                "starts_on": date_format(starts_on, "SHORT_DATE_FORMAT"),
+            }
         )
     if is_team_mode and not teams:
         raise ValidationError(_("A team contest needs at least one team."))

@@ -47,11 +47,19 @@ class OrganizationSettingsForm(BootstrapFormMixin, forms.Form):
     currency = forms.CharField(label=_("Base currency"), max_length=3, help_text=_("ISO 4217 code, e.g. EUR."))
     language = forms.ChoiceField(label=_("Default language"), choices=[("de", _("German")), ("en", _("English"))])
     attainment_warning_percent = forms.DecimalField(
-        label=_("Early-warning threshold (%)"), min_value=0, max_value=200, decimal_places=1, max_digits=5
+        label=_("Early-warning threshold (%)"),
+        min_value=0,
+        max_value=200,
+        decimal_places=1,
+        max_digits=5,
+        help_text=_("Warn when a rep's projected attainment at period end falls below this percentage."),
     )
     leaderboard_privacy = forms.ChoiceField(label=_("Leaderboard privacy"), choices=LeaderboardPrivacy.choices)
     minimum_group_size = forms.IntegerField(
-        label=_("Minimum group size"), min_value=0, max_value=1000, help_text=_("0 turns this off.")
+        label=_("Minimum group size"),
+        min_value=0,
+        max_value=1000,
+        help_text=_("Team figures of groups with fewer members are hidden; 0 turns this off."),
     )
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
 

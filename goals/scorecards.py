@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db.models import Count, Q
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from dashboards.kpis import KpiRow, ratio
@@ -199,7 +200,8 @@ def gap_to_goal(
         deals_needed=deals_needed,
         activities_needed=activities_needed,
         reason=reason,
-        window_label=window.label,
+        # Shown on the scorecard, so the dates follow the active language's short date format.
+        window_label=f"{date_format(window.start, 'SHORT_DATE_FORMAT')} – {date_format(window.last_day, 'SHORT_DATE_FORMAT')}",
     )
 
 
