@@ -35,6 +35,11 @@ FUZZ_SOURCES = {
         "sales_pipeline.csv",
         "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value",
     ),
+    "pipedrive": FuzzSource(
+        DATA / "pipedrive_changelog",
+        "deal_changes.csv",
+        "deal_id,change_time,changed_field_key,new_value",
+    ),
 }
 
 # Modest example counts keep the module to a few seconds in CI.

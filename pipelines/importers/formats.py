@@ -110,14 +110,20 @@ def table_read(path: Path, *, sheet: str | None = None) -> Table:
     first_line = text.split("\n", 1)[0]
     delimiter = delimiter_detect(first_line)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [name.strip() for name in next(reader, [])]
-    if not any(header):
-        raise ImportSourceError(gettext("File %(file)s is empty or has no header row.") % {"file": path.name})
     rows = []
-    for cells in reader:
-        if not any(cell.strip() for cell in cells):
-            continue
-        rows.append((reader.line_num, _row_from_cells(header, cells)))
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        if not any(header):
+            raise ImportSourceError(gettext("File %(file)s is empty or has no header row.") % {"file": path.name})
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            rows.append((reader.line_num, _row_from_cells(header, cells)))
+    except csv.Error as error:
+        # An unbalanced quote or a field over the csv module's size limit.
+        raise ImportSourceError(
+            gettext("File %(file)s is not a valid CSV file (%(error)s).") % {"file": path.name, "error": error}
+        ) from None
     return Table(file_name=path.name, header=header, rows=rows, encoding=encoding, delimiter=delimiter)
 
 
