@@ -34,6 +34,13 @@ def _currency_affixes(currency: str, locale) -> tuple[str, str]:
     return sample[: match.start()], sample[match.end() :]
 
 
+def percent_tick_suffix(locale) -> str:
+    """Return what follows the number in the locale's percent format: "%" in English, "\u00a0%" in German."""
+    sample = format_percent(Decimal("1"), locale)
+    match = re.search(r"\d(?:.*\d)?", sample)
+    return sample[match.end() :]
+
+
 def _base_layout(locale, **layout) -> dict:
     return {
         "template": "none",
@@ -77,6 +84,8 @@ def won_amount_by_month_chart(series: list[tuple[Period, KpiRow | None]], *, cur
                 "tickprefix": prefix,
                 "ticksuffix": suffix,
                 "separatethousands": True,
+                # Full numbers, because Plotly's default SI suffixes (100k, 1,2M) are not German.
+                "exponentformat": "none",
                 "rangemode": "tozero",
                 "automargin": True,
             },
@@ -114,7 +123,7 @@ def win_rate_by_rep_chart(rows: list[KpiRow]) -> dict:
             locale,
             height=max(160, 48 + 32 * len(defined)),
             margin={"l": 140, "r": 16, "t": 16, "b": 48},
-            xaxis={"title": {"text": _("Win rate (%)")}, "range": [0, 100], "ticksuffix": "%", "automargin": True},
+            xaxis={"title": {"text": _("Win rate (%)")}, "range": [0, 100], "ticksuffix": percent_tick_suffix(locale), "automargin": True},
             yaxis={"title": {"text": _("Rep")}, "automargin": True},
         )
     )
@@ -134,7 +143,8 @@ def funnel_chart(rows) -> dict:
             y=labels,
             x=counts,
             customdata=conversions,
-            textinfo="value",
+            # ",": group thousands with the layout's separators (2.388 in German); textinfo would print 2388.
+            texttemplate="%{x:,}",
             marker={"color": BAR_COLOR},
             hovertemplate=_("%{y}: %{x} deals, %{customdata} to the next step") + "<extra></extra>",
         )
@@ -221,6 +231,7 @@ def velocity_trend_chart(series: list[tuple[Period, KpiRow | None]], *, currency
                 "tickprefix": prefix,
                 "ticksuffix": suffix,
                 "separatethousands": True,
+                "exponentformat": "none",
                 "rangemode": "tozero",
                 "automargin": True,
             },

@@ -5,6 +5,7 @@ import json
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
+from dashboards.charts import percent_tick_suffix
 from dashboards.templatetags.spm_format import current_locale, format_percent, period_name
 from goals.attainment import Attainment
 from spm.fiscal import Period
@@ -46,7 +47,7 @@ def attainment_trend_chart(series: list[tuple[Period, Attainment | None]]) -> di
         margin={"l": 64, "r": 16, "t": 16, "b": 56},
         font={"family": "system-ui, sans-serif", "size": 13},
         xaxis={"title": {"text": _("Period")}, "type": "category", "automargin": True},
-        yaxis={"title": {"text": _("Attainment (%)")}, "ticksuffix": "%", "rangemode": "tozero", "automargin": True},
+        yaxis={"title": {"text": _("Attainment (%)")}, "ticksuffix": percent_tick_suffix(locale), "rangemode": "tozero", "automargin": True},
     )
     # to_json turns numpy values into plain JSON, which json_script can embed again.
     return json.loads(figure.to_json())

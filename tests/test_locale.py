@@ -14,10 +14,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from babel import Locale
 from babel.messages.pofile import read_po
 from django.core.management import call_command
 from django_scopes import scopes_disabled
 
+from dashboards.charts import percent_tick_suffix
 from dashboards.services import kpi_snapshot_recompute
 from pipelines.models import DealStatus, StageKind
 from tests.factories import DealFactory, StageFactory
@@ -268,3 +270,9 @@ def test_deal_filter_choice_error_in_german(client, admin_member, won_deal):
     assert response.status_code == 400
     assert "Die Deal-Liste konnte nicht gefiltert werden:" in content
     assert "Ungültiger Wert 'gone' für status; zulässig sind: open, won, lost." in content
+
+
+def test_percent_axis_suffix_follows_locale():
+    # German writes a no-break space between number and percent sign: 20 %.
+    assert percent_tick_suffix(Locale.parse("de")) == "\u00a0%"
+    assert percent_tick_suffix(Locale.parse("en")) == "%"
