@@ -410,16 +410,23 @@ BAD_LINE = GOOD_ROW_COUNT + 2
             "unknown account; add it to accounts.csv",
         ),
         (
-            "BAD00001,Zane Levy,GTX Basic,Cancity,Engaging,10/20/2016,,",
+            "BAD00001,Zane Levy,GTX Basic,Cancity,Engaging,20 Oct 2016,,",
             "engage_date",
-            "10/20/2016",
-            "invalid date; expected YYYY-MM-DD",
+            "20 Oct 2016",
+            "invalid date; expected YYYY-MM-DD or DD.MM.YYYY",
+        ),
+        (
+            "BAD00001,Zane Levy,GTX Basic,Cancity,Engaging,03/04/2017,,",
+            "engage_date",
+            "03/04/2017",
+            "ambiguous date: it can be day/month or month/day; choose the date order "
+            "(DD/MM/YYYY or MM/DD/YYYY) and import again",
         ),
         (
             "BAD00001,Zane Levy,GTX Basic,Cancity,Won,2017-01-01,2017-02-30,100",
             "close_date",
             "2017-02-30",
-            "invalid date; expected YYYY-MM-DD",
+            "invalid date; no such day",
         ),
         (
             "BAD00001,Zane Levy,GTX Basic,Cancity,Won,2017-05-01,2017-04-30,100",
@@ -437,7 +444,7 @@ BAD_LINE = GOOD_ROW_COUNT + 2
             "BAD00001,Zane Levy,GTX Basic,Cancity,Won,2017-01-01,2017-02-01,12abc",
             "close_value",
             "12abc",
-            "invalid amount; expected a number such as 1234.50",
+            "invalid number; expected e.g. 1.234,56 or 1234.56",
         ),
         (
             ",Zane Levy,GTX Basic,Cancity,Engaging,2017-01-01,,",

@@ -14,8 +14,9 @@ from pipelines.importers.salesforce import salesforce_import
 
 
 def maven_import_with_options(*, organization, path, currency, today, options=None, progress=None):
-    """Run the Maven importer, which takes no options and reports no progress until it ends."""
-    result = maven_import(organization=organization, path=path, currency=currency, today=today)
+    """Run the Maven importer with the `date_order` option; it reports no progress until it ends."""
+    date_order = (options or {}).get("date_order", "")
+    result = maven_import(organization=organization, path=path, currency=currency, today=today, date_order=date_order)
     if progress is not None:
         progress(1, 1)
     return result

@@ -5,8 +5,13 @@ office), accounts.csv, products.csv and sales_pipeline.csv (one row per opportun
 current state only). People, territories, teams, accounts and products are imported
 first, so deals can refer to them. Every entity is matched by its id in the source
 (a name, or the opportunity id), so a re-import of the same files changes nothing.
+
+The files may be the original comma-separated UTF-8 or what German Excel saves
+(semicolons, `1.234,56 €`, `dd.mm.yyyy`, Windows-1252, a byte order mark): they are
+read and parsed with `pipelines.importers.formats`, like every other source.
 """
 
+import csv
 import datetime as dt
 import logging
 import unicodedata
@@ -19,15 +24,15 @@ from django.utils.translation import gettext
 from goals.models import Team, Territory
 from pipelines.importers.base import (
     ImportResult,
+    ImportSourceError,
     RowRejected,
     bulk_upsert,
     check_length,
     fetch_by_keys,
-    parse_amount,
     parse_int,
-    read_csv,
     require_value,
 )
+from pipelines.importers.formats import parse_decimal, parse_money, table_read
 from pipelines.importers.maven_deals import import_deals
 from pipelines.models import Account, Pipeline, Product, Stage, StageKind
 from spm.models import Membership, Organization, Role, User
@@ -100,21 +105,73 @@ def person_email(name: str, organization_slug: str) -> str:
     return f"{'.'.join(parts)}@{organization_slug}.example"
 
 
-def maven_import(*, organization: Organization, path: Path, currency: str, today: dt.date) -> ImportResult:
+def maven_import(
+    *, organization: Organization, path: Path, currency: str, today: dt.date, date_order: str = ""
+) -> ImportResult:
     """Import the four files of a Maven export folder; the caller owns the transaction.
 
     Raises ImportSourceError before writing anything when a file or a required column
     is missing. Bad rows are rejected into the result, and the good ones are written.
+    `date_order` ("dmy", "mdy" or "") decides slashed dates such as 03/04/2017, which
+    are rejected as ambiguous without it.
     """
-    return MavenImport(organization=organization, folder=path, currency=currency, today=today).run()
+    return MavenImport(
+        organization=organization, folder=path, currency=currency, today=today, date_order=date_order
+    ).run()
+
+
+def maven_file_read(folder: Path, file_name: str, required_columns) -> list[tuple[int, dict[str, str]]]:
+    """Read one export file into `(line, row)` pairs with `formats.table_read`, counting the header as line 1.
+
+    Raises ImportSourceError when the file is missing, cannot be decoded, lacks a
+    required column or contains a NUL character.
+    """
+    path = folder / file_name
+    if not path.is_file():
+        raise ImportSourceError(gettext("File %(path)s is missing.") % {"path": path})
+    # NOTE: table_read keeps the whole file in memory, and the deal import walks the rows
+    # several times (as-of date, name lookups, parsing), so memory grows with the file size.
+    try:
+        table = table_read(path)
+    except csv.Error as error:
+        # An unbalanced quote or a field over the csv module's size limit.
+        raise ImportSourceError(
+            gettext("File %(file)s is not a valid CSV file (%(error)s).") % {"file": file_name, "error": error}
+        ) from None
+    table.require_columns(required_columns)
+    for line, row in table.rows:
+        # PostgreSQL text columns cannot store NUL, and no CSV export writes one: the file is binary.
+        if any("\x00" in value for value in row.values()):
+            raise ImportSourceError(
+                gettext("File %(file)s contains a NUL character on line %(line)d; it is not a text CSV file.")
+                % {"file": file_name, "line": line}
+            )
+    return table.rows
+
+
+def parse_whole_number(value: str, column: str, *, maximum: int = 2_147_483_647) -> int:
+    """Parse a whole number 0…`maximum`, also with thousands separators (`2.822`, `2,822`)."""
+    try:
+        number = parse_decimal(value, column)
+    except RowRejected:
+        raise RowRejected(column, value, gettext("invalid whole number")) from None
+    if number != number.to_integral_value():
+        raise RowRejected(column, value, gettext("invalid whole number"))
+    try:
+        return parse_int(str(int(number)), column, maximum=maximum)
+    except RowRejected as rejection:
+        raise RowRejected(column, value, rejection.reason) from None
 
 
 class MavenImport:
-    def __init__(self, *, organization: Organization, folder: Path, currency: str, today: dt.date):
+    def __init__(
+        self, *, organization: Organization, folder: Path, currency: str, today: dt.date, date_order: str = ""
+    ):
         self.organization = organization
         self.folder = folder
         self.currency = currency
         self.today = today
+        self.date_order = date_order
         self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
         self.memberships: dict[str, Membership] = {}
         self.accounts: dict[str, Account] = {}
@@ -122,7 +179,7 @@ class MavenImport:
 
     def run(self) -> ImportResult:
         # Read and check all files first, so a missing file or column fails before any write.
-        rows = {name: read_csv(self.folder, name, columns) for name, columns in REQUIRED_COLUMNS.items()}
+        rows = {name: maven_file_read(self.folder, name, columns) for name, columns in REQUIRED_COLUMNS.items()}
 
         self.import_people(rows[TEAMS_FILE])
         self.import_accounts(rows[ACCOUNTS_FILE])
@@ -141,6 +198,7 @@ class MavenImport:
             products=self.products,
             currency=self.currency,
             today=self.today,
+            date_order=self.date_order,
         )
         return self.result
 
@@ -329,9 +387,9 @@ class MavenImport:
                     "name": name,
                     "sector": check_length(row.get("sector", ""), "sector", 100),
                     "country": check_length(row.get("office_location", ""), "office_location", 100),
-                    "year_established": optional(row, "year_established", parse_int, maximum=9999),
-                    "annual_revenue_amount": optional(row, "revenue", parse_amount),
-                    "employees": optional(row, "employees", parse_int),
+                    "year_established": optional(row, "year_established", parse_whole_number, maximum=9999),
+                    "annual_revenue_amount": optional(row, "revenue", parse_money),
+                    "employees": optional(row, "employees", parse_whole_number),
                 }
                 parent = row.get("subsidiary_of", "")
                 if parent == name:
@@ -395,7 +453,7 @@ class MavenImport:
                     )
                 values = {
                     "series": check_length(row.get("series", ""), "series", 100),
-                    "list_price_amount": optional(row, "sales_price", parse_amount),
+                    "list_price_amount": optional(row, "sales_price", parse_money),
                 }
             except RowRejected as rejection:
                 self.reject("products", PRODUCTS_FILE, line, rejection)
