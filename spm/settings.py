@@ -144,6 +144,14 @@ if _database_url:
         _default_db["CONN_HEALTH_CHECKS"] = True
 else:
     _default_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+if _default_db["ENGINE"] == "django.db.backends.sqlite3":
+    # With the default rollback journal a long read blocks every write, so a second user's
+    # login failed with "database is locked" while a big page rendered. WAL lets readers and
+    # one writer run together; IMMEDIATE takes the write lock at BEGIN, where the timeout
+    # waits for it, instead of failing on a lock upgrade in the middle of a transaction.
+    _default_db.setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"}
+    )
 DATABASES = {"default": _default_db}
 
 # Cache: Redis when REDIS_URL is set, so web processes and Celery workers share the KPI

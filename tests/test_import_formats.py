@@ -178,3 +178,13 @@ def test_csv_safe_cell_escapes_formulas(text):
 
 def test_csv_safe_cell_keeps_text():
     assert csv_safe_cell("Müller GmbH") == "Müller GmbH"
+
+
+def test_random_bytes_as_xlsx_rejected(tmp_path):
+    path = tmp_path / "deals.xlsx"
+    path.write_bytes(b"\x00\x01not a zip archive\xff" * 20)
+
+    with pytest.raises(ImportSourceError) as excinfo:
+        table_read(path)
+
+    assert "deals.xlsx is not a readable XLSX workbook" in str(excinfo.value)

@@ -13,6 +13,7 @@ text, a number or date column rejects them, and `csv_safe_cell` escapes them on 
 """
 
 import csv
+import zipfile
 import datetime as dt
 import io
 import re
@@ -153,7 +154,7 @@ def _xlsx_read(path: Path, *, sheet: str | None) -> Table:
     # data_only=False: a formula cell reads as its formula text, so nothing is evaluated.
     try:
         workbook = load_workbook(path, read_only=True, data_only=False)
-    except (InvalidFileException, KeyError, OSError, ValueError) as error:
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
         raise ImportSourceError(
             gettext("File %(file)s is not a readable XLSX workbook (%(error)s).") % {"file": path.name, "error": error}
         ) from None
