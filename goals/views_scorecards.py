@@ -9,6 +9,7 @@ from django.utils.cache import patch_vary_headers
 
 from dashboards.forms import PeriodField
 from dashboards.scorecards import periods_grouped
+from dashboards.selectors import kpi_periods_available
 from goals.attainment import organization_today
 from goals.contests import contest_badges
 from goals.privacy import name_policy_for, scorecard_view_record
@@ -29,7 +30,12 @@ class GoalPeriodForm(forms.Form):
 
 
 def period_choices(organization: Organization, today: dt.date) -> list[Period]:
-    """Return the periods offered in goal pickers: two fiscal years, six quarters and six months up to today's."""
+    """Return the periods offered in goal pickers, newest first.
+
+    These are two fiscal years, six quarters and six months up to today's, plus
+    every period that has KPI data, so an organization whose data ends in the
+    past can still pick its periods.
+    """
     start_month = organization.fiscal_year_start_month
     choices = []
     for kind, count in ((YEAR, 2), (QUARTER, 6), (MONTH, 6)):
@@ -37,18 +43,29 @@ def period_choices(organization: Organization, today: dt.date) -> list[Period]:
         for _index in range(count):
             choices.append(period)
             period = period_containing(period.start - dt.timedelta(days=1), kind, start_month)
-    return choices
+    recent = set(choices)
+    choices += [period for period in kpi_periods_available(organization=organization) if period not in recent]
+    return sorted(choices, key=lambda period: period.start, reverse=True)
+
+
+def default_goal_period(organization: Organization, today: dt.date) -> Period:
+    """Return today's quarter, or the latest quarter with KPI data when today's quarter has none."""
+    current = period_containing(today, QUARTER, organization.fiscal_year_start_month)
+    quarters_with_data = kpi_periods_available(organization=organization, kind=QUARTER)
+    if quarters_with_data and current not in quarters_with_data:
+        return quarters_with_data[0]
+    return current
 
 
 def period_from_request(request) -> tuple[Period, list[str], list]:
-    """Return (period, errors, picker groups) from `?period=`; an invalid value falls back to today's quarter."""
+    """Return (period, errors, picker groups) from `?period=`; a missing or invalid value gives the default period."""
     organization = request.organization
     today = organization_today(organization)
     form = GoalPeriodForm(request.GET, organization=organization)
     form.is_valid()
     errors = [message for messages in form.errors.values() for message in messages]
     period = form.cleaned_data.get("period") if "period" not in form.errors else None
-    period = period or period_containing(today, QUARTER, organization.fiscal_year_start_month)
+    period = period or default_goal_period(organization, today)
     return period, errors, periods_grouped(period_choices(organization, today), period)
 
 
