@@ -6,14 +6,12 @@ and reports which keys it created, updated or left unchanged. The caller owns th
 transaction; nothing here commits.
 """
 
-import csv
 import datetime as dt
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from pathlib import Path
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import models
@@ -126,52 +124,6 @@ class ImportResult:
         }
 
 
-def read_csv(folder: Path, file_name: str, required_columns: Iterable[str]) -> list[tuple[int, dict[str, str]]]:
-    """Read a comma-separated file with a header into `(line, row)` pairs.
-
-    Values and column names are stripped of surrounding blanks, and a missing trailing
-    cell reads as "". `line` is the physical line on which the record ends (the header is
-    line 1), so it matches what an editor shows for files without multi-line cells.
-    Raises ImportSourceError when the file is missing, not UTF-8, or lacks a required column.
-    """
-    path = folder / file_name
-    if not path.is_file():
-        raise ImportSourceError(gettext("File %(path)s is missing.") % {"path": path})
-
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [name.strip() for name in next(reader, [])]
-            missing = [name for name in required_columns if name not in header]
-            if missing:
-                raise ImportSourceError(
-                    gettext("File %(file)s is missing the required column(s): %(columns)s.")
-                    % {"file": file_name, "columns": ", ".join(missing)}
-                )
-            rows = []
-            for cells in reader:
-                if not any(cell.strip() for cell in cells):
-                    continue
-                # PostgreSQL text columns cannot store NUL, and no CSV export writes one: the file is binary.
-                if any("\x00" in cell for cell in cells):
-                    raise ImportSourceError(
-                        gettext("File %(file)s contains a NUL character on line %(line)d; it is not a text CSV file.")
-                        % {"file": file_name, "line": reader.line_num}
-                    )
-                values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in enumerate(header)}
-                rows.append((reader.line_num, values))
-    except UnicodeDecodeError as error:
-        raise ImportSourceError(
-            gettext("File %(file)s is not valid UTF-8 (%(error)s); save it as UTF-8 and retry.")
-            % {"file": file_name, "error": error}
-        ) from None
-    except csv.Error as error:
-        raise ImportSourceError(
-            gettext("File %(file)s is not a valid CSV file (%(error)s).") % {"file": file_name, "error": error}
-        ) from None
-    return rows
-
-
 def require_value(row: Mapping[str, str], column: str) -> str:
     value = row.get(column, "")
     if not value:
@@ -185,31 +137,6 @@ def check_length(value: str, column: str, max_length: int) -> str:
             column, value, gettext("too long; at most %(max_length)d characters") % {"max_length": max_length}
         )
     return value
-
-
-def parse_date(value: str, column: str) -> dt.date:
-    """Parse an ISO date `YYYY-MM-DD`; other spellings such as `10/20/2016` are rejected, not guessed."""
-    if ISO_DATE.match(value):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise RowRejected(column, value, gettext("invalid date; expected YYYY-MM-DD"))
-
-
-def parse_amount(value: str, column: str) -> Decimal:
-    """Parse a non-negative money amount with a dot as decimal separator, rounded half-up to cents."""
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise RowRejected(column, value, gettext("invalid amount; expected a number such as 1234.50")) from None
-    if not amount.is_finite():
-        raise RowRejected(column, value, gettext("invalid amount; expected a number such as 1234.50"))
-    if amount < 0:
-        raise RowRejected(column, value, gettext("negative amount; amounts must be 0 or more"))
-    if amount > MAX_AMOUNT:
-        raise RowRejected(column, value, gettext("amount too large; at most 16 digits before the decimal point"))
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def parse_int(value: str, column: str, *, minimum: int = 0, maximum: int = 2_147_483_647) -> int:
