@@ -23,7 +23,7 @@ KNOWN_CAUSES = [
     " statement per grain, like the full recompute, is the next step.",
     "- **Import.** The PostgreSQL path writes deals and moves set-based, but parsing and checking"
     " each CSV row in Python costs about 40 µs, and the deal table carries 13 indexes that each"
-    " insert updates. The reader (`read_csv`) still holds the whole file in memory.",
+    " insert updates. The reader (`pipelines.importers.formats.table_read`) still holds the whole file in memory.",
     "- **Full dashboard page and deal list.** Only the htmx fragment is cached. The full page"
     " renders the 300-rep table on every request, and the deal list counts and sums every"
     " visible deal (one aggregate over a million rows) for its totals line.",
