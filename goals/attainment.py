@@ -8,6 +8,9 @@ Credit rules, for a period P (local dates in the organization's time zone):
   kind meeting.
 - Open pipeline (for coverage): deals open now whose expected close date lies in P.
 
+As of a day inside P, only closes, creations and activities up to and
+including that local day are credited, so a past as-of day ignores later ones.
+
 A rep is credited through the deal's or activity's owner. A team or territory
 is credited through the owner's goals.Assignment valid on the credit date
 (close date, creation date, activity date, expected close date). An owner
@@ -46,7 +49,7 @@ from dashboards.selectors import METRIC_WON, deal_filter_for_metric
 from goals.models import Assignment, QuotaLevel, QuotaMetric, Team, Territory
 from goals.quotas import quota_targets_for_period
 from pipelines.models import Activity, ActivityKind, Deal, DealStatus
-from spm.fiscal import Period
+from spm.fiscal import Period, local_midnight
 from spm.models import Membership, Organization, Role
 
 ZERO = Decimal("0")
@@ -258,15 +261,22 @@ def _local_date(field: str, organization: Organization):
     return TruncDate(field, tzinfo=organization.tzinfo, output_field=DateField())
 
 
-def credited_values(*, organization: Organization, period: Period, metric: str, level: str) -> dict[int, Decimal]:
+def credited_values(
+    *, organization: Organization, period: Period, metric: str, level: str, as_of: dt.date | None = None
+) -> dict[int, Decimal]:
     """Return {subject id: credited value} of `metric` in `period` at `level`; one query.
 
     Money metrics are Σ base_amount in the base currency (deals without an
     amount add nothing), count metrics a count. Subjects with nothing credited
-    are absent. Raises ValueError for an unknown metric or level.
+    are absent. With `as_of`, only what happened up to and including that
+    local day counts, so a report as of a past day inside `period` ignores
+    later closes; None counts the whole period. Raises ValueError for an
+    unknown metric or level.
     """
     _check_level(level)
     start_utc, end_utc = period.utc_bounds(organization.tzinfo)
+    if as_of is not None:
+        end_utc = min(end_utc, local_midnight(as_of + dt.timedelta(days=1), organization.tzinfo))
     if metric in (QuotaMetric.WON_REVENUE, QuotaMetric.WON_DEALS):
         deals = Deal.objects.filter(organization=organization).filter(
             deal_filter_for_metric(metric=METRIC_WON, start_utc=start_utc, end_utc=end_utc)
@@ -352,13 +362,18 @@ def attainment_list(
 ) -> list[Attainment]:
     """Return the attainment of every subject of `level` in `period` as of `today`, by name.
 
+    Credit counts up to and including `today`, the day the elapsed share is
+    computed for, so pacing compares like with like for a past `today` too.
+    The open pipeline is always today's, because past open states are not
+    recorded.
+
     The subjects are every team or territory, or for reps every rep active in
     the period plus every member with a quota or a credit. `subject_ids`
     narrows the list. Subjects without a quota have `quota` None. Queries:
     quotas, credits, open pipeline (for won metrics) and names.
     """
     quotas = quota_targets(organization=organization, period=period, metric=metric, level=level)
-    credited = credited_values(organization=organization, period=period, metric=metric, level=level)
+    credited = credited_values(organization=organization, period=period, metric=metric, level=level, as_of=today)
     pipeline = open_pipeline_values(organization=organization, period=period, metric=metric, level=level)
 
     ids = set(quotas) | set(credited)

@@ -83,8 +83,9 @@ def attainment_report(
     """Return the attainment report of one fiscal period as JSON or CSV text.
 
     `level` is rep, team or territory; `quota_metric` one of QuotaMetric
-    (default won_revenue); `as_of` an ISO date that fixes "today" for pacing
-    (default: today in the organization's time zone). Raises ValueError with a
+    (default won_revenue); `as_of` an ISO date that fixes "today" for credit and
+    pacing, so deals closed after it are not credited (default: today in the
+    organization's time zone). Raises ValueError with a
     message naming the invalid value.
     """
     if level not in QuotaLevel.values:

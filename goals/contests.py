@@ -167,7 +167,9 @@ def contest_standings(
     else:
         competitors = {member.pk: member.display_name for member in contest.participants.select_related("user")}
 
-    credited = credited_values(organization=organization, period=period, metric=contest.metric, level=level)
+    credited = credited_values(
+        organization=organization, period=period, metric=contest.metric, level=level, as_of=today
+    )
     quotas = {}
     if contest.normalization == ContestNormalization.PERCENT_OF_QUOTA:
         quotas = contest_quota_targets(organization=organization, period=period, metric=contest.metric, level=level)

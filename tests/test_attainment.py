@@ -10,8 +10,10 @@ Rep quotas for Q2, won revenue: member 10,000.00, other_rep 2,000.00, carl 6,000
 - other_rep: won 3,000.00 (04-20); open 400.00 expected 06-01.
 - carl: won 1,000.00 (05-02).
 
-member 5,000 / 10,000 = 0.5, other_rep 3,000 / 2,000 = 1.5, so North is
-8,000 / 12,000 = 2/3 as a ratio of sums (the mean of ratios would be 1.0).
+Over the whole quarter member has 5,000 / 10,000 = 0.5. As of MAY_15 only what
+closed by that day counts: member 4,000 / 10,000 = 0.4 (the 06-09 win comes
+later), other_rep 3,000 / 2,000 = 1.5, so North is 7,000 / 12,000 as a ratio of
+sums (the mean of ratios would be 0.95).
 """
 
 import datetime as dt
@@ -141,18 +143,50 @@ def test_team_attainment_is_ratio_of_sums(scenario, team):
             organization=scenario, period=Q2, metric=WON_REVENUE, level=TEAM, subject_id=team.pk, today=MAY_15
         )
 
-    assert north.credited == Decimal("8000.00")
+    assert north.credited == Decimal("7000.00")
     assert north.quota == Decimal("12000.00")
-    assert north.attainment == Decimal("8000") / Decimal("12000")
-    assert north.attainment != Decimal("1.0")  # the mean of 0.5 and 1.5
+    assert north.attainment == Decimal("7000") / Decimal("12000")
+    assert north.attainment != Decimal("0.95")  # the mean of 0.4 and 1.5
 
 
 def test_rep_attainment_divides_credit_by_quota(scenario, member, other_rep):
     with scope(organization=scenario):
         rows = {row.subject_id: row for row in attainment_list(organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, today=MAY_15)}
 
-    assert rows[member.pk].attainment == Decimal("0.5")
+    assert rows[member.pk].attainment == Decimal("0.4")
     assert rows[other_rep.pk].attainment == Decimal("1.5")
+
+
+def test_credit_as_of_a_day_ignores_later_closes(scenario, member):
+    with scope(organization=scenario):
+        credited = credited_values(organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, as_of=MAY_15)
+        row = attainment_get(
+            organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, subject_id=member.pk, today=MAY_15
+        )
+
+    assert credited[member.pk] == Decimal("4000.00")
+    assert row.credited == Decimal("4000.00")
+
+
+def test_credit_as_of_a_day_counts_that_local_day_to_its_end(org, member, stages):
+    with scopes_disabled():
+        # 23:30 and 00:30 in Berlin summer time (UTC+2).
+        won(member, stages, "100.00", utc(5, 15, hour=21, minute=30))
+        won(member, stages, "20.00", utc(5, 15, hour=22, minute=30))
+
+    with scope(organization=org):
+        credited = credited_values(organization=org, period=Q2, metric=WON_REVENUE, level=REP, as_of=MAY_15)
+
+    assert credited == {member.pk: Decimal("100.00")}
+
+
+def test_credit_as_of_a_day_before_the_period_is_empty(scenario):
+    with scope(organization=scenario):
+        credited = credited_values(
+            organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, as_of=dt.date(2017, 3, 31)
+        )
+
+    assert credited == {}
 
 
 def test_team_credit_follows_assignment_on_close_date(org, member, team, carl, stages):
@@ -302,12 +336,12 @@ def test_pacing_and_projection_on_fixed_day(scenario, member):
 
     share = Decimal(45) / Decimal(91)
     assert row.elapsed_share == share
-    # Pro-rata target 10,000 × 45/91 = 4,945.05; 5,000 is 1.0111 of it.
+    # Pro-rata target 10,000 × 45/91 = 4,945.05; the 4,000 won by 15 May is 0.8089 of it.
     assert row.pace_target.quantize(Decimal("0.01")) == Decimal("4945.05")
-    assert row.pacing.quantize(Decimal("0.0001")) == Decimal("1.0111")
-    # Linear projection: 5,000 ÷ 45/91 = 10,111.11, which is 101.1 % of the quota.
-    assert row.projected.quantize(Decimal("0.01")) == Decimal("10111.11")
-    assert row.projected_attainment.quantize(Decimal("0.0001")) == Decimal("1.0111")
+    assert row.pacing.quantize(Decimal("0.0001")) == Decimal("0.8089")
+    # Linear projection: 4,000 ÷ 45/91 = 8,088.89, which is 80.9 % of the quota.
+    assert row.projected.quantize(Decimal("0.01")) == Decimal("8088.89")
+    assert row.projected_attainment.quantize(Decimal("0.0001")) == Decimal("0.8089")
     assert row.is_warning is False
 
 
@@ -375,8 +409,8 @@ def test_coverage_against_remaining_quota(scenario, member):
             organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, subject_id=member.pk, today=MAY_15
         )
 
-    # 2,500 open in Q2 ÷ (10,000 − 5,000) remaining.
-    assert row.coverage == Decimal("0.5")
+    # 2,500 open in Q2 ÷ (10,000 − 4,000) remaining on 15 May.
+    assert row.coverage == Decimal("2500") / Decimal("6000")
     assert row.is_covered is False
 
 

@@ -137,6 +137,20 @@ def test_winners_only_after_last_day(org, people, admin_member):
     assert [entry.name for entry in finished.winners] == ["Anna", "Cora"]
 
 
+def test_running_standings_count_closes_up_to_today(org, people, admin_member):
+    contest = create(org, admin_member, people, normalization=ContestNormalization.ABSOLUTE)
+
+    running = standings_for(org, contest, admin_member, today=IN_MAY)
+
+    # Bert's 1,000 closes on 05-31, after 05-20.
+    assert [(entry.name, entry.value) for entry in running.ranked] == [
+        ("Cora", Decimal("1600.00")),
+        ("Anna", Decimal("800.00")),
+        ("Dirk", Decimal("300.00")),
+        ("Bert", Decimal("0")),
+    ]
+
+
 def test_team_mode_ranks_teams(org, people, admin_member):
     contest = create(
         org,

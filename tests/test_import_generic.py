@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 from django_scopes import scope
 from openpyxl import Workbook
 
@@ -98,3 +99,32 @@ def test_generic_xlsx(org, tmp_path):
     assert deal.amount == Decimal("1234.50")
     # 09:30 in Berlin winter time.
     assert deal.created_at == dt.datetime(2025, 2, 3, 8, 30, tzinfo=dt.timezone.utc)
+
+
+def test_won_row_without_mapped_close_date_names_the_unmapped_field(org, folder):
+    mapping = {field: column for field, column in MAPPING.items() if field != "closed_at"}
+    result = run_import(org, folder, mapping=mapping)
+    error = result.errors[0]
+    assert error.line == 2
+    assert error.column == "Closed on (not mapped)"
+    assert error.value == ""
+    assert "map the column that contains it to the field “Closed on”" in error.reason
+
+
+def test_won_row_without_mapped_close_date_reads_in_german(org, folder):
+    mapping = {field: column for field, column in MAPPING.items() if field != "closed_at"}
+    with translation.override("de"):
+        result = run_import(org, folder, mapping=mapping)
+        message = str(result.errors[0])
+    assert message.startswith("deals.csv Zeile 2, Spalte Abgeschlossen am (nicht zugeordnet), Wert '': ")
+    assert "Status" not in message
+    assert "ordnen Sie also die Spalte, die es enthält, dem Feld „Abgeschlossen am“ zu" in message
+
+
+def test_lost_row_with_empty_close_date_names_the_mapped_column(org, folder):
+    result = run_import(org, folder)
+    error = result.errors[0]
+    assert error.line == 4
+    assert error.column == "Abschluss"
+    assert error.value == ""
+    assert "fill in this cell" in error.reason

@@ -133,3 +133,13 @@ def test_missing_record_id_column(org, tmp_path):
 
     with pytest.raises(ImportSourceError, match="Record ID"):
         run_import(org, write(tmp_path / "x", "Deal Name,Amount\nA,1\n"))
+
+
+def test_lost_deal_without_close_date_asks_to_fill_it(org, tmp_path):
+    text = HEADER + ROWS.replace("Eva Roth,2025-01-15 08:00,2025-02-01 09:00,", "Eva Roth,2025-01-15 08:00,,")
+    result = run_import(org, write(tmp_path / "x", text))
+
+    assert result.errors[0].line == 4
+    assert result.errors[0].column == "Close Date"
+    assert result.errors[0].value == ""
+    assert "a won or lost deal needs its close date, so fill in this cell" in result.errors[0].reason

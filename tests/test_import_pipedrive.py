@@ -251,3 +251,27 @@ def test_enpal_funnel_matches_source(org):
     assert result.counts["people"].created == 1783
     assert reached == [1995, 1479, 1305, 1086, 894, 741, 588, 479, 324]
     assert statuses == {DealStatus.OPEN}
+
+
+def test_deals_export_won_without_won_time_asks_to_fill_it(org, deals_export):
+    (deals_export / "deals.csv").write_bytes(
+        DEALS_EXPORT.replace("won;15.03.2025 10:00;", "won;;").encode("cp1252")
+    )
+    result = run_import(org, deals_export)
+
+    assert result.errors[0].line == 2
+    assert result.errors[0].column == "Deal - Won time"
+    assert result.errors[0].value == ""
+    assert "a won deal needs its won time, so fill in this cell" in result.errors[0].reason
+
+
+def test_deals_export_lost_without_lost_time_column_names_the_absent_column(org, deals_export):
+    rows = [line.split(";") for line in DEALS_EXPORT.splitlines()]
+    without_lost_time = "".join(";".join(row[:8] + row[9:]) + "\n" for row in rows)
+    (deals_export / "deals.csv").write_bytes(without_lost_time.encode("cp1252"))
+    result = run_import(org, deals_export)
+
+    lost_error = next(error for error in result.errors if error.line == 4)
+    assert lost_error.column == "Deal - Lost time (not in the file)"
+    assert lost_error.value == ""
+    assert "export the file with this column" in lost_error.reason

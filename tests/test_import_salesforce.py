@@ -111,3 +111,24 @@ def test_reimport_is_idempotent(org, tmp_path):
     assert result.counts["stage_changes"].created == 0
     with scope(organization=org):
         assert DealStageChange.objects.count() == 4
+
+
+def test_won_opportunity_without_close_date_column_names_the_absent_column(org, tmp_path):
+    opportunities = (
+        "Opportunity ID,Opportunity Name,Opportunity Owner,Stage,Amount,Opportunity Currency,Created Date\n"
+        "0065g00000AbCdE,Wärmepumpe Bauer,Lena Vogt,Closed Won,10000,USD,2025-01-05 10:00\n"
+    )
+    result = run_import(org, export(tmp_path, opportunities=opportunities, history=None))
+
+    assert result.errors[0].column == "Close Date (not in the file)"
+    assert result.errors[0].value == ""
+    assert "export the file with this column" in result.errors[0].reason
+
+
+def test_won_opportunity_with_empty_close_date_asks_to_fill_it(org, tmp_path):
+    opportunities = OPPORTUNITIES.replace("Closed Won,10000,USD,2025-03-10,", "Closed Won,10000,USD,,")
+    result = run_import(org, export(tmp_path, opportunities=opportunities, history=None))
+
+    assert result.errors[0].column == "Close Date"
+    assert result.errors[0].value == ""
+    assert "fill in this cell" in result.errors[0].reason

@@ -3,6 +3,7 @@
 Scenario (Acme, Q2 2017 = 91 days, as of 2017-05-15 = 45 days elapsed), won revenue:
 team North (fixture team): Anna (quota 10,000, won 5,000, open 2,500 expected
 06-20) and Bert (quota 2,000, won 3,000); Cora has no team and no quota, won 100.
+Every close lies before the as-of day.
 """
 
 import datetime as dt
@@ -13,7 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_scopes import scopes_disabled
 
-from pipelines.models import DealStatus
+from pipelines.models import DealStatus, Stage, StageKind
 from spm.models import Membership
 from tests.attainment_data import deal_create, quota_create, rep_create, stages_create, utc
 
@@ -32,7 +33,7 @@ def reported(org, team):
         deal_create(anna, stages, WON, "5000.00", closed_at=utc(5, 2))
         deal_create(anna, stages, OPEN, "2500.00", expected_close_on=dt.date(2017, 6, 20))
         deal_create(bert, stages, WON, "3000.00", closed_at=utc(4, 20))
-        deal_create(cora, stages, WON, "100.00", closed_at=utc(5, 20))
+        deal_create(cora, stages, WON, "100.00", closed_at=utc(5, 10))
     return org
 
 
@@ -75,6 +76,22 @@ def test_rep_row_values(reported):
     assert anna["open_pipeline"] == "2500.00"
     assert anna["coverage"] == 0.5
     assert anna["warning"] is False
+
+
+def test_as_of_leaves_out_deals_closed_after_that_day(reported):
+    with scopes_disabled():
+        anna = Membership.objects.get(organization=reported, user__name="Anna")
+        stages = {WON: Stage.objects.get(pipeline__organization=reported, kind=StageKind.WON)}
+        # 00:30 on 16 May in Berlin, still 15 May in UTC.
+        deal_create(anna, stages, WON, "4000.00", closed_at=dt.datetime(2017, 5, 15, 22, 30, tzinfo=dt.timezone.utc))
+
+    row = rows_by_subject("--by", "rep")["Anna"]
+
+    assert row["credited"] == "5000.00"
+    assert row["attainment"] == 0.5
+    assert row["pacing"] == pytest.approx(91 / 90)
+    assert row["projected"] == "10111.11"
+    assert row["coverage"] == 0.5
 
 
 def test_coverage_covered_when_nothing_remains(reported):

@@ -20,7 +20,7 @@ from django_scopes import scope, scopes_disabled
 from goals.leaderboards import ABSOLUTE, IMPROVEMENT, PERCENT, competition_ranks, leaderboard_build
 from goals.models import QuotaLevel, QuotaMetric
 from goals.privacy import name_policy_for
-from pipelines.models import DealStatus
+from pipelines.models import DealStatus, Stage, StageKind
 from spm.models import LeaderboardPrivacy
 from spm.tenancy import membership_ids_visible
 from tests.attainment_data import Q2, deal_create, quota_create, rep_create, stages_create, utc
@@ -45,8 +45,8 @@ def people(org, team, manager_member):
         deal_create(anna, stages, WON, "500.00", closed_at=utc(5, 2))
         deal_create(anna, stages, WON, "100.00", closed_at=utc(2, 2))
         deal_create(bert, stages, WON, "1000.00", closed_at=utc(4, 12))
-        deal_create(cora, stages, WON, "400.00", closed_at=utc(6, 1))
-        deal_create(dirk, stages, WON, "9999.00", closed_at=utc(6, 2))
+        deal_create(cora, stages, WON, "400.00", closed_at=utc(5, 10))
+        deal_create(dirk, stages, WON, "9999.00", closed_at=utc(5, 11))
     return {"anna": anna, "bert": bert, "cora": cora, "dirk": dirk, "south": south, "manager": manager_member}
 
 
@@ -77,6 +77,17 @@ def test_percent_ranking_ties_share_rank(org, people, admin_member):
 
     assert ranks(board) == [("Anna", 1), ("Bert", 1), ("Cora", 3)]
     assert board.ranked[0].value == Decimal("0.5")
+
+
+def test_board_on_a_past_day_ignores_later_closes(org, people, admin_member):
+    with scopes_disabled():
+        stages = {WON: Stage.objects.get(pipeline__organization=org, kind=StageKind.WON)}
+        deal_create(people["cora"], stages, WON, "5000.00", closed_at=utc(5, 16))
+
+    board = board_for(org, admin_member, ranking=ABSOLUTE)
+
+    assert ranks(board) == [("Dirk", 1), ("Bert", 2), ("Anna", 3), ("Cora", 4)]
+    assert board.ranked[3].value == Decimal("400.00")
 
 
 def test_reps_without_quota_listed_apart(org, people, admin_member):

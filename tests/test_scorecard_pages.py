@@ -50,7 +50,7 @@ def people(org, team, manager_member):
         cora = rep_create(org, "Cora")
         quota_create(anna, "10100.00")
         deal_create(anna, stages, WON, "3000.00", closed_at=utc(5, 2), created_at=utc(4, 2))
-        deal_create(anna, stages, WON, "1000.00", closed_at=utc(6, 2), created_at=utc(4, 2))
+        deal_create(anna, stages, WON, "1000.00", closed_at=utc(5, 3), created_at=utc(4, 2))
         deal_create(anna, stages, WON, "1000.00", closed_at=utc(2, 2))
         deal_create(anna, stages, WON, "1000.00", closed_at=utc(3, 2))
         for day in (3, 4, 5, 6):
@@ -225,3 +225,11 @@ def test_other_org_admin_gets_404(client, org, people, other_org_admin):
 
     assert client.get(f"/o/acme/reps/{people['anna'].pk}/").status_code == 404
     assert client.get(f"/o/globex/reps/{people['anna'].pk}/").status_code == 404
+
+
+def test_scorecard_on_a_past_day_credits_only_closes_up_to_it(org, people):
+    revenue = build(org, people["anna"], today=dt.date(2017, 5, 2)).revenue
+
+    # The 1,000 won on 05-03 comes after the day shown.
+    assert revenue.credited == Decimal("3000.00")
+    assert revenue.remaining == Decimal("7100.00")

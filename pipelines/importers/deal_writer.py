@@ -75,6 +75,23 @@ def stage_kind_from_name(name: str) -> str:
     return StageKind.OPEN
 
 
+def close_time_missing(*, column: str, in_file: bool, needs: str) -> RowRejected:
+    """Return the rejection of a won or lost row whose close time is empty, naming its column.
+
+    `column` is the export's column for the close time, `in_file` whether the
+    file has it, and `needs` the sentence saying what the deal needs (e.g. "a
+    won deal needs its won time"). The reason tells how to fix the file:
+    fill in the cell, or export the file with that column.
+    """
+    if in_file:
+        return RowRejected(column, "", gettext("missing value; %(needs)s, so fill in this cell") % {"needs": needs})
+    return RowRejected(
+        gettext("%(column)s (not in the file)") % {"column": column},
+        "",
+        gettext("missing value; %(needs)s, so export the file with this column") % {"needs": needs},
+    )
+
+
 class PipelineStages:
     """A pipeline's stages by case-insensitive name, creating the pipeline and missing stages on demand.
 

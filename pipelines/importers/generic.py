@@ -135,6 +135,32 @@ class GenericImport:
         self.result.report_progress(total, total)
         return self.result
 
+    def close_date_missing(self) -> RowRejected:
+        """Return the rejection of a won or lost row without a close date, naming the close-date field.
+
+        With a mapped close-date column the error names that column and asks
+        to fill in the cell. Without one it names the field, says that it is
+        not mapped, and asks to map the column that contains the close date.
+        """
+        column = self.mapping.get("closed_at")
+        if column:
+            return RowRejected(
+                column,
+                "",
+                gettext("missing value; %(needs)s, so fill in this cell")
+                % {"needs": gettext("a won or lost deal needs its close date")},
+            )
+        field = GENERIC_FIELDS["closed_at"]
+        return RowRejected(
+            gettext("%(field)s (not mapped)") % {"field": field},
+            "",
+            gettext(
+                "missing value; a won or lost deal needs its close date, so map the column that contains it to "
+                "the field “%(field)s”"
+            )
+            % {"field": field},
+        )
+
     def record(self, line, row, owners, converter, first_line) -> DealRecord:
         column = self.mapping.get
         external_id = text_cell(self.cell(row, "external_id"), column("external_id"), 200)
@@ -175,7 +201,7 @@ class GenericImport:
         closed_text = self.cell(row, "closed_at")
         if is_closed:
             if not closed_text:
-                raise RowRejected(column("closed_at") or column("status") or column("stage"), closed_text, gettext("missing value; a won or lost deal needs its close date"))
+                raise self.close_date_missing()
             closed_at = parse_moment(closed_text, column("closed_at"), time_zone=self.time_zone, date_order=self.date_order)
             if closed_at < created_at:
                 raise RowRejected(column("closed_at"), closed_text, gettext("close date is before the creation date"))

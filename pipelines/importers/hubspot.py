@@ -25,7 +25,14 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from pipelines.importers.base import ImportResult, ImportSourceError, RowRejected
-from pipelines.importers.deal_writer import BaseAmountConverter, DealRecord, Move, PipelineStages, deals_write
+from pipelines.importers.deal_writer import (
+    BaseAmountConverter,
+    DealRecord,
+    Move,
+    PipelineStages,
+    close_time_missing,
+    deals_write,
+)
 from pipelines.importers.formats import Table, parse_day, parse_moment, parse_money, table_read, text_cell
 from pipelines.importers.people import PeopleDirectory, Person
 from pipelines.models import StageKind
@@ -146,7 +153,11 @@ class HubSpotImport:
         is_closed = stage.kind in (StageKind.WON, StageKind.LOST)
         closed_at = self.moment(row, "Close Date") if is_closed else None
         if is_closed and closed_at is None and not any(move.stage_id == stage.pk for move in moves):
-            raise RowRejected("Close Date", close_date_text, gettext("missing value; a won or lost deal needs its close date"))
+            raise close_time_missing(
+                column="Close Date",
+                in_file="Close Date" in self.table.header,
+                needs=gettext("a won or lost deal needs its close date"),
+            )
         if moves and not any(move.stage_id == stage.pk for move in moves):
             # The current stage lacks its "Date entered": it was entered at the close, or by the latest move.
             latest = max(move.changed_at for move in moves)

@@ -37,7 +37,14 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from pipelines.importers.base import EntityCounts, ImportResult, ImportSourceError, RowRejected, bulk_upsert, fetch_by_keys
-from pipelines.importers.deal_writer import BaseAmountConverter, DealRecord, Move, PipelineStages, deals_write
+from pipelines.importers.deal_writer import (
+    BaseAmountConverter,
+    DealRecord,
+    Move,
+    PipelineStages,
+    close_time_missing,
+    deals_write,
+)
 from pipelines.importers.formats import (
     Table,
     parse_bool,
@@ -447,12 +454,20 @@ class PipedriveDealsImport:
         if status in ("won", "gewonnen"):
             closed_at = self.moment(row, "Deal - Won time")
             if closed_at is None:
-                raise RowRejected("Deal - Won time", "", gettext("missing value; a won deal needs its won time"))
+                raise close_time_missing(
+                    column="Deal - Won time",
+                    in_file="Deal - Won time" in self.table.header,
+                    needs=gettext("a won deal needs its won time"),
+                )
             stage = stages.get("Won", kind=StageKind.WON)
         elif status in ("lost", "verloren"):
             closed_at = self.moment(row, "Deal - Lost time")
             if closed_at is None:
-                raise RowRejected("Deal - Lost time", "", gettext("missing value; a lost deal needs its lost time"))
+                raise close_time_missing(
+                    column="Deal - Lost time",
+                    in_file="Deal - Lost time" in self.table.header,
+                    needs=gettext("a lost deal needs its lost time"),
+                )
             stage = stages.get("Lost", kind=StageKind.LOST)
         elif status not in ("open", "offen", ""):
             raise RowRejected("Deal - Status", row.get("Deal - Status", ""), gettext("unknown status; expected open, won or lost"))

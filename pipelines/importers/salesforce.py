@@ -31,6 +31,7 @@ from pipelines.importers.deal_writer import (
     DealRecord,
     Move,
     PipelineStages,
+    close_time_missing,
     deals_write,
     stage_kind_from_name,
 )
@@ -254,7 +255,11 @@ class SalesforceImport:
         if is_closed:
             closed_at = self.moment(row, close_column)
             if closed_at is None and not moves:
-                raise RowRejected(close_column or "Close Date", close_text, gettext("missing value; a won or lost deal needs its close date"))
+                raise close_time_missing(
+                    column=close_column or OPPORTUNITY_COLUMNS["close_date"][0],
+                    in_file=close_column is not None,
+                    needs=gettext("a won or lost deal needs its close date"),
+                )
         elif close_text:
             expected = parse_day(close_text, close_column, date_order=self.date_order)
         if moves and moves[-1].stage_id != stage.pk:
