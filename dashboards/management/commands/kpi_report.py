@@ -209,7 +209,7 @@ def _pipeline(text: str | None) -> Pipeline:
 
 
 def _stage_metric_rows(metric: str, deals, window: Window, pipeline: Pipeline) -> list[dict]:
-    """One row per stage in stage order: funnel steps (then the won step), stays or moves on."""
+    """Build one row per stage in stage order: funnel steps (then the won step), stays, or moves on."""
     if metric == "funnel":
         return [
             {
