@@ -24,7 +24,7 @@ from django.utils.translation import gettext
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from pipelines.importers.base import ImportSourceError
-from pipelines.models import Deal, ImportMapping, ImportRun, ImportRunStatus, ImportSource
+from pipelines.models import Deal, DealStatus, ImportMapping, ImportRun, ImportRunStatus, ImportSource
 from pipelines.services import crm_import
 from spm.exports import INTEGER, Column, Table
 from spm.models import AuditLog, Organization, User
@@ -351,6 +351,8 @@ def preview_rows_for_display(run: ImportRun) -> list[dict]:
             display_row[key] = Decimal(row[key]) if row.get(key) is not None else None
         for key in ("created_at", "closed_at"):
             display_row[key] = dt.datetime.fromisoformat(row[key]) if row.get(key) else None
+        # The preview stores the status code; show its label in the active language.
+        display_row["status"] = DealStatus(row["status"]).label if row.get("status") in DealStatus.values else row.get("status")
         rows.append(display_row)
     return rows
 

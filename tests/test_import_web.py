@@ -317,3 +317,14 @@ def test_generic_upload_asks_for_mapping_and_saves_it(org, admin_client, django_
     second = latest_run(org)
     page = admin_client.get(f"/o/acme/imports/{second.pk}/mapping/").content.decode()
     assert '<option value="Verkäufer" selected>' in page
+
+
+def test_preview_shows_status_label_in_german(org, admin_member, admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client)
+    run = latest_run(org)
+
+    page = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+
+    assert "<td>Gewonnen</td>" in page
+    assert "<td>won</td>" not in page

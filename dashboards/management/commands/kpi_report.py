@@ -82,7 +82,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--as-of",
-            help=_("With --metric attainment: the day pacing is computed for (2017-05-15; default today)."),
+            help=_("With --metric attainment: the report date (2017-05-15; default today). Credit, pacing and projection count only what happened up to that day."),
         )
         parser.add_argument(
             "--pipeline",
