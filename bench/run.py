@@ -265,7 +265,7 @@ class Server:
             "LOG_LEVEL": "WARNING",
         }
         self.processes = []
-        # A free port, so that no other server on this machine answers in our place.
+        # A free port, so that no other server on this machine responds in our place.
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -384,7 +384,7 @@ def phase_http(size: str) -> dict:
         for name, (path, htmx) in targets.items():
             status, body, _seconds = client.get(path, htmx=htmx)  # warm-up, fills the fragment cache
             if status != 200:
-                raise RuntimeError(f"GET {path} answered {status}; the bench session was not accepted")
+                raise RuntimeError(f"GET {path} returned {status}; the bench session was not accepted")
             times = []
             for _ in range(HTTP_REQUESTS if name.startswith("dashboard") else HTTP_REQUESTS // 4):
                 status, body, seconds = client.get(path, htmx=htmx)

@@ -14,19 +14,22 @@ from spm.models import Organization
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    base=TenantTask,
-    bind=True,
-    acks_late=True,
-    soft_time_limit=15 * 60,
-    time_limit=16 * 60,
-    # Lost connections, deadlocks and "database is locked" are transient; a retry
-    # recomputes from scratch because the recompute is idempotent.
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=3,
-)
+# Options of both recompute tasks. Lost connections, deadlocks and "database is locked"
+# are transient, and a retry recomputes from scratch because the recompute is idempotent.
+RECOMPUTE_TASK_OPTIONS = {
+    "base": TenantTask,
+    "bind": True,
+    "acks_late": True,
+    "soft_time_limit": 15 * 60,
+    "time_limit": 16 * 60,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "max_retries": 3,
+}
+
+
+@shared_task(**RECOMPUTE_TASK_OPTIONS)
 def kpi_snapshot_recompute(self, *, organization_id: int) -> dict:
     """Recompute all KPI snapshot rows of one organization; see services.kpi_snapshot_recompute.
 
@@ -55,17 +58,7 @@ def kpi_snapshot_recompute(self, *, organization_id: int) -> dict:
     return result
 
 
-@shared_task(
-    base=TenantTask,
-    bind=True,
-    acks_late=True,
-    soft_time_limit=15 * 60,
-    time_limit=16 * 60,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=3,
-)
+@shared_task(**RECOMPUTE_TASK_OPTIONS)
 def kpi_snapshot_recompute_deals(self, *, organization_id: int, deal_ids: list[int], since: str) -> dict:
     """Recompute the snapshot rows that a change of `deal_ids` at or after `since` (ISO 8601) touches.
 

@@ -46,7 +46,7 @@ def pseudonym(number: int) -> str:
 
 @dataclass(frozen=True)
 class NamePolicy:
-    """How one viewer sees other members' names in one organization."""
+    """Name display rules for one viewer in one organization."""
 
     mode: str
     viewer_id: int

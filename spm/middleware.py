@@ -58,7 +58,7 @@ class OrganizationMiddleware:
 
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        # The lookup is pinned to this user and slug, so it cannot leak another tenant's rows.
+        # The filter on this user and slug can only match the user's own membership row.
         with scopes_disabled():
             membership = (
                 Membership.objects.select_related("organization", "user", "team")
@@ -107,12 +107,12 @@ class AuditActorMiddleware:
 
 # Seconds a broker check result is reused, so a page view costs at most one check per interval and process.
 BROKER_CHECK_INTERVAL_SECONDS = 5.0
-# Upper bound of one check; a broker that does not answer within it counts as down.
+# Upper bound of one check. A broker that does not respond within it counts as down.
 BROKER_CHECK_TIMEOUT_SECONDS = 0.5
 
 
 class _BrokerStatus:
-    """Cached answer to "does the Celery broker accept connections?" for this process."""
+    """Cached result of "does the Celery broker accept connections?" for this process."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -154,7 +154,7 @@ class BrokerStatusMiddleware:
 
     Pages of an organization still render from the database, and a full-page GET
     gets a warning that the numbers may be out of date, because recomputes cannot
-    be queued. A request that fails because a task could not be sent answers 503
+    be queued. A request that fails because a task could not be sent returns 503
     with an explanation instead of a 500.
     """
 

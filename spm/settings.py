@@ -260,7 +260,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # must exceed the longest hard time limit (imports: 3600 s). kombu's default is 3600 s.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3900)}
 # The result backend retries a lost Redis connection 20 times a second apart by default,
-# which would hold a web request for 20 s before it can answer "broker unavailable".
+# which would hold a web request for 20 s before it can respond "broker unavailable".
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 }

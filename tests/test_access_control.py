@@ -21,7 +21,7 @@ from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 UNSAFE_METHODS = ("post", "put", "patch", "delete")
 ALL_METHODS = ("get", *UNSAFE_METHODS)
-# A view that supports none of these answers 405 before it looks anything up, the same for every
+# A view that supports none of these returns 405 before it looks anything up, the same for every
 # id, so a 405 reveals nothing and counts as denied. GET and POST must be denied outright.
 METHODS_405_ACCEPTED = ("put", "patch", "delete")
 
@@ -133,7 +133,7 @@ def _path(pattern: Pattern, org_slug: str | None, values: dict) -> str:
 
 
 class Probe:
-    """Sends requests and collects every unexpected answer, so one run lists all failures."""
+    """Send requests and collect every unexpected response, so one run lists all failures."""
 
     def __init__(self):
         self.failures: list[str] = []

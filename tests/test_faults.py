@@ -476,7 +476,7 @@ def test_killed_import_keeps_previous_data_then_reruns(private_db, workers):
     wait_until(lambda: "WorkerLostError" in Path(worker.log_path).read_text(errors="replace"), "the worker to see its pool process die")
     after_kill = deal_amounts(organization)
     blocker.rollback()
-    # The lost pool process may have stored a failure under the task id, so the run's row, not the result, tells.
+    # The lost pool process may have stored a failure under the task id, so the run's row, not the result, is checked.
     wait_until(lambda: run_state(run)[0] == ImportRunStatus.SUCCEEDED, "the requeued import")
 
     assert previous == {"11": Decimal("1234.56"), "12": Decimal("2000.00")}

@@ -134,7 +134,7 @@ class PipelineAsOf:
 def _deals_open_at_with_stage(deals: QuerySet[Deal], moment: dt.datetime) -> QuerySet[Deal]:
     """Deals open at `moment`, annotated with `stage_then`: the stage of their latest move before it.
 
-    Without history before `moment` the current stage stands in.
+    Without history before `moment`, the current stage is used.
     """
     # The outer queryset is already scoped to one organization, so the subquery filters on the deal alone.
     latest_move = (

@@ -80,7 +80,7 @@ def close_time_missing(*, column: str, in_file: bool, needs: str) -> RowRejected
 
     `column` is the export's column for the close time, `in_file` whether the
     file has it, and `needs` the sentence saying what the deal needs (e.g. "a
-    won deal needs its won time"). The reason tells how to fix the file:
+    won deal needs its won time"). The reason states how to fix the file:
     fill in the cell, or export the file with that column.
     """
     if in_file:
