@@ -184,6 +184,8 @@ class Deal(models.Model):
     deal_source = models.CharField(_("lead source"), max_length=100, blank=True)
     custom_fields = models.JSONField(_("custom fields"), default=dict, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # Set when the deal was deleted in the source CRM (sync); the row stays for the audit trail.
+    deleted_at = models.DateTimeField(_("deleted in the CRM at"), null=True, blank=True)
 
     objects = ScopedManager(organization="organization")
 

@@ -84,11 +84,18 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "csp",
+    "rest_framework",
+    "drf_spectacular",
     "spm",
     "pipelines",
     "goals",
     "coaching",
+    "coaching.skills",
     "dashboards",
+    "integrations.api",
+    "integrations.webhooks",
+    "integrations.capture",
+    "integrations.sync",
 ]
 
 MIDDLEWARE = [
@@ -278,6 +285,33 @@ CELERY_BEAT_SCHEDULE = {
     "pipeline-snapshots": {
         "task": "dashboards.tasks.pipeline_snapshot_schedule",
         "schedule": crontab(minute=5),
+    },
+    # Retrains each organization's win probability model and scores its open deals.
+    "win-probability": {
+        "task": "pipelines.tasks.win_model_train_schedule",
+        "schedule": crontab(hour=3, minute=15),
+    },
+    # Records the system forecast (weighted pipeline + won so far) at each period start and horizon.
+    "forecast-snapshots": {
+        "task": "goals.tasks.forecast_snapshot_schedule",
+        "schedule": crontab(minute=20),
+    },
+    # Weekly coaching digest; hourly, so each organization gets it on Monday morning local time.
+    "weekly-digest": {
+        "task": "coaching.tasks.weekly_digest_schedule",
+        "schedule": crontab(minute=0),
+    },
+    "mailbox-poll": {
+        "task": "integrations.capture.tasks.mailbox_poll_schedule",
+        "schedule": crontab(minute="*/5"),
+    },
+    "calendar-feed-poll": {
+        "task": "integrations.capture.tasks.calendar_feed_poll_schedule",
+        "schedule": crontab(minute=40),
+    },
+    "crm-sync": {
+        "task": "integrations.sync.tasks.crm_sync_schedule",
+        "schedule": crontab(minute="*/15"),
     },
 }
 if not CELERY_BROKER_URL:

@@ -10,4 +10,11 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include("pipelines.urls")),
     path("o/<slug:org_slug>/", include("spm.urls_org")),
     path("o/<slug:org_slug>/", include("goals.urls")),
+    path("o/<slug:org_slug>/", include("coaching.urls")),
+    path("o/<slug:org_slug>/", include("coaching.skills.urls")),
+    path("o/<slug:org_slug>/", include("integrations.webhooks.urls")),
+    path("o/<slug:org_slug>/", include("integrations.capture.urls")),
+    path("o/<slug:org_slug>/", include("integrations.sync.urls")),
+    path("o/<slug:org_slug>/", include("integrations.api.urls_org")),
+    path("api/v1/", include("integrations.api.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Competency rubrics, skill assessments and development plans measured from the data."""

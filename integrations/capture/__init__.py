@@ -1,0 +1,1 @@
+"""Activities captured from calendars (ICS) and mailboxes (IMAP)."""

@@ -1,0 +1,1 @@
+"""Scheduled incremental sync from HubSpot and Pipedrive."""
