@@ -56,6 +56,7 @@ PERSON_PSEUDONYMIZED = "privacy.person_pseudonymized"
 AUDIT_EXPORTED = "audit.exported"
 ACTIVITY_RETENTION_APPLIED = "retention.activities_deleted"
 AUDIT_RETENTION_APPLIED = "retention.audit_deleted"
+AUDIT_RETENTION_APPLIED = "retention.audit_deleted"
 
 # Labels for the filter of the audit page; actions written by other code show their raw name.
 ACTION_LABELS = {
@@ -75,6 +76,8 @@ ACTION_LABELS = {
     PERSON_PSEUDONYMIZED: _("Person pseudonymized"),
     AUDIT_EXPORTED: _("Audit log exported"),
     ACTIVITY_RETENTION_APPLIED: _("Old activities deleted"),
+    AUDIT_RETENTION_APPLIED: _("Old audit log entries deleted"),
+    "organization.security_settings_changed": _("Security and retention settings changed"),
 }
 
 

@@ -119,6 +119,14 @@ class Organization(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(36500)],
         help_text=_("Activities older than this are deleted every night; empty keeps them."),
     )
+    audit_retention_days = models.PositiveIntegerField(
+        _("keep the audit log for (days)"),
+        null=True,
+        blank=True,
+        # At least a year, so one mistyped value cannot wipe the recent trail.
+        validators=[MinValueValidator(365), MaxValueValidator(36500)],
+        help_text=_("Audit log entries older than this are deleted every night; empty keeps them. At least 365."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

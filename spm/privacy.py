@@ -255,3 +255,24 @@ def activity_retention_apply(*, organization: Organization, now: dt.datetime | N
         "Activity retention applied organization_id=%s deleted=%s retention_days=%s", organization.pk, deleted, days
     )
     return deleted
+
+
+def audit_retention_apply(*, organization: Organization, now: dt.datetime | None = None) -> int:
+    """Delete the organization's audit rows older than `audit_retention_days`; return the count.
+
+    `None` days keeps the whole log. The deletion itself is recorded as a new audit row,
+    so the log always shows when and up to which time it was shortened.
+    """
+    days = organization.audit_retention_days
+    if days is None:
+        return 0
+    cutoff = (now or timezone.now()) - dt.timedelta(days=days)
+    with transaction.atomic():
+        deleted = audit.audit_retention_delete(organization=organization, before=cutoff)
+        audit.audit_record(
+            organization=organization,
+            action=audit.AUDIT_RETENTION_APPLIED,
+            object_type="audit",
+            after={"deleted": deleted, "cutoff": cutoff.isoformat(), "retention_days": days},
+        )
+    return deleted

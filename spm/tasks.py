@@ -1,4 +1,4 @@
-"""Celery tasks of the spm app: the nightly retention job."""
+"""Celery tasks of the spm app: the nightly retention jobs (activities and the audit log)."""
 
 import logging
 
@@ -23,18 +23,35 @@ def activity_retention_apply(self, *, organization_id: int) -> int:
     return deleted
 
 
+@shared_task(base=TenantTask, bind=True, acks_late=True)
+def audit_retention_apply(self, *, organization_id: int) -> int:
+    """Delete one organization's audit rows older than its audit retention; see privacy.audit_retention_apply."""
+    organization = Organization.objects.get(pk=organization_id)
+    deleted = privacy.audit_retention_apply(organization=organization)
+    logger.info(
+        "Audit retention task finished task_id=%s organization_id=%s deleted=%s", self.request.id, organization_id, deleted
+    )
+    return deleted
+
+
 @shared_task(bind=True)
 def activity_retention_apply_all(self) -> int:
-    """Queue `activity_retention_apply` for every organization with a retention period; celery beat runs it nightly.
+    """Queue the activity and audit retention tasks of every organization that set a period; beat runs it nightly.
 
-    Returns the number of organizations queued.
+    Returns the number of tasks queued.
     """
     # Cross-tenant scheduler: it reads only organization ids and queues one scoped task each.
     with scopes_disabled():
-        organization_ids = list(
-            Organization.objects.filter(activity_retention_days__isnull=False).values_list("pk", flat=True)
-        )
-    for organization_id in organization_ids:
+        activity_ids = list(Organization.objects.filter(activity_retention_days__isnull=False).values_list("pk", flat=True))
+        audit_ids = list(Organization.objects.filter(audit_retention_days__isnull=False).values_list("pk", flat=True))
+    for organization_id in activity_ids:
         activity_retention_apply.delay(organization_id=organization_id)
-    logger.info("Activity retention queued task_id=%s organizations=%s", self.request.id, len(organization_ids))
-    return len(organization_ids)
+    for organization_id in audit_ids:
+        audit_retention_apply.delay(organization_id=organization_id)
+    logger.info(
+        "Retention queued task_id=%s activity_organizations=%s audit_organizations=%s",
+        self.request.id,
+        len(activity_ids),
+        len(audit_ids),
+    )
+    return len(activity_ids) + len(audit_ids)

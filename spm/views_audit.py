@@ -1,5 +1,8 @@
 """The audit log page of an organization: filter and export (admins only)."""
 
+import json
+from dataclasses import dataclass
+
 from django import forms
 from django.core.paginator import Paginator
 from django.shortcuts import render
@@ -98,6 +101,7 @@ def audit_log(request, org_slug):
     page = Paginator(entries, ROWS_PER_PAGE).get_page(request.GET.get("page"))
     for entry in page:
         entry.action_label = audit.ACTION_LABELS.get(entry.action, entry.action)
+        entry.changes = audit_changes(entry.before, entry.after)
     query = request.GET.copy()
     query.pop("page", None)
     query.pop("export", None)
@@ -108,6 +112,40 @@ def audit_log(request, org_slug):
     }
     status = 200 if is_valid else 400
     return render(request, "spm/audit_log.html", context, status=status)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    name: str
+    before: str
+    after: str
+    changed: bool
+
+
+def _shown(value) -> str:
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def audit_changes(before, after) -> list[FieldChange]:
+    """List the fields of an audit row's before/after values, one line per field name.
+
+    A row that is not a pair of dicts (a plain value, a list) shows as one unnamed field.
+    """
+    if not isinstance(before, dict) and not isinstance(after, dict):
+        if before is None and after is None:
+            return []
+        return [FieldChange("", _shown(before), _shown(after), before != after)]
+    before = before if isinstance(before, dict) else {}
+    after = after if isinstance(after, dict) else {}
+    names = list(before) + [name for name in after if name not in before]
+    return [
+        FieldChange(name, _shown(before.get(name)), _shown(after.get(name)), before.get(name) != after.get(name))
+        for name in names
+    ]
 
 
 def _tabular_response(rows: list[list], *, file_name: str, file_format: str):

@@ -19,7 +19,7 @@ from spm.security import admin_required
 class SecuritySettingsForm(forms.ModelForm):
     class Meta:
         model = Organization
-        fields = ["requires_mfa", "activity_retention_days"]
+        fields = ["requires_mfa", "activity_retention_days", "audit_retention_days"]
 
 
 class EraseConfirmForm(forms.Form):
@@ -38,7 +38,7 @@ def _person_get(membership_id: int) -> Membership:
 def data_protection(request, org_slug):
     organization = request.organization
     if request.method == "POST":
-        before = {"requires_mfa": organization.requires_mfa, "activity_retention_days": organization.activity_retention_days}
+        before = {name: getattr(organization, name) for name in SecuritySettingsForm.Meta.fields}
         form = SecuritySettingsForm(request.POST, instance=organization)
         if form.is_valid():
             form.save()

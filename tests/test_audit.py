@@ -11,6 +11,7 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from spm import audit
+from spm.views_audit import audit_changes
 from spm.models import AuditLog, AuditLogImmutableError, Role
 from tests.factories import MembershipFactory, PipelineFactory, StageFactory, UserFactory
 
@@ -265,3 +266,36 @@ def test_actor_outside_organization_rejected(org, admin_client, entries):
     response = admin_client.get("/o/acme/audit/", {"actor": outsider.pk})
 
     assert response.status_code == 400
+
+
+def test_audit_changes_list_each_field_and_mark_changed_ones():
+    changes = audit_changes({"target": "1000.00", "period": "2024-Q1"}, {"target": "1500.00", "period": "2024-Q1", "reason": "ramp"})
+
+    assert [(change.name, change.before, change.after, change.changed) for change in changes] == [
+        ("target", "1000.00", "1500.00", True),
+        ("period", "2024-Q1", "2024-Q1", False),
+        ("reason", "–", "ramp", True),
+    ]
+
+
+def test_audit_changes_of_a_plain_value_and_of_nothing():
+    assert [(c.name, c.before, c.after, c.changed) for c in audit_changes(None, ["a"])] == [("", "–", '["a"]', True)]
+    assert audit_changes(None, None) == []
+
+
+def test_audit_page_shows_fields_instead_of_raw_dicts(admin_client, org, admin_member):
+    audit.audit_record(
+        organization=org,
+        action=audit.QUOTA_CHANGED,
+        actor=admin_member.user,
+        object_type="quota",
+        object_id=3,
+        before={"target": "1000.00"},
+        after={"target": "1500.00"},
+    )
+
+    response = admin_client.get("/o/acme/audit/")
+
+    html = response.content.decode()
+    assert "{&#x27;target&#x27;" not in html
+    assert '<span class="text-decoration-line-through">1000.00</span> → 1500.00' in html

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 from django_scopes import scope, scopes_disabled
 
@@ -260,13 +261,76 @@ def test_settings_form_error_in_german(admin_member, org):
 
 
 def test_settings_form_saves_mfa_duty_and_audits(admin_client, org):
-    response = admin_client.post("/o/acme/data-protection/", {"requires_mfa": "on", "activity_retention_days": "365"})
+    response = admin_client.post(
+        "/o/acme/data-protection/",
+        {"requires_mfa": "on", "activity_retention_days": "365", "audit_retention_days": "3650"},
+    )
 
     assert response.status_code == 302
     org.refresh_from_db()
     assert org.requires_mfa is True
     assert org.activity_retention_days == 365
+    assert org.audit_retention_days == 3650
     with scope(organization=org):
         entry = AuditLog.objects.get(action="organization.security_settings_changed")
-    assert entry.before == {"requires_mfa": False, "activity_retention_days": None}
-    assert entry.after == {"requires_mfa": True, "activity_retention_days": 365}
+    assert entry.before == {"requires_mfa": False, "activity_retention_days": None, "audit_retention_days": None}
+    assert entry.after == {"requires_mfa": True, "activity_retention_days": 365, "audit_retention_days": 3650}
+
+
+def _audit_row_at(organization, created_at, action="test.old"):
+    entry = audit.audit_record(organization=organization, action=action, object_type="test")
+    with audit.audit_privileged(), connection.cursor() as cursor:
+        cursor.execute("UPDATE spm_auditlog SET created_at = %s WHERE id = %s", [created_at, entry.pk])
+    return entry
+
+
+def test_audit_retention_deletes_only_older_rows_and_records_itself(org, other_org):
+    org.audit_retention_days = 365
+    org.save()
+    old = _audit_row_at(org, NOW - dt.timedelta(days=366))
+    kept = _audit_row_at(org, NOW - dt.timedelta(days=364))
+    other = _audit_row_at(other_org, NOW - dt.timedelta(days=1000))
+
+    deleted = privacy.audit_retention_apply(organization=org, now=NOW)
+
+    assert deleted == 1
+    with scopes_disabled():
+        remaining = set(AuditLog.objects.values_list("pk", flat=True))
+        record = AuditLog.objects.get(organization=org, action=audit.AUDIT_RETENTION_APPLIED)
+    assert old.pk not in remaining
+    assert {kept.pk, other.pk} <= remaining
+    assert record.after == {"deleted": 1, "cutoff": "2023-07-01T12:00:00+00:00", "retention_days": 365}
+
+
+def test_audit_retention_empty_keeps_the_log(org):
+    _audit_row_at(org, NOW - dt.timedelta(days=5000))
+
+    assert privacy.audit_retention_apply(organization=org, now=NOW) == 0
+    with scopes_disabled():
+        assert not AuditLog.objects.filter(action=audit.AUDIT_RETENTION_APPLIED).exists()
+
+
+def test_audit_retention_below_a_year_rejected_on_the_page(admin_member, org):
+    client = Client()
+    client.force_login(admin_member.user)
+
+    response = client.post("/o/acme/data-protection/", {"audit_retention_days": "30"})
+
+    assert response.status_code == 400
+    assert "365" in response.content.decode()
+    org.refresh_from_db()
+    assert org.audit_retention_days is None
+
+
+def test_nightly_retention_queues_audit_retention(org, other_org):
+    from spm.tasks import activity_retention_apply_all
+
+    other_org.audit_retention_days = 400
+    other_org.save()
+    _audit_row_at(other_org, dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+
+    queued = activity_retention_apply_all.delay().get()
+
+    assert queued == 1
+    with scopes_disabled():
+        assert not AuditLog.objects.filter(organization=other_org, action="test.old").exists()
