@@ -414,3 +414,107 @@ class ImportMapping(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "source"], name="pipelines_importmapping_unique_source"),
         ]
+
+
+class WinModelStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Training")
+    SUCCEEDED = "succeeded", _("Trained")
+    INSUFFICIENT = "insufficient", _("Too little history")
+    FAILED = "failed", _("Failed")
+
+
+class WinModel(models.Model):
+    """One training run of an organization's win-probability model, its held-out metrics and coefficients.
+
+    The latest run that finished as trained or as "too little history" decides what the
+    product shows: its coefficients score open deals, or no deal gets a score. A failed
+    run keeps the previous model. `parameters` holds everything scoring needs (feature
+    columns with their means, scales and coefficients), so no pickled object is stored.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    version = models.PositiveIntegerField(_("version"))
+    status = models.CharField(_("status"), max_length=16, choices=WinModelStatus.choices, default=WinModelStatus.QUEUED)
+    requested_by = models.ForeignKey(
+        "spm.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("started by")
+    )
+    task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    progress_done = models.PositiveSmallIntegerField(_("steps done"), default=0)
+    progress_total = models.PositiveSmallIntegerField(_("steps in total"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    trained_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    closed_won_count = models.PositiveIntegerField(_("won deals in the history"), default=0)
+    closed_lost_count = models.PositiveIntegerField(_("lost deals in the history"), default=0)
+    cut_on = models.DateField(
+        _("split date"), null=True, blank=True, help_text=_("Deals closed before this date train, the rest test.")
+    )
+    n_train = models.PositiveIntegerField(_("training deals"), default=0)
+    n_test = models.PositiveIntegerField(_("test deals"), default=0)
+    n_train_rows = models.PositiveIntegerField(_("training snapshots"), default=0)
+    n_test_rows = models.PositiveIntegerField(_("test snapshots"), default=0)
+    brier_score = models.FloatField(_("Brier score"), null=True, blank=True)
+    auc = models.FloatField(_("AUC"), null=True, blank=True)
+    calibration = models.JSONField(_("calibration bands"), default=list, blank=True)
+    parameters = models.JSONField(_("model parameters"), default=dict, blank=True)
+    scored_count = models.PositiveIntegerField(_("open deals scored"), default=0)
+    message = models.TextField(_("message"), blank=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("win-probability model")
+        verbose_name_plural = _("win-probability models")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "version"], name="pipelines_winmodel_unique_version"),
+        ]
+        indexes = [
+            # The admin page and the scoring read an organization's latest runs.
+            models.Index(fields=["organization", "-created_at"], name="pipelines_winmodel_recent"),
+        ]
+
+    def __str__(self):
+        return f"v{self.version} {self.get_status_display()}"
+
+    @property
+    def is_busy(self) -> bool:
+        return self.status in (WinModelStatus.QUEUED, WinModelStatus.RUNNING)
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status in (WinModelStatus.SUCCEEDED, WinModelStatus.INSUFFICIENT):
+            return 100
+        if not self.progress_total:
+            return 0
+        return min(100, self.progress_done * 100 // self.progress_total)
+
+
+class DealScore(models.Model):
+    """The current win probability of one open deal and the factors that moved it most.
+
+    `factors` lists up to three dicts `{"factor", "value", "effect"}`: the feature, the
+    deal's value of it (JSON-ready) and its contribution in log-odds against the average
+    training snapshot. Pages turn them into words in the reader's language.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    # A ForeignKey with the unique constraint below rather than a OneToOneField, whose
+    # unique index on deal_id alone would not start with the organization.
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="win_scores", verbose_name=_("deal"))
+    model = models.ForeignKey(WinModel, on_delete=models.CASCADE, related_name="scores", verbose_name=_("model"))
+    probability = models.DecimalField(
+        _("win probability"), max_digits=5, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(1)]
+    )
+    factors = models.JSONField(_("top factors"), default=list, blank=True)
+    scored_at = models.DateTimeField(_("scored at"))
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("deal score")
+        verbose_name_plural = _("deal scores")
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "deal"], name="pipelines_dealscore_unique_deal"),
+        ]
