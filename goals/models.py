@@ -324,3 +324,177 @@ class ScorecardView(models.Model):
             # The admin's view log lists an organization's views newest first.
             models.Index(fields=["organization", "-viewed_at"], name="goals_scorecardview_recent"),
         ]
+
+
+# --- forecasting ----------------------------------------------------------------------------------
+
+
+class ForecastCategory(models.TextChoices):
+    PIPELINE = "pipeline", _("Pipeline")
+    BEST_CASE = "best_case", _("Best case")
+    COMMIT = "commit", _("Commit")
+    CLOSED = "closed", _("Closed")
+    OMITTED = "omitted", _("Omitted")
+
+
+class ForecastPeriodKind(models.TextChoices):
+    QUARTER = "quarter", _("Quarter")
+    MONTH = "month", _("Month")
+
+
+class ForecastSettings(models.Model):
+    """An organization's forecast period; without a row the forecast runs per fiscal quarter."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    period_kind = models.CharField(
+        _("forecast period"), max_length=8, choices=ForecastPeriodKind.choices, default=ForecastPeriodKind.QUARTER
+    )
+    updated_at = models.DateTimeField(_("changed at"), auto_now=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("forecast settings")
+        verbose_name_plural = _("forecast settings")
+        constraints = [
+            models.UniqueConstraint(fields=["organization"], name="goals_forecastsettings_unique_org"),
+        ]
+
+
+class StageForecastCategory(models.Model):
+    """The forecast category an admin chose for an open stage; stages without a row use the default rule."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    stage = models.ForeignKey(
+        "pipelines.Stage", on_delete=models.CASCADE, related_name="+", verbose_name=_("stage")
+    )
+    category = models.CharField(_("forecast category"), max_length=16, choices=ForecastCategory.choices)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("stage forecast category")
+        verbose_name_plural = _("stage forecast categories")
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "stage"], name="goals_stageforecastcategory_unique_stage"),
+        ]
+
+
+class DealForecastCategory(models.Model):
+    """A per-deal override of the category its stage implies, set by the owner or a manager above."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    deal = models.ForeignKey(
+        "pipelines.Deal", on_delete=models.CASCADE, related_name="+", verbose_name=_("deal")
+    )
+    category = models.CharField(_("forecast category"), max_length=16, choices=ForecastCategory.choices)
+    set_by = models.ForeignKey(
+        "spm.Membership", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("set by")
+    )
+    set_at = models.DateTimeField(_("set at"), auto_now=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("deal forecast category")
+        verbose_name_plural = _("deal forecast categories")
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "deal"], name="goals_dealforecastcategory_unique_deal"),
+        ]
+
+
+class ForecastSubmissionImmutableError(Exception):
+    """Raised when code tries to change or delete a forecast submission, which is history."""
+
+
+class ForecastSubmission(models.Model):
+    """One forecast call for a person's period, kept forever: a new call adds a row, never edits one.
+
+    `subject` is whose forecast it is. A rep's covers their own deals; a manager's covers
+    everyone who rolls up to them. `submitted_by` is the subject (their own call) or a
+    manager above (an adjustment). Amounts are totals expected to be won in the period,
+    in the base currency, including what is already won.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    subject = models.ForeignKey(
+        "spm.Membership", on_delete=models.CASCADE, related_name="forecast_submissions", verbose_name=_("forecast of")
+    )
+    submitted_by = models.ForeignKey(
+        "spm.Membership", null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("submitted by")
+    )
+    period_kind = models.CharField(_("period kind"), max_length=8, choices=ForecastPeriodKind.choices)
+    period_start = models.DateField(_("period start"))
+    commit_amount = models.DecimalField(
+        _("commit"), max_digits=18, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
+    )
+    best_case_amount = models.DecimalField(
+        _("best case"), max_digits=18, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
+    )
+    comment = models.TextField(_("comment"), blank=True, max_length=2000)
+    submitted_at = models.DateTimeField(_("submitted at"))
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("forecast submission")
+        verbose_name_plural = _("forecast submissions")
+        ordering = ["submitted_at", "id"]
+        indexes = [
+            # The roll-up and the accuracy table read one period's calls per person in time order.
+            models.Index(
+                fields=["organization", "period_kind", "period_start", "subject", "submitted_at"],
+                name="goals_forecastsub_period",
+            ),
+        ]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ForecastSubmissionImmutableError("Forecast submissions cannot be changed; submit a new one.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ForecastSubmissionImmutableError("Forecast submissions cannot be deleted.")
+
+
+class ForecastHorizon(models.TextChoices):
+    START = "start", _("At period start")
+    WEEKS_8 = "8w", _("8 weeks before end")
+    WEEKS_4 = "4w", _("4 weeks before end")
+    WEEKS_1 = "1w", _("1 week before end")
+
+
+class ForecastSnapshot(models.Model):
+    """The system forecast of one member for a period as of one horizon: weighted pipeline + won so far.
+
+    `as_of` is the horizon's instant (local midnight). `is_reconstructed` marks rows
+    computed well after that instant from the stage history (a late run or a backfill):
+    their stages and closes are historical, but expected close dates, amounts and
+    probability overrides are the values at computation time.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    membership = models.ForeignKey(
+        "spm.Membership", on_delete=models.CASCADE, related_name="+", verbose_name=_("member")
+    )
+    period_kind = models.CharField(_("period kind"), max_length=8, choices=ForecastPeriodKind.choices)
+    period_start = models.DateField(_("period start"))
+    horizon = models.CharField(_("horizon"), max_length=8, choices=ForecastHorizon.choices)
+    as_of = models.DateTimeField(_("as of"))
+    weighted_pipeline_amount = models.DecimalField(_("weighted pipeline"), max_digits=18, decimal_places=2)
+    won_amount = models.DecimalField(_("won so far"), max_digits=18, decimal_places=2)
+    forecast_amount = models.DecimalField(_("system forecast"), max_digits=18, decimal_places=2)
+    is_reconstructed = models.BooleanField(_("reconstructed"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    objects = ScopedManager(organization="organization")
+
+    class Meta:
+        verbose_name = _("forecast snapshot")
+        verbose_name_plural = _("forecast snapshots")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "period_kind", "period_start", "horizon", "membership"],
+                name="goals_forecastsnapshot_unique_key",
+            ),
+        ]
