@@ -1,0 +1,299 @@
+"""The record import core shared by the REST API and the CRM sync."""
+
+import datetime as dt
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+from django_scopes import scope
+
+from goals.models import Team, Territory
+from pipelines.models import Account, Activity, Deal, DealStageChange, Stage, StageKind
+from pipelines.services_records import RecordsSourceError, records_import
+from spm.models import AuditLog, Membership, Role
+
+PIPELINE = {
+    "name": "Sales",
+    "stages": [
+        {"name": "Prospecting", "kind": "open", "probability": 10},
+        {"name": "Engaging", "kind": "open", "probability": 50},
+        {"name": "Won", "kind": "won", "probability": 100},
+        {"name": "Lost", "kind": "lost", "probability": 0},
+    ],
+}
+PEOPLE = [
+    {"external_id": "Dana Boss", "name": "Dana Boss", "role": "manager", "team": "Dana Boss", "territory": "West"},
+    {"external_id": "Rita Rep", "name": "Rita Rep", "manager": "Dana Boss", "team": "Dana Boss", "territory": "West"},
+]
+ACCOUNTS = [{"external_id": "Acme", "sector": "retail", "employees": 12}]
+DEALS = [
+    {
+        "external_id": "D1",
+        "owner": "Rita Rep",
+        "pipeline": "Sales",
+        "stage": "Won",
+        "entry_stage": "Engaging",
+        "amount": 1000,
+        "created_at": "2017-01-10",
+        "closed_at": "2017-03-01",
+        "account": "Acme",
+        "product": "GTX",
+    },
+    {
+        "external_id": "D2",
+        "owner": "Rita Rep",
+        "pipeline": "Sales",
+        "stage": "Lost",
+        "entry_stage": "Engaging",
+        "amount": "250.50",
+        "created_at": "2017-02-01",
+        "closed_at": "2017-02-20",
+    },
+    {"external_id": "D3", "owner": "Rita Rep", "pipeline": "Sales", "stage": "Prospecting", "created_at": "2017-04-01"},
+]
+
+
+def run(org, **records):
+    with mock.patch("pipelines.services_records.kpi_recompute_schedule") as schedule, scope(organization=org):
+        result = records_import(organization=org, source="api", label="test", **records)
+    return result, schedule
+
+
+def load_all(org):
+    return run(org, pipelines=[PIPELINE], people=PEOPLE, accounts=ACCOUNTS, deals=DEALS)
+
+
+@pytest.mark.django_db
+def test_records_import_writes_deals_with_implied_history(org):
+    result, schedule = load_all(org)
+
+    assert result.record_errors == []
+    assert result.counts["deals"].created == 3
+    schedule.assert_called_once_with(organization_id=org.pk)
+    with scope(organization=org):
+        won = Deal.objects.get(source="api", external_id="D1")
+        assert won.status == "won"
+        assert won.closed_at == dt.datetime(2017, 3, 1, 12, tzinfo=dt.timezone.utc)
+        assert won.base_amount == Decimal("1000.00")
+        assert won.account.external_id == "Acme"
+        assert won.product.name == "GTX"
+        assert won.owner.user.name == "Rita Rep"
+        history = list(won.stage_changes.order_by("changed_at").values_list("to_stage__name", flat=True))
+        assert history == ["Engaging", "Won"]
+        assert Deal.objects.get(external_id="D2").base_amount == Decimal("250.50")
+        assert Deal.objects.get(external_id="D3").status == "open"
+        names = list(Stage.objects.filter(pipeline__name="Sales").order_by("order").values_list("name", "probability"))
+        assert names == [("Prospecting", 10), ("Engaging", 50), ("Won", 100), ("Lost", 0)]
+
+
+@pytest.mark.django_db
+def test_records_import_people_teams_and_territories(org):
+    load_all(org)
+
+    with scope(organization=org):
+        boss = Membership.objects.get(external_id="Dana Boss")
+        rep = Membership.objects.get(external_id="Rita Rep")
+        team = Team.objects.get(name="Dana Boss")
+        assert boss.role == Role.MANAGER
+        assert rep.role == Role.REP
+        assert rep.manager == boss
+        assert rep.team == team
+        assert team.manager == boss
+        assert rep.territory == Territory.objects.get(name="West")
+
+
+@pytest.mark.django_db
+def test_records_import_second_run_changes_nothing(org):
+    load_all(org)
+    with scope(organization=org):
+        changes_before = DealStageChange.objects.count()
+
+    result, schedule = load_all(org)
+
+    for entity in ("pipelines", "people", "accounts", "deals", "stage_changes"):
+        assert result.counts[entity].created == 0, entity
+        assert result.counts[entity].updated == 0, entity
+    assert result.counts["deals"].unchanged == 3
+    assert result.has_changes is False
+    schedule.assert_not_called()
+    with scope(organization=org):
+        assert DealStageChange.objects.count() == changes_before
+
+
+@pytest.mark.django_db
+def test_records_import_reports_each_rejection(org):
+    deals = [
+        {"external_id": "OK", "owner": "Rita Rep", "stage": "Open", "created_at": "2017-01-01"},
+        {"external_id": "BAD1", "owner": "Rita Rep", "stage": "Open", "created_at": "2017-01-01", "amount": "-5"},
+        {"external_id": "BAD2", "owner": "Rita Rep", "status": "won", "created_at": "2017-01-01"},
+        {"external_id": "BAD3", "owner": "Rita Rep", "status": "maybe", "created_at": "2017-01-01"},
+        {"external_id": "OK", "owner": "Rita Rep", "stage": "Open", "created_at": "2017-01-01"},
+        {"external_id": "BAD4", "stage": "Open", "created_at": "2017-01-01"},
+        "not an object",
+    ]
+
+    result, _schedule = run(org, deals=deals)
+
+    rejected = [(error.index, error.external_id, error.field, error.value) for error in result.record_errors]
+    assert rejected == [
+        (6, "", "", "'not an object'"),
+        (1, "BAD1", "amount", "-5"),
+        (2, "BAD2", "closed_at", ""),
+        (3, "BAD3", "status", "maybe"),
+        (4, "OK", "external_id", "OK"),
+        (5, "BAD4", "owner", ""),
+    ]
+    reasons = {error.index: error.reason for error in result.record_errors}
+    assert reasons[1] == "negative amount; amounts must be 0 or more"
+    assert reasons[4] == "duplicate external id; the record at index 0 has it too"
+    assert result.counts["deals"].created == 1
+    assert result.counts["deals"].rejected == 6
+    with scope(organization=org):
+        assert list(Deal.objects.values_list("external_id", flat=True)) == ["OK"]
+
+
+@pytest.mark.django_db
+def test_records_import_rejection_in_german(org):
+    from django.utils import translation
+
+    with translation.override("de"):
+        result, _schedule = run(org, deals=[{"external_id": "X", "owner": "A", "stage": "Open"}])
+
+    assert result.record_errors[0].field == "created_at"
+    assert result.record_errors[0].reason != "missing value"
+
+
+@pytest.mark.django_db
+def test_records_import_stage_change_backwards_reopens_deal(org):
+    load_all(org)
+
+    result, schedule = run(
+        org,
+        stage_changes=[
+            {"deal": "D1", "stage": "Engaging", "changed_at": "2017-03-05T09:30:00+01:00"},
+        ],
+    )
+
+    assert result.record_errors == []
+    assert result.counts["stage_changes"].created == 1
+    assert result.counts["deals"].updated == 1
+    schedule.assert_called_once()
+    with scope(organization=org):
+        deal = Deal.objects.get(external_id="D1")
+        assert deal.status == "open"
+        assert deal.closed_at is None
+        assert deal.stage.name == "Engaging"
+        move = deal.stage_changes.order_by("-changed_at").first()
+        assert move.from_stage.name == "Won"
+        assert move.changed_at == dt.datetime(2017, 3, 5, 8, 30, tzinfo=dt.timezone.utc)
+
+    again, _schedule = run(org, stage_changes=[{"deal": "D1", "stage": "Engaging", "changed_at": "2017-03-05T09:30:00+01:00"}])
+    assert again.counts["stage_changes"].created == 0
+    assert again.counts["stage_changes"].unchanged == 1
+
+
+@pytest.mark.django_db
+def test_records_import_new_deal_with_history(org):
+    run(org, pipelines=[PIPELINE])
+
+    result, _schedule = run(
+        org,
+        deals=[{"external_id": "H1", "owner_email": "ann@acme.example", "pipeline": "Sales", "created_at": "2017-01-01"}],
+        stage_changes=[
+            {"deal": "H1", "stage": "Prospecting", "changed_at": "2017-01-01"},
+            {"deal": "H1", "stage": "Won", "changed_at": "2017-02-01"},
+            {"deal": "H1", "stage": "Engaging", "changed_at": "2017-02-10"},
+            {"deal": "H1", "stage": "Lost", "changed_at": "2017-03-01"},
+            {"deal": "NOPE", "stage": "Lost", "changed_at": "2017-03-01"},
+        ],
+    )
+
+    assert [(error.entity, error.index, error.field) for error in result.record_errors] == [("stage_changes", 4, "deal")]
+    with scope(organization=org):
+        deal = Deal.objects.get(external_id="H1")
+        assert deal.status == StageKind.LOST
+        assert deal.closed_at == dt.datetime(2017, 3, 1, 12, tzinfo=dt.timezone.utc)
+        assert deal.stage_changes.count() == 4
+        assert deal.owner.user.email == "ann@acme.example"
+
+
+@pytest.mark.django_db
+def test_records_import_deleted_flag_keeps_row(org):
+    load_all(org)
+
+    result, schedule = run(org, deals=[{"external_id": "D2", "deleted": True, "deleted_at": "2017-05-01T10:00:00Z"}])
+
+    assert result.record_errors == []
+    assert result.counts["deals"].updated == 1
+    schedule.assert_called_once()
+    with scope(organization=org):
+        deal = Deal.objects.get(external_id="D2")
+        assert deal.deleted_at == dt.datetime(2017, 5, 1, 10, tzinfo=dt.timezone.utc)
+        assert deal.status == "lost"
+
+    again, schedule = run(org, deals=[{"external_id": "D2", "deleted": True}])
+    assert again.counts["deals"].unchanged == 1
+    schedule.assert_not_called()
+    with scope(organization=org):
+        assert Deal.objects.get(external_id="D2").deleted_at == dt.datetime(2017, 5, 1, 10, tzinfo=dt.timezone.utc)
+
+    restored, _schedule = run(org, deals=[dict(DEALS[1])])
+    assert restored.counts["deals"].updated == 1
+    with scope(organization=org):
+        assert Deal.objects.get(external_id="D2").deleted_at is None
+
+
+@pytest.mark.django_db
+def test_records_import_writes_audit_entry(org, admin_member):
+    load_all(org)
+    run(org, deals=[DEALS[0]])
+
+    with scope(organization=org):
+        entries = list(AuditLog.objects.filter(action="import.finished").order_by("pk"))
+    assert len(entries) == 2
+    assert entries[0].object_id == "api"
+    assert entries[0].after["path"] == "test"
+    assert entries[0].after["counts"]["deals"]["created"] == 3
+    assert entries[1].after["counts"]["deals"]["unchanged"] == 1
+
+
+@pytest.mark.django_db
+def test_records_import_activities_upsert(org):
+    load_all(org)
+    activity = {
+        "external_id": "A1",
+        "kind": "meeting",
+        "owner": "Rita Rep",
+        "occurred_at": "2017-02-01T10:00",
+        "deal": "D1",
+        "duration_minutes": 30,
+    }
+
+    first, _schedule = run(org, activities=[activity, {"external_id": "A2", "kind": "fax", "owner": "Rita Rep"}])
+    second, _schedule = run(org, activities=[activity])
+
+    assert first.counts["activities"].created == 1
+    assert [(error.index, error.field) for error in first.record_errors] == [(1, "kind")]
+    assert second.counts["activities"].unchanged == 1
+    with scope(organization=org):
+        stored = Activity.objects.get(external_id="A1")
+        assert stored.duration == dt.timedelta(minutes=30)
+        assert stored.account == Account.objects.get(external_id="Acme")
+        # 10:00 in Europe/Berlin (winter) is 09:00 UTC.
+        assert stored.occurred_at == dt.datetime(2017, 2, 1, 9, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.django_db
+def test_records_import_rejects_admin_role(org):
+    result, _schedule = run(org, people=[{"external_id": "X", "email": "x@acme.example", "role": "admin"}])
+
+    assert [(error.field, error.value) for error in result.record_errors] == [("role", "admin")]
+
+
+@pytest.mark.django_db
+def test_records_import_rejects_invalid_source(org):
+    with scope(organization=org):
+        with pytest.raises(RecordsSourceError):
+            records_import(organization=org, source="", deals=[])
+        with pytest.raises(RecordsSourceError):
+            records_import(organization=org, source="api", currency="EURO", deals=[])
