@@ -15,7 +15,13 @@ from django_scopes import scopes_disabled
 
 from spm.celery import app as celery_app
 from spm.models import Role
-from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
+from tests.attainment_data import stages_create
+from tests.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    TeamFactory,
+    UserFactory,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -88,6 +94,23 @@ def other_rep(org, team, manager_member):
         return MembershipFactory(
             organization=org, role=Role.REP, team=team, manager=manager_member, user=UserFactory(email="rep2@acme.example")
         )
+
+
+@pytest.fixture
+def south_rep(org):
+    """A rep of another team, South, with no manager: outside the manager's reports."""
+    with scopes_disabled():
+        south = TeamFactory(organization=org, name="South")
+        return MembershipFactory(
+            organization=org, role=Role.REP, team=south, user=UserFactory(email="south@acme.example", name="Sue South")
+        )
+
+
+@pytest.fixture
+def stages(org):
+    """The pipeline Qualify (open) → Won → Lost, keyed by deal status."""
+    with scopes_disabled():
+        return stages_create(org)
 
 
 @pytest.fixture

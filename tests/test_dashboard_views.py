@@ -30,43 +30,13 @@ from django_scopes import scopes_disabled
 
 from dashboards.models import KpiSnapshot
 from dashboards.services import kpi_snapshot_recompute
-from pipelines.models import DealStatus, StageKind
-from spm.models import Role
+from pipelines.models import DealStatus
+from tests.attainment_data import utc
 from tests.factories import (
     DealFactory,
-    MembershipFactory,
-    PipelineFactory,
-    StageFactory,
-    TeamFactory,
-    UserFactory,
 )
 
 NBSP = "\xa0"
-
-
-
-def utc(month, day, year=2017):
-    return dt.datetime(year, month, day, 12, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture
-def stages(org):
-    with scopes_disabled():
-        pipeline = PipelineFactory(organization=org)
-        return {
-            "open": StageFactory(pipeline=pipeline, name="Qualify", order=1, kind=StageKind.OPEN),
-            "won": StageFactory(pipeline=pipeline, name="Won", order=2, kind=StageKind.WON, probability=100),
-            "lost": StageFactory(pipeline=pipeline, name="Lost", order=3, kind=StageKind.LOST, probability=0),
-        }
-
-
-@pytest.fixture
-def south_rep(org):
-    with scopes_disabled():
-        south = TeamFactory(organization=org, name="South")
-        return MembershipFactory(
-            organization=org, role=Role.REP, team=south, user=UserFactory(email="south@acme.example", name="Sue South")
-        )
 
 
 def add_deal(owner, stages, status, amount, created_at, closed_at=None):

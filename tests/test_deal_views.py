@@ -8,49 +8,17 @@ from decimal import Decimal
 import pytest
 from django_scopes import scopes_disabled
 
-from pipelines.models import DealStatus, StageKind
-from spm.models import Role
+from pipelines.models import DealStatus
+from tests.attainment_data import utc
 from tests.factories import (
     AccountFactory,
     DealFactory,
     DealStageChangeFactory,
-    MembershipFactory,
-    PipelineFactory,
     ProductFactory,
-    StageFactory,
-    TeamFactory,
     TerritoryFactory,
-    UserFactory,
 )
 
 NBSP = "\xa0"
-
-
-
-def utc(month, day, year=2017):
-    return dt.datetime(year, month, day, 12, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture
-def stages(org):
-    with scopes_disabled():
-        pipeline = PipelineFactory(organization=org)
-        return {
-            "open": StageFactory(pipeline=pipeline, name="Qualify", order=1, kind=StageKind.OPEN),
-            "won": StageFactory(pipeline=pipeline, name="Won", order=2, kind=StageKind.WON),
-            "lost": StageFactory(pipeline=pipeline, name="Lost", order=3, kind=StageKind.LOST),
-        }
-
-
-@pytest.fixture
-def south_rep(org):
-    with scopes_disabled():
-        return MembershipFactory(
-            organization=org,
-            role=Role.REP,
-            team=TeamFactory(organization=org, name="South"),
-            user=UserFactory(email="south@acme.example"),
-        )
 
 
 @pytest.fixture
