@@ -16,12 +16,7 @@ from django_scopes import scopes_disabled
 from spm.celery import app as celery_app
 from spm.models import Role
 from tests.attainment_data import stages_create
-from tests.factories import (
-    MembershipFactory,
-    OrganizationFactory,
-    TeamFactory,
-    UserFactory,
-)
+from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)

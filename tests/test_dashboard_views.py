@@ -32,9 +32,7 @@ from dashboards.models import KpiSnapshot
 from dashboards.services import kpi_snapshot_recompute
 from pipelines.models import DealStatus
 from tests.attainment_data import utc
-from tests.factories import (
-    DealFactory,
-)
+from tests.factories import DealFactory
 
 NBSP = "\xa0"
 

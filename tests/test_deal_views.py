@@ -10,13 +10,7 @@ from django_scopes import scopes_disabled
 
 from pipelines.models import DealStatus
 from tests.attainment_data import utc
-from tests.factories import (
-    AccountFactory,
-    DealFactory,
-    DealStageChangeFactory,
-    ProductFactory,
-    TerritoryFactory,
-)
+from tests.factories import AccountFactory, DealFactory, DealStageChangeFactory, ProductFactory, TerritoryFactory
 
 NBSP = "\xa0"
 
