@@ -97,12 +97,40 @@ def _contest(owner: Membership):
     )
 
 
+# --- skills and development plans (coaching.skills) ---
+
+
+def _competency(owner: Membership):
+    from coaching.skills.models import Competency
+
+    return Competency.objects.create(organization=owner.organization, name_de="Abschluss", name_en="Closing")
+
+
+def _development_plan(owner: Membership):
+    from coaching.skills.models import DevelopmentPlan
+
+    return DevelopmentPlan.objects.create(organization=owner.organization, member=owner, title="Better closing")
+
+
+def _training_item(owner: Membership):
+    from coaching.skills.models import TrainingItem
+
+    plan = _development_plan(owner)
+    return TrainingItem.objects.create(
+        organization=owner.organization, plan=plan, title="Negotiation course", due_on=dt.date(2017, 9, 30)
+    )
+
+
 OBJECT_KINDS: dict[str, ObjectKind] = {
     "deal": ObjectKind(create=_deal),
     # A person: the membership itself is the owner.
     "membership": ObjectKind(create=lambda owner: owner),
     "import_run": ObjectKind(create=_import_run, owner_scoped=False),
     "contest": ObjectKind(create=_contest, owner_scoped=False),
+    # skills: the rubric belongs to the organization; a plan and its items to the plan's member.
+    "competency": ObjectKind(create=_competency, owner_scoped=False),
+    "development_plan": ObjectKind(create=_development_plan),
+    "training_item": ObjectKind(create=_training_item),
 }
 
 
@@ -154,6 +182,21 @@ URL_ACCESS: dict[str, OrgUrl | GlobalUrl] = {
     "import_mapping": OrgUrl(roles=ADMINS, params={"pk": "import_run"}, get_status=400),
     "import_progress": OrgUrl(roles=ADMINS, params={"pk": "import_run"}),
     "import_rejected": OrgUrl(roles=ADMINS, params={"pk": "import_run"}),
+    # skills: rubric (admins), assessments and development plans (coaching.skills)
+    "skills_home": OrgUrl(roles=ALL_ROLES),
+    "skills_rubric": OrgUrl(roles=ADMINS),
+    "skills_rubric_default": OrgUrl(roles=ADMINS, get_status=405),
+    "skills_competency": OrgUrl(roles=ADMINS, params={"competency_id": "competency"}),
+    "skills_competency_delete": OrgUrl(roles=ADMINS, params={"competency_id": "competency"}, get_status=405),
+    # Reps open their own page and assess themselves; managers assess the members they lead.
+    "skills_member": OrgUrl(roles=ALL_ROLES, params={"member_id": "membership"}),
+    "skills_assess": OrgUrl(roles=ALL_ROLES, params={"member_id": "membership"}),
+    "plan_new": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"member_id": "membership"}),
+    "plan_list": OrgUrl(roles=ALL_ROLES),
+    "plan_detail": OrgUrl(roles=ALL_ROLES, params={"plan_id": "development_plan"}),
+    "plan_goal_add": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"plan_id": "development_plan"}, get_status=405),
+    "plan_item_add": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"plan_id": "development_plan"}, get_status=405),
+    "plan_item_done": OrgUrl(roles=ALL_ROLES, params={"item_id": "training_item"}, get_status=405),
     # allauth: account pages
     "account_login": GlobalUrl(anonymous=PUBLIC),
     "account_logout": GlobalUrl(anonymous=PUBLIC),

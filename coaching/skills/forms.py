@@ -1,0 +1,152 @@
+"""Forms of the skills pages: a competency with its levels, an assessment, a plan, a goal, a training item."""
+
+from decimal import Decimal
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from coaching.skills.indicators import RATIO_INDICATORS
+from coaching.skills.models import LEVELS, Competency, Indicator
+from dashboards.analytics.periods import parse_period_or_range
+from pipelines.models import Stage, StageKind
+
+DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+SHORT_TEXT = forms.Textarea(attrs={"rows": 2})
+
+
+class CompetencyForm(forms.Form):
+    name_de = forms.CharField(label=_("Name (German)"), max_length=100)
+    name_en = forms.CharField(label=_("Name (English)"), max_length=100)
+    description_de = forms.CharField(label=_("Description (German)"), required=False, widget=SHORT_TEXT)
+    description_en = forms.CharField(label=_("Description (English)"), required=False, widget=SHORT_TEXT)
+    order = forms.IntegerField(label=_("Position in the rubric"), min_value=0, max_value=32767, initial=0)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for level in LEVELS:
+            for language, language_label in (("de", _("German")), ("en", _("English"))):
+                self.fields[f"level_{level}_{language}"] = forms.CharField(
+                    label=_("Level %(level)s (%(language)s)") % {"level": level, "language": language_label},
+                    required=False,
+                    widget=SHORT_TEXT,
+                )
+
+    @classmethod
+    def initial_for(cls, competency: Competency) -> dict:
+        initial = {
+            field: getattr(competency, field) for field in ("name_de", "name_en", "description_de", "description_en", "order")
+        }
+        for level in competency.levels.all():
+            initial[f"level_{level.level}_de"] = level.description_de
+            initial[f"level_{level.level}_en"] = level.description_en
+        return initial
+
+    def level_pairs(self) -> list[tuple]:
+        """Bound fields per level, German then English, for the template's grid."""
+        return [(level, self[f"level_{level}_de"], self[f"level_{level}_en"]) for level in LEVELS]
+
+    def split(self) -> tuple[dict, dict]:
+        """Return (competency fields, {level: (German, English)}) from cleaned data."""
+        data = self.cleaned_data
+        fields = {key: data[key] for key in ("name_de", "name_en", "description_de", "description_en", "order")}
+        levels = {level: (data[f"level_{level}_de"], data[f"level_{level}_en"]) for level in LEVELS}
+        return fields, levels
+
+
+class AssessmentForm(forms.Form):
+    assessed_on = forms.DateField(label=_("Date of the assessment"), widget=DATE_WIDGET)
+    note = forms.CharField(label=_("Note"), required=False, widget=SHORT_TEXT)
+
+    def __init__(self, *args, competencies: list[Competency], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.competencies = competencies
+        for competency in competencies:
+            descriptions = {level.level: level.description for level in competency.levels.all()}
+            choices = [("", _("not rated"))] + [
+                (str(level), f"{level} – {descriptions[level]}" if descriptions.get(level) else str(level)) for level in LEVELS
+            ]
+            self.fields[f"competency_{competency.pk}"] = forms.TypedChoiceField(
+                label=competency.name, choices=choices, coerce=int, required=False, empty_value=None,
+                help_text=competency.description,
+            )
+
+    def competency_fields(self):
+        return [self[f"competency_{competency.pk}"] for competency in self.competencies]
+
+    def levels(self) -> dict[int, int]:
+        """Return {competency id: level} for the competencies given a level."""
+        return {
+            competency.pk: self.cleaned_data[f"competency_{competency.pk}"]
+            for competency in self.competencies
+            if self.cleaned_data.get(f"competency_{competency.pk}") is not None
+        }
+
+
+class PlanForm(forms.Form):
+    title = forms.CharField(label=_("Title of the plan"), max_length=200)
+
+
+class GoalForm(forms.Form):
+    indicator = forms.ChoiceField(label=_("Indicator"), choices=Indicator.choices)
+    stage = forms.ModelChoiceField(
+        label=_("Stage"),
+        queryset=Stage.objects.none(),
+        required=False,
+        help_text=_("Only for stage conversion (from this stage to the next) and time in stage."),
+    )
+    baseline_period_label = forms.CharField(
+        label=_("Baseline period"),
+        max_length=32,
+        help_text=_("Period whose value is the starting point: 2017-Q2, 2017-03, 2017 or 2017-01-01..2017-03-31."),
+    )
+    period_label = forms.CharField(
+        label=_("Target period"),
+        max_length=32,
+        help_text=_("Period in which the target should be reached; its last day is the due date."),
+    )
+    target_value = forms.DecimalField(
+        label=_("Target"),
+        max_digits=14,
+        decimal_places=4,
+        help_text=_("Conversion and win rate in percent (40 for 40 %), deal size in the base currency, time in days."),
+    )
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        self.fields["stage"].queryset = (
+            Stage.objects.filter(kind=StageKind.OPEN).select_related("pipeline").order_by("pipeline__name", "order")
+        )
+        self.fields["stage"].label_from_instance = lambda stage: f"{stage.pipeline.name}: {stage.name}"
+
+    def _clean_period(self, name: str) -> str:
+        value = self.cleaned_data[name].strip()
+        try:
+            parse_period_or_range(value, self.organization.fiscal_year_start_month)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+        return value
+
+    def clean_baseline_period_label(self):
+        return self._clean_period("baseline_period_label")
+
+    def clean_period_label(self):
+        return self._clean_period("period_label")
+
+    def clean(self):
+        data = super().clean()
+        indicator = data.get("indicator")
+        if indicator in (Indicator.STAGE_CONVERSION, Indicator.TIME_IN_STAGE) and not data.get("stage"):
+            self.add_error("stage", _("This indicator needs a stage; choose one."))
+        target = data.get("target_value")
+        if target is not None and indicator in RATIO_INDICATORS:
+            if not Decimal(0) <= target <= Decimal(100):
+                self.add_error("target_value", _("%(value)s is not a percentage; enter 0 to 100.") % {"value": target})
+            else:
+                data["target_value"] = target / 100
+        return data
+
+
+class TrainingItemForm(forms.Form):
+    title = forms.CharField(label=_("Training item"), max_length=200)
+    due_on = forms.DateField(label=_("Due date"), widget=DATE_WIDGET)

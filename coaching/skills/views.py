@@ -1,0 +1,240 @@
+"""Skills pages: the rubric (admins), a member's assessments with history and gaps, development plans."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext
+
+from coaching.skills import selectors, services
+from coaching.skills.charts import skill_history_charts
+from coaching.skills.forms import AssessmentForm, CompetencyForm, GoalForm, PlanForm, TrainingItemForm
+from coaching.skills.models import Competency, TrainingItem
+from goals.attainment import organization_today
+from pipelines.selectors import membership_list_visible
+from spm.models import Role
+from spm.tenancy import get_visible_or_404, membership_ids_visible
+
+
+def _require_admin(request) -> None:
+    if request.membership.role != Role.ADMIN:
+        raise Http404("Only admins edit the rubric.")
+
+
+def _require_leader(request) -> None:
+    if request.membership.role not in (Role.ADMIN, Role.MANAGER):
+        raise Http404("Only managers and admins edit development plans.")
+
+
+def _competency_or_404(competency_id: int) -> Competency:
+    competency = Competency.objects.prefetch_related("levels").filter(pk=competency_id).first()
+    if competency is None:
+        raise Http404("No competency with this id in this organization.")
+    return competency
+
+
+def rubric(request, org_slug):
+    _require_admin(request)
+    form = CompetencyForm(request.POST or None, initial={"order": len(selectors.competency_list()) + 1})
+    if request.method == "POST" and form.is_valid():
+        fields, levels = form.split()
+        try:
+            services.competency_save(
+                organization=request.organization, actor=request.membership, competency=None, fields=fields, levels=levels
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            messages.success(request, gettext("Competency %(name)s added.") % {"name": fields["name_en"]})
+            return redirect("skills_rubric", org_slug=org_slug)
+    context = {"competencies": selectors.competency_list(), "form": form}
+    return render(request, "coaching/skills/rubric.html", context, status=400 if form.errors else 200)
+
+
+def rubric_default(request, org_slug):
+    _require_admin(request)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    added = services.rubric_load_default(organization=request.organization, actor=request.membership)
+    if added:
+        messages.success(request, gettext("%(count)s competencies of the default rubric added.") % {"count": added})
+    else:
+        messages.info(request, gettext("The rubric already contains every default competency."))
+    return redirect("skills_rubric", org_slug=org_slug)
+
+
+def competency_edit(request, org_slug, competency_id):
+    _require_admin(request)
+    competency = _competency_or_404(competency_id)
+    form = CompetencyForm(request.POST or None, initial=CompetencyForm.initial_for(competency))
+    if request.method == "POST" and form.is_valid():
+        fields, levels = form.split()
+        try:
+            services.competency_save(
+                organization=request.organization,
+                actor=request.membership,
+                competency=competency,
+                fields=fields,
+                levels=levels,
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            messages.success(request, gettext("Competency %(name)s saved.") % {"name": competency.name})
+            return redirect("skills_rubric", org_slug=org_slug)
+    context = {"competency": competency, "form": form}
+    return render(request, "coaching/skills/competency.html", context, status=400 if form.errors else 200)
+
+
+def competency_delete(request, org_slug, competency_id):
+    _require_admin(request)
+    competency = _competency_or_404(competency_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    name = competency.name
+    services.competency_delete(organization=request.organization, actor=request.membership, competency=competency)
+    messages.success(request, gettext("Competency %(name)s deleted with its ratings.") % {"name": name})
+    return redirect("skills_rubric", org_slug=org_slug)
+
+
+def skills_home(request, org_slug):
+    """Reps go to their own page; managers and admins pick a member."""
+    membership = request.membership
+    if membership.role == Role.REP:
+        return redirect("skills_member", org_slug=org_slug, member_id=membership.pk)
+    members = membership_list_visible(visible_member_ids=membership_ids_visible(membership))
+    return render(request, "coaching/skills/home.html", {"members": members})
+
+
+def member_skills(request, org_slug, member_id):
+    member = selectors.member_get_visible(viewer=request.membership, member_id=member_id)
+    competencies = selectors.competency_list()
+    assessments = selectors.assessment_list(member=member)
+    viewer = request.membership
+    context = {
+        "member": member,
+        "competencies": competencies,
+        "assessments": list(reversed(assessments)),
+        "gaps": selectors.skill_gaps(competencies=competencies, assessments=assessments),
+        "charts": skill_history_charts(competencies=competencies, assessments=assessments),
+        "can_assess": viewer.pk == member.pk or viewer.role in (Role.ADMIN, Role.MANAGER),
+        "is_self": viewer.pk == member.pk,
+        "can_plan": viewer.pk != member.pk and viewer.role in (Role.ADMIN, Role.MANAGER),
+        "plans": selectors.plan_list_visible(viewer=viewer).filter(member=member),
+    }
+    return render(request, "coaching/skills/member.html", context)
+
+
+def assess(request, org_slug, member_id):
+    member = selectors.member_get_visible(viewer=request.membership, member_id=member_id)
+    try:
+        kind = services.assessment_kind_for(assessor=request.membership, member=member)
+    except PermissionDenied:
+        raise Http404("This member cannot record an assessment of that member.") from None
+    competencies = selectors.competency_list()
+    initial = {"assessed_on": organization_today(request.organization)}
+    form = AssessmentForm(request.POST or None, competencies=competencies, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.assessment_create(
+                organization=request.organization,
+                assessor=request.membership,
+                member=member,
+                assessed_on=form.cleaned_data["assessed_on"],
+                levels=form.levels(),
+                note=form.cleaned_data["note"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages)
+        else:
+            messages.success(request, gettext("Assessment saved."))
+            return redirect("skills_member", org_slug=org_slug, member_id=member.pk)
+    context = {"member": member, "form": form, "kind": kind, "competencies": competencies}
+    return render(request, "coaching/skills/assess.html", context, status=400 if form.errors else 200)
+
+
+def plan_list(request, org_slug):
+    plans = selectors.plan_list_visible(viewer=request.membership)
+    return render(request, "coaching/skills/plan_list.html", {"plans": plans})
+
+
+def plan_new(request, org_slug, member_id):
+    _require_leader(request)
+    member = selectors.member_get_visible(viewer=request.membership, member_id=member_id)
+    if member.pk == request.membership.pk:
+        raise Http404("Development plans are set up by the member's manager.")
+    plan_form = PlanForm(request.POST or None, prefix="plan")
+    goal_form = GoalForm(request.POST or None, organization=request.organization, prefix="goal")
+    if request.method == "POST" and plan_form.is_valid() and goal_form.is_valid():
+        plan = services.plan_create(
+            organization=request.organization,
+            creator=request.membership,
+            member=member,
+            title=plan_form.cleaned_data["title"],
+        )
+        services.plan_goal_add(plan=plan, editor=request.membership, **goal_form.cleaned_data)
+        messages.success(request, gettext("Development plan created."))
+        return redirect("plan_detail", org_slug=org_slug, plan_id=plan.pk)
+    context = {"member": member, "plan_form": plan_form, "goal_form": goal_form}
+    status = 400 if plan_form.errors or goal_form.errors else 200
+    return render(request, "coaching/skills/plan_new.html", context, status=status)
+
+
+def _plan_context(request, plan, *, goal_form=None, item_form=None) -> dict:
+    viewer = request.membership
+    can_edit = viewer.pk != plan.member_id and viewer.role in (Role.ADMIN, Role.MANAGER)
+    return {
+        "plan": plan,
+        "goals": selectors.goal_progress_list(organization=request.organization, plan=plan),
+        "items": list(plan.training_items.select_related("done_by__user")),
+        "can_edit": can_edit,
+        "goal_form": goal_form or GoalForm(organization=request.organization, prefix="goal"),
+        "item_form": item_form or TrainingItemForm(prefix="item"),
+        "today": organization_today(request.organization),
+    }
+
+
+def plan_detail(request, org_slug, plan_id):
+    plan = selectors.plan_get_visible(viewer=request.membership, plan_id=plan_id)
+    return render(request, "coaching/skills/plan_detail.html", _plan_context(request, plan))
+
+
+def plan_goal_add(request, org_slug, plan_id):
+    _require_leader(request)
+    plan = selectors.plan_get_visible(viewer=request.membership, plan_id=plan_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if plan.member_id == request.membership.pk:
+        raise Http404("Development plans are set up by the member's manager.")
+    form = GoalForm(request.POST, organization=request.organization, prefix="goal")
+    if not form.is_valid():
+        return render(request, "coaching/skills/plan_detail.html", _plan_context(request, plan, goal_form=form), status=400)
+    services.plan_goal_add(plan=plan, editor=request.membership, **form.cleaned_data)
+    messages.success(request, gettext("Goal added."))
+    return redirect("plan_detail", org_slug=org_slug, plan_id=plan.pk)
+
+
+def plan_item_add(request, org_slug, plan_id):
+    _require_leader(request)
+    plan = selectors.plan_get_visible(viewer=request.membership, plan_id=plan_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if plan.member_id == request.membership.pk:
+        raise Http404("Development plans are set up by the member's manager.")
+    form = TrainingItemForm(request.POST, prefix="item")
+    if not form.is_valid():
+        return render(request, "coaching/skills/plan_detail.html", _plan_context(request, plan, item_form=form), status=400)
+    services.training_item_add(plan=plan, editor=request.membership, **form.cleaned_data)
+    messages.success(request, gettext("Training item added."))
+    return redirect("plan_detail", org_slug=org_slug, plan_id=plan.pk)
+
+
+def plan_item_done(request, org_slug, item_id):
+    """Tick a training item off, or open it again; the plan's member and everyone who sees the plan may."""
+    item = get_visible_or_404(
+        TrainingItem.objects.select_related("plan"), request.membership, owner_field="plan__member", pk=item_id
+    )
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    services.training_item_set_done(item=item, actor=request.membership, is_done=request.POST.get("done") == "1")
+    return redirect("plan_detail", org_slug=org_slug, plan_id=item.plan_id)
