@@ -1,0 +1,71 @@
+"""The forecast-versus-actual figure, built like dashboards.charts: a JSON-ready dict drawn by static/spm/charts.js."""
+
+import json
+
+import plotly.graph_objects as go
+from django.utils.translation import gettext as _
+
+from dashboards.charts import _base_layout, _currency_affixes
+from dashboards.templatetags.spm_format import current_locale, format_money, period_name
+from goals.forecasts.accuracy import AccuracyLine
+from spm.fiscal import Period
+
+FORECAST_COLOR = "#6c757d"
+ACTUAL_COLOR = "#0d6efd"
+
+
+def forecast_vs_actual_chart(series: list[tuple[Period, AccuracyLine]], *, currency: str) -> dict:
+    """Grouped bars per past period: the forecast recorded at the period's start and the won amount.
+
+    A period without a recorded forecast has no forecast bar, and its hover text says so.
+    """
+    locale = current_locale()
+    prefix, suffix = _currency_affixes(currency, locale)
+    names = [str(period_name(period)) for period, _line in series]
+    forecasts = [line.at_start.amount for _period, line in series]
+    actuals = [line.actual for _period, line in series]
+    forecast_labels = [
+        format_money(amount, currency, locale) if amount is not None else _("no forecast recorded") for amount in forecasts
+    ]
+
+    figure = go.Figure(
+        [
+            go.Bar(
+                name=_("Forecast at period start"),
+                x=names,
+                y=[float(amount) if amount is not None else None for amount in forecasts],
+                customdata=forecast_labels,
+                marker_color=FORECAST_COLOR,
+                hovertemplate="%{x}: %{customdata}<extra>" + _("Forecast") + "</extra>",
+            ),
+            go.Bar(
+                name=_("Actual (won)"),
+                x=names,
+                y=[float(amount) for amount in actuals],
+                customdata=[format_money(amount, currency, locale) for amount in actuals],
+                marker_color=ACTUAL_COLOR,
+                hovertemplate="%{x}: %{customdata}<extra>" + _("Actual") + "</extra>",
+            ),
+        ]
+    )
+    figure.update_layout(
+        _base_layout(
+            locale,
+            barmode="group",
+            legend={"orientation": "h", "y": -0.25},
+            margin={"l": 64, "r": 16, "t": 16, "b": 80},
+            xaxis={"title": {"text": _("Period")}, "type": "category", "automargin": True},
+            yaxis={
+                "title": {"text": _("Amount (%(currency)s)") % {"currency": currency}},
+                "tickprefix": prefix,
+                "ticksuffix": suffix,
+                "separatethousands": True,
+                # Full numbers, because Plotly's SI suffixes (100k, 1,2M) are not German.
+                "exponentformat": "none",
+                "rangemode": "tozero",
+                "automargin": True,
+            },
+        )
+    )
+    # to_json turns numpy and Decimal values into plain JSON, which json_script can embed again.
+    return json.loads(figure.to_json())
