@@ -52,3 +52,39 @@ def import_run_execute(self, *, organization_id: int, import_run_id: int, dry_ru
         run.status,
     )
     return run.status
+
+
+@shared_task(base=TenantTask, bind=True, acks_late=True, soft_time_limit=50 * 60, time_limit=55 * 60)
+def win_model_train(self, *, organization_id: int, win_model_id: int) -> str:
+    """Train one queued win-probability run and score the open deals; see pipelines.scoring.services.
+
+    Not retried: a failure is recorded on the run and the previous model stays in use.
+    Returns the run's status.
+    """
+    from pipelines.models import WinModel
+    from pipelines.scoring.services import win_model_train as win_model_train_service
+
+    run = WinModel.objects.select_related("organization").get(pk=win_model_id)
+    WinModel.objects.filter(pk=run.pk).update(task_id=self.request.id or "")
+    logger.info(
+        "Win model task started task_id=%s organization_id=%s win_model_id=%s", self.request.id, organization_id, run.pk
+    )
+    run = win_model_train_service(run=run)
+    logger.info(
+        "Win model task finished task_id=%s organization_id=%s win_model_id=%s status=%s",
+        self.request.id,
+        organization_id,
+        run.pk,
+        run.status,
+    )
+    return run.status
+
+
+@shared_task(bind=True)
+def win_model_train_schedule(self) -> int:
+    """Queue training and scoring for every organization with closed deals (daily beat job)."""
+    from pipelines.scoring.services import win_model_train_all
+
+    queued = win_model_train_all()
+    logger.info("Win model schedule queued task_id=%s organizations=%s", self.request.id, queued)
+    return queued

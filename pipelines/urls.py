@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pipelines import views, views_imports
+from pipelines import views, views_imports, views_scoring
 
 urlpatterns = [
     path("deals/", views.deal_list, name="deal_list"),
@@ -11,4 +11,5 @@ urlpatterns = [
     path("imports/<int:pk>/mapping/", views_imports.import_mapping, name="import_mapping"),
     path("imports/<int:pk>/progress/", views_imports.import_progress, name="import_progress"),
     path("imports/<int:pk>/rejected.csv", views_imports.import_rejected_download, name="import_rejected"),
+    path("settings/win-model/", views_scoring.win_model, name="win_model"),
 ]

@@ -2,6 +2,7 @@
 
 from django.core.paginator import Paginator
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 
@@ -10,6 +11,9 @@ from dashboards.forms import METRIC_LABELS, DealFilterForm
 from dashboards.models import Grain
 from dashboards.templatetags.spm_format import period_name
 from pipelines.models import DealStatus
+from pipelines.scoring.next_steps import next_steps_list
+from pipelines.scoring.selectors import deal_score_get, deal_scores_attach, win_model_current
+from pipelines.scoring.wording import factors_text
 from pipelines.selectors import (
     deal_get_visible,
     deal_list_visible,
@@ -51,7 +55,9 @@ def deal_list(request, org_slug):
             totals=totals,
             page=paginator.get_page(request.GET.get("page")),
             chips=_filter_chips(request, filters, context),
+            win_model=win_model_current(),
         )
+        deal_scores_attach(context["page"], currency=organization.currency)
     else:
         status = 400
         context.update(errors=form.error_messages_flat(), chips=[])
@@ -59,6 +65,11 @@ def deal_list(request, org_slug):
     template_name = "pipelines/deal_list.html"
     if request.htmx and not request.htmx.history_restore_request:
         template_name += "#deal-results"
+    else:
+        # Next steps sit above the filtered list and stay when htmx swaps the results.
+        context["next_steps"] = next_steps_list(
+            organization=organization, visible_member_ids=visible_member_ids, now=timezone.now()
+        )
     response = render(request, template_name, context, status=status)
     patch_vary_headers(response, ("HX-Request",))
     return response
@@ -67,7 +78,15 @@ def deal_list(request, org_slug):
 def deal_detail(request, org_slug, pk):
     deal = deal_get_visible(membership=request.membership, deal_id=pk)
     history = deal_stage_history(deal=deal)
-    return render(request, "pipelines/deal_detail.html", {"deal": deal, "history": history})
+    win_score = deal_score_get(deal_id=deal.pk)
+    context = {
+        "deal": deal,
+        "history": history,
+        "win_score": win_score,
+        "win_reasons": factors_text(win_score.factors, currency=request.organization.currency) if win_score else [],
+        "win_model": win_model_current(),
+    }
+    return render(request, "pipelines/deal_detail.html", context)
 
 
 def _filter_chips(request, filters, context) -> list[tuple[str, str]]:

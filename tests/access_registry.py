@@ -182,6 +182,8 @@ URL_ACCESS: dict[str, OrgUrl | GlobalUrl] = {
     "import_mapping": OrgUrl(roles=ADMINS, params={"pk": "import_run"}, get_status=400),
     "import_progress": OrgUrl(roles=ADMINS, params={"pk": "import_run"}),
     "import_rejected": OrgUrl(roles=ADMINS, params={"pk": "import_run"}),
+    # win probability: the model's admin page (pipelines.views_scoring)
+    "win_model": OrgUrl(roles=ADMINS),
     # skills: rubric (admins), assessments and development plans (coaching.skills)
     "skills_home": OrgUrl(roles=ALL_ROLES),
     "skills_rubric": OrgUrl(roles=ADMINS),

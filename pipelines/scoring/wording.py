@@ -1,0 +1,72 @@
+"""Factors of a win probability in words, in the active language.
+
+A stored factor is `{"factor", "value", "effect"}` (see pipelines.scoring.model.Factor);
+the text names the feature and the deal's value and says whether it raises or lowers
+the probability, e.g. "Time in current stage 45 days (lowers the probability)".
+"""
+
+from decimal import Decimal
+
+from django.utils.translation import gettext, ngettext
+
+from dashboards.templatetags.spm_format import format_money, format_number, format_percent
+
+
+def factor_text(factor: dict, *, currency: str) -> str:
+    """Return one factor as a sentence fragment with its direction."""
+    description = factor_description(factor["factor"], factor["value"], currency=currency)
+    if factor["effect"] > 0:
+        return gettext("%(factor)s (raises the probability)") % {"factor": description}
+    return gettext("%(factor)s (lowers the probability)") % {"factor": description}
+
+
+def factors_text(factors: list[dict], *, currency: str) -> list[str]:
+    return [factor_text(factor, currency=currency) for factor in factors]
+
+
+def factor_description(name: str, value, *, currency: str) -> str:
+    """Describe the deal's value of one feature, without the direction."""
+    if name == "age_days":
+        return ngettext("Deal age %(days)s day", "Deal age %(days)s days", value) % {"days": format_number(value)}
+    if name == "stage_days":
+        return ngettext("Time in current stage %(days)s day", "Time in current stage %(days)s days", value) % {
+            "days": format_number(value)
+        }
+    if name == "activity_count":
+        return ngettext("%(count)s activity so far", "%(count)s activities so far", value) % {
+            "count": format_number(value)
+        }
+    if name == "owner_win_rate":
+        return _owner_text(value)
+    if name == "stage":
+        return gettext("Stage %(name)s") % {"name": value}
+    if name == "product":
+        return gettext("Product %(name)s") % {"name": value} if value else gettext("No product")
+    if name == "sector":
+        return gettext("Account sector %(name)s") % {"name": value} if value else gettext("No account sector")
+    return _amount_text(value, currency=currency)
+
+
+def _owner_text(value: dict) -> str:
+    if not value["closed"]:
+        return gettext("Owner without closed deals so far")
+    rate = format_percent(Decimal(value["won"]) / Decimal(value["closed"]))
+    return ngettext(
+        "Owner's win rate so far %(rate)s (%(count)s closed deal)",
+        "Owner's win rate so far %(rate)s (%(count)s closed deals)",
+        value["closed"],
+    ) % {"rate": rate, "count": format_number(value["closed"])}
+
+
+def _amount_text(value: dict | None, *, currency: str) -> str:
+    if value is None:
+        return gettext("No amount")
+    lower, upper = value["lower"], value["upper"]
+    if lower is None:
+        return gettext("Amount below %(upper)s") % {"upper": format_money(upper, currency)}
+    if upper is None:
+        return gettext("Amount %(lower)s or more") % {"lower": format_money(lower, currency)}
+    return gettext("Amount from %(lower)s to below %(upper)s") % {
+        "lower": format_money(lower, currency),
+        "upper": format_money(upper, currency),
+    }
