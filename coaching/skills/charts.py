@@ -1,7 +1,7 @@
 """Plotly figures of a member's skill history: one line chart per competency, manager against self."""
 
-from babel.dates import format_date
 import plotly.graph_objects as go
+from babel.dates import format_date
 from django.utils.translation import gettext as _
 
 from coaching.skills.models import LEVELS, Assessment, AssessmentKind, Competency

@@ -98,10 +98,8 @@ def competency_delete(request, org_slug, competency_id):
 
 
 def skills_home(request, org_slug):
-    """Reps go to their own page; managers and admins pick a member."""
+    """List the members whose skills the viewer may see: a rep sees only themselves."""
     membership = request.membership
-    if membership.role == Role.REP:
-        return redirect("skills_member", org_slug=org_slug, member_id=membership.pk)
     members = membership_list_visible(visible_member_ids=membership_ids_visible(membership))
     return render(request, "coaching/skills/home.html", {"members": members})
 

@@ -1,0 +1,306 @@
+"""Development plans: goal values measured from a small hand-made data set, and who may see and edit a plan.
+
+Pipeline Sales: Lead(1) → Qualified(2) → Proposal(3) → Negotiation(4), then Won and
+Lost. Acme's time zone is Europe/Berlin; all times are 12:00 UTC in 2017.
+
+The rep's deals, baseline cohort 2017-Q2 (created April to June):
+- B1: Lead 04-03 → Qualified 04-10 → Proposal 04-20 → Qualified 05-02 (backwards, still reached Proposal)
+- B2: Qualified 04-05 → Lost 05-10
+- B3: Qualified 04-06
+- B4: Lead 04-07 → Qualified 04-12
+Qualified → Proposal: reached(Qualified) 4, reached(Proposal) 1, so 1/4 = 0.25.
+Win rate Q2: 0 won, 1 lost (B2) = 0. Won amount Q2: nothing, so the average deal size is undefined.
+Completed stays in Qualified that ended in Q2: B1 04-10 → 04-20 = 10 days, B2 04-05 → 05-10 = 35 days,
+mean 22.5 days (B1's second stay and B4's have not ended).
+
+Target cohort 2017-Q3 (created July to September):
+- C1: Qualified 07-03 → Proposal 07-13 → Won 08-01, amount 3,000
+- C2: Qualified 07-04 → Proposal 07-24
+- C3: Qualified 07-05
+- C4: Lead 07-06 → Qualified 07-10 → Lost 07-25
+- C5: Lead 07-07 → Negotiation 07-20 (skips Qualified and Proposal; both count as reached)
+- C6: Qualified 07-08
+reached(Qualified) 6, reached(Proposal) 3 (C1, C2, C5): conversion 3/6 = 0.5.
+Win rate Q3: 1 won (C1), 1 lost (C4) = 0.5. Average deal size Q3: 3,000.
+Stays in Qualified ended in Q3: C1 10 days, C2 20 days, C4 15 days: mean 15 days.
+Activities: 3 done and 1 planned in Q3, 1 done in Q2.
+
+The other rep's deal D1 (Qualified 07-03 → Proposal 07-10 → Won 07-20) and two activities must not count.
+
+Progress = (current − baseline) ÷ (target − baseline):
+- conversion, target 0.75: (0.5 − 0.25) ÷ (0.75 − 0.25) = 0.5
+- win rate, target 1: (0.5 − 0) ÷ (1 − 0) = 0.5
+- time in Qualified, target 10 days: (15 − 22.5) ÷ (10 − 22.5) = 0.6
+- activities, target 5: (3 − 1) ÷ (5 − 1) = 0.5
+- average deal size: undefined, because the baseline is undefined.
+"""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django_scopes import scope, scopes_disabled
+
+from coaching.skills.indicators import goal_progress, indicator_value
+from coaching.skills.models import DevelopmentGoal, DevelopmentPlan, Indicator, TrainingItem
+from coaching.skills.selectors import goal_progress_list
+from coaching.skills.services import plan_create, plan_goal_add, training_item_add
+from spm.fiscal import parse_period
+from tests.analytics_data import add_activity, deal_with_history, sales_stages, utc
+
+
+@pytest.fixture
+def stages(org):
+    return sales_stages(org)
+
+
+@pytest.fixture
+def deals(org, member, other_rep, stages):
+    def deal(owner, path, **fields):
+        return deal_with_history(owner, stages, path, **fields)
+
+    deal(member, [("Lead", utc(4, 3)), ("Qualified", utc(4, 10)), ("Proposal", utc(4, 20)), ("Qualified", utc(5, 2))])
+    deal(member, [("Qualified", utc(4, 5)), ("Lost", utc(5, 10))])
+    deal(member, [("Qualified", utc(4, 6))])
+    deal(member, [("Lead", utc(4, 7)), ("Qualified", utc(4, 12))])
+
+    deal(member, [("Qualified", utc(7, 3)), ("Proposal", utc(7, 13)), ("Won", utc(8, 1))], amount="3000.00")
+    deal(member, [("Qualified", utc(7, 4)), ("Proposal", utc(7, 24))])
+    deal(member, [("Qualified", utc(7, 5))])
+    deal(member, [("Lead", utc(7, 6)), ("Qualified", utc(7, 10)), ("Lost", utc(7, 25))])
+    deal(member, [("Lead", utc(7, 7)), ("Negotiation", utc(7, 20))])
+    deal(member, [("Qualified", utc(7, 8))])
+
+    deal(other_rep, [("Qualified", utc(7, 3)), ("Proposal", utc(7, 10)), ("Won", utc(7, 20))], amount="9000.00")
+
+    for day in (3, 10, 17):
+        add_activity(member, utc(7, day))
+    add_activity(member, utc(7, 24), is_done=False)
+    add_activity(member, utc(5, 2))
+    add_activity(other_rep, utc(7, 3))
+    add_activity(other_rep, utc(7, 4))
+
+
+def measure(org, member, indicator, label, stage=None):
+    with scope(organization=org):
+        return indicator_value(
+            organization=org, member=member, indicator=indicator, period=parse_period(label, 1), stage=stage
+        )
+
+
+@pytest.mark.parametrize(
+    ("indicator", "stage_name", "baseline", "current"),
+    [
+        (Indicator.STAGE_CONVERSION, "Qualified", Decimal("0.25"), Decimal("0.5")),
+        (Indicator.WIN_RATE, None, Decimal("0"), Decimal("0.5")),
+        (Indicator.TIME_IN_STAGE, "Qualified", Decimal("22.5"), Decimal("15")),
+        (Indicator.ACTIVITY_COUNT, None, Decimal("1"), Decimal("3")),
+        (Indicator.AVERAGE_DEAL_SIZE, None, None, Decimal("3000")),
+        (Indicator.ACTIVITIES_PER_WON_DEAL, None, None, Decimal("3")),
+    ],
+)
+def test_indicator_values_from_data(org, member, stages, deals, indicator, stage_name, baseline, current):
+    stage = stages[stage_name] if stage_name else None
+
+    baseline_value = measure(org, member, indicator, "2017-Q2", stage)
+    current_value = measure(org, member, indicator, "2017-Q3", stage)
+
+    assert baseline_value.value == baseline
+    assert current_value.value == current
+    assert current_value.reason == ""
+
+
+def test_undefined_indicator_names_reason(org, member, stages, deals):
+    result = measure(org, member, Indicator.AVERAGE_DEAL_SIZE, "2017-Q2")
+
+    assert result.value is None
+    assert result.reason == "No deal was won in 2017-Q2."
+
+
+def test_conversion_without_cohort_names_reason(org, member, stages, deals):
+    result = measure(org, member, Indicator.STAGE_CONVERSION, "2017-Q1", stages["Qualified"])
+
+    assert result.value is None
+    assert result.reason == "No deal created in 2017-Q1 reached Qualified."
+
+
+@pytest.mark.parametrize(
+    ("baseline", "target", "current", "expected"),
+    [
+        (Decimal("0.25"), Decimal("0.75"), Decimal("0.5"), Decimal("0.5")),
+        (Decimal("22.5"), Decimal("10"), Decimal("15"), Decimal("0.6")),
+        (Decimal("0.3"), Decimal("0.4"), Decimal("0.2"), Decimal("-1")),
+        (None, Decimal("1"), Decimal("0.5"), None),
+        (Decimal("0.5"), Decimal("0.5"), Decimal("0.5"), None),
+    ],
+)
+def test_goal_progress_share(baseline, target, current, expected):
+    assert goal_progress(baseline=baseline, target=target, current=current).value == expected
+
+
+@pytest.fixture
+def plan(org, manager_member, member, stages):
+    with scope(organization=org):
+        plan = plan_create(organization=org, creator=manager_member, member=member, title="Move deals to proposal")
+        for indicator, stage, target in (
+            (Indicator.STAGE_CONVERSION, stages["Qualified"], Decimal("0.75")),
+            (Indicator.WIN_RATE, None, Decimal("1")),
+            (Indicator.TIME_IN_STAGE, stages["Qualified"], Decimal("10")),
+            (Indicator.ACTIVITY_COUNT, None, Decimal("5")),
+            (Indicator.AVERAGE_DEAL_SIZE, None, Decimal("4000")),
+        ):
+            plan_goal_add(
+                plan=plan,
+                editor=manager_member,
+                indicator=indicator,
+                stage=stage,
+                baseline_period_label="2017-Q2",
+                period_label="2017-Q3",
+                target_value=target,
+            )
+        training_item_add(plan=plan, editor=manager_member, title="Proposal workshop", due_on=utc(9, 15).date())
+        return plan
+
+
+def test_plan_progress_measured_from_data(org, plan, deals):
+    with scope(organization=org):
+        rows = goal_progress_list(organization=org, plan=plan)
+
+    progress = {row.goal.indicator: row.progress.value for row in rows}
+    assert progress[Indicator.STAGE_CONVERSION] == Decimal("0.5")
+    assert progress[Indicator.WIN_RATE] == Decimal("0.5")
+    assert progress[Indicator.TIME_IN_STAGE] == Decimal("0.6")
+    assert progress[Indicator.ACTIVITY_COUNT] == Decimal("0.5")
+    assert progress[Indicator.AVERAGE_DEAL_SIZE] is None
+    assert rows[0].label == "Conversion Qualified → Proposal"
+    assert rows[0].due_on.isoformat() == "2017-09-30"
+
+
+def test_plan_page_shows_values_and_reason(client, org, plan, deals, manager_member):
+    client.force_login(manager_member.user)
+
+    response = client.get(reverse("plan_detail", kwargs={"org_slug": org.slug, "plan_id": plan.pk}))
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "25.0%" in text
+    assert "75.0%" in text
+    assert "50.0%" in text
+    assert "60.0%" in text
+    assert "The baseline is not defined." in text
+    assert "Proposal workshop" in text
+
+
+def test_plan_page_german_formats(client, org, plan, deals, manager_member):
+    with scopes_disabled():
+        manager_member.user.language = "de"
+        manager_member.user.save(update_fields=["language"])
+    client.force_login(manager_member.user)
+
+    response = client.get(reverse("plan_detail", kwargs={"org_slug": org.slug, "plan_id": plan.pk}))
+
+    text = response.content.decode()
+    assert "25,0\xa0%" in text
+    assert "3.000,00\xa0€" in text
+
+
+def test_manager_creates_plan_with_percent_target(client, org, member, manager_member, stages):
+    client.force_login(manager_member.user)
+    url = reverse("plan_new", kwargs={"org_slug": org.slug, "member_id": member.pk})
+
+    response = client.post(
+        url,
+        {
+            "plan-title": "Qualified to proposal",
+            "goal-indicator": Indicator.STAGE_CONVERSION,
+            "goal-stage": stages["Qualified"].pk,
+            "goal-baseline_period_label": "2017-Q2",
+            "goal-period_label": "2017-Q3",
+            "goal-target_value": "40",
+        },
+    )
+
+    assert response.status_code == 302
+    with scope(organization=org):
+        goal = DevelopmentGoal.objects.get()
+        assert goal.plan.member == member
+        assert goal.target_value == Decimal("0.4")
+        assert goal.stage == stages["Qualified"]
+
+
+def test_plan_form_rejects_bad_period(client, org, member, manager_member, stages):
+    client.force_login(manager_member.user)
+    url = reverse("plan_new", kwargs={"org_slug": org.slug, "member_id": member.pk})
+
+    response = client.post(
+        url,
+        {
+            "plan-title": "Win more",
+            "goal-indicator": Indicator.STAGE_CONVERSION,
+            "goal-baseline_period_label": "Q2",
+            "goal-period_label": "2017-Q3",
+            "goal-target_value": "40",
+        },
+    )
+
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "Invalid period &#x27;Q2&#x27;" in text
+    assert "This indicator needs a stage; choose one." in text
+    with scope(organization=org):
+        assert DevelopmentPlan.objects.count() == 0
+
+
+def test_rep_cannot_create_plan(client, org, member):
+    client.force_login(member.user)
+
+    response = client.get(reverse("plan_new", kwargs={"org_slug": org.slug, "member_id": member.pk}))
+
+    assert response.status_code == 404
+
+
+def test_rep_marks_training_item_done(client, org, plan, member):
+    client.force_login(member.user)
+    with scope(organization=org):
+        item = TrainingItem.objects.get()
+
+    response = client.post(
+        reverse("plan_item_done", kwargs={"org_slug": org.slug, "item_id": item.pk}), {"done": "1"}
+    )
+
+    assert response.status_code == 302
+    with scope(organization=org):
+        item.refresh_from_db()
+    assert item.done_at is not None
+    assert item.done_by == member
+
+
+def test_rep_cannot_add_goal_to_own_plan(client, org, plan, member):
+    client.force_login(member.user)
+
+    response = client.post(
+        reverse("plan_goal_add", kwargs={"org_slug": org.slug, "plan_id": plan.pk}),
+        {"goal-indicator": Indicator.WIN_RATE, "goal-baseline_period_label": "2017", "goal-period_label": "2017", "goal-target_value": "90"},
+    )
+
+    assert response.status_code == 404
+    with scope(organization=org):
+        assert plan.goals.count() == 5
+
+
+def test_other_rep_cannot_see_plan(client, org, plan, other_rep):
+    client.force_login(other_rep.user)
+
+    response = client.get(reverse("plan_detail", kwargs={"org_slug": org.slug, "plan_id": plan.pk}))
+
+    assert response.status_code == 404
+
+
+def test_plan_list_counts_items(client, org, plan, member):
+    client.force_login(member.user)
+
+    response = client.get(reverse("plan_list", kwargs={"org_slug": org.slug}))
+
+    assert response.status_code == 200
+    assert "Move deals to proposal" in response.content.decode()
+    assert "0 of 1" in response.content.decode()
