@@ -29,19 +29,20 @@ def _media_in_tmp(settings, tmp_path):
     settings.IMPORT_PROGRESS_DATABASE = ""
 
 
-def in_plain_thread(function) -> None:
-    """Run a database write in a thread without Playwright's event loop, and close its connection.
+def in_plain_thread(function):
+    """Run a database query in a thread without Playwright's event loop, close its connection, return the result.
 
-    Writes from the test thread while Playwright runs would open a connection the test
-    database teardown does not know about.
+    Queries from the test thread while Playwright runs would open a connection the test
+    database teardown does not know about, so dropping the test database would fail.
     """
 
     errors = []
+    results = []
 
     def target():
         try:
             with scopes_disabled():
-                function()
+                results.append(function())
         except Exception as error:  # noqa: BLE001 - re-raised in the test thread below
             errors.append(error)
         finally:
@@ -52,6 +53,7 @@ def in_plain_thread(function) -> None:
     thread.join()
     if errors:
         raise errors[0]
+    return results[0]
 
 
 def log_in(page, live_server, next_path):
@@ -74,8 +76,7 @@ def test_enpal_upload_check_and_import(org, admin_member, live_server, browser_p
     status = page.locator("#import-status")
     expect(status).to_have_attribute("data-status", "previewed", timeout=IMPORT_TIMEOUT_MS)
     expect(page.locator('[data-import-counts] tr[data-entity="deals"] [data-created]')).to_have_text("1.995")
-    with scopes_disabled():
-        assert Deal.objects.count() == 0
+    assert in_plain_thread(Deal.objects.count) == 0
 
     started = time.monotonic()
     page.locator("[data-start-import]").click()
@@ -86,16 +87,15 @@ def test_enpal_upload_check_and_import(org, admin_member, live_server, browser_p
     expect(page.locator("progress.import-progress")).to_have_attribute("value", "100")
     expect(page.locator('[data-import-counts] tr[data-entity="stage_changes"] [data-created]')).to_have_text("8.906")
     expect(page.locator("[data-rejected-download]")).to_be_visible()
-    with scopes_disabled():
-        assert Deal.objects.count() == 1995
-        assert DealStageChange.objects.count() == 8906
+    assert in_plain_thread(Deal.objects.count) == 1995
+    assert in_plain_thread(DealStageChange.objects.count) == 8906
 
 
-def test_progress_bar_follows_the_run(org, admin_member, live_server, browser_page):  # noqa: F811
-    from playwright.sync_api import expect
-
+@pytest.fixture
+def running_import(org):
+    """An import run at 400 of 1,000 rows; created before `browser_page` starts Playwright's loop."""
     with scope(organization=org):
-        run = ImportRun.objects.create(
+        return ImportRun.objects.create(
             organization=org,
             source="pipedrive",
             language="de",
@@ -104,6 +104,12 @@ def test_progress_bar_follows_the_run(org, admin_member, live_server, browser_pa
             progress_done=400,
             progress_total=1000,
         )
+
+
+def test_progress_bar_follows_the_run(org, admin_member, running_import, live_server, browser_page):  # noqa: F811
+    from playwright.sync_api import expect
+
+    run = running_import
     page = browser_page
     log_in(page, live_server, f"/o/acme/imports/{run.pk}/")
     bar = page.locator("progress.import-progress")
