@@ -1,6 +1,6 @@
 from django.urls import path
 
-from goals import views_admin, views_contests, views_leaderboard, views_privacy, views_scorecards
+from goals import views_admin, views_contests, views_forecast, views_leaderboard, views_privacy, views_scorecards
 
 urlpatterns = [
     # Admin: settings, quotas, teams, territories, people.
@@ -23,4 +23,13 @@ urlpatterns = [
     path("contests/<int:contest_id>/", views_contests.contest_detail, name="contest_detail"),
     path("privacy/views/", views_privacy.scorecard_views, name="privacy_scorecard_views"),
     path("privacy/metrics/", views_privacy.personal_metrics, name="privacy_metrics"),
+]
+
+# Forecasting: the forecast page, submissions, per-deal categories and the admin's settings.
+urlpatterns += [
+    path("forecast/", views_forecast.forecast, name="forecast"),
+    path("forecast/people/<int:member_id>/", views_forecast.forecast_member, name="forecast_member"),
+    path("forecast/submit/", views_forecast.forecast_submit, name="forecast_submit"),
+    path("forecast/deals/<int:deal_id>/category/", views_forecast.forecast_deal_category, name="forecast_deal_category"),
+    path("forecast/settings/", views_forecast.forecast_settings, name="forecast_settings"),
 ]

@@ -7,6 +7,8 @@ fails and names the pattern. Add one line per new URL:
   `roles` are the roles that may use it. `params` maps each other URL parameter to an object
   kind of `OBJECT_KINDS`. Add a kind there when the parameter names a new model.
 - a URL outside organizations (accounts, language switch): `GlobalUrl(anonymous=LOGIN or PUBLIC)`.
+- a REST API URL under /api/v1/ that authenticates by API token: `TokenUrl(params={...})`, with
+  made-up parameter values. Without a token, and with only a login session, it must answer 401.
 
 The test then checks, for GET and every unsafe method (PUT, PATCH and DELETE may also answer
 405, which views send before any lookup), that anonymous users are sent to the
@@ -65,6 +67,12 @@ class GlobalUrl:
     params: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TokenUrl:
+    # Values of URL parameters; the request is rejected before any lookup.
+    params: dict[str, Any] = field(default_factory=dict)
+
+
 # --- object kinds ----------------------------------------------------------------------------
 
 
@@ -121,7 +129,84 @@ def _training_item(owner: Membership):
     )
 
 
+def _api_token(owner: Membership):
+    from integrations.api.services import api_token_create
+
+    token, _plain = api_token_create(organization=owner.organization, name="BI export", scope="read", actor=owner.user)
+    return token
+
+
+# webhooks and activity capture: both kinds belong to the organization, not to a member.
+def _webhook(owner: Membership):
+    from integrations.webhooks.models import WebhookSubscription
+
+    return WebhookSubscription.objects.create(
+        organization=owner.organization, url="https://hooks.example/spm", events=["deal.won"], secret="whsec_test"
+    )
+
+
+def _account_domain(owner: Membership):
+    from integrations.capture.models import AccountDomain
+    from pipelines.models import Account
+
+    account = Account.objects.create(organization=owner.organization, name="Kunde AG", external_id=f"kunde-{owner.pk}")
+    return AccountDomain.objects.create(organization=owner.organization, account=account, domain=f"kunde{owner.pk}.example")
+
+
+# coaching: a 1:1 of the rep `owner`, and an agenda item, note and action item of that 1:1.
+def _one_on_one(owner: Membership):
+    """Return the 1:1 of rep `owner`, creating it with the rep's manager (or another manager or admin) as host."""
+    from coaching.models import OneOnOne
+    from spm.models import Role
+
+    existing = OneOnOne.objects.filter(rep=owner).first()
+    if existing is not None:
+        return existing
+    host = owner.manager or (
+        Membership.objects.filter(role__in=(Role.MANAGER, Role.ADMIN)).exclude(pk=owner.pk).first() or owner
+    )
+    return OneOnOne.objects.create(
+        organization=owner.organization,
+        rep=owner,
+        manager=host,
+        scheduled_at=dt.datetime(2017, 10, 5, 9, 0, tzinfo=dt.timezone.utc),
+        period_label="2017-Q4",
+    )
+
+
+def _agenda_item(owner: Membership):
+    from coaching.models import AgendaItem
+
+    return AgendaItem.objects.create(
+        organization=owner.organization, one_on_one=_one_on_one(owner), position=1, title="Pricing"
+    )
+
+
+def _coaching_note(owner: Membership):
+    # Shared, so every member who may open the 1:1 reaches it; tests/test_coaching_one_on_ones.py covers private notes.
+    from coaching.models import CoachingNote, NoteVisibility
+
+    one_on_one = _one_on_one(owner)
+    return CoachingNote.objects.create(
+        organization=owner.organization,
+        one_on_one=one_on_one,
+        author=one_on_one.manager,
+        text="Good quarter.",
+        visibility=NoteVisibility.SHARED,
+    )
+
+
+def _action_item(owner: Membership):
+    from coaching.models import ActionItem
+
+    return ActionItem.objects.create(
+        organization=owner.organization, one_on_one=_one_on_one(owner), owner=owner, title="Call back the account"
+    )
+
+
 OBJECT_KINDS: dict[str, ObjectKind] = {
+    "webhook": ObjectKind(create=_webhook, owner_scoped=False),
+    "account_domain": ObjectKind(create=_account_domain, owner_scoped=False),
     "deal": ObjectKind(create=_deal),
     # A person: the membership itself is the owner.
     "membership": ObjectKind(create=lambda owner: owner),
@@ -131,12 +216,17 @@ OBJECT_KINDS: dict[str, ObjectKind] = {
     "competency": ObjectKind(create=_competency, owner_scoped=False),
     "development_plan": ObjectKind(create=_development_plan),
     "training_item": ObjectKind(create=_training_item),
+    # coaching: the owner is the 1:1's rep; the other three kinds belong to that rep's 1:1.
+    "one_on_one": ObjectKind(create=_one_on_one),
+    "agenda_item": ObjectKind(create=_agenda_item),
+    "coaching_note": ObjectKind(create=_coaching_note),
+    "action_item": ObjectKind(create=_action_item),
 }
 
 
 # --- URL patterns ----------------------------------------------------------------------------
 
-URL_ACCESS: dict[str, OrgUrl | GlobalUrl] = {
+URL_ACCESS: dict[str, OrgUrl | GlobalUrl | TokenUrl] = {
     # spm
     "home": GlobalUrl(anonymous=LOGIN),
     "set_language": GlobalUrl(anonymous=PUBLIC),
@@ -199,6 +289,60 @@ URL_ACCESS: dict[str, OrgUrl | GlobalUrl] = {
     "plan_goal_add": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"plan_id": "development_plan"}, get_status=405),
     "plan_item_add": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"plan_id": "development_plan"}, get_status=405),
     "plan_item_done": OrgUrl(roles=ALL_ROLES, params={"item_id": "training_item"}, get_status=405),
+    # REST API: token admin page, and /api/v1/ (token only; the schema and its docs are public)
+    "api_tokens": OrgUrl(roles=ADMINS),
+    "api_token_revoke": OrgUrl(roles=ADMINS, params={"token_id": "api_token"}, get_status=405),
+    "api_pipelines": TokenUrl(),
+    "api_people": TokenUrl(),
+    "api_accounts": TokenUrl(),
+    "api_deals": TokenUrl(),
+    "api_deal": TokenUrl(params={"deal_id": 1}),
+    "api_stage_changes": TokenUrl(),
+    "api_activities": TokenUrl(),
+    "api_quotas": TokenUrl(),
+    "api_kpi_snapshots": TokenUrl(),
+    "api_kpi_report": TokenUrl(),
+    "api_schema": GlobalUrl(anonymous=PUBLIC),
+    "api_docs": GlobalUrl(anonymous=PUBLIC),
+    # forecasting: the forecast page, submissions, per-deal categories, admin settings
+    "forecast": OrgUrl(roles=ALL_ROLES),
+    "forecast_member": OrgUrl(roles=ALL_ROLES, params={"member_id": "membership"}),
+    "forecast_submit": OrgUrl(roles=ALL_ROLES, get_status=405),
+    "forecast_deal_category": OrgUrl(roles=ALL_ROLES, params={"deal_id": "deal"}, get_status=405),
+    "forecast_settings": OrgUrl(roles=ADMINS),
+    # webhooks (admins) and activity capture: a member's own calendar page, the admins' mailbox and domains
+    "webhook_list": OrgUrl(roles=ADMINS),
+    "webhook_detail": OrgUrl(roles=ADMINS, params={"pk": "webhook"}),
+    "webhook_secret_rotate": OrgUrl(roles=ADMINS, params={"pk": "webhook"}, get_status=405),
+    "webhook_toggle": OrgUrl(roles=ADMINS, params={"pk": "webhook"}, get_status=405),
+    "webhook_delete": OrgUrl(roles=ADMINS, params={"pk": "webhook"}, get_status=405),
+    "calendar_capture": OrgUrl(roles=ALL_ROLES),
+    "calendar_upload": OrgUrl(roles=ALL_ROLES, get_status=405),
+    "calendar_feed_delete": OrgUrl(roles=ALL_ROLES, get_status=405),
+    "mailbox_settings": OrgUrl(roles=ADMINS),
+    "mailbox_poll_now": OrgUrl(roles=ADMINS, get_status=405),
+    "account_domain_add": OrgUrl(roles=ADMINS, get_status=405),
+    "account_domain_delete": OrgUrl(roles=ADMINS, params={"pk": "account_domain"}, get_status=405),
+    # coaching: 1:1s (reps read their own; the 1:1's manager and admins change them)
+    "coaching_home": OrgUrl(roles=ALL_ROLES),
+    "coaching_one_on_one_new": OrgUrl(roles=MANAGERS_AND_ADMINS),
+    "coaching_one_on_one": OrgUrl(roles=ALL_ROLES, params={"one_on_one_id": "one_on_one"}),
+    "coaching_one_on_one_edit": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"one_on_one_id": "one_on_one"}),
+    "coaching_agenda_add": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"one_on_one_id": "one_on_one"}, get_status=405),
+    "coaching_agenda_refresh": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"one_on_one_id": "one_on_one"}, get_status=405),
+    "coaching_agenda_item": OrgUrl(
+        roles=MANAGERS_AND_ADMINS, params={"one_on_one_id": "one_on_one", "item_id": "agenda_item"}, get_status=405
+    ),
+    "coaching_note_add": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"one_on_one_id": "one_on_one"}, get_status=405),
+    "coaching_note": OrgUrl(
+        roles=MANAGERS_AND_ADMINS, params={"one_on_one_id": "one_on_one", "note_id": "coaching_note"}, get_status=405
+    ),
+    "coaching_action_item_add": OrgUrl(
+        roles=MANAGERS_AND_ADMINS, params={"one_on_one_id": "one_on_one"}, get_status=405
+    ),
+    "coaching_action_item": OrgUrl(
+        roles=ALL_ROLES, params={"one_on_one_id": "one_on_one", "action_item_id": "action_item"}, get_status=405
+    ),
     # allauth: account pages
     "account_login": GlobalUrl(anonymous=PUBLIC),
     "account_logout": GlobalUrl(anonymous=PUBLIC),

@@ -1,0 +1,208 @@
+"""The forecast page, forecast submissions, per-deal category overrides and the admin's forecast settings.
+
+Reps see and submit only their own forecast, managers also their reports' (and adjust
+them), admins everyone's; any other member id or deal answers 404.
+"""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from dashboards.forms import PeriodField
+from goals.attainment import organization_today
+from goals.forecasts import categories, rollup
+from goals.forecasts.page import (
+    forecast_page_build,
+    forecast_period_choices,
+    forecast_period_default,
+)
+from goals.models import ForecastCategory, ForecastPeriodKind
+from goals.parsing import parse_number
+from goals.views_admin import admin_required
+from goals.views_scorecards import render_goal_page
+from pipelines.importers.base import RowRejected
+from pipelines.models import Deal
+from spm.models import Membership, Role
+from spm.tenancy import get_visible_or_404
+
+
+class AmountField(forms.CharField):
+    """A non-negative amount written the German (12.500,50) or English (12,500.50) way."""
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if text in self.empty_values:
+            return None
+        language = "de" if (get_language() or "de").startswith("de") else "en"
+        try:
+            return parse_number(text, str(self.label), language=language)
+        except RowRejected as error:
+            raise ValidationError(
+                _("%(label)s: %(value)r is not valid (%(reason)s).")
+                % {"label": self.label, "value": text, "reason": error.reason}
+            ) from None
+
+
+class SubmissionForm(forms.Form):
+    subject = forms.IntegerField(widget=forms.HiddenInput)
+    period = forms.CharField(widget=forms.HiddenInput)
+    commit_amount = AmountField(label=gettext_lazy("Commit"))
+    best_case_amount = AmountField(label=gettext_lazy("Best case"))
+    comment = forms.CharField(label=gettext_lazy("Comment"), required=False, max_length=2000, widget=forms.Textarea)
+
+
+class PeriodForm(forms.Form):
+    period = PeriodField(label="period", required=False)
+
+
+def _member_or_404(request, member_id: int) -> Membership:
+    members = Membership.objects.select_related("user", "team")
+    return get_visible_or_404(members, request.membership, owner_field="pk", pk=member_id)
+
+
+def _period_from_request(request, data) -> tuple:
+    organization = request.organization
+    today = organization_today(organization)
+    form = PeriodForm(data)
+    form.fields["period"].fiscal_year_start_month = organization.fiscal_year_start_month
+    errors = []
+    period = form.cleaned_data.get("period") if form.is_valid() else None
+    errors += [message for field_errors in form.errors.values() for message in field_errors]
+    default = forecast_period_default(organization, today)
+    if period is not None and period.kind != default.kind:
+        errors.append(
+            _("The forecast runs per %(kind)s; %(value)s is not one, so %(default)s is shown.")
+            % {"kind": ForecastPeriodKind(default.kind).label, "value": period.label, "default": default.label}
+        )
+        period = None
+    return period or default, errors, today
+
+
+def _render(request, subject: Membership | None):
+    organization = request.organization
+    period, errors, today = _period_from_request(request, request.GET)
+    page = forecast_page_build(
+        organization=organization, viewer=request.membership, subject=subject, period=period, today=today
+    )
+    context = {
+        "page": page,
+        "period": period,
+        "periods": forecast_period_choices(organization, today),
+        "errors": errors,
+        "is_own": subject is not None and subject.pk == request.membership.pk,
+        "categories": [(value, label) for value, label in ForecastCategory.choices if value in categories.OPEN_CATEGORIES],
+    }
+    return render_goal_page(request, "goals/forecast.html", "forecast-content", context)
+
+
+def forecast(request, org_slug):
+    """Show the member's own forecast with the roll-up of everyone below them; admins see the organization."""
+    viewer = request.membership
+    return _render(request, None if viewer.role == Role.ADMIN else viewer)
+
+
+def forecast_member(request, org_slug, member_id):
+    """Show one member's forecast and roll-up; 404 unless the viewer may see that member."""
+    return _render(request, _member_or_404(request, member_id))
+
+
+def _back_to_page(org_slug: str, page_member: str, period_label: str):
+    if page_member.isdigit():
+        url = reverse("forecast_member", kwargs={"org_slug": org_slug, "member_id": int(page_member)})
+    else:
+        url = reverse("forecast", kwargs={"org_slug": org_slug})
+    return redirect(f"{url}?{urlencode({'period': period_label})}")
+
+
+@require_POST
+def forecast_submit(request, org_slug):
+    """Append a forecast call for the viewer or, for managers and admins, for someone they may see."""
+    form = SubmissionForm(request.POST)
+    page_member = request.POST.get("page_member", "")
+    if not form.is_valid():
+        for field_errors in form.errors.values():
+            for message in field_errors:
+                messages.error(request, message)
+        return _back_to_page(org_slug, page_member, request.POST.get("period", ""))
+    subject = _member_or_404(request, form.cleaned_data["subject"])
+    period, errors, today = _period_from_request(request, {"period": form.cleaned_data["period"]})
+    try:
+        if errors:
+            raise ValidationError(errors)
+        rollup.forecast_submit(
+            organization=request.organization,
+            subject=subject,
+            submitted_by=request.membership,
+            period=period,
+            commit_amount=form.cleaned_data["commit_amount"],
+            best_case_amount=form.cleaned_data["best_case_amount"],
+            comment=form.cleaned_data["comment"],
+            today=today,
+        )
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        messages.success(request, _("Forecast for %(name)s saved.") % {"name": subject.display_name})
+    return _back_to_page(org_slug, page_member, period.label)
+
+
+@require_POST
+def forecast_deal_category(request, org_slug, deal_id):
+    """Override or clear the forecast category of an open deal the viewer may see."""
+    deal = get_visible_or_404(Deal.objects.select_related("owner"), request.membership, pk=deal_id)
+    category = request.POST.get("category", "")
+    try:
+        changed = categories.deal_category_set(
+            organization=request.organization, deal=deal, actor=request.membership, category=category
+        )
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    else:
+        if changed:
+            messages.success(request, _("Forecast category of %(deal)s saved.") % {"deal": deal})
+    return _back_to_page(org_slug, request.POST.get("page_member", ""), request.POST.get("period", ""))
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def forecast_settings(request, org_slug):
+    """Let the admin choose the forecast period and the category of each open stage."""
+    organization = request.organization
+    rows = categories.stage_category_rows()
+    settings = categories.forecast_settings_get(organization)
+    if request.method == "POST":
+        chosen = {
+            row["stage"].pk: request.POST.get(f"stage-{row['stage'].pk}", row["category"]) for row in rows if row["is_open"]
+        }
+        try:
+            changed = categories.forecast_settings_update(
+                organization=organization,
+                actor=request.user,
+                period_kind=request.POST.get("period_kind", settings.period_kind),
+                categories=chosen,
+            )
+        except ValidationError as error:
+            for message in error.messages:
+                messages.error(request, message)
+        else:
+            messages.success(
+                request, _("Forecast settings saved.") if changed else _("Nothing changed; the settings were already so.")
+            )
+            return redirect("forecast_settings", org_slug=org_slug)
+    context = {
+        "rows": rows,
+        "settings": settings,
+        "period_kinds": ForecastPeriodKind.choices,
+        "categories": [(value, label) for value, label in ForecastCategory.choices if value in categories.OPEN_CATEGORIES],
+    }
+    return render(request, "goals/forecast_settings.html", context)
+
+
