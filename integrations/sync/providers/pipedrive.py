@@ -3,7 +3,7 @@
 Endpoints (authenticated with the user's personal API token as the `api_token` query parameter):
 
 - GET /v1/pipelines and GET /v1/stages: pipelines and their stages (`order_nr`,
-  `deal_probability`). Pipedrive has no won or lost stages: a won deal keeps its stage
+  `deal_probability`), offset-paginated like the flow. Pipedrive has no won or lost stages: a won deal keeps its stage
   and gets status "won". Each synced pipeline therefore gets two more stages, "Won" and
   "Lost", and a change of status is a move into one of them.
 - GET /v1/users: user id, name and e-mail address of deal and activity owners.
@@ -67,13 +67,9 @@ class PipedriveSource:
         self.client = client
 
     def pipelines_fetch(self) -> list[CrmPipeline]:
-        pipelines = [
-            entry
-            for entry in self.client.get("/v1/pipelines").get("data") or []
-            if entry.get("active", True)
-        ]
+        pipelines = [entry for entry in self._offset_pages("/v1/pipelines") if entry.get("active", True)]
         stages_by_pipeline: dict[str, list[dict]] = {}
-        for stage in self.client.get("/v1/stages").get("data") or []:
+        for stage in self._offset_pages("/v1/stages"):
             if stage.get("active_flag", True):
                 stages_by_pipeline.setdefault(str(stage["pipeline_id"]), []).append(stage)
         result = []
