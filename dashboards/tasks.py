@@ -8,6 +8,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from dashboards import services
+from integrations.webhooks.events import attainment_check_schedule
 from spm.celery import TenantTask
 from spm.models import Organization
 
@@ -48,6 +49,7 @@ def kpi_snapshot_recompute(self, *, organization_id: int) -> dict:
             organization_id,
         )
         raise
+    attainment_check_schedule(organization_id=organization_id)
     logger.info(
         "KPI snapshot recompute task finished task_id=%s organization_id=%s rows_written=%s rows_deleted=%s",
         self.request.id,
@@ -68,6 +70,7 @@ def kpi_snapshot_recompute_deals(self, *, organization_id: int, deal_ids: list[i
     result = services.kpi_snapshot_recompute_deals(
         organization=organization, deal_ids=deal_ids, since=dt.datetime.fromisoformat(since)
     )
+    attainment_check_schedule(organization_id=organization_id)
     logger.info(
         "KPI snapshot incremental recompute task finished task_id=%s organization_id=%s mode=%s rows_written=%s",
         self.request.id,

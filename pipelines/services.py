@@ -13,6 +13,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from integrations.webhooks.events import deal_close_transitions_watch, deal_stage_changed_emit, import_finished_emit
 from pipelines.models import Deal, DealStageChange, DealStatus, Stage, StageKind
 from spm.models import AuditLog, Organization, User
 
@@ -44,6 +45,8 @@ def deal_close_state_refresh(*, organization: Organization, deal_ids: Iterable[i
     else:
         ids = sorted(set(deal_ids))
         batches = [ids[start : start + REFRESH_BATCH_SIZE] for start in range(0, len(ids), REFRESH_BATCH_SIZE)]
+    # Notes the statuses before the update, to announce deals that became won or lost to webhooks after commit.
+    deal_close_transitions_watch(organization_id=organization.pk, deal_ids=None if deal_ids is None else ids)
 
     # The outer query already limits deals to the organization, so the correlated subquery
     # filters on the deal alone. With an organization filter, SQLite walks the
@@ -115,6 +118,7 @@ def deal_move_stage(
             before=before,
             after={"stage_id": deal.stage_id, "status": deal.status},
         )
+        deal_stage_changed_emit(change=change)
         # KPIs can change from the move on, and from the close it may undo.
         since = min(changed_at, current.closed_at) if current.closed_at is not None else changed_at
         kpi_recompute_deals_schedule(organization_id=deal.organization_id, deal_ids=[deal.pk], since=since)
@@ -203,6 +207,7 @@ def crm_import(
             object_id=source,
             after=result.as_dict(),
         )
+        import_finished_emit(organization_id=organization.pk, summary=result.as_dict())
         # Nothing changed: the snapshots already match the data.
         if result.has_changes:
             kpi_recompute_schedule(organization_id=organization.pk)

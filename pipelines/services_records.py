@@ -72,6 +72,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from goals.models import Team, Territory
+from integrations.webhooks.events import import_finished_emit
 from pipelines.importers.base import (
     CENT,
     MAX_AMOUNT,
@@ -210,6 +211,7 @@ def records_import(
             object_id=source,
             after=result.as_dict(),
         )
+        import_finished_emit(organization_id=organization.pk, summary=result.as_dict())
         # Nothing changed: the snapshots already match the data.
         if result.has_changes:
             kpi_recompute_schedule(organization_id=organization.pk)

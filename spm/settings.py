@@ -321,6 +321,15 @@ if not CELERY_BROKER_URL:
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "SPM <noreply@localhost>")
 
+# Outgoing webhooks and calendar feeds (integrations.webhooks, integrations.capture). URLs that
+# resolve to private or loopback addresses are rejected unless WEBHOOKS_ALLOW_LOOPBACK is on,
+# which it is only for development (DEBUG) and tests. The IMAP mailbox host follows the same rule.
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", default=DEBUG)
+# Attempts per delivery (the first plus retries after 1, 2, 4, 8 … minutes) and the number of
+# deliveries in a row that may fail before a webhook is switched off and its admins are told.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6)
+WEBHOOK_DISABLE_AFTER = env_int("WEBHOOK_DISABLE_AFTER", 5)
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 # htmx sends the token from the page (hx-headers in base.html), never from the cookie, so

@@ -1,0 +1,352 @@
+"""Writes of activity capture: meetings from calendars and messages from the mailbox become activities.
+
+Both paths match the people involved to an account through AccountDomain, pick the open
+deal with `matching.deal_for`, and upsert Activity rows by (source, external id) with the
+importers' `bulk_upsert`, so reading the same calendar or message again changes nothing.
+Captured activities carry `is_captured=True`. Meetings are keyed by the member, the UID and
+the RECURRENCE-ID of the occurrence, and e-mails by their Message-ID.
+"""
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import asdict, dataclass
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from integrations.capture import ics
+from integrations.capture.matching import AccountMatcher, deal_for, domain_of
+from integrations.capture.models import AccountDomain, CalendarFeed, Mailbox
+from integrations.webhooks import outbound
+from pipelines.importers.base import bulk_upsert, fetch_by_keys
+from pipelines.models import Account, Activity, ActivityKind
+from spm.audit import audit_record
+from spm.models import Membership, Organization, User
+
+logger = logging.getLogger(__name__)
+
+CALENDAR_SOURCE = "calendar"
+EMAIL_SOURCE = "email"
+# Meetings this far back and ahead of now are read from a calendar; older ones are left alone.
+CALENDAR_PAST_DAYS = 180
+CALENDAR_FUTURE_DAYS = 60
+CALENDAR_MAX_BYTES = 5 * 1024 * 1024
+CALENDAR_FETCH_TIMEOUT_SECONDS = 20
+EXTERNAL_ID_MAX_LENGTH = 200
+
+
+@dataclass
+class CaptureResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # Read, but no attendee or correspondent belongs to a known account.
+    unmatched: int = 0
+    # Read, but no member of the organization sent or received it (e-mail only).
+    without_member: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _external_id(*parts: str) -> str:
+    """Join `parts` with ":"; a key longer than the column is replaced by a SHA-256 digest of it."""
+    key = ":".join(parts)
+    if len(key) <= EXTERNAL_ID_MAX_LENGTH:
+        return key
+    return f"{parts[0]}:sha256:{hashlib.sha256(key.encode('utf-8')).hexdigest()}"
+
+
+def _activities_upsert(organization: Organization, source: str, desired: dict[str, dict], result: CaptureResult) -> None:
+    if not desired:
+        return
+    outcome = bulk_upsert(
+        model=Activity,
+        existing=fetch_by_keys(Activity.objects.filter(organization=organization, source=source), "external_id", desired),
+        desired=desired,
+        build=lambda key, values: Activity(organization=organization, source=source, external_id=key, **values),
+    )
+    result.created += len(outcome.created)
+    result.updated += len(outcome.updated)
+    result.unchanged += len(outcome.unchanged)
+
+
+class _DealCache:
+    def __init__(self):
+        self.deals = {}
+
+    def get(self, account: Account, owner: Membership):
+        key = (account.pk, owner.pk)
+        if key not in self.deals:
+            self.deals[key] = deal_for(account=account, owner=owner)
+        return self.deals[key]
+
+
+def _after_capture(organization: Organization, result: CaptureResult) -> None:
+    # Activities and meetings quotas read the Activity table live, so only the attainment event needs a nudge.
+    if result.created or result.updated:
+        from integrations.webhooks.events import attainment_check_schedule
+
+        attainment_check_schedule(organization_id=organization.pk)
+
+
+# --- account domains -------------------------------------------------------------------------------
+
+
+def account_domain_add(*, organization: Organization, actor: User | None, account: Account, domain: str) -> AccountDomain:
+    with transaction.atomic():
+        row = AccountDomain.objects.create(organization=organization, account=account, domain=domain)
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="capture.domain_added",
+            object_type="account",
+            object_id=account.pk,
+            after={"domain": domain},
+        )
+    return row
+
+
+def account_domain_delete(*, row: AccountDomain, actor: User | None) -> None:
+    with transaction.atomic():
+        audit_record(
+            organization=row.organization_id,
+            actor=actor,
+            action="capture.domain_deleted",
+            object_type="account",
+            object_id=row.account_id,
+            before={"domain": row.domain},
+        )
+        row.delete()
+
+
+# --- calendar ---------------------------------------------------------------------------------------
+
+
+def calendar_meetings_capture(
+    *, member: Membership, meetings: list[ics.Meeting], now: dt.datetime | None = None
+) -> CaptureResult:
+    """Upsert meeting activities of `member` for the meetings with an attendee from a known account.
+
+    A meeting the member declined is skipped. A meeting still in the future is stored as
+    not done, and a later read marks it done. Returns the counts.
+    """
+    organization = member.organization
+    now = now or timezone.now()
+    matcher = AccountMatcher()
+    deals = _DealCache()
+    own_email = member.user.email.lower()
+    result = CaptureResult()
+    desired: dict[str, dict] = {}
+    for meeting in meetings:
+        if own_email in meeting.declined:
+            continue
+        account = matcher.account_for(meeting.attendees)
+        if account is None:
+            result.unmatched += 1
+            continue
+        deal = deals.get(account, member)
+        key = _external_id(str(member.pk), meeting.uid, meeting.recurrence_id)
+        duration = meeting.ends_at - meeting.starts_at if meeting.ends_at and meeting.ends_at > meeting.starts_at else None
+        desired[key] = {
+            "kind": ActivityKind.MEETING,
+            "type_name": _("Calendar"),
+            "subject": meeting.summary[:300],
+            "is_done": meeting.starts_at <= now,
+            "owner_id": member.pk,
+            "deal_id": deal.pk if deal else None,
+            "account_id": account.pk,
+            "occurred_at": meeting.starts_at,
+            "duration": duration,
+            "is_captured": True,
+        }
+    with transaction.atomic():
+        _activities_upsert(organization, CALENDAR_SOURCE, desired, result)
+        _after_capture(organization, result)
+    logger.info(
+        "Calendar captured organization_id=%s member_id=%s created=%s updated=%s unchanged=%s unmatched=%s",
+        organization.pk,
+        member.pk,
+        result.created,
+        result.updated,
+        result.unchanged,
+        result.unmatched,
+    )
+    return result
+
+
+def _window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    return now - dt.timedelta(days=CALENDAR_PAST_DAYS), now + dt.timedelta(days=CALENDAR_FUTURE_DAYS)
+
+
+def calendar_file_capture(*, member: Membership, data: bytes, now: dt.datetime | None = None) -> CaptureResult:
+    """Capture the meetings of an uploaded .ics file; raises ics.CalendarFileError for a bad file."""
+    now = now or timezone.now()
+    start, end = _window(now)
+    meetings = ics.calendar_parse(data, start=start, end=end, floating_zone=member.organization.tzinfo)
+    return calendar_meetings_capture(member=member, meetings=meetings, now=now)
+
+
+def calendar_feed_save(*, member: Membership, url: str) -> CalendarFeed:
+    """Create or replace the member's feed URL and switch it on; the URL must be http(s) to a public address."""
+    url = outbound.url_validate(url)
+    feed, _created = CalendarFeed.objects.update_or_create(
+        organization=member.organization,
+        member=member,
+        defaults={"url": url, "is_active": True, "last_error": ""},
+    )
+    return feed
+
+
+def calendar_feed_poll(*, feed: CalendarFeed, now: dt.datetime | None = None) -> CaptureResult | None:
+    """Fetch the feed and capture its meetings; on failure store the error on the feed and return None."""
+    now = now or timezone.now()
+    try:
+        response = outbound.http_request(
+            "GET",
+            feed.url,
+            headers={"Accept": "text/calendar"},
+            timeout=CALENDAR_FETCH_TIMEOUT_SECONDS,
+            max_bytes=CALENDAR_MAX_BYTES,
+            fail_on_oversize=True,
+        )
+        if response.status != 200:
+            raise ics.CalendarFileError(
+                _("The calendar server returned HTTP status %(status)s instead of 200.") % {"status": response.status}
+            )
+        result = calendar_file_capture(member=feed.member, data=response.body, now=now)
+    except (outbound.OutboundURLError, outbound.OutboundRequestError, ics.CalendarFileError) as error:
+        feed.last_error = str(error)
+        feed.last_polled_at = now
+        feed.save(update_fields=["last_error", "last_polled_at"])
+        logger.warning("Calendar feed failed organization_id=%s feed_id=%s", feed.organization_id, feed.pk)
+        return None
+    feed.last_error = ""
+    feed.last_polled_at = now
+    feed.last_counts = result.as_dict()
+    feed.save(update_fields=["last_error", "last_polled_at", "last_counts"])
+    return result
+
+
+# --- mailbox ----------------------------------------------------------------------------------------
+
+
+def mailbox_save(*, organization: Organization, actor: User | None, values: dict) -> Mailbox:
+    """Create or change the organization's mailbox; an empty password keeps the stored one.
+
+    A new host, user or folder restarts reading from the first message (Message-IDs
+    keep that from doubling activities).
+    """
+    mailbox = Mailbox.objects.filter(organization=organization).first() or Mailbox(organization=organization)
+    password = values.pop("password", "")
+    restart = mailbox.pk is None or any(
+        getattr(mailbox, name) != values[name] for name in ("host", "port", "username", "folder")
+    )
+    for name, value in values.items():
+        setattr(mailbox, name, value)
+    if password:
+        mailbox.password = password
+    if restart:
+        mailbox.uid_validity = None
+        mailbox.last_uid = 0
+    mailbox.last_error = ""
+    with transaction.atomic():
+        mailbox.save()
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="capture.mailbox_saved",
+            object_type="mailbox",
+            object_id=mailbox.pk,
+            # The password never goes into the audit log.
+            after={**values, "password_changed": bool(password)},
+        )
+    return mailbox
+
+
+def email_messages_capture(*, organization: Organization, messages: list) -> CaptureResult:
+    """Upsert e-mail activities for parsed messages (`mail.ParsedMessage`), keyed by Message-ID.
+
+    The owner is the member who sent the message, else the first member among its
+    recipients. The account comes from the other addresses' domains. A message without a
+    member or without a known account is counted and skipped.
+    """
+    matcher = AccountMatcher()
+    deals = _DealCache()
+    result = CaptureResult()
+    desired: dict[str, dict] = {}
+    for message in messages:
+        owner = matcher.members.get(message.sender)
+        is_sent = owner is not None
+        if owner is None:
+            owner = next((matcher.members[address] for address in message.recipients if address in matcher.members), None)
+        if owner is None:
+            result.without_member += 1
+            continue
+        account = matcher.account_for([message.sender, *message.recipients])
+        if account is None:
+            result.unmatched += 1
+            continue
+        deal = deals.get(account, owner)
+        desired[_external_id(message.message_id)] = {
+            "kind": ActivityKind.EMAIL,
+            "type_name": _("E-mail sent") if is_sent else _("E-mail received"),
+            "subject": message.subject[:300],
+            "is_done": True,
+            "owner_id": owner.pk,
+            "deal_id": deal.pk if deal else None,
+            "account_id": account.pk,
+            "occurred_at": message.sent_at,
+            "duration": None,
+            "is_captured": True,
+        }
+    with transaction.atomic():
+        _activities_upsert(organization, EMAIL_SOURCE, desired, result)
+        _after_capture(organization, result)
+    return result
+
+
+def mailbox_poll(*, mailbox: Mailbox, now: dt.datetime | None = None) -> CaptureResult | None:
+    """Read the messages after the last UID read, capture them and remember the new last UID.
+
+    On a connection, login or protocol failure the error is stored on the mailbox and
+    None is returned; the next poll starts again from the same UID.
+    """
+    from integrations.capture import mail
+
+    now = now or timezone.now()
+    try:
+        batch = mail.messages_fetch(mailbox)
+    except mail.MailboxError as error:
+        mailbox.last_error = str(error)
+        mailbox.last_polled_at = now
+        mailbox.save(update_fields=["last_error", "last_polled_at"])
+        logger.warning("Mailbox poll failed organization_id=%s mailbox_id=%s", mailbox.organization_id, mailbox.pk)
+        return None
+    result = email_messages_capture(organization=mailbox.organization, messages=batch.messages)
+    mailbox.uid_validity = batch.uid_validity
+    mailbox.last_uid = batch.last_uid
+    mailbox.last_error = ""
+    mailbox.last_polled_at = now
+    mailbox.last_counts = {**result.as_dict(), "messages": len(batch.messages)}
+    mailbox.save(update_fields=["uid_validity", "last_uid", "last_error", "last_polled_at", "last_counts"])
+    logger.info(
+        "Mailbox polled organization_id=%s mailbox_id=%s messages=%s created=%s unchanged=%s last_uid=%s",
+        mailbox.organization_id,
+        mailbox.pk,
+        len(batch.messages),
+        result.created,
+        result.unchanged,
+        batch.last_uid,
+    )
+    return result
+
+
+def domain_normalize(value: str) -> str:
+    """Return a bare lower-case domain from input like "@Customer.example" or "anna@customer.example"."""
+    value = value.strip().lower()
+    if "@" in value:
+        value = domain_of(value)
+    return value.strip(".")
