@@ -1,0 +1,176 @@
+"""Forecast pages: who sees and submits what, per-deal categories, admin settings, htmx fragment."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from django_scopes import scopes_disabled
+
+from goals.forecasts import categories
+from goals.models import DealForecastCategory, ForecastSubmission, StageForecastCategory
+from spm.fiscal import period_containing
+from spm.models import AuditLog
+from tests.factories import DealFactory, PipelineFactory, StageFactory
+
+
+def _current_quarter(org):
+    return period_containing(timezone.localtime(timezone.now(), org.tzinfo).date(), "quarter", 1)
+
+
+@pytest.fixture
+def open_deals(org, member, other_rep):
+    """One open Proposal deal each for member and other_rep, expected mid-quarter of today's quarter."""
+    quarter = _current_quarter(org)
+    with scopes_disabled():
+        stage = StageFactory(pipeline=PipelineFactory(organization=org), name="Proposal", probability=60)
+        expected = quarter.start + dt.timedelta(days=20)
+        return {
+            "member": DealFactory(owner=member, stage=stage, amount=Decimal("1000.00"), expected_close_on=expected),
+            "other_rep": DealFactory(owner=other_rep, stage=stage, amount=Decimal("500.00"), expected_close_on=expected),
+        }
+
+
+def _submit(client, subject, commit="1,200.00", best_case="1,500.00", period=None, org=None):
+    return client.post(
+        "/o/acme/forecast/submit/",
+        {
+            "subject": subject.pk,
+            "period": period or _current_quarter(org).label,
+            "commit_amount": commit,
+            "best_case_amount": best_case,
+            "comment": "Two deals slipped",
+        },
+    )
+
+
+def test_rep_page_shows_own_weighted_pipeline(client, org, member, open_deals):
+    client.force_login(member.user)
+
+    response = client.get("/o/acme/forecast/")
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "data-weighted-stage>€600.00<" in body
+    assert "data-submit-form" in body
+    assert f'data-deal="{open_deals["member"].pk}"' in body
+    assert f'data-deal="{open_deals["other_rep"].pk}"' not in body
+
+
+def test_page_fragment_for_htmx(client, org, member, open_deals):
+    client.force_login(member.user)
+
+    response = client.get("/o/acme/forecast/", HTTP_HX_REQUEST="true")
+
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="forecast-content"')
+    assert "<html" not in body
+    assert "HX-Request" in response["Vary"]
+
+
+def test_rep_cannot_open_or_submit_for_another_rep(client, org, member, other_rep):
+    client.force_login(member.user)
+
+    assert client.get(f"/o/acme/forecast/people/{other_rep.pk}/").status_code == 404
+    assert _submit(client, other_rep, org=org).status_code == 404
+    with scopes_disabled():
+        assert ForecastSubmission.objects.count() == 0
+
+
+def test_rep_submits_own_forecast(client, org, member):
+    client.force_login(member.user)
+
+    response = _submit(client, member, org=org)
+
+    assert response.status_code == 302
+    with scopes_disabled():
+        submission = ForecastSubmission.objects.get()
+    assert submission.subject == member
+    assert submission.submitted_by == member
+    assert submission.commit_amount == Decimal("1200.00")
+    assert submission.best_case_amount == Decimal("1500.00")
+    assert submission.comment == "Two deals slipped"
+
+
+def test_submission_for_past_period_is_rejected_with_message(client, org, member):
+    client.force_login(member.user)
+
+    response = _submit(client, member, period="2017-Q2", org=org)
+    page = client.get(response["Location"])
+
+    assert "2017-Q2" in page.content.decode()
+    with scopes_disabled():
+        assert ForecastSubmission.objects.count() == 0
+
+
+def test_invalid_amount_names_the_value(client, org, member):
+    client.force_login(member.user)
+
+    response = _submit(client, member, commit="12x", org=org)
+    page = client.get(response["Location"])
+
+    assert "&#x27;12x&#x27; is not valid" in page.content.decode()
+
+
+def test_manager_adjusts_report_and_sees_rollup(client, org, manager_member, member, other_rep, open_deals):
+    client.force_login(manager_member.user)
+
+    response = _submit(client, member, commit="800.00", best_case="900.00", org=org)
+    page = client.get("/o/acme/forecast/")
+
+    assert response.status_code == 302
+    with scopes_disabled():
+        submission = ForecastSubmission.objects.get()
+    assert submission.submitted_by == manager_member
+    body = page.content.decode()
+    assert f'data-member="{member.pk}"' in body
+    assert f'data-member="{other_rep.pk}"' in body
+    # member's adjusted 800 plus other_rep's categories: nothing won, no commit deal.
+    assert "data-rolled-up-commit>€800.00<" in body
+    assert "Adjusted by" in body
+    assert client.get(f"/o/acme/forecast/people/{member.pk}/").status_code == 200
+
+
+def test_admin_sees_organization_and_other_org_gets_404(client, org, admin_member, member, other_org_admin):
+    client.force_login(admin_member.user)
+    assert client.get("/o/acme/forecast/").status_code == 200
+    assert client.get(f"/o/acme/forecast/people/{member.pk}/").status_code == 200
+
+    client.force_login(other_org_admin.user)
+    assert client.get("/o/acme/forecast/").status_code == 404
+    assert client.get(f"/o/globex/forecast/people/{member.pk}/").status_code == 404
+
+
+def test_deal_category_override_by_owner_and_manager_only(client, org, manager_member, member, open_deals):
+    client.force_login(member.user)
+    own = client.post(f"/o/acme/forecast/deals/{open_deals['member'].pk}/category/", {"category": "commit"})
+    foreign = client.post(f"/o/acme/forecast/deals/{open_deals['other_rep'].pk}/category/", {"category": "commit"})
+    client.force_login(manager_member.user)
+    managed = client.post(f"/o/acme/forecast/deals/{open_deals['other_rep'].pk}/category/", {"category": "omitted"})
+
+    assert own.status_code == 302
+    assert foreign.status_code == 404
+    assert managed.status_code == 302
+    with scopes_disabled():
+        overrides = dict(DealForecastCategory.objects.values_list("deal_id", "category"))
+        audited = AuditLog.objects.filter(action=categories.DEAL_CATEGORY_CHANGED).count()
+    assert overrides == {open_deals["member"].pk: "commit", open_deals["other_rep"].pk: "omitted"}
+    assert audited == 2
+
+
+def test_settings_for_admin_only_and_audited(client, org, admin_member, manager_member, open_deals):
+    with scopes_disabled():
+        stage_id = open_deals["member"].stage_id
+    client.force_login(manager_member.user)
+    assert client.get("/o/acme/forecast/settings/").status_code == 404
+
+    client.force_login(admin_member.user)
+    page = client.get("/o/acme/forecast/settings/")
+    response = client.post("/o/acme/forecast/settings/", {"period_kind": "month", f"stage-{stage_id}": "commit"})
+
+    assert page.status_code == 200
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert StageForecastCategory.objects.get().category == "commit"
+        actions = sorted(AuditLog.objects.filter(action__startswith="forecast.").values_list("action", flat=True))
+    assert actions == [categories.SETTINGS_CHANGED, categories.STAGE_CATEGORY_CHANGED]
