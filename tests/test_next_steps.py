@@ -57,7 +57,8 @@ def deals(org, member, other_rep):
 
         result = {
             "A": deal("A", member, propose, "10000", dt.date(2017, 6, 1)),
-            "B": deal("B", member, qualify, "5000", dt.date(2017, 7, 1)),
+            # An id above 999 shows whether ids in attributes escape the thousands separator.
+            "B": deal("B", member, qualify, "5000", dt.date(2017, 7, 1), id=12345),
             "C": deal("C", member, propose, "20000", dt.date(2017, 6, 10)),
             "D": deal("D", member, propose, "50000", dt.date(2017, 7, 31)),
             "E": deal("E", member, propose, "1000", dt.date(2017, 7, 31), probability=10),
