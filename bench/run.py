@@ -45,7 +45,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spm.settings")
 PHASES = ("recompute", "engines", "import", "http", "change")
 IMPORT_DEALS = 100_000
 HTTP_REQUESTS = 200
-REDIS_URL = "redis://127.0.0.1:6379/6"
+# Broker and cache of the measured servers; BENCH_REDIS_URL picks another database.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
 # Shared by gunicorn and the phase process that signs the session (the auth hash uses it).
 SECRET_KEY = "bench-only-" + uuid.uuid4().hex
 

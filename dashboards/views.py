@@ -1,6 +1,7 @@
 """Manager dashboard and rep scorecard: one URL each for the full page and its htmx fragment."""
 
 import hashlib
+from collections.abc import Callable
 
 from django.core.cache import cache
 from django.http import Http404, HttpResponse
@@ -8,6 +9,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -30,28 +32,30 @@ def _is_fragment_request(request) -> bool:
     return bool(request.htmx and not request.htmx.history_restore_request)
 
 
-def kpi_fragment_cache_key(request) -> str:
-    """Cache key of the htmx fragment: organization, member, language, KPI data version and the query.
+def kpi_audience(membership) -> str:
+    """Cache key part naming whose numbers a dashboard shows: every admin sees the same, others their own."""
+    if membership.role == Role.ADMIN:
+        return "admin"
+    return f"member-{membership.pk}"
 
-    The organization's creation time guards against a reused id (a recreated
-    test database) meeting fragments that a shared Redis kept.
+
+def kpi_fragment_cache_key(request, *, audience: str | None = None) -> str:
+    """Cache key of the `kpi-content` fragment: organization, audience, language, KPI data version and the query.
+
+    `audience` defaults to the member. The organization's creation time guards
+    against a reused id (a recreated test database) meeting fragments that a
+    shared Redis kept. The full page and the htmx request of one URL share the key.
     """
     organization = request.organization
+    if audience is None:
+        audience = f"member-{request.membership.pk}"
     version = kpi_data_version(organization_id=organization.pk)
     query = hashlib.sha256(request.get_full_path().encode()).hexdigest()[:32]
     created = organization.created_at.timestamp() if organization.created_at else 0
-    return (
-        f"spm:kpi-fragment:{organization.pk}:{created:.6f}:{request.membership.pk}:{get_language()}:{version}:{query}"
-    )
+    return f"spm:kpi-fragment:{organization.pk}:{created:.6f}:{audience}:{get_language()}:{version}:{query}"
 
 
-def kpi_fragment_cached(request) -> HttpResponse | None:
-    """Return the cached htmx fragment for this request, or None (also for full-page requests)."""
-    if not _is_fragment_request(request):
-        return None
-    html = cache.get(kpi_fragment_cache_key(request))
-    if html is None:
-        return None
+def _fragment_response(html: str) -> HttpResponse:
     response = HttpResponse(html)
     patch_vary_headers(response, ("HX-Request",))
     return response
@@ -69,6 +73,33 @@ def render_kpi_page(request, template_name: str, context: dict):
     return response
 
 
+def render_kpi_page_cached(request, template_name: str, *, audience: str, context_build: Callable[[bool], dict]):
+    """Serve a KPI page whose `kpi-content` fragment comes from the cache when it can.
+
+    `context_build(with_page)` returns the template context, and builds the
+    costly `page` only when `with_page` is true (a cache miss). An htmx request
+    gets the fragment alone. A full-page request renders the page around the
+    same fragment HTML, so both show the same numbers and only a miss reads
+    the KPI rows.
+    """
+    key = kpi_fragment_cache_key(request, audience=audience)
+    html = cache.get(key)
+    is_fragment = _is_fragment_request(request)
+    if html is not None and is_fragment:
+        return _fragment_response(html)
+
+    context = context_build(html is None)
+    if html is None:
+        html = render_to_string(f"{template_name}#kpi-content", context, request)
+        cache.set(key, html, FRAGMENT_CACHE_SECONDS)
+    if is_fragment:
+        return _fragment_response(html)
+    # The fragment was rendered by our own template from escaped values.
+    response = render(request, template_name, {**context, "kpi_content_html": mark_safe(html)})
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
 def _period_context(form, periods) -> tuple:
     """Return (period, errors): the requested period if valid, else the default with the error shown."""
     errors = [message for messages in form.errors.values() for message in messages]
@@ -77,13 +108,19 @@ def _period_context(form, periods) -> tuple:
 
 
 def dashboard(request, org_slug):
-    organization, membership = request.organization, request.membership
+    membership = request.membership
     if membership.role == Role.REP:
         raise Http404("The dashboard is for managers and admins.")
-    cached = kpi_fragment_cached(request)
-    if cached is not None:
-        return cached
+    return render_kpi_page_cached(
+        request,
+        "dashboards/dashboard.html",
+        audience=kpi_audience(membership),
+        context_build=lambda with_page: _dashboard_context(request, with_page=with_page),
+    )
 
+
+def _dashboard_context(request, *, with_page: bool) -> dict:
+    organization, membership = request.organization, request.membership
     form = DashboardFilterForm(request.GET, organization=organization)
     form.is_valid()
     periods = kpi_periods_available(organization=organization)
@@ -96,7 +133,7 @@ def dashboard(request, org_slug):
     sort = form.cleaned_data.get("sort") or DEFAULT_REP_SORT
 
     page = None
-    if period is not None:
+    if with_page and period is not None:
         page = dashboard_page(
             organization=organization,
             membership=membership,
@@ -107,7 +144,7 @@ def dashboard(request, org_slug):
             sort=sort,
             deals_url=reverse("deal_list", kwargs={"org_slug": organization.slug}),
         )
-    context = {
+    return {
         "page": page,
         "period": period,
         "period_groups": periods_grouped(periods, period),
@@ -116,15 +153,19 @@ def dashboard(request, org_slug):
         "sort": sort,
         "errors": errors,
     }
-    return render_kpi_page(request, "dashboards/dashboard.html", context)
 
 
 def me(request, org_slug):
-    organization, membership = request.organization, request.membership
-    cached = kpi_fragment_cached(request)
-    if cached is not None:
-        return cached
+    return render_kpi_page_cached(
+        request,
+        "dashboards/me.html",
+        audience=f"member-{request.membership.pk}",
+        context_build=lambda with_page: _me_context(request, with_page=with_page),
+    )
 
+
+def _me_context(request, *, with_page: bool) -> dict:
+    organization, membership = request.organization, request.membership
     form = PeriodFilterForm(request.GET, organization=organization)
     form.is_valid()
     periods = kpi_periods_available(organization=organization)
@@ -132,13 +173,12 @@ def me(request, org_slug):
     deals_url = reverse("deal_list", kwargs={"org_slug": organization.slug})
 
     page = None
-    if period is not None:
+    if with_page and period is not None:
         page = scorecard_page(organization=organization, membership=membership, period=period, deals_url=deals_url)
-    context = {
+    return {
         "page": page,
         "period": period,
         "period_groups": periods_grouped(periods, period),
         "errors": errors,
         "deals_url": deals_url,
     }
-    return render_kpi_page(request, "dashboards/me.html", context)

@@ -6,9 +6,12 @@ spm.tenancy, so a deal of another organization or of another rep never
 reaches a page.
 """
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Sum
 
 from dashboards.selectors import deal_filter_for_subject, deal_list_for_metric
@@ -117,6 +120,38 @@ def deal_totals(deals: QuerySet[Deal]) -> DealTotals:
     """
     totals = deals.order_by().aggregate(count=Count("id"), base_amount=Sum("base_amount"))
     return DealTotals(count=totals["count"], base_amount=totals["base_amount"] or Decimal("0"))
+
+
+# At most this old, for writers that change deals without bumping the KPI data version.
+DEAL_TOTALS_CACHE_SECONDS = 120
+
+
+def deal_totals_cached(
+    deals: QuerySet[Deal], *, organization: Organization, visible_member_ids: set[int] | None, filters: DealFilters
+) -> DealTotals:
+    """Return `deal_totals(deals)` from the cache, keyed by organization, data version, visibility and filters.
+
+    The totals scan every matching deal (a million for an admin's unfiltered
+    list) while the page reads 50. Imports, stage moves and recomputes bump the
+    organization's data version (dashboards.services.kpi_data_version), which
+    retires every cached total; any other change shows after
+    DEAL_TOTALS_CACHE_SECONDS. `deals` must be the list of `filters` for
+    `visible_member_ids`; the sort order does not change the totals.
+    """
+    from dashboards.services import kpi_data_version
+
+    visible = "all" if visible_member_ids is None else ",".join(map(str, sorted(visible_member_ids)))
+    selection = f"{visible}|{dataclasses.replace(filters, sort='')!r}"
+    created = organization.created_at.timestamp() if organization.created_at else 0
+    key = (
+        f"spm:deal-totals:{organization.pk}:{created:.6f}:{kpi_data_version(organization_id=organization.pk)}:"
+        f"{hashlib.sha256(selection.encode()).hexdigest()[:32]}"
+    )
+    totals = cache.get(key)
+    if totals is None:
+        totals = deal_totals(deals)
+        cache.set(key, totals, DEAL_TOTALS_CACHE_SECONDS)
+    return totals
 
 
 def deal_get_visible(*, membership: Membership, deal_id: int) -> Deal:

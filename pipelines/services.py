@@ -135,19 +135,17 @@ def deal_move_stage(
 
 def kpi_recompute_schedule(*, organization_id: int) -> None:
     """Enqueue the organization's KPI recompute once the current transaction commits."""
-    from dashboards.tasks import kpi_snapshot_recompute
+    from dashboards.tasks import kpi_snapshot_recompute_enqueue
 
-    transaction.on_commit(lambda: kpi_snapshot_recompute.delay(organization_id=organization_id))
+    transaction.on_commit(lambda: kpi_snapshot_recompute_enqueue(organization_id=organization_id))
 
 
 def kpi_recompute_deals_schedule(*, organization_id: int, deal_ids: list[int], since: dt.datetime) -> None:
     """Enqueue the recompute of only the KPI rows that a change of `deal_ids` from `since` on touches, after commit."""
-    from dashboards.tasks import kpi_snapshot_recompute_deals
+    from dashboards.tasks import kpi_snapshot_recompute_deals_enqueue
 
     transaction.on_commit(
-        lambda: kpi_snapshot_recompute_deals.delay(
-            organization_id=organization_id, deal_ids=list(deal_ids), since=since.isoformat()
-        )
+        lambda: kpi_snapshot_recompute_deals_enqueue(organization_id=organization_id, deal_ids=deal_ids, since=since)
     )
 
 

@@ -18,7 +18,7 @@ from pipelines.selectors import (
     deal_get_visible,
     deal_list_visible,
     deal_stage_history,
-    deal_totals,
+    deal_totals_cached,
     membership_list_visible,
     stage_list,
     team_list_visible,
@@ -46,9 +46,11 @@ def deal_list(request, org_slug):
     if form.is_valid():
         filters = form.filters()
         deals = deal_list_visible(organization=organization, visible_member_ids=visible_member_ids, filters=filters)
-        totals = deal_totals(deals)
+        totals = deal_totals_cached(
+            deals, organization=organization, visible_member_ids=visible_member_ids, filters=filters
+        )
         paginator = Paginator(deals, DEALS_PER_PAGE)
-        # The totals query already counted the rows, so Paginator need not run COUNT again.
+        # The totals already counted the rows, so Paginator need not run COUNT again.
         paginator.count = totals.count
         context.update(
             filters=filters,
