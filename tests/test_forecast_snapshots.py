@@ -141,3 +141,16 @@ def test_snapshot_task_runs_per_organization_and_is_idempotent(org, member, othe
     assert enqueued == 2
     with scopes_disabled():
         assert ForecastSnapshot.objects.filter(organization=other_org).count() == 0
+
+
+@pytest.mark.worker
+def test_snapshot_task_through_real_worker(celery_worker, org, member):
+    result = tasks.forecast_snapshot_take.delay(organization_id=org.pk)
+
+    inserted = result.get(timeout=120)
+
+    with scopes_disabled():
+        stored = ForecastSnapshot.objects.filter(organization=org, membership=member).count()
+    assert inserted > 0
+    # The current and the previous quarter have passed at least their start horizon.
+    assert stored >= 2
