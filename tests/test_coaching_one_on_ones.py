@@ -1,0 +1,373 @@
+"""1:1s: agenda generation with carried-over action items, editing, notes, permissions and audit entries."""
+
+import datetime as dt
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django_scopes import scope, scopes_disabled
+
+from coaching import services
+from coaching.models import ActionItem, AgendaItem, AgendaItemKind, CoachingNote, NoteVisibility, OneOnOne
+from coaching.selectors import action_items_of
+from spm.fiscal import parse_period
+from spm.models import AuditLog, Role
+from tests.factories import MembershipFactory, UserFactory
+
+Q4 = parse_period("2017-Q4", 1)
+NOW = dt.datetime(2017, 10, 20, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def at(month, day, hour=9):
+    return dt.datetime(2017, month, day, hour, 0, tzinfo=dt.timezone.utc)
+
+
+def _schedule(org, manager, rep, when):
+    with scope(organization=org):
+        return services.one_on_one_create(organization=org, manager=manager, rep=rep, scheduled_at=when, period=Q4, now=NOW)
+
+
+def _client(membership) -> Client:
+    client = Client()
+    client.force_login(membership.user)
+    return client
+
+
+def _url(name, org, **kwargs):
+    return reverse(name, kwargs={"org_slug": org.slug, **kwargs})
+
+
+@pytest.fixture
+def first_one_on_one(org, manager_member, member):
+    """A held 1:1 with one open and one done action item, a private and a shared note."""
+    one_on_one = _schedule(org, manager_member, member, at(10, 2))
+    with scope(organization=org):
+        open_item = services.action_item_add(
+            one_on_one=one_on_one, actor=manager_member, title="Send two references", owner=member, due_on=dt.date(2017, 10, 13)
+        )
+        done_item = services.action_item_add(
+            one_on_one=one_on_one, actor=manager_member, title="Update the CRM stages", owner=member, due_on=None
+        )
+        services.action_item_set_done(item=done_item, actor=member, is_done=True)
+        # Done before the next 1:1s of these tests take place.
+        ActionItem.objects.filter(pk=done_item.pk).update(done_at=at(10, 5))
+        services.note_add(one_on_one=one_on_one, author=manager_member, text="Seems tired; ask about workload.", visibility="private")
+        services.note_add(one_on_one=one_on_one, author=manager_member, text="Great demo at Kunde AG.", visibility="shared")
+    return one_on_one, open_item, done_item
+
+
+def test_agenda_carries_open_action_item(org, manager_member, member, first_one_on_one):
+    _first, open_item, done_item = first_one_on_one
+
+    second = _schedule(org, manager_member, member, at(10, 16))
+
+    with scope(organization=org):
+        items = list(AgendaItem.objects.filter(one_on_one=second).order_by("position"))
+    assert [(item.position, item.kind, item.title) for item in items] == [
+        (1, AgendaItemKind.ACTION_ITEM, "Send two references")
+    ]
+    assert items[0].action_item_id == open_item.pk
+    assert done_item.pk not in {item.action_item_id for item in items}
+
+
+def test_open_item_carries_until_done(org, manager_member, member, first_one_on_one):
+    _first, open_item, _done = first_one_on_one
+    second = _schedule(org, manager_member, member, at(10, 16))
+    third = _schedule(org, manager_member, member, at(10, 30))
+
+    with scope(organization=org):
+        agreed, carried = action_items_of(one_on_one=third)
+        services.action_item_set_done(item=open_item, actor=member, is_done=True)
+        fourth = _schedule(org, manager_member, member, at(11, 13))
+        fourth_items = list(AgendaItem.objects.filter(one_on_one=fourth))
+        second_items = list(AgendaItem.objects.filter(one_on_one=second))
+        third_carried = AgendaItem.objects.filter(one_on_one=third, action_item=open_item).count()
+
+    assert agreed == []
+    assert [item.pk for item in carried] == [open_item.pk]
+    assert third_carried == 1
+    assert fourth_items == []
+    assert len(second_items) == 1
+
+
+def test_agenda_lists_rep_signal(org, manager_member, member, other_rep):
+    """Conversion Qualified → Proposal: A 1 of 5, B 2 of 4, C 3 of 4; A's agenda gets the concern with its values."""
+    from pipelines.models import StageKind
+    from tests.factories import DealFactory, PipelineFactory, StageFactory
+
+    with scopes_disabled():
+        rep_c = MembershipFactory(
+            organization=org, role=Role.REP, team=member.team, manager=manager_member, user=UserFactory(email="c@acme.example")
+        )
+        pipeline = PipelineFactory(organization=org)
+        qualified = StageFactory(pipeline=pipeline, name="Qualified", order=1)
+        proposal = StageFactory(pipeline=pipeline, name="Proposal", order=2)
+        StageFactory(pipeline=pipeline, name="Won", order=3, kind=StageKind.WON)
+        created = dt.datetime(2017, 10, 3, 12, tzinfo=dt.timezone.utc)
+        for rep, at_qualified, at_proposal in ((member, 4, 1), (other_rep, 2, 2), (rep_c, 1, 3)):
+            for stage, count in ((qualified, at_qualified), (proposal, at_proposal)):
+                for _index in range(count):
+                    DealFactory(owner=rep, stage=stage, created_at=created)
+
+    one_on_one = _schedule(org, manager_member, member, at(10, 16))
+
+    with scope(organization=org):
+        (item,) = AgendaItem.objects.filter(one_on_one=one_on_one)
+    assert item.kind == AgendaItemKind.SIGNAL
+    assert item.title == "Stage conversion Qualified → Proposal"
+    assert item.signal["rep_value"] == "0.2"
+    assert item.signal["team_median"] == "0.5"
+    assert len(item.signal["deal_ids"]) == 5
+
+
+def test_create_writes_audit_entry(org, manager_member, member):
+    one_on_one = _schedule(org, manager_member, member, at(10, 2))
+
+    with scope(organization=org):
+        entry = AuditLog.objects.get(action="coaching.one_on_one_created")
+    assert entry.object_id == str(one_on_one.pk)
+    assert entry.actor == manager_member.user
+    assert entry.after["rep"] == member.pk
+    assert entry.after["period"] == "2017-Q4"
+
+
+def test_note_audit_omits_text(org, first_one_on_one):
+    with scope(organization=org):
+        entries = list(AuditLog.objects.filter(action="coaching.note_added"))
+    assert len(entries) == 2
+    assert {entry.after["visibility"] for entry in entries} == {"private", "shared"}
+    assert all("text" not in entry.after for entry in entries)
+
+
+def test_manager_cannot_schedule_with_invisible_rep(org, manager_member):
+    from django.core.exceptions import PermissionDenied
+
+    with scopes_disabled():
+        stranger = MembershipFactory(organization=org, role=Role.REP, user=UserFactory(email="stranger@acme.example"))
+    with pytest.raises(PermissionDenied):
+        _schedule(org, manager_member, stranger, at(10, 2))
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+def test_rep_reads_shared_note_only(org, member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+
+    response = _client(member).get(_url("coaching_one_on_one", org, one_on_one_id=one_on_one.pk))
+
+    assert response.status_code == 200
+    assert "Great demo at Kunde AG." in response.content.decode()
+    assert "ask about workload" not in response.content.decode()
+
+
+def test_manager_reads_private_note(org, manager_member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+
+    response = _client(manager_member).get(_url("coaching_one_on_one", org, one_on_one_id=one_on_one.pk))
+
+    assert response.status_code == 200
+    assert "ask about workload" in response.content.decode()
+    assert "Great demo at Kunde AG." in response.content.decode()
+
+
+def test_admin_cannot_read_manager_private_note(org, admin_member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+
+    response = _client(admin_member).get(_url("coaching_one_on_one", org, one_on_one_id=one_on_one.pk))
+
+    assert response.status_code == 200
+    assert "ask about workload" not in response.content.decode()
+
+
+def test_other_rep_gets_404(org, other_rep, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+
+    response = _client(other_rep).get(_url("coaching_one_on_one", org, one_on_one_id=one_on_one.pk))
+
+    assert response.status_code == 404
+
+
+def test_other_rep_list_hides_1on1(org, other_rep, first_one_on_one):
+    response = _client(other_rep).get(_url("coaching_home", org))
+
+    assert response.status_code == 200
+    assert "1:1 with" not in response.content.decode()
+    assert response.context["rows"] == []
+
+
+def test_other_org_1on1_is_404(org, other_org, admin_member, other_org_admin):
+    with scopes_disabled():
+        foreign_rep = MembershipFactory(organization=other_org, role=Role.REP, user=UserFactory(email="r@globex.example"))
+    foreign = _schedule(other_org, other_org_admin, foreign_rep, at(10, 2))
+
+    response = _client(admin_member).get(_url("coaching_one_on_one", org, one_on_one_id=foreign.pk))
+
+    assert response.status_code == 404
+
+
+def test_rep_cannot_post_note(org, member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+
+    response = _client(member).post(
+        _url("coaching_note_add", org, one_on_one_id=one_on_one.pk), {"text": "Mine", "visibility": "shared"}
+    )
+
+    assert response.status_code == 404
+    with scope(organization=org):
+        assert CoachingNote.objects.filter(text="Mine").count() == 0
+
+
+def test_rep_cannot_read_private_note_by_id(org, member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    with scope(organization=org):
+        private = CoachingNote.objects.get(visibility=NoteVisibility.PRIVATE)
+
+    response = _client(member).post(_url("coaching_note", org, one_on_one_id=one_on_one.pk, note_id=private.pk))
+
+    assert response.status_code == 404
+
+
+def test_rep_ticks_off_own_action_item(org, member, first_one_on_one):
+    one_on_one, open_item, _done = first_one_on_one
+
+    response = _client(member).post(
+        _url("coaching_action_item", org, one_on_one_id=one_on_one.pk, action_item_id=open_item.pk), {"op": "done", "next": "home"}
+    )
+
+    assert response.status_code == 302
+    with scope(organization=org):
+        open_item.refresh_from_db()
+        assert open_item.done_by_id == member.pk
+    assert open_item.done_at is not None
+
+
+def test_agenda_add_full_page_redirects(org, manager_member, member):
+    one_on_one = _schedule(org, manager_member, member, at(10, 2))
+
+    response = _client(manager_member).post(_url("coaching_agenda_add", org, one_on_one_id=one_on_one.pk), {"title": "Pricing"})
+
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"/coaching/1on1/{one_on_one.pk}/#agenda")
+    with scope(organization=org):
+        assert list(AgendaItem.objects.filter(one_on_one=one_on_one).values_list("title", "position")) == [("Pricing", 1)]
+
+
+def test_agenda_add_fragment(org, manager_member, member):
+    one_on_one = _schedule(org, manager_member, member, at(10, 2))
+
+    response = _client(manager_member).post(
+        _url("coaching_agenda_add", org, one_on_one_id=one_on_one.pk), {"title": "Pricing"}, HTTP_HX_REQUEST="true"
+    )
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert content.lstrip().startswith('<section id="agenda"')
+    assert 'value="Pricing"' in content
+    assert "<html" not in content
+    assert "HX-Request" in response["Vary"]
+
+
+def test_agenda_empty_topic_rejected(org, manager_member, member):
+    one_on_one = _schedule(org, manager_member, member, at(10, 2))
+
+    response = _client(manager_member).post(_url("coaching_agenda_add", org, one_on_one_id=one_on_one.pk), {"title": " "})
+
+    assert response.status_code == 400
+    assert "This field is required." in response.content.decode()
+
+
+def test_agenda_move_and_remove(org, manager_member, member):
+    one_on_one = _schedule(org, manager_member, member, at(10, 2))
+    client = _client(manager_member)
+    for title in ("First", "Second", "Third"):
+        client.post(_url("coaching_agenda_add", org, one_on_one_id=one_on_one.pk), {"title": title})
+    with scope(organization=org):
+        third = AgendaItem.objects.get(title="Third")
+        first = AgendaItem.objects.get(title="First")
+
+    client.post(_url("coaching_agenda_item", org, one_on_one_id=one_on_one.pk, item_id=third.pk), {"op": "up"})
+    client.post(_url("coaching_agenda_item", org, one_on_one_id=one_on_one.pk, item_id=first.pk), {"op": "delete"})
+    client.post(
+        _url("coaching_agenda_item", org, one_on_one_id=one_on_one.pk, item_id=third.pk),
+        {"op": "save", "title": "Third, reworded", "is_discussed": "on"},
+    )
+
+    with scope(organization=org):
+        rows = list(AgendaItem.objects.filter(one_on_one=one_on_one).order_by("position").values_list("title", "is_discussed"))
+        assert AuditLog.objects.filter(action="coaching.agenda_changed").count() == 6
+    assert rows == [("Third, reworded", True), ("Second", False)]
+
+
+def _current_quarter(org) -> str:
+    from goals.attainment import organization_today
+    from spm.fiscal import QUARTER, period_containing
+
+    return period_containing(organization_today(org), QUARTER, 1).label
+
+
+def test_schedule_page_creates_1on1(org, manager_member, member):
+    period = _current_quarter(org)
+    response = _client(manager_member).post(
+        _url("coaching_one_on_one_new", org),
+        {"rep": member.pk, "scheduled_on": "2017-10-16", "scheduled_time": "09:30", "period": period},
+    )
+
+    with scope(organization=org):
+        one_on_one = OneOnOne.objects.get()
+    assert response.status_code == 302
+    assert one_on_one.rep_id == member.pk
+    assert one_on_one.manager_id == manager_member.pk
+    assert one_on_one.period_label == period
+    # 09:30 in Europe/Berlin (summer time) is 07:30 UTC.
+    assert one_on_one.scheduled_at == dt.datetime(2017, 10, 16, 7, 30, tzinfo=dt.timezone.utc)
+
+
+def test_schedule_page_offers_quarters_with_data(org, manager_member, member):
+    """Without KPI data the form offers the current and the previous quarter; the default is the current one."""
+    response = _client(manager_member).get(_url("coaching_one_on_one_new", org))
+
+    form = response.context["form"]
+    labels = [label for label, _name in form.fields["period"].choices]
+    assert labels[0] == _current_quarter(org)
+    assert len(labels) == 2
+    assert form.fields["period"].initial == _current_quarter(org)
+
+
+def test_schedule_page_rejects_other_team_rep(org, manager_member):
+    with scopes_disabled():
+        stranger = MembershipFactory(organization=org, role=Role.REP, user=UserFactory(email="stranger@acme.example"))
+
+    response = _client(manager_member).post(
+        _url("coaching_one_on_one_new", org),
+        {"rep": stranger.pk, "scheduled_on": "2017-10-16", "scheduled_time": "09:30", "period": _current_quarter(org)},
+    )
+
+    assert response.status_code == 400
+    assert "Pick one of your reps from the list" in response.content.decode()
+    with scope(organization=org):
+        assert OneOnOne.objects.count() == 0
+
+
+def test_detail_page_german_date(org, manager_member, member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    with scopes_disabled():
+        manager_member.user.language = "de"
+        manager_member.user.save(update_fields=["language"])
+
+    response = _client(manager_member).get(_url("coaching_one_on_one", org, one_on_one_id=one_on_one.pk))
+
+    # 09:00 UTC is 11:00 in Berlin on 2 October 2017; the due date of the open item is 13.10.2017.
+    assert "02.10.2017 11:00" in response.content.decode()
+    assert "13.10.2017" in response.content.decode()
+
+
+def test_action_items_of_lists_done_later_as_carried(org, manager_member, member, first_one_on_one):
+    """An item done after a later 1:1 took place still shows as carried into that 1:1."""
+    _first, open_item, _done = first_one_on_one
+    second = _schedule(org, manager_member, member, at(10, 16))
+    with scope(organization=org):
+        ActionItem.objects.filter(pk=open_item.pk).update(done_at=at(10, 17))
+        _agreed, carried = action_items_of(one_on_one=second)
+
+    assert [item.pk for item in carried] == [open_item.pk]
