@@ -408,7 +408,10 @@ class ForecastSubmissionImmutableError(Exception):
 
 
 class ForecastSubmission(models.Model):
-    """One forecast call for a person's period, kept forever: a new call adds a row, never edits one.
+    """One forecast call for a person's period. A new call adds a row instead of editing one.
+
+    `save()` on a stored row and `delete()` raise, so the model API keeps the history;
+    deleting the member or the organization still removes their rows.
 
     `subject` is whose forecast it is. A rep's covers their own deals; a manager's covers
     everyone who rolls up to them. `submitted_by` is the subject (their own call) or a

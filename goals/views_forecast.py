@@ -1,7 +1,7 @@
 """The forecast page, forecast submissions, per-deal category overrides and the admin's forecast settings.
 
 Reps see and submit only their own forecast, managers also their reports' (and adjust
-them), admins everyone's; any other member id or deal answers 404.
+them), admins everyone's; any other member id or deal returns 404.
 """
 
 from django import forms
@@ -194,7 +194,7 @@ def forecast_settings(request, org_slug):
                 messages.error(request, message)
         else:
             messages.success(
-                request, _("Forecast settings saved.") if changed else _("Nothing changed; the settings were already so.")
+                request, _("Forecast settings saved.") if changed else _("No changes to save.")
             )
             return redirect("forecast_settings", org_slug=org_slug)
     context = {

@@ -319,7 +319,7 @@ def test_submissions_are_history_and_latest_wins(org, member):
     assert stored.commit_amount == Decimal("100.00")
 
 
-def test_submission_rejects_past_period_and_best_case_below_commit(org, member):
+def test_submission_rejects_invalid_input(org, member):
     with scope(organization=org):
         with pytest.raises(ValidationError, match="2017-Q2"):
             rollup.forecast_submit(
@@ -358,7 +358,7 @@ def test_accuracy_with_actual_zero_is_undefined():
     assert accuracy.forecast_bias(Decimal("500"), Decimal("0")) is None
 
 
-def test_accuracy_lines_use_submission_in_force_at_each_horizon(org, manager_member, member, other_rep, member_deals):
+def test_accuracy_uses_submission_in_force(org, manager_member, member, other_rep, member_deals):
     """member won 7,000 in Q2. Calls: 8,400 (03-20), adjusted to 5,600 (05-01), then 7,700 (06-20).
 
     Horizons: start 04-01, 8 weeks 05-06, 4 weeks 06-03, 1 week 06-24 (local midnights).
@@ -402,7 +402,7 @@ def test_accuracy_lines_use_submission_in_force_at_each_horizon(org, manager_mem
 
 
 def test_accuracy_falls_back_to_system_snapshot(org, manager_member, member, other_rep, member_deals):
-    """No submissions: the start snapshot says 5,250 for member and 1,000 for other_rep; the team won 7,000."""
+    """No submissions: the start snapshot records 5,250 for member and 1,000 for other_rep; the team won 7,000."""
     with scope(organization=org):
         for membership, amount in ((member, "5250.00"), (other_rep, "1000.00"), (manager_member, "0.00")):
             ForecastSnapshot.objects.create(

@@ -17,7 +17,7 @@ ACTUAL_COLOR = "#0d6efd"
 def forecast_vs_actual_chart(series: list[tuple[Period, AccuracyLine]], *, currency: str) -> dict:
     """Grouped bars per past period: the forecast recorded at the period's start and the won amount.
 
-    A period without a recorded forecast has no forecast bar, and its hover text says so.
+    A period without a recorded forecast has no forecast bar, and its hover text reads "no forecast recorded".
     """
     locale = current_locale()
     prefix, suffix = _currency_affixes(currency, locale)

@@ -62,7 +62,7 @@ class CategoryTotals:
 
     @property
     def suggested_commit(self) -> Decimal:
-        """Won so far plus the open commit deals: what the categories say will close."""
+        """Won so far plus the open commit deals, which the categories predict will close."""
         return self.closed + self.commit
 
     @property

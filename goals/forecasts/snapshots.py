@@ -9,10 +9,11 @@ The state at the instant comes from the stage history: a deal's stage is the tar
 its latest move before the instant, so a deal won afterwards still counts as open and
 weighted. A deal with no recorded move at all uses its current stage: a closed one from
 its `closed_at` on, an open one since its creation. Such a deal that closed after the
-instant is left out, because its stage at the instant is unknown. Expected close dates,
-amounts and probability overrides have no history,
-so their current values are used; rows computed more than `RECORDED_LATE_AFTER` after
-the instant are marked as reconstructed for that reason.
+instant is left out, because its stage at the instant is unknown.
+
+Expected close dates, amounts and probability overrides have no history, so their
+current values are used. Rows computed more than `RECORDED_LATE_AFTER` after the
+instant are therefore marked as reconstructed.
 """
 
 import datetime as dt
