@@ -204,7 +204,28 @@ def _action_item(owner: Membership):
     )
 
 
+# CRM sync: a connection belongs to the organization; a run to the organization's one HubSpot connection.
+def _crm_connection(owner: Membership):
+    from integrations.sync.models import CrmConnection
+
+    connection, _created = CrmConnection.objects.get_or_create(
+        organization=owner.organization,
+        provider="hubspot",
+        defaults={"base_url": "https://api.hubapi.com", "access_token": "pat-test-token"},
+    )
+    return connection
+
+
+def _crm_sync_run(owner: Membership):
+    from integrations.sync.models import CrmSyncRun
+
+    return CrmSyncRun.objects.create(organization=owner.organization, connection=_crm_connection(owner), trigger="manual")
+
+
 OBJECT_KINDS: dict[str, ObjectKind] = {
+    "api_token": ObjectKind(create=_api_token, owner_scoped=False),
+    "crm_connection": ObjectKind(create=_crm_connection, owner_scoped=False),
+    "crm_sync_run": ObjectKind(create=_crm_sync_run, owner_scoped=False),
     "webhook": ObjectKind(create=_webhook, owner_scoped=False),
     "account_domain": ObjectKind(create=_account_domain, owner_scoped=False),
     "deal": ObjectKind(create=_deal),
@@ -343,6 +364,13 @@ URL_ACCESS: dict[str, OrgUrl | GlobalUrl | TokenUrl] = {
     "coaching_action_item": OrgUrl(
         roles=ALL_ROLES, params={"one_on_one_id": "one_on_one", "action_item_id": "action_item"}, get_status=405
     ),
+    # CRM sync (integrations.sync): admins only
+    "integration_list": OrgUrl(roles=ADMINS),
+    "integration_detail": OrgUrl(roles=ADMINS, params={"pk": "crm_connection"}),
+    "integration_sync": OrgUrl(roles=ADMINS, params={"pk": "crm_connection"}, get_status=405),
+    "integration_pipelines_refresh": OrgUrl(roles=ADMINS, params={"pk": "crm_connection"}, get_status=405),
+    "integration_delete": OrgUrl(roles=ADMINS, params={"pk": "crm_connection"}, get_status=405),
+    "integration_run": OrgUrl(roles=ADMINS, params={"pk": "crm_connection", "run_pk": "crm_sync_run"}),
     # allauth: account pages
     "account_login": GlobalUrl(anonymous=PUBLIC),
     "account_logout": GlobalUrl(anonymous=PUBLIC),

@@ -1,5 +1,7 @@
 """CRM connections (HubSpot, Pipedrive) with their sync cursor, and the history of sync runs."""
 
+import datetime as dt
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
@@ -16,6 +18,18 @@ class CrmProvider(models.TextChoices):
 DEFAULT_BASE_URLS = {
     CrmProvider.HUBSPOT: "https://api.hubapi.com",
     CrmProvider.PIPEDRIVE: "https://api.pipedrive.com",
+}
+
+
+# Names of the cursor's streams on the integrations page.
+CURSOR_LABELS = {
+    "deals": _("Deals"),
+    "activities": _("Activities"),
+    "activities.calls": _("Calls"),
+    "activities.meetings": _("Meetings"),
+    "activities.emails": _("E-mails"),
+    "activities.tasks": _("Tasks"),
+    "activities.notes": _("Notes"),
 }
 
 
@@ -85,9 +99,24 @@ class CrmConnection(models.Model):
         return bool(self.cursor.get("deals"))
 
     @property
+    def is_busy(self) -> bool:
+        return self.status in (SyncStatus.QUEUED, SyncStatus.RUNNING)
+
+    @property
+    def cursor_moments(self) -> list[tuple[str, dt.datetime]]:
+        """Return (stream name, changes imported up to) for each stream of the cursor, deals first."""
+        return cursor_moments(self.cursor)
+
+    @property
     def pipeline_labels(self) -> list[str]:
         labels = {str(entry["id"]): entry["label"] for entry in self.available_pipelines}
         return [labels.get(str(pipeline_id), str(pipeline_id)) for pipeline_id in self.pipeline_ids]
+
+
+def cursor_moments(cursor: dict) -> list[tuple[str, dt.datetime]]:
+    order = list(CURSOR_LABELS)
+    keys = sorted(cursor, key=lambda key: (order.index(key) if key in order else len(order), key))
+    return [(str(CURSOR_LABELS.get(key, key)), dt.datetime.fromisoformat(cursor[key])) for key in keys if cursor[key]]
 
 
 class SyncTrigger(models.TextChoices):
@@ -137,6 +166,34 @@ class CrmSyncRun(models.Model):
 
     def __str__(self):
         return f"{self.connection} {self.created_at:%Y-%m-%d %H:%M}" if self.created_at else str(self.connection)
+
+    @property
+    def cursor_after_moments(self) -> list[tuple[str, dt.datetime]]:
+        return cursor_moments(self.cursor_after)
+
+    @property
+    def cursor_before_moments(self) -> list[tuple[str, dt.datetime]]:
+        return cursor_moments(self.cursor_before)
+
+    @property
+    def entity_rows(self) -> list[tuple[str, dict[str, int]]]:
+        """Return (entity name, counts) for the entities a run reports, in page order."""
+        labels = {
+            "deals": _("Deals"),
+            "stage_changes": _("Stage changes"),
+            "activities": _("Activities"),
+            "people": _("People"),
+            "pipelines": _("Pipelines"),
+        }
+        return [(str(label), self.counts[key]) for key, label in labels.items() if key in self.counts]
+
+    @property
+    def stage_changes_created(self) -> int:
+        return self.count("stage_changes", "created")
+
+    @property
+    def activities_written(self) -> int:
+        return self.count("activities", "created") + self.count("activities", "updated")
 
     def count(self, entity: str, kind: str) -> int:
         return int(self.counts.get(entity, {}).get(kind, 0))

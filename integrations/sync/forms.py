@@ -1,0 +1,96 @@
+"""Forms of the integrations page: add a CRM connection, and change its token, address, pipelines and schedule."""
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from integrations.sync.models import DEFAULT_BASE_URLS, CrmProvider
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def clean_base_url(value: str) -> str:
+    """Accept an https address, or http only on a loopback host (a local proxy or test server)."""
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    host = parts.hostname or ""
+    try:
+        is_loopback = host in LOOPBACK_NAMES or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        is_loopback = False
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback):
+        return value.rstrip("/")
+    raise forms.ValidationError(
+        gettext("%(url)s is not an https address; enter the API address with https://, e.g. %(example)s.")
+        % {"url": value, "example": DEFAULT_BASE_URLS[CrmProvider.HUBSPOT]}
+    )
+
+
+class CrmConnectionCreateForm(forms.Form):
+    provider = forms.ChoiceField(label=_("CRM"), choices=CrmProvider.choices)
+    access_token = forms.CharField(
+        label=_("Access token"),
+        max_length=500,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_(
+            "HubSpot: the access token of a private app with read scopes for deals, owners and activities. "
+            "Pipedrive: your personal API token. It is stored in the database and shown only masked."
+        ),
+    )
+    base_url = forms.URLField(
+        label=_("API address"),
+        required=False,
+        max_length=300,
+        assume_scheme="https",
+        help_text=_("Leave empty for the CRM's own API (api.hubapi.com or api.pipedrive.com)."),
+    )
+
+    def __init__(self, *args, taken: set[str] = frozenset(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.taken = taken
+
+    def clean_provider(self) -> str:
+        provider = self.cleaned_data["provider"]
+        if provider in self.taken:
+            raise forms.ValidationError(
+                gettext("This organization is already connected to %(crm)s; change that connection instead.")
+                % {"crm": CrmProvider(provider).label}
+            )
+        return provider
+
+    def clean_base_url(self) -> str:
+        return clean_base_url(self.cleaned_data["base_url"])
+
+
+class CrmConnectionSettingsForm(forms.Form):
+    pipeline_ids = forms.MultipleChoiceField(
+        label=_("Pipelines to sync"),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Deals of other pipelines are not synced."),
+    )
+    is_enabled = forms.BooleanField(label=_("Sync every 15 minutes"), required=False)
+    access_token = forms.CharField(
+        label=_("New access token"),
+        required=False,
+        max_length=500,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Leave empty to keep the stored token."),
+    )
+    base_url = forms.URLField(label=_("API address"), required=False, max_length=300, assume_scheme="https")
+
+    def __init__(self, *args, connection, **kwargs):
+        kwargs.setdefault(
+            "initial",
+            {"pipeline_ids": connection.pipeline_ids, "is_enabled": connection.is_enabled, "base_url": connection.base_url},
+        )
+        super().__init__(*args, **kwargs)
+        self.fields["pipeline_ids"].choices = [(str(entry["id"]), entry["label"]) for entry in connection.available_pipelines]
+
+    def clean_base_url(self) -> str:
+        return clean_base_url(self.cleaned_data["base_url"])
