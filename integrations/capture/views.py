@@ -1,6 +1,7 @@
 """Pages of activity capture: a member's own calendar (feed and upload) and the admins' mailbox and account domains."""
 
 from django.contrib import messages
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -114,9 +115,11 @@ def account_domain_add(request, org_slug):
 
 
 @admin_required
-@require_POST
 def account_domain_delete(request, org_slug, pk):
     row = get_object_or_404(AccountDomain, pk=pk)
+    # The lookup comes before the method check, so another organization's id is a 404 for every method.
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     services.account_domain_delete(row=row, actor=request.user)
     messages.success(request, _("Domain %(domain)s removed.") % {"domain": row.domain})
     return redirect("mailbox_settings", org_slug=org_slug)

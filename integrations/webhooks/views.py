@@ -2,9 +2,10 @@
 
 from django.contrib import messages
 from django.db.models import Prefetch
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from integrations.webhooks import services
 from integrations.webhooks.forms import WebhookForm
@@ -76,9 +77,11 @@ def webhook_detail(request, org_slug, pk):
 
 
 @admin_required
-@require_POST
 def webhook_secret_rotate(request, org_slug, pk):
     subscription = get_object_or_404(WebhookSubscription, pk=pk)
+    # The lookup comes before the method check, so another organization's id is a 404 for every method.
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     secret = services.webhook_secret_rotate(subscription=subscription, actor=request.user)
     _secret_keep_once(request, subscription, secret)
     messages.warning(request, _("New signing secret created. The old one no longer signs deliveries; update your receiver."))
@@ -86,9 +89,11 @@ def webhook_secret_rotate(request, org_slug, pk):
 
 
 @admin_required
-@require_POST
 def webhook_toggle(request, org_slug, pk):
     subscription = get_object_or_404(WebhookSubscription, pk=pk)
+    # The lookup comes before the method check, so another organization's id is a 404 for every method.
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     is_active = not subscription.is_active
     services.webhook_active_set(subscription=subscription, actor=request.user, is_active=is_active)
     messages.success(request, _("Webhook switched on.") if is_active else _("Webhook switched off."))
@@ -96,9 +101,11 @@ def webhook_toggle(request, org_slug, pk):
 
 
 @admin_required
-@require_POST
 def webhook_delete(request, org_slug, pk):
     subscription = get_object_or_404(WebhookSubscription, pk=pk)
+    # The lookup comes before the method check, so another organization's id is a 404 for every method.
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     services.webhook_delete(subscription=subscription, actor=request.user)
     messages.success(request, _("Webhook deleted."))
     return redirect("webhook_list", org_slug=org_slug)
