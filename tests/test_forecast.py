@@ -430,3 +430,15 @@ def test_accuracy_falls_back_to_system_snapshot(org, manager_member, member, oth
     # No snapshot was recorded 8 weeks before the end.
     assert member_line.forecasts[ForecastHorizon.WEEKS_8].amount is None
     assert member_line.biases[0] == (ForecastHorizon.WEEKS_8, None)
+
+
+def test_accuracy_lines_query_count(org, manager_member, member, other_rep, member_deals, django_assert_num_queries):
+    with scope(organization=org):
+        tree = rollup.forecast_tree()
+        # Won amounts, snapshots and submissions: one query each, whatever the number of people.
+        with django_assert_num_queries(3):
+            lines = accuracy.forecast_accuracy_lines(
+                organization=org, tree=tree, period=Q2, subject_ids=[manager_member.pk, member.pk, other_rep.pk, None]
+            )
+
+    assert [line.actual for line in lines] == [Decimal("7000.00"), Decimal("7000.00"), Decimal("0"), Decimal("7000.00")]
