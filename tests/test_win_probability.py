@@ -11,7 +11,7 @@ Synthetic history (organization Acme, Europe/Berlin), built by `history`:
   (2017-01-02 + 220 days = 2017-08-10); deals 0–199 train and 200–249 test.
 - Snapshots: the weekly grid starts at local midnight of 2017-01-02 (2017-01-01 23:00 UTC).
   A deal created on weekday offset r = i % 7 from that start meets its first grid point
-  (6 − r) days and 11 hours after creation, so a 20-day life holds 3 grid points for r ≥ 1
+  (6 − r) days and 11 hours after creation, so a 20-day life contains 3 grid points for r ≥ 1
   and 2 for r = 0. Training: 200 × 3 − 29 deals with r = 0 (0, 7, …, 196) = 571 snapshots;
   test: 50 × 3 − 7 (203, 210, …, 245) = 143.
 """

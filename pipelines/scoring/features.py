@@ -2,8 +2,8 @@
 
 Training does not look at a closed deal's final state, which would reveal the outcome.
 It reads each closed deal at every date of a weekly grid that falls into its open life
-(created ≤ t < closed), the same situation in which open deals are scored. At such a
-moment t a snapshot knows:
+(created ≤ t < closed), the same situation in which open deals are scored. A snapshot
+at such a moment t contains:
 
 - the stage the deal was in at t (from the stage history),
 - the deal's age and the time since it entered that stage, in days,

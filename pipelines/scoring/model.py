@@ -321,7 +321,7 @@ def calibration_bands(predicted: list[float], outcomes: list[int], *, bands: int
     """Group predictions into `bands` equal probability bands [0, 0.1), …, [0.9, 1.0] and compare.
 
     Each band gives its count, the mean predicted probability and the observed share of
-    wins; an empty band has count 0 and None for both shares.
+    wins. An empty band has count 0 and None for both shares.
     """
     members: list[list[tuple[float, int]]] = [[] for _band in range(bands)]
     for probability, outcome in zip(predicted, outcomes, strict=True):

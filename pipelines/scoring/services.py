@@ -1,10 +1,10 @@
 """Writes of the win-probability model: start a training run, train and evaluate it, score open deals.
 
 A run goes queued → training → trained (or "too little history", or failed). Training
-takes the organization's closed deals, splits them in time at a cut date (the earlier
-80 % by close date train, the rest test), fits on the training deals' snapshots,
-measures Brier score, AUC and calibration on the test deals' snapshots, then refits
-the same recipe on all closed deals and scores every open deal with that refit.
+splits the organization's closed deals in time at a cut date: the earlier 80 % by close
+date train, and the rest test. The model is fit on the training deals' snapshots and
+measured on the test deals' snapshots (Brier score, AUC, calibration). Then the same
+recipe is fit again on all closed deals, and that refit scores every open deal.
 """
 
 import datetime as dt
@@ -150,7 +150,7 @@ def win_model_train(*, run: WinModel, now: dt.datetime | None = None) -> WinMode
 
 
 def _progress(run: WinModel, done: int, **fields) -> None:
-    # Written outside any transaction, so a reloaded admin page sees the step at once.
+    # Written outside any transaction, so a reloaded admin page shows the step at once.
     WinModel.objects.filter(pk=run.pk).update(progress_done=done, **fields)
 
 

@@ -1,7 +1,7 @@
 """Factors of a win probability in words, in the active language.
 
-A stored factor is `{"factor", "value", "effect"}` (see pipelines.scoring.model.Factor);
-the text names the feature and the deal's value and says whether it raises or lowers
+A stored factor is `{"factor", "value", "effect"}` (see pipelines.scoring.model.Factor).
+The text names the feature and the deal's value and states whether it raises or lowers
 the probability, e.g. "Time in current stage 45 days (lowers the probability)".
 """
 
