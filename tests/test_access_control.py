@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django_scopes import scope, scopes_disabled
 
 from spm.models import Membership, Role
-from tests.access_registry import ADMIN, LOGIN, MANAGER, OBJECT_KINDS, REP, URL_ACCESS, GlobalUrl, OrgUrl
+from tests.access_registry import ADMIN, LOGIN, MANAGER, OBJECT_KINDS, REP, URL_ACCESS, GlobalUrl, OrgUrl, TokenUrl
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 UNSAFE_METHODS = ("post", "put", "patch", "delete")
@@ -220,6 +220,13 @@ def _probe_global_url(probe: Probe, world: World, pattern: Pattern, rule: Global
         probe.failures.append(f"GET {path} as rep: got {response.status_code}")
 
 
+def _probe_token_url(probe: Probe, world: World, pattern: Pattern, rule: TokenUrl) -> None:
+    """Expect 401 without a token, also for an admin's login session: the API ignores sessions."""
+    path = _path(pattern, None, rule.params)
+    probe.expect_denied("anonymous", None, path, 401)
+    probe.expect_denied("admin with a login session", world.probe_member[ADMIN].user, path, 401)
+
+
 def test_every_url_denies_other_tenants_and_roles(world, capsys):
     probe = Probe()
     patterns = [pattern for pattern in project_patterns() if pattern.name in URL_ACCESS]
@@ -227,6 +234,8 @@ def test_every_url_denies_other_tenants_and_roles(world, capsys):
         rule = URL_ACCESS[pattern.name]
         if isinstance(rule, OrgUrl):
             _probe_org_url(probe, world, pattern, rule)
+        elif isinstance(rule, TokenUrl):
+            _probe_token_url(probe, world, pattern, rule)
         else:
             _probe_global_url(probe, world, pattern, rule)
 

@@ -1,3 +1,10 @@
-"""URL patterns; filled in by the feature that owns this module."""
+"""The API token page of an organization, mounted at /o/<org_slug>/."""
 
-urlpatterns = []
+from django.urls import path
+
+from integrations.api import views_admin
+
+urlpatterns = [
+    path("settings/api-tokens/", views_admin.api_tokens, name="api_tokens"),
+    path("settings/api-tokens/<int:token_id>/revoke/", views_admin.api_token_revoke_page, name="api_token_revoke"),
+]

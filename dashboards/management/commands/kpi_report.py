@@ -140,54 +140,64 @@ class Command(BaseCommand):
                 % {"value": grain, "choices": ", ".join(Grain.values)}
             )
 
-        with scope(organization=organization):
-            rows = [_row_values(row) for row in kpi_rows(organization=organization, period=period, grain=grain)]
-
+        report = kpi_report_data(organization, period, grain)
         if output_format == "csv":
-            self.stdout.write(_csv_text(rows), ending="")
+            self.stdout.write(_csv_text(report["rows"]), ending="")
             return
-        report = {
-            "organization": organization.slug,
-            "period": {"label": period.label, "start": period.start.isoformat(), "end": period.last_day.isoformat()},
-            "by": grain,
-            "rows": rows,
-        }
         self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
 
     def _metric_report(self, organization, period, metric, pipeline_text, output_format):
-        if metric not in METRICS:
-            raise CommandError(
-                _("Invalid --metric %(value)r; use one of: %(choices)s.")
-                % {"value": metric, "choices": ", ".join(METRICS)}
-            )
-        window = Window.of(period, organization)
-        report = {
-            "organization": organization.slug,
-            "period": {"label": period.label, "start": period.start.isoformat(), "end": period.last_day.isoformat()},
-            "metric": metric,
-        }
-        with scope(organization=organization):
-            deals = deal_universe(organization=organization, visible_member_ids=None)
-            if metric == "waterfall":
-                today = timezone.localdate(timezone=organization.tzinfo)
-                result = waterfall.waterfall(deals, window=window, today=today)
-                report["start_from_snapshot"] = result.start_from_snapshot
-                report["end_from_snapshot"] = result.end_from_snapshot
-                report["identity_holds"] = result.identity_holds
-                rows = [
-                    {"step": step.key, "deal_count": step.deal_count, "amount": _money(step.base_amount)}
-                    for step in result.steps.values()
-                ]
-            else:
-                pipeline = _pipeline(pipeline_text)
-                report["pipeline"] = pipeline.name
-                rows = _stage_metric_rows(metric, deals, window, pipeline)
-        report["rows"] = rows
-
+        report = metric_report_data(organization, period, metric, pipeline_text)
+        rows = report["rows"]
         if output_format == "csv":
             self.stdout.write(_csv_text(rows, columns=list(rows[0]) if rows else []), ending="")
             return
         self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+def kpi_report_data(organization: Organization, period, grain: str) -> dict:
+    """Return the report of one period's KPI snapshot rows per `grain`, as the command prints it in JSON."""
+    with scope(organization=organization):
+        rows = [_row_values(row) for row in kpi_rows(organization=organization, period=period, grain=grain)]
+    return {
+        "organization": organization.slug,
+        "period": {"label": period.label, "start": period.start.isoformat(), "end": period.last_day.isoformat()},
+        "by": grain,
+        "rows": rows,
+    }
+
+
+def metric_report_data(organization: Organization, period, metric: str, pipeline_text: str | None) -> dict:
+    """Return one pipeline analytics metric's report, as the command prints it in JSON; CommandError on a bad value."""
+    if metric not in METRICS:
+        raise CommandError(
+            _("Invalid --metric %(value)r; use one of: %(choices)s.")
+            % {"value": metric, "choices": ", ".join(METRICS)}
+        )
+    window = Window.of(period, organization)
+    report = {
+        "organization": organization.slug,
+        "period": {"label": period.label, "start": period.start.isoformat(), "end": period.last_day.isoformat()},
+        "metric": metric,
+    }
+    with scope(organization=organization):
+        deals = deal_universe(organization=organization, visible_member_ids=None)
+        if metric == "waterfall":
+            today = timezone.localdate(timezone=organization.tzinfo)
+            result = waterfall.waterfall(deals, window=window, today=today)
+            report["start_from_snapshot"] = result.start_from_snapshot
+            report["end_from_snapshot"] = result.end_from_snapshot
+            report["identity_holds"] = result.identity_holds
+            rows = [
+                {"step": step.key, "deal_count": step.deal_count, "amount": _money(step.base_amount)}
+                for step in result.steps.values()
+            ]
+        else:
+            pipeline = _pipeline(pipeline_text)
+            report["pipeline"] = pipeline.name
+            rows = _stage_metric_rows(metric, deals, window, pipeline)
+    report["rows"] = rows
+    return report
 
 
 def _pipeline(text: str | None) -> Pipeline:

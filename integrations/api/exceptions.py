@@ -1,0 +1,51 @@
+"""Error bodies of /api/v1/: every error names the field, the value sent and how to fix it."""
+
+from rest_framework import exceptions
+from rest_framework.views import exception_handler
+
+
+def api_exception_handler(error, context):
+    """Return DRF's response with the body `{"detail": …, "errors": [{"field", "value", "reason"}]}`.
+
+    `errors` lists one entry per invalid value of a ValidationError; other errors
+    (401, 403, 404, 429) carry only `detail`.
+    """
+    response = exception_handler(error, context)
+    if response is None:
+        return None
+    if isinstance(error, exceptions.ValidationError):
+        request = context.get("request")
+        sent = _sent_values(request)
+        errors = []
+        _flatten(error.detail, "", sent, errors)
+        response.data = {"detail": errors[0]["reason"] if errors else "", "errors": errors}
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        response.data = {"detail": str(response.data["detail"])}
+    return response
+
+
+def _sent_values(request) -> dict:
+    if request is None:
+        return {}
+    values = dict(request.query_params.items())
+    data = getattr(request, "_full_data", None)
+    if isinstance(data, dict):
+        values.update({key: value for key, value in data.items() if key != "records"})
+    return values
+
+
+def _flatten(detail, prefix: str, sent: dict, errors: list) -> None:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            _flatten(value, f"{prefix}.{key}" if prefix else str(key), sent, errors)
+    elif isinstance(detail, list):
+        if all(isinstance(item, (str, exceptions.ErrorDetail)) for item in detail):
+            for item in detail:
+                field = prefix or "non_field_errors"
+                value = sent.get(field)
+                errors.append({"field": field, "value": None if value is None else str(value)[:200], "reason": str(item)})
+        else:
+            for index, item in enumerate(detail):
+                _flatten(item, f"{prefix}[{index}]", sent, errors)
+    else:
+        errors.append({"field": prefix or "non_field_errors", "value": None, "reason": str(detail)})

@@ -1,0 +1,380 @@
+"""The REST API under /api/v1/: token-authenticated reads and batch upserts of one organization's data.
+
+Each request runs inside the token's organization scope (django-scopes), so every
+query sees only that organization's rows and an id of another organization is 404.
+Lists are cursor-paginated in id order. Writes go through
+`pipelines.services_records.records_import`, which validates, writes the audit entry
+and schedules the KPI recompute.
+"""
+
+import datetime as dt
+import logging
+from contextlib import ExitStack
+
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
+from django_scopes import scope
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dashboards.models import KpiSnapshot
+from goals.models import Quota
+from integrations.api import serializers as api_serializers
+from integrations.api.authentication import ApiTokenAuthentication, ApiTokenRateThrottle, HasApiToken
+from integrations.api.selectors import KpiReportError, kpi_report_build
+from pipelines.models import Account, Activity, Deal, DealStageChange, Pipeline
+from pipelines.services_records import RecordsSourceError, records_import
+from spm.models import Membership
+
+logger = logging.getLogger(__name__)
+
+UPDATED_SINCE = OpenApiParameter(
+    "updated_since",
+    OpenApiTypes.DATETIME,
+    description="Only rows changed at or after this ISO 8601 time, e.g. 2017-03-01T00:00:00Z.",
+)
+
+
+class IdCursorPagination(CursorPagination):
+    """Pages in id order: a cursor stays valid while rows are added or changed."""
+
+    ordering = "id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class TokenScopedMixin:
+    """Authenticates by API token, opens the token's organization scope and picks the response language.
+
+    The language is the request's Accept-Language when it sends one, else the
+    organization's language.
+    """
+
+    authentication_classes = [ApiTokenAuthentication]
+    permission_classes = [HasApiToken]
+    throttle_classes = [ApiTokenRateThrottle]
+
+    def dispatch(self, request, *args, **kwargs):
+        with ExitStack() as stack:
+            self.exit_stack = stack
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        organization = request.auth.organization
+        self.organization = organization
+        self.exit_stack.enter_context(scope(organization=organization))
+        if "HTTP_ACCEPT_LANGUAGE" not in request.META:
+            self.exit_stack.enter_context(translation.override(organization.language))
+
+    def updated_since(self) -> dt.datetime | None:
+        text = self.request.query_params.get("updated_since")
+        if not text:
+            return None
+        moment = parse_datetime(text.replace(" ", "+"))
+        if moment is None and parse_date(text) is not None:
+            day = parse_date(text)
+            moment = dt.datetime(day.year, day.month, day.day)
+        if moment is None:
+            raise ValidationError(
+                {
+                    "updated_since": [
+                        _("Invalid value %(value)r; give an ISO 8601 time such as 2017-03-01T00:00:00Z.") % {"value": text}
+                    ]
+                }
+            )
+        if timezone.is_naive(moment):
+            moment = moment.replace(tzinfo=self.organization.tzinfo)
+        return moment
+
+
+class ListBatchView(TokenScopedMixin, generics.ListAPIView):
+    """GET lists the rows; POST and PUT upsert a batch of records by external id (write scope)."""
+
+    pagination_class = IdCursorPagination
+    # The records_import argument that this endpoint's records go to.
+    entity = ""
+    # The field that `updated_since` compares, or "" when the rows carry no change time.
+    updated_field = ""
+
+    def get_queryset(self):
+        queryset = self.base_queryset()
+        since = self.updated_since()
+        if since is not None and self.updated_field:
+            queryset = queryset.filter(**{f"{self.updated_field}__gte": since})
+        return queryset
+
+    def base_queryset(self):
+        raise NotImplementedError
+
+    def post(self, request, *args, **kwargs):
+        return self.batch_upsert(request)
+
+    def put(self, request, *args, **kwargs):
+        return self.batch_upsert(request)
+
+    def batch_upsert(self, request):
+        batch = api_serializers.RecordBatchSerializer(data=request.data)
+        batch.is_valid(raise_exception=True)
+        token = request.auth
+        try:
+            result = records_import(
+                organization=self.organization,
+                source=batch.validated_data["source"],
+                currency=batch.validated_data.get("currency"),
+                actor=token.created_by,
+                label=f"api token {token.pk}",
+                **{self.entity: batch.validated_data["records"]},
+            )
+        except RecordsSourceError as error:
+            raise ValidationError({"source": [str(error)]}) from None
+        logger.info(
+            "API batch imported organization_id=%s api_token_id=%s entity=%s records=%s rejected=%s",
+            self.organization.pk,
+            token.pk,
+            self.entity,
+            len(batch.validated_data["records"]),
+            len(result.record_errors),
+        )
+        body = {
+            "source": result.source,
+            "counts": {name: counts.as_dict() for name, counts in result.counts.items()},
+            "rejected": [error.as_dict() for error in result.record_errors],
+        }
+        return Response(body, status=status.HTTP_200_OK)
+
+
+def _batch_schema(entity_doc: str):
+    return extend_schema(
+        request=api_serializers.RecordBatchSerializer,
+        responses={200: api_serializers.ImportResultSerializer},
+        description=entity_doc,
+    )
+
+
+LIST_WITH_SINCE = extend_schema(parameters=[UPDATED_SINCE])
+
+
+class PipelineListView(ListBatchView):
+    serializer_class = api_serializers.PipelineSerializer
+    entity = "pipelines"
+
+    def base_queryset(self):
+        return Pipeline.objects.prefetch_related("stages").order_by("id")
+
+    @_batch_schema("Records: name, stages (list of name, kind open/won/lost, probability 0–100). Missing stages are added.")
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    @_batch_schema("Same as POST.")
+    def put(self, request, *args, **kwargs):
+        return super().put(request, *args, **kwargs)
+
+
+class PersonListView(ListBatchView):
+    serializer_class = api_serializers.PersonSerializer
+    entity = "people"
+
+    def base_queryset(self):
+        return Membership.objects.select_related("user", "team", "territory").order_by("id")
+
+    @_batch_schema(
+        "Records: external_id (required), email, name, role (rep or manager), manager (external id), team, "
+        "territory, active_from, active_to."
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    @_batch_schema("Same as POST.")
+    def put(self, request, *args, **kwargs):
+        return super().put(request, *args, **kwargs)
+
+
+class AccountListView(ListBatchView):
+    serializer_class = api_serializers.AccountSerializer
+    entity = "accounts"
+
+    def base_queryset(self):
+        return Account.objects.select_related("parent").order_by("id")
+
+    @_batch_schema(
+        "Records: external_id (required), name, sector, country, year_established, employees, "
+        "annual_revenue_amount, parent (external id)."
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    @_batch_schema("Same as POST.")
+    def put(self, request, *args, **kwargs):
+        return super().put(request, *args, **kwargs)
+
+
+class DealListView(ListBatchView):
+    serializer_class = api_serializers.DealSerializer
+    entity = "deals"
+    updated_field = "updated_at"
+
+    def base_queryset(self):
+        deals = Deal.objects.select_related("owner__user", "pipeline", "stage", "account", "product").order_by("id")
+        source = self.request.query_params.get("source")
+        return deals.filter(source=source) if source else deals
+
+    @extend_schema(
+        parameters=[UPDATED_SINCE, OpenApiParameter("source", OpenApiTypes.STR, description="Only deals of this source system.")]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @_batch_schema(
+        "Records: external_id, owner or owner_email, created_at (required); name, pipeline, stage, status "
+        "(open/won/lost), entry_stage, amount, currency, probability, closed_at (required when won or lost), "
+        "expected_close_on, lost_reason, deal_source, account, product, custom_fields, deleted, deleted_at."
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    @_batch_schema("Same as POST.")
+    def put(self, request, *args, **kwargs):
+        return super().put(request, *args, **kwargs)
+
+
+class DealDetailView(TokenScopedMixin, generics.RetrieveAPIView):
+    serializer_class = api_serializers.DealSerializer
+    lookup_url_kwarg = "deal_id"
+
+    def get_queryset(self):
+        return Deal.objects.select_related("owner__user", "pipeline", "stage", "account", "product")
+
+
+class StageChangeListView(ListBatchView):
+    serializer_class = api_serializers.StageChangeSerializer
+    entity = "stage_changes"
+    # NOTE: stage changes have no insert time, so updated_since compares the time of the
+    # move; a move dated in the past and sent later is not found this way.
+    updated_field = "changed_at"
+
+    def base_queryset(self):
+        return DealStageChange.objects.select_related("deal", "from_stage", "to_stage").order_by("id")
+
+    @LIST_WITH_SINCE
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @_batch_schema("Records: deal (external id), stage (name), changed_at. Moves are appended; the latest decides the stage.")
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    @_batch_schema("Same as POST.")
+    def put(self, request, *args, **kwargs):
+        return super().put(request, *args, **kwargs)
+
+
+class ActivityListView(ListBatchView):
+    serializer_class = api_serializers.ActivitySerializer
+    entity = "activities"
+    # NOTE: activities have no change time, so updated_since compares when they occurred.
+    updated_field = "occurred_at"
+
+    def base_queryset(self):
+        return Activity.objects.select_related("owner", "deal", "account").order_by("id")
+
+    @LIST_WITH_SINCE
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @_batch_schema(
+        "Records: external_id, kind (call/email/meeting/task/note), owner or owner_email, occurred_at (required); "
+        "deal, account, type_name, subject, outcome, is_done, is_captured, duration_minutes."
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    @_batch_schema("Same as POST.")
+    def put(self, request, *args, **kwargs):
+        return super().put(request, *args, **kwargs)
+
+
+class QuotaListView(TokenScopedMixin, generics.ListAPIView):
+    serializer_class = api_serializers.QuotaSerializer
+    pagination_class = IdCursorPagination
+
+    def get_queryset(self):
+        quotas = Quota.objects.select_related("team", "territory").order_by("id")
+        since = self.updated_since()
+        return quotas.filter(updated_at__gte=since) if since else quotas
+
+    @LIST_WITH_SINCE
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class KpiSnapshotListView(TokenScopedMixin, generics.ListAPIView):
+    serializer_class = api_serializers.KpiSnapshotSerializer
+    pagination_class = IdCursorPagination
+    FILTERS = ("period_kind", "grain")
+
+    def get_queryset(self):
+        snapshots = KpiSnapshot.objects.order_by("id")
+        for name in self.FILTERS:
+            value = self.request.query_params.get(name)
+            if value:
+                snapshots = snapshots.filter(**{name: value})
+        start = self.request.query_params.get("period_start")
+        if start:
+            day = parse_date(start) if len(start) == 10 else None
+            if day is None:
+                raise ValidationError(
+                    {"period_start": [_("Invalid value %(value)r; give a date such as 2017-01-01.") % {"value": start}]}
+                )
+            snapshots = snapshots.filter(period_start=day)
+        since = self.updated_since()
+        return snapshots.filter(computed_at__gte=since) if since else snapshots
+
+    @extend_schema(
+        parameters=[
+            UPDATED_SINCE,
+            OpenApiParameter("period_kind", OpenApiTypes.STR, enum=["year", "quarter", "month"]),
+            OpenApiParameter("grain", OpenApiTypes.STR, enum=["organization", "territory", "team", "rep"]),
+            OpenApiParameter("period_start", OpenApiTypes.DATE),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class KpiReportView(TokenScopedMixin, APIView):
+    """The metrics of the `kpi_report` management command, with the same JSON."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("period", OpenApiTypes.STR, required=True, description="2017, 2017-Q2, 2017-03, or with metric a range 2017-01-01..2017-03-31."),
+            OpenApiParameter("by", OpenApiTypes.STR, enum=["rep", "team", "territory", "organization"]),
+            OpenApiParameter("metric", OpenApiTypes.STR, enum=["funnel", "time_in_stage", "velocity", "waterfall", "attainment"]),
+            OpenApiParameter("pipeline", OpenApiTypes.STR, description="Name or id of the pipeline (funnel, time_in_stage, velocity)."),
+            OpenApiParameter("quota_metric", OpenApiTypes.STR, description="With metric=attainment."),
+            OpenApiParameter("as_of", OpenApiTypes.DATE, description="With metric=attainment."),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request, *args, **kwargs):
+        params = request.query_params
+        try:
+            report = kpi_report_build(
+                organization=self.organization,
+                period_text=params.get("period", ""),
+                by=params.get("by") or None,
+                metric=params.get("metric") or None,
+                pipeline=params.get("pipeline") or None,
+                quota_metric=params.get("quota_metric") or None,
+                as_of=params.get("as_of") or None,
+            )
+        except KpiReportError as error:
+            raise ValidationError({error.field: [str(error)]}) from None
+        return Response(report)

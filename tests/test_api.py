@@ -1,0 +1,399 @@
+"""The REST API under /api/v1/: tokens, scopes, tenancy, pagination, upserts, throttling and audit."""
+
+import datetime as dt
+import hashlib
+import json
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.urls import reverse
+from django_scopes import scope, scopes_disabled
+from rest_framework.test import APIClient
+
+from integrations.api.models import ApiToken
+from integrations.api.services import api_token_create, api_token_revoke
+from pipelines.models import Deal
+from spm.models import AuditLog
+from tests.factories import DealFactory, PipelineFactory, StageFactory
+
+DEAL_RECORD = {
+    "external_id": "D1",
+    "owner": "Rita Rep",
+    "stage": "Negotiation",
+    "amount": 1200,
+    "created_at": "2017-01-10",
+}
+
+
+@pytest.fixture(autouse=True)
+def _empty_throttle_cache():
+    # Throttle counters live in the cache; each test starts from zero requests.
+    cache.clear()
+
+
+def make_token(organization, scope_name="read", user=None):
+    with scope(organization=organization):
+        return api_token_create(organization=organization, name=f"{scope_name} token", scope=scope_name, actor=user)
+
+
+def client_for(plain: str, language: str = "en") -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}", HTTP_ACCEPT_LANGUAGE=language)
+    return client
+
+
+def deals_in(organization, count: int) -> list[Deal]:
+    with scopes_disabled():
+        stage = StageFactory(pipeline=PipelineFactory(organization=organization))
+        return [DealFactory(organization=organization, stage=stage, pipeline=stage.pipeline) for _ in range(count)]
+
+
+@pytest.mark.django_db
+def test_token_stored_as_hash_only(org, admin_member):
+    token, plain = make_token(org, "write", admin_member.user)
+
+    with scopes_disabled():
+        stored = ApiToken.objects.get(pk=token.pk)
+        columns = json.dumps(list(ApiToken.objects.values_list("name", "prefix", "token_hash")))
+    assert plain.startswith(f"spm_{org.pk}_")
+    assert stored.token_hash == hashlib.sha256(plain.encode()).hexdigest()
+    assert plain not in columns
+    assert plain.startswith(stored.prefix)
+    assert len(stored.prefix) < len(plain) - 30
+
+
+@pytest.mark.django_db
+def test_request_without_token_is_401(org):
+    response = APIClient().get(reverse("api_deals"))
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+@pytest.mark.django_db
+def test_invalid_token_is_401(org):
+    _token, plain = make_token(org)
+
+    response = client_for(plain[:-2] + "xx").get(reverse("api_deals"))
+
+    assert response.status_code == 401
+    assert "Invalid API token" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_revoked_token_is_401(org, admin_member):
+    token, plain = make_token(org)
+    with scope(organization=org):
+        api_token_revoke(token=token, actor=admin_member.user)
+
+    response = client_for(plain).get(reverse("api_deals"))
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "This API token was revoked; ask an admin for a new one."
+
+
+@pytest.mark.django_db
+def test_use_sets_last_used(org):
+    token, plain = make_token(org)
+
+    client_for(plain).get(reverse("api_deals"))
+
+    with scopes_disabled():
+        assert ApiToken.objects.get(pk=token.pk).last_used_at is not None
+
+
+@pytest.mark.django_db
+def test_read_token_cannot_write(org):
+    _token, plain = make_token(org, "read")
+
+    response = client_for(plain).post(reverse("api_deals"), {"records": [DEAL_RECORD]}, format="json")
+
+    assert response.status_code == 403
+    assert response.json()["detail"] == "This API token may only read; ask an admin for a token with write scope."
+    with scopes_disabled():
+        assert Deal.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_token_sees_only_its_organization(org, other_org):
+    own = deals_in(org, 2)
+    foreign = deals_in(other_org, 3)
+    _token, plain = make_token(org)
+    client = client_for(plain)
+
+    listed = client.get(reverse("api_deals")).json()["results"]
+    foreign_detail = client.get(reverse("api_deal", kwargs={"deal_id": foreign[0].pk}))
+    own_detail = client.get(reverse("api_deal", kwargs={"deal_id": own[0].pk}))
+
+    assert sorted(deal["id"] for deal in listed) == sorted(deal.pk for deal in own)
+    assert foreign_detail.status_code == 404
+    assert own_detail.status_code == 200
+    assert own_detail.json()["external_id"] == own[0].external_id
+
+
+@pytest.mark.django_db
+def test_write_lands_in_token_organization(org, other_org):
+    _token, plain = make_token(other_org, "write")
+
+    response = client_for(plain).post(reverse("api_deals"), {"records": [DEAL_RECORD]}, format="json")
+
+    assert response.status_code == 200
+    with scopes_disabled():
+        assert list(Deal.objects.values_list("organization__slug", flat=True)) == ["globex"]
+
+
+@pytest.mark.django_db
+def test_cursor_pagination_walks_all_rows(org):
+    deals = deals_in(org, 5)
+    _token, plain = make_token(org)
+    client = client_for(plain)
+
+    seen = []
+    url = reverse("api_deals") + "?page_size=2"
+    pages = 0
+    while url:
+        body = client.get(url).json()
+        seen += [deal["id"] for deal in body["results"]]
+        url = body["next"]
+        pages += 1
+
+    assert seen == sorted(deal.pk for deal in deals)
+    assert pages == 3
+
+
+@pytest.mark.django_db
+def test_updated_since_filters_deals(org):
+    old, new = deals_in(org, 2)
+    with scopes_disabled():
+        Deal.objects.filter(pk=old.pk).update(updated_at=dt.datetime(2017, 1, 1, tzinfo=dt.timezone.utc))
+        Deal.objects.filter(pk=new.pk).update(updated_at=dt.datetime(2017, 3, 1, tzinfo=dt.timezone.utc))
+    _token, plain = make_token(org)
+    client = client_for(plain)
+
+    since_feb = client.get(reverse("api_deals"), {"updated_since": "2017-02-01T00:00:00Z"}).json()["results"]
+    since_start = client.get(reverse("api_deals"), {"updated_since": "2016-12-31T00:00:00+01:00"}).json()["results"]
+    invalid = client.get(reverse("api_deals"), {"updated_since": "yesterday"})
+
+    assert [deal["id"] for deal in since_feb] == [new.pk]
+    assert [deal["id"] for deal in since_start] == [old.pk, new.pk]
+    assert invalid.status_code == 400
+    assert invalid.json()["errors"] == [
+        {
+            "field": "updated_since",
+            "value": "yesterday",
+            "reason": "Invalid value 'yesterday'; give an ISO 8601 time such as 2017-03-01T00:00:00Z.",
+        }
+    ]
+
+
+@pytest.mark.django_db
+def test_upsert_twice_changes_nothing(org):
+    _token, plain = make_token(org, "write")
+    client = client_for(plain)
+    batch = {"source": "crm", "records": [DEAL_RECORD, {**DEAL_RECORD, "external_id": "D2", "status": "won", "closed_at": "2017-02-01"}]}
+
+    first = client.post(reverse("api_deals"), batch, format="json").json()
+    second = client.put(reverse("api_deals"), batch, format="json").json()
+
+    assert first["counts"]["deals"]["created"] == 2
+    assert first["rejected"] == []
+    assert second["counts"]["deals"] == {"created": 0, "updated": 0, "unchanged": 2, "deleted": 0, "rejected": 0}
+    with scopes_disabled():
+        assert Deal.objects.filter(source="crm").count() == 2
+        assert Deal.objects.get(external_id="D2").status == "won"
+
+
+@pytest.mark.django_db
+def test_every_write_is_audited(org, admin_member):
+    token, plain = make_token(org, "write", admin_member.user)
+    client = client_for(plain)
+
+    client.post(reverse("api_people"), {"records": [{"external_id": "Rita Rep"}]}, format="json")
+    client.post(reverse("api_deals"), {"records": [DEAL_RECORD]}, format="json")
+
+    with scopes_disabled():
+        entries = list(AuditLog.objects.filter(organization=org).order_by("pk").values_list("action", "object_id", "after"))
+    assert [(action, object_id) for action, object_id, _after in entries] == [
+        ("api_token.created", str(token.pk)),
+        ("import.finished", "api"),
+        ("import.finished", "api"),
+    ]
+    assert entries[1][2]["path"] == f"api token {token.pk}"
+    assert entries[2][2]["counts"]["deals"]["created"] == 1
+
+
+@pytest.mark.django_db
+def test_rejections_name_field_value_reason(org):
+    _token, plain = make_token(org, "write")
+
+    body = client_for(plain).post(
+        reverse("api_deals"), {"records": [{**DEAL_RECORD, "amount": "-3"}]}, format="json"
+    ).json()
+
+    assert body["rejected"] == [
+        {
+            "entity": "deals",
+            "index": 0,
+            "external_id": "D1",
+            "field": "amount",
+            "value": "-3",
+            "reason": "negative amount; amounts must be 0 or more",
+        }
+    ]
+
+
+@pytest.mark.django_db
+def test_rejections_in_german(org):
+    _token, plain = make_token(org, "write")
+
+    body = client_for(plain, "de").post(
+        reverse("api_deals"), {"records": [{**DEAL_RECORD, "status": "vielleicht"}]}, format="json"
+    ).json()
+
+    assert body["rejected"][0]["field"] == "status"
+    assert body["rejected"][0]["reason"] != "unknown status; expected open, won or lost"
+
+
+@pytest.mark.django_db
+def test_invalid_batch_is_400(org):
+    _token, plain = make_token(org, "write")
+
+    response = client_for(plain).post(reverse("api_deals"), {"source": "Bad Source!", "records": "x"}, format="json")
+
+    assert response.status_code == 400
+    fields = {error["field"]: error for error in response.json()["errors"]}
+    assert set(fields) == {"source", "records"}
+    assert fields["source"]["value"] == "Bad Source!"
+
+
+@pytest.mark.django_db
+def test_throttle_limits_each_token(org, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_token": "2/minute"}}
+    _first, first_plain = make_token(org)
+    _second, second_plain = make_token(org)
+    first, second = client_for(first_plain), client_for(second_plain)
+
+    statuses = [first.get(reverse("api_quotas")).status_code for _ in range(3)]
+    other = second.get(reverse("api_quotas")).status_code
+
+    assert statuses == [200, 200, 429]
+    assert other == 200
+
+
+@pytest.mark.django_db
+def test_stage_change_backwards_through_api(org):
+    _token, plain = make_token(org, "write")
+    client = client_for(plain)
+    client.post(reverse("api_deals"), {"records": [{**DEAL_RECORD, "status": "won", "closed_at": "2017-02-01"}]}, format="json")
+
+    body = client.post(
+        reverse("api_stage_changes"),
+        {"records": [{"deal": "D1", "stage": "Negotiation", "changed_at": "2017-02-05T10:00:00Z"}]},
+        format="json",
+    ).json()
+    deal = client.get(reverse("api_deals")).json()["results"][0]
+    moves = client.get(reverse("api_stage_changes")).json()["results"]
+
+    assert body["counts"]["stage_changes"]["created"] == 1
+    assert deal["status"] == "open"
+    assert deal["stage"] == "Negotiation"
+    assert [(move["from_stage"], move["to_stage"]) for move in moves] == [
+        (None, "Negotiation"),
+        ("Negotiation", "Won"),
+        ("Won", "Negotiation"),
+    ]
+
+
+@pytest.mark.django_db
+def test_deleted_deal_keeps_row_through_api(org):
+    _token, plain = make_token(org, "write")
+    client = client_for(plain)
+    client.post(reverse("api_deals"), {"records": [DEAL_RECORD]}, format="json")
+
+    body = client.post(reverse("api_deals"), {"records": [{"external_id": "D1", "deleted": True}]}, format="json").json()
+    listed = client.get(reverse("api_deals")).json()["results"]
+
+    assert body["counts"]["deals"]["updated"] == 1
+    assert len(listed) == 1
+    assert listed[0]["deleted_at"] is not None
+
+
+@pytest.mark.django_db
+def test_kpi_report_equals_command(org, django_capture_on_commit_callbacks, capsys):
+    _token, plain = make_token(org, "write")
+    client = client_for(plain)
+    records = [
+        {**DEAL_RECORD, "external_id": "W1", "status": "won", "amount": "1000.50", "closed_at": "2017-02-01"},
+        {**DEAL_RECORD, "external_id": "W2", "status": "won", "amount": 500, "closed_at": "2017-05-01"},
+        {**DEAL_RECORD, "external_id": "L1", "status": "lost", "amount": 300, "closed_at": "2017-03-01"},
+        {**DEAL_RECORD, "external_id": "O1"},
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("api_deals"), {"records": records}, format="json")
+
+    report = client.get(reverse("api_kpi_report"), {"period": "2017", "by": "organization"}).json()
+    call_command("kpi_report", org="acme", period="2017", by="organization")
+    printed = json.loads(capsys.readouterr().out)
+
+    assert report == printed
+    row = report["rows"][0]
+    assert row["won_count"] == 2
+    assert row["lost_count"] == 1
+    assert row["won_amount"] == "1500.50"
+    assert row["win_rate"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.django_db
+def test_kpi_report_rejects_missing_period(org):
+    _token, plain = make_token(org)
+
+    response = client_for(plain).get(reverse("api_kpi_report"), {"by": "organization"})
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "period"
+
+
+@pytest.mark.django_db
+def test_token_page_shows_token_once(client, org, admin_member):
+    client.force_login(admin_member.user)
+    url = reverse("api_tokens", kwargs={"org_slug": org.slug})
+
+    created = client.post(url, {"name": "BI export", "scope": "write"})
+    listed = client.get(url)
+
+    with scopes_disabled():
+        token = ApiToken.objects.get()
+    plain = created.context["new_token"]
+    assert plain.startswith(f"spm_{org.pk}_")
+    assert plain in created.content.decode()
+    assert plain not in listed.content.decode()
+    assert token.prefix in listed.content.decode()
+    assert created["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db
+def test_token_page_revokes(client, org, admin_member):
+    token, plain = make_token(org)
+    client.force_login(admin_member.user)
+
+    response = client.post(reverse("api_token_revoke", kwargs={"org_slug": org.slug, "token_id": token.pk}))
+
+    assert response.status_code == 302
+    assert client_for(plain).get(reverse("api_deals")).status_code == 401
+    with scopes_disabled():
+        assert AuditLog.objects.filter(action="api_token.revoked", object_id=str(token.pk)).count() == 1
+
+
+@pytest.mark.django_db
+def test_schema_and_docs_are_served(client):
+    schema = client.get(reverse("api_schema"), HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    docs = client.get(reverse("api_docs"))
+    script = client.get(reverse("api_docs") + "?script=")
+
+    assert schema.status_code == 200
+    assert "/api/v1/deals/" in json.loads(schema.content)["paths"]
+    assert docs.status_code == 200
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in docs.content.decode()
+    assert "<script>" not in docs.content.decode()
+    assert script["Content-Type"].startswith("application/javascript")
