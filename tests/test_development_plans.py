@@ -304,3 +304,14 @@ def test_plan_list_counts_items(client, org, plan, member):
     assert response.status_code == 200
     assert "Move deals to proposal" in response.content.decode()
     assert "0 of 1" in response.content.decode()
+
+
+def test_unchanged_value_shows_zero_progress():
+    from django.utils import translation
+
+    from coaching.skills.templatetags.skills_format import progress_value
+
+    progress = goal_progress(baseline=Decimal("1"), target=Decimal("0.7"), current=Decimal("1"))
+
+    with translation.override("en"):
+        assert progress_value(progress) == "0.0%"

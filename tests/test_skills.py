@@ -207,6 +207,8 @@ def test_history_chart_series(org, rubric, history, member):
     assert closing["Manager assessment"]["y"] == [3, 4]
     assert closing["Self-assessment"]["x"] == ["2017-05-01"]
     assert closing["Self-assessment"]["y"] == [5]
+    # A single assessment still gets a readable date axis: 15 days on each side.
+    assert by_name["Discovery"]["layout"]["xaxis"]["range"] == ["2017-02-14", "2017-03-16"]
 
 
 # --- permissions ---

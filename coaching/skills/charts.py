@@ -1,5 +1,7 @@
 """Plotly figures of a member's skill history: one line chart per competency, manager against self."""
 
+import datetime as dt
+
 import plotly.graph_objects as go
 from babel.dates import format_date
 from django.utils.translation import gettext as _
@@ -7,6 +9,9 @@ from django.utils.translation import gettext as _
 from coaching.skills.models import LEVELS, Assessment, AssessmentKind, Competency
 from dashboards.charts import _base_layout, _to_dict
 from dashboards.templatetags.spm_format import current_locale
+
+# Days of margin on each side of the date axis, so a single assessment or one on the edge stays readable.
+AXIS_MARGIN = dt.timedelta(days=15)
 
 SERIES = (
     (AssessmentKind.MANAGER, "#0d6efd", "solid", "circle"),
@@ -18,10 +23,12 @@ def skill_history_charts(*, competencies: list[Competency], assessments: list[As
     """Return (competency, element id, figure) for each competency rated at least once; `assessments` oldest first.
 
     The two series differ in colour, dash and marker shape, so they stay
-    apart without colour. Dates are ISO on the axis (Plotly's date axis) and
-    localized in the hover text.
+    apart without colour. Dates go to Plotly's date axis as ISO text and are
+    shown in the page language's format.
     """
     locale = current_locale()
+    # Plotly's own locale is English; spelling out the date format keeps German pages German.
+    tick_format = "%d.%m.%Y" if locale.language == "de" else "%b %d, %Y"
     points: dict[tuple[int, str], list[tuple]] = {}
     for assessment in assessments:
         for rating in assessment.ratings.all():
@@ -48,12 +55,20 @@ def skill_history_charts(*, competencies: list[Competency], assessments: list[As
             )
         if not traces:
             continue
+        days = [day for kind, *_style in SERIES for day, _level in points.get((competency.pk, kind), [])]
+        axis_range = [(min(days) - AXIS_MARGIN).isoformat(), (max(days) + AXIS_MARGIN).isoformat()]
         figure = go.Figure(traces)
         figure.update_layout(
             _base_layout(
                 locale,
                 height=260,
-                xaxis={"title": {"text": _("Date")}, "type": "date", "automargin": True},
+                xaxis={
+                    "title": {"text": _("Date")},
+                    "type": "date",
+                    "range": axis_range,
+                    "tickformat": tick_format,
+                    "automargin": True,
+                },
                 yaxis={"title": {"text": _("Level")}, "range": [0.5, 5.5], "tickvals": list(LEVELS), "automargin": True},
                 legend={"orientation": "h", "y": 1.15},
                 showlegend=True,

@@ -138,4 +138,6 @@ def goal_progress(*, baseline: Decimal | None, target: Decimal, current: Decimal
         return IndicatorValue(None, _("The current value is not defined."))
     if target == baseline:
         return IndicatorValue(None, _("The target equals the baseline, so there is no way to go."))
-    return IndicatorValue((current - baseline) / (target - baseline))
+    share = (current - baseline) / (target - baseline)
+    # 0 ÷ a negative number is Decimal("-0"), which would be shown as "-0.0 %".
+    return IndicatorValue(share if share != 0 else Decimal(0))
