@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from goals.models import Quota
@@ -403,23 +404,24 @@ def test_other_organization_webhook_not_found(org, admin_member, other_org, clie
 
 
 def test_stage_move_to_won_emits_stage_changed_and_won(org, member, stages, django_capture_on_commit_callbacks):
+    moved_at = (timezone.now() - dt.timedelta(hours=2)).replace(microsecond=0)
     with LoopbackHTTPServer() as server:
         subscription_create(org, server.url, ["deal.stage_changed", "deal.won", "deal.lost"])
         with scope(organization=org):
             deal = deal_create(member, stages, DealStatus.OPEN, "2500.00")
         with django_capture_on_commit_callbacks(execute=True), scope(organization=org):
-            deal_move_stage(deal=deal, to_stage=stages[DealStatus.WON], changed_at=dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC))
+            deal_move_stage(deal=deal, to_stage=stages[DealStatus.WON], changed_at=moved_at)
 
     documents = sorted((json.loads(request["body"]) for request in server.requests), key=lambda document: document["type"])
     assert [document["type"] for document in documents] == ["deal.stage_changed", "deal.won"]
     changed, won = documents
     assert changed["data"]["stage_change"]["from_stage"]["name"] == "Qualify"
     assert changed["data"]["stage_change"]["to_stage"]["name"] == "Won"
-    assert changed["data"]["stage_change"]["changed_at"] == "2026-03-02T09:00:00Z"
+    assert changed["data"]["stage_change"]["changed_at"] == moved_at.isoformat().replace("+00:00", "Z")
     assert won["data"]["deal"]["id"] == deal.pk
     assert won["data"]["deal"]["status"] == "won"
     assert won["data"]["deal"]["amount"] == "2500.00"
-    assert won["data"]["deal"]["closed_at"] == "2026-03-02T09:00:00Z"
+    assert won["data"]["deal"]["closed_at"] == moved_at.isoformat().replace("+00:00", "Z")
     assert won["data"]["deal"]["owner"]["id"] == member.pk
 
 
@@ -429,7 +431,7 @@ def test_stage_move_to_lost_emits_lost_only_for_lost_subscribers(org, member, st
         with scope(organization=org):
             deal = deal_create(member, stages, DealStatus.OPEN, "100.00")
         with django_capture_on_commit_callbacks(execute=True), scope(organization=org):
-            deal_move_stage(deal=deal, to_stage=stages[DealStatus.LOST], changed_at=dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC))
+            deal_move_stage(deal=deal, to_stage=stages[DealStatus.LOST], changed_at=timezone.now())
 
     assert [json.loads(request["body"])["type"] for request in server.requests] == ["deal.lost"]
 
@@ -446,6 +448,22 @@ def test_records_import_emits_import_finished(org, django_capture_on_commit_call
     assert document["data"]["import"]["source"] == "api"
     assert document["data"]["import"]["counts"]["accounts"]["created"] == 1
     assert document["data"]["import"]["rejected_rows"] == 0
+
+
+def test_old_closes_from_import_send_no_deal_events(org, member, django_capture_on_commit_callbacks):
+    recent = (timezone.now() - dt.timedelta(days=1)).date().isoformat()
+    deals = [
+        {"external_id": "OLD", "owner_email": "rep@acme.example", "stage": "Won", "status": "won",
+         "amount": "10", "created_at": "2025-01-01", "closed_at": "2025-02-01"},
+        {"external_id": "NEW", "owner_email": "rep@acme.example", "stage": "Won", "status": "won",
+         "amount": "20", "created_at": "2025-01-01", "closed_at": recent},
+    ]  # fmt: skip
+    with LoopbackHTTPServer() as server:
+        subscription_create(org, server.url, ["deal.won"])
+        with django_capture_on_commit_callbacks(execute=True), scope(organization=org):
+            records_import(organization=org, source="hubspot", deals=deals)
+
+    assert [json.loads(request["body"])["data"]["deal"]["external_id"] for request in server.requests] == ["NEW"]
 
 
 def test_attainment_crossing_fires_once_upward(org, member, stages, django_capture_on_commit_callbacks):

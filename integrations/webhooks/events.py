@@ -6,14 +6,18 @@ Event ids are derived from the change they announce (uuid5), so a change emitted
 reaches each subscription once.
 """
 
+import datetime as dt
 import uuid
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from integrations.webhooks.models import WebhookEvent, WebhookSubscription
 
+# deal.won and deal.lost are sent only for closes this recent; older ones come from backfills.
+CLOSE_EVENT_MAX_AGE = dt.timedelta(days=7)
 # Namespace of the event ids derived from changes; any fixed UUID works, it must just never change.
 EVENT_NAMESPACE = uuid.UUID("1f6c1d1e-5a7b-4c39-9f0e-2b7a8d4e6c10")
 
@@ -98,8 +102,9 @@ def deal_close_transitions_watch(*, organization_id: int, deal_ids: Iterable[int
 
     Call it before a change of deal statuses inside the transaction that makes it. A full
     refresh (`deal_ids=None`) emits nothing, because it re-derives state rather than
-    recording a change. Deals that an import creates already closed emit nothing either:
-    import.finished announces them.
+    recording a change. Only closes within the last CLOSE_EVENT_MAX_AGE count, so the first
+    CRM sync or an import of old history, which close thousands of deals at once, does not
+    send an event for each; import.finished announces those.
     """
     from pipelines.models import Deal, DealStatus
 
@@ -117,6 +122,9 @@ def deal_close_transitions_watch(*, organization_id: int, deal_ids: Iterable[int
 
         for deal in _deals_load(organization_id, before):
             if deal.status == before[deal.pk] or deal.status not in (DealStatus.WON, DealStatus.LOST):
+                continue
+            # Historic closes from a backfill are not news.
+            if deal.closed_at is None or deal.closed_at < timezone.now() - CLOSE_EVENT_MAX_AGE:
                 continue
             event = WebhookEvent.DEAL_WON if deal.status == DealStatus.WON else WebhookEvent.DEAL_LOST
             event_emit(
