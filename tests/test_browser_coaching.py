@@ -1,0 +1,127 @@
+"""A 1:1 in a real browser, in English: schedule it, work through the generated agenda, save notes.
+
+Drives Debian's /usr/bin/chromium through Playwright (see tests/test_browser.py
+for the fixture's reasons); skips without the binary unless SPM_REQUIRE_BROWSER=1.
+
+Scenario (team North of Acme, manager `manager@acme.example`):
+- an earlier 1:1 with rep A left the action item "Send two references" open;
+- in the current quarter rep A converted 1 of 5 deals from Qualified to
+  Proposal, B 2 of 4 and C 3 of 4, so A is below the team median of 0.5.
+Scheduling a new 1:1 with A generates an agenda of the carried action item and
+the conversion signal; the manager reorders it, ticks an item off, saves a
+shared and a private note and agrees an action item, all through htmx swaps.
+"""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from coaching import services
+from coaching.models import ActionItem, AgendaItem, CoachingNote, OneOnOne
+from goals.attainment import organization_today
+from pipelines.models import StageKind
+from spm.fiscal import QUARTER, period_containing
+from spm.models import Role
+from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory, UserFactory
+from tests.test_browser import MANAGER_PASSWORD, browser_page  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def coaching_data(org, manager_member, member, other_rep):
+    """The team's deals in the current quarter and an earlier 1:1 of rep A with one open action item."""
+    quarter = period_containing(organization_today(org), QUARTER, org.fiscal_year_start_month)
+    created_at = dt.datetime.combine(quarter.start, dt.time(12, 0), tzinfo=org.tzinfo)
+    with scopes_disabled():
+        manager_member.user.language = "en"
+        manager_member.user.save(update_fields=["language"])
+        member.user.name = "Anna Rep"
+        member.user.save(update_fields=["name"])
+        rep_c = MembershipFactory(
+            organization=org, role=Role.REP, team=member.team, manager=manager_member, user=UserFactory(email="c@acme.example")
+        )
+        pipeline = PipelineFactory(organization=org)
+        qualified = StageFactory(pipeline=pipeline, name="Qualified", order=1)
+        proposal = StageFactory(pipeline=pipeline, name="Proposal", order=2)
+        StageFactory(pipeline=pipeline, name="Won", order=3, kind=StageKind.WON)
+        for rep, at_qualified, at_proposal in ((member, 4, 1), (other_rep, 2, 2), (rep_c, 1, 3)):
+            for stage, count in ((qualified, at_qualified), (proposal, at_proposal)):
+                for _index in range(count):
+                    DealFactory(owner=rep, stage=stage, created_at=created_at)
+
+    with scope(organization=org):
+        earlier = services.one_on_one_create(
+            organization=org,
+            manager=manager_member,
+            rep=member,
+            scheduled_at=timezone.now() - dt.timedelta(days=14),
+            period=quarter,
+        )
+        services.action_item_add(
+            one_on_one=earlier, actor=manager_member, title="Send two references", owner=member, due_on=None
+        )
+    return quarter
+
+
+def test_one_on_one_from_agenda_to_notes(org, manager_member, member, coaching_data, live_server, browser_page):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    coaching_path = f"/o/{org.slug}/coaching/"
+    page.goto(f"{live_server.url}/accounts/login/?next={coaching_path}")
+    page.locator("input[name=login]").fill("manager@acme.example")
+    page.locator("input[name=password]").fill(MANAGER_PASSWORD)
+    page.locator("form button[type=submit]").click()
+    page.wait_for_url(f"{live_server.url}{coaching_path}")
+
+    page.get_by_role("link", name="Schedule a 1:1").click()
+    page.get_by_label("Rep").select_option(label="Anna Rep")
+    page.get_by_label("Date", exact=True).fill("2030-01-15")
+    page.get_by_label("Time").fill("10:30")
+    expect(page.get_by_label("Period of the numbers")).to_have_value(coaching_data.label)
+    page.get_by_role("button", name="Schedule and generate the agenda").click()
+
+    # The generated agenda: the open action item of the earlier 1:1, then the conversion signal.
+    expect(page.locator("h1")).to_have_text("1:1 with Anna Rep")
+    items = page.locator("[data-agenda-item] input[name=title]")
+    expect(items).to_have_count(2)
+    expect(items.nth(0)).to_have_value("Send two references")
+    expect(items.nth(1)).to_have_value("Stage conversion Qualified → Proposal")
+    expect(page.locator("[data-agenda-signal]")).to_contain_text("team median: 50.0%")
+    expect(page.locator("[data-signal] [data-rep-value]").first).to_have_text("20.0%")
+
+    # A full page load would drop this marker; the htmx swaps keep it.
+    page.evaluate("window.spmNoReloadMarker = true")
+    page.locator("[data-agenda-item]").nth(1).get_by_role("button", name="Move up").click()
+    expect(items.nth(0)).to_have_value("Stage conversion Qualified → Proposal")
+    first = page.locator("[data-agenda-item]").nth(0)
+    first.get_by_label("Discussed").check()
+    first.get_by_role("button", name="Save").click()
+    expect(page.locator("[data-agenda-item]").nth(0).get_by_label("Discussed")).to_be_checked()
+
+    page.get_by_label("New note").fill("Agreed to qualify harder before proposals.")
+    page.get_by_label("Shared with the rep").check()
+    page.get_by_role("button", name="Save note").click()
+    expect(page.locator("[data-note][data-visibility=shared]")).to_contain_text("Agreed to qualify harder")
+    page.get_by_label("New note").fill("Check in again next week.")
+    page.get_by_role("button", name="Save note").last.click()
+    expect(page.locator("[data-note][data-visibility=private]")).to_contain_text("Check in again next week.")
+
+    page.get_by_label("New action item").fill("Review every open proposal")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#action-items")).to_contain_text("Review every open proposal")
+    assert page.evaluate("window.spmNoReloadMarker") is True
+
+    page.reload()
+    expect(page.locator("[data-note]")).to_have_count(2)
+    with scope(organization=org):
+        one_on_one = OneOnOne.objects.get(scheduled_at__year=2030)
+        agenda = list(AgendaItem.objects.filter(one_on_one=one_on_one).order_by("position").values_list("title", "is_discussed"))
+        notes = sorted(CoachingNote.objects.filter(one_on_one=one_on_one).values_list("visibility", "text"))
+        action_titles = list(ActionItem.objects.filter(one_on_one=one_on_one).values_list("title", flat=True))
+    assert agenda == [("Stage conversion Qualified → Proposal", True), ("Send two references", False)]
+    assert notes == [("private", "Check in again next week."), ("shared", "Agreed to qualify harder before proposals.")]
+    assert action_titles == ["Review every open proposal"]
