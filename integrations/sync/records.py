@@ -86,8 +86,6 @@ class CrmChanges:
     activities: list[CrmActivity] = field(default_factory=list)
     cursor: dict[str, str] = field(default_factory=dict)
     request_count: int = 0
-    # Records the client could not read (a deal without a stage, say): {"entity", "external_id", "message"}.
-    skipped: list[dict] = field(default_factory=list)
 
 
 def cursor_advance(previous: str | None, seen: list[dt.datetime], started_at: dt.datetime) -> str | None:

@@ -26,7 +26,6 @@ from integrations.sync.models import (
     SyncTrigger,
 )
 from integrations.sync.providers import hubspot, pipedrive
-from integrations.sync.records import CrmChanges
 from spm.audit import audit_record
 from spm.models import Organization, User
 
@@ -286,7 +285,7 @@ def _crm_sync_execute(*, run: CrmSyncRun, sleep) -> CrmSyncRun:
         return _run_fail(run, connection, str(error), request_count=changes.request_count)
 
     run.counts = _counts(result, newly_deleted)
-    run.errors = _errors(result, changes)[:MAX_ERRORS_STORED]
+    run.errors = _errors(result)[:MAX_ERRORS_STORED]
     run.cursor_after = changes.cursor
     run.request_count = changes.request_count
     run.status = SyncStatus.SUCCEEDED
@@ -336,7 +335,13 @@ def _counts(result, newly_deleted: int) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _errors(result, changes: CrmChanges) -> list[dict]:
+def _errors(result) -> list[dict]:
+    """Return the rejected records for the page, without the stage changes of deals that were rejected themselves.
+
+    The core rejects those stage changes as belonging to an unknown deal; listing them
+    too would repeat one problem once per stage the deal passed through.
+    """
+    rejected_deals = {error.external_id for error in result.record_errors if error.entity == "deals"}
     errors = [
         {
             "entity": error.entity,
@@ -344,8 +349,9 @@ def _errors(result, changes: CrmChanges) -> list[dict]:
             "message": f"{error.field}: {error.reason}" if error.field else error.reason,
         }
         for error in result.record_errors
+        if not (error.entity == "stage_changes" and error.external_id in rejected_deals)
     ]
-    return list(changes.skipped) + errors
+    return errors
 
 
 def crm_sync_schedule_all() -> int:
