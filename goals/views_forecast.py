@@ -7,6 +7,7 @@ them), admins everyone's; any other member id or deal returns 404.
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -153,10 +154,15 @@ def forecast_submit(request, org_slug):
     return _back_to_page(org_slug, page_member, period.label)
 
 
-@require_POST
 def forecast_deal_category(request, org_slug, deal_id):
-    """Override or clear the forecast category of an open deal the viewer may see."""
+    """Override or clear the forecast category of an open deal the viewer may see.
+
+    The deal is looked up before the method is checked, so a deal the viewer may not
+    see returns 404 for every method and its existence stays hidden.
+    """
     deal = get_visible_or_404(Deal.objects.select_related("owner"), request.membership, pk=deal_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     category = request.POST.get("category", "")
     try:
         changed = categories.deal_category_set(

@@ -174,3 +174,13 @@ def test_settings_for_admin_only_and_audited(client, org, admin_member, manager_
         assert StageForecastCategory.objects.get().category == "commit"
         actions = sorted(AuditLog.objects.filter(action__startswith="forecast.").values_list("action", flat=True))
     assert actions == [categories.SETTINGS_CHANGED, categories.STAGE_CATEGORY_CHANGED]
+
+
+def test_deal_category_hides_foreign_deal_for_get(client, org, member, open_deals):
+    client.force_login(member.user)
+
+    own = client.get(f"/o/acme/forecast/deals/{open_deals['member'].pk}/category/")
+    foreign = client.get(f"/o/acme/forecast/deals/{open_deals['other_rep'].pk}/category/")
+
+    assert own.status_code == 405
+    assert foreign.status_code == 404
