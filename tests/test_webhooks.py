@@ -35,10 +35,10 @@ from tests.factories import MembershipFactory, UserFactory
 
 
 class LoopbackHTTPServer:
-    """An HTTP server on 127.0.0.1 in a thread that records requests and answers with queued statuses.
+    """An HTTP server on 127.0.0.1 in a thread that records requests and responds with queued statuses.
 
     `responses` is a list of (status, body) consumed in order; the last one repeats. GET
-    requests are answered with `get_body`.
+    requests get `get_body` as their response.
     """
 
     def __init__(self, responses=((200, b"ok"),), get_body=b"", content_type="text/plain"):

@@ -1,8 +1,8 @@
 """Reading meetings from iCalendar (RFC 5545) data: recurring events expanded, times converted to UTC.
 
 Time zones: a DTSTART with TZID is local time in that zone (the VTIMEZONE of the file or
-the IANA zone of that name), a value ending in Z is UTC, and a floating time without either
-is read in the time zone passed in (the organization's). Recurring events are expanded by
+the IANA zone of that name), and a value ending in Z is UTC. A floating time without either
+is read in the time zone passed in, which is the organization's. Recurring events are expanded by
 recurring-ical-events within a window, so a weekly 10:00 meeting in Europe/Berlin stays at
 10:00 local time across a daylight-saving change while its UTC time moves by an hour.
 All-day events and cancelled events are skipped.

@@ -76,6 +76,7 @@ def message_parse(raw_headers: bytes) -> ParsedMessage | None:
     sender = sender_list[0][1].strip().lower() if sender_list and sender_list[0][1] else ""
     if "@" not in sender:
         return None
+
     recipients = [
         address.strip().lower()
         for _name, address in email.utils.getaddresses([str(message.get("To", "")), str(message.get("Cc", ""))])
@@ -90,6 +91,7 @@ def message_parse(raw_headers: bytes) -> ParsedMessage | None:
         # RFC 5322 dates without a zone ("-0000") are UTC.
         sent_at = sent_at.replace(tzinfo=dt.UTC)
     subject = re.sub(r"\s+", " ", str(message.get("Subject", ""))).strip()
+
     if not message_id:
         # NOTE: a message without Message-ID is keyed by a digest of its headers, so an identical copy in another folder would count once.
         message_id = "sha256:" + hashlib.sha256(raw_headers).hexdigest()

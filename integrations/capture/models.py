@@ -59,7 +59,7 @@ class Mailbox(models.Model):
     """The organization's IMAP mailbox whose messages become e-mail activities.
 
     The password is stored in clear text in the database, because the poller must log in
-    with it; restrict database access and backups accordingly, and use an account that
+    with it. Restrict database access and backups accordingly, and use an account that
     can only read this mailbox.
     """
 

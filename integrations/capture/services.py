@@ -311,8 +311,8 @@ def email_messages_capture(*, organization: Organization, messages: list) -> Cap
 def mailbox_poll(*, mailbox: Mailbox, now: dt.datetime | None = None) -> CaptureResult | None:
     """Read the messages after the last UID read, capture them and remember the new last UID.
 
-    On a connection, login or protocol failure the error is stored on the mailbox and
-    None is returned; the next poll starts again from the same UID.
+    On a connection, login or protocol failure it stores the error on the mailbox and
+    returns None. The next poll then starts again from the same UID.
     """
     from integrations.capture import mail
 

@@ -3,7 +3,7 @@
 Checked periods are the fiscal year, quarter and month containing today (organization time
 zone), for every level and metric that has an explicit quota in that period. A subject
 fires once per period and threshold, and only when its attainment rises from below the
-threshold to at or above it; the first check of a subject records its level without firing.
+threshold to at or above it. The first check of a subject records its level without firing.
 """
 
 import logging
@@ -47,7 +47,7 @@ def attainment_levels_check(*, organization: Organization, emit: bool = True, to
     from integrations.webhooks.services import event_emit
 
     thresholds = _thresholds(organization)
-    # Nobody listens and nothing is to be recorded as a starting point.
+    # No subscription wants the event, and no starting point is to be recorded.
     if emit and not thresholds:
         return 0
     today = today or organization_today(organization)

@@ -102,9 +102,9 @@ def deal_close_transitions_watch(*, organization_id: int, deal_ids: Iterable[int
 
     Call it before a change of deal statuses inside the transaction that makes it. A full
     refresh (`deal_ids=None`) emits nothing, because it re-derives state rather than
-    recording a change. Only closes within the last CLOSE_EVENT_MAX_AGE count, so the first
-    CRM sync or an import of old history, which close thousands of deals at once, does not
-    send an event for each; import.finished announces those.
+    recording a change. Only closes within the last CLOSE_EVENT_MAX_AGE count. The first CRM
+    sync or an import of old history closes thousands of deals at once, and import.finished
+    announces those instead of one event per deal.
     """
     from pipelines.models import Deal, DealStatus
 

@@ -21,8 +21,8 @@ class WebhookEvent(models.TextChoices):
 class WebhookSubscription(models.Model):
     """A URL that receives signed POST requests for the chosen events.
 
-    The signing secret is stored in clear text because every delivery signs with it; the
-    page shows it once after creation or rotation and afterwards only its first characters.
+    The signing secret is stored in clear text because every delivery signs with it. The
+    page shows it once after creation or rotation, and afterwards only its first characters.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))

@@ -1,9 +1,9 @@
 """Outbound HTTP to URLs that organization admins and reps enter: webhook targets and calendar feeds.
 
 A URL typed into a form must not reach the machine's own services or the private network
-(cloud metadata endpoints, the database, Redis). So every request resolves the host once,
-rejects private, loopback, link-local and reserved addresses unless the setting
-WEBHOOKS_ALLOW_LOOPBACK permits them (development and tests), and then connects to exactly
+(cloud metadata endpoints, the database, Redis). So every request resolves the host once
+and rejects private, loopback, link-local and reserved addresses, unless the setting
+WEBHOOKS_ALLOW_LOOPBACK permits them (development and tests). It then connects to exactly
 the address it checked, so a second DNS answer cannot point the connection elsewhere.
 Redirects are not followed, and the response body is cut at a maximum size.
 """
@@ -23,7 +23,7 @@ DEFAULT_TIMEOUT_SECONDS = 10
 
 
 class OutboundURLError(ValueError):
-    """A URL that SPM will not connect to; the message says why and is shown to the user."""
+    """A URL that SPM does not connect to; the message states the reason and is shown to the user."""
 
 
 class OutboundRequestError(OSError):

@@ -41,7 +41,7 @@ DEFAULT_DISABLE_AFTER = 5
 RETRY_BASE_SECONDS = 60
 RETRY_MAX_SECONDS = 3600
 RESPONSE_EXCERPT_CHARS = 500
-# Status codes that say "try again later"; any other non-2xx status fails the delivery at once.
+# Status codes that mean "try again later". Any other non-2xx status fails the delivery at once.
 RETRYABLE_STATUS = {408, 429}
 USER_AGENT = "SPM-Webhooks/1"
 
@@ -233,7 +233,7 @@ def event_emit(
             if event in subscription.events
             and (threshold_percent is None or subscription.attainment_threshold_percent == threshold_percent)
         ]
-        # Nobody listens: skip building the body.
+        # No subscription wants the event, so no body is built.
         if not subscriptions:
             return None
 

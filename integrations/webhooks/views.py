@@ -14,7 +14,7 @@ from integrations.webhooks.signing import SIGNATURE_HEADER
 from spm.security import admin_required
 
 DELIVERY_LOG_LENGTH = 50
-# The session key under which a new or rotated secret waits to be shown exactly once.
+# The session key of a new or rotated secret; the detail page pops it, so it renders once.
 SECRET_SESSION_KEY = "webhook_secret_once"
 
 
