@@ -308,24 +308,26 @@ def test_deal_list_full_page(client, deals, admin_member):
 def test_deal_list_query_count_admin(client, many_deals, admin_member, django_assert_num_queries):
     client.force_login(admin_member.user)
 
-    # + teams, stages, owners, totals, page rows.
-    with django_assert_num_queries(8):
+    # + teams, stages, owners, totals, page rows, win model, page scores, next steps (ranking, stalled).
+    with django_assert_num_queries(12):
         client.get("/o/acme/deals/")
 
 
 def test_deal_list_query_count_manager(client, many_deals, manager_member, django_assert_num_queries):
     client.force_login(manager_member.user)
 
-    # + visibility (teams, members), teams, stages, owners, totals, page rows.
-    with django_assert_num_queries(10):
+    # + visibility (teams, members), teams, stages, owners, totals, page rows, win model, page scores,
+    # next steps (ranking, stalled).
+    with django_assert_num_queries(14):
         client.get("/o/acme/deals/?period=2017-Q1&metric=open&status=open")
 
 
 def test_deal_list_query_count_rep(client, many_deals, member, django_assert_num_queries):
     client.force_login(member.user)
 
-    # + stages, owners, totals, page rows (a rep has no teams to pick).
-    with django_assert_num_queries(7):
+    # + stages, owners, totals, page rows (a rep has no teams to pick), win model, page scores,
+    # next steps (ranking, stalled).
+    with django_assert_num_queries(11):
         client.get("/o/acme/deals/?sort=-amount")
 
 
@@ -389,6 +391,6 @@ def test_deal_detail_in_german(client, detailed_deal, member):
 def test_deal_detail_query_count(client, detailed_deal, member, django_assert_num_queries):
     client.force_login(member.user)
 
-    # session, user, membership, the deal with its relations, its history.
-    with django_assert_num_queries(5):
+    # session, user, membership, the deal with its relations, its history, its score, the win model.
+    with django_assert_num_queries(7):
         client.get(f"/o/acme/deals/{detailed_deal.pk}/")

@@ -127,7 +127,7 @@ def test_manager_sees_reports_deals(org, manager_member, deals):
 
 
 def test_limit_and_query_count(org, member, deals, django_assert_num_queries):
-    with scope(organization=org), django_assert_num_queries(3):
+    with scope(organization=org), django_assert_num_queries(2):
         steps = next_steps_list(organization=org, visible_member_ids={member.pk}, now=NOW, limit=2)
 
     assert [step.deal.name for step in steps] == ["B", "A"]

@@ -66,7 +66,7 @@ def next_steps_list(
 
     `visible_member_ids` is spm.tenancy.membership_ids_visible (None: everyone). Ranking
     runs in the database; the listed deals' values are then recomputed in Decimal. Ties
-    rank by deal id. Three queries.
+    rank by deal id. Two queries.
     """
     today = now.astimezone(zoneinfo.ZoneInfo(organization.time_zone)).date()
     deals = Deal.objects.filter(organization=organization, status=DealStatus.OPEN, deleted_at__isnull=True, base_amount__gt=0)
@@ -76,7 +76,6 @@ def next_steps_list(
     ranked = list(
         _ranked(deals, now=now, today=today)
         .select_related("owner__user", "stage", "account")
-        .prefetch_related("win_scores")
         .order_by("-value_at_risk_estimate", "pk")[:limit]
     )
     stalled = {
@@ -91,12 +90,12 @@ def _ranked(deals: QuerySet[Deal], *, now: dt.datetime, today: dt.date) -> Query
     """Annotate the float estimate the database ranks by, and keep deals with at least one reason."""
     score = DealScore.objects.filter(deal_id=OuterRef("pk")).values("probability")[:1]
     probability = Coalesce(
-        Cast(Subquery(score), FloatField()),
+        Cast(F("model_probability"), FloatField()),
         Cast(F("probability"), FloatField()) / Value(100.0),
         Cast(F("stage__probability"), FloatField()) / Value(100.0),
     )
     stalled_ids = stalled_deals(deals, now=now).values("pk")
-    annotated = deals.annotate(probability_estimate=probability).annotate(
+    annotated = deals.annotate(model_probability=Subquery(score)).annotate(probability_estimate=probability).annotate(
         is_stalled=Case(When(pk__in=stalled_ids, then=Value(1)), default=Value(0), output_field=IntegerField()),
         is_slipping=Case(When(expected_close_on__lt=today, then=Value(1)), default=Value(0), output_field=IntegerField()),
         is_low=Case(
@@ -111,9 +110,8 @@ def _ranked(deals: QuerySet[Deal], *, now: dt.datetime, today: dt.date) -> Query
 
 
 def _next_step(deal: Deal, *, stalled: tuple[int, int] | None, today: dt.date) -> NextStep:
-    scores = list(deal.win_scores.all())
-    if scores:
-        probability, source = scores[0].probability, SOURCE_MODEL
+    if deal.model_probability is not None:
+        probability, source = Decimal(deal.model_probability), SOURCE_MODEL
     elif deal.probability is not None:
         probability, source = Decimal(deal.probability) / 100, SOURCE_DEAL
     else:
