@@ -250,3 +250,14 @@ def test_manager_without_reps_gets_nothing(org, week):
     send(org)
 
     assert not [message for message in mail.outbox if message.to == ["lonely@acme.example"]]
+
+
+@pytest.mark.worker
+def test_worker_sends_digest_once(celery_worker, org, week):
+    first = weekly_digest_send.delay(organization_id=org.pk, now=SEND_AT.isoformat()).get(timeout=120)
+    second = weekly_digest_send.delay(organization_id=org.pk, now=SEND_AT.isoformat()).get(timeout=120)
+
+    assert first == 4
+    assert second == 0
+    with scope(organization=org):
+        assert DigestSend.objects.count() == 4
