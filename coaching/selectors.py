@@ -14,7 +14,13 @@ import datetime as dt
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
-from coaching.models import ActionItem, AgendaItem, CoachingNote, NoteVisibility, OneOnOne
+from coaching.models import (
+    ActionItem,
+    AgendaItem,
+    CoachingNote,
+    NoteVisibility,
+    OneOnOne,
+)
 from pipelines.models import Deal
 from spm.models import Membership, Role
 from spm.tenancy import membership_ids_visible

@@ -52,7 +52,12 @@ from django.utils.translation import gettext as _
 from dashboards import display
 from dashboards.analytics.activities import activity_universe, done_in
 from dashboards.analytics.base import Window, deal_universe, open_stages, pipeline_list
-from dashboards.analytics.funnel import WON_REACH, deals_with_highest_open_order, funnel_cohort, funnel_deals_reached
+from dashboards.analytics.funnel import (
+    WON_REACH,
+    deals_with_highest_open_order,
+    funnel_cohort,
+    funnel_deals_reached,
+)
 from dashboards.analytics.sql import datetime_param, rows_from
 from dashboards.analytics.stages import stalled_deals, time_in_stage_deals
 from dashboards.analytics.waterfall import slipped_condition

@@ -20,7 +20,14 @@ from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 
 from coaching import selectors, services
-from coaching.forms import ActionItemForm, AgendaItemEditForm, AgendaItemForm, NoteForm, OneOnOneEditForm, OneOnOneForm
+from coaching.forms import (
+    ActionItemForm,
+    AgendaItemEditForm,
+    AgendaItemForm,
+    NoteForm,
+    OneOnOneEditForm,
+    OneOnOneForm,
+)
 from coaching.models import OneOnOne
 from coaching.signals import DEFAULT_THRESHOLDS, Signal, rep_signals
 from goals.attainment import organization_today

@@ -24,8 +24,15 @@ from goals.attainment import organization_today
 from pipelines.models import StageKind
 from spm.fiscal import QUARTER, period_containing
 from spm.models import Role
-from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory, UserFactory
+from tests.factories import (
+    DealFactory,
+    MembershipFactory,
+    PipelineFactory,
+    StageFactory,
+    UserFactory,
+)
 from tests.test_browser import MANAGER_PASSWORD, browser_page  # noqa: F401  (fixture)
+from tests.test_browser_import import in_plain_thread
 
 pytestmark = pytest.mark.browser
 
@@ -117,11 +124,16 @@ def test_one_on_one_from_agenda_to_notes(org, manager_member, member, coaching_d
 
     page.reload()
     expect(page.locator("[data-note]")).to_have_count(2)
-    with scope(organization=org):
+
+    def saved_rows():
         one_on_one = OneOnOne.objects.get(scheduled_at__year=2030)
-        agenda = list(AgendaItem.objects.filter(one_on_one=one_on_one).order_by("position").values_list("title", "is_discussed"))
-        notes = sorted(CoachingNote.objects.filter(one_on_one=one_on_one).values_list("visibility", "text"))
-        action_titles = list(ActionItem.objects.filter(one_on_one=one_on_one).values_list("title", flat=True))
+        return (
+            list(AgendaItem.objects.filter(one_on_one=one_on_one).order_by("position").values_list("title", "is_discussed")),
+            sorted(CoachingNote.objects.filter(one_on_one=one_on_one).values_list("visibility", "text")),
+            list(ActionItem.objects.filter(one_on_one=one_on_one).values_list("title", flat=True)),
+        )
+
+    agenda, notes, action_titles = in_plain_thread(saved_rows)
     assert agenda == [("Stage conversion Qualified → Proposal", True), ("Send two references", False)]
     assert notes == [("private", "Check in again next week."), ("shared", "Agreed to qualify harder before proposals.")]
     assert action_titles == ["Review every open proposal"]

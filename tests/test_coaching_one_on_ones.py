@@ -8,18 +8,25 @@ from django.urls import reverse
 from django_scopes import scope, scopes_disabled
 
 from coaching import services
-from coaching.models import ActionItem, AgendaItem, AgendaItemKind, CoachingNote, NoteVisibility, OneOnOne
+from coaching.models import (
+    ActionItem,
+    AgendaItem,
+    AgendaItemKind,
+    CoachingNote,
+    NoteVisibility,
+    OneOnOne,
+)
 from coaching.selectors import action_items_of
 from spm.fiscal import parse_period
 from spm.models import AuditLog, Role
 from tests.factories import MembershipFactory, UserFactory
 
 Q4 = parse_period("2017-Q4", 1)
-NOW = dt.datetime(2017, 10, 20, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2017, 10, 20, 12, 0, tzinfo=dt.UTC)
 
 
 def at(month, day, hour=9):
-    return dt.datetime(2017, month, day, hour, 0, tzinfo=dt.timezone.utc)
+    return dt.datetime(2017, month, day, hour, 0, tzinfo=dt.UTC)
 
 
 def _schedule(org, manager, rep, when):
@@ -103,7 +110,7 @@ def test_agenda_lists_rep_signal(org, manager_member, member, other_rep):
         qualified = StageFactory(pipeline=pipeline, name="Qualified", order=1)
         proposal = StageFactory(pipeline=pipeline, name="Proposal", order=2)
         StageFactory(pipeline=pipeline, name="Won", order=3, kind=StageKind.WON)
-        created = dt.datetime(2017, 10, 3, 12, tzinfo=dt.timezone.utc)
+        created = dt.datetime(2017, 10, 3, 12, tzinfo=dt.UTC)
         for rep, at_qualified, at_proposal in ((member, 4, 1), (other_rep, 2, 2), (rep_c, 1, 3)):
             for stage, count in ((qualified, at_qualified), (proposal, at_proposal)):
                 for _index in range(count):
@@ -320,7 +327,7 @@ def test_schedule_page_creates_1on1(org, manager_member, member):
     assert one_on_one.manager_id == manager_member.pk
     assert one_on_one.period_label == period
     # 09:30 in Europe/Berlin (summer time) is 07:30 UTC.
-    assert one_on_one.scheduled_at == dt.datetime(2017, 10, 16, 7, 30, tzinfo=dt.timezone.utc)
+    assert one_on_one.scheduled_at == dt.datetime(2017, 10, 16, 7, 30, tzinfo=dt.UTC)
 
 
 def test_schedule_page_offers_quarters_with_data(org, manager_member, member):

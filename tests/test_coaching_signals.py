@@ -24,15 +24,21 @@ from goals.models import Quota
 from pipelines.models import DealStatus, StageKind
 from spm.fiscal import parse_period
 from spm.models import Role
-from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory, UserFactory
+from tests.factories import (
+    DealFactory,
+    MembershipFactory,
+    PipelineFactory,
+    StageFactory,
+    UserFactory,
+)
 
 Q2 = parse_period("2017-Q2", 1)
 # After the quarter, so pacing compares the whole quarter and nothing is still running.
-AFTER_Q2 = dt.datetime(2017, 7, 15, 12, 0, tzinfo=dt.timezone.utc)
+AFTER_Q2 = dt.datetime(2017, 7, 15, 12, 0, tzinfo=dt.UTC)
 
 
 def utc(year, month, day, hour=12):
-    return dt.datetime(year, month, day, hour, tzinfo=dt.timezone.utc)
+    return dt.datetime(year, month, day, hour, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -250,3 +256,27 @@ def test_time_in_stage_above_median(org, member, other_rep, rep_c, stages):
     assert signal.severity == Decimal("0.5")
     assert signal.is_concern
     assert signal.sample_size == 3
+
+
+def test_query_count_independent_of_team_size(org, team, manager_member, member, other_rep, rep_c, stages):
+    """Metrics are grouped by owner: three more reps with deals add no query."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def team_with_deals(reps):
+        with scopes_disabled():
+            for rep in reps:
+                _open_deals(rep, stages["qualified"], 3)
+                _closed_deals(rep, stages["won"], DealStatus.WON, 2)
+                _closed_deals(rep, stages["lost"], DealStatus.LOST, 1)
+
+    def query_count():
+        with scope(organization=org), CaptureQueriesContext(connection) as queries:
+            rep_signals(organization=org, membership=member, period=Q2, now=AFTER_Q2)
+        return len(queries)
+
+    team_with_deals([member, other_rep, rep_c])
+    small_team = query_count()
+    team_with_deals([_rep(org, team, manager_member, f"extra{index}@acme.example") for index in range(3)])
+
+    assert query_count() == small_team
