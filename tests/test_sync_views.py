@@ -104,11 +104,14 @@ def test_connect_rejects_plain_http_to_other_host(admin_client, org):
     assert "http://crm.example.com is not an https address" in text(response.content)
 
 
-def test_connect_second_time_same_crm_rejected(admin_client, connection):
+def test_connect_offers_only_crms_not_connected(admin_client, connection):
+    page = admin_client.get(LIST_URL).content.decode()
     response = admin_client.post(LIST_URL, {"provider": "hubspot", "access_token": "t"})
 
+    assert '<option value="pipedrive"' in page
+    assert '<option value="hubspot"' not in page
     assert response.status_code == 400
-    assert "already connected to HubSpot" in text(response.content)
+    assert "Select a valid choice. hubspot is not one of the available choices." in text(response.content)
 
 
 def test_detail_full_page_masks_token(admin_client, connection):

@@ -53,6 +53,8 @@ class CrmConnectionCreateForm(forms.Form):
     def __init__(self, *args, taken: set[str] = frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
         self.taken = taken
+        # Only CRMs not yet connected are offered; clean_provider still rejects a forged value.
+        self.fields["provider"].choices = [choice for choice in CrmProvider.choices if choice[0] not in taken]
 
     def clean_provider(self) -> str:
         provider = self.cleaned_data["provider"]
