@@ -429,3 +429,23 @@ def test_deal_detail_says_too_little_history(client, org, member, stages, accoun
 
     assert response.context["win_score"] is None
     assert b"Too little history" in response.content
+
+
+# --- through a real broker and worker ------------------------------------------------------------
+
+
+@pytest.mark.worker
+def test_training_through_worker(celery_worker, org, history, open_deals):
+    from pipelines.tasks import win_model_train as win_model_train_task
+
+    with scope(organization=org):
+        run, _created = win_model_run_create(organization=org, actor=None)
+
+    status = win_model_train_task.delay(organization_id=org.pk, win_model_id=run.pk).get(timeout=120)
+
+    assert status == WinModelStatus.SUCCEEDED
+    with scope(organization=org):
+        run.refresh_from_db()
+        assert (run.n_train, run.n_test) == (200, 50)
+        assert run.task_id != ""
+        assert DealScore.objects.count() == 2
