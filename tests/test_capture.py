@@ -207,7 +207,7 @@ def test_upload_creates_meetings_on_own_open_deal(org, member, other_rep, custom
         result = services.calendar_file_capture(member=member, data=data, now=NOW)
 
         activities = list(Activity.objects.filter(source="calendar").order_by("occurred_at"))
-    assert result.as_dict() == {"created": 4, "updated": 0, "unchanged": 0, "unmatched": 1, "without_member": 0}
+    assert result.as_dict() == {"created": 4, "updated": 0, "unchanged": 0, "unmatched": 1, "without_member": 0, "too_old": 0}
     assert [activity.occurred_at for activity in activities] == [
         dt.datetime(2026, 3, 16, 9, tzinfo=UTC),
         dt.datetime(2026, 3, 23, 9, tzinfo=UTC),
@@ -231,7 +231,7 @@ def test_reupload_is_idempotent(org, member, customer):
         again = services.calendar_file_capture(member=member, data=data, now=NOW)
 
         assert Activity.objects.filter(source="calendar").count() == 4
-    assert again.as_dict() == {"created": 0, "updated": 0, "unchanged": 4, "unmatched": 0, "without_member": 0}
+    assert again.as_dict() == {"created": 0, "updated": 0, "unchanged": 4, "unmatched": 0, "without_member": 0, "too_old": 0}
 
 
 def test_meeting_falls_back_to_any_open_deal_then_account(org, member, other_rep, customer, stages_org):
@@ -260,6 +260,23 @@ def test_future_meeting_planned_then_done(org, member, customer):
 
         assert Activity.objects.get(source="calendar").is_done
     assert result.updated == 1
+
+
+def test_meetings_before_retention_not_captured(org, member, customer):
+    with scopes_disabled():
+        org.activity_retention_days = 30
+        org.save(update_fields=["activity_retention_days"])
+    data = calendar(
+        event("old@x", "DTSTART:20260220T100000Z", "DTEND:20260220T110000Z", "Old", "ATTENDEE:mailto:a@customer.example"),
+        event("recent@x", "DTSTART:20260410T100000Z", "DTEND:20260410T110000Z", "Recent", "ATTENDEE:mailto:a@customer.example"),
+    )
+    with scope(organization=member.organization):
+        result = services.calendar_file_capture(member=member, data=data, now=NOW)
+
+        subjects = list(Activity.objects.filter(source="calendar").values_list("subject", flat=True))
+    # The nightly retention job deletes activities older than 30 days, so capture must not bring them back.
+    assert subjects == ["Recent"]
+    assert result.created == 1
 
 
 def test_declined_meeting_skipped(org, member, customer):
@@ -312,7 +329,7 @@ def test_feed_read_from_loopback_server(org, member, customer, client):
     assert feed.member_id == member.pk
     assert feed.last_error == ""
     # The hourly poll read the same meetings again and changed nothing.
-    assert feed.last_counts == {"created": 0, "updated": 0, "unchanged": 3, "unmatched": 0, "without_member": 0}
+    assert feed.last_counts == {"created": 0, "updated": 0, "unchanged": 3, "unmatched": 0, "without_member": 0, "too_old": 0}
 
 
 def test_feed_counts_meetings_in_window(org, member, customer):
@@ -472,7 +489,7 @@ def test_mailbox_poll_creates_email_activities_deduplicated(org, member, other_r
             first = services.mailbox_poll(mailbox=mailbox)
             activities = {activity.external_id: activity for activity in Activity.objects.filter(source="email")}
 
-    assert first.as_dict() == {"created": 2, "updated": 0, "unchanged": 0, "unmatched": 1, "without_member": 1}
+    assert first.as_dict() == {"created": 2, "updated": 0, "unchanged": 0, "unmatched": 1, "without_member": 1, "too_old": 0}
     assert set(activities) == {"m1@acme.example", "m2@customer.example"}
     sent, received = activities["m1@acme.example"], activities["m2@customer.example"]
     assert sent.owner_id == member.pk
@@ -500,7 +517,7 @@ def test_mailbox_second_poll_reads_only_new_messages(org, member, customer, mail
 
     assert second.created == 1
     assert mailbox.last_uid == 6
-    assert third.as_dict() == {"created": 0, "updated": 0, "unchanged": 0, "unmatched": 0, "without_member": 0}
+    assert third.as_dict() == {"created": 0, "updated": 0, "unchanged": 0, "unmatched": 0, "without_member": 0, "too_old": 0}
 
 
 def test_mailbox_renumbered_folder_does_not_double(org, member, other_rep, customer, mailbox_messages):
@@ -515,6 +532,25 @@ def test_mailbox_renumbered_folder_does_not_double(org, member, other_rep, custo
     assert again.created == 0
     assert again.unchanged == 2
     assert mailbox.uid_validity == 8
+
+
+def test_mailbox_skips_messages_before_retention(org, member, customer):
+    with scopes_disabled():
+        org.activity_retention_days = 30
+        org.save(update_fields=["activity_retention_days"])
+    messages = {
+        1: message("old@acme.example", "rep@acme.example", "anna@customer.example", "Old offer", date="Mon, 2 Feb 2026 10:00:00 +0100"),
+        2: message("new@acme.example", "rep@acme.example", "anna@customer.example", "New offer", date="Mon, 13 Apr 2026 10:00:00 +0200"),
+    }
+    with FakeIMAPServer(messages) as server:
+        mailbox = mailbox_create(org, server.port)
+        with scope(organization=org):
+            result = services.mailbox_poll(mailbox=mailbox, now=NOW)
+
+            subjects = list(Activity.objects.filter(source="email").values_list("subject", flat=True))
+    assert subjects == ["New offer"]
+    assert result.too_old == 1
+    assert mailbox.last_uid == 2
 
 
 def test_mailbox_login_failure_stored(org, member, mailbox_messages):

@@ -25,7 +25,7 @@ from integrations.webhooks.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from integrations.webhooks.services import event_emit, retry_delay_seconds, webhook_create
+from integrations.webhooks.services import event_emit, retry_delay_seconds, webhook_create, webhook_update
 from pipelines.models import DealStatus
 from pipelines.services import deal_move_stage
 from pipelines.services_records import records_import
@@ -557,5 +557,31 @@ def test_creating_attainment_webhook_records_starting_levels(org, member, stages
             target=Decimal("10"),
         )
         webhook_create(organization=org, actor=None, url="http://127.0.0.1:9/", events=["quota.attainment_crossed"])
+
+        assert AttainmentLevel.objects.filter(subject_id=member.pk, period_kind="year").count() == 1
+
+
+def test_adding_attainment_event_records_starting_levels(org, member):
+    with scope(organization=org):
+        Quota.objects.create(
+            organization=org,
+            level="rep",
+            membership=member,
+            period_kind="year",
+            period_start=dt.date(dt.date.today().year, 1, 1),
+            metric="won_deals",
+            target=Decimal("10"),
+        )
+        subscription, _secret = webhook_create(organization=org, actor=None, url="http://127.0.0.1:9/", events=["deal.won"])
+        assert AttainmentLevel.objects.count() == 0
+
+        webhook_update(
+            subscription=subscription,
+            actor=None,
+            url=subscription.url,
+            events=["deal.won", "quota.attainment_crossed"],
+            description="",
+            attainment_threshold_percent=Decimal("100"),
+        )
 
         assert AttainmentLevel.objects.filter(subject_id=member.pk, period_kind="year").count() == 1

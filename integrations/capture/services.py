@@ -46,6 +46,8 @@ class CaptureResult:
     unmatched: int = 0
     # Read, but no member of the organization sent or received it (e-mail only).
     without_member: int = 0
+    # Read, but older than the organization's activity retention (e-mail only; calendars are not read that far back).
+    too_old: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -177,14 +179,29 @@ def calendar_meetings_capture(
     return result
 
 
-def _window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    return now - dt.timedelta(days=CALENDAR_PAST_DAYS), now + dt.timedelta(days=CALENDAR_FUTURE_DAYS)
+def _retention_cutoff(organization: Organization, now: dt.datetime) -> dt.datetime | None:
+    """Return the time before which the nightly retention job deletes activities, or None without retention.
+
+    Capture skips older meetings and messages; otherwise every poll would bring back what
+    the retention job deleted the night before.
+    """
+    if organization.activity_retention_days is None:
+        return None
+    return now - dt.timedelta(days=organization.activity_retention_days)
+
+
+def _window(organization: Organization, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    start = now - dt.timedelta(days=CALENDAR_PAST_DAYS)
+    cutoff = _retention_cutoff(organization, now)
+    if cutoff is not None and cutoff > start:
+        start = cutoff
+    return start, now + dt.timedelta(days=CALENDAR_FUTURE_DAYS)
 
 
 def calendar_file_capture(*, member: Membership, data: bytes, now: dt.datetime | None = None) -> CaptureResult:
     """Capture the meetings of an uploaded .ics file; raises ics.CalendarFileError for a bad file."""
     now = now or timezone.now()
-    start, end = _window(now)
+    start, end = _window(member.organization, now)
     meetings = ics.calendar_parse(data, start=start, end=end, floating_zone=member.organization.tzinfo)
     return calendar_meetings_capture(member=member, meetings=meetings, now=now)
 
@@ -266,18 +283,23 @@ def mailbox_save(*, organization: Organization, actor: User | None, values: dict
     return mailbox
 
 
-def email_messages_capture(*, organization: Organization, messages: list) -> CaptureResult:
+def email_messages_capture(*, organization: Organization, messages: list, now: dt.datetime | None = None) -> CaptureResult:
     """Upsert e-mail activities for parsed messages (`mail.ParsedMessage`), keyed by Message-ID.
 
     The owner is the member who sent the message, else the first member among its
     recipients. The account comes from the other addresses' domains. A message without a
-    member or without a known account is counted and skipped.
+    member, without a known account or older than the activity retention is counted and skipped.
     """
     matcher = AccountMatcher()
     deals = _DealCache()
+    cutoff = _retention_cutoff(organization, now or timezone.now())
     result = CaptureResult()
     desired: dict[str, dict] = {}
     for message in messages:
+        # Older than the retention period: the nightly job would delete it again.
+        if cutoff is not None and message.sent_at < cutoff:
+            result.too_old += 1
+            continue
         owner = matcher.members.get(message.sender)
         is_sent = owner is not None
         if owner is None:
@@ -325,7 +347,7 @@ def mailbox_poll(*, mailbox: Mailbox, now: dt.datetime | None = None) -> Capture
         mailbox.save(update_fields=["last_error", "last_polled_at"])
         logger.warning("Mailbox poll failed organization_id=%s mailbox_id=%s", mailbox.organization_id, mailbox.pk)
         return None
-    result = email_messages_capture(organization=mailbox.organization, messages=batch.messages)
+    result = email_messages_capture(organization=mailbox.organization, messages=batch.messages, now=now)
     mailbox.uid_validity = batch.uid_validity
     mailbox.last_uid = batch.last_uid
     mailbox.last_error = ""

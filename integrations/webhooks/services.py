@@ -123,6 +123,7 @@ def webhook_update(
 ) -> WebhookSubscription:
     """Change the URL, events, description and threshold of a subscription; the secret stays."""
     before = _audit_state(subscription)
+    is_new_attainment = WebhookEvent.ATTAINMENT_CROSSED in events and WebhookEvent.ATTAINMENT_CROSSED not in subscription.events
     subscription.url = outbound.url_validate(url)
     subscription.events = sorted(set(events))
     subscription.description = description
@@ -138,6 +139,11 @@ def webhook_update(
             before=before,
             after=_audit_state(subscription),
         )
+    if is_new_attainment:
+        from integrations.webhooks.attainment import attainment_levels_check
+
+        # As on creation: today's levels are the starting point, not a crossing.
+        attainment_levels_check(organization=subscription.organization, emit=False)
     return subscription
 
 
