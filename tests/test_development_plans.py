@@ -315,3 +315,14 @@ def test_unchanged_value_shows_zero_progress():
 
     with translation.override("en"):
         assert progress_value(progress) == "0.0%"
+
+
+def test_plan_list_takes_fixed_queries(org, plan, manager_member, django_assert_num_queries):
+    from coaching.skills.selectors import plan_list_visible
+
+    with scope(organization=org):
+        # Visible members: teams and people (2 queries); plans with their counts: 1 query.
+        with django_assert_num_queries(3):
+            plans = list(plan_list_visible(viewer=manager_member))
+
+    assert [(item.goal_count, item.item_count, item.done_count) for item in plans] == [(5, 1, 0)]

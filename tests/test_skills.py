@@ -305,3 +305,39 @@ def test_rep_home_lists_only_self(client, org, member, other_rep):
     text = response.content.decode()
     assert url("skills_member", org, member_id=member.pk) in text
     assert url("skills_member", org, member_id=other_rep.pk) not in text
+
+
+def test_other_tenant_sees_no_rubric_rows(org, other_org, rubric, history):
+    with scope(organization=other_org):
+        assert Competency.objects.count() == 0
+        assert Assessment.objects.count() == 0
+        assert Rating.objects.count() == 0
+
+
+def test_other_tenant_admin_cannot_edit_competency(client, org, rubric, other_org_admin):
+    client.force_login(other_org_admin.user)
+    closing = rubric["Closing"]
+
+    edit = client.post(
+        reverse("skills_competency", kwargs={"org_slug": "globex", "competency_id": closing.pk}),
+        competency_post("Geändert", "Changed"),
+    )
+    delete = client.post(reverse("skills_competency_delete", kwargs={"org_slug": "globex", "competency_id": closing.pk}))
+
+    assert edit.status_code == 404
+    assert delete.status_code == 404
+    with scope(organization=org):
+        closing.refresh_from_db()
+        assert closing.name_en == "Closing"
+
+
+def test_history_reads_take_fixed_queries(org, rubric, history, member, django_assert_num_queries):
+    with scope(organization=org):
+        # Competencies with their levels: 2 queries. Assessments with assessor, then ratings: 2 queries.
+        with django_assert_num_queries(2):
+            competencies = competency_list()
+        with django_assert_num_queries(2):
+            assessments = assessment_list(member=member)
+        with django_assert_num_queries(0):
+            skill_gaps(competencies=competencies, assessments=assessments)
+            skill_history_charts(competencies=competencies, assessments=assessments)
