@@ -378,3 +378,149 @@ def test_action_items_of_lists_done_later_as_carried(org, manager_member, member
         _agreed, carried = action_items_of(one_on_one=second)
 
     assert [item.pk for item in carried] == [open_item.pk]
+
+
+def test_edit_page_changes_status(org, manager_member, member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    client = _client(manager_member)
+    url = _url("coaching_one_on_one_edit", org, one_on_one_id=one_on_one.pk)
+
+    form = client.get(url).context["form"]
+    response = client.post(
+        url,
+        {"scheduled_on": "2017-10-02", "scheduled_time": "11:00", "period": form.initial["period"], "status": "held"},
+    )
+
+    assert response.status_code == 302
+    with scope(organization=org):
+        one_on_one.refresh_from_db()
+        entry = AuditLog.objects.get(action="coaching.one_on_one_changed")
+    assert one_on_one.status == "held"
+    # 11:00 in Berlin is 09:00 UTC, the time it already had: only the status changed.
+    assert one_on_one.scheduled_at == at(10, 2)
+    assert entry.before["status"] == "scheduled"
+    assert entry.after["status"] == "held"
+
+
+def test_edit_page_hidden_from_rep(org, member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+
+    response = _client(member).get(_url("coaching_one_on_one_edit", org, one_on_one_id=one_on_one.pk))
+
+    assert response.status_code == 404
+
+
+def test_refresh_adds_missing_items_once(org, manager_member, member, first_one_on_one):
+    _first, open_item, _done = first_one_on_one
+    second = _schedule(org, manager_member, member, at(10, 16))
+    with scope(organization=org):
+        AgendaItem.objects.filter(one_on_one=second).delete()
+        added_first = services.agenda_refresh(one_on_one=second, actor=manager_member, now=NOW)
+        added_again = services.agenda_refresh(one_on_one=second, actor=manager_member, now=NOW)
+        items = list(AgendaItem.objects.filter(one_on_one=second))
+
+    assert added_first == 1
+    assert added_again == 0
+    assert [item.action_item_id for item in items] == [open_item.pk]
+
+
+def test_refresh_notice_in_fragment(org, manager_member, member):
+    one_on_one = _schedule(org, manager_member, member, at(10, 2))
+
+    response = _client(manager_member).post(
+        _url("coaching_agenda_refresh", org, one_on_one_id=one_on_one.pk), HTTP_HX_REQUEST="true"
+    )
+
+    assert response.status_code == 200
+    assert "The agenda already lists every open action item and current concern." in response.content.decode()
+
+
+def test_note_add_fragment(org, manager_member, member):
+    one_on_one = _schedule(org, manager_member, member, at(10, 2))
+
+    response = _client(manager_member).post(
+        _url("coaching_note_add", org, one_on_one_id=one_on_one.pk),
+        {"text": "Wants more discovery practice.", "visibility": "shared"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert content.lstrip().startswith('<section id="notes"')
+    assert "Wants more discovery practice." in content
+    assert 'data-visibility="shared"' in content
+
+
+def test_admin_cannot_edit_manager_note(org, admin_member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    with scope(organization=org):
+        shared = CoachingNote.objects.get(visibility=NoteVisibility.SHARED)
+
+    response = _client(admin_member).post(
+        _url("coaching_note", org, one_on_one_id=one_on_one.pk, note_id=shared.pk),
+        {"op": "save", "text": "Overwritten", "visibility": "private"},
+    )
+
+    assert response.status_code == 404
+    with scope(organization=org):
+        shared.refresh_from_db()
+    assert shared.text == "Great demo at Kunde AG."
+
+
+def test_manager_edits_own_note(org, manager_member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    with scope(organization=org):
+        private = CoachingNote.objects.get(visibility=NoteVisibility.PRIVATE)
+
+    response = _client(manager_member).post(
+        _url("coaching_note", org, one_on_one_id=one_on_one.pk, note_id=private.pk),
+        {"op": "save", "text": "Shared after all.", "visibility": "shared"},
+    )
+
+    assert response.status_code == 302
+    with scope(organization=org):
+        private.refresh_from_db()
+        entry = AuditLog.objects.get(action="coaching.note_changed")
+    assert private.text == "Shared after all."
+    assert private.visibility == NoteVisibility.SHARED
+    assert entry.after == {"visibility": "shared", "text_changed": True}
+
+
+def test_rep_cannot_tick_manager_item(org, manager_member, member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    with scope(organization=org):
+        managers_item = services.action_item_add(
+            one_on_one=one_on_one, actor=manager_member, title="Book the training", owner=manager_member, due_on=None
+        )
+
+    response = _client(member).post(
+        _url("coaching_action_item", org, one_on_one_id=one_on_one.pk, action_item_id=managers_item.pk), {"op": "done"}
+    )
+
+    assert response.status_code == 404
+    with scope(organization=org):
+        managers_item.refresh_from_db()
+    assert managers_item.done_at is None
+
+
+def test_action_item_reopen(org, manager_member, first_one_on_one):
+    one_on_one, _open, done_item = first_one_on_one
+
+    response = _client(manager_member).post(
+        _url("coaching_action_item", org, one_on_one_id=one_on_one.pk, action_item_id=done_item.pk),
+        {"op": "reopen"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 200
+    with scope(organization=org):
+        done_item.refresh_from_db()
+    assert done_item.done_at is None
+    assert done_item.done_by is None
+
+
+def test_rep_home_lists_own_open_items(org, member, first_one_on_one):
+    response = _client(member).get(_url("coaching_home", org))
+
+    assert [item.title for item in response.context["my_action_items"]] == ["Send two references"]
+    assert len(response.context["rows"]) == 1
