@@ -1,10 +1,10 @@
 """Leading indicators of development goals, computed for one member and period by the pipeline analytics.
 
 Each value follows the KPI definitions of the dashboards because it calls the
-same functions: stage conversion of the cohort created in the period (funnel),
-win rate and average deal size of the deals closed in the period, done
-activities in the period, activities per won deal, and mean days of the
-completed stays in a stage that ended in the period. A value that is not
+same functions. Stage conversion counts the cohort created in the period
+(funnel). Win rate and average deal size count the deals closed in the period.
+Activities count the done ones in the period, and time in stage is the mean
+of the completed stays in the stage that ended in the period. A value that is not
 defined comes back as None with the reason in words.
 """
 

@@ -52,7 +52,7 @@ class Competency(models.Model):
 
 
 class CompetencyLevel(models.Model):
-    """What level 1 to 5 of one competency looks like."""
+    """The description of one level (1 to 5) of one competency."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
     competency = models.ForeignKey(

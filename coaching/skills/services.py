@@ -276,7 +276,7 @@ def training_item_add(*, plan: DevelopmentPlan, editor: Membership, title: str, 
 
 
 def training_item_set_done(*, item: TrainingItem, actor: Membership, is_done: bool) -> TrainingItem:
-    """Mark a training item done (now, by `actor`) or open again; the caller has checked that `actor` sees the plan."""
+    """Mark a training item done (now, by `actor`) or open again; the caller has checked that `actor` may see the plan."""
     if item.is_done == is_done:
         # Nothing changes; a double click must not move the done time.
         return item

@@ -98,7 +98,7 @@ def competency_delete(request, org_slug, competency_id):
 
 
 def skills_home(request, org_slug):
-    """List the members whose skills the viewer may see: a rep sees only themselves."""
+    """List the members whose skills the viewer may open; for a rep that is only themselves."""
     membership = request.membership
     members = membership_list_visible(visible_member_ids=membership_ids_visible(membership))
     return render(request, "coaching/skills/home.html", {"members": members})
@@ -228,7 +228,7 @@ def plan_item_add(request, org_slug, plan_id):
 
 
 def plan_item_done(request, org_slug, item_id):
-    """Tick a training item off, or open it again; the plan's member and everyone who sees the plan may."""
+    """Tick a training item off, or open it again; allowed for everyone who may see the plan, its member included."""
     item = get_visible_or_404(
         TrainingItem.objects.select_related("plan"), request.membership, owner_field="plan__member", pk=item_id
     )
