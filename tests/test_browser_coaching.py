@@ -8,7 +8,7 @@ Scenario (team North of Acme, manager `manager@acme.example`):
 - in the current quarter rep A converted 1 of 5 deals from Qualified to
   Proposal, B 2 of 4 and C 3 of 4, so A is below the team median of 0.5.
 Scheduling a new 1:1 with A generates an agenda of the carried action item and
-the conversion signal; the manager reorders it, ticks an item off, saves a
+the conversion signal. The manager reorders it, ticks an item off, saves a
 shared and a private note and agrees an action item, all through htmx swaps.
 """
 

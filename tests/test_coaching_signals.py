@@ -1,7 +1,7 @@
 """Coaching signals against the team median, with values computed by hand.
 
 Team North of Acme: reps A (`member`), B (`other_rep`) and C, all reporting to
-`manager_member`; a fourth rep D joins where a test says so. One pipeline with
+`manager_member`; a fourth rep D joins in the tests that name it. One pipeline with
 open stages Qualified (order 1) and Proposal (order 2), then Won and Lost.
 Period: 2017-Q2 (fiscal year = calendar year, Europe/Berlin).
 """
