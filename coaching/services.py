@@ -2,7 +2,7 @@
 
 Every change is audit-logged with the acting user. Note texts are never copied
 into the audit log, because admins read it and a private note is for its
-author only; the entry records the note's id and visibility.
+author only. The entry records the note's id and visibility instead.
 """
 
 import datetime as dt

@@ -335,8 +335,8 @@ def _time_in_stage_measures(deals: QuerySet[Deal], *, window: Window, stages: li
     """Mean days per open stage over completed stays that ended in the window; one query, grouped by owner.
 
     A stay runs from a move into a stage to the deal's next move (by time,
-    ties by id), as on the pipeline page; the stay in the current stage has
-    not ended and does not count.
+    ties by id), as on the pipeline page. The stay in the current stage has
+    not ended, so it does not count.
     """
     if not stages:
         return []
@@ -491,11 +491,11 @@ def _stalled_measures(deals: QuerySet[Deal], *, as_of: dt.datetime, is_running: 
 def _slipped_measures(deals: QuerySet[Deal], *, window: Window, today: dt.date) -> list[_Measure]:
     """Share of the deals due in the window that slipped; one query grouped by owner.
 
-    Slipped: expected to close in the period and not won or lost in it, either
-    as the pipeline page counts it from daily snapshots (the expected date was
-    moved out) or because the expected close date, still in the period, has
-    passed while the deal stayed open. Due: expected close date in the
-    period now, or slipped.
+    Slipped: expected to close in the period and not won or lost in it. Either
+    the pipeline page counts it from daily snapshots (the expected date was
+    moved out), or the expected close date, still in the period, has passed
+    while the deal stayed open. Due: expected close date in the period now,
+    or slipped.
     """
     period = window.period
     not_closed_in_period = Q(closed_at__isnull=True) | Q(closed_at__gte=window.end_utc)
