@@ -164,3 +164,27 @@ def test_earlier_periods_left_alone(org, stages, book):
     assert result["mode"] == "incremental"
     # December 2017 and later months, Q4 2017 and later quarters, 2017 and 2018.
     assert min(rewritten_ends) == dt.date(2018, 1, 1)
+
+
+def test_several_deals_in_one_run_match_full(org, stages, book, django_capture_on_commit_callbacks):
+    with scopes_disabled():
+        # Deals of different reps, territories and teams (the fourth rep has none).
+        deals = [next(deal for deal in book if deal.owner_id == rep_id) for rep_id in sorted({d.owner_id for d in book})]
+        for deal in deals:
+            deal.refresh_from_db()
+    earliest = utc(2017, 12, 31, 12)
+    for index, deal in enumerate(deals):
+        target = stages["lost"] if deal.status == DealStatus.WON else stages["won"]
+        at = max(latest_move(deal), utc(2017, 6, 1, 12)) + dt.timedelta(days=index + 1)
+        earliest = min(earliest, at, deal.closed_at or at)
+        # No after-commit task runs, so the one incremental run below covers all four moves.
+        with scope(organization=org), django_capture_on_commit_callbacks(execute=False):
+            deal_move_stage(deal=deal, to_stage=target, changed_at=at)
+
+    with scopes_disabled():
+        result = kpi_snapshot_recompute_deals(organization=org, deal_ids=[deal.pk for deal in deals], since=earliest)
+    incremental = snapshot_rows(org)
+    kpi_snapshot_recompute(organization=org)
+
+    assert result["mode"] == "incremental"
+    assert incremental == snapshot_rows(org)
