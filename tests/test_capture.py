@@ -124,6 +124,14 @@ def test_utc_and_floating_times():
     assert meetings["floating@x"].starts_at == dt.datetime(2026, 2, 10, 9, tzinfo=UTC)
 
 
+def test_duration_instead_of_end():
+    data = calendar(event("dur@x", "DTSTART:20260210T150000Z", "DURATION:PT45M", "Short call"))
+
+    meetings = parse(data)
+
+    assert meetings[0].ends_at - meetings[0].starts_at == dt.timedelta(minutes=45)
+
+
 def test_exceptions_cancellations_and_all_day_events():
     data = calendar(
         event(

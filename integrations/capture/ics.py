@@ -99,6 +99,8 @@ def calendar_parse(data: bytes, *, start: dt.datetime, end: dt.datetime, floatin
         if starts_at is None:
             continue
         ends_at = _as_utc(event["DTEND"].dt, floating_zone) if event.get("DTEND") else None
+        if ends_at is None and event.get("DURATION") is not None:
+            ends_at = starts_at + event["DURATION"].dt
         uid = str(event.get("UID", "")).strip()
         if not uid:
             continue
