@@ -585,3 +585,33 @@ def test_adding_attainment_event_records_starting_levels(org, member):
         )
 
         assert AttainmentLevel.objects.filter(subject_id=member.pk, period_kind="year").count() == 1
+
+
+def test_detail_queries_independent_of_deliveries(org, admin_member, client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    subscription = subscription_create(org, "http://127.0.0.1:9/", ["import.finished"])
+    client.force_login(admin_member.user)
+    url = reverse("webhook_detail", kwargs={"org_slug": org.slug, "pk": subscription.pk})
+
+    def deliveries_add(count: int) -> None:
+        with scopes_disabled():
+            for _ in range(count):
+                delivery = WebhookDelivery.objects.create(
+                    organization=org, subscription=subscription, event_id=uuid.uuid4(), event="import.finished", body="{}"
+                )
+                WebhookAttempt.objects.create(
+                    organization=org, delivery=delivery, number=1, attempted_at=timezone.now(), status_code=500
+                )
+
+    deliveries_add(1)
+    client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    deliveries_add(5)
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(url)
+
+    assert response.content.decode().count("HTTP 500") == 6
+    assert len(many.captured_queries) == len(few.captured_queries)
