@@ -449,3 +449,37 @@ def test_training_through_worker(celery_worker, org, history, open_deals):
         assert (run.n_train, run.n_test) == (200, 50)
         assert run.task_id != ""
         assert DealScore.objects.count() == 2
+
+
+# --- command -----------------------------------------------------------------------------------
+
+
+def test_command_trains_and_prints_metrics(org, history, open_deals):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    output = StringIO()
+    call_command("win_model_train", "--org", "acme", "--as-of", "2017-09-30", stdout=output)
+
+    text = output.getvalue()
+    assert "200 training deals (571 snapshots) closed before 2017-08-10, 50 test deals (143 snapshots)" in text
+    assert "Held-out Brier score " in text
+    assert "2 open deals scored" in text
+    with scope(organization=org):
+        # The end of 2017-09-30 in Berlin (UTC+2 in summer) is 21:59:59 UTC.
+        assert {score.scored_at for score in DealScore.objects.all()} == {
+            dt.datetime(2017, 9, 30, 21, 59, 59, tzinfo=dt.timezone.utc)
+        }
+
+
+def test_command_fails_without_history(org, member, stages, accounts):
+    from django.core.management import CommandError, call_command
+
+    make_history(org, member, stages, accounts, count=40)
+
+    with pytest.raises(CommandError) as raised:
+        call_command("win_model_train", "--org", "acme")
+
+    assert raised.value.returncode == 1
+    assert "20 won and 20 lost closed deals" in str(raised.value)

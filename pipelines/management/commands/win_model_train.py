@@ -1,6 +1,7 @@
 """`manage.py win_model_train`: train an organization's win-probability model now and print its held-out metrics."""
 
 import datetime as dt
+import zoneinfo
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone, translation
@@ -9,6 +10,7 @@ from django_scopes import scope
 
 from pipelines.models import WinModelStatus
 from pipelines.scoring.services import win_model_run_create, win_model_train
+from spm.fiscal import local_midnight
 from spm.models import Organization
 
 
@@ -23,7 +25,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--as-of",
             type=dt.date.fromisoformat,
-            help="Score the open deals as of this date (YYYY-MM-DD, end of day in UTC); default: now.",
+            help="Score the open deals as of the end of this day (YYYY-MM-DD) in the organization's time zone; "
+            "default: now.",
         )
 
     def handle(self, *args, **options):
@@ -32,7 +35,8 @@ class Command(BaseCommand):
             raise CommandError(f"Organization {options['org']} not found; check the slug.")
         now = None
         if options["as_of"] is not None:
-            now = dt.datetime.combine(options["as_of"], dt.time(23, 59, 59), tzinfo=dt.timezone.utc)
+            time_zone = zoneinfo.ZoneInfo(organization.time_zone)
+            now = local_midnight(options["as_of"] + dt.timedelta(days=1), time_zone) - dt.timedelta(seconds=1)
 
         with translation.override(organization.language), scope(organization=organization):
             run, created = win_model_run_create(organization=organization, actor=None)
