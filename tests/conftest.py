@@ -201,6 +201,8 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
         "CELERY_BROKER_URL": celery_app.conf.broker_url,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "CELERY_TASK_ALWAYS_EAGER": "0",
+        # Fake CRM and webhook servers of worker tests listen on 127.0.0.1.
+        "WEBHOOKS_ALLOW_LOOPBACK": "1",
     }
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
     command = [

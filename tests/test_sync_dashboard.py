@@ -30,6 +30,12 @@ FEBRUARY = dt.date(2025, 2, 1)
 WORKER_WAIT_SECONDS = 120
 
 
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings):
+    # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+
 @pytest.fixture
 def fake():
     fake = hubspot_demo()

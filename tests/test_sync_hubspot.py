@@ -31,6 +31,11 @@ from spm.models import AuditLog, Membership
 from tests.fake_crm import FakeCrmServer, hubspot_demo, utc
 
 
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings):
+    # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+
 @pytest.fixture
 def fake():
     fake = hubspot_demo()

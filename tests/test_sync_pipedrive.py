@@ -25,6 +25,11 @@ from tests.fake_crm import FakeCrmServer, pipedrive_demo, utc
 from tests.test_sync_hubspot import sync
 
 
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings):
+    # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+
 @pytest.fixture
 def fake():
     fake = pipedrive_demo()

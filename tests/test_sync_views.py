@@ -12,6 +12,12 @@ from tests.fake_crm import FakeCrmServer, hubspot_demo, utc
 LIST_URL = "/o/acme/integrations/"
 
 
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings):
+    # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+
 @pytest.fixture
 def fake():
     fake = hubspot_demo()
@@ -97,11 +103,36 @@ def test_connect_with_bad_token_shows_error(admin_client, org, server):
         assert CrmConnection.objects.count() == 0
 
 
-def test_connect_rejects_plain_http_to_other_host(admin_client, org):
+def test_connect_rejects_plain_http(admin_client, settings):
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+
     response = admin_client.post(LIST_URL, {"provider": "hubspot", "access_token": "t", "base_url": "http://crm.example.com"})
 
     assert response.status_code == 400
-    assert "http://crm.example.com is not an https address" in text(response.content)
+    assert "http://crm.example.com must start with https://." in text(response.content)
+
+
+def test_connect_rejects_private_address(admin_client, settings):
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+
+    response = admin_client.post(LIST_URL, {"provider": "hubspot", "access_token": "t", "base_url": "https://169.254.169.254/"})
+
+    assert response.status_code == 400
+    assert "169.254.169.254 resolves to the private or loopback address 169.254.169.254" in text(response.content)
+
+
+def test_sync_refuses_loopback_address_in_production(org, connection, settings, django_capture_on_commit_callbacks):
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+    with scope(organization=org), django_capture_on_commit_callbacks(execute=True):
+        from integrations.sync.services import crm_sync_request
+
+        crm_sync_request(connection=connection, trigger="schedule")
+    with scope(organization=org):
+        run = CrmSyncRun.objects.get()
+
+    assert run.status == SyncStatus.FAILED
+    assert run.message.startswith("HubSpot API address rejected: 127.0.0.1 resolves to the private or loopback address 127.0.0.1")
+    assert "pat-eu1" not in run.message
 
 
 def test_connect_offers_only_crms_not_connected(admin_client, connection):

@@ -1,33 +1,31 @@
 """Forms of the integrations page: add a CRM connection, and change its token, address, pipelines and schedule."""
 
-import ipaddress
-from urllib.parse import urlsplit
-
 from django import forms
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from integrations.sync.models import DEFAULT_BASE_URLS, CrmProvider
-
-LOOPBACK_NAMES = ("localhost",)
+from integrations.sync.models import CrmProvider
+from integrations.webhooks.outbound import (
+    OutboundURLError,
+    loopback_allowed,
+    url_check,
+    url_validate,
+)
 
 
 def clean_base_url(value: str) -> str:
-    """Accept an https address, or http only on a loopback host (a local proxy or test server)."""
+    """Accept an https address whose host is public; http and private hosts only with WEBHOOKS_ALLOW_LOOPBACK.
+
+    The same check runs again before every request (integrations.webhooks.outbound).
+    """
     if not value:
         return ""
-    parts = urlsplit(value)
-    host = parts.hostname or ""
+    schemes = ("http", "https") if loopback_allowed() else ("https",)
     try:
-        is_loopback = host in LOOPBACK_NAMES or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        is_loopback = False
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback):
-        return value.rstrip("/")
-    raise forms.ValidationError(
-        gettext("%(url)s is not an https address; enter the API address with https://, e.g. %(example)s.")
-        % {"url": value, "example": DEFAULT_BASE_URLS[CrmProvider.HUBSPOT]}
-    )
+        url_check(value, schemes=schemes)
+        return url_validate(value).rstrip("/")
+    except OutboundURLError as error:
+        raise forms.ValidationError(str(error)) from None
 
 
 class CrmConnectionCreateForm(forms.Form):

@@ -1,20 +1,26 @@
-"""A small JSON-over-HTTPS client for the CRM APIs: timeouts, 429 handling with Retry-After, clear errors.
+"""JSON requests to the CRM APIs: timeouts, 429 handling with Retry-After, clear errors.
 
-The standard library's urllib is enough for the few JSON GET and POST requests the sync
-sends, so the project needs no HTTP client package for it.
+Requests go through `integrations.webhooks.outbound.http_request`, the one outbound HTTP
+path for addresses that admins type in: it rejects hosts that resolve to private,
+loopback or link-local addresses (unless WEBHOOKS_ALLOW_LOOPBACK is on, as in development
+and tests), connects to exactly the address it checked and follows no redirects.
 """
 
 import json
 import logging
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 
 from django.utils import timezone
 from django.utils.translation import gettext
+
+from integrations.webhooks.outbound import (
+    OutboundRequestError,
+    OutboundURLError,
+    http_request,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +30,8 @@ REQUEST_TIMEOUT_SECONDS = 30
 MAX_RETRIES = 4
 # Waits longer than this (a Retry-After of an hour, say) end the run instead of blocking a worker.
 MAX_RETRY_WAIT_SECONDS = 120
+# A page of 100 HubSpot deals with their stage history is well below 1 MB; a larger body is an error.
+MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 # Wait before retrying a 5xx response or a 429 without Retry-After; doubled on each retry.
 BACKOFF_SECONDS = 2.0
 
@@ -79,7 +87,8 @@ class JsonClient:
 
         Raises CrmAuthError for 401 and 403, and CrmError for other 4xx responses, for
         retries that ran out, for a timeout or an unreachable host, and for a body that is
-        not JSON. The error message never contains the token.
+        not JSON. The error message never contains the token, which Pipedrive takes in the
+        query string.
         """
         query = list(params.items()) if isinstance(params, dict) else list(params or [])
         query += list(self.auth_params.items())
@@ -95,57 +104,59 @@ class JsonClient:
         while True:
             attempt += 1
             self.request_count += 1
-            request = urllib.request.Request(url, data=data, headers=headers, method=method)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    payload = response.read()
-                return self._decode(payload, path)
-            except urllib.error.HTTPError as error:
-                status = error.code
-                retry_after = error.headers.get("Retry-After")
-                detail = _error_detail(error)
-                error.close()
-                if status in (401, 403):
-                    raise CrmAuthError(
-                        gettext(
-                            "%(provider)s rejected the access token (HTTP %(status)s). Enter a valid token "
-                            "with read access to deals, owners, pipelines and activities."
-                        )
-                        % {"provider": self.provider_name, "status": status},
-                        status=status,
-                    ) from None
-                if status != 429 and status < 500:
-                    raise CrmError(
-                        gettext("%(provider)s answered HTTP %(status)s for %(path)s: %(detail)s")
-                        % {"provider": self.provider_name, "status": status, "path": path, "detail": detail},
-                        status=status,
-                    ) from None
-                wait = _retry_wait(retry_after, attempt)
-                if attempt > MAX_RETRIES or wait > MAX_RETRY_WAIT_SECONDS:
-                    raise CrmError(
-                        gettext(
-                            "%(provider)s answered HTTP %(status)s for %(path)s %(attempts)s times; "
-                            "the sync stopped and tries again at its next run."
-                        )
-                        % {"provider": self.provider_name, "status": status, "path": path, "attempts": attempt},
-                        status=status,
-                    ) from None
-                logger.warning(
-                    "CRM request retried provider=%s status=%s path=%s attempt=%s wait_seconds=%.1f",
-                    self.provider_name,
-                    status,
-                    path,
-                    attempt,
-                    wait,
+                response = http_request(
+                    method, url, body=data, headers=headers, timeout=self.timeout, max_bytes=MAX_RESPONSE_BYTES, fail_on_oversize=True
                 )
-                self.retry_waits.append(wait)
-                self.sleep(wait)
-            except (urllib.error.URLError, TimeoutError, OSError) as error:
-                reason = getattr(error, "reason", error)
+            except OutboundURLError as error:
+                # The message quotes the URL, whose query string may carry the token; show the base address instead.
+                reason = str(error).replace(url, self.base_url)
                 raise CrmError(
-                    gettext("%(provider)s could not be reached at %(url)s: %(reason)s. Check the API address.")
-                    % {"provider": self.provider_name, "url": self.base_url, "reason": reason}
+                    gettext("%(provider)s API address rejected: %(reason)s") % {"provider": self.provider_name, "reason": reason}
                 ) from None
+            except OutboundRequestError as error:
+                raise CrmError(
+                    gettext("%(provider)s could not be reached at %(url)s: %(reason)s Check the API address.")
+                    % {"provider": self.provider_name, "url": self.base_url, "reason": error}
+                ) from None
+            status = response.status
+            if 200 <= status < 300:
+                return self._decode(response.body, path)
+            if status in (401, 403):
+                raise CrmAuthError(
+                    gettext(
+                        "%(provider)s rejected the access token (HTTP %(status)s). Enter a valid token "
+                        "with read access to deals, owners, pipelines and activities."
+                    )
+                    % {"provider": self.provider_name, "status": status},
+                    status=status,
+                )
+            if status != 429 and status < 500:
+                raise CrmError(
+                    gettext("%(provider)s answered HTTP %(status)s for %(path)s: %(detail)s")
+                    % {"provider": self.provider_name, "status": status, "path": path, "detail": _error_detail(response.body, status)},
+                    status=status,
+                )
+            wait = _retry_wait(response.headers.get("retry-after"), attempt)
+            if attempt > MAX_RETRIES or wait > MAX_RETRY_WAIT_SECONDS:
+                raise CrmError(
+                    gettext(
+                        "%(provider)s answered HTTP %(status)s for %(path)s %(attempts)s times; "
+                        "the sync stopped and tries again at its next run."
+                    )
+                    % {"provider": self.provider_name, "status": status, "path": path, "attempts": attempt},
+                    status=status,
+                )
+            logger.warning(
+                "CRM request retried provider=%s status=%s path=%s attempt=%s wait_seconds=%.1f",
+                self.provider_name,
+                status,
+                path,
+                attempt,
+                wait,
+            )
+            self.retry_waits.append(wait)
+            self.sleep(wait)
 
     def _decode(self, payload: bytes, path: str) -> dict:
         try:
@@ -178,14 +189,14 @@ def _retry_wait(retry_after: str | None, attempt: int) -> float:
     return BACKOFF_SECONDS * 2 ** (attempt - 1)
 
 
-def _error_detail(error: urllib.error.HTTPError) -> str:
-    """Return the CRM's own error message from a JSON error body, shortened, or the HTTP reason."""
+def _error_detail(body: bytes, status: int) -> str:
+    """Return the CRM's own error message from a JSON error body, shortened, or the status code."""
     try:
-        body = json.loads(error.read() or b"{}")
-    except (ValueError, OSError):
-        return str(error.reason)
-    if isinstance(body, dict):
-        message = body.get("message") or body.get("error") or body.get("error_info")
+        decoded = json.loads(body or b"{}")
+    except ValueError:
+        return f"HTTP {status}"
+    if isinstance(decoded, dict):
+        message = decoded.get("message") or decoded.get("error") or decoded.get("error_info")
         if isinstance(message, str) and message:
             return message[:300]
-    return str(error.reason)
+    return f"HTTP {status}"
