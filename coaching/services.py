@@ -137,7 +137,8 @@ def agenda_refresh(*, one_on_one: OneOnOne, actor: Membership, now: dt.datetime 
     signals = rep_signals(organization=one_on_one.organization, membership=one_on_one.rep, period=period, now=now)
 
     with transaction.atomic():
-        existing = list(AgendaItem.objects.select_for_update().filter(one_on_one=one_on_one))
+        _lock_agenda(one_on_one.pk)
+        existing = list(AgendaItem.objects.filter(one_on_one=one_on_one))
         listed_codes = {item.signal_code for item in existing if item.signal_code}
         listed_action_ids = {item.action_item_id for item in existing if item.action_item_id}
         new_signals = [signal for signal in signals if signal.code not in listed_codes]
@@ -161,7 +162,8 @@ def agenda_item_add(*, one_on_one: OneOnOne, actor: Membership, title: str) -> A
     """Append a topic typed by the manager to the end of the agenda."""
     _require_manage(actor, one_on_one)
     with transaction.atomic():
-        last = AgendaItem.objects.select_for_update().filter(one_on_one=one_on_one).aggregate(last=Max("position"))
+        _lock_agenda(one_on_one.pk)
+        last = AgendaItem.objects.filter(one_on_one=one_on_one).aggregate(last=Max("position"))
         item = AgendaItem.objects.create(
             organization_id=one_on_one.organization_id,
             one_on_one=one_on_one,
@@ -199,7 +201,8 @@ def agenda_item_move(*, item: AgendaItem, actor: Membership, offset: int) -> boo
     """Move an item `offset` places (−1 up, +1 down) and renumber the agenda 1, 2, …; False at either end."""
     _require_manage(actor, item.one_on_one)
     with transaction.atomic():
-        items = list(AgendaItem.objects.select_for_update().filter(one_on_one_id=item.one_on_one_id).order_by("position", "id"))
+        _lock_agenda(item.one_on_one_id)
+        items = list(AgendaItem.objects.filter(one_on_one_id=item.one_on_one_id).order_by("position", "id"))
         index = next(index for index, other in enumerate(items) if other.pk == item.pk)
         target = index + offset
         if not 0 <= target < len(items):
@@ -340,6 +343,11 @@ def _agenda_items_generated(
     for position, item in enumerate(items, start=first_position):
         item.position = position
     return items
+
+
+def _lock_agenda(one_on_one_id: int) -> None:
+    """Lock the 1:1's row until the transaction ends, so two agenda edits do not hand out one position twice."""
+    list(OneOnOne.objects.select_for_update().filter(pk=one_on_one_id).values_list("pk", flat=True))
 
 
 def _period_of(one_on_one: OneOnOne) -> Period:
