@@ -137,13 +137,12 @@ def deal_close_transitions_watch(*, organization_id: int, deal_ids: Iterable[int
     transaction.on_commit(emit)
 
 
-def import_finished_emit(*, organization_id: int, summary: dict, import_id: str | int | None = None) -> None:
+def import_finished_emit(*, organization_id: int, summary: dict) -> None:
     """After commit, emit import.finished with the import's summary (source, counts per entity, rejected rows)."""
     if not subscribed(organization_id=organization_id, events=[WebhookEvent.IMPORT_FINISHED]):
         return
     data = {
         "import": {
-            "id": import_id,
             "source": summary.get("source", ""),
             "counts": summary.get("counts", {}),
             "rejected_rows": summary.get("rejected_rows", 0),
