@@ -34,9 +34,9 @@ from pipelines.models import (
     WinModelStatus,
 )
 from pipelines.scoring import win_probabilities
+from pipelines.scoring.features import deal_facts_load
 from pipelines.scoring.model import brier_score, calibration_bands
 from pipelines.scoring.services import time_split, win_model_run_create, win_model_train
-from pipelines.scoring.features import deal_facts_load
 from pipelines.scoring.wording import factor_text
 from pipelines.tasks import win_model_train_schedule
 from tests.factories import PipelineFactory
@@ -483,3 +483,13 @@ def test_command_fails_without_history(org, member, stages, accounts):
 
     assert raised.value.returncode == 1
     assert "20 won and 20 lost closed deals" in str(raised.value)
+
+
+def test_training_reads_most_recent_deals(org, history, open_deals, monkeypatch):
+    monkeypatch.setattr("pipelines.scoring.services.MAX_TRAINING_DEALS", 220)
+
+    run = train(org)
+
+    # Deals 30–249: 110 even and 110 odd, and 22 flips each way.
+    assert (run.closed_won_count, run.closed_lost_count) == (110, 110)
+    assert run.n_train + run.n_test == 220

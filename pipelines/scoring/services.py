@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 MIN_CLOSED_DEALS = 200
 MIN_DEALS_PER_CLASS = 30
 TEST_SHARE = Decimal("0.2")
-# Training reads at most the most recent closed deals, which bounds memory and time.
+# Training reads about this many most recently closed deals (more when several closed at the
+# same instant as the last one kept), which bounds memory and time.
 MAX_TRAINING_DEALS = 50_000
 TRAINING_STEPS = 5
 # A queued or running run older than this is taken as abandoned (worker stopped).
@@ -159,8 +160,11 @@ def _train(run: WinModel, *, now: dt.datetime) -> None:
     closed = Deal.objects.filter(
         status__in=(DealStatus.WON, DealStatus.LOST), closed_at__isnull=False, deleted_at__isnull=True
     )
-    recent_ids = list(closed.order_by("-closed_at", "-id").values_list("pk", flat=True)[:MAX_TRAINING_DEALS])
-    facts = features.deal_facts_load(Deal.objects.filter(pk__in=recent_ids))
+    # A close-time bound rather than a list of ids, which SQLite rejects beyond 32,766 parameters.
+    oldest_kept = closed.order_by("-closed_at").values_list("closed_at", flat=True)[MAX_TRAINING_DEALS - 1 : MAX_TRAINING_DEALS]
+    if oldest_kept:
+        closed = closed.filter(closed_at__gte=oldest_kept[0])
+    facts = features.deal_facts_load(closed)
     won_count = sum(1 for deal in facts if deal.outcome == 1)
     lost_count = len(facts) - won_count
     _progress(run, 1, closed_won_count=won_count, closed_lost_count=lost_count)
