@@ -165,6 +165,25 @@ class Signal:
 
 
 @dataclass(frozen=True)
+class MetricComparison:
+    """A rep's value and the team median of one metric, whether or not the deviation matters.
+
+    Either value is None when undefined. The median is also None when fewer
+    members than the thresholds require have a value, so it never stands in
+    for one colleague's number.
+    """
+
+    metric: str
+    key: str
+    label: str
+    value_format: str
+    rep_value: Decimal | None
+    team_median: Decimal | None
+    team_size: int
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
 class _Measure:
     """One metric for every team member: defined values, sample sizes and how to find a rep's deals."""
 
@@ -237,6 +256,45 @@ def signals_for_members(
                 thresholds=thresholds,
             )
     return result
+
+
+def rep_signals_and_comparisons(
+    *,
+    organization: Organization,
+    membership: Membership,
+    period: Period,
+    now: dt.datetime | None = None,
+    thresholds: SignalThresholds = DEFAULT_THRESHOLDS,
+) -> tuple[list[Signal], list[MetricComparison]]:
+    """Return the member's signals (as `rep_signals`) and its comparison on every metric, from one computation.
+
+    The comparisons come in the order of the metrics, per-stage metrics in
+    stage order. A member compared with nobody gets two empty lists.
+    """
+    now = now or timezone.now()
+    member_ids = team_member_ids(membership=membership, period=period)
+    if len(member_ids) < 2:
+        return [], []
+    measures = team_measures(organization=organization, member_ids=member_ids, period=period, now=now)
+    signals = _signals_of(
+        organization=organization, member=membership, measures=measures, period=period, thresholds=thresholds
+    )
+
+    min_team_values = max(thresholds.min_team_values, organization.minimum_group_size or 0)
+    comparisons = [
+        MetricComparison(
+            metric=measure.metric,
+            key=measure.key,
+            label=measure.label,
+            value_format=measure.value_format,
+            rep_value=measure.values.get(membership.pk),
+            team_median=statistics.median(measure.values.values()) if len(measure.values) >= min_team_values else None,
+            team_size=len(measure.values),
+            higher_is_better=measure.higher_is_better,
+        )
+        for measure in measures
+    ]
+    return signals, comparisons
 
 
 def team_member_ids(*, membership: Membership, period: Period) -> set[int]:

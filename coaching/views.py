@@ -29,7 +29,7 @@ from coaching.forms import (
     OneOnOneForm,
 )
 from coaching.models import OneOnOne
-from coaching.signals import DEFAULT_THRESHOLDS, Signal, rep_signals
+from coaching.signals import DEFAULT_THRESHOLDS, Signal, rep_signals_and_comparisons
 from goals.attainment import organization_today
 from pipelines.models import Deal
 from spm.fiscal import parse_period
@@ -283,7 +283,7 @@ def _detail_context(request, one_on_one: OneOnOne, **forms) -> dict:
     """Everything the detail page shows: the rep's current signals with their deals, and every section."""
     organization, membership = request.organization, request.membership
     period = parse_period(one_on_one.period_label, organization.fiscal_year_start_month)
-    signals = rep_signals(organization=organization, membership=one_on_one.rep, period=period)
+    signals, comparisons = rep_signals_and_comparisons(organization=organization, membership=one_on_one.rep, period=period)
     shown_ids = {deal_id for signal in signals for deal_id in signal.deal_ids[:DEALS_PER_SIGNAL]}
     deals = selectors.deals_by_id(deal_ids=shown_ids, membership=membership)
     deal_list_url = reverse("deal_list", kwargs={"org_slug": organization.slug})
@@ -299,6 +299,7 @@ def _detail_context(request, one_on_one: OneOnOne, **forms) -> dict:
     context = {
         "period": period,
         "signal_rows": rows,
+        "comparisons": comparisons,
         "thresholds": DEFAULT_THRESHOLDS,
         "min_team_values": max(DEFAULT_THRESHOLDS.min_team_values, organization.minimum_group_size or 0),
     }

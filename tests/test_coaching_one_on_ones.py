@@ -97,8 +97,9 @@ def test_open_item_carries_until_done(org, manager_member, member, first_one_on_
     assert len(second_items) == 1
 
 
-def test_agenda_lists_rep_signal(org, manager_member, member, other_rep):
-    """Conversion Qualified → Proposal: A 1 of 5, B 2 of 4, C 3 of 4; A's agenda gets the concern with its values."""
+@pytest.fixture
+def conversion_deals(org, manager_member, member, other_rep):
+    """Deals created in Q4 2017; conversion Qualified → Proposal: A 1 of 5, B 2 of 4, C 3 of 4."""
     from pipelines.models import StageKind
     from tests.factories import DealFactory, PipelineFactory, StageFactory
 
@@ -115,7 +116,11 @@ def test_agenda_lists_rep_signal(org, manager_member, member, other_rep):
             for stage, count in ((qualified, at_qualified), (proposal, at_proposal)):
                 for _index in range(count):
                     DealFactory(owner=rep, stage=stage, created_at=created)
+    return qualified
 
+
+def test_agenda_lists_rep_signal(org, manager_member, member, conversion_deals):
+    """A's agenda gets the conversion concern with its values."""
     one_on_one = _schedule(org, manager_member, member, at(10, 16))
 
     with scope(organization=org):
@@ -524,3 +529,20 @@ def test_rep_home_lists_own_open_items(org, member, first_one_on_one):
 
     assert [item.title for item in response.context["my_action_items"]] == ["Send two references"]
     assert len(response.context["rows"]) == 1
+
+
+def test_detail_page_shows_signal_and_comparison(org, manager_member, member, conversion_deals):
+    one_on_one = _schedule(org, manager_member, member, at(10, 16))
+    qualified = conversion_deals
+
+    response = _client(manager_member).get(_url("coaching_one_on_one", org, one_on_one_id=one_on_one.pk))
+
+    content = response.content.decode()
+    (row,) = response.context["signal_rows"]
+    assert row.signal.code == f"stage_conversion:{qualified.pk}"
+    assert len(row.deals) == 5
+    assert row.deal_list_url == (
+        f"/o/acme/deals/?analysis=funnel&key={qualified.pk}&period=2017-Q4&owner={member.pk}"
+    )
+    assert f'data-comparison="stage_conversion:{qualified.pk}"' in content
+    assert 'data-comparison="win_rate"' in content

@@ -280,3 +280,39 @@ def test_query_count_independent_of_team_size(org, team, manager_member, member,
     team_with_deals([_rep(org, team, manager_member, f"extra{index}@acme.example") for index in range(3)])
 
     assert query_count() == small_team
+
+
+def test_comparisons_keep_undefined_values(org, member, closed_and_quotas):
+    """D has no closed deal and no quota: its win rate and pacing stay None beside the team median of A, B and C."""
+    from coaching.signals import rep_signals_and_comparisons
+
+    rep_d = closed_and_quotas
+    with scope(organization=org):
+        signals, comparisons = rep_signals_and_comparisons(organization=org, membership=rep_d, period=Q2, now=AFTER_Q2)
+
+    by_code = {(row.metric, row.key): row for row in comparisons}
+    assert signals == []
+    assert by_code[(WIN_RATE, "")].rep_value is None
+    assert by_code[(WIN_RATE, "")].team_median == Decimal("0.5")
+    assert by_code[(WIN_RATE, "")].team_size == 3
+    assert by_code[(ATTAINMENT_PACING, "")].rep_value is None
+    assert by_code[(ATTAINMENT_PACING, "")].team_median == Decimal("0.5")
+    conversions = [row for row in comparisons if row.metric == STAGE_CONVERSION]
+    # Nobody in the team has a deal created in Q2, so conversion is undefined for everyone.
+    assert [(row.rep_value, row.team_median, row.team_size) for row in conversions] == [(None, None, 0), (None, None, 0)]
+
+
+def test_comparison_median_hidden_below_three_values(org, member, other_rep, rep_c, stages):
+    from coaching.signals import rep_signals_and_comparisons
+
+    with scopes_disabled():
+        _closed_deals(member, stages["won"], DealStatus.WON, 1)
+        _closed_deals(other_rep, stages["won"], DealStatus.WON, 3)
+
+    with scope(organization=org):
+        _signals, comparisons = rep_signals_and_comparisons(organization=org, membership=member, period=Q2, now=AFTER_Q2)
+
+    (win_rate_row,) = [row for row in comparisons if row.metric == WIN_RATE]
+    assert win_rate_row.rep_value == Decimal("1")
+    assert win_rate_row.team_median is None
+    assert win_rate_row.team_size == 2
