@@ -493,3 +493,19 @@ def test_training_reads_most_recent_deals(org, history, open_deals, monkeypatch)
     # Deals 30–249: 110 even and 110 odd, and 22 flips each way.
     assert (run.closed_won_count, run.closed_lost_count) == (110, 110)
     assert run.n_train + run.n_test == 220
+
+
+def test_admin_page_lists_model_weights(client, org, admin_member, history, open_deals):
+    train(org)
+    client.force_login(admin_member.user)
+
+    response = client.get("/o/acme/settings/win-model/")
+
+    weights = response.context["page"].weights
+    texts = [text for text, _weight in weights]
+    # The separating sector carries the largest weights, one up and one down.
+    assert set(texts[:2]) == {"Account sector software", "Account sector retail"}
+    assert dict(weights)["Account sector software"] > 0
+    assert dict(weights)["Account sector retail"] < 0
+    assert "Deal age" in texts
+    assert b"data-weights" in response.content

@@ -9,7 +9,7 @@ from django.utils.translation import gettext
 
 from dashboards.templatetags.spm_format import format_number
 from pipelines.models import DealScore, DealStatus, WinModel, WinModelStatus
-from pipelines.scoring.wording import factors_text
+from pipelines.scoring.wording import column_description, factors_text
 from spm.models import Organization
 
 FINISHED = (WinModelStatus.SUCCEEDED, WinModelStatus.INSUFFICIENT)
@@ -68,6 +68,7 @@ class WinModelPage:
     failure_text: str
     calibration_chart: dict | None
     calibration_rows: list[dict]
+    weights: list[tuple[str, float]]
 
 
 def win_model_page(*, organization: Organization) -> WinModelPage:
@@ -84,6 +85,7 @@ def win_model_page(*, organization: Organization) -> WinModelPage:
         failure_text=win_model_failure_text(latest) if latest is not None else "",
         calibration_chart=calibration_chart(current.calibration) if is_trained and current.calibration else None,
         calibration_rows=current.calibration if is_trained else [],
+        weights=win_model_weights(run=current, currency=organization.currency) if is_trained else [],
     )
 
 
@@ -131,3 +133,27 @@ def deal_scores_attach(deals: Iterable, *, currency: str) -> None:
         score = scores.get(deal.pk)
         deal.win_probability = score.probability if score is not None else None
         deal.win_reasons = factors_text(score.factors, currency=currency) if score is not None else []
+
+
+MODEL_WEIGHTS_LISTED = 12
+
+
+def win_model_weights(*, run: WinModel, currency: str, limit: int = MODEL_WEIGHTS_LISTED) -> list[tuple[str, float]]:
+    """Return (column in words, coefficient) for the model's `limit` largest coefficients by size.
+
+    Coefficients are in log-odds per standard deviation of the column, so their sizes
+    compare across features; a positive one raises the probability.
+    """
+    from pipelines.models import Product, Stage
+
+    columns = run.parameters.get("columns", [])
+    names = {
+        "stage": {str(pk): name for pk, name in Stage.objects.values_list("pk", "name")},
+        "product": {str(pk): name for pk, name in Product.objects.values_list("pk", "name")},
+    }
+    ranked = sorted(columns, key=lambda column: -abs(column["coefficient"]))[:limit]
+    edges = run.parameters.get("amount_edges", [])
+    return [
+        (column_description(column, names=names, edges=edges, currency=currency), column["coefficient"])
+        for column in ranked
+    ]

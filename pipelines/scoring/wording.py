@@ -7,7 +7,7 @@ the probability, e.g. "Time in current stage 45 days (lowers the probability)".
 
 from decimal import Decimal
 
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from dashboards.templatetags.spm_format import format_money, format_number, format_percent
 
@@ -70,3 +70,44 @@ def _amount_text(value: dict | None, *, currency: str) -> str:
         "lower": format_money(lower, currency),
         "upper": format_money(upper, currency),
     }
+
+
+NUMERIC_NAMES = {
+    "age_days": gettext_lazy("Deal age"),
+    "stage_days": gettext_lazy("Time in current stage"),
+    "activity_count": gettext_lazy("Activities so far"),
+    "owner_win_rate": gettext_lazy("Owner's win rate so far"),
+}
+OTHER_NAMES = {
+    "stage": gettext_lazy("Any other stage"),
+    "product": gettext_lazy("Any other product"),
+    "sector": gettext_lazy("Any other account sector"),
+    "amount_band": gettext_lazy("Any other amount"),
+}
+
+
+def column_description(column: dict, *, names: dict[str, dict[str, str]], edges: list[str], currency: str) -> str:
+    """Describe one model column for the admin page: a numeric feature, or one level of a categorical one.
+
+    `names` maps stage and product ids (as text) to their names; `edges` are the amount band edges.
+    """
+    factor, level = column["factor"], column["level"]
+    if level is None:
+        return str(NUMERIC_NAMES[factor])
+    if level == "other":
+        return str(OTHER_NAMES[factor])
+    if level == "none":
+        value = None
+    elif factor in ("stage", "product"):
+        value = names[factor].get(level, f"#{level}")
+    elif factor == "amount_band":
+        position = int(level)
+        value = {
+            "lower": edges[position - 1] if position > 0 else None,
+            "upper": edges[position] if position < len(edges) else None,
+        }
+    else:
+        value = level
+    if factor == "stage" and value is None:
+        return gettext("No stage")
+    return factor_description(factor, value, currency=currency)
