@@ -1,6 +1,6 @@
 """Fake HubSpot and Pipedrive API servers on loopback for the CRM sync tests.
 
-Each server is a `http.server` in a thread bound to 127.0.0.1 on a free port. It answers
+Each server is a `http.server` in a thread bound to 127.0.0.1 on a free port. It serves
 the endpoints the sync uses in the response shapes of the CRMs' API references (HubSpot
 CRM v3 objects, search, batch read, pipelines, owners and v4 associations; Pipedrive v1
 pipelines, stages, users and deal flow, v2 deals and activities), from state the test
@@ -46,7 +46,7 @@ class FakeCrmBase:
     token: str = "test-token"
     # Largest page the server returns, whatever limit the client asks for.
     max_page_size: int = 100
-    # Path → list of Retry-After values; each request to the path pops one and answers 429.
+    # Path → list of Retry-After values; each request to the path pops one and gets a 429 response.
     throttled: dict[str, list[str]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
 
@@ -355,7 +355,11 @@ class PipedriveDeal:
     deleted_at: dt.datetime | None = None
 
     def as_v2(self) -> dict:
-        close_time = self.won_time if self.status == "won" else self.lost_time if self.status == "lost" else None
+        close_time = None
+        if self.status == "won":
+            close_time = self.won_time
+        elif self.status == "lost":
+            close_time = self.lost_time
         return {
             "id": self.id,
             "title": self.title,

@@ -270,7 +270,7 @@ def test_rate_limit_waits_for_retry_after(org, connection, fake):
     assert run.deal_counts["created"] == 3
 
 
-def test_rate_limit_that_does_not_clear_fails_the_run(org, connection, fake):
+def test_persistent_rate_limit_fails_run(org, connection, fake):
     fake.throttled["/crm/v3/owners"] = ["1"] * 10
 
     run = sync(connection)

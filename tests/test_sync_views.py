@@ -153,7 +153,8 @@ def test_detail_full_page_masks_token(admin_client, connection):
     assert "••••••••7f3a" in content
     assert "pat-eu1-secret-7f3a" not in content
     assert "Not synced yet: the first run reads the whole history." in text(response.content)
-    assert 'value="default"' in content and 'value="renewals"' in content
+    assert 'value="default"' in content
+    assert 'value="renewals"' in content
 
 
 def test_detail_fragment_is_status_only(admin_client, connection):

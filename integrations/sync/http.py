@@ -1,9 +1,9 @@
 """JSON requests to the CRM APIs: timeouts, 429 handling with Retry-After, clear errors.
 
 Requests go through `integrations.webhooks.outbound.http_request`, the one outbound HTTP
-path for addresses that admins type in: it rejects hosts that resolve to private,
-loopback or link-local addresses (unless WEBHOOKS_ALLOW_LOOPBACK is on, as in development
-and tests), connects to exactly the address it checked and follows no redirects.
+path for addresses that admins type in. It rejects hosts that resolve to private, loopback
+or link-local addresses unless WEBHOOKS_ALLOW_LOOPBACK is on (development and tests). It
+connects to exactly the address it checked and follows no redirects.
 """
 
 import json
@@ -116,7 +116,7 @@ class JsonClient:
                 ) from None
             except OutboundRequestError as error:
                 raise CrmError(
-                    gettext("%(provider)s could not be reached at %(url)s: %(reason)s Check the API address.")
+                    gettext("%(provider)s could not be reached at %(url)s (%(reason)s). Check the API address.")
                     % {"provider": self.provider_name, "url": self.base_url, "reason": error}
                 ) from None
             status = response.status

@@ -46,7 +46,7 @@ class CrmConnection(models.Model):
 
     The access token is stored as entered, in plain text in this table, because every
     scheduled run sends it to the CRM; pages show it masked (`token_masked`). `cursor`
-    holds per stream the CRM's modification time up to which changes were imported.
+    stores per stream the CRM's modification time up to which changes were imported.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))

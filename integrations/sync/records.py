@@ -91,7 +91,7 @@ class CrmChanges:
 def cursor_advance(previous: str | None, seen: list[dt.datetime], started_at: dt.datetime) -> str | None:
     """Return the next cursor (ISO 8601, UTC) from the modification times seen in this run.
 
-    The cursor is the latest time seen, but never later than the run's start: a record
+    The cursor is the latest time seen, but never later than the run's start. A record
     changed while the run paged through the results may sort before a page already read,
     and only a cursor at or before the start is certain to fetch it next time. With
     nothing seen the previous cursor stays.

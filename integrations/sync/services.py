@@ -1,8 +1,8 @@
 """Writes of the CRM sync: connections (audited), queuing a run, and running one.
 
 A run fetches the changes since the connection's cursor over HTTP, outside any
-transaction, then hands them to the shared record import core and stores the new cursor
-in one transaction: the cursor never moves past data that was not committed. Sending
+transaction. It then hands them to the shared record import core and stores the new
+cursor in the same transaction, so the cursor never moves past data that was not committed. Sending
 records twice changes nothing, so a run that fails after the import is simply repeated.
 """
 
@@ -338,8 +338,8 @@ def _counts(result, newly_deleted: int) -> dict[str, dict[str, int]]:
 def _errors(result) -> list[dict]:
     """Return the rejected records for the page, without the stage changes of deals that were rejected themselves.
 
-    The core rejects those stage changes as belonging to an unknown deal; listing them
-    too would repeat one problem once per stage the deal passed through.
+    The core rejects those stage changes because their deal is unknown, so listing them
+    would repeat one problem once per stage the deal passed through.
     """
     rejected_deals = {error.external_id for error in result.record_errors if error.entity == "deals"}
     errors = [

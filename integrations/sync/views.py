@@ -1,6 +1,6 @@
 """The integrations page for admins: CRM connections, their sync status, "sync now" and run history.
 
-Every view answers 404 to managers and reps, like any page they may not see, and the
+Every view returns 404 to managers and reps, like any page they may not see, and the
 organization scope makes connections and runs of other organizations 404 as well.
 """
 
@@ -20,7 +20,7 @@ from integrations.sync.models import CrmConnection, CrmSyncRun, SyncTrigger
 
 
 def lookup_then_post_only(view):
-    """Answer 405 to anything but POST, after the view's object lookup, so another organization's id is a 404."""
+    """Return 405 for any method but POST, after the view's object lookup, so another organization's id is a 404."""
 
     @functools.wraps(view)
     def wrapper(request, org_slug, pk, **kwargs):

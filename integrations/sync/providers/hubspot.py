@@ -52,11 +52,12 @@ DEAL_PROPERTIES = (
     "closed_lost_reason",
     "hs_lastmodifieddate",
 )
-# HubSpot returns at most 50 deals per page when property history is requested.
+# Page size of reads with property history, which HubSpot caps below the usual 100.
+# NOTE: the cap of 50 is taken from HubSpot's objects API reference and not checked against the live API.
 HISTORY_PAGE_SIZE = 50
 SEARCH_PAGE_SIZE = 100
-# The search API returns at most 10,000 results for one query; the search restarts from the
-# latest modification time seen when it gets there.
+# The search API returns at most 10,000 results for one query and rejects a page beyond them
+# with HTTP 400, so the search restarts from the latest modification time seen before that.
 SEARCH_RESULT_LIMIT = 10_000
 # Search results lag a few seconds behind writes, so each incremental search reaches this far
 # before the cursor. Records read twice are reported as unchanged.
@@ -142,7 +143,7 @@ class HubSpotSource:
         return deals, cursor_advance(cursor, seen, started_at)
 
     def deleted_deals_fetch(self) -> list[CrmDeletedDeal]:
-        """Return every archived deal; HubSpot keeps archived deals listed for 90 days."""
+        """Return every archived (deleted) deal of the portal; the list is read in full on each run."""
         deleted = []
         for entry in self._pages("/crm/v3/objects/deals", {"limit": SEARCH_PAGE_SIZE, "archived": "true"}):
             deleted_at = _moment(entry.get("archivedAt")) or _moment(entry.get("updatedAt")) or timezone.now()

@@ -8,9 +8,9 @@ Endpoints (authenticated with the user's personal API token as the `api_token` q
   "Lost", and a change of status is a move into one of them.
 - GET /v1/users: user id, name and e-mail address of deal and activity owners.
 - GET /api/v2/deals with `updated_since`, sorted by update_time, cursor-paginated
-  (additional_data.next_cursor). The first run omits `updated_since`. `status` also asks
-  for deleted deals, which carry `is_deleted: true`; Pipedrive lists deleted deals for
-  30 days.
+  (additional_data.next_cursor). The first run omits `updated_since`. The `status`
+  filter also requests deleted deals, which carry `is_deleted: true`. Pipedrive lists
+  deleted deals for 30 days.
 - GET /v1/deals/{id}/flow: the deal's updates; the `dealChange` entries for `stage_id` and
   `status` are its stage history. Offset-paginated (additional_data.pagination).
 - GET /api/v2/activities with `updated_since`, sorted by update_time, cursor-paginated.
@@ -101,6 +101,7 @@ class PipedriveSource:
         self, *, cursor: str | None, pipeline_ids: set[str], started_at: dt.datetime
     ) -> tuple[list[CrmDeal], list[CrmDeletedDeal], str | None]:
         """Return the changed deals of `pipeline_ids`, the deleted ones, and the next cursor."""
+        # NOTE: the comma-separated status list with "deleted" follows the v2 deals reference; only the fake server has run it.
         params = {"limit": PAGE_SIZE, "sort_by": "update_time", "sort_direction": "asc", "status": "open,won,lost,deleted"}
         if cursor is not None:
             params["updated_since"] = _rfc3339(cursor_parse(cursor) - OVERLAP)
@@ -178,7 +179,7 @@ class PipedriveSource:
             moves.append(CrmStageMove(target, changed_at))
 
         if status in ("won", "lost") and not closed_by_flow:
-            # The flow holds no status change (older than the flow's history): close at won_time or lost_time.
+            # The flow contains no status change (it was older than the flow's history), so close at won_time or lost_time.
             closed_at = _moment(entry.get(f"{status}_time") or entry.get("close_time")) or created_at
             target = won_stage_id(pipeline_id) if status == "won" else lost_stage_id(pipeline_id)
             moves.append(CrmStageMove(target, closed_at))
