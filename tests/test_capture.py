@@ -351,6 +351,27 @@ def test_feed_counts_meetings_in_window(org, member, customer):
     assert second.unchanged == 1
 
 
+def test_feed_follows_redirects_and_webcal(org, member, customer):
+    data = calendar(event("one@x", "DTSTART:20260317T100000Z", "DTEND:20260317T110000Z", "Demo", "ATTENDEE:mailto:a@customer.example"))
+    with LoopbackHTTPServer(get_body=data, redirects={"/old": "/new", "/new": "/cal.ics"}) as server, scope(organization=org):
+        assert services.webcal_to_https("webcal://cal.example/x.ics") == "https://cal.example/x.ics"
+        feed = services.calendar_feed_save(member=member, url=server.url + "/old")
+        result = services.calendar_feed_poll(feed=feed, now=NOW)
+
+    assert [request["path"] for request in server.requests] == ["/old", "/new", "/cal.ics"]
+    assert result.created == 1
+
+
+def test_feed_redirect_loop_stops(org, member):
+    with LoopbackHTTPServer(redirects={"/loop": "/loop"}) as server, scope(organization=org):
+        feed = services.calendar_feed_save(member=member, url=server.url + "/loop")
+        result = services.calendar_feed_poll(feed=feed, now=NOW)
+
+    assert result is None
+    assert feed.last_error == "More than 3 redirects; use the final address of the calendar."
+    assert len(server.requests) == 4
+
+
 def test_feed_error_stored_on_feed(org, member):
     with LoopbackHTTPServer([(404, b"")]) as server, scope(organization=org):
         feed = services.calendar_feed_save(member=member, url=server.url)

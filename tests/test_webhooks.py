@@ -38,11 +38,13 @@ class LoopbackHTTPServer:
     """An HTTP server on 127.0.0.1 in a thread that records requests and responds with queued statuses.
 
     `responses` is a list of (status, body) consumed in order; the last one repeats. GET
-    requests get `get_body` as their response.
+    requests get `get_body` as their response, and GET requests for a path in `redirects`
+    a 302 to the mapped location.
     """
 
-    def __init__(self, responses=((200, b"ok"),), get_body=b"", content_type="text/plain"):
+    def __init__(self, responses=((200, b"ok"),), get_body=b"", content_type="text/plain", redirects=None):
         self.responses = list(responses)
+        self.redirects = redirects or {}
         self.get_body = get_body
         self.content_type = content_type
         self.requests = []
@@ -61,6 +63,12 @@ class LoopbackHTTPServer:
 
             def do_GET(self):
                 server.requests.append({"path": self.path, "headers": dict(self.headers), "body": b""})
+                if self.path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 status, _text = server.responses[0] if len(server.responses) == 1 else server.responses.pop(0)
                 body = server.get_body if status == 200 else b"not here"
                 self.send_response(status)

@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from integrations.capture.services import CALENDAR_MAX_BYTES, domain_normalize
+from integrations.capture.services import CALENDAR_MAX_BYTES, domain_normalize, webcal_to_https
 from integrations.webhooks import outbound
 from pipelines.models import Account
 
@@ -15,13 +15,13 @@ class CalendarFeedForm(forms.Form):
     url = forms.CharField(
         label=_("Calendar feed URL (ICS)"),
         max_length=1000,
-        help_text=_("The private address of your calendar in iCalendar format, starting with https://. It is read every hour."),
+        help_text=_("The private address of your calendar in iCalendar format, starting with https:// or webcal://. It is read every hour."),
         widget=forms.URLInput(attrs={"class": "form-control"}),
     )
 
     def clean_url(self):
         try:
-            return outbound.url_validate(self.cleaned_data["url"])
+            return outbound.url_validate(webcal_to_https(self.cleaned_data["url"]))
         except outbound.OutboundURLError as error:
             raise ValidationError(str(error)) from None
 

@@ -207,8 +207,11 @@ def calendar_file_capture(*, member: Membership, data: bytes, now: dt.datetime |
 
 
 def calendar_feed_save(*, member: Membership, url: str) -> CalendarFeed:
-    """Create or replace the member's feed URL and switch it on; the URL must be http(s) to a public address."""
-    url = outbound.url_validate(url)
+    """Create or replace the member's feed URL and switch it on; the URL must be http(s) to a public address.
+
+    A webcal:// address, which calendar apps offer for subscriptions, is stored as https://.
+    """
+    url = outbound.url_validate(webcal_to_https(url))
     feed, _created = CalendarFeed.objects.update_or_create(
         organization=member.organization,
         member=member,
@@ -217,12 +220,19 @@ def calendar_feed_save(*, member: Membership, url: str) -> CalendarFeed:
     return feed
 
 
+def webcal_to_https(url: str) -> str:
+    """Return `url` with the webcal:// scheme replaced by https://, the transport that webcal feeds use."""
+    url = url.strip()
+    if url.lower().startswith("webcal://"):
+        return "https://" + url[len("webcal://") :]
+    return url
+
+
 def calendar_feed_poll(*, feed: CalendarFeed, now: dt.datetime | None = None) -> CaptureResult | None:
     """Fetch the feed and capture its meetings; on failure store the error on the feed and return None."""
     now = now or timezone.now()
     try:
-        response = outbound.http_request(
-            "GET",
+        response = outbound.http_get(
             feed.url,
             headers={"Accept": "text/calendar"},
             timeout=CALENDAR_FETCH_TIMEOUT_SECONDS,

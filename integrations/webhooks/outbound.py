@@ -14,12 +14,13 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
 DEFAULT_TIMEOUT_SECONDS = 10
+REDIRECT_STATUS = {301, 302, 303, 307, 308}
 
 
 class OutboundURLError(ValueError):
@@ -191,4 +192,25 @@ def http_request(
         data = data[:max_bytes]
     return OutboundResponse(
         status=status, body=data, headers=response_headers, duration_ms=int((time.monotonic() - started) * 1000)
+    )
+
+
+def http_get(url: str, *, max_redirects: int = 3, **options) -> OutboundResponse:
+    """GET `url`, following up to `max_redirects` redirects; each target is checked like the first URL.
+
+    Takes the options of `http_request`. Raises OutboundRequestError when a redirect has no
+    Location or the chain is longer than `max_redirects`.
+    """
+    for _hop in range(max_redirects + 1):
+        response = http_request("GET", url, **options)
+        if response.status not in REDIRECT_STATUS:
+            return response
+        location = response.headers.get("location")
+        if not location:
+            raise OutboundRequestError(
+                _("The server returned status %(status)s without a Location header.") % {"status": response.status}
+            )
+        url = urljoin(url, location)
+    raise OutboundRequestError(
+        _("More than %(count)s redirects; use the final address of the calendar.") % {"count": max_redirects}
     )
