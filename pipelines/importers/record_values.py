@@ -1,0 +1,99 @@
+"""Values of CRM records sent as JSON, parsed with the file importers' parsers and RowRejected reasons."""
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from django.utils.translation import gettext
+
+from pipelines.importers.base import CENT, MAX_AMOUNT, RowRejected, check_length, parse_int
+from pipelines.importers.formats import parse_bool, parse_day, parse_moment, parse_money
+
+PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+# Value parsing shared by all record kinds. Records come from JSON, so a value may be a
+# string, a number, a boolean or null; objects and lists are only valid for custom_fields.
+
+
+def text_value(record: Mapping, name: str, max_length: int = 0) -> str:
+    value = record.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (str, int, float, Decimal)):
+        text = str(value).strip()
+    else:
+        raise RowRejected(name, shown_value(value), gettext("invalid value; expected text or a number"))
+    if max_length:
+        check_length(text, name, max_length)
+    return text
+
+
+def required_text(record: Mapping, name: str, max_length: int) -> str:
+    text = text_value(record, name, max_length)
+    if not text:
+        raise RowRejected(name, "", gettext("missing value"))
+    return text
+
+
+def money_value(record: Mapping, name: str) -> Decimal | None:
+    """Return an amount rounded half-up to cents, or None when missing.
+
+    JSON numbers and plain strings such as "1234.5" are read with a decimal point, so
+    "1.234" is one point two three four. Other strings go through the file importers'
+    parser, which also reads `1.234,56 €`.
+    """
+    text = text_value(record, name)
+    if not text:
+        return None
+    if not PLAIN_NUMBER.match(text):
+        return parse_money(text, name)
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise RowRejected(name, text, gettext("invalid number; expected e.g. 1.234,56 or 1234.56")) from None
+    if amount < 0:
+        raise RowRejected(name, text, gettext("negative amount; amounts must be 0 or more"))
+    if amount > MAX_AMOUNT:
+        raise RowRejected(name, text, gettext("amount too large; at most 16 digits before the decimal point"))
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def whole_number_value(record: Mapping, name: str, *, maximum: int = 2_147_483_647) -> int | None:
+    text = text_value(record, name)
+    if not text:
+        return None
+    if re.fullmatch(r"\d+\.0+", text):
+        text = text.split(".")[0]
+    return parse_int(text, name, maximum=maximum)
+
+
+def moment_value(record: Mapping, name: str, time_zone) -> dt.datetime | None:
+    text = text_value(record, name)
+    return parse_moment(text, name, time_zone=time_zone) if text else None
+
+
+def day_value(record: Mapping, name: str) -> dt.date | None:
+    text = text_value(record, name)
+    return parse_day(text, name) if text else None
+
+
+def bool_value(record: Mapping, name: str, default: bool) -> bool:
+    value = record.get(name)
+    if value is None or value == "":
+        return default
+    return parse_bool(text_value(record, name), name)
+
+
+def shown_value(value: Any) -> str:
+    return repr(value)[:200]
+
+
+def duplicate_rejection(name: str, value: str, first_index: int) -> RowRejected:
+    return RowRejected(
+        name, value, gettext("duplicate external id; the record at index %(index)d has it too") % {"index": first_index}
+    )

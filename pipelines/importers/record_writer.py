@@ -1,0 +1,726 @@
+"""The writer behind `pipelines.services_records.records_import`: checks records and writes them like a file import."""
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from goals.models import Team, Territory
+from pipelines.importers.base import (
+    EntityCounts,
+    ImportResult,
+    RowError,
+    RowRejected,
+    bulk_upsert,
+    fetch_by_keys,
+    parse_int,
+)
+from pipelines.importers.deal_writer import (
+    BaseAmountConverter,
+    DealRecord,
+    Move,
+    PipelineStages,
+    deals_write,
+    stage_kind_from_name,
+    stage_moves_append,
+)
+from pipelines.importers.formats import parse_percent
+from pipelines.importers.generic import STATUS_WORDS
+from pipelines.importers.people import PeopleDirectory, Person
+from pipelines.importers.record_values import (
+    duplicate_rejection,
+    shown_value,
+    bool_value,
+    day_value,
+    moment_value,
+    money_value,
+    required_text,
+    text_value,
+    whole_number_value,
+)
+from pipelines.models import Account, Activity, ActivityKind, Deal, Pipeline, Product, StageKind
+from pipelines.services import CURRENCY_CODE, deal_close_state_refresh
+from spm.models import Membership, Organization, Role
+
+logger = logging.getLogger(__name__)
+
+COUNTED_ENTITIES = ("pipelines", "people", "teams", "territories", "accounts", "products", "deals", "stage_changes", "activities")
+DEFAULT_PIPELINE_NAME = "Sales"
+STAGE_NAME_BY_KIND = {StageKind.WON: "Won", StageKind.LOST: "Lost", StageKind.OPEN: "Open"}
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """A rejected record: its list and position (from 0), its external id if it had one, and the bad value."""
+
+    entity: str
+    index: int
+    external_id: str
+    field: str
+    value: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "entity": self.entity,
+            "index": self.index,
+            "external_id": self.external_id,
+            "field": self.field,
+            "value": self.value,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class RecordsImportResult(ImportResult):
+    counts: dict[str, EntityCounts] = field(default_factory=lambda: {name: EntityCounts() for name in COUNTED_ENTITIES})
+    record_errors: list[RecordError] = field(default_factory=list)
+
+    def reject_record(self, entity: str, index: int, external_id: str, rejection: RowRejected) -> None:
+        self.counts[entity].rejected += 1
+        self.errors.append(RowError(entity, index, rejection.column, rejection.value, rejection.reason))
+        self.record_errors.append(
+            RecordError(entity, index, external_id, rejection.column, rejection.value, rejection.reason)
+        )
+
+
+@dataclass
+class ParsedDeal:
+    index: int
+    record: DealRecord
+    pipeline: PipelineStages
+    is_delete_only: bool = False
+
+
+class RecordsWriter:
+    """Checks and writes one call's records in dependency order: pipelines, people, accounts, deals, activities."""
+
+    def __init__(self, *, organization: Organization, source: str, currency: str, today: dt.date, label: str):
+        self.organization = organization
+        self.source = source
+        self.currency = currency
+        self.time_zone = organization.tzinfo
+        self.result = RecordsImportResult(source=source, path=label, currency=currency)
+        self.converter = BaseAmountConverter(organization=organization, today=today)
+        self.pipeline_stages: dict[str, PipelineStages] = {}
+        self.accounts: dict[str, Account] = {}
+        # People referenced as deal or activity owners, built after the people records are written.
+        self.directory: PeopleDirectory | None = None
+        self.deal_keys_with_history: set[str] = set()
+
+    def reject(self, entity: str, index: int, record: Any, rejection: RowRejected) -> None:
+        external_id = ""
+        if isinstance(record, Mapping):
+            # A stage change has no id of its own, so its deal's id identifies it.
+            raw = record.get("deal" if entity == "stage_changes" else "external_id") or ""
+            external_id = str(raw)[:200] if isinstance(raw, (str, int)) else ""
+        self.result.reject_record(entity, index, external_id, rejection)
+
+    def records_checked(self, entity: str, records: list) -> list[tuple[int, Mapping]]:
+        """Return (index, record) for the records that are JSON objects; reject the others."""
+        checked = []
+        for index, record in enumerate(records):
+            if isinstance(record, Mapping):
+                checked.append((index, record))
+            else:
+                self.reject(entity, index, None, RowRejected("", shown_value(record), gettext("invalid record; expected a JSON object")))
+        return checked
+
+    # Pipelines and stages
+
+    def stages_for(self, name: str) -> PipelineStages:
+        stages = self.pipeline_stages.get(name.casefold())
+        if stages is None:
+            stages = self.pipeline_stages[name.casefold()] = PipelineStages(organization=self.organization, name=name)
+        return stages
+
+    def default_pipeline_name(self) -> str:
+        default = Pipeline.objects.filter(organization=self.organization, is_default=True).values_list("name", flat=True).first()
+        return default or DEFAULT_PIPELINE_NAME
+
+    def write_pipelines(self, records: list) -> None:
+        counts = self.result.counts["pipelines"]
+        touched = []
+        for index, record in self.records_checked("pipelines", records):
+            try:
+                name = required_text(record, "name", 200)
+                specs = record.get("stages") or []
+                if not isinstance(specs, list):
+                    raise RowRejected("stages", shown_value(specs), gettext("invalid value; expected a list of stages"))
+                parsed = [self.stage_spec(position, spec) for position, spec in enumerate(specs)]
+            except RowRejected as rejection:
+                self.reject("pipelines", index, record, rejection)
+                continue
+            existed = Pipeline.objects.filter(organization=self.organization, name=name).exists()
+            stages = self.stages_for(name)
+            known = len(stages.stages)
+            for stage_name, kind, probability in parsed:
+                stages.get(stage_name, kind=kind, probability=probability)
+            touched.append(stages)
+            if not existed:
+                counts.created += 1
+            elif len(stages.stages) != known:
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+        for stages in touched:
+            stages.order_closed_last()
+
+    def stage_spec(self, position: int, spec: Any) -> tuple[str, str, int | None]:
+        column = f"stages[{position}]"
+        if not isinstance(spec, Mapping):
+            raise RowRejected(column, shown_value(spec), gettext("invalid stage; expected an object with name, kind and probability"))
+        name = required_text(spec, "name", 200)
+        kind = text_value(spec, "kind").lower() or stage_kind_from_name(name)
+        if kind not in StageKind.values:
+            raise RowRejected(f"{column}.kind", kind, gettext("unknown stage kind; expected open, won or lost"))
+        probability_text = text_value(spec, "probability")
+        probability = parse_int(probability_text, f"{column}.probability", maximum=100) if probability_text else None
+        return name, kind, probability
+
+    # People
+
+    def write_people(self, records: list) -> None:
+        parsed: dict[str, tuple[int, dict]] = {}
+        for index, record in self.records_checked("people", records):
+            try:
+                external_id = required_text(record, "external_id", 200)
+                if external_id in parsed:
+                    raise duplicate_rejection("external_id", external_id, parsed[external_id][0])
+                values = self.person_values(record)
+            except RowRejected as rejection:
+                self.reject("people", index, record, rejection)
+                continue
+            parsed[external_id] = (index, values)
+
+        # A manager must be in this call or stored before; rejecting one can orphan others.
+        known = set(
+            Membership.objects.filter(organization=self.organization).exclude(external_id="").values_list("external_id", flat=True)
+        )
+        rejected_any = True
+        while rejected_any:
+            rejected_any = False
+            for external_id, (index, values) in list(parsed.items()):
+                manager = values["manager"]
+                if manager and manager not in parsed and manager not in known:
+                    reason = gettext("unknown manager; send that person in people first")
+                    self.result.reject_record("people", index, external_id, RowRejected("manager", manager, reason))
+                    del parsed[external_id]
+                    rejected_any = True
+        if not parsed:
+            return
+
+        directory = PeopleDirectory(
+            organization=self.organization, result=ImportResult(source=self.source, path="", currency=self.currency)
+        )
+        people = {key: Person(key=key, email=values["email"], name=values["name"]) for key, (_index, values) in parsed.items()}
+        new_keys = {key for key, person in people.items() if directory.find(person) is None}
+        members = directory.ensure(list(people.values()))
+
+        territories = self.territories_upsert({values["territory"] for _index, values in parsed.values()} - {""})
+        teams = self.teams_upsert(parsed, members)
+        managers = {
+            **fetch_by_keys(
+                Membership.objects.filter(organization=self.organization),
+                "external_id",
+                {values["manager"] for _index, values in parsed.values()} - {""} - parsed.keys(),
+            ),
+            **{key: members[key] for key in parsed},
+        }
+        desired = {}
+        for key, (_index, values) in parsed.items():
+            membership = members[key]
+            row = {
+                "external_id": membership.external_id or key,
+                # Admins stay admins: a record can neither appoint nor demote one.
+                "role": Role.ADMIN if membership.role == Role.ADMIN else values["role"],
+                "territory_id": territories[values["territory"]].pk if values["territory"] else None,
+                "team_id": teams[values["team"]].pk if values["team"] else None,
+                "manager_id": managers[values["manager"]].pk if values["manager"] else None,
+            }
+            for name in ("active_from", "active_to"):
+                if name in values:
+                    row[name] = values[name]
+            desired[key] = row
+        outcome = bulk_upsert(
+            model=Membership, existing=members, desired=desired, build=lambda key, values: None
+        )
+
+        counts = self.result.counts["people"]
+        counts.created += len(new_keys)
+        counts.updated += len(outcome.updated - new_keys)
+        counts.unchanged += len(outcome.unchanged - new_keys)
+        logger.info(
+            "People imported organization_id=%s created=%s updated=%s", self.organization.pk, counts.created, counts.updated
+        )
+
+    def person_values(self, record: Mapping) -> dict:
+        email = text_value(record, "email", 254).lower()
+        if email and "@" not in email:
+            raise RowRejected("email", email, gettext("invalid e-mail address"))
+        role = text_value(record, "role").lower() or Role.REP
+        if role not in (Role.REP, Role.MANAGER):
+            raise RowRejected(
+                "role", role, gettext("invalid role; expected rep or manager (admins are appointed on the members page)")
+            )
+        values = {
+            "email": email,
+            "name": text_value(record, "name", 200),
+            "role": role,
+            "manager": text_value(record, "manager", 200),
+            "team": text_value(record, "team", 200),
+            "territory": text_value(record, "territory", 200),
+        }
+        if values["manager"] and values["manager"] == text_value(record, "external_id"):
+            raise RowRejected("manager", values["manager"], gettext("a person cannot be their own manager"))
+        for name in ("active_from", "active_to"):
+            if name in record:
+                values[name] = day_value(record, name)
+        if values.get("active_from") and values.get("active_to") and values["active_to"] < values["active_from"]:
+            raise RowRejected("active_to", str(values["active_to"]), gettext("active_to is before active_from"))
+        return values
+
+    def territories_upsert(self, names: set[str]) -> dict[str, Territory]:
+        existing = fetch_by_keys(Territory.objects.filter(organization=self.organization), "name", names)
+        missing = [Territory(organization=self.organization, name=name, external_id=name) for name in sorted(names - existing.keys())]
+        Territory.objects.bulk_create(missing)
+        self.result.counts["territories"].created += len(missing)
+        self.result.counts["territories"].unchanged += len(existing)
+        return {**existing, **{territory.name: territory for territory in missing}}
+
+    def teams_upsert(self, parsed: dict[str, tuple[int, dict]], members: dict[str, Membership]) -> dict[str, Team]:
+        """Create missing teams by name; a team without a manager gets the first manager who names it."""
+        names = {values["team"] for _index, values in parsed.values()} - {""}
+        manager_of: dict[str, int] = {}
+        for key, (_index, values) in parsed.items():
+            if values["team"] and values["role"] == Role.MANAGER:
+                manager_of.setdefault(values["team"], members[key].pk)
+        existing = fetch_by_keys(Team.objects.filter(organization=self.organization), "name", names)
+        desired = {}
+        for name in names:
+            team = existing.get(name)
+            manager_id = team.manager_id if team is not None and team.manager_id else manager_of.get(name)
+            desired[name] = {"external_id": team.external_id if team is not None else name, "manager_id": manager_id}
+        outcome = bulk_upsert(
+            model=Team,
+            existing=existing,
+            desired=desired,
+            build=lambda name, values: Team(organization=self.organization, name=name, **values),
+        )
+        counts = self.result.counts["teams"]
+        counts.created += len(outcome.created)
+        counts.updated += len(outcome.updated)
+        counts.unchanged += len(outcome.unchanged)
+        return outcome.instances
+
+    def owners_resolve(self, items: list[tuple[int, Mapping]]) -> dict[int, Membership]:
+        """Return the owner membership per record index, creating unknown people as reps like the file imports."""
+        people = {}
+        for index, record in items:
+            try:
+                person = self.owner_person(record)
+            except RowRejected:
+                continue
+            people[index] = person
+        if self.directory is None:
+            self.directory = PeopleDirectory(organization=self.organization, result=self.result)
+        members = self.directory.ensure(list({person.key: person for person in people.values()}.values()))
+        return {index: members[person.key] for index, person in people.items()}
+
+    @staticmethod
+    def owner_person(record: Mapping) -> Person:
+        key = text_value(record, "owner", 200)
+        email = text_value(record, "owner_email", 254).lower()
+        if email and "@" not in email:
+            raise RowRejected("owner_email", email, gettext("invalid e-mail address"))
+        if not key and not email:
+            raise RowRejected("owner", "", gettext("missing value; give owner (external id or name) or owner_email"))
+        return Person(key=key or email, email=email, name=key if key and "@" not in key else "")
+
+    # Accounts
+
+    def write_accounts(self, records: list) -> None:
+        parsed: dict[str, tuple[int, dict, str]] = {}
+        for index, record in self.records_checked("accounts", records):
+            try:
+                external_id = required_text(record, "external_id", 200)
+                if external_id in parsed:
+                    raise duplicate_rejection("external_id", external_id, parsed[external_id][0])
+                values = {
+                    "name": text_value(record, "name", 200) or external_id,
+                    "sector": text_value(record, "sector", 100),
+                    "country": text_value(record, "country", 100),
+                    "year_established": whole_number_value(record, "year_established", maximum=9999),
+                    "annual_revenue_amount": money_value(record, "annual_revenue_amount"),
+                    "employees": whole_number_value(record, "employees"),
+                }
+                parent = text_value(record, "parent", 200)
+                if parent == external_id:
+                    raise RowRejected("parent", parent, gettext("an account cannot be its own parent"))
+            except RowRejected as rejection:
+                self.reject("accounts", index, record, rejection)
+                continue
+            parsed[external_id] = (index, values, parent)
+
+        stored = Account.objects.filter(organization=self.organization)
+        known = set(stored.filter(external_id__in={parent for _i, _v, parent in parsed.values()} - {""}).values_list("external_id", flat=True))
+        # Rejecting a parent can orphan its subsidiaries, so repeat until nothing changes.
+        rejected_any = True
+        while rejected_any:
+            rejected_any = False
+            for external_id, (index, _values, parent) in list(parsed.items()):
+                if parent and parent not in parsed and parent not in known:
+                    reason = gettext("unknown parent account; send it in accounts first")
+                    self.result.reject_record("accounts", index, external_id, RowRejected("parent", parent, reason))
+                    del parsed[external_id]
+                    rejected_any = True
+        if not parsed:
+            return
+
+        written = bulk_upsert(
+            model=Account,
+            existing=fetch_by_keys(stored, "external_id", parsed),
+            desired={key: {"external_id": key, **values} for key, (_index, values, _parent) in parsed.items()},
+            build=lambda key, values: Account(organization=self.organization, **values),
+        )
+        parents = {
+            **fetch_by_keys(stored, "external_id", {parent for _i, _v, parent in parsed.values()} - {""} - written.instances.keys()),
+            **written.instances,
+        }
+        linked = bulk_upsert(
+            model=Account,
+            existing=written.instances,
+            desired={key: {"parent_id": parents[parent].pk if parent else None} for key, (_i, _v, parent) in parsed.items()},
+            build=lambda key, values: None,
+        )
+        counts = self.result.counts["accounts"]
+        updated = (written.updated | linked.updated) - written.created
+        counts.created += len(written.created)
+        counts.updated += len(updated)
+        counts.unchanged += len(parsed.keys() - written.created - updated)
+        self.accounts.update(written.instances)
+
+    def account_find(self, record: Mapping) -> Account | None:
+        reference = text_value(record, "account", 200)
+        if not reference:
+            return None
+        account = self.accounts.get(reference)
+        if account is None:
+            stored = Account.objects.filter(organization=self.organization)
+            account = stored.filter(external_id=reference).first() or stored.filter(name=reference).order_by("pk").first()
+            if account is None:
+                raise RowRejected("account", reference, gettext("unknown account; send it in accounts first"))
+            self.accounts[reference] = account
+        return account
+
+    # Deals and stage changes
+
+    def write_deals(self, records: list, change_records: list) -> None:
+        deal_items = self.records_checked("deals", records)
+        change_items = self.records_checked("stage_changes", change_records)
+        self.deal_keys_with_history = {
+            text_value(record, "deal") for _index, record in change_items if isinstance(record.get("deal"), (str, int))
+        }
+        keys = {text_value(record, "external_id") for _index, record in deal_items if isinstance(record.get("external_id"), (str, int))}
+        stored = fetch_by_keys(Deal.objects.filter(organization=self.organization, source=self.source), "external_id", keys)
+        owners = self.owners_resolve([(index, record) for index, record in deal_items if not _is_delete_only(record, stored)])
+        products = self.products_ensure({text_value(record, "product", 200) for _index, record in deal_items} - {""})
+        default_pipeline = self.default_pipeline_name()
+
+        parsed: dict[str, ParsedDeal] = {}
+        for index, record in deal_items:
+            try:
+                deal = self.deal_parse(index, record, stored, owners, products, default_pipeline, parsed)
+            except RowRejected as rejection:
+                self.reject("deals", index, record, rejection)
+                continue
+            parsed[deal.record.external_id] = deal
+
+        moves_by_deal = self.stage_changes_parse(change_items, parsed)
+        records_with_history = []
+        for external_id, moves in moves_by_deal.items():
+            deal = parsed.get(external_id)
+            if deal is not None and not deal.is_delete_only:
+                deal.record.moves = moves
+                if "stage_id" not in deal.record.values:
+                    deal.record.values["stage_id"] = max(moves, key=lambda move: move.changed_at).stage_id
+            else:
+                records_with_history.append(DealRecord(line=0, external_id=external_id, values={}, moves=moves))
+
+        for deal in parsed.values():
+            if not deal.is_delete_only and "stage_id" not in deal.record.values:
+                self.result.reject_record(
+                    "deals",
+                    deal.index,
+                    deal.record.external_id,
+                    RowRejected("stage", "", gettext("missing value; give stage or status, or send the deal's stage_changes")),
+                )
+        to_write = [deal.record for deal in parsed.values() if not deal.is_delete_only and "stage_id" in deal.record.values]
+        for stages in self.pipeline_stages.values():
+            stages.order_closed_last()
+        now = timezone.now()
+        if to_write:
+            deals_write(organization=self.organization, source=self.source, records=to_write, result=self.result, observed_at=now)
+        self.deals_mark_deleted([deal for deal in parsed.values() if deal.is_delete_only], stored, now)
+        if records_with_history:
+            self.history_append(records_with_history, now)
+
+    def deal_parse(self, index, record, stored, owners, products, default_pipeline, parsed) -> ParsedDeal:
+        external_id = required_text(record, "external_id", 200)
+        if external_id in parsed:
+            raise duplicate_rejection("external_id", external_id, parsed[external_id].index)
+        is_deleted = bool_value(record, "deleted", False)
+        current = stored.get(external_id)
+        if is_deleted and current is not None:
+            # A deal deleted in the source keeps its row; only the deletion time is recorded.
+            deleted_at = current.deleted_at or moment_value(record, "deleted_at", self.time_zone) or timezone.now()
+            return ParsedDeal(index, DealRecord(line=index, external_id=external_id, values={"deleted_at": deleted_at}), None, True)
+
+        owner = owners.get(index)
+        if owner is None:
+            self.owner_person(record)
+            raise RowRejected("owner", text_value(record, "owner"), gettext("missing value"))
+        stages = self.stages_for(text_value(record, "pipeline", 200) or default_pipeline)
+        created_at = moment_value(record, "created_at", self.time_zone)
+        if created_at is None:
+            raise RowRejected("created_at", "", gettext("missing value"))
+
+        status_text = text_value(record, "status")
+        kind = None
+        if status_text:
+            kind = STATUS_WORDS.get(status_text.casefold())
+            if kind is None:
+                raise RowRejected("status", status_text, gettext("unknown status; expected open, won or lost"))
+        stage_name = text_value(record, "stage", 200)
+        entry_stage = None
+        stage = None
+        if stage_name:
+            stage = stages.get(stage_name)
+            if kind is not None and kind != stage.kind:
+                # The status decides; the named stage is where the deal stood before it closed.
+                entry_stage = stage if stage.kind == StageKind.OPEN else None
+                stage = stages.get(STAGE_NAME_BY_KIND[kind], kind=kind)
+        elif kind is not None:
+            stage = stages.get(STAGE_NAME_BY_KIND[kind], kind=kind)
+        entry_name = text_value(record, "entry_stage", 200)
+        if entry_name:
+            entry_stage = stages.get(entry_name)
+
+        closed_at = moment_value(record, "closed_at", self.time_zone)
+        is_closed = stage is not None and stage.kind in (StageKind.WON, StageKind.LOST)
+        if is_closed and closed_at is None and not self.has_history(external_id):
+            raise RowRejected(
+                "closed_at", "", gettext("missing value; a won or lost deal needs closed_at, the time it was won or lost")
+            )
+        if closed_at is not None and closed_at < created_at:
+            raise RowRejected("closed_at", text_value(record, "closed_at"), gettext("close date is before the creation date"))
+        if not is_closed:
+            closed_at = None
+
+        currency = (text_value(record, "currency") or self.currency).upper()
+        if not CURRENCY_CODE.match(currency):
+            raise RowRejected("currency", currency, gettext("not a three-letter ISO currency code"))
+        amount = money_value(record, "amount")
+        close_day = closed_at.astimezone(self.time_zone).date() if closed_at else None
+        base_amount = self.converter.convert(amount, currency, close_day, "amount", text_value(record, "amount"))
+        probability_text = text_value(record, "probability")
+        probability = parse_percent(probability_text, "probability") if probability_text else None
+        custom_fields = record.get("custom_fields")
+        if custom_fields is None:
+            custom_fields = {}
+        if not isinstance(custom_fields, Mapping):
+            raise RowRejected("custom_fields", shown_value(custom_fields), gettext("invalid value; expected a JSON object"))
+        account = self.account_find(record)
+        product_name = text_value(record, "product", 200)
+        deleted_at = None
+        if is_deleted:
+            deleted_at = moment_value(record, "deleted_at", self.time_zone) or timezone.now()
+
+        values = {
+            "name": text_value(record, "name", 300),
+            "owner_id": owner.pk,
+            "territory_id": owner.territory_id,
+            "pipeline_id": stages.pipeline.pk,
+            "account_id": account.pk if account else None,
+            "product_id": products[product_name].pk if product_name else None,
+            "amount": amount,
+            "currency": currency,
+            "base_amount": base_amount,
+            "probability": probability,
+            "created_at": created_at,
+            "expected_close_on": day_value(record, "expected_close_on"),
+            "lost_reason": text_value(record, "lost_reason", 300),
+            "deal_source": text_value(record, "deal_source", 100),
+            "custom_fields": dict(custom_fields),
+            "deleted_at": deleted_at,
+        }
+        if stage is not None:
+            values["stage_id"] = stage.pk
+        deal_record = DealRecord(
+            line=index,
+            external_id=external_id,
+            values=values,
+            entry_stage_id=(entry_stage or stage).pk if stage is not None else None,
+            closed_at=closed_at,
+        )
+        return ParsedDeal(index, deal_record, stages)
+
+    def has_history(self, external_id: str) -> bool:
+        return external_id in self.deal_keys_with_history
+
+    def stage_changes_parse(self, items: list[tuple[int, Mapping]], parsed: dict[str, ParsedDeal]) -> dict[str, list[Move]]:
+        """Return the valid moves by deal external id; a deal must be in this call or stored under the source."""
+        references = {text_value(record, "deal") for _index, record in items if isinstance(record.get("deal"), (str, int))}
+        stored = fetch_by_keys(
+            Deal.objects.filter(organization=self.organization, source=self.source).select_related("pipeline"),
+            "external_id",
+            references - parsed.keys(),
+        )
+        moves: dict[str, list[Move]] = defaultdict(list)
+        for index, record in items:
+            try:
+                deal_key = required_text(record, "deal", 200)
+                deal = parsed.get(deal_key)
+                if deal is not None and not deal.is_delete_only:
+                    stages = deal.pipeline
+                elif deal_key in stored:
+                    stages = self.stages_for(stored[deal_key].pipeline.name)
+                else:
+                    raise RowRejected("deal", deal_key, gettext("unknown deal; send it in deals first"))
+                stage = stages.get(required_text(record, "stage", 200))
+                changed_at = moment_value(record, "changed_at", self.time_zone)
+                if changed_at is None:
+                    raise RowRejected("changed_at", "", gettext("missing value"))
+            except RowRejected as rejection:
+                self.reject("stage_changes", index, record, rejection)
+                continue
+            moves[deal_key].append(Move(stage.pk, changed_at))
+        return moves
+
+    def products_ensure(self, names: set[str]) -> dict[str, Product]:
+        names = {name for name in names if name}
+        existing = fetch_by_keys(Product.objects.filter(organization=self.organization), "name", names)
+        missing = [Product(organization=self.organization, name=name) for name in sorted(names - existing.keys())]
+        Product.objects.bulk_create(missing)
+        self.result.counts["products"].created += len(missing)
+        return {**existing, **{product.name: product for product in missing}}
+
+    def deals_mark_deleted(self, deals: list[ParsedDeal], stored: dict[str, Deal], now: dt.datetime) -> None:
+        counts = self.result.counts["deals"]
+        changed = []
+        for deal in deals:
+            current = stored[deal.record.external_id]
+            if current.deleted_at is not None:
+                counts.unchanged += 1
+                continue
+            current.deleted_at = deal.record.values["deleted_at"]
+            changed.append(current)
+        if changed:
+            # update() leaves updated_at alone, so it is set here: API clients read changes by updated_at.
+            for deal in changed:
+                deal.updated_at = now
+            Deal.objects.bulk_update(changed, ["deleted_at", "updated_at"])
+            logger.info("Deals marked deleted organization_id=%s count=%s", self.organization.pk, len(changed))
+        counts.updated += len(changed)
+
+    def history_append(self, records: list[DealRecord], now: dt.datetime) -> None:
+        """Append moves to stored deals that this call did not send, and re-derive their state."""
+        deals = fetch_by_keys(
+            Deal.objects.filter(organization=self.organization, source=self.source),
+            "external_id",
+            [record.external_id for record in records],
+        )
+        moved_ids = stage_moves_append(
+            organization=self.organization, records=records, deals=deals, result=self.result, observed_at=now
+        )
+        if moved_ids:
+            deal_close_state_refresh(organization=self.organization, deal_ids=moved_ids)
+            Deal.objects.filter(organization=self.organization, pk__in=moved_ids).update(updated_at=now)
+            self.result.counts["deals"].updated += len(moved_ids)
+
+    # Activities
+
+    def write_activities(self, records: list) -> None:
+        items = self.records_checked("activities", records)
+        owners = self.owners_resolve(items)
+        deal_keys = {text_value(record, "deal") for _index, record in items if isinstance(record.get("deal"), (str, int))} - {""}
+        deals = fetch_by_keys(Deal.objects.filter(organization=self.organization, source=self.source), "external_id", deal_keys)
+        desired: dict[str, dict] = {}
+        first_index: dict[str, int] = {}
+        for index, record in items:
+            try:
+                external_id = required_text(record, "external_id", 200)
+                if external_id in first_index:
+                    raise duplicate_rejection("external_id", external_id, first_index[external_id])
+                desired[external_id] = self.activity_values(index, record, owners, deals)
+            except RowRejected as rejection:
+                self.reject("activities", index, record, rejection)
+                continue
+            first_index[external_id] = index
+        if not desired:
+            return
+        outcome = bulk_upsert(
+            model=Activity,
+            existing=fetch_by_keys(Activity.objects.filter(organization=self.organization, source=self.source), "external_id", desired),
+            desired=desired,
+            build=lambda key, values: Activity(organization=self.organization, source=self.source, external_id=key, **values),
+        )
+        counts = self.result.counts["activities"]
+        counts.created += len(outcome.created)
+        counts.updated += len(outcome.updated)
+        counts.unchanged += len(outcome.unchanged)
+
+    def activity_values(self, index: int, record: Mapping, owners: dict[int, Membership], deals: dict[str, Deal]) -> dict:
+        kind = required_text(record, "kind", 16).lower()
+        if kind not in ActivityKind.values:
+            raise RowRejected(
+                "kind", kind, gettext("unknown activity type; expected one of: %(kinds)s") % {"kinds": ", ".join(ActivityKind.values)}
+            )
+        owner = owners.get(index)
+        if owner is None:
+            self.owner_person(record)
+            raise RowRejected("owner", text_value(record, "owner"), gettext("missing value"))
+        occurred_at = moment_value(record, "occurred_at", self.time_zone)
+        if occurred_at is None:
+            raise RowRejected("occurred_at", "", gettext("missing value"))
+        deal_key = text_value(record, "deal", 200)
+        deal = None
+        if deal_key:
+            deal = deals.get(deal_key)
+            if deal is None:
+                raise RowRejected("deal", deal_key, gettext("unknown deal; send it in deals first"))
+        account = self.account_find(record)
+        if account is None and deal is not None:
+            account_id = deal.account_id
+        else:
+            account_id = account.pk if account else None
+        minutes = whole_number_value(record, "duration_minutes", maximum=100_000)
+        return {
+            "kind": kind,
+            "type_name": text_value(record, "type_name", 100),
+            "subject": text_value(record, "subject", 300),
+            "outcome": text_value(record, "outcome", 200),
+            "is_done": bool_value(record, "is_done", True),
+            "is_captured": bool_value(record, "is_captured", False),
+            "owner_id": owner.pk,
+            "deal_id": deal.pk if deal else None,
+            "account_id": account_id,
+            "occurred_at": occurred_at,
+            "duration": dt.timedelta(minutes=minutes) if minutes is not None else None,
+        }
+
+
+def _is_delete_only(record: Mapping, stored: dict[str, Deal]) -> bool:
+    """Return whether the record only marks a stored deal as deleted, so its owner need not be resolved."""
+    key = record.get("external_id")
+    if not isinstance(key, (str, int)) or str(key).strip() not in stored:
+        return False
+    try:
+        return bool_value(record, "deleted", False)
+    except RowRejected:
+        return False
