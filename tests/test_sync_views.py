@@ -273,3 +273,38 @@ def test_rep_gets_404(client, member):
     client.force_login(member.user)
 
     assert client.get(LIST_URL).status_code == 404
+
+
+def test_task_of_removed_connection_does_nothing(org, connection):
+    from integrations.sync.tasks import crm_sync_run
+
+    with scope(organization=org):
+        run = CrmSyncRun.objects.create(organization=org, connection=connection, trigger="manual")
+        connection.delete()
+
+    assert crm_sync_run.delay(organization_id=org.pk, run_id=run.pk).get() == "missing"
+
+
+def test_new_token_fetches_pipelines_again(admin_client, org, connection, fake):
+    fake.add_pipeline("partners", "Partners", [("p1", "Partner lead", "0.1", False)])
+    fake.token = "pat-eu1-rotated-7f3a"
+
+    response = admin_client.post(
+        detail_url(connection),
+        {"pipeline_ids": ["default"], "is_enabled": "on", "access_token": "pat-eu1-rotated-7f3a", "base_url": connection.base_url},
+    )
+
+    connection.refresh_from_db()
+    assert response.status_code == 302
+    assert [entry["id"] for entry in connection.available_pipelines] == ["default", "renewals", "partners"]
+    with scope(organization=org):
+        entry = AuditLog.objects.get(action="crm_connection.changed")
+    assert connection.access_token == "pat-eu1-rotated-7f3a"
+    assert entry.before == {"token": "••••••••7f3a"}
+    assert entry.after == {"token": "••••••••7f3a"}
+
+
+def test_same_settings_fetch_nothing(admin_client, connection, fake):
+    admin_client.post(detail_url(connection), {"pipeline_ids": ["default"], "is_enabled": "on", "base_url": connection.base_url})
+
+    assert fake.requests_to("/crm/v3/pipelines/deals") == []

@@ -108,11 +108,12 @@ def crm_connection_update(
     ids must be among the CRM's pipelines (ValueError otherwise).
     """
     before = _audit_values(connection)
+    token_changed = bool(access_token.strip()) and access_token.strip() != connection.access_token
     if access_token.strip():
         connection.access_token = access_token.strip()
     if base_url is not None:
         connection.base_url = (base_url or DEFAULT_BASE_URLS[connection.provider]).rstrip("/")
-    if access_token.strip() or base_url is not None and base_url.rstrip("/") != before["base_url"]:
+    if access_token.strip() or connection.base_url != before["base_url"]:
         connection.available_pipelines = _pipelines_list(connection)
     if pipeline_ids is not None:
         known = {str(entry["id"]) for entry in connection.available_pipelines}
@@ -127,8 +128,10 @@ def crm_connection_update(
         connection.is_enabled = is_enabled
     after = _audit_values(connection)
     # Nothing changed: no write and no audit entry.
-    if after == before and not access_token.strip():
+    if after == before and not token_changed:
         return connection
+    # A new token may end in the same four characters as the old one; the entry still names it.
+    changed = {key for key in after if after[key] != before[key]} | ({"token"} if token_changed else set())
 
     with transaction.atomic():
         connection.save()
@@ -138,8 +141,8 @@ def crm_connection_update(
             action=CONNECTION_CHANGED,
             object_type="crm_connection",
             object_id=connection.pk,
-            before={key: value for key, value in before.items() if after[key] != value} or before,
-            after={key: value for key, value in after.items() if before[key] != value} or after,
+            before={key: before[key] for key in sorted(changed)},
+            after={key: after[key] for key in sorted(changed)},
         )
     logger.info("CRM connection changed organization_id=%s connection_id=%s", connection.organization_id, connection.pk)
     return connection
