@@ -101,7 +101,12 @@ class HubSpotDeal:
         if with_history:
             entry["propertiesWithHistory"] = {
                 "dealstage": [
-                    {"value": stage, "timestamp": _iso(at), "sourceType": "CRM_UI", "sourceId": f"userId:{self.owner_id}"}
+                    {
+                        "value": stage,
+                        "timestamp": _iso(at),
+                        "sourceType": "CRM_UI",
+                        "sourceId": f"userId:{self.owner_id}",
+                    }
                     for stage, at in reversed(self.history)
                 ]
             }
@@ -202,7 +207,9 @@ class FakeHubSpot(FakeCrmBase):
         deal.archived_at = at
         deal.modified_at = at
 
-    def add_activity(self, object_type: str, activity_id: str, *, deal_id: str | None, modified_at: dt.datetime, **properties) -> None:
+    def add_activity(
+        self, object_type: str, activity_id: str, *, deal_id: str | None, modified_at: dt.datetime, **properties
+    ) -> None:
         properties.setdefault("hs_lastmodifieddate", _iso(modified_at))
         properties.setdefault("hs_object_id", activity_id)
         self.activities.setdefault(object_type, {})[activity_id] = {
@@ -232,7 +239,8 @@ class FakeHubSpot(FakeCrmBase):
             properties = [name for name in _first(query, "properties", "").split(",") if name]
             with_history = _first(query, "propertiesWithHistory", "") == "dealstage"
             deals = sorted(
-                (deal for deal in self.deals.values() if (deal.archived_at is not None) == archived), key=lambda deal: int(deal.id)
+                (deal for deal in self.deals.values() if (deal.archived_at is not None) == archived),
+                key=lambda deal: int(deal.id),
             )
             limit = min(int(_first(query, "limit", "10")), 50 if with_history else 100)
             entries = [deal.as_json(properties=properties, with_history=with_history) for deal in deals]
@@ -271,7 +279,12 @@ class FakeHubSpot(FakeCrmBase):
                             ],
                         }
                     )
-            return 200, {"status": "COMPLETE", "results": results, "startedAt": "2025-01-01T00:00:00.000Z", "completedAt": "2025-01-01T00:00:01.000Z"}
+            return 200, {
+                "status": "COMPLETE",
+                "results": results,
+                "startedAt": "2025-01-01T00:00:00.000Z",
+                "completedAt": "2025-01-01T00:00:01.000Z",
+            }
         return 404, {"status": "error", "message": f"Unknown path {path}", "category": "OBJECT_NOT_FOUND"}
 
     def _search(self, object_type: str, body: dict) -> dict:
@@ -429,7 +442,18 @@ class FakePipedrive(FakeCrmBase):
     def add_user(self, user_id: int, name: str, email: str) -> None:
         self.users.append({"id": user_id, "name": name, "email": email, "active_flag": True, "is_admin": 0})
 
-    def add_deal(self, deal_id: int, *, title: str, owner_id: int, pipeline_id: int, stage_id: int, value: float, currency: str, add_time: dt.datetime) -> PipedriveDeal:
+    def add_deal(
+        self,
+        deal_id: int,
+        *,
+        title: str,
+        owner_id: int,
+        pipeline_id: int,
+        stage_id: int,
+        value: float,
+        currency: str,
+        add_time: dt.datetime,
+    ) -> PipedriveDeal:
         deal = PipedriveDeal(
             id=deal_id,
             title=title,
@@ -465,7 +489,19 @@ class FakePipedrive(FakeCrmBase):
         deal.deleted_at = at
         deal.update_time = at
 
-    def add_activity(self, activity_id: int, *, type_name: str, subject: str, owner_id: int, deal_id: int | None, due: dt.datetime, duration: str, done: bool, update_time: dt.datetime) -> None:
+    def add_activity(
+        self,
+        activity_id: int,
+        *,
+        type_name: str,
+        subject: str,
+        owner_id: int,
+        deal_id: int | None,
+        due: dt.datetime,
+        duration: str,
+        done: bool,
+        update_time: dt.datetime,
+    ) -> None:
         self.activities[activity_id] = {
             "id": activity_id,
             "subject": subject,
@@ -606,7 +642,15 @@ class _Handler(BaseHTTPRequestHandler):
             waits = fake.throttled.get(parts.path)
             if waits:
                 retry_after = waits.pop(0)
-                self._send(429, {"status": "error", "message": "You have reached your ten secondly limit.", "category": "RATE_LIMITS"}, {"Retry-After": retry_after})
+                self._send(
+                    429,
+                    {
+                        "status": "error",
+                        "message": "You have reached your ten secondly limit.",
+                        "category": "RATE_LIMITS",
+                    },
+                    {"Retry-After": retry_after},
+                )
                 return
             status, payload = fake.handle(self.command, parts.path, query, body, headers)
         self._send(status, payload, {})
@@ -664,7 +708,9 @@ def hubspot_demo() -> FakeHubSpot:
             ("closedlost", "Closed lost", "0.0", True),
         ],
     )
-    fake.add_pipeline("renewals", "Renewals", [("renewalopen", "Renewal open", "0.5", False), ("renewalwon", "Renewed", "1.0", True)])
+    fake.add_pipeline(
+        "renewals", "Renewals", [("renewalopen", "Renewal open", "0.5", False), ("renewalwon", "Renewed", "1.0", True)]
+    )
     fake.add_owner("101", "hanna.huber@acme.example", "Hanna", "Huber")
     fake.add_owner("102", "jonas.keller@acme.example", "Jonas", "Keller")
     return fake

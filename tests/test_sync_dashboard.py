@@ -30,21 +30,45 @@ FEBRUARY = dt.date(2025, 2, 1)
 WORKER_WAIT_SECONDS = 120
 
 
-
 @pytest.fixture(autouse=True)
 def _loopback_allowed(settings):
     # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
     settings.WEBHOOKS_ALLOW_LOOPBACK = True
 
+
 @pytest.fixture
 def fake():
     fake = hubspot_demo()
-    fake.add_deal("1", name="Alpha", owner_id="101", pipeline="default", stage="appointmentscheduled", created_at=utc(2025, 1, 6, 9), amount="1000")
+    fake.add_deal(
+        "1",
+        name="Alpha",
+        owner_id="101",
+        pipeline="default",
+        stage="appointmentscheduled",
+        created_at=utc(2025, 1, 6, 9),
+        amount="1000",
+    )
     fake.move_deal("1", "qualifiedtobuy", utc(2025, 1, 10, 9))
     fake.move_deal("1", "closedwon", utc(2025, 2, 3, 10))
-    fake.add_deal("2", name="Beta", owner_id="102", pipeline="default", stage="appointmentscheduled", created_at=utc(2025, 1, 8, 9), amount="2500")
+    fake.add_deal(
+        "2",
+        name="Beta",
+        owner_id="102",
+        pipeline="default",
+        stage="appointmentscheduled",
+        created_at=utc(2025, 1, 8, 9),
+        amount="2500",
+    )
     fake.move_deal("2", "contractsent", utc(2025, 1, 20, 9))
-    fake.add_deal("3", name="Gamma", owner_id="101", pipeline="default", stage="qualifiedtobuy", created_at=utc(2025, 1, 9, 9), amount="400.50")
+    fake.add_deal(
+        "3",
+        name="Gamma",
+        owner_id="101",
+        pipeline="default",
+        stage="qualifiedtobuy",
+        created_at=utc(2025, 1, 9, 9),
+        amount="400.50",
+    )
     fake.move_deal("3", "closedlost", utc(2025, 2, 5, 9))
     return fake
 
@@ -81,7 +105,9 @@ def scheduled_sync(django_capture_on_commit_callbacks) -> None:
         crm_sync_schedule.delay()
 
 
-def test_dashboard_follows_deal_won_in_hubspot(client, org, admin_member, connection, fake, django_capture_on_commit_callbacks):
+def test_dashboard_follows_deal_won_in_hubspot(
+    client, org, admin_member, connection, fake, django_capture_on_commit_callbacks
+):
     client.force_login(admin_member.user)
     scheduled_sync(django_capture_on_commit_callbacks)
 
@@ -120,12 +146,21 @@ def test_schedule_skips_connection_without_pipelines(org, connection, django_cap
         assert CrmSyncRun.objects.count() == 0
 
 
-def test_schedule_skips_disabled_and_busy_connections(org, other_org, connection, server, django_capture_on_commit_callbacks):
+def test_schedule_skips_disabled_and_busy_connections(
+    org, other_org, connection, server, django_capture_on_commit_callbacks
+):
     with scopes_disabled():
         CrmConnection.objects.create(
-            organization=other_org, provider="hubspot", base_url=server.base_url, access_token="x", pipeline_ids=["default"], is_enabled=False
+            organization=other_org,
+            provider="hubspot",
+            base_url=server.base_url,
+            access_token="x",
+            pipeline_ids=["default"],
+            is_enabled=False,
         )
-        CrmConnection.objects.filter(pk=connection.pk).update(status=SyncStatus.RUNNING, last_run_at=dt.datetime.now(dt.timezone.utc))
+        CrmConnection.objects.filter(pk=connection.pk).update(
+            status=SyncStatus.RUNNING, last_run_at=dt.datetime.now(dt.timezone.utc)
+        )
 
     queued = crm_sync_schedule.delay().get()
 
@@ -171,5 +206,7 @@ def _wait_for_snapshot(org, *, won_count: int) -> KpiSnapshot:
             snapshot = None
         if snapshot is not None and snapshot.won_count == won_count:
             return snapshot
-        assert time.monotonic() < deadline, f"February snapshot not at {won_count} won deals after {WORKER_WAIT_SECONDS} s"
+        assert time.monotonic() < deadline, (
+            f"February snapshot not at {won_count} won deals after {WORKER_WAIT_SECONDS} s"
+        )
         time.sleep(0.2)

@@ -36,21 +36,55 @@ def _loopback_allowed(settings):
     # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
     settings.WEBHOOKS_ALLOW_LOOPBACK = True
 
+
 @pytest.fixture
 def fake():
     fake = hubspot_demo()
     # Alpha: won after two moves. Beta: open in Contract sent. Gamma: lost. Renewal: not synced.
-    fake.add_deal("1", name="Alpha", owner_id="101", pipeline="default", stage="appointmentscheduled", created_at=utc(2025, 1, 6, 9), amount="1000")
+    fake.add_deal(
+        "1",
+        name="Alpha",
+        owner_id="101",
+        pipeline="default",
+        stage="appointmentscheduled",
+        created_at=utc(2025, 1, 6, 9),
+        amount="1000",
+    )
     fake.move_deal("1", "qualifiedtobuy", utc(2025, 1, 10, 9))
     fake.move_deal("1", "closedwon", utc(2025, 2, 3, 10))
-    fake.add_deal("2", name="Beta", owner_id="102", pipeline="default", stage="appointmentscheduled", created_at=utc(2025, 1, 8, 9), amount="2500")
+    fake.add_deal(
+        "2",
+        name="Beta",
+        owner_id="102",
+        pipeline="default",
+        stage="appointmentscheduled",
+        created_at=utc(2025, 1, 8, 9),
+        amount="2500",
+    )
     fake.move_deal("2", "contractsent", utc(2025, 1, 20, 9))
-    fake.add_deal("3", name="Gamma", owner_id="101", pipeline="default", stage="qualifiedtobuy", created_at=utc(2025, 1, 9, 9), amount="400.50")
+    fake.add_deal(
+        "3",
+        name="Gamma",
+        owner_id="101",
+        pipeline="default",
+        stage="qualifiedtobuy",
+        created_at=utc(2025, 1, 9, 9),
+        amount="400.50",
+    )
     fake.move_deal("3", "closedlost", utc(2025, 2, 5, 9))
-    fake.add_deal("4", name="Renewal", owner_id="102", pipeline="renewals", stage="renewalopen", created_at=utc(2025, 1, 2, 9), amount="900")
+    fake.add_deal(
+        "4",
+        name="Renewal",
+        owner_id="102",
+        pipeline="renewals",
+        stage="renewalopen",
+        created_at=utc(2025, 1, 2, 9),
+        amount="900",
+    )
     fake.add_activity(
         "calls", "501", deal_id="2", modified_at=utc(2025, 1, 21, 9),
-        hs_timestamp="2025-01-21T09:00:00.000Z", hubspot_owner_id="102", hs_call_title="Pricing call", hs_call_duration="900000",
+        hs_timestamp="2025-01-21T09:00:00.000Z", hubspot_owner_id="102", hs_call_title="Pricing call",
+        hs_call_duration="900000",
     )  # fmt: skip
     fake.add_activity(
         "meetings", "601", deal_id="4", modified_at=utc(2025, 1, 22, 9),
@@ -93,12 +127,16 @@ def sync(connection, waits=None) -> CrmSyncRun:
 
 def deal(org, external_id) -> Deal:
     with scope(organization=org):
-        return Deal.objects.select_related("stage", "owner__user", "pipeline").get(source="hubspot", external_id=external_id)
+        return Deal.objects.select_related("stage", "owner__user", "pipeline").get(
+            source="hubspot", external_id=external_id
+        )
 
 
 def stage_history(org, external_id) -> list[tuple[str, dt.datetime]]:
     with scope(organization=org):
-        changes = DealStageChange.objects.filter(deal__source="hubspot", deal__external_id=external_id).select_related("to_stage")
+        changes = DealStageChange.objects.filter(deal__source="hubspot", deal__external_id=external_id).select_related(
+            "to_stage"
+        )
         return [(change.to_stage.name, change.changed_at) for change in changes.order_by("changed_at", "id")]
 
 
@@ -131,7 +169,10 @@ def test_first_run_backfills_deals_with_history(org, connection):
     assert (gamma.status, gamma.closed_at, gamma.amount) == (DealStatus.LOST, utc(2025, 2, 5, 9), Decimal("400.50"))
     with scope(organization=org):
         assert not Deal.objects.filter(external_id="4").exists()
-        stages = {stage.name: (stage.kind, stage.probability, stage.order) for stage in Stage.objects.filter(pipeline__name="Sales Pipeline")}
+        stages = {
+            stage.name: (stage.kind, stage.probability, stage.order)
+            for stage in Stage.objects.filter(pipeline__name="Sales Pipeline")
+        }
     assert stages == {
         "Appointment scheduled": (StageKind.OPEN, 20, 1),
         "Qualified to buy": (StageKind.OPEN, 40, 2),
@@ -165,7 +206,15 @@ def test_first_run_imports_activities_and_stores_cursor(org, connection):
 def test_incremental_run_reads_only_changes(org, connection, fake):
     sync(connection)
     fake.move_deal("2", "closedwon", utc(2025, 2, 10, 9))
-    fake.add_deal("5", name="Delta", owner_id="102", pipeline="default", stage="appointmentscheduled", created_at=utc(2025, 2, 11, 9), amount="700")
+    fake.add_deal(
+        "5",
+        name="Delta",
+        owner_id="102",
+        pipeline="default",
+        stage="appointmentscheduled",
+        created_at=utc(2025, 2, 11, 9),
+        amount="700",
+    )
 
     run = sync(connection)
 
@@ -236,7 +285,15 @@ def test_second_run_without_changes_changes_nothing(org, connection):
 
 def test_pagination_reads_every_page(org, connection, fake):
     fake.max_page_size = 2
-    fake.add_deal("6", name="Epsilon", owner_id="101", pipeline="default", stage="contractsent", created_at=utc(2025, 1, 3, 9), amount="10")
+    fake.add_deal(
+        "6",
+        name="Epsilon",
+        owner_id="101",
+        pipeline="default",
+        stage="contractsent",
+        created_at=utc(2025, 1, 3, 9),
+        amount="10",
+    )
 
     run = sync(connection)
 
@@ -300,7 +357,13 @@ def test_bad_token_fails_with_clear_error(org, connection, fake):
 def test_connection_create_rejects_bad_token(org, admin_member, server, fake):
     fake.token = "right"
     with scope(organization=org), pytest.raises(CrmAuthError):
-        crm_connection_create(organization=org, provider="hubspot", access_token="wrong", base_url=server.base_url, actor=admin_member.user)
+        crm_connection_create(
+            organization=org,
+            provider="hubspot",
+            access_token="wrong",
+            base_url=server.base_url,
+            actor=admin_member.user,
+        )
     with scope(organization=org):
         assert CrmConnection.objects.count() == 0
 
@@ -308,10 +371,17 @@ def test_connection_create_rejects_bad_token(org, admin_member, server, fake):
 def test_connection_create_fetches_pipelines_and_audits(org, admin_member, server):
     with scope(organization=org):
         connection = crm_connection_create(
-            organization=org, provider="hubspot", access_token="test-token", base_url=server.base_url, actor=admin_member.user
+            organization=org,
+            provider="hubspot",
+            access_token="test-token",
+            base_url=server.base_url,
+            actor=admin_member.user,
         )
         entry = AuditLog.objects.get(action="crm_connection.created")
-    assert connection.available_pipelines == [{"id": "default", "label": "Sales Pipeline"}, {"id": "renewals", "label": "Renewals"}]
+    assert connection.available_pipelines == [
+        {"id": "default", "label": "Sales Pipeline"},
+        {"id": "renewals", "label": "Renewals"},
+    ]
     assert entry.after["token"] == "••••••••oken"
     assert "test-token" not in str(entry.after)
     assert entry.actor == admin_member.user

@@ -30,17 +30,54 @@ def _loopback_allowed(settings):
     # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
     settings.WEBHOOKS_ALLOW_LOOPBACK = True
 
+
 @pytest.fixture
 def fake():
     fake = pipedrive_demo()
-    fake.add_deal(100, title="Solar Müller", owner_id=7, pipeline_id=1, stage_id=11, value=5000, currency="EUR", add_time=utc(2025, 3, 3, 8))
+    fake.add_deal(
+        100,
+        title="Solar Müller",
+        owner_id=7,
+        pipeline_id=1,
+        stage_id=11,
+        value=5000,
+        currency="EUR",
+        add_time=utc(2025, 3, 3, 8),
+    )
     fake.move_deal(100, 12, utc(2025, 3, 10, 8))
     fake.set_status(100, "won", utc(2025, 3, 20, 10))
-    fake.add_deal(101, title="Wärmepumpe Schulz", owner_id=8, pipeline_id=1, stage_id=11, value=1200.5, currency="EUR", add_time=utc(2025, 3, 4, 8))
+    fake.add_deal(
+        101,
+        title="Wärmepumpe Schulz",
+        owner_id=8,
+        pipeline_id=1,
+        stage_id=11,
+        value=1200.5,
+        currency="EUR",
+        add_time=utc(2025, 3, 4, 8),
+    )
     fake.move_deal(101, 13, utc(2025, 3, 12, 8))
-    fake.add_deal(102, title="Dach Weber", owner_id=7, pipeline_id=1, stage_id=12, value=800, currency="EUR", add_time=utc(2025, 3, 5, 8))
+    fake.add_deal(
+        102,
+        title="Dach Weber",
+        owner_id=7,
+        pipeline_id=1,
+        stage_id=12,
+        value=800,
+        currency="EUR",
+        add_time=utc(2025, 3, 5, 8),
+    )
     fake.set_status(102, "lost", utc(2025, 3, 15, 8))
-    fake.add_deal(103, title="Partner Nord", owner_id=8, pipeline_id=2, stage_id=21, value=300, currency="EUR", add_time=utc(2025, 3, 1, 8))
+    fake.add_deal(
+        103,
+        title="Partner Nord",
+        owner_id=8,
+        pipeline_id=2,
+        stage_id=21,
+        value=300,
+        currency="EUR",
+        add_time=utc(2025, 3, 1, 8),
+    )
     fake.add_activity(
         900, type_name="call", subject="Rückruf", owner_id=8, deal_id=101, due=utc(2025, 3, 11, 14), duration="00:30",
         done=True, update_time=utc(2025, 3, 11, 15),
@@ -75,7 +112,10 @@ def deal(org, external_id) -> Deal:
 def stage_history(org, external_id) -> list[tuple[str, dt.datetime]]:
     with scope(organization=org):
         changes = DealStageChange.objects.filter(deal__source="pipedrive", deal__external_id=external_id)
-        return [(change.to_stage.name, change.changed_at) for change in changes.select_related("to_stage").order_by("changed_at", "id")]
+        return [
+            (change.to_stage.name, change.changed_at)
+            for change in changes.select_related("to_stage").order_by("changed_at", "id")
+        ]
 
 
 def test_first_run_backfills_deals_and_history(org, connection, fake):
@@ -94,11 +134,18 @@ def test_first_run_backfills_deals_and_history(org, connection, fake):
     assert solar.owner.user.email == "petra.pohl@acme.example"
     assert solar.owner.external_id == "pipedrive:7"
     heat_pump = deal(org, "101")
-    assert (heat_pump.status, heat_pump.stage.name, heat_pump.amount) == (DealStatus.OPEN, "Verhandlung", Decimal("1200.50"))
+    assert (heat_pump.status, heat_pump.stage.name, heat_pump.amount) == (
+        DealStatus.OPEN,
+        "Verhandlung",
+        Decimal("1200.50"),
+    )
     assert deal(org, "102").status == DealStatus.LOST
     with scope(organization=org):
         assert not Deal.objects.filter(external_id="103").exists()
-        stages = {stage.name: (stage.kind, stage.probability, stage.order) for stage in Stage.objects.filter(pipeline__name="Neugeschäft")}
+        stages = {
+            stage.name: (stage.kind, stage.probability, stage.order)
+            for stage in Stage.objects.filter(pipeline__name="Neugeschäft")
+        }
         call = Activity.objects.select_related("deal").get(source="pipedrive", external_id="900")
     assert stages == {
         "Qualifiziert": (StageKind.OPEN, 20, 1),
@@ -107,7 +154,12 @@ def test_first_run_backfills_deals_and_history(org, connection, fake):
         "Won": (StageKind.WON, 100, 4),
         "Lost": (StageKind.LOST, 0, 5),
     }
-    assert (call.kind, call.subject, call.occurred_at, call.duration) == ("call", "Rückruf", utc(2025, 3, 11, 14), dt.timedelta(minutes=30))
+    assert (call.kind, call.subject, call.occurred_at, call.duration) == (
+        "call",
+        "Rückruf",
+        utc(2025, 3, 11, 14),
+        dt.timedelta(minutes=30),
+    )
     assert call.deal.external_id == "101"
     # The token travels as the api_token query parameter on every request.
     assert all(request.query["api_token"] == ["test-token"] for request in fake.requests)

@@ -12,19 +12,35 @@ from tests.fake_crm import FakeCrmServer, hubspot_demo, utc
 LIST_URL = "/o/acme/integrations/"
 
 
-
 @pytest.fixture(autouse=True)
 def _loopback_allowed(settings):
     # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
     settings.WEBHOOKS_ALLOW_LOOPBACK = True
 
+
 @pytest.fixture
 def fake():
     fake = hubspot_demo()
     fake.token = "pat-eu1-secret-7f3a"
-    fake.add_deal("1", name="Alpha", owner_id="101", pipeline="default", stage="appointmentscheduled", created_at=utc(2025, 1, 6, 9), amount="1000")
+    fake.add_deal(
+        "1",
+        name="Alpha",
+        owner_id="101",
+        pipeline="default",
+        stage="appointmentscheduled",
+        created_at=utc(2025, 1, 6, 9),
+        amount="1000",
+    )
     fake.move_deal("1", "closedwon", utc(2025, 2, 3, 10))
-    fake.add_deal("2", name="Beta", owner_id="", pipeline="default", stage="contractsent", created_at=utc(2025, 1, 8, 9), amount="2500")
+    fake.add_deal(
+        "2",
+        name="Beta",
+        owner_id="",
+        pipeline="default",
+        stage="contractsent",
+        created_at=utc(2025, 1, 8, 9),
+        amount="2500",
+    )
     return fake
 
 
@@ -81,7 +97,9 @@ def test_list_fragment_has_table_only(admin_client, connection):
 
 
 def test_connect_fetches_pipelines_and_redirects(admin_client, org, server, admin_member):
-    response = admin_client.post(LIST_URL, {"provider": "hubspot", "access_token": "pat-eu1-secret-7f3a", "base_url": server.base_url})
+    response = admin_client.post(
+        LIST_URL, {"provider": "hubspot", "access_token": "pat-eu1-secret-7f3a", "base_url": server.base_url}
+    )
 
     with scope(organization=org):
         connection = CrmConnection.objects.get()
@@ -95,7 +113,9 @@ def test_connect_fetches_pipelines_and_redirects(admin_client, org, server, admi
 
 
 def test_connect_with_bad_token_shows_error(admin_client, org, server):
-    response = admin_client.post(LIST_URL, {"provider": "hubspot", "access_token": "wrong", "base_url": server.base_url})
+    response = admin_client.post(
+        LIST_URL, {"provider": "hubspot", "access_token": "wrong", "base_url": server.base_url}
+    )
 
     assert response.status_code == 400
     assert "HubSpot rejected the access token (HTTP 401)." in text(response.content)
@@ -106,7 +126,9 @@ def test_connect_with_bad_token_shows_error(admin_client, org, server):
 def test_connect_rejects_plain_http(admin_client, settings):
     settings.WEBHOOKS_ALLOW_LOOPBACK = False
 
-    response = admin_client.post(LIST_URL, {"provider": "hubspot", "access_token": "t", "base_url": "http://crm.example.com"})
+    response = admin_client.post(
+        LIST_URL, {"provider": "hubspot", "access_token": "t", "base_url": "http://crm.example.com"}
+    )
 
     assert response.status_code == 400
     assert "http://crm.example.com must start with https://." in text(response.content)
@@ -115,7 +137,9 @@ def test_connect_rejects_plain_http(admin_client, settings):
 def test_connect_rejects_private_address(admin_client, settings):
     settings.WEBHOOKS_ALLOW_LOOPBACK = False
 
-    response = admin_client.post(LIST_URL, {"provider": "hubspot", "access_token": "t", "base_url": "https://169.254.169.254/"})
+    response = admin_client.post(
+        LIST_URL, {"provider": "hubspot", "access_token": "t", "base_url": "https://169.254.169.254/"}
+    )
 
     assert response.status_code == 400
     assert "169.254.169.254 resolves to the private or loopback address 169.254.169.254" in text(response.content)
@@ -131,7 +155,9 @@ def test_sync_refuses_loopback_address_in_production(org, connection, settings, 
         run = CrmSyncRun.objects.get()
 
     assert run.status == SyncStatus.FAILED
-    assert run.message.startswith("HubSpot API address rejected: 127.0.0.1 resolves to the private or loopback address 127.0.0.1")
+    assert run.message.startswith(
+        "HubSpot API address rejected: 127.0.0.1 resolves to the private or loopback address 127.0.0.1"
+    )
     assert "pat-eu1" not in run.message
 
 
@@ -169,7 +195,9 @@ def test_detail_fragment_is_status_only(admin_client, connection):
 
 
 def test_save_pipelines_and_schedule_is_audited(admin_client, org, connection):
-    response = admin_client.post(detail_url(connection), {"pipeline_ids": ["default", "renewals"], "base_url": connection.base_url})
+    response = admin_client.post(
+        detail_url(connection), {"pipeline_ids": ["default", "renewals"], "base_url": connection.base_url}
+    )
 
     connection.refresh_from_db()
     assert response.status_code == 302
@@ -229,7 +257,10 @@ def test_bad_token_error_shown_on_page(admin_client, org, connection, fake, djan
     page = text(admin_client.get(LIST_URL).content)
     detail = text(admin_client.get(detail_url(connection)).content)
 
-    expected = "HubSpot rejected the access token (HTTP 401). Enter a valid token with read access to deals, owners, pipelines and activities."
+    expected = (
+        "HubSpot rejected the access token (HTTP 401). Enter a valid token with read access to deals, owners, "
+        "pipelines and activities."
+    )
     assert expected in page
     assert expected in detail
     assert "Failed" in detail
@@ -291,7 +322,12 @@ def test_new_token_fetches_pipelines_again(admin_client, org, connection, fake):
 
     response = admin_client.post(
         detail_url(connection),
-        {"pipeline_ids": ["default"], "is_enabled": "on", "access_token": "pat-eu1-rotated-7f3a", "base_url": connection.base_url},
+        {
+            "pipeline_ids": ["default"],
+            "is_enabled": "on",
+            "access_token": "pat-eu1-rotated-7f3a",
+            "base_url": connection.base_url,
+        },
     )
 
     connection.refresh_from_db()
@@ -305,6 +341,8 @@ def test_new_token_fetches_pipelines_again(admin_client, org, connection, fake):
 
 
 def test_same_settings_fetch_nothing(admin_client, connection, fake):
-    admin_client.post(detail_url(connection), {"pipeline_ids": ["default"], "is_enabled": "on", "base_url": connection.base_url})
+    admin_client.post(
+        detail_url(connection), {"pipeline_ids": ["default"], "is_enabled": "on", "base_url": connection.base_url}
+    )
 
     assert fake.requests_to("/crm/v3/pipelines/deals") == []

@@ -87,10 +87,16 @@ class CrmConnectionSettingsForm(forms.Form):
     def __init__(self, *args, connection, **kwargs):
         kwargs.setdefault(
             "initial",
-            {"pipeline_ids": connection.pipeline_ids, "is_enabled": connection.is_enabled, "base_url": connection.base_url},
+            {
+                "pipeline_ids": connection.pipeline_ids,
+                "is_enabled": connection.is_enabled,
+                "base_url": connection.base_url,
+            },
         )
         super().__init__(*args, **kwargs)
-        self.fields["pipeline_ids"].choices = [(str(entry["id"]), entry["label"]) for entry in connection.available_pipelines]
+        self.fields["pipeline_ids"].choices = [
+            (str(entry["id"]), entry["label"]) for entry in connection.available_pipelines
+        ]
 
     def clean_base_url(self) -> str:
         return clean_base_url(self.cleaned_data["base_url"])

@@ -106,13 +106,20 @@ class JsonClient:
             self.request_count += 1
             try:
                 response = http_request(
-                    method, url, body=data, headers=headers, timeout=self.timeout, max_bytes=MAX_RESPONSE_BYTES, fail_on_oversize=True
+                    method,
+                    url,
+                    body=data,
+                    headers=headers,
+                    timeout=self.timeout,
+                    max_bytes=MAX_RESPONSE_BYTES,
+                    fail_on_oversize=True,
                 )
             except OutboundURLError as error:
                 # The message quotes the URL, whose query string may carry the token; show the base address instead.
                 reason = str(error).replace(url, self.base_url)
                 raise CrmError(
-                    gettext("%(provider)s API address rejected: %(reason)s") % {"provider": self.provider_name, "reason": reason}
+                    gettext("%(provider)s API address rejected: %(reason)s")
+                    % {"provider": self.provider_name, "reason": reason}
                 ) from None
             except OutboundRequestError as error:
                 raise CrmError(
@@ -134,7 +141,12 @@ class JsonClient:
             if status != 429 and status < 500:
                 raise CrmError(
                     gettext("%(provider)s answered HTTP %(status)s for %(path)s: %(detail)s")
-                    % {"provider": self.provider_name, "status": status, "path": path, "detail": _error_detail(response.body, status)},
+                    % {
+                        "provider": self.provider_name,
+                        "status": status,
+                        "path": path,
+                        "detail": _error_detail(response.body, status),
+                    },
                     status=status,
                 )
             wait = _retry_wait(response.headers.get("retry-after"), attempt)

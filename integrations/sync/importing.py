@@ -38,7 +38,9 @@ def records_build(*, provider: str, changes: CrmChanges, organization) -> tuple[
     pipelines = [
         {
             "name": pipeline.name,
-            "stages": [{"name": stage.name, "kind": stage.kind, "probability": stage.probability} for stage in pipeline.stages],
+            "stages": [
+                {"name": stage.name, "kind": stage.kind, "probability": stage.probability} for stage in pipeline.stages
+            ],
         }
         for pipeline in changes.pipelines
     ]

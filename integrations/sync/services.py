@@ -88,7 +88,12 @@ def crm_connection_create(
             object_id=connection.pk,
             after=_audit_values(connection),
         )
-    logger.info("CRM connection created organization_id=%s connection_id=%s provider=%s", organization.pk, connection.pk, provider)
+    logger.info(
+        "CRM connection created organization_id=%s connection_id=%s provider=%s",
+        organization.pk,
+        connection.pk,
+        provider,
+    )
     return connection
 
 
@@ -212,13 +217,21 @@ def crm_sync_request(*, connection: CrmConnection, trigger: str, actor: User | N
                 crm_sync_run_task.delay(organization_id=organization_id, run_id=run_id)
             except BrokerOperationalError:
                 message = gettext("The task queue is not reachable; the sync was not started. Try again later.")
-                CrmSyncRun.objects.filter(pk=run_id).update(status=SyncStatus.FAILED, message=message, finished_at=timezone.now())
+                CrmSyncRun.objects.filter(pk=run_id).update(
+                    status=SyncStatus.FAILED, message=message, finished_at=timezone.now()
+                )
                 CrmConnection.objects.filter(pk=connection.pk).update(status=SyncStatus.FAILED, last_error=message)
-                logger.warning("CRM sync not queued, broker unreachable organization_id=%s run_id=%s", organization_id, run_id)
+                logger.warning(
+                    "CRM sync not queued, broker unreachable organization_id=%s run_id=%s", organization_id, run_id
+                )
 
         transaction.on_commit(task_send)
     logger.info(
-        "CRM sync queued organization_id=%s connection_id=%s run_id=%s trigger=%s", organization_id, connection.pk, run_id, trigger
+        "CRM sync queued organization_id=%s connection_id=%s run_id=%s trigger=%s",
+        organization_id,
+        connection.pk,
+        run_id,
+        trigger,
     )
     return run
 
@@ -265,11 +278,15 @@ def _crm_sync_execute(*, run: CrmSyncRun, sleep) -> CrmSyncRun:
         if not connection.pipeline_ids:
             raise CrmError(gettext("No pipeline is chosen for this connection; choose the pipelines to sync."))
         fetch = hubspot.changes_fetch if connection.provider == CrmProvider.HUBSPOT else pipedrive.changes_fetch
-        changes = fetch(source, cursor=dict(connection.cursor), pipeline_ids=set(connection.pipeline_ids), started_at=started_at)
+        changes = fetch(
+            source, cursor=dict(connection.cursor), pipeline_ids=set(connection.pipeline_ids), started_at=started_at
+        )
     except CrmError as error:
         return _run_fail(run, connection, error.message, request_count=source.client.request_count)
 
-    records, newly_deleted = importing.records_build(provider=connection.provider, changes=changes, organization=connection.organization)
+    records, newly_deleted = importing.records_build(
+        provider=connection.provider, changes=changes, organization=connection.organization
+    )
     try:
         with transaction.atomic():
             result = records_import(
@@ -364,7 +381,9 @@ def crm_sync_schedule_all() -> int:
     queued = 0
     # The scheduler reads every organization's connections; each run then works inside its tenant's scope.
     with scopes_disabled():
-        connections = list(CrmConnection.objects.filter(is_enabled=True).exclude(pipeline_ids=[]).select_related("organization"))
+        connections = list(
+            CrmConnection.objects.filter(is_enabled=True).exclude(pipeline_ids=[]).select_related("organization")
+        )
         for connection in connections:
             if crm_sync_request(connection=connection, trigger=SyncTrigger.SCHEDULE) is not None:
                 queued += 1

@@ -33,7 +33,12 @@ def crm_sync_run(self, *, organization_id: int, run_id: int) -> str:
     run = CrmSyncRun.objects.select_related("connection", "connection__organization").filter(pk=run_id).first()
     # The connection, and its runs with it, was removed while the run waited in the queue.
     if run is None:
-        logger.warning("CRM sync task skipped, run not found task_id=%s organization_id=%s run_id=%s", self.request.id, organization_id, run_id)
+        logger.warning(
+            "CRM sync task skipped, run not found task_id=%s organization_id=%s run_id=%s",
+            self.request.id,
+            organization_id,
+            run_id,
+        )
         return "missing"
     # A redelivered message of a finished run must not import again under that run's name.
     if run.status not in (SyncStatus.QUEUED, SyncStatus.RUNNING):

@@ -99,10 +99,16 @@ class HubSpotSource:
                 continue
             stages = [
                 _stage(stage, index)
-                for index, stage in enumerate(sorted(entry.get("stages", []), key=lambda item: item.get("displayOrder", 0)), 1)
+                for index, stage in enumerate(
+                    sorted(entry.get("stages", []), key=lambda item: item.get("displayOrder", 0)), 1
+                )
                 if not stage.get("archived")
             ]
-            pipelines.append(CrmPipeline(external_id=str(entry["id"]), name=entry.get("label") or str(entry["id"]), stages=tuple(stages)))
+            pipelines.append(
+                CrmPipeline(
+                    external_id=str(entry["id"]), name=entry.get("label") or str(entry["id"]), stages=tuple(stages)
+                )
+            )
         return pipelines
 
     def owners_fetch(self) -> list[CrmOwner]:
@@ -117,7 +123,9 @@ class HubSpotSource:
 
     # --- deals -------------------------------------------------------------------------------
 
-    def deals_fetch(self, *, cursor: str | None, pipeline_ids: set[str], started_at: dt.datetime) -> tuple[list[CrmDeal], str | None]:
+    def deals_fetch(
+        self, *, cursor: str | None, pipeline_ids: set[str], started_at: dt.datetime
+    ) -> tuple[list[CrmDeal], str | None]:
         """Return the deals of `pipeline_ids` changed since `cursor` (all deals without one) and the next cursor."""
         if cursor is None:
             params = {
@@ -163,7 +171,9 @@ class HubSpotSource:
 
     # --- activities --------------------------------------------------------------------------
 
-    def activities_fetch(self, *, cursor: dict[str, str], started_at: dt.datetime) -> tuple[list[CrmActivity], dict[str, str]]:
+    def activities_fetch(
+        self, *, cursor: dict[str, str], started_at: dt.datetime
+    ) -> tuple[list[CrmActivity], dict[str, str]]:
         """Return calls, meetings, e-mails, tasks and notes changed since each type's cursor, and the next cursors."""
         activities = []
         next_cursor = {}
@@ -171,7 +181,13 @@ class HubSpotSource:
             key = f"activities.{object_type}"
             previous = cursor.get(key)
             since = cursor_parse(previous) - SEARCH_OVERLAP if previous else None
-            properties = ("hs_timestamp", "hubspot_owner_id", "hs_lastmodifieddate", *((subject_property,) if subject_property else ()), *extra)
+            properties = (
+                "hs_timestamp",
+                "hubspot_owner_id",
+                "hs_lastmodifieddate",
+                *((subject_property,) if subject_property else ()),
+                *extra,
+            )
             entries = self._search(object_type, properties, since=since)
             deal_by_activity = self._deal_associations(object_type, [entry["id"] for entry in entries])
             seen = []
@@ -180,7 +196,9 @@ class HubSpotSource:
                 modified_at = _moment(properties_found.get("hs_lastmodifieddate")) or _moment(entry.get("updatedAt"))
                 if modified_at is not None:
                     seen.append(modified_at)
-                activity = _activity(entry, object_type, kind, subject_property, deal_by_activity.get(str(entry["id"]), ""), modified_at)
+                activity = _activity(
+                    entry, object_type, kind, subject_property, deal_by_activity.get(str(entry["id"]), ""), modified_at
+                )
                 if activity is not None:
                     activities.append(activity)
             advanced = cursor_advance(previous, seen, started_at)
@@ -242,7 +260,10 @@ class HubSpotSource:
                 return list(found.values())
             if int(after) >= SEARCH_RESULT_LIMIT:
                 # Start a new query from the latest change seen; ids already found are merged.
-                latest = max((_moment((entry.get("properties") or {}).get("hs_lastmodifieddate")) for entry in results), default=None)
+                latest = max(
+                    (_moment((entry.get("properties") or {}).get("hs_lastmodifieddate")) for entry in results),
+                    default=None,
+                )
                 if latest is None or (lower is not None and latest <= lower):
                     logger.warning("HubSpot search stopped at its result limit object_type=%s", object_type)
                     return list(found.values())
@@ -300,7 +321,9 @@ def _deal(entry: dict, modified_at: dt.datetime | None) -> CrmDeal:
     )
 
 
-def _activity(entry: dict, object_type: str, kind: str, subject_property: str, deal_id: str, modified_at) -> CrmActivity | None:
+def _activity(
+    entry: dict, object_type: str, kind: str, subject_property: str, deal_id: str, modified_at
+) -> CrmActivity | None:
     properties = entry.get("properties") or {}
     occurred_at = _moment(properties.get("hs_timestamp")) or _moment(entry.get("createdAt"))
     if occurred_at is None:
@@ -358,12 +381,16 @@ def _decimal(value) -> Decimal | None:
         return None
 
 
-def changes_fetch(source: HubSpotSource, *, cursor: dict[str, str], pipeline_ids: set[str], started_at: dt.datetime) -> CrmChanges:
+def changes_fetch(
+    source: HubSpotSource, *, cursor: dict[str, str], pipeline_ids: set[str], started_at: dt.datetime
+) -> CrmChanges:
     """Fetch everything one run needs: pipelines, owners, changed and archived deals, changed activities."""
     changes = CrmChanges()
     changes.pipelines = [pipeline for pipeline in source.pipelines_fetch() if pipeline.external_id in pipeline_ids]
     changes.owners = source.owners_fetch()
-    changes.deals, deals_cursor = source.deals_fetch(cursor=cursor.get("deals"), pipeline_ids=pipeline_ids, started_at=started_at)
+    changes.deals, deals_cursor = source.deals_fetch(
+        cursor=cursor.get("deals"), pipeline_ids=pipeline_ids, started_at=started_at
+    )
     changes.deleted_deals = source.deleted_deals_fetch()
     changes.activities, activity_cursor = source.activities_fetch(cursor=cursor, started_at=started_at)
     changes.cursor = {**cursor, **activity_cursor}

@@ -83,12 +83,24 @@ class PipedriveSource:
                     kind="open",
                     probability=int(stage.get("deal_probability") or 0),
                 )
-                for index, stage in enumerate(sorted(stages_by_pipeline.get(pipeline_id, []), key=lambda item: item.get("order_nr") or 0), 1)
+                for index, stage in enumerate(
+                    sorted(stages_by_pipeline.get(pipeline_id, []), key=lambda item: item.get("order_nr") or 0), 1
+                )
             ]
             count = len(stages)
-            stages.append(CrmStage(external_id=won_stage_id(pipeline_id), name="Won", order=count + 1, kind="won", probability=100))
-            stages.append(CrmStage(external_id=lost_stage_id(pipeline_id), name="Lost", order=count + 2, kind="lost", probability=0))
-            result.append(CrmPipeline(external_id=pipeline_id, name=entry.get("name") or pipeline_id, stages=tuple(stages)))
+            stages.append(
+                CrmStage(
+                    external_id=won_stage_id(pipeline_id), name="Won", order=count + 1, kind="won", probability=100
+                )
+            )
+            stages.append(
+                CrmStage(
+                    external_id=lost_stage_id(pipeline_id), name="Lost", order=count + 2, kind="lost", probability=0
+                )
+            )
+            result.append(
+                CrmPipeline(external_id=pipeline_id, name=entry.get("name") or pipeline_id, stages=tuple(stages))
+            )
         return result
 
     def owners_fetch(self) -> list[CrmOwner]:
@@ -101,8 +113,14 @@ class PipedriveSource:
         self, *, cursor: str | None, pipeline_ids: set[str], started_at: dt.datetime
     ) -> tuple[list[CrmDeal], list[CrmDeletedDeal], str | None]:
         """Return the changed deals of `pipeline_ids`, the deleted ones, and the next cursor."""
-        # NOTE: the comma-separated status list with "deleted" follows the v2 deals reference; only the fake server has run it.
-        params = {"limit": PAGE_SIZE, "sort_by": "update_time", "sort_direction": "asc", "status": "open,won,lost,deleted"}
+        # NOTE: the comma-separated status list with "deleted" follows the v2 deals reference;
+        # only the fake server has served it so far.
+        params = {
+            "limit": PAGE_SIZE,
+            "sort_by": "update_time",
+            "sort_direction": "asc",
+            "status": "open,won,lost,deleted",
+        }
         if cursor is not None:
             params["updated_since"] = _rfc3339(cursor_parse(cursor) - OVERLAP)
         deals = []
@@ -154,7 +172,14 @@ class PipedriveSource:
             if data.get("field_key") in ("stage_id", "status"):
                 changed_at = _moment(data.get("log_time") or item.get("timestamp"))
                 if changed_at is not None:
-                    changes.append((changed_at, data["field_key"], str(data.get("old_value") or ""), str(data.get("new_value") or "")))
+                    changes.append(
+                        (
+                            changed_at,
+                            data["field_key"],
+                            str(data.get("old_value") or ""),
+                            str(data.get("new_value") or ""),
+                        )
+                    )
         changes.sort(key=lambda change: change[0])
 
         stage_changes = [change for change in changes if change[1] == "stage_id"]
@@ -179,7 +204,8 @@ class PipedriveSource:
             moves.append(CrmStageMove(target, changed_at))
 
         if status in ("won", "lost") and not closed_by_flow:
-            # The flow contains no status change (it was older than the flow's history), so close at won_time or lost_time.
+            # The flow contains no status change (it is older than the flow's history),
+            # so the deal closes at won_time or lost_time.
             closed_at = _moment(entry.get(f"{status}_time") or entry.get("close_time")) or created_at
             target = won_stage_id(pipeline_id) if status == "won" else lost_stage_id(pipeline_id)
             moves.append(CrmStageMove(target, closed_at))
@@ -232,7 +258,9 @@ def _activity(entry: dict, modified_at: dt.datetime | None) -> CrmActivity | Non
         return None
     due_time = entry.get("due_time") or ""
     if due_time:
-        occurred_at = dt.datetime.fromisoformat(f"{due_date}T{due_time[:8] if due_time.count(':') == 2 else due_time + ':00'}")
+        occurred_at = dt.datetime.fromisoformat(
+            f"{due_date}T{due_time[:8] if due_time.count(':') == 2 else due_time + ':00'}"
+        )
         occurred_at = occurred_at.replace(tzinfo=dt.timezone.utc)
     else:
         # A date without a time: noon UTC keeps the calendar date in every time zone from UTC−11 to UTC+11.
@@ -284,7 +312,9 @@ def _decimal(value) -> Decimal | None:
         return None
 
 
-def changes_fetch(source: PipedriveSource, *, cursor: dict[str, str], pipeline_ids: set[str], started_at: dt.datetime) -> CrmChanges:
+def changes_fetch(
+    source: PipedriveSource, *, cursor: dict[str, str], pipeline_ids: set[str], started_at: dt.datetime
+) -> CrmChanges:
     """Fetch everything one run needs: pipelines with stages, users, changed and deleted deals, changed activities."""
     changes = CrmChanges()
     changes.pipelines = [pipeline for pipeline in source.pipelines_fetch() if pipeline.external_id in pipeline_ids]
@@ -292,7 +322,9 @@ def changes_fetch(source: PipedriveSource, *, cursor: dict[str, str], pipeline_i
     changes.deals, changes.deleted_deals, deals_cursor = source.deals_fetch(
         cursor=cursor.get("deals"), pipeline_ids=pipeline_ids, started_at=started_at
     )
-    changes.activities, activities_cursor = source.activities_fetch(cursor=cursor.get("activities"), started_at=started_at)
+    changes.activities, activities_cursor = source.activities_fetch(
+        cursor=cursor.get("activities"), started_at=started_at
+    )
     started = started_at.astimezone(dt.timezone.utc).isoformat()
     changes.cursor = {**cursor, "deals": deals_cursor or started, "activities": activities_cursor or started}
     changes.request_count = source.client.request_count
