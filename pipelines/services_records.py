@@ -9,9 +9,9 @@ so sending the same records twice changes nothing the second time. One call is o
 transaction, writes one `import.finished` audit entry and, when anything changed,
 schedules the same KPI recompute after commit as `crm_import`.
 
-Record fields (values are JSON scalars; dates and times are ISO 8601 strings; a time
-without an offset is wall-clock time in the organization's time zone, and a date alone
-is 12:00 UTC of that day, as in file imports):
+Record fields follow. Values are JSON scalars, and dates and times are ISO 8601 strings.
+A time without an offset is wall-clock time in the organization's time zone, and a date
+alone is 12:00 UTC of that day, as in file imports.
 
 pipelines
     name (required), stages: list of {name (required), kind: open/won/lost (default

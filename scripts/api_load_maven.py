@@ -8,9 +8,9 @@ The organization and a write token come from the API tokens page, or from
 `manage.py api_token_create --org maven-api --scope write --create --currency USD`.
 The script sends the same facts as `manage.py import_crm --source maven`: people with
 their teams, managers and offices, accounts, the four-stage "Sales" pipeline, and one
-deal per opportunity as a snapshot (entered Engaging at the engage date, or Prospecting
-at the file's last date, and won or lost at the close date; open deals are valued at
-their product's list price). It then reads `/kpi-report/` for the period per
+deal per opportunity. Each deal is a snapshot. It entered Engaging at the engage date
+(Prospecting deals: Prospecting at the file's last date) and was won or lost at the close
+date. Open deals are valued at their product's list price. It then reads `/kpi-report/` for the period per
 organization, which must equal `manage.py kpi_report --by organization` on a file
 import of the same folder. Only the Python standard library is used.
 """
@@ -118,7 +118,7 @@ def account_records(rows: list[dict]) -> list[dict]:
 
 
 def deal_records(rows: list[dict], list_prices: dict[str, str]) -> list[dict]:
-    """One snapshot record per opportunity; Prospecting deals are dated at the file's last date."""
+    """Build one snapshot record per opportunity; Prospecting deals are dated at the file's last date."""
     as_of = max(row[column] for row in rows for column in ("engage_date", "close_date") if row[column])
     records = []
     for row in rows:

@@ -397,3 +397,84 @@ def test_schema_and_docs_are_served(client):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in docs.content.decode()
     assert "<script>" not in docs.content.decode()
     assert script["Content-Type"].startswith("application/javascript")
+
+
+@pytest.mark.django_db
+def test_quotas_and_snapshots_stay_in_organization(org, other_org, member, other_org_admin):
+    from dashboards.models import KpiSnapshot
+    from goals.models import Quota
+
+    with scopes_disabled():
+        own_quota = Quota.objects.create(
+            organization=org, level="rep", membership=member, period_kind="year", period_start=dt.date(2017, 1, 1),
+            metric="won_revenue", target="1000.00",
+        )
+        Quota.objects.create(
+            organization=other_org, level="rep", membership=other_org_admin, period_kind="year",
+            period_start=dt.date(2017, 1, 1), metric="won_revenue", target="9.00",
+        )
+        for organization in (org, other_org):
+            KpiSnapshot.objects.create(
+                organization=organization, period_kind="year", period_start=dt.date(2017, 1, 1),
+                period_end=dt.date(2018, 1, 1), grain="organization", subject_id=0, subject_name=organization.name,
+                won_count=3, won_amount="30.00",
+            )
+    _token, plain = make_token(org)
+    client = client_for(plain)
+
+    quotas = client.get(reverse("api_quotas")).json()["results"]
+    snapshots = client.get(reverse("api_kpi_snapshots"), {"grain": "organization", "period_start": "2017-01-01"}).json()["results"]
+    bad_start = client.get(reverse("api_kpi_snapshots"), {"period_start": "2017"})
+
+    assert [(quota["id"], quota["target"]) for quota in quotas] == [(own_quota.pk, "1000.00")]
+    assert [(row["subject_name"], row["won_amount"]) for row in snapshots] == [("Acme", "30.00")]
+    assert bad_start.status_code == 400
+    assert bad_start.json()["errors"][0]["field"] == "period_start"
+
+
+@pytest.mark.django_db
+def test_people_accounts_activities_round_trip(org):
+    _token, plain = make_token(org, "write")
+    client = client_for(plain)
+
+    client.post(reverse("api_people"), {"records": [{"external_id": "R1", "email": "r1@acme.example", "name": "Rita", "territory": "West"}]}, format="json")
+    client.post(reverse("api_accounts"), {"records": [{"external_id": "ACME", "name": "Acme GmbH", "employees": "12"}]}, format="json")
+    written = client.post(
+        reverse("api_activities"),
+        {"records": [{"external_id": "A1", "kind": "call", "owner": "R1", "account": "ACME", "occurred_at": "2017-02-01T10:00:00Z"}]},
+        format="json",
+    ).json()
+
+    people = client.get(reverse("api_people")).json()["results"]
+    accounts = client.get(reverse("api_accounts")).json()["results"]
+    activities = client.get(reverse("api_activities")).json()["results"]
+    assert written["counts"]["activities"]["created"] == 1
+    assert [(person["external_id"], person["email"], person["territory"]) for person in people] == [("R1", "r1@acme.example", "West")]
+    assert [(account["external_id"], account["employees"]) for account in accounts] == [("ACME", 12)]
+    assert [(activity["owner"], activity["account"], activity["occurred_at"]) for activity in activities] == [
+        ("R1", "ACME", "2017-02-01T10:00:00Z")
+    ]
+
+
+@pytest.mark.django_db
+def test_read_token_cannot_put(org):
+    _token, plain = make_token(org, "read")
+
+    response = client_for(plain).put(reverse("api_people"), {"records": [{"external_id": "X"}]}, format="json")
+
+    assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_errors_in_organization_language_without_header(org):
+    _token, plain = make_token(org)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}")
+
+    german = client.get(reverse("api_deal", kwargs={"deal_id": 999}))
+    english = client_for(plain, "en").get(reverse("api_deal", kwargs={"deal_id": 999}))
+
+    assert org.language == "de"
+    assert german.status_code == 404
+    assert german.json()["detail"] == "Nicht gefunden."
+    assert english.json()["detail"] == "Not found."

@@ -43,7 +43,7 @@ class ApiTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(_("Invalid API token; copy the whole token from the API tokens page."))
 
         # The organization is not known before the token is found, so this lookup runs
-        # outside any scope; it matches one organization's row by id and hash.
+        # outside any scope. It matches only the row of the organization the token names.
         with scopes_disabled():
             token = (
                 ApiToken.objects.select_related("organization", "created_by")

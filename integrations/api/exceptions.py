@@ -1,5 +1,6 @@
 """Error bodies of /api/v1/: every error names the field, the value sent and how to fix it."""
 
+from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
@@ -19,6 +20,9 @@ def api_exception_handler(error, context):
         errors = []
         _flatten(error.detail, "", sent, errors)
         response.data = {"detail": errors[0]["reason"] if errors else "", "errors": errors}
+    elif isinstance(error, (Http404, exceptions.NotFound)):
+        # Django's message names the model in English only ("No Deal matches …"); DRF's is translated.
+        response.data = {"detail": str(exceptions.NotFound.default_detail)}
     elif isinstance(response.data, dict) and "detail" in response.data:
         response.data = {"detail": str(response.data["detail"])}
     return response

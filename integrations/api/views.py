@@ -71,6 +71,8 @@ class TokenScopedMixin:
         organization = request.auth.organization
         self.organization = organization
         self.exit_stack.enter_context(scope(organization=organization))
+        # Times go out in UTC ("…Z"), whatever the server's TIME_ZONE.
+        self.exit_stack.enter_context(timezone.override(dt.timezone.utc))
         if "HTTP_ACCEPT_LANGUAGE" not in request.META:
             self.exit_stack.enter_context(translation.override(organization.language))
 
