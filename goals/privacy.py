@@ -221,6 +221,27 @@ PERSONAL_METRICS = (
         SEEN_BY_SELF_MANAGER_ADMIN,
     ),
     PersonalMetric(
+        "coaching_signals",
+        _("Coaching signals"),
+        _(
+            "Where the person's stage conversion, time in stage, win rate, average deal size, activities per won "
+            "deal, stalled and slipped deals and pacing differ from their team's median in a period, with the "
+            "deals behind each."
+        ),
+        _("Agenda of the person's 1:1s with their manager."),
+        SEEN_BY_SELF_MANAGER_ADMIN,
+    ),
+    PersonalMetric(
+        "coaching_notes",
+        _("1:1 notes and action items"),
+        _("Notes a manager writes in a 1:1, private or shared with the person, and the action items agreed there."),
+        _("Preparing and following up 1:1s."),
+        _(
+            "Private notes: their author only. Shared notes and action items: the person, their managers (direct "
+            "and higher up) and admins."
+        ),
+    ),
+    PersonalMetric(
         "contest_standing",
         _("Contest standings and badges"),
         _("Rank in sales contests the person takes part in, and badges for contests won."),
