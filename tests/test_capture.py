@@ -37,7 +37,7 @@ def calendar(*events: str) -> bytes:
 
 
 def event(uid: str, start: str, end: str, summary: str, *extra: str) -> str:
-    lines = [f"BEGIN:VEVENT", f"UID:{uid}", f"DTSTAMP:20260101T000000Z", start, end, f"SUMMARY:{summary}", *extra, "END:VEVENT"]
+    lines = ["BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20260101T000000Z", start, end, f"SUMMARY:{summary}", *extra, "END:VEVENT"]
     return "\r\n".join(lines) + "\r\n"
 
 

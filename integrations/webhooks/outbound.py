@@ -87,8 +87,10 @@ def url_resolve(host: str, port: int) -> str:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
-        raise OutboundRequestError(_("The host name %(host)s could not be resolved (%(error)s).") % {
-            "host": host, "error": error.strerror or error}) from None
+        raise OutboundRequestError(
+            _("The host name %(host)s could not be resolved (%(error)s).")
+            % {"host": host, "error": error.strerror or error}
+        ) from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if not loopback_allowed():
         blocked = [str(address) for address in addresses if not _is_public(address)]
