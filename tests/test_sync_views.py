@@ -346,3 +346,15 @@ def test_same_settings_fetch_nothing(admin_client, connection, fake):
     )
 
     assert fake.requests_to("/crm/v3/pipelines/deals") == []
+
+
+def test_list_polls_while_run_busy(admin_client, connection):
+    idle = admin_client.get(LIST_URL).content.decode()
+    with scopes_disabled():
+        CrmConnection.objects.filter(pk=connection.pk).update(status=SyncStatus.QUEUED, last_run_at=utc(2025, 2, 1, 9))
+
+    busy = admin_client.get(LIST_URL, headers={"HX-Request": "true"}).content.decode()
+
+    assert 'hx-trigger="every 2s"' not in idle
+    assert 'hx-trigger="every 2s"' in busy
+    assert 'data-sync-status="queued"' in busy

@@ -72,9 +72,13 @@ def integration_list(request, org_slug):
     template_name = "sync/integration_list.html"
     if request.htmx and not request.htmx.history_restore_request and request.method == "GET":
         template_name += "#connection-table"
-    response = render(
-        request, template_name, {"connections": connections, "form": form}, status=400 if form.errors else 200
-    )
+    context = {
+        "connections": connections,
+        "form": form,
+        # While a run is queued or running, the table reloads itself until it has finished.
+        "any_busy": any(connection.is_busy for connection in connections),
+    }
+    response = render(request, template_name, context, status=400 if form.errors else 200)
     patch_vary_headers(response, ("HX-Request",))
     return response
 
