@@ -131,7 +131,8 @@ def test_metrics_register_page_and_csv(client, org, member):
     lines = b"".join(export.streaming_content).decode("utf-8-sig").splitlines()
     assert lines[0] == "Key,Metric,Definition,Purpose,Who can see it"
     assert lines[1].startswith("won_revenue,Won revenue,")
-    assert len(lines) == 12
+    assert len(lines) == 14
+    assert [line.split(",", 1)[0] for line in lines if line.startswith("coaching_")] == ["coaching_signals", "coaching_notes"]
 
 
 def test_metrics_register_in_german(client, org, member):
