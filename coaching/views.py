@@ -1,8 +1,9 @@
 """1:1 pages under /o/<org-slug>/coaching/: the list, scheduling, and one 1:1 with agenda, notes and action items.
 
-Every view first fetches the 1:1 through `selectors.one_on_one_get_visible`
-(404 for 1:1s the member may not see), then checks the role, then the
-method, so an id of another tenant or rep is a 404 for every method. The
+Every view that names a 1:1 first fetches it through
+`selectors.one_on_one_get_visible` (404 for 1:1s the member may not see),
+then checks the role, then the method, so an id of another tenant or rep is
+a 404 for every method. The
 agenda, notes and action-item sections are partials of the detail page: an
 htmx request gets the changed section, any other request a redirect back.
 """
@@ -36,7 +37,7 @@ from spm.fiscal import parse_period
 from spm.models import Role
 
 ONE_ON_ONES_PER_PAGE = 25
-# Deals listed under one signal; the deal-list link shows all of them.
+# Deals listed under one signal on the page; the rest are counted, and the deal-list link lists all.
 DEALS_PER_SIGNAL = 20
 AGENDA, NOTES, ACTION_ITEMS = "agenda", "notes", "action-items"
 
