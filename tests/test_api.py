@@ -478,3 +478,20 @@ def test_errors_in_organization_language_without_header(org):
     assert german.status_code == 404
     assert german.json()["detail"] == "Nicht gefunden."
     assert english.json()["detail"] == "Not found."
+
+
+@pytest.mark.django_db
+def test_updated_since_with_large_offset(org):
+    deal = deals_in(org, 1)[0]
+    with scopes_disabled():
+        Deal.objects.filter(pk=deal.pk).update(updated_at=dt.datetime(2017, 1, 2, tzinfo=dt.timezone.utc))
+    _token, plain = make_token(org)
+    client = client_for(plain)
+
+    # 2017-01-01T00:00-18:46 is 2017-01-01T18:46Z; PostgreSQL rejects the offset itself.
+    found = client.get(reverse("api_deals"), {"updated_since": "2017-01-01T00:00:00-18:46"})
+    overflow = client.get(reverse("api_deals"), {"updated_since": "0001-01-01T00:00:00+18:00"})
+
+    assert found.status_code == 200
+    assert [row["id"] for row in found.json()["results"]] == [deal.pk]
+    assert overflow.status_code == 400

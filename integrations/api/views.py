@@ -84,17 +84,18 @@ class TokenScopedMixin:
         if moment is None and parse_date(text) is not None:
             day = parse_date(text)
             moment = dt.datetime(day.year, day.month, day.day)
+        invalid = ValidationError(
+            {"updated_since": [_("Invalid value %(value)r; give an ISO 8601 time such as 2017-03-01T00:00:00Z.") % {"value": text}]}
+        )
         if moment is None:
-            raise ValidationError(
-                {
-                    "updated_since": [
-                        _("Invalid value %(value)r; give an ISO 8601 time such as 2017-03-01T00:00:00Z.") % {"value": text}
-                    ]
-                }
-            )
+            raise invalid
         if timezone.is_naive(moment):
             moment = moment.replace(tzinfo=self.organization.tzinfo)
-        return moment
+        # PostgreSQL accepts UTC offsets up to 15:59 only, while ISO 8601 allows up to 23:59.
+        try:
+            return moment.astimezone(dt.timezone.utc)
+        except OverflowError:
+            raise invalid from None
 
 
 class ListBatchView(TokenScopedMixin, generics.ListAPIView):
