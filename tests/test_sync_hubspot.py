@@ -397,3 +397,22 @@ def test_owner_matched_by_email_to_existing_member(org, connection, admin_member
     assert deal(org, "1").owner_id == admin_member.pk
     with scope(organization=org):
         assert Membership.objects.filter(user__email="hanna.huber@acme.example").count() == 1
+
+
+def test_search_restarts_at_result_limit(org, connection, fake, monkeypatch):
+    sync(connection)
+    monkeypatch.setattr("integrations.sync.providers.hubspot.SEARCH_RESULT_LIMIT", 2)
+    fake.max_page_size = 1
+    fake.move_deal("1", "contractsent", utc(2025, 3, 1, 9))
+    fake.move_deal("2", "closedlost", utc(2025, 3, 2, 9))
+    fake.move_deal("3", "contractsent", utc(2025, 3, 3, 9))
+
+    run = sync(connection)
+
+    searches = fake.requests_to("/crm/v3/objects/deals/search")[-4:]
+    lower_bounds = [request.body["filterGroups"][0]["filters"][0]["value"] for request in searches]
+    afters = [request.body.get("after") for request in searches]
+    # Two pages reach the limit; the search starts again from the second deal's change.
+    assert afters == [None, "1", None, "1"]
+    assert lower_bounds[2] == str(int(utc(2025, 3, 2, 9).timestamp() * 1000))
+    assert run.deal_counts == {"created": 0, "updated": 3, "unchanged": 0, "rejected": 0, "deleted": 0}
