@@ -12,12 +12,13 @@ They are kept as plain text and never evaluated: XLSX formulas are read as their
 text, a number or date column rejects them, and `csv_safe_cell` escapes them on export.
 """
 
+import codecs
 import csv
-import zipfile
 import datetime as dt
-import io
 import re
+import zipfile
 import zoneinfo
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -101,31 +102,127 @@ def table_read(path: Path, *, sheet: str | None = None) -> Table:
 
     Blank rows are skipped. A missing trailing cell reads as "". Raises
     ImportSourceError when the file is missing, empty or cannot be decoded.
+    Holds every row in memory; `table_stream` reads a CSV file row by row.
     """
     if not path.is_file():
         raise ImportSourceError(gettext("File %(path)s is missing.") % {"path": path.name})
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _xlsx_read(path, sheet=sheet)
 
-    text, encoding = bytes_decode(path.read_bytes(), path.name)
-    first_line = text.split("\n", 1)[0]
-    delimiter = delimiter_detect(first_line)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows = []
+    stream = table_stream(path)
+    return Table(
+        file_name=stream.file_name,
+        header=stream.header,
+        rows=list(stream),
+        encoding=stream.encoding,
+        delimiter=stream.delimiter,
+    )
+
+
+# Bytes read at a time while checking a file's encoding.
+_DECODE_CHUNK_BYTES = 1 << 20
+
+
+def encoding_detect(path: Path) -> str:
+    """Return the encoding `bytes_decode` would pick for the file, reading it in chunks of 1 MiB.
+
+    "utf-8-sig" when it starts with a byte order mark, else "utf-8" when every
+    byte decodes as UTF-8, else "cp1252". Raises ImportSourceError for a file
+    that is neither, and for one with a byte order mark that is not UTF-8.
+    """
+    with path.open("rb") as handle:
+        has_bom = handle.read(3) == b"\xef\xbb\xbf"
+        if not has_bom:
+            handle.seek(0)
+        error = _decode_error(handle, "utf-8")
+        if error is None:
+            return "utf-8-sig" if has_bom else "utf-8"
+        if not has_bom:
+            handle.seek(0)
+            error = _decode_error(handle, "cp1252")
+            if error is None:
+                return "cp1252"
+    raise ImportSourceError(
+        gettext("File %(file)s is neither UTF-8 nor Windows-1252 (%(error)s); save it as UTF-8 and retry.")
+        % {"file": path.name, "error": error}
+    )
+
+
+def _decode_error(handle, encoding: str) -> UnicodeDecodeError | None:
+    """Decode the rest of `handle` in `encoding` chunk by chunk; return the first error, or None."""
+    decoder = codecs.getincrementaldecoder(encoding)()
     try:
-        header = [name.strip() for name in next(reader, [])]
-        if not any(header):
-            raise ImportSourceError(gettext("File %(file)s is empty or has no header row.") % {"file": path.name})
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            rows.append((reader.line_num, _row_from_cells(header, cells)))
-    except csv.Error as error:
-        # An unbalanced quote or a field over the csv module's size limit.
-        raise ImportSourceError(
-            gettext("File %(file)s is not a valid CSV file (%(error)s).") % {"file": path.name, "error": error}
-        ) from None
-    return Table(file_name=path.name, header=header, rows=rows, encoding=encoding, delimiter=delimiter)
+        while chunk := handle.read(_DECODE_CHUNK_BYTES):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        return error
+    return None
+
+
+@dataclass
+class TableStream:
+    """A CSV file's header, read at once, and its rows, read from the file on each iteration.
+
+    Iterating yields `(line, row)` pairs like `Table.rows` (line 1 is the header),
+    holding one row at a time, so memory does not grow with the file. Each
+    iteration reads the file again, so a caller may walk the rows several times.
+    """
+
+    path: Path
+    file_name: str
+    header: list[str]
+    encoding: str
+    delimiter: str
+
+    def require_columns(self, columns) -> None:
+        Table.require_columns(self, columns)
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
+        named = [(index, name) for index, name in enumerate(self.header) if name]
+        width = len(self.header)
+        with self.path.open(encoding=self.encoding, newline="") as handle:
+            reader = csv.reader(handle, delimiter=self.delimiter)
+            try:
+                next(reader, None)
+                for cells in reader:
+                    # Joined once, so a blank row costs one strip instead of one per cell.
+                    if not "".join(cells).strip():
+                        continue
+                    if len(cells) < width:
+                        cells = cells + [""] * (width - len(cells))
+                    yield reader.line_num, {name: cells[index].strip() for index, name in named}
+            except csv.Error as error:
+                # An unbalanced quote or a field over the csv module's size limit.
+                raise ImportSourceError(
+                    gettext("File %(file)s is not a valid CSV file (%(error)s).")
+                    % {"file": self.file_name, "error": error}
+                ) from None
+
+
+def table_stream(path: Path) -> TableStream:
+    """Open a CSV or TSV file for reading row by row: check its encoding and read its header.
+
+    Accepts what `table_read` accepts for CSV (UTF-8 with or without BOM,
+    Windows-1252, separators `;`, `,`, tab and `|`). Raises ImportSourceError
+    when the file is missing, empty or cannot be decoded.
+    """
+    if not path.is_file():
+        raise ImportSourceError(gettext("File %(path)s is missing.") % {"path": path.name})
+    encoding = encoding_detect(path)
+    with path.open(encoding=encoding, newline="") as handle:
+        first_line = handle.readline()
+        delimiter = delimiter_detect(first_line.rstrip("\r\n"))
+        handle.seek(0)
+        try:
+            header = [name.strip() for name in next(csv.reader(handle, delimiter=delimiter), [])]
+        except csv.Error as error:
+            raise ImportSourceError(
+                gettext("File %(file)s is not a valid CSV file (%(error)s).") % {"file": path.name, "error": error}
+            ) from None
+    if not any(header):
+        raise ImportSourceError(gettext("File %(file)s is empty or has no header row.") % {"file": path.name})
+    return TableStream(path=path, file_name=path.name, header=header, encoding=encoding, delimiter=delimiter)
 
 
 def _row_from_cells(header: list[str], cells: list) -> dict[str, str]:
@@ -214,6 +311,9 @@ def parse_decimal(value: str, column: str) -> Decimal:
 
 def parse_money(value: str, column: str) -> Decimal:
     """Parse a non-negative amount in either number style, rounded half-up to cents."""
+    # Whole numbers, as most CRM exports write amounts, need none of parse_decimal's checks.
+    if value.isascii() and value.isdigit() and len(value) <= 16:
+        return Decimal(value).quantize(CENT)
     amount = parse_decimal(value, column)
     if amount < 0:
         raise RowRejected(column, value, gettext("negative amount; amounts must be 0 or more"))
@@ -239,6 +339,13 @@ def parse_day(value: str, column: str, *, date_order: str = "") -> dt.date:
     is given, because it reads as two different days. One with a part above 12 is
     unambiguous and accepted. A time after the date is ignored here.
     """
+    # The common ISO spelling skips the regular expressions below; it is most of what CRMs export.
+    if len(value) == 10 and value[4] == "-" and value[7] == "-" and value[:4].isdigit():
+        if value[5:7].isdigit() and value[8:].isdigit():
+            try:
+                return dt.date(int(value[:4]), int(value[5:7]), int(value[8:]))
+            except ValueError:
+                raise RowRejected(column, value, gettext("invalid date; no such day")) from None
     if is_formula(value):
         raise RowRejected(column, value, gettext("formula cells are not evaluated; enter the date itself"))
     text = value.strip().split("T")[0].split(" ")[0]

@@ -11,10 +11,10 @@ The files may be the original comma-separated UTF-8 or what German Excel saves
 read and parsed with `pipelines.importers.formats`, like every other source.
 """
 
-import csv
 import datetime as dt
 import logging
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -32,8 +32,8 @@ from pipelines.importers.base import (
     parse_int,
     require_value,
 )
-from pipelines.importers.formats import parse_decimal, parse_money, table_read
-from pipelines.importers.maven_deals import import_deals
+from pipelines.importers.formats import TableStream, parse_decimal, parse_money, table_stream
+from pipelines.importers.maven_deals import deal_file_scan, import_deals
 from pipelines.models import Account, Pipeline, Product, Stage, StageKind
 from spm.models import Membership, Organization, Role, User
 
@@ -120,33 +120,35 @@ def maven_import(
     ).run()
 
 
-def maven_file_read(folder: Path, file_name: str, required_columns) -> list[tuple[int, dict[str, str]]]:
-    """Read one export file into `(line, row)` pairs with `formats.table_read`, counting the header as line 1.
+def maven_file_read(folder: Path, file_name: str, required_columns) -> "MavenRows":
+    """Open one export file for reading row by row as `(line, row)` pairs, counting the header as line 1.
 
-    Raises ImportSourceError when the file is missing, cannot be decoded, lacks a
-    required column or contains a NUL character.
+    Raises ImportSourceError when the file is missing, cannot be decoded or lacks
+    a required column, and while iterating, on a line with a NUL character.
     """
     path = folder / file_name
     if not path.is_file():
         raise ImportSourceError(gettext("File %(path)s is missing.") % {"path": path})
-    # NOTE: table_read keeps the whole file in memory, and the deal import walks the rows
-    # several times (as-of date, name lookups, parsing), so memory grows with the file size.
-    try:
-        table = table_read(path)
-    except csv.Error as error:
-        # An unbalanced quote or a field over the csv module's size limit.
-        raise ImportSourceError(
-            gettext("File %(file)s is not a valid CSV file (%(error)s).") % {"file": file_name, "error": error}
-        ) from None
-    table.require_columns(required_columns)
-    for line, row in table.rows:
-        # PostgreSQL text columns cannot store NUL, and no CSV export writes one: the file is binary.
-        if any("\x00" in value for value in row.values()):
-            raise ImportSourceError(
-                gettext("File %(file)s contains a NUL character on line %(line)d; it is not a text CSV file.")
-                % {"file": file_name, "line": line}
-            )
-    return table.rows
+    stream = table_stream(path)
+    stream.require_columns(required_columns)
+    return MavenRows(stream)
+
+
+class MavenRows:
+    """The rows of one export file, read from disk on each iteration (see formats.TableStream)."""
+
+    def __init__(self, stream: TableStream):
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
+        for line, row in self.stream:
+            # PostgreSQL text columns cannot store NUL, and no CSV export writes one: the file is binary.
+            if "\x00" in "".join(row.values()):
+                raise ImportSourceError(
+                    gettext("File %(file)s contains a NUL character on line %(line)d; it is not a text CSV file.")
+                    % {"file": self.stream.file_name, "line": line}
+                )
+            yield line, row
 
 
 def parse_whole_number(value: str, column: str, *, maximum: int = 2_147_483_647) -> int:
@@ -178,8 +180,14 @@ class MavenImport:
         self.products: dict[str, Product] = {}
 
     def run(self) -> ImportResult:
-        # Read and check all files first, so a missing file or column fails before any write.
+        # Open and check all files first, so a missing file or column fails before any write.
         rows = {name: maven_file_read(self.folder, name, columns) for name, columns in REQUIRED_COLUMNS.items()}
+        # The small files are read whole and sales_pipeline.csv is scanned once, so a bad line
+        # fails the import before any write. The deal import then reads sales_pipeline.csv
+        # again, row by row, so memory stays flat however long it is.
+        for name in (TEAMS_FILE, ACCOUNTS_FILE, PRODUCTS_FILE):
+            rows[name] = list(rows[name])
+        scan = deal_file_scan(rows[PIPELINE_FILE], self.date_order)
 
         self.import_people(rows[TEAMS_FILE])
         self.import_accounts(rows[ACCOUNTS_FILE])
@@ -199,6 +207,7 @@ class MavenImport:
             currency=self.currency,
             today=self.today,
             date_order=self.date_order,
+            scan=scan,
         )
         return self.result
 

@@ -9,6 +9,7 @@ status and `closed_at` from them with `deal_close_state_refresh`.
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -57,29 +58,53 @@ class DealRow:
     is_list_price: bool
 
 
-def export_as_of(rows: list[tuple[int, dict[str, str]]], default: dt.date, date_order: str = "") -> dt.date:
-    """Return the export's as-of date: the latest valid engage_date or close_date in the file.
+@dataclass
+class DealFileScan:
+    """What one pass over sales_pipeline.csv finds before any row is parsed: the names it uses and its as-of date."""
 
-    Prospecting rows carry no date, so they are dated at this day (12:00 UTC): they count
-    as open pipeline at the end of the data. Falls back to `default` when the file has no
-    valid date. NOTE: a later export with later dates moves these deals' created_at forward.
-    """
+    agents: set[str]
+    accounts: set[str]
+    products: set[str]
+    # The latest valid engage_date or close_date; None when the file has none.
+    latest_day: dt.date | None
+
+    def as_of(self, default: dt.date) -> dt.date:
+        """Return the export's as-of date: `latest_day`, or `default` for a file without a valid date.
+
+        Prospecting rows carry no date, so they are dated at this day (12:00 UTC): they
+        count as open pipeline at the end of the data. NOTE: a later export with later
+        dates moves these deals' created_at forward.
+        """
+        return self.latest_day or default
+
+
+def deal_file_scan(rows: Iterable[tuple[int, dict[str, str]]], date_order: str = "") -> DealFileScan:
+    """Read every row once for the names it refers to and the latest valid date; invalid dates are skipped here."""
+    agents, accounts, products = set(), set(), set()
     latest = None
     for _line, row in rows:
+        agents.add(row.get("sales_agent", ""))
+        accounts.add(row.get("account", ""))
+        products.add(row.get("product", ""))
         for column in ("engage_date", "close_date"):
+            value = row.get(column, "")
+            if not value:
+                continue
             try:
-                day = parse_day(row.get(column, ""), column, date_order=date_order)
+                day = parse_day(value, column, date_order=date_order)
             except RowRejected:
                 continue
             if latest is None or day > latest:
                 latest = day
-    return latest or default
+    return DealFileScan(
+        agents=agents - {""}, accounts=accounts - {""}, products=products - {""}, latest_day=latest
+    )
 
 
 def import_deals(
     *,
     organization: Organization,
-    rows: list[tuple[int, dict[str, str]]],
+    rows: Iterable[tuple[int, dict[str, str]]],
     file_name: str,
     source: str,
     result: ImportResult,
@@ -91,8 +116,13 @@ def import_deals(
     currency: str,
     today: dt.date,
     date_order: str = "",
+    scan: DealFileScan | None = None,
 ) -> None:
     """Upsert one deal per opportunity_id, rewrite the implied history of changed deals and refresh their status.
+
+    `rows` is iterated twice (a scan, then the parse) unless `scan` is given
+    from an earlier pass; on PostgreSQL parsed rows go straight into COPY, so
+    memory does not grow with the file.
 
     `memberships`, `accounts` and `products` are the rows imported from the other files
     by source name. Names missing there are looked up among the organization's earlier
@@ -100,9 +130,11 @@ def import_deals(
     organization's currency at the rate valid on the close date (open deals: `today`).
     `date_order` ("dmy", "mdy" or "") decides slashed dates, see `formats.parse_day`.
     """
+    if scan is None:
+        scan = deal_file_scan(rows, date_order)
     parser = DealRowParser(
         organization=organization,
-        rows=rows,
+        scan=scan,
         stages=stages,
         memberships=memberships,
         accounts=accounts,
@@ -111,20 +143,21 @@ def import_deals(
         today=today,
         date_order=date_order,
     )
-    parsed: dict[str, DealRow] = {}
-    first_line: dict[str, int] = {}
-    for line, row in rows:
-        try:
-            deal_row = parser.parse(line, row, first_line)
-        except RowRejected as rejection:
-            result.reject("deals", file_name, line, rejection)
-            continue
-        parsed[deal_row.external_id] = deal_row
 
-    as_of = export_as_of(rows, default=today, date_order=date_order)
+    def parsed_rows() -> Iterator[DealRow]:
+        first_line: dict[str, int] = {}
+        for line, row in rows:
+            try:
+                yield parser.parse(line, row, first_line)
+            except RowRejected as rejection:
+                result.reject("deals", file_name, line, rejection)
+
+    as_of = scan.as_of(today)
     if connection.vendor == "postgresql":
-        changed_ids = _deals_write_bulk(organization, source, parsed, result, pipeline, stages, currency, as_of)
+        changed_ids = _deals_write_bulk(organization, source, parsed_rows(), result, pipeline, stages, currency, as_of)
     else:
+        # A later row with the same id was rejected as a duplicate, so the dict keeps file order.
+        parsed = {deal_row.external_id: deal_row for deal_row in parsed_rows()}
         changed_ids = _deals_write_orm(organization, source, parsed, result, pipeline, stages, currency, as_of)
     deal_close_state_refresh(organization=organization, deal_ids=changed_ids)
     counts = result.counts["deals"]
@@ -165,35 +198,24 @@ def _deals_write_orm(organization, source, parsed, result, pipeline, stages, cur
     return {outcome.instances[key].pk for key in outcome.created | outcome.updated} | rewritten
 
 
-def _deals_write_bulk(organization, source, parsed, result, pipeline, stages, currency, as_of) -> set[int]:
+def _deals_write_bulk(organization, source, deal_rows, result, pipeline, stages, currency, as_of) -> set[int]:
     """PostgreSQL: merge through COPY and a staging table (pipelines.importers.bulk); same rows as the ORM path.
 
-    Created deals get their implied moves and their derived state in the merge
-    itself. Deals that existed go through `stage_history_sync` like the ORM path.
-    Returns the ids whose state needs `deal_close_state_refresh`.
-
-    NOTE: `rows` come from `formats.table_read`, which keeps the whole file in memory, so
-    memory still grows with the file (about 2.8 KB per deal, measured at 100,000 deals with
-    the earlier comma-only reader and not measured again since).
+    `deal_rows` is consumed once, row by row, as COPY sends it. Created deals
+    get their implied moves and their derived state in the merge itself.
+    Deals that existed go through `stage_history_sync` like the ORM path, with
+    the moves the merge read back from the staging table. Returns the ids
+    whose state needs `deal_close_state_refresh`.
     """
+    engaging_id = stages[ENGAGING].pk
+    pipeline_id = pipeline.pk
 
     def staged():
-        for key, deal_row in parsed.items():
-            values = deal_values(deal_row, None, pipeline, currency, as_of)
-            moves = implied_moves(deal_row, stages, values["created_at"])
-            first_stage_id = moves[0][1]
-            close_stage_id = moves[1][1] if len(moves) > 1 else None
-            closed_at = moves[1][2] if len(moves) > 1 else None
-            # The latest implied move is into the row's stage, so its kind is the status.
-            yield (
-                key, values["name"], values["owner_id"], values["account_id"], values["product_id"],
-                values["territory_id"], values["stage_id"], deal_row.stage.kind, values["amount"], values["base_amount"],
-                values["created_at"], values["expected_close_on"], closed_at, deal_row.is_list_price,
-                first_stage_id, close_stage_id, deal_row.line,
-            )  # fmt: skip
+        for deal_row in deal_rows:
+            yield _staged_row(deal_row, engaging_id, pipeline_id, as_of)
 
     outcome = bulk.deals_merge(
-        organization_id=organization.pk, source=source, pipeline_id=pipeline.pk, currency=currency, rows=staged()
+        organization_id=organization.pk, source=source, pipeline_id=pipeline_id, currency=currency, rows=staged()
     )
     counts = result.counts["deals"]
     counts.created += len(outcome.created)
@@ -201,19 +223,39 @@ def _deals_write_bulk(organization, source, parsed, result, pipeline, stages, cu
     counts.unchanged += len(outcome.unchanged)
     result.counts["stage_changes"].created += outcome.moves_created
 
-    existed = outcome.updated | outcome.unchanged
-    moves = {
-        outcome.ids[key]: implied_moves(parsed[key], stages, date_at_noon_utc(parsed[key].engaged_on or as_of))
-        for key in existed
-    }
+    moves = {outcome.ids[key]: key_moves for key, key_moves in outcome.existing_moves.items()}
     rewritten = stage_history_sync(organization=organization, moves=moves, result=result) if moves else set()
     return {outcome.ids[key] for key in outcome.updated} | rewritten
+
+
+def _staged_row(deal_row: DealRow, engaging_id: int, pipeline_id: int, as_of: dt.date) -> tuple:
+    """One row of bulk.STAGING_COLUMNS: the values of `deal_values` and the moves of `implied_moves`, without a dict."""
+    created_at = date_at_noon_utc(deal_row.engaged_on or as_of)
+    stage = deal_row.stage
+    account = deal_row.account
+    product = deal_row.product
+    name = product.name if account is None else f"{product.name} · {account.name}"
+    # Prospecting deals start in their stage; every other deal starts in Engaging and, once
+    # won or lost, moves to its stage on the close date.
+    if stage.name == PROSPECTING:
+        first_stage_id, close_stage_id, closed_at = stage.pk, None, None
+    else:
+        first_stage_id = engaging_id
+        has_close = deal_row.closed_on is not None
+        close_stage_id = stage.pk if has_close else None
+        closed_at = date_at_noon_utc(deal_row.closed_on) if has_close else None
+    # The latest implied move is into the row's stage, so its kind is the status.
+    return (
+        deal_row.external_id, name[:300], deal_row.owner.pk, None if account is None else account.pk, product.pk,
+        deal_row.owner.territory_id, stage.pk, stage.kind, deal_row.amount, deal_row.base_amount, created_at,
+        deal_row.closed_on, closed_at, deal_row.is_list_price, first_stage_id, close_stage_id, deal_row.line,
+    )  # fmt: skip
 
 
 class DealRowParser:
     """Check one sales_pipeline.csv row and resolve its names; raise RowRejected on the first bad value."""
 
-    def __init__(self, *, organization, rows, stages, memberships, accounts, products, currency, today, date_order=""):
+    def __init__(self, *, organization, scan: DealFileScan, stages, memberships, accounts, products, currency, today, date_order=""):
         self.stages = stages
         self.date_order = date_order
         self.currency = currency
@@ -223,22 +265,16 @@ class DealRowParser:
         )
 
         # Names that the other files did not provide may come from earlier imports.
-        def referenced(column: str) -> set[str]:
-            return {row.get(column, "") for _line, row in rows} - {""}
-
-        product_names = {PRODUCT_ALIASES.get(name, name) for name in referenced("product")}
-
+        product_names = {PRODUCT_ALIASES.get(name, name) for name in scan.products}
         self.memberships = {
             **fetch_by_keys(
-                Membership.objects.filter(organization=organization),
-                "external_id",
-                referenced("sales_agent") - memberships.keys(),
+                Membership.objects.filter(organization=organization), "external_id", scan.agents - memberships.keys()
             ),
             **memberships,
         }
         self.accounts = {
             **fetch_by_keys(
-                Account.objects.filter(organization=organization), "external_id", referenced("account") - accounts.keys()
+                Account.objects.filter(organization=organization), "external_id", scan.accounts - accounts.keys()
             ),
             **accounts,
         }
