@@ -232,8 +232,9 @@ def test_cursor_and_offset_pagination(org, connection, fake):
     assert run.deal_counts["created"] == 3
     cursors = [request.query.get("cursor", [None])[0] for request in fake.requests_to("/api/v2/deals")]
     assert cursors == [None, "1", "2", "3"]
-    flow_starts = [request.query["start"][0] for request in fake.requests_to("/v1/deals/101/flow")]
-    assert flow_starts == ["0", "1", "2"]
+    flows = fake.requests_to("/v1/deals/101/flow")
+    assert [request.query["start"][0] for request in flows] == ["0", "1", "2"]
+    assert flows[0].query["items"] == ["dealChange"]
     assert [name for name, _at in stage_history(org, "101")] == ["Qualifiziert", "Verhandlung", "Angebot", "Lost"]
 
 

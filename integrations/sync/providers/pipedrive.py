@@ -11,8 +11,8 @@ Endpoints (authenticated with the user's personal API token as the `api_token` q
   (additional_data.next_cursor). The first run omits `updated_since`. The `status`
   filter also requests deleted deals, which carry `is_deleted: true`. Pipedrive lists
   deleted deals for 30 days.
-- GET /v1/deals/{id}/flow: the deal's updates; the `dealChange` entries for `stage_id` and
-  `status` are its stage history. Offset-paginated (additional_data.pagination).
+- GET /v1/deals/{id}/flow?items=dealChange: the deal's field changes, newest first. Those
+  of `stage_id` and `status` are its stage history. Offset-paginated (additional_data.pagination).
 - GET /api/v2/activities with `updated_since`, sorted by update_time, cursor-paginated.
 
 v1 responses carry UTC times as "YYYY-MM-DD HH:MM:SS", v2 responses as RFC 3339.
@@ -113,8 +113,6 @@ class PipedriveSource:
         self, *, cursor: str | None, pipeline_ids: set[str], started_at: dt.datetime
     ) -> tuple[list[CrmDeal], list[CrmDeletedDeal], str | None]:
         """Return the changed deals of `pipeline_ids`, the deleted ones, and the next cursor."""
-        # NOTE: the comma-separated status list with "deleted" follows the v2 deals reference;
-        # only the fake server has served it so far.
         params = {
             "limit": PAGE_SIZE,
             "sort_by": "update_time",
@@ -165,7 +163,7 @@ class PipedriveSource:
         """Build the stage history from the deal's flow: stage changes, and status changes as moves to Won or Lost."""
         pipeline_id = str(entry["pipeline_id"])
         changes = []
-        for item in self._offset_pages(f"/v1/deals/{entry['id']}/flow"):
+        for item in self._offset_pages(f"/v1/deals/{entry['id']}/flow", {"items": "dealChange"}):
             if item.get("object") != "dealChange":
                 continue
             data = item.get("data") or {}
@@ -241,10 +239,10 @@ class PipedriveSource:
             if not next_cursor:
                 return
 
-    def _offset_pages(self, path: str) -> Iterator[dict]:
+    def _offset_pages(self, path: str, params: dict | None = None) -> Iterator[dict]:
         start = 0
         while True:
-            response = self.client.get(path, {"start": start, "limit": PAGE_SIZE})
+            response = self.client.get(path, {**(params or {}), "start": start, "limit": PAGE_SIZE})
             yield from response.get("data") or []
             pagination = (response.get("additional_data") or {}).get("pagination") or {}
             if not pagination.get("more_items_in_collection"):
