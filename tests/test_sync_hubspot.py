@@ -1,8 +1,8 @@
 """CRM sync from HubSpot against the fake HubSpot server on loopback (tests/fake_crm.py).
 
 The portal: pipeline "Sales Pipeline" (Appointment scheduled 20 %, Qualified to buy 40 %,
-Contract sent 90 %, Closed won, Closed lost) and "Renewals", which is not synced; owners
-101 Hanna Huber and 102 Jonas Keller. The organization's time zone is Europe/Berlin and
+Contract sent 90 %, Closed won, Closed lost) and "Renewals", which is not synced. The
+owners are 101 Hanna Huber and 102 Jonas Keller. The organization's time zone is Europe/Berlin and
 its currency EUR.
 """
 

@@ -1,8 +1,8 @@
 """CRM sync from Pipedrive against the fake Pipedrive server on loopback (tests/fake_crm.py).
 
 The company: pipeline 1 "Neugeschäft" (11 Qualifiziert 20 %, 12 Angebot 50 %, 13
-Verhandlung 80 %) and pipeline 2 "Partner", which is not synced; users 7 Petra Pohl and
-8 Otto Ostertag. Pipedrive has no won or lost stages, so the sync adds "Won" and "Lost"
+Verhandlung 80 %) and pipeline 2 "Partner", which is not synced. The users are 7 Petra
+Pohl and 8 Otto Ostertag. Pipedrive has no won or lost stages, so the sync adds "Won" and "Lost"
 to the pipeline and a status change is a move into one of them.
 """
 

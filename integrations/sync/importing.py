@@ -23,7 +23,7 @@ def records_build(*, provider: str, changes: CrmChanges, organization) -> tuple[
     Stage ids become stage names, because the import core matches stages by name within
     their pipeline. A deletion is sent only for a deal stored under this source: a deal
     deleted in the CRM before it was ever synced has nothing to mark. An activity keeps its
-    deal link only when the deal is stored or in this batch; activities of deals in
+    deal link only when the deal is stored or in this batch. Activities of deals in
     pipelines that are not synced are kept without a deal.
     """
     stage_names = {}
