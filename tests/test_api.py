@@ -359,17 +359,19 @@ def test_token_page_shows_token_once(client, org, admin_member):
     client.force_login(admin_member.user)
     url = reverse("api_tokens", kwargs={"org_slug": org.slug})
 
-    created = client.post(url, {"name": "BI export", "scope": "write"})
-    listed = client.get(url)
+    created = client.post(url, {"name": "BI export", "scope": "write"}, follow=True)
+    reloaded = client.get(url)
 
     with scopes_disabled():
         token = ApiToken.objects.get()
     plain = created.context["new_token"]
+    assert created.redirect_chain == [(url, 302)]
     assert plain.startswith(f"spm_{org.pk}_")
     assert plain in created.content.decode()
-    assert plain not in listed.content.decode()
-    assert token.prefix in listed.content.decode()
     assert created["Cache-Control"] == "no-store"
+    assert plain not in reloaded.content.decode()
+    assert token.prefix in reloaded.content.decode()
+    assert token.scope == "write"
 
 
 @pytest.mark.django_db

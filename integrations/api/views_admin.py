@@ -11,21 +11,29 @@ from integrations.api.models import ApiToken
 from integrations.api.services import api_token_create, api_token_revoke
 from spm.security import admin_required
 
+NEW_TOKEN_SESSION_KEY = "api_new_token"
+
 
 @admin_required
 @require_http_methods(["GET", "POST"])
 def api_tokens(request, org_slug):
-    """List the tokens and create one; a new token's text is shown once, in this response only."""
+    """List the tokens and create one; a new token's text is shown once, on the page the creation redirects to.
+
+    The redirect keeps a reload from creating a second token. The text waits in the
+    server-side session until that page pops it.
+    """
     form = ApiTokenForm(request.POST or None)
-    new_token = None
     if request.method == "POST" and form.is_valid():
-        token, new_token = api_token_create(
+        _token, plain = api_token_create(
             organization=request.organization,
             name=form.cleaned_data["name"],
             scope=form.cleaned_data["scope"],
             actor=request.user,
         )
-        form = ApiTokenForm()
+        request.session[NEW_TOKEN_SESSION_KEY] = plain
+        return redirect("api_tokens", org_slug=org_slug)
+
+    new_token = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
     response = render(
         request,
         "api/tokens.html",
