@@ -297,3 +297,18 @@ def test_records_import_rejects_invalid_source(org):
             records_import(organization=org, source="", deals=[])
         with pytest.raises(RecordsSourceError):
             records_import(organization=org, source="api", currency="EURO", deals=[])
+
+
+@pytest.mark.django_db
+def test_records_import_history_change_sets_updated_at(org):
+    load_all(org)
+    with scope(organization=org):
+        Deal.objects.filter(external_id="D3").update(updated_at=dt.datetime(2017, 1, 1, tzinfo=dt.timezone.utc))
+    record = dict(DEALS[2])
+
+    run(org, deals=[record], stage_changes=[{"deal": "D3", "stage": "Engaging", "changed_at": "2017-04-05"}])
+
+    with scope(organization=org):
+        deal = Deal.objects.get(external_id="D3")
+        assert deal.stage.name == "Engaging"
+        assert deal.updated_at > dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)

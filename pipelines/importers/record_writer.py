@@ -17,6 +17,7 @@ from pipelines.importers.base import (
     RowError,
     RowRejected,
     bulk_upsert,
+    chunked,
     fetch_by_keys,
     parse_int,
 )
@@ -466,6 +467,7 @@ class RecordsWriter:
         now = timezone.now()
         if to_write:
             deals_write(organization=self.organization, source=self.source, records=to_write, result=self.result, observed_at=now)
+            self.state_changes_stamp(stored, [record.external_id for record in to_write], now)
         self.deals_mark_deleted([deal for deal in parsed.values() if deal.is_delete_only], stored, now)
         if records_with_history:
             self.history_append(records_with_history, now)
@@ -627,6 +629,28 @@ class RecordsWriter:
             Deal.objects.bulk_update(changed, ["deleted_at", "updated_at"])
             logger.info("Deals marked deleted organization_id=%s count=%s", self.organization.pk, len(changed))
         counts.updated += len(changed)
+
+    def state_changes_stamp(self, stored: dict[str, Deal], keys: list[str], now: dt.datetime) -> None:
+        """Set `updated_at` on stored deals whose stage, status or close time changed only through their history.
+
+        `deal_close_state_refresh` writes with `update()`, which leaves `updated_at` alone,
+        and API clients find changed deals by `updated_at`.
+        """
+        before = {
+            stored[key].pk: (stored[key].stage_id, stored[key].status, stored[key].closed_at) for key in keys if key in stored
+        }
+        if not before:
+            return
+        changed = []
+        for batch in chunked(list(before), 900):
+            rows = Deal.objects.filter(organization=self.organization, pk__in=batch).values_list(
+                "pk", "stage_id", "status", "closed_at", "updated_at"
+            )
+            for pk, stage_id, status, closed_at, updated_at in rows:
+                if before[pk] != (stage_id, status, closed_at) and updated_at != now:
+                    changed.append(pk)
+        for batch in chunked(changed, 900):
+            Deal.objects.filter(organization=self.organization, pk__in=batch).update(updated_at=now)
 
     def history_append(self, records: list[DealRecord], now: dt.datetime) -> None:
         """Append moves to stored deals that this call did not send, and re-derive their state."""
