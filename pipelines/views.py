@@ -29,6 +29,21 @@ from spm.tenancy import membership_ids_visible
 DEALS_PER_PAGE = 50
 
 
+class SkipJoinsPaginator(Paginator):
+    """Pick a page's rows by id in a subquery, so the joined owner, account and stage are read for 50 rows.
+
+    With a plain OFFSET, PostgreSQL joined every skipped row as well (page 100
+    joined 5,000 rows to show 50); the subquery walks the sort index alone.
+    Still one query per page.
+    """
+
+    def page(self, number):
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        page_ids = self.object_list.values("pk")[bottom : bottom + self.per_page]
+        return self._get_page(self.object_list.filter(pk__in=page_ids), number, self)
+
+
 def deal_list(request, org_slug):
     organization, membership = request.organization, request.membership
     visible_member_ids = membership_ids_visible(membership)
@@ -49,7 +64,7 @@ def deal_list(request, org_slug):
         totals = deal_totals_cached(
             deals, organization=organization, visible_member_ids=visible_member_ids, filters=filters
         )
-        paginator = Paginator(deals, DEALS_PER_PAGE)
+        paginator = SkipJoinsPaginator(deals, DEALS_PER_PAGE)
         # The totals already counted the rows, so Paginator need not run COUNT again.
         paginator.count = totals.count
         context.update(

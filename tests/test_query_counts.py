@@ -269,3 +269,16 @@ def won_count_of(html: str) -> str:
     match = re.search(r'data-kpi="won_count">\s*(?:<a [^>]*>)?([^<]+)<', html)
     assert match is not None, "no won_count tile in the fragment"
     return match[1].strip()
+
+
+def test_deal_list_page_keeps_sort_order(client, org, admin_member, book):
+    from pipelines.models import Deal
+
+    client.force_login(admin_member.user)
+    book(20)
+    with scopes_disabled():
+        expected = list(Deal.objects.filter(organization=org).order_by("-base_amount", "-id").values_list("pk", flat=True))
+
+    response = client.get("/o/acme/deals/?sort=-amount&page=2")
+
+    assert [deal.pk for deal in response.context["page"].object_list] == expected[50:60]
