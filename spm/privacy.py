@@ -25,13 +25,30 @@ from spm.models import AuditLog, Membership, Organization, User
 
 logger = logging.getLogger(__name__)
 
-PROJECT_APPS = ("spm", "pipelines", "goals", "coaching", "dashboards")
+PROJECT_APPS = (
+    "spm",
+    "pipelines",
+    "goals",
+    "coaching",
+    "coaching_skills",
+    "dashboards",
+    "api",
+    "webhooks",
+    "capture",
+    "crm_sync",
+)
 # Models whose rows about a person are copies of rows exported anyway.
 EXPORT_SKIPPED_MODELS = {
     "dashboards.pipelinesnapshot",  # a daily copy of each open deal, which is exported under pipelines.deal
     "spm.auditlog",  # exported separately: rows by the person and rows about them
     "spm.membership",  # exported as the `membership` section (its `manager` FK would list their reports)
 }
+# Rows that name the person only through a parent row: a 1:1's notes and agenda, an
+# assessment's ratings, a development plan's goals and training items. Every model with a
+# foreign key to one of these parents contributes the children of the exported parents.
+EXPORT_PARENT_MODELS = {"coaching.oneonone", "coaching_skills.assessment", "coaching_skills.developmentplan"}
+# Credentials are never exported, even hashed: the export is a file that leaves the product.
+EXPORT_SECRET_FIELDS = {"token_hash", "access_token", "password", "secret"}
 PSEUDONYM_DOMAIN = "erased.invalid"
 
 
@@ -45,7 +62,31 @@ def _plain(value: Any) -> Any:
 
 
 def _row(instance: models.Model) -> dict[str, Any]:
-    return {field.attname: _plain(getattr(instance, field.attname)) for field in instance._meta.concrete_fields}
+    return {
+        field.attname: _plain(getattr(instance, field.attname))
+        for field in instance._meta.concrete_fields
+        if field.attname not in EXPORT_SECRET_FIELDS
+    }
+
+
+def _children_export(records: dict[str, list[dict[str, Any]]]) -> None:
+    """Add to `records` the child rows of exported rows of EXPORT_PARENT_MODELS (notes, ratings, goals)."""
+    parent_ids = {label: [row["id"] for row in records.get(label, [])] for label in EXPORT_PARENT_MODELS}
+    for model in apps.get_models():
+        label = model._meta.label_lower
+        if model._meta.app_label not in PROJECT_APPS or label in EXPORT_SKIPPED_MODELS:
+            continue
+        condition = Q()
+        for field in model._meta.concrete_fields:
+            if isinstance(field, models.ForeignKey) and parent_ids.get(field.related_model._meta.label_lower):
+                condition |= Q(**{f"{field.name}__in": parent_ids[field.related_model._meta.label_lower]})
+        if not condition:
+            continue
+        known = {row["id"] for row in records.get(label, [])}
+        rows = [_row(instance) for instance in model._default_manager.filter(condition).order_by("pk")]
+        rows = [row for row in rows if row["id"] not in known]
+        if rows:
+            records.setdefault(label, []).extend(rows)
 
 
 def _person_foreign_keys(model: type[models.Model]) -> list[models.ForeignKey]:
@@ -99,6 +140,8 @@ def person_data_export(*, membership: Membership, actor: User | None) -> dict[st
         rows = [_row(instance) for instance in queryset.order_by("pk")]
         if rows:
             export["records"][label] = rows
+
+    _children_export(export["records"])
 
     audit_rows = AuditLog.objects.filter(
         Q(actor=user)
@@ -185,6 +228,7 @@ def person_pseudonymize(*, membership: Membership, actor: User | None) -> str:
         user.set_unusable_password()
         user.save()
         _delete_login_data(user)
+        feeds_deleted = _delete_connection_data(membership)
 
         membership.external_id = pseudonym
         if membership.active_to is None:
@@ -200,7 +244,7 @@ def person_pseudonymize(*, membership: Membership, actor: User | None) -> str:
             action=audit.PERSON_PSEUDONYMIZED,
             object_type="membership",
             object_id=membership.pk,
-            after={"user_id": user.pk, "snapshots_renamed": snapshots_renamed},
+            after={"user_id": user.pk, "snapshots_renamed": snapshots_renamed, "calendar_feeds_deleted": feeds_deleted},
         )
         kpi_recompute_schedule(organization_id=organization.pk)
 
@@ -212,6 +256,17 @@ def person_pseudonymize(*, membership: Membership, actor: User | None) -> str:
         getattr(actor, "pk", None),
     )
     return pseudonym
+
+
+def _delete_connection_data(membership: Membership) -> int:
+    """Delete the person's calendar feeds, whose URLs often carry a private token; return the count.
+
+    The meetings already captured from them stay, like the person's other activities.
+    """
+    from integrations.capture.models import CalendarFeed
+
+    deleted, _per_model = CalendarFeed.objects.filter(member=membership).delete()
+    return deleted
 
 
 def _delete_login_data(user: User) -> None:

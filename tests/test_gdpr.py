@@ -334,3 +334,39 @@ def test_nightly_retention_queues_audit_retention(org, other_org):
     assert queued == 1
     with scopes_disabled():
         assert not AuditLog.objects.filter(organization=other_org, action="test.old").exists()
+
+
+def test_export_includes_1on1_notes_and_leaves_out_token_hashes(org, admin_member, manager_member, member):
+    from coaching.models import CoachingNote, OneOnOne
+    from integrations.api.models import ApiToken
+
+    with scope(organization=org):
+        meeting = OneOnOne.objects.create(
+            organization=org, rep=member, manager=manager_member, scheduled_at=NOW, period_label="2024-Q2"
+        )
+        note = CoachingNote.objects.create(organization=org, one_on_one=meeting, author=manager_member, text="Pipeline thin")
+        ApiToken.objects.create(organization=org, name="CRM", prefix="spm_1_ab", token_hash="f" * 64, created_by=member.user)
+
+        export = privacy.person_data_export(membership=member, actor=admin_member.user)
+
+    assert [row["id"] for row in export["records"]["coaching.oneonone"]] == [meeting.pk]
+    assert [row["text"] for row in export["records"]["coaching.coachingnote"]] == ["Pipeline thin"]
+    assert export["records"]["coaching.coachingnote"][0]["id"] == note.pk
+    token_row = export["records"]["api.apitoken"][0]
+    assert token_row["prefix"] == "spm_1_ab"
+    assert "token_hash" not in token_row
+
+
+def test_erase_deletes_calendar_feeds(admin_client, org, member):
+    from integrations.capture.models import CalendarFeed
+
+    with scope(organization=org):
+        CalendarFeed.objects.create(organization=org, member=member, url="https://calendar.example/private/abc123.ics")
+
+    response = admin_client.post(f"/o/acme/data-protection/people/{member.pk}/erase/", {"confirm": "on"})
+
+    assert response.status_code == 302
+    with scope(organization=org):
+        assert not CalendarFeed.objects.filter(member=member).exists()
+        entry = AuditLog.objects.get(action=audit.PERSON_PSEUDONYMIZED)
+    assert entry.after["calendar_feeds_deleted"] == 1

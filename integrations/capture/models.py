@@ -34,7 +34,7 @@ class AccountDomain(models.Model):
 class CalendarFeed(models.Model):
     """A rep's calendar subscription URL (ICS), polled every hour; one per member.
 
-    NOTE: the personal-data export and erasure in spm.privacy do not include this URL yet; deleting the membership deletes it.
+    The personal-data export lists it; erasing the person (spm.privacy) deletes it.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
