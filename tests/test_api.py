@@ -497,3 +497,18 @@ def test_updated_since_with_large_offset(org):
     assert found.status_code == 200
     assert [row["id"] for row in found.json()["results"]] == [deal.pk]
     assert overflow.status_code == 400
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("deal_count", [2, 12])
+def test_deal_list_query_count_is_constant(org, deal_count, django_assert_num_queries):
+    deals_in(org, deal_count)
+    _token, plain = make_token(org)
+    client = client_for(plain)
+    client.get(reverse("api_quotas"))  # records last_used_at, which a second request within a minute skips
+
+    # The token lookup, then the page of deals with owner, stage, pipeline, account and product joined.
+    with django_assert_num_queries(2):
+        response = client.get(reverse("api_deals"))
+
+    assert len(response.json()["results"]) == deal_count
