@@ -537,7 +537,7 @@ def main(argv=None) -> int:
         report = json.loads(Path(args.from_json).read_text())
         text = report_markdown(report)
         if args.write and set(report["results"]) == set(PHASES):
-            report_write(Path(args.write), text)
+            report_write(Path(args.write), text, size=report["size"])
         print(text)
         return 0
 
@@ -549,6 +549,7 @@ def main(argv=None) -> int:
         print(json.dumps(results[phase], indent=1, default=str), file=sys.stderr, flush=True)
     report = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "environment": _environment_text(),
         "size": args.size,
         "machine": _machine(),
         "data": _data_size(args.size),
@@ -560,24 +561,43 @@ def main(argv=None) -> int:
     text = report_markdown(report)
     print(text)
     if args.write and set(phases) == set(PHASES):
-        report_write(Path(args.write), text)
+        report_write(Path(args.write), text, size=args.size)
     return 0
 
 
-START_MARK = "<!-- bench/run.py: start -->"
-END_MARK = "<!-- bench/run.py: end -->"
+def _environment_text() -> str:
+    """The variables the commands of the report need, without any password in DATABASE_URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(os.environ.get("DATABASE_URL", ""))
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    text = f"DATABASE_URL={urlunsplit(parts._replace(netloc=netloc))}"
+    if os.environ.get("BENCH_REDIS_URL"):
+        text += f" BENCH_REDIS_URL={os.environ['BENCH_REDIS_URL']}"
+    return text
 
 
-def report_write(path: Path, text: str) -> None:
-    """Replace this runner's section of `path` (between its marks), or put it first; other sections stay."""
-    section = f"{START_MARK}\n{text}{END_MARK}\n"
-    existing = path.read_text() if path.exists() else ""
-    if START_MARK in existing and END_MARK in existing:
-        before, rest = existing.split(START_MARK, 1)
-        after = rest.split(END_MARK, 1)[1].lstrip("\n")
+HEADER = "# Benchmarks\n"
+
+
+def report_write(path: Path, text: str, *, size: str) -> None:
+    """Replace the section of `size` in `path` (between its marks), or add it after the title; other sections stay."""
+    start_mark = f"<!-- bench/run.py --size {size}: start -->"
+    end_mark = f"<!-- bench/run.py --size {size}: end -->"
+    section = f"{start_mark}\n{text}{end_mark}\n"
+    existing = path.read_text() if path.exists() else HEADER
+    if start_mark in existing and end_mark in existing:
+        before, rest = existing.split(start_mark, 1)
+        after = rest.split(end_mark, 1)[1].lstrip("\n")
         path.write_text(before + section + ("\n" + after if after else ""))
-    else:
-        path.write_text(section + ("\n" + existing if existing else ""))
+        return
+    if not existing.startswith(HEADER):
+        existing = HEADER + "\n" + existing
+    title, rest = existing.split("\n", 1)
+    path.write_text(f"{title}\n\n{section}\n{rest.lstrip()}")
 
 
 if __name__ == "__main__":
