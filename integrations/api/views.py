@@ -1,7 +1,7 @@
 """The REST API under /api/v1/: token-authenticated reads and batch upserts of one organization's data.
 
 Each request runs inside the token's organization scope (django-scopes), so every
-query sees only that organization's rows and an id of another organization is 404.
+query returns only that organization's rows and an id of another organization is 404.
 Lists are cursor-paginated in id order. Writes go through
 `pipelines.services_records.records_import`, which validates, writes the audit entry
 and schedules the KPI recompute.
@@ -80,6 +80,7 @@ class TokenScopedMixin:
         text = self.request.query_params.get("updated_since")
         if not text:
             return None
+        # An unescaped "+" of an offset arrives as a space in a query string.
         moment = parse_datetime(text.replace(" ", "+"))
         if moment is None and parse_date(text) is not None:
             day = parse_date(text)
@@ -260,7 +261,7 @@ class StageChangeListView(ListBatchView):
     serializer_class = api_serializers.StageChangeSerializer
     entity = "stage_changes"
     # NOTE: stage changes have no insert time, so updated_since compares the time of the
-    # move; a move dated in the past and sent later is not found this way.
+    # move. A move dated in the past and sent later is not found this way.
     updated_field = "changed_at"
 
     def base_queryset(self):
