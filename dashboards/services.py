@@ -544,7 +544,7 @@ deals AS (
         CASE WHEN d.status IN ('won', 'lost') AND d.closed_at >= %(span_start)s AND d.closed_at < %(span_end)s
             THEN width_bucket(d.closed_at, %(month_starts_utc)s::timestamptz[]) END AS closed_month
     FROM pipelines_deal d {join}
-    WHERE d.organization_id = %(organization_id)s {subject_filter}
+    WHERE d.organization_id = %(organization_id)s AND d.deleted_at IS NULL {subject_filter}
 ),
 closed_months AS (
     SELECT subject_id, closed_month AS month,
@@ -816,7 +816,7 @@ def _subjects_of_deals(organization: Organization, deal_ids: list[int]) -> list[
     fields = {grain: SUBJECT_FIELDS[grain] for grain in (Grain.TERRITORY, Grain.TEAM, Grain.REP)}
     for batch_start in range(0, len(deal_ids), _DELETE_BATCH_SIZE):
         batch = deal_ids[batch_start : batch_start + _DELETE_BATCH_SIZE]
-        for row in Deal.objects.filter(organization=organization, pk__in=batch).values(*fields.values()):
+        for row in Deal.all_objects.filter(organization=organization, pk__in=batch).values(*fields.values()):
             for grain, field in fields.items():
                 if row[field] is not None:
                     subjects.add((grain, row[field]))
@@ -904,7 +904,7 @@ won AS (
     FROM pipelines_deal d
     JOIN spm_membership ms ON ms.id = d.owner_id
     CROSS JOIN LATERAL (VALUES (0, 0::bigint), (1, d.territory_id), (2, ms.team_id), (3, d.owner_id)) AS s(grain, subject_id)
-    WHERE d.organization_id = %(organization_id)s AND d.status = 'won'
+    WHERE d.organization_id = %(organization_id)s AND d.status = 'won' AND d.deleted_at IS NULL
         AND d.closed_at >= %(closed_from)s AND d.closed_at < %(span_end)s
         AND (s.grain = 0 OR (s.grain = 1 AND s.subject_id = ANY(%(territory_ids)s::bigint[]))
             OR (s.grain = 2 AND s.subject_id = ANY(%(team_ids)s::bigint[])) OR (s.grain = 3 AND s.subject_id = ANY(%(rep_ids)s::bigint[])))
@@ -934,7 +934,7 @@ SELECT s.grain, s.subject_id, width_bucket(d.closed_at, %(month_starts_utc)s::ti
 FROM pipelines_deal d
 JOIN spm_membership ms ON ms.id = d.owner_id
 CROSS JOIN LATERAL (VALUES (0, 0::bigint), (1, d.territory_id), (2, ms.team_id), (3, d.owner_id)) AS s(grain, subject_id)
-WHERE d.organization_id = %(organization_id)s AND d.status = 'lost'
+WHERE d.organization_id = %(organization_id)s AND d.status = 'lost' AND d.deleted_at IS NULL
     AND d.closed_at >= %(open_from)s AND d.closed_at < %(span_end)s
     AND (s.grain = 0 OR (s.grain = 1 AND s.subject_id = ANY(%(territory_ids)s::bigint[]))
         OR (s.grain = 2 AND s.subject_id = ANY(%(team_ids)s::bigint[])) OR (s.grain = 3 AND s.subject_id = ANY(%(rep_ids)s::bigint[])))
@@ -951,7 +951,8 @@ WITH deals AS (
         CASE WHEN d.closed_at IS NOT NULL
             THEN width_bucket(GREATEST(d.created_at, d.closed_at), %(month_starts_utc)s::timestamptz[]) END AS left_month
     FROM pipelines_deal d JOIN spm_membership m ON m.id = d.owner_id
-    WHERE d.organization_id = %(organization_id)s AND (d.created_at >= %(open_from)s OR d.closed_at >= %(open_from)s)
+    WHERE d.organization_id = %(organization_id)s AND d.deleted_at IS NULL
+        AND (d.created_at >= %(open_from)s OR d.closed_at >= %(open_from)s)
 ),
 changes AS (
     SELECT territory_id, team_id, owner_id, created_month AS month, 1 AS deal_count, amount

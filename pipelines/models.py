@@ -141,6 +141,25 @@ class DealStatus(models.TextChoices):
     LOST = "lost", _("Lost")
 
 
+class LiveDealManager(models.Manager):
+    """Deals that still exist in their source CRM.
+
+    A deal deleted in the CRM keeps its row with `deleted_at` set, but leaves every KPI, list,
+    drill-down and analysis, because they all read through `Deal.objects`. Importers and the
+    sync read `Deal.all_objects`, so a deleted deal is found again by its external id.
+    """
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
+class LiveStageChangeManager(models.Manager):
+    """Stage changes of deals that still exist in their source CRM; see LiveDealManager."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deal__deleted_at__isnull=True)
+
+
 class Deal(models.Model):
     """An opportunity. `closed_at` is derived from the stage history: the latest move into won or lost."""
 
@@ -187,7 +206,8 @@ class Deal(models.Model):
     # Set when the deal was deleted in the source CRM (sync); the row stays for the audit trail.
     deleted_at = models.DateTimeField(_("deleted in the CRM at"), null=True, blank=True)
 
-    objects = ScopedManager(organization="organization")
+    objects = ScopedManager(LiveDealManager, organization="organization")
+    all_objects = ScopedManager(organization="organization")
 
     class Meta:
         verbose_name = _("deal")
@@ -237,7 +257,8 @@ class DealStageChange(models.Model):
         _("implied"), default=False, help_text=_("Derived from creation and close dates; the source had no history.")
     )
 
-    objects = ScopedManager(organization="organization")
+    objects = ScopedManager(LiveStageChangeManager, organization="organization")
+    all_objects = ScopedManager(organization="organization")
 
     class Meta:
         verbose_name = _("stage change")

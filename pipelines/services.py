@@ -39,7 +39,8 @@ def deal_close_state_refresh(*, organization: Organization, deal_ids: Iterable[i
     organizations are ignored. Runs four UPDATE statements per batch of 900 ids and
     returns the number of deals refreshed.
     """
-    deals = Deal.objects.filter(organization=organization)
+    # Deleted deals too: the CRM may still report moves of a deal before it was deleted.
+    deals = Deal.all_objects.filter(organization=organization)
     if deal_ids is None:
         batches = [None]
     else:

@@ -314,7 +314,7 @@ def _preview_rows(organization: Organization, source: str, keys: list[str]) -> l
     """Return the deals `keys` as stored, as JSON-ready dicts in the order of `keys`."""
     deals = {
         deal.external_id: deal
-        for deal in Deal.objects.filter(organization=organization, source=source, external_id__in=keys).select_related(
+        for deal in Deal.all_objects.filter(organization=organization, source=source, external_id__in=keys).select_related(
             "owner__user", "stage"
         )
     }

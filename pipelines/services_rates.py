@@ -167,7 +167,7 @@ def deal_base_amount_refresh(*, organization: Organization, currencies: set[str]
     """
     if today is None:
         today = timezone.localdate(timezone=organization.tzinfo)
-    deals = Deal.objects.filter(organization=organization, amount__isnull=False).exclude(currency=organization.currency)
+    deals = Deal.all_objects.filter(organization=organization, amount__isnull=False).exclude(currency=organization.currency)
     if currencies is not None:
         deals = deals.filter(currency__in=currencies)
     rates = ExchangeRate.objects.filter(organization=organization, currency=OuterRef("currency"))

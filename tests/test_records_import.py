@@ -227,7 +227,8 @@ def test_records_import_deleted_flag_keeps_row(org):
     assert result.counts["deals"].updated == 1
     schedule.assert_called_once()
     with scope(organization=org):
-        deal = Deal.objects.get(external_id="D2")
+        assert not Deal.objects.filter(external_id="D2").exists()
+        deal = Deal.all_objects.get(external_id="D2")
         assert deal.deleted_at == dt.datetime(2017, 5, 1, 10, tzinfo=dt.timezone.utc)
         assert deal.status == "lost"
 
@@ -235,12 +236,12 @@ def test_records_import_deleted_flag_keeps_row(org):
     assert again.counts["deals"].unchanged == 1
     schedule.assert_not_called()
     with scope(organization=org):
-        assert Deal.objects.get(external_id="D2").deleted_at == dt.datetime(2017, 5, 1, 10, tzinfo=dt.timezone.utc)
+        assert Deal.all_objects.get(external_id="D2").deleted_at == dt.datetime(2017, 5, 1, 10, tzinfo=dt.timezone.utc)
 
     restored, _schedule = run(org, deals=[dict(DEALS[1])])
     assert restored.counts["deals"].updated == 1
     with scope(organization=org):
-        assert Deal.objects.get(external_id="D2").deleted_at is None
+        assert Deal._base_manager.get(organization=org, external_id="D2").deleted_at is None
 
 
 @pytest.mark.django_db

@@ -127,14 +127,14 @@ def sync(connection, waits=None) -> CrmSyncRun:
 
 def deal(org, external_id) -> Deal:
     with scope(organization=org):
-        return Deal.objects.select_related("stage", "owner__user", "pipeline").get(
+        return Deal.all_objects.select_related("stage", "owner__user", "pipeline").get(
             source="hubspot", external_id=external_id
         )
 
 
 def stage_history(org, external_id) -> list[tuple[str, dt.datetime]]:
     with scope(organization=org):
-        changes = DealStageChange.objects.filter(deal__source="hubspot", deal__external_id=external_id).select_related(
+        changes = DealStageChange.all_objects.filter(deal__source="hubspot", deal__external_id=external_id).select_related(
             "to_stage"
         )
         return [(change.to_stage.name, change.changed_at) for change in changes.order_by("changed_at", "id")]
@@ -168,7 +168,7 @@ def test_first_run_backfills_deals_with_history(org, connection):
     gamma = deal(org, "3")
     assert (gamma.status, gamma.closed_at, gamma.amount) == (DealStatus.LOST, utc(2025, 2, 5, 9), Decimal("400.50"))
     with scope(organization=org):
-        assert not Deal.objects.filter(external_id="4").exists()
+        assert not Deal.all_objects.filter(external_id="4").exists()
         stages = {
             stage.name: (stage.kind, stage.probability, stage.order)
             for stage in Stage.objects.filter(pipeline__name="Sales Pipeline")

@@ -106,12 +106,12 @@ def connection(org, server):
 
 def deal(org, external_id) -> Deal:
     with scope(organization=org):
-        return Deal.objects.select_related("stage", "owner__user").get(source="pipedrive", external_id=external_id)
+        return Deal.all_objects.select_related("stage", "owner__user").get(source="pipedrive", external_id=external_id)
 
 
 def stage_history(org, external_id) -> list[tuple[str, dt.datetime]]:
     with scope(organization=org):
-        changes = DealStageChange.objects.filter(deal__source="pipedrive", deal__external_id=external_id)
+        changes = DealStageChange.all_objects.filter(deal__source="pipedrive", deal__external_id=external_id)
         return [
             (change.to_stage.name, change.changed_at)
             for change in changes.select_related("to_stage").order_by("changed_at", "id")
@@ -141,7 +141,7 @@ def test_first_run_backfills_deals_and_history(org, connection, fake):
     )
     assert deal(org, "102").status == DealStatus.LOST
     with scope(organization=org):
-        assert not Deal.objects.filter(external_id="103").exists()
+        assert not Deal.all_objects.filter(external_id="103").exists()
         stages = {
             stage.name: (stage.kind, stage.probability, stage.order)
             for stage in Stage.objects.filter(pipeline__name="Neugeschäft")

@@ -226,7 +226,8 @@ class DealListView(ListBatchView):
     updated_field = "updated_at"
 
     def base_queryset(self):
-        deals = Deal.objects.select_related("owner__user", "pipeline", "stage", "account", "product").order_by("id")
+        # Deals deleted in the CRM stay listed with their deleted_at, so API clients learn of the deletion.
+        deals = Deal.all_objects.select_related("owner__user", "pipeline", "stage", "account", "product").order_by("id")
         source = self.request.query_params.get("source")
         return deals.filter(source=source) if source else deals
 
@@ -254,7 +255,7 @@ class DealDetailView(TokenScopedMixin, generics.RetrieveAPIView):
     lookup_url_kwarg = "deal_id"
 
     def get_queryset(self):
-        return Deal.objects.select_related("owner__user", "pipeline", "stage", "account", "product")
+        return Deal.all_objects.select_related("owner__user", "pipeline", "stage", "account", "product")
 
 
 class StageChangeListView(ListBatchView):
@@ -265,7 +266,7 @@ class StageChangeListView(ListBatchView):
     updated_field = "changed_at"
 
     def base_queryset(self):
-        return DealStageChange.objects.select_related("deal", "from_stage", "to_stage").order_by("id")
+        return DealStageChange.all_objects.select_related("deal", "from_stage", "to_stage").order_by("id")
 
     @LIST_WITH_SINCE
     def get(self, request, *args, **kwargs):

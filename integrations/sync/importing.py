@@ -57,7 +57,7 @@ def records_build(*, provider: str, changes: CrmChanges, organization) -> tuple[
         stage_changes.extend(moves)
 
     stored = dict(
-        Deal.objects.filter(
+        Deal.all_objects.filter(
             organization=organization,
             source=provider,
             external_id__in=[deleted.external_id for deleted in changes.deleted_deals],
@@ -73,7 +73,7 @@ def records_build(*, provider: str, changes: CrmChanges, organization) -> tuple[
         deals.append({"external_id": deleted.external_id, "deleted": True, "deleted_at": _iso(deleted.deleted_at)})
 
     known_deals = sent | set(
-        Deal.objects.filter(
+        Deal.all_objects.filter(
             organization=organization,
             source=provider,
             external_id__in={activity.deal_external_id for activity in changes.activities} - {""},

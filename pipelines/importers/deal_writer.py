@@ -189,7 +189,7 @@ def deals_write(
     time). Custom fields are merged into the existing ones. Returns the deals by external id.
     """
     keys = [record.external_id for record in records]
-    existing = fetch_by_keys(Deal.objects.filter(organization=organization, source=source), "external_id", keys)
+    existing = fetch_by_keys(Deal.all_objects.filter(organization=organization, source=source), "external_id", keys)
     desired = {}
     for record in records:
         values = dict(record.values)
@@ -248,7 +248,7 @@ def stage_moves_append(
     deal_ids = [deals[record.external_id].pk for record in records]
     history: dict[int, list[tuple[dt.datetime, int, int, bool]]] = defaultdict(list)
     for batch in chunked(deal_ids, 900):
-        rows = DealStageChange.objects.filter(organization=organization, deal_id__in=batch).values_list(
+        rows = DealStageChange.all_objects.filter(organization=organization, deal_id__in=batch).values_list(
             "deal_id", "changed_at", "id", "to_stage_id", "is_implied"
         )
         for deal_id, changed_at, change_id, to_stage_id, is_implied in rows:
@@ -293,11 +293,11 @@ def stage_moves_append(
                 )
             )
     for batch in chunked(stale_ids, 900):
-        DealStageChange.objects.filter(organization=organization, pk__in=batch).delete()
+        DealStageChange.all_objects.filter(organization=organization, pk__in=batch).delete()
     counts.deleted += len(stale_ids)
     # Ids follow insertion order, which is time order per deal, so they break ties between equal times.
     new_changes.sort(key=lambda change: (change.deal_id, change.changed_at))
-    DealStageChange.objects.bulk_create(new_changes, batch_size=1000)
+    DealStageChange.all_objects.bulk_create(new_changes, batch_size=1000)
     counts.created += len(new_changes)
     return {change.deal_id for change in new_changes}
 

@@ -174,7 +174,7 @@ def import_deals(
 
 def _deals_write_orm(organization, source, parsed, result, pipeline, stages, currency, as_of) -> set[int]:
     """Upsert with the ORM, rewrite changed implied histories; return the ids whose state needs a refresh."""
-    deals = Deal.objects.filter(organization=organization, source=source)
+    deals = Deal.all_objects.filter(organization=organization, source=source)
     existing = fetch_by_keys(deals, "external_id", parsed)
     # NOTE: when a person moved a deal after its close date, the refresh takes the stage from
     # that move, so the deal differs from the file and counts as updated on every re-import.
@@ -462,7 +462,7 @@ def stage_history_sync(
     implied_count: dict[int, int] = defaultdict(int)
     recorded: dict[int, set] = defaultdict(set)
     for batch in chunked(list(moves), 900):
-        history = DealStageChange.objects.filter(organization=organization, deal_id__in=batch).values_list(
+        history = DealStageChange.all_objects.filter(organization=organization, deal_id__in=batch).values_list(
             "deal_id", "from_stage_id", "to_stage_id", "changed_at", "is_implied"
         )
         for deal_id, from_stage_id, to_stage_id, changed_at, is_implied in history:
@@ -496,8 +496,8 @@ def stage_history_sync(
             )
 
     for batch in chunked(rewrite_ids, 900):
-        DealStageChange.objects.filter(organization=organization, deal_id__in=batch, is_implied=True).delete()
+        DealStageChange.all_objects.filter(organization=organization, deal_id__in=batch, is_implied=True).delete()
     # Moves are appended in time order per deal, so ids break ties between equal times correctly.
-    DealStageChange.objects.bulk_create(new_changes, batch_size=1000)
+    DealStageChange.all_objects.bulk_create(new_changes, batch_size=1000)
     counts.created += len(new_changes)
     return {change.deal_id for change in new_changes} | set(rewrite_ids)

@@ -322,7 +322,7 @@ class PipedriveChangeLogImport:
     def import_activities(self, table: Table, types: Table) -> None:
         type_names = {row["type"]: row.get("name", "") for _line, row in types.rows if row.get("type")}
         deal_ids = {row.get("deal_id", "") for _line, row in table.rows} - {""}
-        deals = fetch_by_keys(Deal.objects.filter(organization=self.organization, source=SOURCE), "external_id", deal_ids)
+        deals = fetch_by_keys(Deal.all_objects.filter(organization=self.organization, source=SOURCE), "external_id", deal_ids)
         first_line: dict[str, int] = {}
         desired = {}
 

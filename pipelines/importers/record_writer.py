@@ -428,7 +428,7 @@ class RecordsWriter:
             text_value(record, "deal") for _index, record in change_items if isinstance(record.get("deal"), (str, int))
         }
         keys = {text_value(record, "external_id") for _index, record in deal_items if isinstance(record.get("external_id"), (str, int))}
-        stored = fetch_by_keys(Deal.objects.filter(organization=self.organization, source=self.source), "external_id", keys)
+        stored = fetch_by_keys(Deal.all_objects.filter(organization=self.organization, source=self.source), "external_id", keys)
         owners = self.owners_resolve([(index, record) for index, record in deal_items if not _is_delete_only(record, stored)])
         products = self.products_ensure({text_value(record, "product", 200) for _index, record in deal_items} - {""})
         default_pipeline = self.default_pipeline_name()
@@ -579,7 +579,7 @@ class RecordsWriter:
         """Return the valid moves by deal external id; a deal must be in this call or stored under the source."""
         references = {text_value(record, "deal") for _index, record in items if isinstance(record.get("deal"), (str, int))}
         stored = fetch_by_keys(
-            Deal.objects.filter(organization=self.organization, source=self.source).select_related("pipeline"),
+            Deal.all_objects.filter(organization=self.organization, source=self.source).select_related("pipeline"),
             "external_id",
             references - parsed.keys(),
         )
@@ -626,7 +626,7 @@ class RecordsWriter:
             # update() leaves updated_at alone, so it is set here: API clients read changes by updated_at.
             for deal in changed:
                 deal.updated_at = now
-            Deal.objects.bulk_update(changed, ["deleted_at", "updated_at"])
+            Deal.all_objects.bulk_update(changed, ["deleted_at", "updated_at"])
             logger.info("Deals marked deleted organization_id=%s count=%s", self.organization.pk, len(changed))
         counts.updated += len(changed)
 
@@ -643,19 +643,19 @@ class RecordsWriter:
             return
         changed = []
         for batch in chunked(list(before), 900):
-            rows = Deal.objects.filter(organization=self.organization, pk__in=batch).values_list(
+            rows = Deal.all_objects.filter(organization=self.organization, pk__in=batch).values_list(
                 "pk", "stage_id", "status", "closed_at", "updated_at"
             )
             for pk, stage_id, status, closed_at, updated_at in rows:
                 if before[pk] != (stage_id, status, closed_at) and updated_at != now:
                     changed.append(pk)
         for batch in chunked(changed, 900):
-            Deal.objects.filter(organization=self.organization, pk__in=batch).update(updated_at=now)
+            Deal.all_objects.filter(organization=self.organization, pk__in=batch).update(updated_at=now)
 
     def history_append(self, records: list[DealRecord], now: dt.datetime) -> None:
         """Append moves to stored deals that this call did not send, and re-derive their state."""
         deals = fetch_by_keys(
-            Deal.objects.filter(organization=self.organization, source=self.source),
+            Deal.all_objects.filter(organization=self.organization, source=self.source),
             "external_id",
             [record.external_id for record in records],
         )
@@ -664,7 +664,7 @@ class RecordsWriter:
         )
         if moved_ids:
             deal_close_state_refresh(organization=self.organization, deal_ids=moved_ids)
-            Deal.objects.filter(organization=self.organization, pk__in=moved_ids).update(updated_at=now)
+            Deal.all_objects.filter(organization=self.organization, pk__in=moved_ids).update(updated_at=now)
             self.result.counts["deals"].updated += len(moved_ids)
 
     # Activities
@@ -673,7 +673,7 @@ class RecordsWriter:
         items = self.records_checked("activities", records)
         owners = self.owners_resolve(items)
         deal_keys = {text_value(record, "deal") for _index, record in items if isinstance(record.get("deal"), (str, int))} - {""}
-        deals = fetch_by_keys(Deal.objects.filter(organization=self.organization, source=self.source), "external_id", deal_keys)
+        deals = fetch_by_keys(Deal.all_objects.filter(organization=self.organization, source=self.source), "external_id", deal_keys)
         desired: dict[str, dict] = {}
         first_index: dict[str, int] = {}
         for index, record in items:
