@@ -83,7 +83,8 @@ def _children_export(records: dict[str, list[dict[str, Any]]]) -> None:
         if not condition:
             continue
         known = {row["id"] for row in records.get(label, [])}
-        rows = [_row(instance) for instance in model._default_manager.filter(condition).order_by("pk")]
+        manager = getattr(model, "all_objects", model._default_manager)
+        rows = [_row(instance) for instance in manager.filter(condition).order_by("pk")]
         rows = [row for row in rows if row["id"] not in known]
         if rows:
             records.setdefault(label, []).extend(rows)
@@ -134,7 +135,8 @@ def person_data_export(*, membership: Membership, actor: User | None) -> dict[st
         condition = Q()
         for field in foreign_keys:
             condition |= Q(**{field.name: membership if field.related_model is Membership else user})
-        queryset = model._default_manager.filter(condition)
+        # all_objects, where a model has it, also finds rows hidden from KPIs (deals deleted in the CRM).
+        queryset = getattr(model, "all_objects", model._default_manager).filter(condition)
         if any(field.name == "organization" for field in model._meta.concrete_fields):
             queryset = queryset.filter(organization=organization)
         rows = [_row(instance) for instance in queryset.order_by("pk")]
