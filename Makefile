@@ -40,8 +40,9 @@ $(VENV)/.installed-test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV_PYTHON) manage.py migrate --no-input
 	$(VENV_PYTHON) manage.py import_crm --org $(DEMO_ORG) --source maven demo/data/maven-crm --currency USD --create
-	$(VENV_PYTHON) manage.py demo_setup --org $(DEMO_ORG)
+	$(VENV_PYTHON) manage.py demo_setup --org $(DEMO_ORG) --quotas
 	$(VENV_PYTHON) manage.py forecast_backfill --org $(DEMO_ORG)
+	$(VENV_PYTHON) manage.py win_model_train --org $(DEMO_ORG) --as-of 2017-12-31
 	@echo "Open http://127.0.0.1:$(PORT)/ and log in with one of the accounts above (Ctrl+C stops the server)."
 	$(VENV_PYTHON) manage.py runserver 127.0.0.1:$(PORT)
 
