@@ -14,15 +14,15 @@ KNOWN_CAUSES = [
     "What limits the figures (measured in-process on 2026-12-04 with the small tenant loaded):",
     "",
     "- **Import.** Most of the importer's time is PostgreSQL inserting the rows. At a load average"
-    " near 5, the one INSERT ... SELECT of 100,000 deals from the staging table took 6 to 9 s and the"
-    " insert of their 200,000 implied moves 2 to 3 s. Dropping the seven single-column foreign-key"
-    " indexes of pipelines_deal and pipelines_dealstagechange inside a rolled-back transaction did not"
-    " change that time measurably. Reading, checking and staging the rows in Python took about 4 s"
-    " under the same load. The importer's clock stops before the commit: the command's time adds"
-    " about 3 s of start-up (a 1,000-deal import took 3.1 s in all) and the commit, where"
-    " PostgreSQL checks the deferred foreign keys of every new row. The deal file is read row by"
-    " row: the command's peak memory was 245 MB for 1,000 deals and 303 MB for 100,000, most of"
-    " it the modules loaded at start-up.",
+    " below 1, of 6.9 s in the importer the one INSERT ... SELECT of 100,000 deals from the staging"
+    " table took 2.8 s and the insert of their 200,000 implied moves 1.6 s; reading, checking and"
+    " staging the rows in Python took most of the rest. With the ten single-column foreign-key"
+    " indexes of pipelines_deal and pipelines_dealstagechange dropped inside a rolled-back"
+    " transaction, the two inserts took 1.95 s and 1.43 s (5.7 s in all). The importer's clock stops"
+    " before the commit: the command's time adds about 3 s of start-up (a 1,000-deal import took"
+    " 3.1 s in all) and the commit, where PostgreSQL checks the deferred foreign keys of every new"
+    " row. The deal file is read row by row: the command's peak memory was 245 MB for 1,000 deals"
+    " and 303 MB for 100,000, most of it the modules loaded at start-up.",
     "- **Change → dashboard.** The worker's incremental recompute reads the won deals of the fiscal"
     " year that contains the move once, for every touched subject and period. After it bumps the"
     " data version, the first dashboard request renders the fragment again (300 reps, about 0.2 s).",
