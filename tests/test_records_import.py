@@ -241,7 +241,7 @@ def test_records_import_deleted_flag_keeps_row(org):
     restored, _schedule = run(org, deals=[dict(DEALS[1])])
     assert restored.counts["deals"].updated == 1
     with scope(organization=org):
-        assert Deal._base_manager.get(organization=org, external_id="D2").deleted_at is None
+        assert Deal.objects.get(external_id="D2").deleted_at is None
 
 
 @pytest.mark.django_db
