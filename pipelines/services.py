@@ -109,7 +109,9 @@ def deal_move_stage(
             changed_at=changed_at,
         )
         deal_close_state_refresh(organization=deal.organization, deal_ids=[deal.pk])
-        deal.refresh_from_db(fields=["stage", "status", "closed_at"])
+        # The refresh writes with update(), which leaves auto_now alone; API clients poll updated_at.
+        Deal.objects.filter(pk=deal.pk).update(updated_at=timezone.now())
+        deal.refresh_from_db(fields=["stage", "status", "closed_at", "updated_at"])
         AuditLog.objects.create(
             organization_id=deal.organization_id,
             actor=actor,

@@ -132,6 +132,16 @@ def test_move_writes_audit_log(engaging_deal, stages, admin_member):
     assert entry.after == {"stage_id": stages.won.pk, "status": "won"}
 
 
+def test_move_sets_updated_at_for_api_clients(engaging_deal, stages):
+    old = dt.datetime(2017, 1, 1, tzinfo=dt.timezone.utc)
+    with scope(organization=engaging_deal.organization):
+        Deal.objects.filter(pk=engaging_deal.pk).update(updated_at=old)
+
+        deal_move_stage(deal=engaging_deal, to_stage=stages.won, changed_at=at(3, 1))
+
+        assert Deal.objects.get(pk=engaging_deal.pk).updated_at > old
+
+
 def test_move_schedules_recompute(engaging_deal, stages, django_capture_on_commit_callbacks):
     with mock.patch("dashboards.tasks.kpi_snapshot_recompute_deals") as task:
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
