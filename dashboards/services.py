@@ -754,8 +754,11 @@ def kpi_snapshot_recompute_deals(*, organization: Organization, deal_ids: Iterab
     The rows are the ones `kpi_snapshot_recompute` would write, provided the
     stored rows were current before the change.
 
-    Falls back to the full recompute when the change moves the first or last
-    month of the organization's data (the calendar changes). Locks like the full
+    When the change carried the data past its last month, the added months (and
+    the quarters and years that contain them) are first recomputed for every
+    subject, because open deals carry into them. Falls back to the full
+    recompute when the change moves the first month of the organization's data
+    or ends it earlier (the calendar shrinks). Locks like the full
     recompute, bumps the data version after commit, and returns counts, the
     duration and `mode` ("incremental" or "full").
     """
@@ -765,14 +768,26 @@ def kpi_snapshot_recompute_deals(*, organization: Organization, deal_ids: Iterab
         _lock_organization(organization)
         deals = Deal.objects.filter(organization=organization).order_by()
         calendar = _calendar_build(organization, deals)
-        if calendar is None or not _calendar_matches_rows(organization, calendar):
+        added_from = None if calendar is None else _months_added_from(organization, calendar)
+        if added_from is None:
             full = True
         else:
             full = False
+            rows_written = rows_deleted = 0
+            # The change carried the data into new months: every subject's open deals carry
+            # into them, so those months are computed for every subject first.
+            if added_from < len(calendar.months):
+                everyone = _subjects_all(organization)
+                snapshots, keys = _snapshots_build_incremental(organization, calendar, everyone, added_from)
+                rows_deleted += _snapshots_delete_periods(organization, keys)
+                _snapshots_upsert(snapshots)
+                rows_written += len(snapshots)
             subjects = _subjects_of_deals(organization, deal_ids)
-            snapshots, keys = _snapshots_build_incremental(organization, calendar, subjects, since)
-            rows_deleted = _snapshots_delete_keys(organization, keys, snapshots)
+            from_month = _first_month_from(organization, calendar, since)
+            snapshots, keys = _snapshots_build_incremental(organization, calendar, subjects, from_month)
+            rows_deleted += _snapshots_delete_keys(organization, keys, snapshots)
             _snapshots_upsert(snapshots)
+            rows_written += len(snapshots)
             _data_version_bump_now_and_after_commit(organization.pk)
     if full:
         result = kpi_snapshot_recompute(organization=organization)
@@ -785,30 +800,57 @@ def kpi_snapshot_recompute_deals(*, organization: Organization, deal_ids: Iterab
         organization.pk,
         len(deal_ids),
         since.isoformat(),
-        len(snapshots),
+        rows_written,
         rows_deleted,
         duration_seconds * 1000,
     )
     return {
         "organization_id": organization.pk,
         "mode": "incremental",
-        "rows_written": len(snapshots),
+        "rows_written": rows_written,
         "rows_deleted": rows_deleted,
         "duration_seconds": round(duration_seconds, 3),
     }
 
 
-def _calendar_matches_rows(organization: Organization, calendar: _Calendar) -> bool:
-    """Whether the stored organization-grain month rows span the calendar's first to last month.
+def _months_added_from(organization: Organization, calendar: _Calendar) -> int | None:
+    """Return the index of the first calendar month without stored rows, or None when only a full recompute fits.
 
-    The first and last month of the data always have a row (a deal was
-    created or closed in them), so a different span means the change moved it.
+    The first and last month of the data always have an organization-grain row
+    (a deal was created or closed in them). The stored rows fit when they start
+    at the calendar's first month and end at or before its last one; the months
+    after their end are new. Returns len(calendar.months) when none is new.
     """
     span = KpiSnapshot.objects.filter(
         organization=organization, grain=Grain.ORGANIZATION, period_kind=MONTH
     ).aggregate(first=Min("period_start"), last=Max("period_start"))
     months = calendar.periods[MONTH]
-    return span["first"] == months[0].start and span["last"] == months[-1].start
+    if span["first"] != months[0].start or span["last"] is None or span["last"] > months[-1].start:
+        return None
+    if span["last"] == months[-1].start:
+        return len(calendar.months)
+    return next(index for index, month in enumerate(calendar.months) if month.start > span["last"])
+
+
+def _subjects_all(organization: Organization) -> list[tuple[str, int]]:
+    """Return every subject of every grain: the organization, its territories, teams and members."""
+    subjects = [(Grain.ORGANIZATION, ORGANIZATION_SUBJECT_ID)]
+    subjects += [(Grain.TERRITORY, pk) for pk in Territory.objects.filter(organization=organization).values_list("pk", flat=True)]
+    subjects += [(Grain.TEAM, pk) for pk in Team.objects.filter(organization=organization).values_list("pk", flat=True)]
+    subjects += [(Grain.REP, pk) for pk in Membership.objects.filter(organization=organization).values_list("pk", flat=True)]
+    return subjects
+
+
+def _snapshots_delete_periods(organization: Organization, keys: set) -> int:
+    """Delete every stored row of the periods among `keys`, of any subject, before they are written anew."""
+    periods = {(kind, start) for kind, start, _grain, _subject_id in keys}
+    if not periods:
+        return 0
+    condition = Q()
+    for kind, start in periods:
+        condition |= Q(period_kind=kind, period_start=start)
+    deleted, _details = KpiSnapshot.objects.filter(organization=organization).filter(condition).delete()
+    return deleted
 
 
 def _subjects_of_deals(organization: Organization, deal_ids: list[int]) -> list[tuple[str, int]]:
@@ -823,18 +865,21 @@ def _subjects_of_deals(organization: Organization, deal_ids: list[int]) -> list[
     return sorted(subjects)
 
 
-def _snapshots_build_incremental(
-    organization: Organization, calendar: _Calendar, subjects: list[tuple[str, int]], since: dt.datetime
-) -> tuple[list[KpiSnapshot], set[tuple[str, dt.date, str, int]]]:
-    """Rows of the touched periods and subjects, and every key they cover (written or now empty)."""
+def _first_month_from(organization: Organization, calendar: _Calendar, since: dt.datetime) -> int:
+    """Return the index of the month containing `since` (local date), 0 before the data, len(months) after it."""
     since_day = timezone.localtime(since, calendar.time_zone).date()
+    if since_day < calendar.months[0].start:
+        return 0
     first_month = period_containing(since_day, MONTH, organization.fiscal_year_start_month)
-    # The first month at or after `since`, or past the data's end when the change is later.
-    from_month = next(
+    return next(
         (index for index, month in enumerate(calendar.months) if month.start >= first_month.start), len(calendar.months)
     )
-    if since_day < calendar.months[0].start:
-        from_month = 0
+
+
+def _snapshots_build_incremental(
+    organization: Organization, calendar: _Calendar, subjects: list[tuple[str, int]], from_month: int
+) -> tuple[list[KpiSnapshot], set[tuple[str, dt.date, str, int]]]:
+    """Build the rows of the subjects in every period that ends after month `from_month` starts; return them and every key they cover."""
     periods = {
         kind: [
             period

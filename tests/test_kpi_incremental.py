@@ -15,7 +15,7 @@ from django_scopes import scope, scopes_disabled
 
 from dashboards.models import Grain, KpiSnapshot
 from dashboards.services import kpi_snapshot_recompute, kpi_snapshot_recompute_deals
-from pipelines.models import Deal, DealStatus, StageKind
+from pipelines.models import Deal, DealStageChange, DealStatus, StageKind
 from pipelines.services import deal_move_stage
 from tests.factories import (
     DealFactory,
@@ -187,4 +187,48 @@ def test_several_deals_in_one_run_match_full(org, stages, book, django_capture_o
     kpi_snapshot_recompute(organization=org)
 
     assert result["mode"] == "incremental"
+    assert incremental == snapshot_rows(org)
+
+
+def test_move_past_data_end_stays_incremental(org, stages, book, django_capture_on_commit_callbacks):
+    with scopes_disabled():
+        deal = Deal.objects.filter(organization=org, status=DealStatus.OPEN).order_by("created_at").first()
+        last_month = (
+            KpiSnapshot.objects.filter(organization=org, grain=Grain.ORGANIZATION, period_kind="month")
+            .order_by("-period_start")
+            .values_list("period_start", flat=True)
+            .first()
+        )
+    at = utc(2018, 6, 5, 12)
+    with scope(organization=org), django_capture_on_commit_callbacks(execute=False):
+        deal_move_stage(deal=deal, to_stage=stages["won"], changed_at=at)
+
+    with scopes_disabled():
+        result = kpi_snapshot_recompute_deals(organization=org, deal_ids=[deal.pk], since=at)
+    incremental = snapshot_rows(org)
+    kpi_snapshot_recompute(organization=org)
+
+    # Months between the old end and June 2018 carry open deals of every rep.
+    assert last_month < dt.date(2018, 4, 1)
+    assert result["mode"] == "incremental"
+    assert incremental == snapshot_rows(org)
+
+
+def test_move_shrinking_data_end_recomputes_fully(org, stages, book, django_capture_on_commit_callbacks):
+    with scopes_disabled():
+        deal = Deal.objects.filter(organization=org, status=DealStatus.OPEN).order_by("created_at").first()
+    with scope(organization=org), django_capture_on_commit_callbacks(execute=True):
+        deal_move_stage(deal=deal, to_stage=stages["won"], changed_at=utc(2018, 6, 5, 12))
+    with scope(organization=org), django_capture_on_commit_callbacks(execute=False):
+        deal_move_stage(deal=deal, to_stage=stages["open"], changed_at=utc(2018, 6, 6, 12))
+    with scopes_disabled():
+        deal.refresh_from_db()
+        Deal.objects.filter(pk=deal.pk).update(created_at=utc(2017, 3, 1, 12))
+        DealStageChange.objects.filter(deal=deal, changed_at__gte=utc(2018, 1, 1)).delete()
+
+        result = kpi_snapshot_recompute_deals(organization=org, deal_ids=[deal.pk], since=utc(2017, 3, 1, 12))
+    incremental = snapshot_rows(org)
+    kpi_snapshot_recompute(organization=org)
+
+    assert result["mode"] == "full"
     assert incremental == snapshot_rows(org)
