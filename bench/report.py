@@ -11,10 +11,10 @@ TARGETS = {
 # What limits the figures, from measurements on the small tenant (see docs/benchmarks.md for
 # the commands); kept by hand, update it when the code changes.
 KNOWN_CAUSES = [
-    "What limits the figures (measured in-process on 2026-12-04 with the small tenant loaded):",
+    "What limits the figures (timed in-process on 2026-12-04, apart from this run; the tenant is named):",
     "",
-    "- **Import.** Most of the importer's time is PostgreSQL inserting the rows. At a load average"
-    " below 1, of 6.9 s in the importer the one INSERT ... SELECT of 100,000 deals from the staging"
+    "- **Import.** Most of the importer's time is PostgreSQL inserting the rows. With the small tenant"
+    " loaded and a load average below 1, of 6.9 s in the importer the one INSERT ... SELECT of 100,000 deals from the staging"
     " table took 2.8 s and the insert of their 200,000 implied moves 1.6 s; reading, checking and"
     " staging the rows in Python took most of the rest. With the ten single-column foreign-key"
     " indexes of pipelines_deal and pipelines_dealstagechange dropped inside a rolled-back"
@@ -24,11 +24,13 @@ KNOWN_CAUSES = [
     " row. The deal file is read row by row: the command's peak memory was 245 MB for 1,000 deals"
     " and 303 MB for 100,000, most of it the modules loaded at start-up.",
     "- **Change → dashboard.** The worker's incremental recompute reads the won deals of the fiscal"
-    " year that contains the move once, for every touched subject and period. After it bumps the"
-    " data version, the first dashboard request renders the fragment again (300 reps, about 0.2 s).",
+    " year that contains the move once, for every touched subject and period: 110 to 170 ms per move"
+    " with the 250k tenant. After it bumps the data version, the first dashboard request renders the"
+    " fragment again (300 reps, about 0.2 s with the small tenant).",
     "- **Deal list.** The totals line is cached per data version, and the page's rows are picked by"
-    " id before the joins (4 to 6 ms). Of about 85 ms per request, the ranking query of the"
-    " next-steps panel (pipelines.scoring.next_steps) took 17 to 23 ms; it ranks every open deal.",
+    " id before the joins (3 to 6 ms). The ranking query of the next-steps panel"
+    " (pipelines.scoring.next_steps) ranks every open deal on each request: 17 to 23 ms of about"
+    " 85 ms per request with the small tenant, 193 ms of 254 ms with the 250k tenant.",
 ]
 
 
