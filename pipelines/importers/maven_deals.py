@@ -7,6 +7,7 @@ status and `closed_at` from them with `deal_close_state_refresh`.
 """
 
 import datetime as dt
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -35,6 +36,13 @@ from pipelines.services import deal_close_state_refresh
 from spm.models import Membership, Organization
 
 logger = logging.getLogger(__name__)
+
+# An export has a few thousand distinct dates at most, repeated over its rows, so
+# parsing each spelling once and building each noon once saves most of that work.
+# parse_day is a pure function of its arguments and raises for an invalid value,
+# which the cache does not store.
+_day_parse = functools.lru_cache(maxsize=16_384)(parse_day)
+_noon_utc = functools.lru_cache(maxsize=16_384)(date_at_noon_utc)
 
 PROSPECTING = "Prospecting"
 ENGAGING = "Engaging"
@@ -91,7 +99,7 @@ def deal_file_scan(rows: Iterable[tuple[int, dict[str, str]]], date_order: str =
             if not value:
                 continue
             try:
-                day = parse_day(value, column, date_order=date_order)
+                day = _day_parse(value, column, date_order=date_order)
             except RowRejected:
                 continue
             if latest is None or day > latest:
@@ -230,24 +238,26 @@ def _deals_write_bulk(organization, source, deal_rows, result, pipeline, stages,
 
 def _staged_row(deal_row: DealRow, engaging_id: int, pipeline_id: int, as_of: dt.date) -> tuple:
     """One row of bulk.STAGING_COLUMNS: the values of `deal_values` and the moves of `implied_moves`, without a dict."""
-    created_at = date_at_noon_utc(deal_row.engaged_on or as_of)
+    created_at = _noon_utc(deal_row.engaged_on or as_of)
     stage = deal_row.stage
     account = deal_row.account
     product = deal_row.product
+    owner = deal_row.owner
     name = product.name if account is None else f"{product.name} · {account.name}"
     # Prospecting deals start in their stage; every other deal starts in Engaging and, once
-    # won or lost, moves to its stage on the close date.
+    # won or lost, moves to its stage on the close date. `.id` rather than `.pk`: this runs
+    # for every row, and `.pk` is a property.
     if stage.name == PROSPECTING:
-        first_stage_id, close_stage_id, closed_at = stage.pk, None, None
+        first_stage_id, close_stage_id, closed_at = stage.id, None, None
     else:
         first_stage_id = engaging_id
         has_close = deal_row.closed_on is not None
-        close_stage_id = stage.pk if has_close else None
-        closed_at = date_at_noon_utc(deal_row.closed_on) if has_close else None
+        close_stage_id = stage.id if has_close else None
+        closed_at = _noon_utc(deal_row.closed_on) if has_close else None
     # The latest implied move is into the row's stage, so its kind is the status.
     return (
-        deal_row.external_id, name[:300], deal_row.owner.pk, None if account is None else account.pk, product.pk,
-        deal_row.owner.territory_id, stage.pk, stage.kind, deal_row.amount, deal_row.base_amount, created_at,
+        deal_row.external_id, name[:300], owner.id, None if account is None else account.id, product.id,
+        owner.territory_id, stage.id, stage.kind, deal_row.amount, deal_row.base_amount, created_at,
         deal_row.closed_on, closed_at, deal_row.is_list_price, first_stage_id, close_stage_id, deal_row.line,
     )  # fmt: skip
 
@@ -351,7 +361,7 @@ class DealRowParser:
                 )
             engaged_on = None
         else:
-            engaged_on = parse_day(require_value(row, "engage_date"), "engage_date", date_order=self.date_order)
+            engaged_on = _day_parse(require_value(row, "engage_date"), "engage_date", date_order=self.date_order)
 
         if stage.kind == StageKind.OPEN:
             if close_text:
@@ -359,7 +369,7 @@ class DealRowParser:
                     "close_date", close_text, gettext("an open deal must not have a close date; clear it or fix the stage")
                 )
             return engaged_on, None
-        closed_on = parse_day(require_value(row, "close_date"), "close_date", date_order=self.date_order)
+        closed_on = _day_parse(require_value(row, "close_date"), "close_date", date_order=self.date_order)
         if closed_on < engaged_on:
             raise RowRejected(
                 "close_date",
