@@ -168,9 +168,11 @@ _redis_cache_url = os.environ.get("REDIS_URL", "").strip()
 if _redis_cache_url:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "spm.cache.TolerantRedisCache",
             "LOCATION": _redis_cache_url,
             "KEY_PREFIX": "spm",
+            # A Redis that does not answer counts as a cache miss after half a second (spm.cache).
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 else:
