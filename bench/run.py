@@ -566,7 +566,7 @@ def main(argv=None) -> int:
 
 
 def _environment_text() -> str:
-    """The variables the commands of the report need, without any password in DATABASE_URL."""
+    """Return the variables the report's commands need, without any password in DATABASE_URL."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(os.environ.get("DATABASE_URL", ""))

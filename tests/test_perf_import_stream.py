@@ -3,7 +3,7 @@
 The Maven deal file is read row by row (formats.table_stream), so an import's
 memory does not grow with the file. These tests pin that the stream reads what
 `table_read` reads, in German Excel's encoding too, and that iterating a file
-holds far less than the file in memory.
+uses far less memory than the file's size.
 """
 
 import tracemalloc

@@ -68,7 +68,7 @@ class DealRow:
 
 @dataclass
 class DealFileScan:
-    """What one pass over sales_pipeline.csv finds before any row is parsed: the names it uses and its as-of date."""
+    """Result of one pass over sales_pipeline.csv before any row is parsed: the names it uses and its as-of date."""
 
     agents: set[str]
     accounts: set[str]
@@ -237,7 +237,7 @@ def _deals_write_bulk(organization, source, deal_rows, result, pipeline, stages,
 
 
 def _staged_row(deal_row: DealRow, engaging_id: int, pipeline_id: int, as_of: dt.date) -> tuple:
-    """One row of bulk.STAGING_COLUMNS: the values of `deal_values` and the moves of `implied_moves`, without a dict."""
+    """Build one row of bulk.STAGING_COLUMNS: the values of `deal_values` and the moves of `implied_moves`, without a dict."""
     created_at = _noon_utc(deal_row.engaged_on or as_of)
     stage = deal_row.stage
     account = deal_row.account
