@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client
-from django_scopes import scopes_disabled
 
 from integrations.webhooks.models import WebhookSubscription
+from tests.test_browser_import import in_plain_thread
 
 pytestmark = pytest.mark.browser
 
@@ -63,8 +63,8 @@ def test_webhook_created_secret_shown_once(org, live_server, admin_page):
 
     secret = page.locator("[data-webhook-secret]")
     expect(secret).to_contain_text("whsec_")
-    with scopes_disabled():
-        stored = WebhookSubscription.objects.get()
+    # Queried from a plain thread: a connection opened here under Playwright's loop would outlive the test database.
+    stored = in_plain_thread(WebhookSubscription.objects.get)
     assert secret.inner_text() == stored.secret
     assert stored.events == ["import.finished"]
     # The form and the delivery log fit the phone's width; only tables may scroll inside their wrapper.
