@@ -736,6 +736,30 @@ def kpi_data_version_bump(*, organization_id: int) -> str:
     return version
 
 
+def _deal_data_version_key(organization_id: int) -> str:
+    return f"spm:deal-data-version:{organization_id}"
+
+
+def deal_data_version(*, organization_id: int) -> str:
+    """Return a token that changes whenever the organization's deals or its KPI snapshots change.
+
+    Caches of deal lists use it. A deal change bumps it as soon as it commits,
+    before the recompute has run; the dashboard fragments keep their KPI data
+    version until the snapshots themselves change.
+    """
+    deals_version = cache.get(_deal_data_version_key(organization_id))
+    if deals_version is None:
+        deals_version = deal_data_version_bump(organization_id=organization_id)
+    return f"{deals_version}-{kpi_data_version(organization_id=organization_id)}"
+
+
+def deal_data_version_bump(*, organization_id: int) -> str:
+    """Give the organization a new deal data version, so cached deal-list totals are not served again."""
+    version = f"{time.time_ns():x}"
+    cache.set(_deal_data_version_key(organization_id), version, timeout=None)
+    return version
+
+
 # --- Incremental recompute: the periods and subjects that changed deals touch ------------------
 
 

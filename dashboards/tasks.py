@@ -82,18 +82,18 @@ def kpi_snapshot_recompute_deals(self, *, organization_id: int, deal_ids: list[i
 
 
 def kpi_snapshot_recompute_enqueue(*, organization_id: int) -> None:
-    """Bump the organization's data version and enqueue its full recompute; call after the change commits.
+    """Bump the organization's deal data version and enqueue its full recompute; call after the change commits.
 
     The bump retires the cached deal-list totals at once, before the recompute
-    has run; the recompute bumps again when its rows are in.
+    has run. The dashboards change when the recompute bumps the KPI data version.
     """
-    services.kpi_data_version_bump(organization_id=organization_id)
+    services.deal_data_version_bump(organization_id=organization_id)
     kpi_snapshot_recompute.delay(organization_id=organization_id)
 
 
 def kpi_snapshot_recompute_deals_enqueue(*, organization_id: int, deal_ids: list[int], since: dt.datetime) -> None:
-    """Bump the data version and enqueue the incremental recompute of `deal_ids` from `since` on; call after commit."""
-    services.kpi_data_version_bump(organization_id=organization_id)
+    """Bump the deal data version and enqueue the incremental recompute of `deal_ids` from `since` on; call after commit."""
+    services.deal_data_version_bump(organization_id=organization_id)
     kpi_snapshot_recompute_deals.delay(organization_id=organization_id, deal_ids=list(deal_ids), since=since.isoformat())
 
 

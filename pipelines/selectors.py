@@ -132,19 +132,19 @@ def deal_totals_cached(
     """Return `deal_totals(deals)` from the cache, keyed by organization, data version, visibility and filters.
 
     The totals scan every matching deal (a million for an admin's unfiltered
-    list) while the page reads 50. Imports, stage moves and recomputes bump the
-    organization's data version (dashboards.services.kpi_data_version), which
-    retires every cached total; any other change shows after
+    list) while the page reads 50. Imports, stage moves and recomputes change
+    the organization's deal data version (dashboards.services.deal_data_version),
+    which retires every cached total; any other change shows after
     DEAL_TOTALS_CACHE_SECONDS. `deals` must be the list of `filters` for
     `visible_member_ids`; the sort order does not change the totals.
     """
-    from dashboards.services import kpi_data_version
+    from dashboards.services import deal_data_version
 
     visible = "all" if visible_member_ids is None else ",".join(map(str, sorted(visible_member_ids)))
     selection = f"{visible}|{dataclasses.replace(filters, sort='')!r}"
     created = organization.created_at.timestamp() if organization.created_at else 0
     key = (
-        f"spm:deal-totals:{organization.pk}:{created:.6f}:{kpi_data_version(organization_id=organization.pk)}:"
+        f"spm:deal-totals:{organization.pk}:{created:.6f}:{deal_data_version(organization_id=organization.pk)}:"
         f"{hashlib.sha256(selection.encode()).hexdigest()[:32]}"
     )
     totals = cache.get(key)

@@ -282,3 +282,33 @@ def test_deal_list_page_keeps_sort_order(client, org, admin_member, book):
     response = client.get("/o/acme/deals/?sort=-amount&page=2")
 
     assert [deal.pk for deal in response.context["page"].object_list] == expected[50:60]
+
+
+def test_committed_move_retires_totals_not_fragment(
+    client, org, admin_member, book, django_capture_on_commit_callbacks
+):
+    from unittest import mock
+
+    from django_scopes import scope
+
+    from pipelines.models import Deal, Stage
+    from pipelines.services import deal_move_stage
+
+    client.force_login(admin_member.user)
+    book(2)
+    url = "/o/acme/dashboard/?period=2017-Q1"
+    client.get(url, HTTP_HX_REQUEST="true")
+    totals_before = client.get("/o/acme/deals/?status=won").context["totals"]
+    # The recompute task is not run: only what the commit itself does is checked.
+    with scope(organization=org), mock.patch("dashboards.tasks.kpi_snapshot_recompute_deals"):
+        deal = Deal.objects.get(status="open", owner__user__name="Rep 000")
+        won = Stage.objects.get(kind="won")
+        with django_capture_on_commit_callbacks(execute=True):
+            deal_move_stage(deal=deal, to_stage=won, changed_at=dt.datetime(2017, 2, 10, 12, tzinfo=dt.timezone.utc))
+
+    totals_after = client.get("/o/acme/deals/?status=won").context["totals"]
+    with CaptureQueriesContext(connection) as captured:
+        client.get(url, HTTP_HX_REQUEST="true")
+
+    assert (totals_before.count, totals_after.count) == (2, 3)
+    assert kpi_snapshot_queries(captured) == []
