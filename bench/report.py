@@ -89,10 +89,14 @@ def report_markdown(report: dict) -> str:
         ]
     imported = results.get("import", {})
     if imported.get("deals_per_second"):
+        baseline = imported.get("baseline_peak_rss_mb")
+        memory = f"peak memory {imported['peak_rss_mb']:.0f} MB"
+        if baseline:
+            memory += f" ({baseline:.0f} MB for a 1,000-deal import)"
         lines.append(
             f"| import of a {imported['deals']:,}-deal Maven CSV folder (`import_crm`)"
             f" | {imported['deals_per_second']:,.0f} deals/s ({_seconds(imported['import_seconds'])} in the importer,"
-            f" {_seconds(imported['command_seconds'])} for the command), peak memory {imported['peak_rss_mb']:.0f} MB"
+            f" {_seconds(imported['command_seconds'])} for the command), {memory}"
             f" | {TARGETS['import']} | {imported['load']} | `{base} --only import` |"
         )
     http = results.get("http", {})
