@@ -6,7 +6,8 @@
 - `pandas_rows`: pandas over the same export, as an analyst would write it.
 
 Every function returns {(grain, kind, period_start, subject_id): Values} for the
-periods of `Calendar`, with the product's rules: won/lost by the local month of
+periods of `Calendar`, with the product's rules: deals deleted in the CRM
+(`deleted_at` set) left out, won/lost by the local month of
 `closed_at`, cycle days from `created_at` to `closed_at` of won deals, open at a
 period end as created minus left (left = max(created_at, closed_at)), and a row
 only where won + lost + open is not zero.
@@ -22,7 +23,7 @@ EXPORT_SQL = """
 COPY (
     SELECT d.owner_id, m.team_id, d.territory_id, d.status, d.base_amount, d.created_at, d.closed_at
     FROM pipelines_deal d JOIN spm_membership m ON m.id = d.owner_id
-    WHERE d.organization_id = {organization_id}
+    WHERE d.organization_id = {organization_id} AND d.deleted_at IS NULL
 ) TO STDOUT WITH (FORMAT csv, HEADER true)
 """
 
@@ -115,7 +116,7 @@ WITH mo AS (
 d AS NOT MATERIALIZED (
     SELECT {subject} AS s, d.status, d.base_amount AS amount, d.created_at, d.closed_at
     FROM pipelines_deal d {join}
-    WHERE d.organization_id = %(org)s AND {subject} IS NOT NULL
+    WHERE d.organization_id = %(org)s AND d.deleted_at IS NULL AND {subject} IS NOT NULL
 ),
 closed_monthly AS (
     SELECT s, width_bucket(closed_at, %(bounds)s::timestamptz[]) AS xm,
