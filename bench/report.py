@@ -23,6 +23,10 @@ KNOWN_CAUSES = [
     " 3.1 s in all) and the commit, where PostgreSQL checks the deferred foreign keys of every new"
     " row. The deal file is read row by row: the command's peak memory was 245 MB for 1,000 deals"
     " and 303 MB for 100,000, most of it the modules loaded at start-up.",
+    "- **Recompute against the floor.** Both write or read about 20,000 rows per grain set whatever"
+    " the number of deals, so with the small tenant the ratio swings with the load: 1.31, 1.37 and"
+    " 1.74 in three runs on 2026-12-04 between 23:34 and 23:55 UTC, against 0.74 to 1.11 in four runs"
+    " with the 250k tenant.",
     "- **Change → dashboard.** The worker's incremental recompute reads the won deals of the fiscal"
     " year that contains the move once, for every touched subject and period: 110 to 170 ms per move"
     " with the 250k tenant. After it bumps the data version, the first dashboard request renders the"
