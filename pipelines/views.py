@@ -11,7 +11,7 @@ from dashboards.forms import METRIC_LABELS, DealFilterForm
 from dashboards.models import Grain
 from dashboards.templatetags.spm_format import period_name
 from pipelines.models import DealStatus
-from pipelines.scoring.next_steps import next_steps_list
+from pipelines.scoring.next_steps import next_steps_cached
 from pipelines.scoring.selectors import deal_score_get, deal_scores_attach, win_model_current
 from pipelines.scoring.wording import factors_text
 from pipelines.selectors import (
@@ -84,8 +84,12 @@ def deal_list(request, org_slug):
         template_name += "#deal-results"
     else:
         # Next steps sit above the filtered list and stay when htmx swaps the results.
-        context["next_steps"] = next_steps_list(
-            organization=organization, visible_member_ids=visible_member_ids, now=timezone.now()
+        win_model = context["win_model"] if "win_model" in context else win_model_current()
+        context["next_steps"] = next_steps_cached(
+            organization=organization,
+            visible_member_ids=visible_member_ids,
+            now=timezone.now(),
+            model_run_id=win_model.pk if win_model else None,
         )
     response = render(request, template_name, context, status=status)
     patch_vary_headers(response, ("HX-Request",))

@@ -168,3 +168,22 @@ def test_deal_list_without_risky_deals(client, org, member, fixed_now):
 
     assert response.context["next_steps"] == []
     assert b"No open deal is stalled, slipping or unlikely to be won." in response.content
+
+
+def test_cached_ranking_reused_until_deals_change(org, member, deals, django_assert_num_queries):
+    from django.core.cache import cache
+
+    from dashboards.services import deal_data_version_bump
+    from pipelines.scoring.next_steps import next_steps_cached
+
+    cache.clear()
+    with scope(organization=org):
+        first = next_steps_cached(organization=org, visible_member_ids={member.pk}, now=NOW, model_run_id=None)
+        with django_assert_num_queries(0):
+            again = next_steps_cached(organization=org, visible_member_ids={member.pk}, now=NOW, model_run_id=None)
+        deal_data_version_bump(organization_id=org.pk)
+        with django_assert_num_queries(2):
+            after_change = next_steps_cached(organization=org, visible_member_ids={member.pk}, now=NOW, model_run_id=None)
+
+    assert [step.deal.pk for step in again] == [step.deal.pk for step in first]
+    assert [step.deal.pk for step in after_change] == [step.deal.pk for step in first]

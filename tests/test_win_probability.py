@@ -459,6 +459,9 @@ def test_command_trains_and_prints_metrics(org, history, open_deals):
 
     from django.core.management import call_command
 
+    # The command writes in the organization's language.
+    org.language = "en"
+    org.save(update_fields=["language"])
     output = StringIO()
     call_command("win_model_train", "--org", "acme", "--as-of", "2017-09-30", stdout=output)
 
@@ -477,6 +480,8 @@ def test_command_fails_without_history(org, member, stages, accounts):
     from django.core.management import CommandError, call_command
 
     make_history(org, member, stages, accounts, count=40)
+    org.language = "en"
+    org.save(update_fields=["language"])
 
     with pytest.raises(CommandError) as raised:
         call_command("win_model_train", "--org", "acme")

@@ -13,10 +13,12 @@ highest value at risk first.
 """
 
 import datetime as dt
+import hashlib
 import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db.models import Case, F, FloatField, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Cast, Coalesce
 from django.utils.formats import date_format
@@ -30,6 +32,9 @@ from spm.models import Organization
 LOW_PROBABILITY = Decimal("0.25")
 REASON_WEIGHT = Decimal("0.5")
 NEXT_STEPS_LISTED = 10
+# The ranking reads every visible open deal, so the deal list reuses it for this long unless
+# the deals, the model or the day change first; idle days of stalled deals may lag by as much.
+NEXT_STEPS_CACHE_SECONDS = 300
 
 STALLED, SLIPPING, LOW = "stalled", "slipping", "low_probability"
 SOURCE_MODEL, SOURCE_DEAL, SOURCE_STAGE = "model", "deal", "stage"
@@ -84,6 +89,31 @@ def next_steps_list(
         .values_list("pk", "idle_days", "stage__stalled_after_days")
     }
     return [_next_step(deal, stalled=stalled.get(deal.pk), today=today) for deal in ranked]
+
+
+def next_steps_cached(
+    *, organization: Organization, visible_member_ids: set[int] | None, now: dt.datetime, model_run_id: int | None
+) -> list[NextStep]:
+    """Return `next_steps_list(...)` from the cache, keyed by the deals' data version, model run, day and visibility.
+
+    Imports, syncs and stage moves change the organization's deal data version
+    (dashboards.services.deal_data_version), and a new training run changes the scores,
+    so either retires the cached list at once.
+    """
+    from dashboards.services import deal_data_version
+
+    today = now.astimezone(zoneinfo.ZoneInfo(organization.time_zone)).date()
+    visible = "all" if visible_member_ids is None else ",".join(map(str, sorted(visible_member_ids)))
+    created = organization.created_at.timestamp() if organization.created_at else 0
+    key = (
+        f"spm:next-steps:{organization.pk}:{created:.6f}:{deal_data_version(organization_id=organization.pk)}:"
+        f"{model_run_id}:{today.isoformat()}:{hashlib.sha256(visible.encode()).hexdigest()[:32]}"
+    )
+    steps = cache.get(key)
+    if steps is None:
+        steps = next_steps_list(organization=organization, visible_member_ids=visible_member_ids, now=now)
+        cache.set(key, steps, NEXT_STEPS_CACHE_SECONDS)
+    return steps
 
 
 def _ranked(deals: QuerySet[Deal], *, now: dt.datetime, today: dt.date) -> QuerySet[Deal]:
