@@ -522,13 +522,13 @@ def test_mailbox_poll_creates_email_activities_deduplicated(org, member, other_r
     assert set(activities) == {"m1@acme.example", "m2@customer.example"}
     sent, received = activities["m1@acme.example"], activities["m2@customer.example"]
     assert sent.owner_id == member.pk
-    assert sent.type_name == "E-mail sent"
+    assert sent.type_name == "E-Mail gesendet"  # the organization writes German
     assert sent.kind == ActivityKind.EMAIL
     assert sent.account_id == customer.pk
     assert sent.occurred_at == dt.datetime(2026, 3, 17, 9, 15, tzinfo=UTC)
     # Received: the first member among the recipients (To before Cc, sorted) owns it.
     assert received.owner_id == other_rep.pk
-    assert received.type_name == "E-mail received"
+    assert received.type_name == "E-Mail empfangen"
     assert received.subject == "Rückfrage"
     assert mailbox.last_uid == 5
     assert mailbox.uid_validity == 7
@@ -647,3 +647,18 @@ def test_other_organization_members_not_matched(org, other_org, member, customer
         result = services.calendar_file_capture(member=member, data=data, now=NOW)
 
     assert result.unmatched == 1
+
+
+def test_feed_reread_in_other_language_changes_nothing(org, member, customer):
+    from django.utils import translation
+
+    data = calendar(event("one@x", "DTSTART:20260317T100000Z", "DTEND:20260317T110000Z", "Demo", "ATTENDEE:mailto:a@customer.example"))
+    with LoopbackHTTPServer(get_body=data) as server, scope(organization=org):
+        feed = services.calendar_feed_save(member=member, url=server.url)
+        with translation.override("en"):
+            first = services.calendar_feed_poll(feed=feed, now=NOW)
+        with translation.override("de"):
+            second = services.calendar_feed_poll(feed=feed, now=NOW)
+
+    assert first.created == 1
+    assert second.unchanged == 1

@@ -168,7 +168,7 @@ def test_rep_without_quota_gets_reason(org, week):
 
     body = message_to("rep2@acme.example").body
     assert "Gewonnener Umsatz: 3.000,00\xa0€" in body
-    assert "Zielerreichung" not in body
+    assert "- Zielerreichung:" not in body
 
 
 def test_second_run_sends_nothing(org, week):

@@ -146,6 +146,9 @@ def test_connect_rejects_private_address(admin_client, settings):
 
 
 def test_sync_refuses_loopback_address_in_production(org, connection, settings, django_capture_on_commit_callbacks):
+    # Run logs are written in the organization's language.
+    org.language = "en"
+    org.save(update_fields=["language"])
     settings.WEBHOOKS_ALLOW_LOOPBACK = False
     with scope(organization=org), django_capture_on_commit_callbacks(execute=True):
         from integrations.sync.services import crm_sync_request
@@ -218,6 +221,9 @@ def test_save_requires_a_pipeline(admin_client, connection):
 
 
 def test_sync_now_runs_and_page_shows_counts(admin_client, org, connection, django_capture_on_commit_callbacks):
+    # Run logs are written in the organization's language.
+    org.language = "en"
+    org.save(update_fields=["language"])
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(f"{detail_url(connection)}sync/")
 
@@ -250,6 +256,9 @@ def test_sync_now_twice_queues_one_run(admin_client, org, connection):
 
 
 def test_bad_token_error_shown_on_page(admin_client, org, connection, fake, django_capture_on_commit_callbacks):
+    # Run logs are written in the organization's language.
+    org.language = "en"
+    org.save(update_fields=["language"])
     fake.token = "rotated"
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(f"{detail_url(connection)}sync/")

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from integrations.capture import ics
 from integrations.capture.matching import AccountMatcher, deal_for, domain_of
@@ -97,6 +99,17 @@ def _after_capture(organization: Organization, result: CaptureResult) -> None:
 # --- account domains -------------------------------------------------------------------------------
 
 
+def _stored_label(organization: Organization, message: str) -> str:
+    """Translate `message` into the organization's language, whoever triggers the capture.
+
+    The activity type name is stored data: a poll in the organization's language and an
+    upload by a member who reads English must write the same value, or every re-read of
+    the same meetings would count as an update.
+    """
+    with translation.override(organization.language):
+        return _(message)
+
+
 def account_domain_add(*, organization: Organization, actor: User | None, account: Account, domain: str) -> AccountDomain:
     with transaction.atomic():
         row = AccountDomain.objects.create(organization=organization, account=account, domain=domain)
@@ -154,7 +167,7 @@ def calendar_meetings_capture(
         duration = meeting.ends_at - meeting.starts_at if meeting.ends_at and meeting.ends_at > meeting.starts_at else None
         desired[key] = {
             "kind": ActivityKind.MEETING,
-            "type_name": _("Calendar"),
+            "type_name": _stored_label(organization, gettext_noop("Calendar")),
             "subject": meeting.summary[:300],
             "is_done": meeting.starts_at <= now,
             "owner_id": member.pk,
@@ -324,7 +337,9 @@ def email_messages_capture(*, organization: Organization, messages: list, now: d
         deal = deals.get(account, owner)
         desired[_external_id(message.message_id)] = {
             "kind": ActivityKind.EMAIL,
-            "type_name": _("E-mail sent") if is_sent else _("E-mail received"),
+            "type_name": _stored_label(
+                organization, gettext_noop("E-mail sent") if is_sent else gettext_noop("E-mail received")
+            ),
             "subject": message.subject[:300],
             "is_done": True,
             "owner_id": owner.pk,
