@@ -71,7 +71,7 @@ def test_login_page_in_german(client, db):
     assert "Anmelden" in content
     assert "E-Mail" in content
     assert "Passwort" in content
-    assert 'class="navbar navbar-expand-md' in content
+    assert 'class="navbar navbar-expand-xl' in content
 
 
 def test_login_page_in_english(client, db):
@@ -98,7 +98,7 @@ def test_account_pages_use_the_layout(client, member, path):
 
     content = client.get(path, headers={"Accept-Language": "en"}).content.decode()
 
-    assert 'class="navbar navbar-expand-md' in content
+    assert 'class="navbar navbar-expand-xl' in content
     assert 'class="card shadow-sm"' in content
 
 
