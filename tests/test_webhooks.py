@@ -461,6 +461,31 @@ def test_records_import_emits_import_finished(org, django_capture_on_commit_call
     assert document["data"]["import"]["rejected_rows"] == 0
 
 
+def test_recent_stage_change_through_records_import_emits_stage_changed(org, member, django_capture_on_commit_callbacks):
+    moved_at = (timezone.now() - dt.timedelta(hours=1)).replace(microsecond=0)
+    deal = {"external_id": "D1", "owner_email": "rep@acme.example", "stage": "Qualify", "created_at": "2025-01-01"}
+    with scope(organization=org):
+        records_import(organization=org, source="api", deals=[deal])
+    with LoopbackHTTPServer() as server:
+        subscription_create(org, server.url, ["deal.stage_changed"])
+        with django_capture_on_commit_callbacks(execute=True), scope(organization=org):
+            records_import(
+                organization=org,
+                source="api",
+                stage_changes=[
+                    {"deal": "D1", "stage": "Proposal", "changed_at": "2025-01-05T10:00:00Z"},
+                    {"deal": "D1", "stage": "Negotiation", "changed_at": moved_at.isoformat()},
+                ],
+            )
+
+    # The January move is history; only the move of the last hour is news.
+    assert [json.loads(request["body"])["type"] for request in server.requests] == ["deal.stage_changed"]
+    change = json.loads(server.requests[0]["body"])["data"]["stage_change"]
+    assert change["from_stage"]["name"] == "Proposal"
+    assert change["to_stage"]["name"] == "Negotiation"
+    assert change["changed_at"] == moved_at.isoformat().replace("+00:00", "Z")
+
+
 def test_old_closes_from_import_send_no_deal_events(org, member, django_capture_on_commit_callbacks):
     recent = (timezone.now() - dt.timedelta(days=1)).date().isoformat()
     deals = [

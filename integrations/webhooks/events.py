@@ -97,6 +97,53 @@ def deal_stage_changed_emit(*, change) -> None:
     transaction.on_commit(emit)
 
 
+def deal_stage_changes_emit(*, organization_id: int, changes) -> None:
+    """After commit, emit deal.stage_changed for each recent stage change an import, sync or API batch appended.
+
+    Like closes, only moves within the last CLOSE_EVENT_MAX_AGE count: a first sync or a
+    history import appends years of moves, which import.finished announces instead.
+    Implied moves (derived from created and closed dates) are not news either.
+    """
+    cutoff = timezone.now() - CLOSE_EVENT_MAX_AGE
+    recent = [change for change in changes if not change.is_implied and change.changed_at >= cutoff]
+    if not recent or not subscribed(organization_id=organization_id, events=[WebhookEvent.DEAL_STAGE_CHANGED]):
+        return
+    from pipelines.models import Stage
+
+    stage_ids = {change.to_stage_id for change in recent} | {change.from_stage_id for change in recent} - {None}
+    with scopes_disabled():
+        names = dict(Stage.objects.filter(organization_id=organization_id, pk__in=stage_ids).values_list("pk", "name"))
+    moves = [
+        {
+            "deal_id": change.deal_id,
+            "id": change.pk,
+            "from_stage": None if change.from_stage_id is None else {"id": change.from_stage_id, "name": names.get(change.from_stage_id)},
+            "to_stage": {"id": change.to_stage_id, "name": names.get(change.to_stage_id)},
+            "changed_at": change.changed_at,
+        }
+        for change in recent
+    ]
+
+    def emit():
+        from integrations.webhooks.services import event_emit
+
+        deals = {deal.pk: deal for deal in _deals_load(organization_id, {move["deal_id"] for move in moves})}
+        for move in moves:
+            deal = deals.get(move.pop("deal_id"))
+            if deal is None:
+                continue
+            data = deal_data(deal)
+            data["stage_change"] = move
+            event_emit(
+                organization_id=organization_id,
+                event=WebhookEvent.DEAL_STAGE_CHANGED,
+                payload=data,
+                event_id=event_uuid(organization_id, "stage_change", move["id"] or f"{deal.pk}:{move['to_stage']['id']}:{move['changed_at']}"),
+            )
+
+    transaction.on_commit(emit)
+
+
 def deal_close_transitions_watch(*, organization_id: int, deal_ids: Iterable[int] | None) -> None:
     """Note the status of `deal_ids` now and, after commit, emit deal.won or deal.lost for each that became won or lost.
 

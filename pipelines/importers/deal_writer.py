@@ -23,6 +23,7 @@ from decimal import Decimal
 
 from django.utils.translation import gettext
 
+from integrations.webhooks.events import deal_stage_changes_emit
 from pipelines.importers.base import (
     ExchangeRateTable,
     ImportResult,
@@ -298,6 +299,7 @@ def stage_moves_append(
     # Ids follow insertion order, which is time order per deal, so they break ties between equal times.
     new_changes.sort(key=lambda change: (change.deal_id, change.changed_at))
     DealStageChange.all_objects.bulk_create(new_changes, batch_size=1000)
+    deal_stage_changes_emit(organization_id=organization.pk, changes=new_changes)
     counts.created += len(new_changes)
     return {change.deal_id for change in new_changes}
 
