@@ -168,3 +168,15 @@ def test_period_name_in_english(label, expected):
 def test_month_name_in_german():
     with translation.override("de"):
         assert period_name(parse_period("2017-03", 1)) == "März 2017"
+
+
+def test_period_label_name_uses_fiscal_calendar_and_keeps_bad_labels():
+    from types import SimpleNamespace
+
+    from django.template import Context, Template
+
+    template = Template("{% load spm_format %}{% period_label_name label %}")
+    organization = SimpleNamespace(fiscal_year_start_month=1)
+
+    assert template.render(Context({"label": "2017-Q4", "organization": organization})) == "Q4 FY 2017"
+    assert template.render(Context({"label": "someday", "organization": organization})) == "someday"

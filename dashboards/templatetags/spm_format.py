@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from django.utils.translation import get_language, gettext, to_locale
 
 from dashboards import display
-from spm.fiscal import MONTH, QUARTER, YEAR, Period
+from spm.fiscal import MONTH, QUARTER, YEAR, Period, parse_period
 
 register = template.Library()
 
@@ -146,6 +146,20 @@ def kpi_format(context, value, key, reason=""):
     organization = context.get("organization")
     currency = organization.currency if organization is not None else "EUR"
     return format_value(value, kpi.value_format, currency)
+
+
+@register.simple_tag(takes_context=True)
+def period_label_name(context, label: str) -> str:
+    """Human name of a stored period label such as `2017-Q4` in the organization's fiscal calendar.
+
+    A label that does not parse is shown as stored.
+    """
+    organization = context.get("organization")
+    try:
+        period = parse_period(label, organization.fiscal_year_start_month if organization is not None else 1)
+    except ValueError:
+        return label
+    return period_name(period)
 
 
 @register.filter

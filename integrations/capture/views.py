@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from integrations.capture import ics, services
@@ -13,10 +14,15 @@ from spm.security import admin_required
 
 
 def _result_message(request, result: services.CaptureResult) -> None:
+    counts = result.as_dict()
     messages.success(
         request,
-        _("%(created)s meetings added, %(updated)s updated, %(unchanged)s unchanged; %(unmatched)s without a known account.")
-        % result.as_dict(),
+        ngettext(
+            "%(created)s meeting added, %(updated)s updated, %(unchanged)s unchanged; %(unmatched)s without a known account.",
+            "%(created)s meetings added, %(updated)s updated, %(unchanged)s unchanged; %(unmatched)s without a known account.",
+            counts["created"],
+        )
+        % counts,
     )
 
 
