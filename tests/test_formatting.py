@@ -180,3 +180,17 @@ def test_period_label_name_uses_fiscal_calendar_and_keeps_bad_labels():
 
     assert template.render(Context({"label": "2017-Q4", "organization": organization})) == "Q4 FY 2017"
     assert template.render(Context({"label": "someday", "organization": organization})) == "someday"
+
+
+def test_amount_input_in_locale_notation():
+    from decimal import Decimal
+
+    from django.utils import translation
+
+    from dashboards.templatetags.spm_format import amount_input
+
+    with translation.override("de"):
+        assert amount_input(Decimal("12345.6")) == "12.345,60"
+    with translation.override("en"):
+        assert amount_input(Decimal("12345.6")) == "12,345.60"
+    assert amount_input(None) == ""

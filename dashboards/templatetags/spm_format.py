@@ -121,6 +121,17 @@ def number(value):
     return format_number(value)
 
 
+@register.filter
+def amount_input(value) -> str:
+    """An amount as the value of an input field, in the locale's notation (12.345,67 / 12,345.67); empty for None.
+
+    The amount fields read both notations back, so a German user can submit the value unchanged.
+    """
+    if value is None or value == "":
+        return ""
+    return format_decimal(value, format="#,##0.00", locale=current_locale())
+
+
 @register.simple_tag(takes_context=True)
 def kpi_value(context, row, key, reason=""):
     """Render one KPI of a KpiRow with its format, or "–" with the KPI's undefined reason.
