@@ -512,3 +512,18 @@ def test_deal_list_query_count_is_constant(org, deal_count, django_assert_num_qu
         response = client.get(reverse("api_deals"))
 
     assert len(response.json()["results"]) == deal_count
+
+
+@pytest.mark.django_db
+def test_unknown_query_parameter_rejected(org):
+    _token, plain = make_token(org, "read")
+    client = client_for(plain)
+
+    response = client.get(reverse("api_deals"), {"limit": "2"})
+
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["field"], error["value"]) == ("limit", "2")
+    assert "Unknown query parameter 'limit'" in error["reason"]
+    assert "page_size" in error["reason"]
+    assert client.get(reverse("api_deals"), {"page_size": "2", "source": "api"}).status_code == 200

@@ -107,6 +107,26 @@ class ListBatchView(TokenScopedMixin, generics.ListAPIView):
     entity = ""
     # The field that `updated_since` compares, or "" when the rows carry no change time.
     updated_field = ""
+    # Query parameters of this endpoint besides paging and updated_since.
+    filter_parameters: tuple[str, ...] = ()
+
+    def list(self, request, *args, **kwargs):
+        allowed = {"cursor", "page_size", "format", *self.filter_parameters}
+        if self.updated_field:
+            allowed.add("updated_since")
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            # A silently ignored filter (say ?limit=2 or ?status=open) would return the wrong rows.
+            raise ValidationError(
+                {
+                    name: [
+                        _("Unknown query parameter %(name)r; this endpoint accepts: %(allowed)s.")
+                        % {"name": name, "allowed": ", ".join(sorted(allowed))}
+                    ]
+                    for name in unknown
+                }
+            )
+        return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
         queryset = self.base_queryset()
@@ -224,6 +244,7 @@ class DealListView(ListBatchView):
     serializer_class = api_serializers.DealSerializer
     entity = "deals"
     updated_field = "updated_at"
+    filter_parameters = ("source",)
 
     def base_queryset(self):
         # Deals deleted in the CRM stay listed with their deleted_at, so API clients learn of the deletion.
