@@ -52,8 +52,9 @@ def forecast_vs_actual_chart(series: list[tuple[Period, AccuracyLine]], *, curre
         _base_layout(
             locale,
             barmode="group",
-            legend={"orientation": "h", "y": -0.25},
-            margin={"l": 64, "r": 16, "t": 16, "b": 80},
+            # Above the plot: below it, the legend collides with the axis title on narrow screens.
+            legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+            margin={"l": 64, "r": 16, "t": 48, "b": 56},
             xaxis={"title": {"text": _("Period")}, "type": "category", "automargin": True},
             yaxis={
                 "title": {"text": _("Amount (%(currency)s)") % {"currency": currency}},
