@@ -73,6 +73,13 @@ def coaching_data(org, manager_member, member, other_rep):
     return quarter
 
 
+def wait_for_htmx_idle(page) -> None:
+    """Wait until no htmx request, swap or settle is in progress, so a fill does not go to an input being replaced."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
+
+
 def test_one_on_one_from_agenda_to_notes(org, manager_member, member, coaching_data, live_server, browser_page):
     from playwright.sync_api import expect
 
@@ -113,12 +120,17 @@ def test_one_on_one_from_agenda_to_notes(org, manager_member, member, coaching_d
     page.get_by_label("Shared with the rep").check()
     page.get_by_role("button", name="Save note").click()
     expect(page.locator("[data-note][data-visibility=shared]")).to_contain_text("Agreed to qualify harder")
+    wait_for_htmx_idle(page)
     page.get_by_label("New note").fill("Check in again next week.")
     page.get_by_role("button", name="Save note").last.click()
     expect(page.locator("[data-note][data-visibility=private]")).to_contain_text("Check in again next week.")
 
+    wait_for_htmx_idle(page)
     page.get_by_label("New action item").fill("Review every open proposal")
-    page.get_by_role("button", name="Add", exact=True).click()
+    with page.expect_response(lambda response: response.request.method == "POST" and "/action-items/" in response.url) as posted:
+        page.get_by_role("button", name="Add", exact=True).click()
+    body = posted.value.text()
+    assert "Review every open proposal" in body, f"the add answered {posted.value.status} without the item:\n{body[:2000]}"
     expect(page.locator("#action-items")).to_contain_text("Review every open proposal")
     assert page.evaluate("window.spmNoReloadMarker") is True
 
