@@ -130,8 +130,11 @@ def test_one_on_one_from_agenda_to_notes(org, manager_member, member, coaching_d
     with page.expect_response(lambda response: response.request.method == "POST" and "/action-items/" in response.url) as posted:
         page.get_by_role("button", name="Add", exact=True).click()
     body = posted.value.text()
-    assert "Review every open proposal" in body, f"the add answered {posted.value.status} without the item:\n{body[:2000]}"
-    expect(page.locator("#action-items")).to_contain_text("Review every open proposal")
+    # The item must come back as a row, not only as the value of a re-shown (invalid) form.
+    assert "<td>Review every open proposal" in body, f"the add answered {posted.value.status} without the row:\n{body[:3000]}"
+    expect(page.locator("#action-items [data-action-item]").filter(has_text="Review every open proposal")).to_have_count(
+        1, timeout=15_000
+    )
     assert page.evaluate("window.spmNoReloadMarker") is True
 
     page.reload()
