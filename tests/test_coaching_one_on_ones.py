@@ -546,3 +546,24 @@ def test_detail_page_shows_signal_and_comparison(org, manager_member, member, co
     )
     assert f'data-comparison="stage_conversion:{qualified.pk}"' in content
     assert 'data-comparison="win_rate"' in content
+
+
+def test_action_item_added_when_member_ids_have_thousands(org, team):
+    from tests.factories import MembershipFactory, UserFactory
+
+    with scopes_disabled():
+        manager = MembershipFactory(pk=4771, organization=org, role="manager", team=team, user=UserFactory(email="m4771@acme.example"))
+        rep = MembershipFactory(pk=4772, organization=org, role="rep", team=team, manager=manager, user=UserFactory(email="r4772@acme.example"))
+    one_on_one = _schedule(org, manager, rep, at(10, 2))
+    client = _client(manager)
+    page = client.get(_url("coaching_one_on_one", org, one_on_one_id=one_on_one.pk)).content.decode()
+
+    # A localized "4,772" in the owner choice would be posted back and rejected as an invalid choice.
+    assert '<option value="4772"' in page
+    response = client.post(
+        _url("coaching_action_item_add", org, one_on_one_id=one_on_one.pk), {"title": "Call back", "owner": "4772"}
+    )
+
+    assert response.status_code == 302
+    with scope(organization=org):
+        assert list(ActionItem.objects.filter(one_on_one=one_on_one).values_list("title", "owner_id")) == [("Call back", 4772)]
