@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from spm import views_audit, views_privacy
+from spm import views, views_audit, views_privacy
 
 urlpatterns = [
+    path("", views.organization_home, name="organization_home"),
     path("audit/", views_audit.audit_log, name="audit_log"),
     path("data-protection/", views_privacy.data_protection, name="data_protection"),
     path("data-protection/people/<int:membership_id>/", views_privacy.personal_data, name="personal_data"),

@@ -21,6 +21,11 @@ def home(request):
     return render(request, "spm/home.html", {"memberships": memberships})
 
 
+def organization_home(request, org_slug):
+    """Send a member who opens /o/<slug>/ to their role's start page: reps to their scorecard, others to the dashboard."""
+    return redirect(_landing_url(request.membership))
+
+
 def _landing_url(membership: Membership) -> str:
     slug = membership.organization.slug
     return f"/o/{slug}/me/" if membership.role == Role.REP else f"/o/{slug}/dashboard/"

@@ -251,6 +251,8 @@ URL_ACCESS: dict[str, OrgUrl | GlobalUrl | TokenUrl] = {
     # spm
     "home": GlobalUrl(anonymous=LOGIN),
     "set_language": GlobalUrl(anonymous=PUBLIC),
+    # Redirects every member to the start page of their role.
+    "organization_home": OrgUrl(roles=ALL_ROLES, get_status=302),
     "audit_log": OrgUrl(roles=ADMINS),
     "data_protection": OrgUrl(roles=ADMINS),
     "personal_data": OrgUrl(roles=ADMINS, params={"membership_id": "membership"}),

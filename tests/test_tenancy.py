@@ -109,3 +109,11 @@ def test_login_with_password_reaches_scorecard(client, member):
 
     assert response.redirect_chain[-1][0] == "/o/acme/me/"
     assert response.status_code == 200
+
+
+def test_organization_address_leads_to_role_start_page(client, org, member, manager_member):
+    client.force_login(member.user)
+    assert client.get("/o/acme/")["Location"] == "/o/acme/me/"
+
+    client.force_login(manager_member.user)
+    assert client.get("/o/acme/")["Location"] == "/o/acme/dashboard/"
