@@ -7,6 +7,7 @@ written here. Deals are never iterated in Python: only aggregated rows (subject
 """
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -744,13 +745,26 @@ def deal_data_version(*, organization_id: int) -> str:
     """Return a token that changes whenever the organization's deals or its KPI snapshots change.
 
     Caches of deal lists use it. A deal change bumps it as soon as it commits,
-    before the recompute has run; the dashboard fragments keep their KPI data
+    before the recompute has run. The dashboard fragments keep their KPI data
     version until the snapshots themselves change.
     """
     deals_version = cache.get(_deal_data_version_key(organization_id))
     if deals_version is None:
         deals_version = deal_data_version_bump(organization_id=organization_id)
     return f"{deals_version}-{kpi_data_version(organization_id=organization_id)}"
+
+
+def deal_cache_key(*, organization: Organization, kind: str, selection: str) -> str:
+    """Build the cache key of a value computed from the organization's deals.
+
+    The key names the organization (with its creation time, so a reused id after a recreated
+    database never meets old entries), the current deal data version, and a hash of
+    `selection`: whatever else decides the value, such as visibility and filters.
+    """
+    created = organization.created_at.timestamp() if organization.created_at else 0
+    version = deal_data_version(organization_id=organization.pk)
+    digest = hashlib.sha256(selection.encode()).hexdigest()[:32]
+    return f"spm:{kind}:{organization.pk}:{created:.6f}:{version}:{digest}"
 
 
 def deal_data_version_bump(*, organization_id: int) -> str:

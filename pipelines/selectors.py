@@ -7,7 +7,6 @@ reaches a page.
 """
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -138,15 +137,11 @@ def deal_totals_cached(
     DEAL_TOTALS_CACHE_SECONDS. `deals` must be the list of `filters` for
     `visible_member_ids`; the sort order does not change the totals.
     """
-    from dashboards.services import deal_data_version
+    from dashboards.services import deal_cache_key
 
     visible = "all" if visible_member_ids is None else ",".join(map(str, sorted(visible_member_ids)))
     selection = f"{visible}|{dataclasses.replace(filters, sort='')!r}"
-    created = organization.created_at.timestamp() if organization.created_at else 0
-    key = (
-        f"spm:deal-totals:{organization.pk}:{created:.6f}:{deal_data_version(organization_id=organization.pk)}:"
-        f"{hashlib.sha256(selection.encode()).hexdigest()[:32]}"
-    )
+    key = deal_cache_key(organization=organization, kind="deal-totals", selection=selection)
     totals = cache.get(key)
     if totals is None:
         totals = deal_totals(deals)

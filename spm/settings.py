@@ -171,7 +171,7 @@ if _redis_cache_url:
             "BACKEND": "spm.cache.TolerantRedisCache",
             "LOCATION": _redis_cache_url,
             "KEY_PREFIX": "spm",
-            # A Redis that does not answer counts as a cache miss after half a second (spm.cache).
+            # A Redis server that does not respond within half a second counts as a cache miss (spm.cache).
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
@@ -329,7 +329,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "SPM <noreply@localhos
 # which it is only for development (DEBUG) and tests. The IMAP mailbox host follows the same rule.
 WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", default=DEBUG)
 # Attempts per delivery (the first plus retries after 1, 2, 4, 8 … minutes) and the number of
-# deliveries in a row that may fail before a webhook is switched off and its admins are told.
+# deliveries in a row that may fail before a webhook is switched off and its admins are notified.
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6)
 WEBHOOK_DISABLE_AFTER = env_int("WEBHOOK_DISABLE_AFTER", 5)
 

@@ -46,6 +46,14 @@ def org(db):
 
 
 @pytest.fixture
+def org_in_english(org):
+    """The `org` fixture with English as its language, for tests that read messages written in it (task logs, command output)."""
+    org.language = "en"
+    org.save(update_fields=["language"])
+    return org
+
+
+@pytest.fixture
 def other_org(db):
     with scopes_disabled():
         return OrganizationFactory(name="Globex", slug="globex")

@@ -145,10 +145,7 @@ def test_connect_rejects_private_address(admin_client, settings):
     assert "169.254.169.254 resolves to the private or loopback address 169.254.169.254" in text(response.content)
 
 
-def test_sync_refuses_loopback_address_in_production(org, connection, settings, django_capture_on_commit_callbacks):
-    # Run logs are written in the organization's language.
-    org.language = "en"
-    org.save(update_fields=["language"])
+def test_sync_refuses_loopback_address_in_production(org, org_in_english, connection, settings, django_capture_on_commit_callbacks):
     settings.WEBHOOKS_ALLOW_LOOPBACK = False
     with scope(organization=org), django_capture_on_commit_callbacks(execute=True):
         from integrations.sync.services import crm_sync_request
@@ -220,10 +217,7 @@ def test_save_requires_a_pipeline(admin_client, connection):
     assert connection.pipeline_ids == ["default"]
 
 
-def test_sync_now_runs_and_page_shows_counts(admin_client, org, connection, django_capture_on_commit_callbacks):
-    # Run logs are written in the organization's language.
-    org.language = "en"
-    org.save(update_fields=["language"])
+def test_sync_now_runs_and_page_shows_counts(admin_client, org, org_in_english, connection, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(f"{detail_url(connection)}sync/")
 
@@ -255,10 +249,7 @@ def test_sync_now_twice_queues_one_run(admin_client, org, connection):
     assert connection.status == SyncStatus.QUEUED
 
 
-def test_bad_token_error_shown_on_page(admin_client, org, connection, fake, django_capture_on_commit_callbacks):
-    # Run logs are written in the organization's language.
-    org.language = "en"
-    org.save(update_fields=["language"])
+def test_bad_token_error_shown_on_page(admin_client, org, org_in_english, connection, fake, django_capture_on_commit_callbacks):
     fake.token = "rotated"
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(f"{detail_url(connection)}sync/")

@@ -344,10 +344,7 @@ def test_form_names_rejected_loopback_url(org, admin_member, client, settings):
         assert WebhookSubscription.objects.count() == 0
 
 
-def test_delivery_to_loopback_fails_when_setting_turned_off(org, settings, django_capture_on_commit_callbacks):
-    # Delivery errors are written in the organization's language.
-    org.language = "en"
-    org.save(update_fields=["language"])
+def test_delivery_to_loopback_fails_when_setting_turned_off(org, org_in_english, settings, django_capture_on_commit_callbacks):
     subscription = subscription_create(org, "http://127.0.0.1:9/", ["import.finished"])
     settings.WEBHOOKS_ALLOW_LOOPBACK = False
 

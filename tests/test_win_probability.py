@@ -454,14 +454,11 @@ def test_training_through_worker(celery_worker, org, history, open_deals):
 # --- command -----------------------------------------------------------------------------------
 
 
-def test_command_trains_and_prints_metrics(org, history, open_deals):
+def test_command_trains_and_prints_metrics(org, org_in_english, history, open_deals):
     from io import StringIO
 
     from django.core.management import call_command
 
-    # The command writes in the organization's language.
-    org.language = "en"
-    org.save(update_fields=["language"])
     output = StringIO()
     call_command("win_model_train", "--org", "acme", "--as-of", "2017-09-30", stdout=output)
 
@@ -476,12 +473,10 @@ def test_command_trains_and_prints_metrics(org, history, open_deals):
         }
 
 
-def test_command_fails_without_history(org, member, stages, accounts):
+def test_command_fails_without_history(org, org_in_english, member, stages, accounts):
     from django.core.management import CommandError, call_command
 
     make_history(org, member, stages, accounts, count=40)
-    org.language = "en"
-    org.save(update_fields=["language"])
 
     with pytest.raises(CommandError) as raised:
         call_command("win_model_train", "--org", "acme")

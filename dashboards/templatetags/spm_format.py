@@ -123,7 +123,7 @@ def number(value):
 
 @register.filter
 def amount_input(value) -> str:
-    """An amount as the value of an input field, in the locale's notation (12.345,67 / 12,345.67); empty for None.
+    """Format an amount as an input field's value in the locale's notation (12.345,67 / 12,345.67); empty for None.
 
     The amount fields read both notations back, so a German user can submit the value unchanged.
     """

@@ -100,7 +100,7 @@ def _after_capture(organization: Organization, result: CaptureResult) -> None:
 
 
 def _stored_label(organization: Organization, message: str) -> str:
-    """Translate `message` into the organization's language, whoever triggers the capture.
+    """Translate `message` into the organization's language, whichever member or task starts the capture.
 
     The activity type name is stored data: a poll in the organization's language and an
     upload by a member who reads English must write the same value, or every re-read of

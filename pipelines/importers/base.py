@@ -238,7 +238,7 @@ def bulk_upsert(
         for instance in to_update:
             for name in auto_now_fields:
                 setattr(instance, name, now)
-        # The base manager, because a default manager may hide rows that `existing` holds (Deal.objects
+        # The base manager, because a default manager may hide rows that `existing` contains (Deal.objects
         # hides deals deleted in the CRM, and a re-sent deal must be restored); the rows are matched by pk.
         model._base_manager.bulk_update(to_update, sorted(changed_fields | set(auto_now_fields)), batch_size=batch_size)
     if to_create:

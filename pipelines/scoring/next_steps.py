@@ -13,7 +13,6 @@ highest value at risk first.
 """
 
 import datetime as dt
-import hashlib
 import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
@@ -100,14 +99,12 @@ def next_steps_cached(
     (dashboards.services.deal_data_version), and a new training run changes the scores,
     so either retires the cached list at once.
     """
-    from dashboards.services import deal_data_version
+    from dashboards.services import deal_cache_key
 
     today = now.astimezone(zoneinfo.ZoneInfo(organization.time_zone)).date()
     visible = "all" if visible_member_ids is None else ",".join(map(str, sorted(visible_member_ids)))
-    created = organization.created_at.timestamp() if organization.created_at else 0
-    key = (
-        f"spm:next-steps:{organization.pk}:{created:.6f}:{deal_data_version(organization_id=organization.pk)}:"
-        f"{model_run_id}:{today.isoformat()}:{hashlib.sha256(visible.encode()).hexdigest()[:32]}"
+    key = deal_cache_key(
+        organization=organization, kind="next-steps", selection=f"{model_run_id}|{today.isoformat()}|{visible}"
     )
     steps = cache.get(key)
     if steps is None:
