@@ -27,7 +27,7 @@ def _separators(locale) -> str:
     return locale.number_symbols["latn"]["decimal"] + locale.number_symbols["latn"]["group"]
 
 
-def _currency_affixes(currency: str, locale) -> tuple[str, str]:
+def currency_affixes(currency: str, locale) -> tuple[str, str]:
     """Split the locale's currency format around the number: ("€", "") in English, ("", " €") in German."""
     sample = format_currency(Decimal("1"), currency, locale=locale)
     match = re.search(r"\d(?:.*\d)?", sample)
@@ -41,7 +41,8 @@ def percent_tick_suffix(locale) -> str:
     return sample[match.end() :]
 
 
-def _base_layout(locale, **layout) -> dict:
+def base_layout(locale, **layout) -> dict:
+    """Return the layout shared by all SPM charts (fonts, margins, locale number separators), updated with `layout`."""
     return {
         "template": "none",
         "separators": _separators(locale),
@@ -53,15 +54,15 @@ def _base_layout(locale, **layout) -> dict:
     }
 
 
-def _to_dict(figure: go.Figure) -> dict:
-    # to_json turns numpy and Decimal values into plain JSON, which json_script can embed again.
+def figure_to_dict(figure: go.Figure) -> dict:
+    """Convert a figure to a dict of plain JSON values (no numpy or Decimal), which `json_script` can embed."""
     return json.loads(figure.to_json())
 
 
 def won_amount_by_month_chart(series: list[tuple[Period, KpiRow | None]], *, currency: str) -> dict:
     """Bar chart of won amount per month; a month without a snapshot row shows as 0 (nothing won)."""
     locale = current_locale()
-    prefix, suffix = _currency_affixes(currency, locale)
+    prefix, suffix = currency_affixes(currency, locale)
     months = [format_date(period.start, "LLL yy", locale=locale) for period, _row in series]
     amounts = [float(row.won_amount) if row is not None else 0.0 for _period, row in series]
     labels = [format_money(row.won_amount if row is not None else 0, currency, locale) for _period, row in series]
@@ -76,7 +77,7 @@ def won_amount_by_month_chart(series: list[tuple[Period, KpiRow | None]], *, cur
         )
     )
     figure.update_layout(
-        _base_layout(
+        base_layout(
             locale,
             xaxis={"title": {"text": _("Month")}, "type": "category", "automargin": True},
             yaxis={
@@ -91,7 +92,7 @@ def won_amount_by_month_chart(series: list[tuple[Period, KpiRow | None]], *, cur
             },
         )
     )
-    return _to_dict(figure)
+    return figure_to_dict(figure)
 
 
 def win_rate_by_rep_chart(rows: list[KpiRow]) -> dict:
@@ -119,7 +120,7 @@ def win_rate_by_rep_chart(rows: list[KpiRow]) -> dict:
         )
     )
     figure.update_layout(
-        _base_layout(
+        base_layout(
             locale,
             height=max(160, 48 + 32 * len(defined)),
             margin={"l": 140, "r": 16, "t": 16, "b": 48},
@@ -127,7 +128,7 @@ def win_rate_by_rep_chart(rows: list[KpiRow]) -> dict:
             yaxis={"title": {"text": _("Rep")}, "automargin": True},
         )
     )
-    return _to_dict(figure)
+    return figure_to_dict(figure)
 
 
 def funnel_chart(rows) -> dict:
@@ -150,14 +151,14 @@ def funnel_chart(rows) -> dict:
         )
     )
     figure.update_layout(
-        _base_layout(
+        base_layout(
             locale,
             height=max(200, 60 + 48 * len(rows)),
             margin={"l": 140, "r": 16, "t": 16, "b": 32},
             yaxis={"title": {"text": _("Stage")}, "automargin": True},
         )
     )
-    return _to_dict(figure)
+    return figure_to_dict(figure)
 
 
 def time_in_stage_chart(rows) -> dict:
@@ -173,7 +174,7 @@ def time_in_stage_chart(rows) -> dict:
         ]
     )
     figure.update_layout(
-        _base_layout(
+        base_layout(
             locale,
             barmode="group",
             xaxis={"title": {"text": _("Stage")}, "type": "category", "automargin": True},
@@ -181,7 +182,7 @@ def time_in_stage_chart(rows) -> dict:
             legend={"orientation": "h", "y": 1.1},
         )
     )
-    return _to_dict(figure)
+    return figure_to_dict(figure)
 
 
 def waterfall_chart(steps: list[tuple[str, int, str]]) -> dict:
@@ -203,19 +204,19 @@ def waterfall_chart(steps: list[tuple[str, int, str]]) -> dict:
         )
     )
     figure.update_layout(
-        _base_layout(
+        base_layout(
             locale,
             xaxis={"type": "category", "automargin": True},
             yaxis={"title": {"text": _("Open deals")}, "automargin": True},
         )
     )
-    return _to_dict(figure)
+    return figure_to_dict(figure)
 
 
 def velocity_trend_chart(series: list[tuple[Period, KpiRow | None]], *, currency: str) -> dict:
     """Line of pipeline velocity (money per day) per month; a month without a defined velocity is a gap."""
     locale = current_locale()
-    prefix, suffix = _currency_affixes(currency, locale)
+    prefix, suffix = currency_affixes(currency, locale)
     months = [format_date(period.start, "LLL yy", locale=locale) for period, _row in series]
     values = [
         float(row.pipeline_velocity) if row is not None and row.pipeline_velocity is not None else None
@@ -223,7 +224,7 @@ def velocity_trend_chart(series: list[tuple[Period, KpiRow | None]], *, currency
     ]
     figure = go.Figure(go.Scatter(x=months, y=values, mode="lines+markers", line={"color": BAR_COLOR}, connectgaps=False))
     figure.update_layout(
-        _base_layout(
+        base_layout(
             locale,
             xaxis={"title": {"text": _("Month")}, "type": "category", "automargin": True},
             yaxis={
@@ -237,4 +238,4 @@ def velocity_trend_chart(series: list[tuple[Period, KpiRow | None]], *, currency
             },
         )
     )
-    return _to_dict(figure)
+    return figure_to_dict(figure)

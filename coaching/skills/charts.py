@@ -7,7 +7,7 @@ from babel.dates import format_date
 from django.utils.translation import gettext as _
 
 from coaching.skills.models import LEVELS, Assessment, AssessmentKind, Competency
-from dashboards.charts import _base_layout, _to_dict
+from dashboards.charts import base_layout, figure_to_dict
 from dashboards.templatetags.spm_format import current_locale
 
 # Days of margin on each side of the date axis, so a single assessment or one on the edge stays readable.
@@ -59,7 +59,7 @@ def skill_history_charts(*, competencies: list[Competency], assessments: list[As
         axis_range = [(min(days) - AXIS_MARGIN).isoformat(), (max(days) + AXIS_MARGIN).isoformat()]
         figure = go.Figure(traces)
         figure.update_layout(
-            _base_layout(
+            base_layout(
                 locale,
                 height=260,
                 xaxis={
@@ -74,5 +74,5 @@ def skill_history_charts(*, competencies: list[Competency], assessments: list[As
                 showlegend=True,
             )
         )
-        charts.append((competency, f"skill-chart-{competency.pk}", _to_dict(figure)))
+        charts.append((competency, f"skill-chart-{competency.pk}", figure_to_dict(figure)))
     return charts

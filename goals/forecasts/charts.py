@@ -1,11 +1,9 @@
 """The forecast-versus-actual figure, built like dashboards.charts: a JSON-ready dict drawn by static/spm/charts.js."""
 
-import json
-
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from dashboards.charts import _base_layout, _currency_affixes
+from dashboards.charts import base_layout, currency_affixes, figure_to_dict
 from dashboards.templatetags.spm_format import current_locale, format_money, period_name
 from goals.forecasts.accuracy import AccuracyLine
 from spm.fiscal import Period
@@ -20,7 +18,7 @@ def forecast_vs_actual_chart(series: list[tuple[Period, AccuracyLine]], *, curre
     A period without a recorded forecast has no forecast bar, and its hover text reads "no forecast recorded".
     """
     locale = current_locale()
-    prefix, suffix = _currency_affixes(currency, locale)
+    prefix, suffix = currency_affixes(currency, locale)
     names = [str(period_name(period)) for period, _line in series]
     forecasts = [line.at_start.amount for _period, line in series]
     actuals = [line.actual for _period, line in series]
@@ -49,7 +47,7 @@ def forecast_vs_actual_chart(series: list[tuple[Period, AccuracyLine]], *, curre
         ]
     )
     figure.update_layout(
-        _base_layout(
+        base_layout(
             locale,
             barmode="group",
             # Above the plot: below it, the legend collides with the axis title on narrow screens.
@@ -68,5 +66,4 @@ def forecast_vs_actual_chart(series: list[tuple[Period, AccuracyLine]], *, curre
             },
         )
     )
-    # to_json turns numpy and Decimal values into plain JSON, which json_script can embed again.
-    return json.loads(figure.to_json())
+    return figure_to_dict(figure)

@@ -3,7 +3,7 @@
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from dashboards.charts import _base_layout, _to_dict, percent_tick_suffix
+from dashboards.charts import base_layout, figure_to_dict, percent_tick_suffix
 from dashboards.templatetags.spm_format import current_locale, format_number, format_percent
 
 BAR_COLOR = "rgba(13, 110, 253, 0.25)"
@@ -67,7 +67,7 @@ def calibration_chart(bands: list[dict]) -> dict:
     )
     suffix = percent_tick_suffix(locale)
     figure.update_layout(
-        _base_layout(
+        base_layout(
             locale,
             height=360,
             margin={"l": 64, "r": 64, "t": 16, "b": 56},
@@ -84,4 +84,4 @@ def calibration_chart(bands: list[dict]) -> dict:
             },
         )
     )
-    return _to_dict(figure)
+    return figure_to_dict(figure)
