@@ -6,6 +6,11 @@ CRM v3 objects, search, batch read, pipelines, owners and v4 associations; Piped
 pipelines, stages, users and deal flow, v2 deals and activities), from state the test
 builds and changes. It can answer 429 with Retry-After a given number of times, pages
 results with a small page size, and logs every request.
+
+The second half contains what the sync test modules share: the `server` and `connection`
+fixtures, the `sync` helper and HubSpot demo deals. A test module defines a `fake` fixture
+with its own CRM state and imports the fixtures by name, because tests/conftest.py serves
+every module.
 """
 
 import datetime as dt
@@ -13,7 +18,14 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django_scopes import scope, scopes_disabled
+
+from integrations.sync.models import CrmConnection, CrmSyncRun, SyncTrigger
+from integrations.sync.services import crm_sync_request, crm_sync_run
 
 UTC = dt.timezone.utc
 
@@ -115,6 +127,8 @@ class HubSpotDeal:
 
 @dataclass
 class FakeHubSpot(FakeCrmBase):
+    provider: ClassVar[str] = "hubspot"
+
     pipelines: list[dict] = field(default_factory=list)
     owners: list[dict] = field(default_factory=list)
     deals: dict[str, HubSpotDeal] = field(default_factory=dict)
@@ -146,6 +160,10 @@ class FakeHubSpot(FakeCrmBase):
                 ],
             }
         )
+
+    def pipeline_choices(self) -> list[dict]:
+        """Return the pipelines as `CrmConnection.available_pipelines` stores them."""
+        return [{"id": pipeline["id"], "label": pipeline["label"]} for pipeline in self.pipelines]
 
     def add_owner(self, owner_id: str, email: str, first_name: str, last_name: str) -> None:
         self.owners.append(
@@ -402,6 +420,8 @@ class PipedriveDeal:
 
 @dataclass
 class FakePipedrive(FakeCrmBase):
+    provider: ClassVar[str] = "pipedrive"
+
     pipelines: list[dict] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
     users: list[dict] = field(default_factory=list)
@@ -422,6 +442,10 @@ class FakePipedrive(FakeCrmBase):
                 "selected": not self.pipelines,
             }
         )
+
+    def pipeline_choices(self) -> list[dict]:
+        """Return the pipelines as `CrmConnection.available_pipelines` stores them."""
+        return [{"id": str(pipeline["id"]), "label": pipeline["name"]} for pipeline in self.pipelines]
 
     def add_stage(self, stage_id: int, pipeline_id: int, name: str, probability: int) -> None:
         self.stages.append(
@@ -728,3 +752,88 @@ def pipedrive_demo() -> FakePipedrive:
     fake.add_user(7, "Petra Pohl", "petra.pohl@acme.example")
     fake.add_user(8, "Otto Ostertag", "otto.ostertag@acme.example")
     return fake
+
+
+def hubspot_demo_deals() -> FakeHubSpot:
+    """Return `hubspot_demo()` with three deals added to the sales pipeline.
+
+    Alpha (owner 101, 1000): won after two moves. Beta (owner 102, 2500): open in Contract
+    sent. Gamma (owner 101, 400.50): lost.
+    """
+    fake = hubspot_demo()
+    fake.add_deal(
+        "1",
+        name="Alpha",
+        owner_id="101",
+        pipeline="default",
+        stage="appointmentscheduled",
+        created_at=utc(2025, 1, 6, 9),
+        amount="1000",
+    )
+    fake.move_deal("1", "qualifiedtobuy", utc(2025, 1, 10, 9))
+    fake.move_deal("1", "closedwon", utc(2025, 2, 3, 10))
+    fake.add_deal(
+        "2",
+        name="Beta",
+        owner_id="102",
+        pipeline="default",
+        stage="appointmentscheduled",
+        created_at=utc(2025, 1, 8, 9),
+        amount="2500",
+    )
+    fake.move_deal("2", "contractsent", utc(2025, 1, 20, 9))
+    fake.add_deal(
+        "3",
+        name="Gamma",
+        owner_id="101",
+        pipeline="default",
+        stage="qualifiedtobuy",
+        created_at=utc(2025, 1, 9, 9),
+        amount="400.50",
+    )
+    fake.move_deal("3", "closedlost", utc(2025, 2, 5, 9))
+    return fake
+
+
+# --- fixtures and helpers for the sync tests ---------------------------------------------------
+# Each fixture is requested by a short name (`server`, `connection`) but defined as `fixture_*`,
+# so a test's parameter does not shadow the function its module imports (ruff F811).
+
+
+@pytest.fixture(name="server")
+def fixture_server(fake, settings):
+    """Serve the requesting module's `fake` fixture on loopback for one test."""
+    # Outbound CRM requests reject 127.0.0.1 unless this is on.
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    with FakeCrmServer(fake) as server:
+        yield server
+
+
+@pytest.fixture(name="connection")
+def fixture_connection(org, server) -> CrmConnection:
+    """The `org` connection to the fake CRM with the token it accepts, syncing its first pipeline."""
+    pipelines = server.fake.pipeline_choices()
+    with scopes_disabled():
+        return CrmConnection.objects.create(
+            organization=org,
+            provider=server.fake.provider,
+            base_url=server.base_url,
+            access_token=server.fake.token,
+            pipeline_ids=[pipelines[0]["id"]],
+            available_pipelines=pipelines,
+        )
+
+
+def sync(connection: CrmConnection, waits: list[float] | None = None) -> CrmSyncRun:
+    """Queue and run one sync of `connection` in this process.
+
+    `waits` collects the Retry-After seconds of the 429 responses the sync waited for.
+    """
+    with scope(organization=connection.organization):
+        connection.refresh_from_db()
+        run = crm_sync_request(connection=connection, trigger=SyncTrigger.MANUAL)
+        assert run is not None
+        run = crm_sync_run(run=run, sleep=(waits.append if waits is not None else lambda seconds: None))
+        run.refresh_from_db()
+        connection.refresh_from_db()
+    return run

@@ -23,73 +23,21 @@ from dashboards.models import Grain, KpiSnapshot, PeriodKind
 from integrations.sync.models import CrmConnection, CrmSyncRun, SyncStatus
 from integrations.sync.tasks import crm_sync_schedule
 from pipelines.models import Deal
-from tests.fake_crm import FakeCrmServer, hubspot_demo, utc
+from tests.fake_crm import (
+    fixture_connection,  # noqa: F401 (pytest fixture, requested by name)
+    fixture_server,  # noqa: F401 (pytest fixture, requested by name)
+    hubspot_demo_deals,
+    utc,
+)
 from tests.test_dashboard_views import tile
 
 FEBRUARY = dt.date(2025, 2, 1)
 WORKER_WAIT_SECONDS = 120
 
 
-@pytest.fixture(autouse=True)
-def _loopback_allowed(settings):
-    # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
-    settings.WEBHOOKS_ALLOW_LOOPBACK = True
-
-
 @pytest.fixture
 def fake():
-    fake = hubspot_demo()
-    fake.add_deal(
-        "1",
-        name="Alpha",
-        owner_id="101",
-        pipeline="default",
-        stage="appointmentscheduled",
-        created_at=utc(2025, 1, 6, 9),
-        amount="1000",
-    )
-    fake.move_deal("1", "qualifiedtobuy", utc(2025, 1, 10, 9))
-    fake.move_deal("1", "closedwon", utc(2025, 2, 3, 10))
-    fake.add_deal(
-        "2",
-        name="Beta",
-        owner_id="102",
-        pipeline="default",
-        stage="appointmentscheduled",
-        created_at=utc(2025, 1, 8, 9),
-        amount="2500",
-    )
-    fake.move_deal("2", "contractsent", utc(2025, 1, 20, 9))
-    fake.add_deal(
-        "3",
-        name="Gamma",
-        owner_id="101",
-        pipeline="default",
-        stage="qualifiedtobuy",
-        created_at=utc(2025, 1, 9, 9),
-        amount="400.50",
-    )
-    fake.move_deal("3", "closedlost", utc(2025, 2, 5, 9))
-    return fake
-
-
-@pytest.fixture
-def server(fake):
-    with FakeCrmServer(fake) as server:
-        yield server
-
-
-@pytest.fixture
-def connection(org, server):
-    with scopes_disabled():
-        return CrmConnection.objects.create(
-            organization=org,
-            provider="hubspot",
-            base_url=server.base_url,
-            access_token="test-token",
-            pipeline_ids=["default"],
-            available_pipelines=[{"id": "default", "label": "Sales Pipeline"}],
-        )
+    return hubspot_demo_deals()
 
 
 def february(org) -> KpiSnapshot:

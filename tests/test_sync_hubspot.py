@@ -3,7 +3,8 @@
 The portal: pipeline "Sales Pipeline" (Appointment scheduled 20 %, Qualified to buy 40 %,
 Contract sent 90 %, Closed won, Closed lost) and "Renewals", which is not synced. The
 owners are 101 Hanna Huber and 102 Jonas Keller. The organization's time zone is Europe/Berlin and
-its currency EUR.
+its currency EUR. The deals are Alpha (won after two moves), Beta (open in Contract sent) and
+Gamma (lost) from `hubspot_demo_deals`, plus Renewal in "Renewals".
 """
 
 import datetime as dt
@@ -13,12 +14,8 @@ import pytest
 from django_scopes import scope, scopes_disabled
 
 from integrations.sync.http import CrmAuthError
-from integrations.sync.models import CrmConnection, CrmSyncRun, SyncStatus, SyncTrigger
-from integrations.sync.services import (
-    crm_connection_create,
-    crm_sync_request,
-    crm_sync_run,
-)
+from integrations.sync.models import CrmConnection, SyncStatus
+from integrations.sync.services import crm_connection_create
 from pipelines.models import (
     Activity,
     Deal,
@@ -28,50 +25,18 @@ from pipelines.models import (
     StageKind,
 )
 from spm.models import AuditLog, Membership
-from tests.fake_crm import FakeCrmServer, hubspot_demo, utc
-
-
-@pytest.fixture(autouse=True)
-def _loopback_allowed(settings):
-    # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
-    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+from tests.fake_crm import (
+    fixture_connection,  # noqa: F401 (pytest fixture, requested by name)
+    fixture_server,  # noqa: F401 (pytest fixture, requested by name)
+    hubspot_demo_deals,
+    sync,
+    utc,
+)
 
 
 @pytest.fixture
 def fake():
-    fake = hubspot_demo()
-    # Alpha: won after two moves. Beta: open in Contract sent. Gamma: lost. Renewal: not synced.
-    fake.add_deal(
-        "1",
-        name="Alpha",
-        owner_id="101",
-        pipeline="default",
-        stage="appointmentscheduled",
-        created_at=utc(2025, 1, 6, 9),
-        amount="1000",
-    )
-    fake.move_deal("1", "qualifiedtobuy", utc(2025, 1, 10, 9))
-    fake.move_deal("1", "closedwon", utc(2025, 2, 3, 10))
-    fake.add_deal(
-        "2",
-        name="Beta",
-        owner_id="102",
-        pipeline="default",
-        stage="appointmentscheduled",
-        created_at=utc(2025, 1, 8, 9),
-        amount="2500",
-    )
-    fake.move_deal("2", "contractsent", utc(2025, 1, 20, 9))
-    fake.add_deal(
-        "3",
-        name="Gamma",
-        owner_id="101",
-        pipeline="default",
-        stage="qualifiedtobuy",
-        created_at=utc(2025, 1, 9, 9),
-        amount="400.50",
-    )
-    fake.move_deal("3", "closedlost", utc(2025, 2, 5, 9))
+    fake = hubspot_demo_deals()
     fake.add_deal(
         "4",
         name="Renewal",
@@ -92,37 +57,6 @@ def fake():
         hs_meeting_start_time="2025-01-22T09:00:00.000Z", hs_meeting_end_time="2025-01-22T10:00:00.000Z",
     )  # fmt: skip
     return fake
-
-
-@pytest.fixture
-def server(fake):
-    with FakeCrmServer(fake) as server:
-        yield server
-
-
-@pytest.fixture
-def connection(org, server):
-    with scopes_disabled():
-        return CrmConnection.objects.create(
-            organization=org,
-            provider="hubspot",
-            base_url=server.base_url,
-            access_token="test-token",
-            pipeline_ids=["default"],
-            available_pipelines=[{"id": "default", "label": "Sales Pipeline"}, {"id": "renewals", "label": "Renewals"}],
-        )
-
-
-def sync(connection, waits=None) -> CrmSyncRun:
-    """Queue and run one sync of `connection` in this process; `waits` collects the 429 waits."""
-    with scope(organization=connection.organization):
-        connection.refresh_from_db()
-        run = crm_sync_request(connection=connection, trigger=SyncTrigger.MANUAL)
-        assert run is not None
-        run = crm_sync_run(run=run, sleep=(waits.append if waits is not None else lambda seconds: None))
-        run.refresh_from_db()
-        connection.refresh_from_db()
-    return run
 
 
 def deal(org, external_id) -> Deal:

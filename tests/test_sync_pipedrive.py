@@ -10,9 +10,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django_scopes import scope, scopes_disabled
+from django_scopes import scope
 
-from integrations.sync.models import CrmConnection, SyncStatus
+from integrations.sync.models import SyncStatus
 from pipelines.models import (
     Activity,
     Deal,
@@ -21,14 +21,13 @@ from pipelines.models import (
     Stage,
     StageKind,
 )
-from tests.fake_crm import FakeCrmServer, pipedrive_demo, utc
-from tests.test_sync_hubspot import sync
-
-
-@pytest.fixture(autouse=True)
-def _loopback_allowed(settings):
-    # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
-    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+from tests.fake_crm import (
+    fixture_connection,  # noqa: F401 (pytest fixture, requested by name)
+    fixture_server,  # noqa: F401 (pytest fixture, requested by name)
+    pipedrive_demo,
+    sync,
+    utc,
+)
 
 
 @pytest.fixture
@@ -83,25 +82,6 @@ def fake():
         done=True, update_time=utc(2025, 3, 11, 15),
     )  # fmt: skip
     return fake
-
-
-@pytest.fixture
-def server(fake):
-    with FakeCrmServer(fake) as server:
-        yield server
-
-
-@pytest.fixture
-def connection(org, server):
-    with scopes_disabled():
-        return CrmConnection.objects.create(
-            organization=org,
-            provider="pipedrive",
-            base_url=server.base_url,
-            access_token="test-token",
-            pipeline_ids=["1"],
-            available_pipelines=[{"id": "1", "label": "Neugeschäft"}, {"id": "2", "label": "Partner"}],
-        )
 
 
 def deal(org, external_id) -> Deal:

@@ -7,20 +7,20 @@ from django_scopes import scope, scopes_disabled
 
 from integrations.sync.models import CrmConnection, CrmSyncRun, SyncStatus
 from spm.models import AuditLog
-from tests.fake_crm import FakeCrmServer, hubspot_demo, utc
+from tests.fake_crm import (
+    fixture_connection,  # noqa: F401 (pytest fixture, requested by name)
+    fixture_server,  # noqa: F401 (pytest fixture, requested by name)
+    hubspot_demo,
+    utc,
+)
 
 LIST_URL = "/o/acme/integrations/"
-
-
-@pytest.fixture(autouse=True)
-def _loopback_allowed(settings):
-    # The fake CRM listens on 127.0.0.1, which outbound requests reject unless this is on.
-    settings.WEBHOOKS_ALLOW_LOOPBACK = True
 
 
 @pytest.fixture
 def fake():
     fake = hubspot_demo()
+    # The `connection` fixture stores the token the fake accepts, and pages show it masked as ••••••••7f3a.
     fake.token = "pat-eu1-secret-7f3a"
     fake.add_deal(
         "1",
@@ -45,28 +45,9 @@ def fake():
 
 
 @pytest.fixture
-def server(fake):
-    with FakeCrmServer(fake) as server:
-        yield server
-
-
-@pytest.fixture
 def admin_client(client, admin_member):
     client.force_login(admin_member.user)
     return client
-
-
-@pytest.fixture
-def connection(org, server):
-    with scopes_disabled():
-        return CrmConnection.objects.create(
-            organization=org,
-            provider="hubspot",
-            base_url=server.base_url,
-            access_token="pat-eu1-secret-7f3a",
-            pipeline_ids=["default"],
-            available_pipelines=[{"id": "default", "label": "Sales Pipeline"}, {"id": "renewals", "label": "Renewals"}],
-        )
 
 
 def detail_url(connection) -> str:
