@@ -15,7 +15,7 @@ from integrations.api.models import ApiToken
 from integrations.api.services import api_token_create, api_token_revoke
 from pipelines.models import Deal
 from spm.models import AuditLog
-from tests.factories import DealFactory, PipelineFactory, StageFactory
+from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory
 
 DEAL_RECORD = {
     "external_id": "D1",
@@ -46,7 +46,10 @@ def client_for(plain: str, language: str = "en") -> APIClient:
 def deals_in(organization, count: int) -> list[Deal]:
     with scopes_disabled():
         stage = StageFactory(pipeline=PipelineFactory(organization=organization))
-        return [DealFactory(organization=organization, stage=stage, pipeline=stage.pipeline) for _ in range(count)]
+        owner = MembershipFactory(organization=organization)
+        return [
+            DealFactory(organization=organization, owner=owner, stage=stage, pipeline=stage.pipeline) for _ in range(count)
+        ]
 
 
 @pytest.mark.django_db

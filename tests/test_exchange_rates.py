@@ -11,7 +11,7 @@ from pipelines.importers.base import ImportSourceError
 from pipelines.models import DealStatus, ExchangeRate
 from pipelines.services_rates import deal_base_amount_refresh, exchange_rates_import, exchange_rates_parse
 from spm.models import AuditLog
-from tests.factories import DealFactory, PipelineFactory, StageFactory
+from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory
 
 ECB = "Date,USD,JPY,GBP,\n2025-03-11,1.0000,160.00,0.8000,\n2025-03-10,1.2500,N/A,0.8500,\n"
 
@@ -61,8 +61,10 @@ def usd_deals(org):
         pipeline = PipelineFactory(organization=org)
         won = StageFactory(pipeline=pipeline, kind="won")
         open_stage = StageFactory(pipeline=pipeline, kind="open")
+        owner = MembershipFactory(organization=org)
         closed = DealFactory(
             organization=org,
+            owner=owner,
             pipeline=pipeline,
             stage=won,
             status=DealStatus.WON,
@@ -73,6 +75,7 @@ def usd_deals(org):
         )
         open_deal = DealFactory(
             organization=org,
+            owner=owner,
             pipeline=pipeline,
             stage=open_stage,
             status=DealStatus.OPEN,
@@ -81,7 +84,7 @@ def usd_deals(org):
             base_amount=None,
             closed_at=None,
         )
-        euro = DealFactory(organization=org, pipeline=pipeline, stage=open_stage, amount=Decimal("50.00"), currency="EUR", base_amount=Decimal("50.00"))
+        euro = DealFactory(organization=org, owner=owner, pipeline=pipeline, stage=open_stage, amount=Decimal("50.00"), currency="EUR", base_amount=Decimal("50.00"))
     return closed, open_deal, euro
 
 

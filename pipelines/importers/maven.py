@@ -33,7 +33,7 @@ from pipelines.importers.base import (
     require_value,
 )
 from pipelines.importers.formats import TableStream, parse_decimal, parse_money, table_stream
-from pipelines.importers.maven_deals import deal_file_scan, import_deals
+from pipelines.importers.maven_deals import import_deals
 from pipelines.models import Account, Pipeline, Product, Stage, StageKind
 from spm.models import Membership, Organization, Role, User
 
@@ -182,12 +182,11 @@ class MavenImport:
     def run(self) -> ImportResult:
         # Open and check all files first, so a missing file or column fails before any write.
         rows = {name: maven_file_read(self.folder, name, columns) for name, columns in REQUIRED_COLUMNS.items()}
-        # The small files are read whole and sales_pipeline.csv is scanned once, so a bad line
-        # fails the import before any write. The deal import then reads sales_pipeline.csv
-        # again, row by row, so memory stays flat however long it is.
+        # The small files are read whole. The deal import reads sales_pipeline.csv once, row by
+        # row, so memory stays flat however long it is; a line that cannot be read there raises
+        # ImportSourceError, and the caller's transaction drops what the run wrote before it.
         for name in (TEAMS_FILE, ACCOUNTS_FILE, PRODUCTS_FILE):
             rows[name] = list(rows[name])
-        scan = deal_file_scan(rows[PIPELINE_FILE], self.date_order)
 
         self.import_people(rows[TEAMS_FILE])
         self.import_accounts(rows[ACCOUNTS_FILE])
@@ -207,7 +206,6 @@ class MavenImport:
             currency=self.currency,
             today=self.today,
             date_order=self.date_order,
-            scan=scan,
         )
         return self.result
 

@@ -8,6 +8,7 @@ status and `closed_at` from them with `deal_close_state_refresh`.
 
 import datetime as dt
 import functools
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 _day_parse = functools.lru_cache(maxsize=16_384)(parse_day)
 _noon_utc = functools.lru_cache(maxsize=16_384)(date_at_noon_utc)
 
+# Rows parsed between two lookups of earlier imports' names, and staged by one COPY.
+ROW_BATCH = 10_000
 PROSPECTING = "Prospecting"
 ENGAGING = "Engaging"
 # sales_pipeline.csv spells one product differently from products.csv.
@@ -66,47 +69,61 @@ class DealRow:
     is_list_price: bool
 
 
-@dataclass
-class DealFileScan:
-    """Result of one pass over sales_pipeline.csv before any row is parsed: the names it uses and its as-of date."""
+class LatestDay:
+    """The latest valid engage_date or close_date seen in the file, rejected rows included."""
 
-    agents: set[str]
-    accounts: set[str]
-    products: set[str]
-    # The latest valid engage_date or close_date; None when the file has none.
-    latest_day: dt.date | None
+    def __init__(self, date_order: str):
+        self.date_order = date_order
+        self.day: dt.date | None = None
+
+    def include(self, day: dt.date | None) -> None:
+        if day is not None and (self.day is None or day > self.day):
+            self.day = day
+
+    def include_row(self, row: dict[str, str]) -> None:
+        """Include the valid dates of a rejected row and skip its invalid ones."""
+        for column in ("engage_date", "close_date"):
+            value = row.get(column, "")
+            if value:
+                try:
+                    self.include(_day_parse(value, column, date_order=self.date_order))
+                except RowRejected:
+                    continue
 
     def as_of(self, default: dt.date) -> dt.date:
-        """Return the export's as-of date: `latest_day`, or `default` for a file without a valid date.
+        """Return the export's as-of date: the latest day, or `default` for a file without a valid date.
 
         Prospecting rows carry no date, so they are dated at this day (12:00 UTC): they
         count as open pipeline at the end of the data. NOTE: a later export with later
         dates moves these deals' created_at forward.
         """
-        return self.latest_day or default
+        return self.day or default
 
 
-def deal_file_scan(rows: Iterable[tuple[int, dict[str, str]]], date_order: str = "") -> DealFileScan:
-    """Read every row once for the names it refers to and the latest valid date; invalid dates are skipped here."""
-    agents, accounts, products = set(), set(), set()
-    latest = None
-    for _line, row in rows:
-        agents.add(row.get("sales_agent", ""))
-        accounts.add(row.get("account", ""))
-        products.add(row.get("product", ""))
-        for column in ("engage_date", "close_date"):
-            value = row.get(column, "")
-            if not value:
-                continue
-            try:
-                day = _day_parse(value, column, date_order=date_order)
-            except RowRejected:
-                continue
-            if latest is None or day > latest:
-                latest = day
-    return DealFileScan(
-        agents=agents - {""}, accounts=accounts - {""}, products=products - {""}, latest_day=latest
-    )
+class NameLookup:
+    """Rows of one kind by source name: the ones the other files provided, then the organization's earlier imports.
+
+    `prefetch` loads the earlier rows of a batch's names in one query before the batch
+    is parsed. On PostgreSQL the connection is busy with COPY while rows are parsed,
+    so `get` itself never queries.
+    """
+
+    def __init__(self, provided: dict, queryset, field_name: str):
+        self.provided = provided
+        self.queryset = queryset
+        self.field_name = field_name
+        self.earlier: dict = {}
+        self.looked_up: set[str] = set()
+
+    def prefetch(self, names: set[str]) -> None:
+        unknown = names - self.provided.keys() - self.looked_up - {""}
+        if unknown:
+            self.earlier.update(fetch_by_keys(self.queryset, self.field_name, unknown))
+            self.looked_up |= unknown
+
+    def get(self, name: str):
+        row = self.provided.get(name)
+        return self.earlier.get(name) if row is None else row
 
 
 def import_deals(
@@ -124,13 +141,11 @@ def import_deals(
     currency: str,
     today: dt.date,
     date_order: str = "",
-    scan: DealFileScan | None = None,
 ) -> None:
     """Upsert one deal per opportunity_id, rewrite the implied history of changed deals and refresh their status.
 
-    `rows` is iterated twice (a scan, then the parse) unless `scan` is given
-    from an earlier pass; on PostgreSQL parsed rows go straight into COPY, so
-    memory does not grow with the file.
+    `rows` is read once. On PostgreSQL parsed rows go straight into COPY, so memory
+    does not grow with the file.
 
     `memberships`, `accounts` and `products` are the rows imported from the other files
     by source name. Names missing there are looked up among the organization's earlier
@@ -138,11 +153,8 @@ def import_deals(
     organization's currency at the rate valid on the close date (open deals: `today`).
     `date_order` ("dmy", "mdy" or "") decides slashed dates, see `formats.parse_day`.
     """
-    if scan is None:
-        scan = deal_file_scan(rows, date_order)
     parser = DealRowParser(
         organization=organization,
-        scan=scan,
         stages=stages,
         memberships=memberships,
         accounts=accounts,
@@ -151,22 +163,35 @@ def import_deals(
         today=today,
         date_order=date_order,
     )
+    latest = LatestDay(date_order)
 
-    def parsed_rows() -> Iterator[DealRow]:
+    def parsed_batches() -> Iterator[list[DealRow]]:
         first_line: dict[str, int] = {}
-        for line, row in rows:
-            try:
-                yield parser.parse(line, row, first_line)
-            except RowRejected as rejection:
-                result.reject("deals", file_name, line, rejection)
+        for batch in _batches(rows, ROW_BATCH):
+            parser.prefetch(batch)
+            parsed = []
+            for line, row in batch:
+                try:
+                    deal_row = parser.parse(line, row, first_line)
+                except RowRejected as rejection:
+                    result.reject("deals", file_name, line, rejection)
+                    latest.include_row(row)
+                    continue
+                latest.include(deal_row.engaged_on)
+                latest.include(deal_row.closed_on)
+                parsed.append(deal_row)
+            yield parsed
 
-    as_of = scan.as_of(today)
     if connection.vendor == "postgresql":
-        changed_ids = _deals_write_bulk(organization, source, parsed_rows(), result, pipeline, stages, currency, as_of)
+        changed_ids = _deals_write_bulk(
+            organization, source, parsed_batches(), result, pipeline, stages, currency, lambda: latest.as_of(today)
+        )
     else:
         # A later row with the same id was rejected as a duplicate, so the dict keeps file order.
-        parsed = {deal_row.external_id: deal_row for deal_row in parsed_rows()}
-        changed_ids = _deals_write_orm(organization, source, parsed, result, pipeline, stages, currency, as_of)
+        parsed = {deal_row.external_id: deal_row for batch in parsed_batches() for deal_row in batch}
+        changed_ids = _deals_write_orm(
+            organization, source, parsed, result, pipeline, stages, currency, latest.as_of(today)
+        )
     deal_close_state_refresh(organization=organization, deal_ids=changed_ids)
     counts = result.counts["deals"]
     logger.info(
@@ -178,6 +203,12 @@ def import_deals(
         counts.unchanged,
         counts.rejected,
     )
+
+
+def _batches(rows: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def _deals_write_orm(organization, source, parsed, result, pipeline, stages, currency, as_of) -> set[int]:
@@ -206,24 +237,31 @@ def _deals_write_orm(organization, source, parsed, result, pipeline, stages, cur
     return {outcome.instances[key].pk for key in outcome.created | outcome.updated} | rewritten
 
 
-def _deals_write_bulk(organization, source, deal_rows, result, pipeline, stages, currency, as_of) -> set[int]:
+def _deals_write_bulk(organization, source, deal_batches, result, pipeline, stages, currency, as_of) -> set[int]:
     """PostgreSQL: merge through COPY and a staging table (pipelines.importers.bulk); same rows as the ORM path.
 
-    `deal_rows` is consumed once, row by row, as COPY sends it. Created deals
-    get their implied moves and their derived state in the merge itself.
-    Deals that existed go through `stage_history_sync` like the ORM path, with
-    the moves the merge read back from the staging table. Returns the ids
-    whose state needs `deal_close_state_refresh`.
+    `deal_batches` is consumed once, one COPY per batch. `as_of()` returns
+    the export's as-of date once every row is read: Prospecting deals are staged
+    without a creation time and get noon of that day in the merge. Created deals
+    get their implied moves and their derived state in the merge itself. Deals
+    that existed go through `stage_history_sync` like the ORM path, with the moves
+    the merge read back from the staging table. Returns the ids whose state needs
+    `deal_close_state_refresh`.
     """
     engaging_id = stages[ENGAGING].pk
     pipeline_id = pipeline.pk
 
     def staged():
-        for deal_row in deal_rows:
-            yield _staged_row(deal_row, engaging_id, pipeline_id, as_of)
+        for batch in deal_batches:
+            yield [_staged_row(deal_row, engaging_id, pipeline_id) for deal_row in batch]
 
     outcome = bulk.deals_merge(
-        organization_id=organization.pk, source=source, pipeline_id=pipeline_id, currency=currency, rows=staged()
+        organization_id=organization.pk,
+        source=source,
+        pipeline_id=pipeline_id,
+        currency=currency,
+        batches=staged(),
+        created_default=lambda: _noon_utc(as_of()),
     )
     counts = result.counts["deals"]
     counts.created += len(outcome.created)
@@ -236,9 +274,12 @@ def _deals_write_bulk(organization, source, deal_rows, result, pipeline, stages,
     return {outcome.ids[key] for key in outcome.updated} | rewritten
 
 
-def _staged_row(deal_row: DealRow, engaging_id: int, pipeline_id: int, as_of: dt.date) -> tuple:
-    """Build one row of bulk.STAGING_COLUMNS: the values of `deal_values` and the moves of `implied_moves`, without a dict."""
-    created_at = _noon_utc(deal_row.engaged_on or as_of)
+def _staged_row(deal_row: DealRow, engaging_id: int, pipeline_id: int) -> tuple:
+    """Build one row of bulk.STAGING_COLUMNS: the values of `deal_values` and the moves of `implied_moves`, without a dict.
+
+    A Prospecting row has no date, so its creation time stays empty until the merge.
+    """
+    created_at = None if deal_row.engaged_on is None else _noon_utc(deal_row.engaged_on)
     stage = deal_row.stage
     account = deal_row.account
     product = deal_row.product
@@ -265,7 +306,7 @@ def _staged_row(deal_row: DealRow, engaging_id: int, pipeline_id: int, as_of: dt
 class DealRowParser:
     """Check one sales_pipeline.csv row and resolve its names; raise RowRejected on the first bad value."""
 
-    def __init__(self, *, organization, scan: DealFileScan, stages, memberships, accounts, products, currency, today, date_order=""):
+    def __init__(self, *, organization, stages, memberships, accounts, products, currency, today, date_order=""):
         self.stages = stages
         self.date_order = date_order
         self.currency = currency
@@ -273,27 +314,18 @@ class DealRowParser:
         self.rates = None if currency == organization.currency else ExchangeRateTable(
             organization=organization, currency=currency
         )
-
         # Names that the other files did not provide may come from earlier imports.
-        product_names = {PRODUCT_ALIASES.get(name, name) for name in scan.products}
-        self.memberships = {
-            **fetch_by_keys(
-                Membership.objects.filter(organization=organization), "external_id", scan.agents - memberships.keys()
-            ),
-            **memberships,
-        }
-        self.accounts = {
-            **fetch_by_keys(
-                Account.objects.filter(organization=organization), "external_id", scan.accounts - accounts.keys()
-            ),
-            **accounts,
-        }
-        self.products = {
-            **fetch_by_keys(
-                Product.objects.filter(organization=organization), "name", product_names - products.keys()
-            ),
-            **products,
-        }
+        self.memberships = NameLookup(memberships, Membership.objects.filter(organization=organization), "external_id")
+        self.accounts = NameLookup(
+            accounts, Account.objects.filter(organization=organization).only("id", "external_id", "name"), "external_id"
+        )
+        self.products = NameLookup(products, Product.objects.filter(organization=organization), "name")
+
+    def prefetch(self, batch: list[tuple[int, dict[str, str]]]) -> None:
+        """Load the earlier imports' rows that the batch names and the other files did not provide."""
+        self.memberships.prefetch({row.get("sales_agent", "") for _line, row in batch})
+        self.accounts.prefetch({row.get("account", "") for _line, row in batch})
+        self.products.prefetch({PRODUCT_ALIASES.get(name, name) for name in (row.get("product", "") for _line, row in batch)})
 
     def parse(self, line: int, row: dict[str, str], first_line: dict[str, int]) -> DealRow:
         external_id = check_length(require_value(row, "opportunity_id"), "opportunity_id", 200)
