@@ -30,6 +30,25 @@ DEAL_SORT_FIELDS = {
     "closed": ("closed_at",),
 }
 
+# The columns the deal list shows. Reading only these, and not joining the territory, cut the
+# time to load a page of 50 deals by about a third (in-process, small benchmark tenant).
+# A field read outside this list costs one query per deal, which the pinned query counts catch.
+DEAL_LIST_COLUMNS = (
+    "name",
+    "external_id",
+    "status",
+    "currency",
+    "amount",
+    "base_amount",
+    "created_at",
+    "expected_close_on",
+    "closed_at",
+    "owner__user__name",
+    "owner__user__email",
+    "account__name",
+    "stage__name",
+)
+
 
 @dataclass(frozen=True)
 class DealFilters:
@@ -92,7 +111,9 @@ def deal_list_visible(
     if filters.search:
         deals = deals.filter(Q(name__icontains=filters.search) | Q(external_id__icontains=filters.search))
 
-    deals = deals.select_related("owner__user", "account", "stage", "territory")
+    # select_related(None) drops the territory join of deal_list_for_metric, because Django
+    # rejects a select_related() of a field that .only() defers.
+    deals = deals.select_related(None).select_related("owner__user", "account", "stage").only(*DEAL_LIST_COLUMNS)
     if filters.sort:
         descending = filters.sort.startswith("-")
         columns = DEAL_SORT_FIELDS[filters.sort.lstrip("-")]
@@ -188,6 +209,30 @@ def membership_list_visible(*, visible_member_ids: set[int] | None) -> list[Memb
     if visible_member_ids is not None:
         members = members.filter(pk__in=visible_member_ids)
     return list(members)
+
+
+@dataclass(frozen=True)
+class OwnerChoice:
+    """A member offered in the deal list's owner filter: the membership id and the name shown."""
+
+    pk: int
+    display_name: str
+
+
+def owner_choices_visible(*, visible_member_ids: set[int] | None) -> list[OwnerChoice]:
+    """Return the members in `visible_member_ids` (None: everyone) as owner filter choices, by name.
+
+    Reads three columns instead of two model instances per member, because the filter
+    lists every rep of the organization (300 in the benchmark tenant) on every deal list request.
+    The names match `Membership.display_name` (the user's name, else the e-mail address).
+    """
+    members = Membership.objects.order_by("user__name", "user__email")
+    if visible_member_ids is not None:
+        members = members.filter(pk__in=visible_member_ids)
+    return [
+        OwnerChoice(pk=pk, display_name=name or email)
+        for pk, name, email in members.values_list("pk", "user__name", "user__email")
+    ]
 
 
 def stage_list() -> list[Stage]:

@@ -93,19 +93,38 @@ def next_steps_list(
 def next_steps_cached(
     *, organization: Organization, visible_member_ids: set[int] | None, now: dt.datetime, model_run_id: int | None
 ) -> list[NextStep]:
-    """Return `next_steps_list(...)` from the cache, keyed by the deals' data version, model run, day and visibility.
+    """Return `next_steps_list(...)` from the cache, keyed by the deals' data version, model run, day and visibility."""
+    key = next_steps_cache_key(
+        organization=organization, visible_member_ids=visible_member_ids, now=now, model_run_id=model_run_id
+    )
+    return next_steps_from_cache(key=key, organization=organization, visible_member_ids=visible_member_ids, now=now)
+
+
+def next_steps_cache_key(
+    *, organization: Organization, visible_member_ids: set[int] | None, now: dt.datetime, model_run_id: int | None
+) -> str:
+    """Build the cache key of the ranking from the deals' data version, the model run, the local day and the visibility.
 
     Imports, syncs and stage moves change the organization's deal data version
     (dashboards.services.deal_data_version), and a new training run changes the scores,
-    so either retires the cached list at once.
+    so either gives a new key at once. The deal list also caches the rendered ranking under it.
     """
     from dashboards.services import deal_cache_key
 
     today = now.astimezone(zoneinfo.ZoneInfo(organization.time_zone)).date()
     visible = "all" if visible_member_ids is None else ",".join(map(str, sorted(visible_member_ids)))
-    key = deal_cache_key(
+    return deal_cache_key(
         organization=organization, kind="next-steps", selection=f"{model_run_id}|{today.isoformat()}|{visible}"
     )
+
+
+def next_steps_from_cache(
+    *, key: str, organization: Organization, visible_member_ids: set[int] | None, now: dt.datetime
+) -> list[NextStep]:
+    """Return the ranking stored under `key`, computing and storing it when missing.
+
+    `key` must come from `next_steps_cache_key` with the same organization, visibility and time.
+    """
     steps = cache.get(key)
     if steps is None:
         steps = next_steps_list(organization=organization, visible_member_ids=visible_member_ids, now=now)

@@ -9,7 +9,7 @@ from django.utils.translation import gettext
 
 from dashboards.templatetags.spm_format import format_number
 from pipelines.models import DealScore, DealStatus, WinModel, WinModelStatus
-from pipelines.scoring.wording import column_description, factors_text
+from pipelines.scoring.wording import column_description, factors_text_many
 from spm.models import Organization
 
 FINISHED = (WinModelStatus.SUCCEEDED, WinModelStatus.INSUFFICIENT)
@@ -50,14 +50,6 @@ def win_probabilities(*, organization: Organization, deal_ids: Iterable[int]) ->
 def deal_score_get(*, deal_id: int) -> DealScore | None:
     """Return the deal's current score, or None."""
     return DealScore.objects.select_related("model").filter(deal_id=deal_id, deal__status=DealStatus.OPEN).first()
-
-
-def deal_scores_for(*, deal_ids: Iterable[int]) -> dict[int, DealScore]:
-    """Return the current scores of the listed deals by deal id; one query."""
-    ids = list(deal_ids)
-    if not ids:
-        return {}
-    return {score.deal_id: score for score in DealScore.objects.filter(deal_id__in=ids, deal__status=DealStatus.OPEN)}
 
 
 @dataclass(frozen=True)
@@ -125,14 +117,30 @@ def win_model_failure_text(run: WinModel) -> str:
     return gettext("The training failed: %(error)s. The previous model stays in use.") % {"error": run.message}
 
 
-def deal_scores_attach(deals: Iterable, *, currency: str) -> None:
-    """Set `win_probability` (Decimal or None) and `win_reasons` (texts) on each deal; one query."""
+def deal_scores_attach(deals: Iterable, *, currency: str, max_reasons: int | None = None) -> None:
+    """Set `win_probability` (Decimal or None) and `win_reasons` (texts) on each deal; one query.
+
+    `max_reasons` words only each score's largest factors, for pages that show fewer than all.
+    """
     deals = list(deals)
-    scores = deal_scores_for(deal_ids=[deal.pk for deal in deals])
     for deal in deals:
-        score = scores.get(deal.pk)
-        deal.win_probability = score.probability if score is not None else None
-        deal.win_reasons = factors_text(score.factors, currency=currency) if score is not None else []
+        deal.win_probability = None
+        deal.win_reasons = []
+    if not deals:
+        return
+
+    # The score and its factors only, without building DealScore instances.
+    scores = {
+        deal_id: (probability, factors)
+        for deal_id, probability, factors in DealScore.objects.filter(
+            deal_id__in=[deal.pk for deal in deals], deal__status=DealStatus.OPEN
+        ).values_list("deal_id", "probability", "factors")
+    }
+    scored = [deal for deal in deals if deal.pk in scores]
+    reasons = factors_text_many([scores[deal.pk][1] for deal in scored], currency=currency, limit=max_reasons)
+    for deal, texts in zip(scored, reasons, strict=True):
+        deal.win_probability = scores[deal.pk][0]
+        deal.win_reasons = texts
 
 
 MODEL_WEIGHTS_LISTED = 12

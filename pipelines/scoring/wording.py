@@ -5,9 +5,12 @@ The text names the feature and the deal's value and states whether it raises or 
 the probability, e.g. "Time in current stage 45 days (lowers the probability)".
 """
 
+import functools
+import json
+from collections.abc import Iterable
 from decimal import Decimal
 
-from django.utils.translation import gettext, gettext_lazy, ngettext
+from django.utils.translation import get_language, gettext, gettext_lazy, ngettext
 
 from dashboards.templatetags.spm_format import format_money, format_number, format_percent
 
@@ -22,6 +25,35 @@ def factor_text(factor: dict, *, currency: str) -> str:
 
 def factors_text(factors: list[dict], *, currency: str) -> list[str]:
     return [factor_text(factor, currency=currency) for factor in factors]
+
+
+def factors_text_many(
+    factor_lists: Iterable[list[dict]], *, currency: str, limit: int | None = None
+) -> list[list[str]]:
+    """Word the factors of many scores at once; one list of texts per score.
+
+    `limit` keeps the first `limit` factors of each score, which are its largest.
+    The texts come from a cache per language, currency and factor value. The deals of a
+    page share factor values (an owner's win rate, a sector, an amount band), and each
+    text costs two catalog lookups and a Babel number format.
+    """
+    language = get_language()
+    return [
+        [
+            _factor_text_cached(
+                language, currency, factor["factor"], json.dumps(factor["value"], sort_keys=True), factor["effect"] > 0
+            )
+            for factor in factors[:limit]
+        ]
+        for factors in factor_lists
+    ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _factor_text_cached(language: str | None, currency: str, name: str, value_json: str, raises: bool) -> str:
+    # `language` only keys the cache, because factor_text reads the active language, which is `language`.
+    factor = {"factor": name, "value": json.loads(value_json), "effect": 1 if raises else -1}
+    return factor_text(factor, currency=currency)
 
 
 def factor_description(name: str, value, *, currency: str) -> str:
