@@ -111,6 +111,17 @@ def test_owner_outside_visibility_yields_no_rows(client, deals, member, other_re
     assert response.context["totals"].count == 0
 
 
+def test_empty_result_says_so(client, deals, admin_member):
+    client.force_login(admin_member.user)
+
+    response = client.get("/o/acme/deals/?q=no-such-deal", HTTP_ACCEPT_LANGUAGE="en")
+    text = response.content.decode()
+
+    assert response.status_code == 200
+    assert "No deals match these filters." in text
+    assert "0 deals, " in text
+
+
 # Filters
 
 
