@@ -287,12 +287,14 @@ class Deal(models.Model):
 class DealStageChange(models.Model):
     """One move of a deal into a stage; `from_stage` is empty for the deal's first stage."""
 
-    # Organization and stages are checked per statement like the deal's references (see
-    # Deal). The deal keeps its foreign key, whose index also serves cascading deletes.
+    # The references are checked per statement like the deal's (see Deal). The deal's index
+    # serves Django's cascading delete of a deal's stage changes.
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, db_constraint=False, db_index=False, verbose_name=_("organization")
     )
-    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="stage_changes", verbose_name=_("deal"))
+    deal = models.ForeignKey(
+        Deal, on_delete=models.CASCADE, db_constraint=False, related_name="stage_changes", verbose_name=_("deal")
+    )
     from_stage = models.ForeignKey(
         Stage,
         null=True,

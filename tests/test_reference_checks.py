@@ -99,6 +99,57 @@ def test_stage_change_with_other_organizations_stage(deal, foreign_stages):
     assert f"to_stage_id = {foreign_stages['won'].pk} has no row in pipelines_stage" in message
 
 
+def _deal(organization, owner, stage, external_id) -> Deal:
+    return Deal(
+        organization=organization,
+        source="test",
+        external_id=external_id,
+        owner=owner,
+        pipeline=stage.pipeline,
+        stage=stage,
+        currency="EUR",
+        created_at=CREATED,
+    )
+
+
+def test_statement_over_two_organizations(org, member, stages, other_org, foreign_stages):
+    """A statement with rows of several organizations checks each row's references in its own organization."""
+    foreign_owner = MembershipFactory(organization=other_org)
+    Deal.all_objects.bulk_create(
+        [_deal(org, member, stages["open"], "M1"), _deal(other_org, foreign_owner, foreign_stages["open"], "M2")]
+    )
+
+    crossing = _deal(other_org, foreign_owner, stages["open"], "M4")
+    crossing.pipeline = foreign_stages["open"].pipeline
+
+    message = _violation(lambda: Deal.all_objects.bulk_create([_deal(org, member, stages["open"], "M3"), crossing]))
+
+    assert f"stage_id = {stages['open'].pk} has no row in pipelines_stage of organization {other_org.pk}" in message
+    assert Deal.all_objects.filter(external_id__in=["M1", "M2"]).count() == 2
+
+
+def test_stage_change_of_other_organizations_deal(deal, other_org, foreign_stages):
+    message = _violation(
+        lambda: DealStageChange.all_objects.create(
+            organization=other_org, deal=deal, to_stage=foreign_stages["open"], changed_at=CREATED
+        )
+    )
+
+    assert f"deal_id = {deal.pk} has no row in pipelines_deal of organization {other_org.pk}" in message
+
+
+def test_raw_delete_of_deal_with_history(deal):
+    DealStageChangeFactory(deal=deal)
+
+    def delete():
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM pipelines_deal WHERE id = %s", [deal.pk])
+
+    message = _violation(delete)
+
+    assert "rows of pipelines_dealstagechange still refer to it through deal_id" in message
+
+
 def test_valid_rows_pass(deal, stages):
     change = DealStageChangeFactory(deal=deal, from_stage=stages["open"], to_stage=stages["won"])
     account = AccountFactory(organization=deal.organization)
