@@ -5,6 +5,15 @@ document.addEventListener("change", (event) => {
   }
 });
 
+// The language switch returns to the address shown now: htmx may have pushed filters into it
+// since the page, and the form's `next` value, were rendered.
+document.addEventListener("submit", (event) => {
+  const next = event.target.querySelector("input[name=next][data-current-location]");
+  if (next) {
+    next.value = window.location.pathname + window.location.search;
+  }
+});
+
 // Undefined KPI values ("–") explain themselves in a tooltip on hover and on keyboard focus.
 function initUndefinedTooltips(root) {
   if (!window.bootstrap || !root || !root.querySelectorAll) {
