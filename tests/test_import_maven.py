@@ -1,6 +1,7 @@
 """Maven CRM export import: mapping, validation, idempotent re-runs and the import_crm command."""
 
 import datetime as dt
+import re
 import io
 import shutil
 from decimal import Decimal
@@ -691,6 +692,14 @@ def test_command_prints_summary(org):
     assert lines[7].split() == ["deals", "6", "0", "0", "0", "0"]
     assert lines[8].split() == ["stage", "changes", "9", "0", "0", "0", "0"]
     assert stderr == ""
+
+
+def test_command_summary_in_german(org):
+    stdout, _stderr = call_import(str(SMALL_EXPORT), org="acme", source="maven", language="de")
+
+    first = stdout.splitlines()[0]
+    assert first.startswith(f"maven-Export {SMALL_EXPORT} in ")
+    assert re.search(r" in \d+,\d s nach Acme", first), first
 
 
 def test_command_unknown_organization_fails(db):

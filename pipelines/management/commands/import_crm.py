@@ -4,6 +4,8 @@ import logging
 import time
 from pathlib import Path
 
+from babel.numbers import format_decimal
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_slug
@@ -12,6 +14,7 @@ from django.utils import translation
 from django.utils.translation import gettext, ngettext
 from django_scopes import scope
 
+from dashboards.templatetags.spm_format import current_locale, format_number
 from pipelines.importers import IMPORTERS
 from pipelines.importers.base import ImportSourceError
 from pipelines.importers.generic import GENERIC_FIELDS
@@ -176,12 +179,12 @@ class Command(BaseCommand):
             )
 
         self.stdout.write(
-            gettext("Imported %(source)s export %(path)s into %(organization)s in %(seconds).1f s.")
+            gettext("Imported %(source)s export %(path)s into %(organization)s in %(seconds)s s.")
             % {
                 "source": result.source,
                 "path": result.path,
                 "organization": organization.name,
-                "seconds": result.duration_seconds,
+                "seconds": format_decimal(round(result.duration_seconds, 1), format="0.0", locale=current_locale()),
             }
         )
         headings = [
@@ -200,5 +203,5 @@ class Command(BaseCommand):
             values = [counts.created, counts.updated, counts.unchanged, counts.deleted, counts.rejected]
             self.stdout.write(
                 entity_label(entity).ljust(label_width)
-                + "".join(f"{value:,}".rjust(width) for value, width in zip(values, widths))
+                + "".join(format_number(value).rjust(width) for value, width in zip(values, widths))
             )
