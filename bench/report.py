@@ -13,22 +13,21 @@ TARGETS = {
 KNOWN_CAUSES = [
     "What limits the figures (timed apart from this run; the tenant, date and load are named):",
     "",
-    "- **Import.** The import runs at about 1.5 times the COPY floor beside it, and that floor is"
-    " far below 50,000 deals/s on this machine: each deal writes a row with seven indexes into"
+    "- **Import.** The import runs at about 1.6 times the COPY floor beside it. That floor is far"
+    " below 50,000 deals/s on this machine, because each deal writes a row with seven indexes into"
     " pipelines_deal and on average 1.85 implied moves with four indexes into"
     " pipelines_dealstagechange. With the 1M tenant on 2026-12-05 (load below 1), an INSERT of"
     " 100,000 staged deals took 3.06 s with those indexes, 0.5 s of it the statement-level"
-    " reference check; with every secondary index dropped inside a rolled-back transaction, a COPY"
+    " reference check. With every secondary index dropped inside a rolled-back transaction, a COPY"
     " of the same deals took 1.84 s (load about 2). Reading, checking and staging the rows in"
     " Python took about 2 s (reading 0.36 s, checking 0.80 s, building rows 0.30 s, binary COPY"
     " 0.49 s, in-process, load 0.8 to 2). Before the reference checks became statement-level"
     " (pipelines migration 0008), the commit alone took 9.3 s for 100,000 deals with the small"
-    " tenant loaded: PostgreSQL"
-    " checked each new row's foreign keys one query at a time. Reaching 50,000 deals/s would take"
-    " a write path without most of these indexes, for example loading a new tenant into its own"
-    " partition and building its indexes afterwards; that was not tried. The deal file is read"
-    " once, in batches of 10,000 rows: the command's peak memory hardly grows with the file, most"
-    " of it being the modules loaded at start-up.",
+    " tenant loaded, because PostgreSQL checked each new row's foreign keys one query at a time."
+    " Reaching 50,000 deals/s would take a write path without most of these indexes, for example"
+    " loading a new tenant into its own partition and building its indexes afterwards. That was"
+    " not tried. The deal file is read once, in batches of 10,000 rows, so the command's peak"
+    " memory hardly grows with the file; most of it is the modules loaded at start-up.",
     "- **Recompute against the floor.** Both write or read about 20,000 rows per grain set whatever"
     " the number of deals, so with the small tenant the ratio swings with the load: 1.31, 1.37 and"
     " 1.74 in three runs on 2026-12-04 between 23:34 and 23:55 UTC, against 0.74 to 1.11 in four runs"
@@ -42,7 +41,7 @@ KNOWN_CAUSES = [
     "- **Deal list.** The totals line, the next-steps ranking and its rendered section are cached per"
     " deal data version, and the page's rows are picked by id before the joins. The 50 rows and the"
     " owner filter's 300 options are written by a template tag (pipelines/templatetags/deal_list.py)"
-    " rather than by template includes, which halved the server time with the small tenant on"
+    " rather than by template includes. That halved the server time with the small tenant on"
     " 2026-12-05 (first page median about 100 ms before and 43 ms after, load about 2). The"
     " benchmark repeats one URL, so those caches are warm.",
 ]

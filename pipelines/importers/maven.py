@@ -183,8 +183,8 @@ class MavenImport:
         # Open and check all files first, so a missing file or column fails before any write.
         rows = {name: maven_file_read(self.folder, name, columns) for name, columns in REQUIRED_COLUMNS.items()}
         # The small files are read whole. The deal import reads sales_pipeline.csv once, row by
-        # row, so memory stays flat however long it is; a line that cannot be read there raises
-        # ImportSourceError, and the caller's transaction drops what the run wrote before it.
+        # row, so memory stays flat however long the file is. A line it cannot read raises
+        # ImportSourceError, and the caller's transaction then drops what the run wrote.
         for name in (TEAMS_FILE, ACCOUNTS_FILE, PRODUCTS_FILE):
             rows[name] = list(rows[name])
 

@@ -59,6 +59,15 @@ def _array_name(column: str) -> str:
     return f"{column}s"
 
 
+def _missing_raise_sql(column: str, parent: str, value: str, organization: str) -> str:
+    """Return the PL/pgSQL that raises foreign_key_violation when the preceding SELECT INTO found a missing row."""
+    return f"""            IF FOUND THEN
+                RAISE EXCEPTION 'insert or update on table "%" violates reference check: {column} = % has no row in {parent} of organization %',
+                    TG_TABLE_NAME, {value}, {organization}
+                    USING ERRCODE = 'foreign_key_violation';
+            END IF;"""
+
+
 def _single_tenant_check_sql(column: str, parent: str) -> str:
     """Return the PL/pgSQL that locks and checks `column`'s values when all rows share one organization."""
     other_tenant = "" if parent == TENANT_TABLE else " OR p.organization_id <> statement_organization_id"
@@ -75,11 +84,7 @@ def _single_tenant_check_sql(column: str, parent: str) -> str:
             FROM unnest({values}) AS r(value) LEFT JOIN {parent} AS p ON p.id = r.value
             WHERE p.id IS NULL{other_tenant}
             LIMIT 1;
-            IF FOUND THEN
-                RAISE EXCEPTION 'insert or update on table "%" violates reference check: {column} = % has no row in {parent} of organization %',
-                    TG_TABLE_NAME, missing_id, statement_organization_id
-                    USING ERRCODE = 'foreign_key_violation';
-            END IF;
+{_missing_raise_sql(column, parent, "missing_id", "statement_organization_id")}
         END IF;"""
 
 
@@ -97,11 +102,7 @@ def _pair_check_sql(column: str, parent: str) -> str:
             LEFT JOIN {parent} AS p ON p.id = r.value
             WHERE p.id IS NULL{other_tenant}
             LIMIT 1;
-            IF FOUND THEN
-                RAISE EXCEPTION 'insert or update on table "%" violates reference check: {column} = % has no row in {parent} of organization %',
-                    TG_TABLE_NAME, missing.value, missing.organization_id
-                    USING ERRCODE = 'foreign_key_violation';
-            END IF;
+{_missing_raise_sql(column, parent, "missing.value", "missing.organization_id")}
         END IF;"""
 
 

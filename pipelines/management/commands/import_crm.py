@@ -110,8 +110,8 @@ class Command(BaseCommand):
                     except ImportSourceError as error:
                         raise CommandError(str(error)) from None
                     self.report(organization, result)
-            # The importer's own duration ends before the commit, where PostgreSQL still checks the
-            # deferred foreign keys of the organization's other new rows; this one includes it.
+            # This duration includes the commit, where PostgreSQL checks the deferred foreign keys
+            # of the new rows. The importer's own duration ends before it.
             logger.info(
                 "Import committed organization_id=%s source=%s deals_created=%s seconds=%.2f",
                 organization.pk,
