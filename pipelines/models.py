@@ -287,13 +287,19 @@ class Deal(models.Model):
 class DealStageChange(models.Model):
     """One move of a deal into a stage; `from_stage` is empty for the deal's first stage."""
 
-    # The references are checked per statement like the deal's (see Deal). The deal's index
-    # serves Django's cascading delete of a deal's stage changes.
+    # The references are checked per statement like the deal's (see Deal). The unique move
+    # index starts with the deal, so it serves Django's cascading delete of a deal's stage
+    # changes and the per-deal history reads without an index of its own.
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, db_constraint=False, db_index=False, verbose_name=_("organization")
     )
     deal = models.ForeignKey(
-        Deal, on_delete=models.CASCADE, db_constraint=False, related_name="stage_changes", verbose_name=_("deal")
+        Deal,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,
+        related_name="stage_changes",
+        verbose_name=_("deal"),
     )
     from_stage = models.ForeignKey(
         Stage,
@@ -322,9 +328,9 @@ class DealStageChange(models.Model):
         ordering = ["changed_at", "id"]
         constraints = [
             # Re-imports append only new history: one move per deal, target stage and instant.
-            models.UniqueConstraint(
-                fields=["organization", "deal", "to_stage", "changed_at"], name="pipelines_stagechange_unique_move"
-            ),
+            # The deal implies the organization, so the key leaves it out and the index serves
+            # every lookup by deal (history, cascade, the deal's reference check on delete).
+            models.UniqueConstraint(fields=["deal", "to_stage", "changed_at"], name="pipelines_stagechange_unique_move"),
         ]
         indexes = [
             # Time-in-stage and conversion read a cohort's moves ordered in time.
