@@ -12,6 +12,15 @@ from spm.models import Membership, Organization
 MONEY = {"max_digits": 18, "decimal_places": 2}
 
 
+def checked_reference(to, **options) -> models.ForeignKey:
+    """Return a ForeignKey without a database constraint or index of its own.
+
+    On PostgreSQL the statement-level triggers of pipelines.reference_checks check
+    the reference instead. Indexes that start with organization_id serve the lookups.
+    """
+    return models.ForeignKey(to, db_constraint=False, db_index=False, **options)
+
+
 class Pipeline(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
     name = models.CharField(_("name"), max_length=200)
@@ -165,63 +174,49 @@ class Deal(models.Model):
 
     The references to other rows carry no per-row foreign key constraint on PostgreSQL.
     Statement-level triggers check them instead, once per statement and within the
-    deal's organization (pipelines migration 0008): per-row checks of the seven
+    deal's organization (pipelines.reference_checks): per-row checks of the seven
     references cost more than the rows' own insert in a bulk import. Django still
     applies `on_delete`. NOTE: on SQLite these references are not checked at all.
     """
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, db_constraint=False, db_index=False, verbose_name=_("organization")
-    )
+    organization = checked_reference(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
     source = models.CharField(_("source system"), max_length=32)
     external_id = models.CharField(_("external id"), max_length=200)
     name = models.CharField(_("name"), max_length=300, blank=True)
-    owner = models.ForeignKey(
+    owner = checked_reference(
         Membership,
         on_delete=models.PROTECT,
-        db_constraint=False,
-        db_index=False,
         related_name="deals",
         verbose_name=_("owner"),
     )
-    account = models.ForeignKey(
+    account = checked_reference(
         Account,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        db_constraint=False,
-        db_index=False,
         related_name="deals",
         verbose_name=_("account"),
     )
-    pipeline = models.ForeignKey(
+    pipeline = checked_reference(
         Pipeline,
         on_delete=models.PROTECT,
-        db_constraint=False,
-        db_index=False,
         related_name="deals",
         verbose_name=_("pipeline"),
     )
-    stage = models.ForeignKey(
-        Stage, on_delete=models.PROTECT, db_constraint=False, db_index=False, related_name="deals", verbose_name=_("stage")
-    )
-    product = models.ForeignKey(
+    stage = checked_reference(Stage, on_delete=models.PROTECT, related_name="deals", verbose_name=_("stage"))
+    product = checked_reference(
         Product,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        db_constraint=False,
-        db_index=False,
         related_name="deals",
         verbose_name=_("product"),
     )
-    territory = models.ForeignKey(
+    territory = checked_reference(
         "goals.Territory",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        db_constraint=False,
-        db_index=False,
         related_name="deals",
         verbose_name=_("territory"),
     )
@@ -287,33 +282,21 @@ class Deal(models.Model):
 class DealStageChange(models.Model):
     """One move of a deal into a stage; `from_stage` is empty for the deal's first stage."""
 
-    # The references are checked per statement like the deal's (see Deal). The unique move
-    # index starts with the deal, so it serves Django's cascading delete of a deal's stage
-    # changes and the per-deal history reads without an index of its own.
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, db_constraint=False, db_index=False, verbose_name=_("organization")
-    )
+    # The references are checked per statement like the deal's (see Deal). The deal's index
+    # serves Django's cascading delete of a deal's stage changes.
+    organization = checked_reference(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
     deal = models.ForeignKey(
-        Deal,
-        on_delete=models.CASCADE,
-        db_constraint=False,
-        db_index=False,
-        related_name="stage_changes",
-        verbose_name=_("deal"),
+        Deal, on_delete=models.CASCADE, db_constraint=False, related_name="stage_changes", verbose_name=_("deal")
     )
-    from_stage = models.ForeignKey(
+    from_stage = checked_reference(
         Stage,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
-        db_constraint=False,
-        db_index=False,
         related_name="+",
         verbose_name=_("from stage"),
     )
-    to_stage = models.ForeignKey(
-        Stage, on_delete=models.PROTECT, db_constraint=False, db_index=False, related_name="+", verbose_name=_("to stage")
-    )
+    to_stage = checked_reference(Stage, on_delete=models.PROTECT, related_name="+", verbose_name=_("to stage"))
     changed_at = models.DateTimeField(_("changed at"))
     is_implied = models.BooleanField(
         _("implied"), default=False, help_text=_("Derived from creation and close dates; the source had no history.")
@@ -328,9 +311,9 @@ class DealStageChange(models.Model):
         ordering = ["changed_at", "id"]
         constraints = [
             # Re-imports append only new history: one move per deal, target stage and instant.
-            # The deal implies the organization, so the key leaves it out and the index serves
-            # every lookup by deal (history, cascade, the deal's reference check on delete).
-            models.UniqueConstraint(fields=["deal", "to_stage", "changed_at"], name="pipelines_stagechange_unique_move"),
+            models.UniqueConstraint(
+                fields=["organization", "deal", "to_stage", "changed_at"], name="pipelines_stagechange_unique_move"
+            ),
         ]
         indexes = [
             # Time-in-stage and conversion read a cohort's moves ordered in time.
