@@ -454,23 +454,82 @@ def test_training_through_worker(celery_worker, org, history, open_deals):
 # --- command -----------------------------------------------------------------------------------
 
 
-def test_command_trains_and_prints_metrics(org, org_in_english, history, open_deals):
+def run_win_model_train(monkeypatch, *args) -> str:
+    """Run the command with a training time of 1,234.5 s, so the duration shows the locale's grouping."""
     from io import StringIO
+    from types import SimpleNamespace
 
     from django.core.management import call_command
 
-    output = StringIO()
-    call_command("win_model_train", "--org", "acme", "--as-of", "2017-09-30", stdout=output)
+    from pipelines.management.commands import win_model_train as command_module
 
-    text = output.getvalue()
-    assert "200 training deals (571 snapshots) closed before 2017-08-10, 50 test deals (143 snapshots)" in text
-    assert "Held-out Brier score " in text
-    assert "2 open deals scored" in text
+    clock = iter([100.0, 1334.5])
+    monkeypatch.setattr(command_module, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    output = StringIO()
+    call_command("win_model_train", "--org", "acme", "--as-of", "2017-09-30", *args, stdout=output)
+    return output.getvalue()
+
+
+def test_command_trains_and_prints_metrics(org, org_in_english, history, open_deals, monkeypatch):
+    text = run_win_model_train(monkeypatch)
+
+    assert text == (
+        "Model version 1 trained in 1,234.5 s: 200 training deals (571 snapshots) closed before 08/10/2017, "
+        "50 test deals (143 snapshots).\n"
+        "Held-out Brier score 0.1617, AUC 0.8072; 2 open deals scored.\n"
+    )
     with scope(organization=org):
         # The end of 2017-09-30 in Berlin (UTC+2 in summer) is 21:59:59 UTC.
         assert {score.scored_at for score in DealScore.objects.all()} == {
             dt.datetime(2017, 9, 30, 21, 59, 59, tzinfo=dt.timezone.utc)
         }
+
+
+def test_command_prints_in_organization_language(org, history, open_deals, monkeypatch):
+    text = run_win_model_train(monkeypatch)
+
+    assert text == (
+        "Modellversion 1 in 1.234,5 s trainiert: 200 Trainings-Deals (571 Snapshots), abgeschlossen vor 10.08.2017, "
+        "50 Test-Deals (143 Snapshots).\n"
+        "Brier-Score auf den Testdaten 0,1617, AUC 0,8072; 2 offene Deals bewertet.\n"
+    )
+
+
+def test_command_language_option_wins(org, history, open_deals, monkeypatch):
+    text = run_win_model_train(monkeypatch, "--language", "en")
+
+    assert text.startswith("Model version 1 trained in 1,234.5 s: 200 training deals")
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "en",
+            "Model version 12 trained in 0.0 s: 1,234 training deals (56,789 snapshots) closed before 12/31/2026, "
+            "2,345 test deals (10,000 snapshots).\n"
+            "Held-out Brier score 0.2290, AUC –; 1,001 open deals scored.",
+        ),
+        (
+            "de",
+            "Modellversion 12 in 0,0 s trainiert: 1.234 Trainings-Deals (56.789 Snapshots), abgeschlossen vor "
+            "31.12.2026, 2.345 Test-Deals (10.000 Snapshots).\n"
+            "Brier-Score auf den Testdaten 0,2290, AUC –; 1.001 offene Deals bewertet.",
+        ),
+    ],
+)
+def test_training_summary_formats_numbers(language, expected):
+    from django.utils import translation
+
+    from pipelines.management.commands.win_model_train import training_summary
+
+    run = WinModel(
+        version=12, n_train=1234, n_train_rows=56789, n_test=2345, n_test_rows=10000,
+        cut_on=dt.date(2026, 12, 31), brier_score=0.229, auc=None, scored_count=1001,
+    )  # fmt: skip
+
+    with translation.override(language):
+        assert training_summary(run, seconds=0.04) == expected
 
 
 def test_command_fails_without_history(org, org_in_english, member, stages, accounts):
@@ -483,6 +542,17 @@ def test_command_fails_without_history(org, org_in_english, member, stages, acco
 
     assert raised.value.returncode == 1
     assert "20 won and 20 lost closed deals" in str(raised.value)
+
+
+def test_command_unknown_organization_in_german(db):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError) as raised:
+        call_command("win_model_train", "--org", "nobody", "--language", "de")
+
+    assert str(raised.value) == (
+        "Organisation nobody nicht gefunden; vergleichen Sie --org mit dem Slug in der URL /o/<slug>/."
+    )
 
 
 def test_training_reads_most_recent_deals(org, history, open_deals, monkeypatch):

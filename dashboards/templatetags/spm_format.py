@@ -70,6 +70,12 @@ def format_number(value, locale: Locale | None = None) -> str:
     return format_decimal(value, locale=locale or current_locale())
 
 
+def format_fixed(value, places: int, locale: Locale | None = None) -> str:
+    """Format a number rounded to exactly `places` decimals, with the locale's grouping (1.234,5 / 1,234.5)."""
+    pattern = "#,##0." + "0" * places if places > 0 else "#,##0"
+    return format_decimal(value, format=pattern, locale=locale or current_locale())
+
+
 def format_value(value, value_format: str, currency: str) -> str:
     """Format a defined value in one of the formats named in dashboards.display."""
     if value_format == display.MONEY:

@@ -1,17 +1,41 @@
 """`manage.py win_model_train`: train an organization's win-probability model now and print its held-out metrics."""
 
 import datetime as dt
+import time
 import zoneinfo
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone, translation
+from django.utils import translation
+from django.utils.formats import date_format
 from django.utils.translation import gettext
 from django_scopes import scope
 
-from pipelines.models import WinModelStatus
+from dashboards.templatetags.spm_format import format_fixed, format_number
+from pipelines.models import WinModel, WinModelStatus
 from pipelines.scoring.services import win_model_run_create, win_model_train
 from spm.fiscal import local_midnight
 from spm.models import Organization
+
+
+def training_summary(run: WinModel, seconds: float) -> str:
+    """Format the summary of a trained run in the active language, numbers and cut date included."""
+    return gettext(
+        "Model version %(version)d trained in %(seconds)s s: %(train)s training deals (%(train_rows)s snapshots) "
+        "closed before %(cut)s, %(test)s test deals (%(test_rows)s snapshots).\n"
+        "Held-out Brier score %(brier)s, AUC %(auc)s; %(scored)s open deals scored."
+    ) % {
+        "version": run.version,
+        "seconds": format_fixed(seconds, 1),
+        "train": format_number(run.n_train),
+        "train_rows": format_number(run.n_train_rows),
+        "cut": date_format(run.cut_on, "SHORT_DATE_FORMAT"),
+        "test": format_number(run.n_test),
+        "test_rows": format_number(run.n_test_rows),
+        "brier": format_fixed(run.brier_score, 4),
+        # The AUC is undefined when the test deals are all won or all lost.
+        "auc": format_fixed(run.auc, 4) if run.auc is not None else "–",
+        "scored": format_number(run.scored_count),
+    }
 
 
 class Command(BaseCommand):
@@ -28,53 +52,44 @@ class Command(BaseCommand):
             help="Score the open deals as of the end of this day (YYYY-MM-DD) in the organization's time zone; "
             "default: now.",
         )
+        parser.add_argument(
+            "--language", choices=["de", "en"], help="Language of the output (default: the organization's)."
+        )
 
     def handle(self, *args, **options):
-        organization = Organization.objects.filter(slug=options["org"]).first()
-        if organization is None:
-            raise CommandError(f"Organization {options['org']} not found; check the slug.")
+        language = options["language"]
+        # Until the organization is known, messages use --language or the default language.
+        with translation.override(language or translation.get_language()):
+            organization = Organization.objects.filter(slug=options["org"]).first()
+            if organization is None:
+                raise CommandError(
+                    gettext("Organization %(slug)s not found; check --org against the slug in the URL /o/<slug>/.")
+                    % {"slug": options["org"]}
+                )
         now = None
         if options["as_of"] is not None:
             time_zone = zoneinfo.ZoneInfo(organization.time_zone)
             now = local_midnight(options["as_of"] + dt.timedelta(days=1), time_zone) - dt.timedelta(seconds=1)
 
-        with translation.override(organization.language), scope(organization=organization):
+        with translation.override(language or organization.language), scope(organization=organization):
             run, created = win_model_run_create(organization=organization, actor=None)
             if not created:
                 raise CommandError(
                     gettext("Training version %(version)d is already queued or running; try again when it has finished.")
                     % {"version": run.version}
                 )
-            started = timezone.now()
+            started = time.monotonic()
             run = win_model_train(run=run, now=now)
-            seconds = (timezone.now() - started).total_seconds()
+            seconds = time.monotonic() - started
             if run.status != WinModelStatus.SUCCEEDED:
                 raise CommandError(
-                    gettext("No model trained (%(status)s): %(won)d won and %(lost)d lost closed deals. %(message)s")
+                    gettext("No model trained (%(status)s): %(won)s won and %(lost)s lost closed deals. %(message)s")
                     % {
                         "status": run.get_status_display(),
-                        "won": run.closed_won_count,
-                        "lost": run.closed_lost_count,
+                        "won": format_number(run.closed_won_count),
+                        "lost": format_number(run.closed_lost_count),
                         "message": run.message,
                     },
                     returncode=1,
                 )
-            self.stdout.write(
-                gettext(
-                    "Model version %(version)d trained in %(seconds).1f s: %(train)d training deals (%(train_rows)d snapshots) "
-                    "closed before %(cut)s, %(test)d test deals (%(test_rows)d snapshots).\n"
-                    "Held-out Brier score %(brier).4f, AUC %(auc)s; %(scored)d open deals scored."
-                )
-                % {
-                    "version": run.version,
-                    "seconds": seconds,
-                    "train": run.n_train,
-                    "train_rows": run.n_train_rows,
-                    "cut": run.cut_on.isoformat(),
-                    "test": run.n_test,
-                    "test_rows": run.n_test_rows,
-                    "brier": run.brier_score,
-                    "auc": f"{run.auc:.4f}" if run.auc is not None else "–",
-                    "scored": run.scored_count,
-                }
-            )
+            self.stdout.write(training_summary(run, seconds))
