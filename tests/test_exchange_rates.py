@@ -9,9 +9,18 @@ from django_scopes import scope, scopes_disabled
 
 from pipelines.importers.base import ImportSourceError
 from pipelines.models import DealStatus, ExchangeRate
-from pipelines.services_rates import deal_base_amount_refresh, exchange_rates_import, exchange_rates_parse
+from pipelines.services_rates import (
+    deal_base_amount_refresh,
+    exchange_rates_import,
+    exchange_rates_parse,
+)
 from spm.models import AuditLog
-from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory
+from tests.factories import (
+    DealFactory,
+    MembershipFactory,
+    PipelineFactory,
+    StageFactory,
+)
 
 ECB = "Date,USD,JPY,GBP,\n2025-03-11,1.0000,160.00,0.8000,\n2025-03-10,1.2500,N/A,0.8500,\n"
 
@@ -165,3 +174,54 @@ def test_import_rates_command(org, usd_deals, tmp_path):
     call_command("import_rates", str(write(tmp_path, ECB)), "--org", "acme", stdout=output)
     assert "5 new" in output.getvalue()
     assert "2 deals converted again" in output.getvalue()
+
+
+def ecb_file_with_days(tmp_path, days: int):
+    """Write an ECB file with one USD rate per day from 2020-01-01, plus one row with an invalid date."""
+    first = dt.date(2020, 1, 1)
+    lines = ["Date,USD,"]
+    lines += [f"{(first + dt.timedelta(days=offset)).isoformat()},1.1000," for offset in range(days)]
+    lines.append("not-a-date,1.2000,")
+    return write(tmp_path, "\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("language", "summary", "rejected"),
+    [
+        (
+            "en",
+            "Rates: 1,234 new, 0 changed, 0 unchanged; 2 deals converted again.\n",
+            "1 row was rejected; the other rates were imported.",
+        ),
+        (
+            "de",
+            "Kurse: 1.234 neu, 0 geändert, 0 unverändert; 2 Deals neu umgerechnet.\n",
+            "1 Zeile wurde abgelehnt; die übrigen Kurse wurden importiert.",
+        ),
+    ],
+)
+def test_import_rates_command_formats_counts(org, usd_deals, tmp_path, language, summary, rejected):
+    from django.core.management import CommandError, call_command
+
+    with scopes_disabled():
+        org.language = language
+        org.save(update_fields=["language"])
+    output = io.StringIO()
+
+    with pytest.raises(CommandError) as raised:
+        call_command(
+            "import_rates", str(ecb_file_with_days(tmp_path, 1234)), "--org", "acme", stdout=output, stderr=io.StringIO()
+        )
+
+    assert output.getvalue() == summary
+    assert str(raised.value) == rejected
+    assert raised.value.returncode == 1
+
+
+def test_import_rates_command_unknown_organization(db, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError) as raised:
+        call_command("import_rates", str(write(tmp_path, ECB)), "--org", "nobody")
+
+    assert str(raised.value) == "Organization nobody not found; check --org against the slug in the URL /o/<slug>/."

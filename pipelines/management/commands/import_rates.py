@@ -7,6 +7,7 @@ from django.utils import translation
 from django.utils.translation import gettext, ngettext
 from django_scopes import scope
 
+from dashboards.templatetags.spm_format import format_number
 from pipelines.importers.base import ImportSourceError
 from pipelines.services_rates import exchange_rates_import
 from spm.models import Organization
@@ -25,7 +26,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         organization = Organization.objects.filter(slug=options["org"]).first()
         if organization is None:
-            raise CommandError(f"Organization {options['org']} not found; check the slug.")
+            raise CommandError(
+                gettext("Organization %(slug)s not found; check --org against the slug in the URL /o/<slug>/.")
+                % {"slug": options["org"]}
+            )
         with translation.override(organization.language), scope(organization=organization):
             try:
                 outcome = exchange_rates_import(organization=organization, path=options["path"])
@@ -34,21 +38,21 @@ class Command(BaseCommand):
             for error in outcome["errors"]:
                 self.stderr.write(str(error))
             self.stdout.write(
-                gettext("Rates: %(created)d new, %(updated)d changed, %(unchanged)d unchanged; %(deals)d deals converted again.")
+                gettext("Rates: %(created)s new, %(updated)s changed, %(unchanged)s unchanged; %(deals)s deals converted again.")
                 % {
-                    "created": outcome["created"],
-                    "updated": outcome["updated"],
-                    "unchanged": outcome["unchanged"],
-                    "deals": outcome["deals_recomputed"],
+                    "created": format_number(outcome["created"]),
+                    "updated": format_number(outcome["updated"]),
+                    "unchanged": format_number(outcome["unchanged"]),
+                    "deals": format_number(outcome["deals_recomputed"]),
                 }
             )
             if outcome["errors"]:
                 raise CommandError(
                     ngettext(
-                        "%(count)d row was rejected; the other rates were imported.",
-                        "%(count)d rows were rejected; the other rates were imported.",
+                        "%(count)s row was rejected; the other rates were imported.",
+                        "%(count)s rows were rejected; the other rates were imported.",
                         len(outcome["errors"]),
                     )
-                    % {"count": len(outcome["errors"])},
+                    % {"count": format_number(len(outcome["errors"]))},
                     returncode=1,
                 )
