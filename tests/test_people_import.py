@@ -125,6 +125,46 @@ def test_import_people_command(org, tmp_path, capsys):
     assert "created 1, updated 0, unchanged 0, rejected 0" in capsys.readouterr().out
 
 
+def test_import_people_command_in_german(org, tmp_path, capsys):
+    path = tmp_path / "people.csv"
+    path.write_bytes("name;email;role\nEva Lang;eva@acme.example;rep\nBen Berg;ben-at-acme;rep\n".encode())
+
+    with pytest.raises(SystemExit):
+        call_command("import_people", "--org", "acme", str(path))
+
+    assert capsys.readouterr().out == "angelegt 1, aktualisiert 0, unverändert 0, abgelehnt 1\n"
+
+
+@pytest.mark.parametrize(
+    ("language", "summary", "hidden"),
+    [
+        ("en", "created 1,234, updated 56,789, unchanged 0, rejected 1,235\n", "… and 1,185 more rejected rows."),
+        ("de", "angelegt 1.234, aktualisiert 56.789, unverändert 0, abgelehnt 1.235\n", "… und 1.185 weitere abgelehnte Zeilen."),
+    ],
+)
+def test_upload_result_print_groups_digits(language, summary, hidden):
+    import io
+    from types import SimpleNamespace
+
+    from django.core.management.base import OutputWrapper
+    from django.utils import translation
+
+    from goals.management.commands._upload import result_print
+
+    errors = [f"people.csv line {line}, column email, value 'x': invalid e-mail address" for line in range(2, 1237)]
+    result = SimpleNamespace(created=1234, updated=56789, unchanged=0, rejected=len(errors), errors=errors)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    command = SimpleNamespace(stdout=OutputWrapper(stdout), stderr=OutputWrapper(stderr))
+
+    with translation.override(language):
+        result_print(command, result)
+
+    assert stdout.getvalue() == summary
+    printed_errors = stderr.getvalue().splitlines()
+    assert len(printed_errors) == 51
+    assert printed_errors[-1] == hidden
+
+
 def test_import_people_command_unknown_org(db, tmp_path):
     from django.core.management.base import CommandError
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 from django.utils.translation import gettext, ngettext
 
+from dashboards.templatetags.spm_format import format_number
 from spm.models import Organization
 
 # Rejected rows printed in full; the rest are only counted.
@@ -29,14 +30,19 @@ def file_read(path: Path) -> bytes:
 
 def result_print(command, result) -> None:
     command.stdout.write(
-        gettext("created %(created)d, updated %(updated)d, unchanged %(unchanged)d, rejected %(rejected)d")
-        % {"created": result.created, "updated": result.updated, "unchanged": result.unchanged, "rejected": result.rejected}
+        gettext("created %(created)s, updated %(updated)s, unchanged %(unchanged)s, rejected %(rejected)s")
+        % {
+            "created": format_number(result.created),
+            "updated": format_number(result.updated),
+            "unchanged": format_number(result.unchanged),
+            "rejected": format_number(result.rejected),
+        }
     )
     for error in result.errors[:MAX_ERRORS_SHOWN]:
         command.stderr.write(str(error))
     if result.rejected > MAX_ERRORS_SHOWN:
         hidden = result.rejected - MAX_ERRORS_SHOWN
         command.stderr.write(
-            ngettext("… and %(count)d more rejected row.", "… and %(count)d more rejected rows.", hidden)
-            % {"count": hidden}
+            ngettext("… and %(count)s more rejected row.", "… and %(count)s more rejected rows.", hidden)
+            % {"count": format_number(hidden)}
         )
