@@ -736,6 +736,26 @@ def test_command_caps_printed_errors(org, export):
     assert lines[-1] == "… and 5 more rejected rows."
 
 
+@pytest.mark.parametrize(
+    ("language", "rejected", "hidden"),
+    [
+        ("en", "1,235 rows were rejected; the accepted rows were imported.", "… and 1,185 more rejected rows."),
+        ("de", "1.235 Zeilen wurden abgelehnt; die übrigen Zeilen wurden importiert.", "… und 1.185 weitere abgelehnte Zeilen."),
+    ],
+)
+def test_command_rejected_counts_grouped(org, export, language, rejected, hidden):
+    append_lines(export, PIPELINE_FILE, *(f"BAD{n:05d},Zane Levy,GTX Basic,Cancity,Closed,2017-01-01,," for n in range(1235)))
+    stderr = io.StringIO()
+
+    with pytest.raises(CommandError) as excinfo:
+        call_command(
+            "import_crm", str(export), org="acme", source="maven", language=language, stdout=io.StringIO(), stderr=stderr
+        )
+
+    assert str(excinfo.value) == rejected
+    assert stderr.getvalue().splitlines()[-1] == hidden
+
+
 def test_command_missing_column_fails(org, export):
     (export / "products.csv").write_text("name,series\r\nGTX Basic,GTX\r\n")
 

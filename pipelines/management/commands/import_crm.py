@@ -4,8 +4,6 @@ import logging
 import time
 from pathlib import Path
 
-from babel.numbers import format_decimal
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_slug
@@ -14,7 +12,7 @@ from django.utils import translation
 from django.utils.translation import gettext, ngettext
 from django_scopes import scope
 
-from dashboards.templatetags.spm_format import current_locale, format_number
+from dashboards.templatetags.spm_format import format_fixed, format_number
 from pipelines.importers import IMPORTERS
 from pipelines.importers.base import ImportSourceError
 from pipelines.importers.generic import GENERIC_FIELDS
@@ -123,10 +121,10 @@ class Command(BaseCommand):
             if result.errors:
                 with translation.override(language or organization.language):
                     message = ngettext(
-                        "%(count)d row was rejected; the accepted rows were imported.",
-                        "%(count)d rows were rejected; the accepted rows were imported.",
+                        "%(count)s row was rejected; the accepted rows were imported.",
+                        "%(count)s rows were rejected; the accepted rows were imported.",
                         len(result.errors),
-                    ) % {"count": len(result.errors)}
+                    ) % {"count": format_number(len(result.errors))}
                 raise CommandError(message, returncode=1)
 
     def importer_options(self, organization: Organization, options: dict) -> dict:
@@ -174,8 +172,8 @@ class Command(BaseCommand):
         hidden = len(result.errors) - MAX_ERRORS_SHOWN
         if hidden > 0:
             self.stderr.write(
-                ngettext("… and %(count)d more rejected row.", "… and %(count)d more rejected rows.", hidden)
-                % {"count": hidden}
+                ngettext("… and %(count)s more rejected row.", "… and %(count)s more rejected rows.", hidden)
+                % {"count": format_number(hidden)}
             )
 
         self.stdout.write(
@@ -184,7 +182,7 @@ class Command(BaseCommand):
                 "source": result.source,
                 "path": result.path,
                 "organization": organization.name,
-                "seconds": format_decimal(round(result.duration_seconds, 1), format="0.0", locale=current_locale()),
+                "seconds": format_fixed(result.duration_seconds, 1),
             }
         )
         headings = [
