@@ -11,9 +11,11 @@ Q2 2017 in Europe/Berlin starts at 2017-03-31 22:00 UTC; its 4-week horizon is
 """
 
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
 from django_scopes import scope, scopes_disabled
 
 from goals import tasks
@@ -21,7 +23,14 @@ from goals.forecasts import snapshots
 from goals.models import ForecastHorizon, ForecastSnapshot
 from pipelines.models import DealStatus, StageKind
 from spm.fiscal import fiscal_quarter, period_containing
-from tests.factories import DealFactory, DealStageChangeFactory, PipelineFactory, StageFactory
+from spm.models import Role
+from tests.factories import (
+    DealFactory,
+    DealStageChangeFactory,
+    MembershipFactory,
+    PipelineFactory,
+    StageFactory,
+)
 
 Q2 = fiscal_quarter(2017, 2, 1)
 
@@ -129,6 +138,45 @@ def test_backfill_marks_rows_reconstructed(org, member, history):
         assert [row.horizon for row in rows] == ["start", "8w", "4w", "1w"]
         assert all(row.is_reconstructed for row in rows)
         assert rows.get(horizon=ForecastHorizon.WEEKS_4).forecast_amount == Decimal("10900.00")
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "1,024 snapshot rows written for 32 periods (2017-Q1 to 2024-Q4).\n"),
+        ("de", "1.024 Snapshot-Zeilen für 32 Zeiträume geschrieben (2017-Q1 bis 2024-Q4).\n"),
+    ],
+)
+def test_backfill_command_output_language(org, member, history, language, expected):
+    with scopes_disabled():
+        org.language = language
+        org.save(update_fields=["language"])
+        # With the fixtures' manager and rep, 8 members × 4 horizons × 32 quarters = 1,024 rows.
+        for _index in range(6):
+            MembershipFactory(organization=org, role=Role.REP)
+    output = io.StringIO()
+
+    call_command("forecast_backfill", "--org", "acme", "--from", "2017-Q1", "--to", "2024-Q4", stdout=output)
+
+    assert output.getvalue() == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "--from 2017-03 is not a Quarter; the organization forecasts per Quarter, e.g. 2017-Q1."),
+        ("de", "--from 2017-03 ist kein Zeitraum der Art Quartal; die Organisation erstellt Forecasts je Quartal, z. B. 2017-Q1."),
+    ],
+)
+def test_backfill_command_names_period_kind(org, language, expected):
+    with scopes_disabled():
+        org.language = language
+        org.save(update_fields=["language"])
+
+    with pytest.raises(CommandError) as raised:
+        call_command("forecast_backfill", "--org", "acme", "--from", "2017-03")
+
+    assert str(raised.value) == expected
 
 
 def test_snapshot_task_runs_per_organization_and_is_idempotent(org, member, other_org):

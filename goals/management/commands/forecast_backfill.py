@@ -4,13 +4,16 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Max, Min
+from django.utils import translation
 from django.utils.translation import gettext
 from django_scopes import scope
 
+from dashboards.templatetags.spm_format import format_number
 from goals.attainment import organization_today
 from goals.forecasts.categories import forecast_period_kind
 from goals.forecasts.snapshots import forecast_snapshot_backfill
 from goals.management.commands._upload import organization_get
+from goals.models import ForecastPeriodKind
 from pipelines.models import Deal
 from spm.fiscal import parse_period, period_containing
 
@@ -38,7 +41,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         organization = organization_get(options["org"])
-        with scope(organization=organization):
+        with translation.override(organization.language), scope(organization=organization):
             kind = forecast_period_kind(organization)
             start_month = organization.fiscal_year_start_month
             today = organization_today(organization)
@@ -61,10 +64,15 @@ class Command(BaseCommand):
                 periods.append(period)
                 period = period_containing(period.end, kind, start_month)
             inserted = forecast_snapshot_backfill(organization=organization, periods=periods)
-        self.stdout.write(
-            gettext("%(rows)s snapshot rows written for %(count)s periods (%(first)s to %(last)s).")
-            % {"rows": inserted, "count": len(periods), "first": first.label, "last": last.label}
-        )
+            self.stdout.write(
+                gettext("%(rows)s snapshot rows written for %(count)s periods (%(first)s to %(last)s).")
+                % {
+                    "rows": format_number(inserted),
+                    "count": format_number(len(periods)),
+                    "first": first.label,
+                    "last": last.label,
+                }
+            )
 
     @staticmethod
     def _local_date(moment: dt.datetime | None, organization) -> dt.date | None:
@@ -82,6 +90,6 @@ class Command(BaseCommand):
             example = "2017-Q1" if kind == "quarter" else "2017-03"
             raise CommandError(
                 gettext("%(option)s %(value)s is not a %(kind)s; the organization forecasts per %(kind)s, e.g. %(example)s.")
-                % {"option": option, "value": label, "kind": kind, "example": example}
+                % {"option": option, "value": label, "kind": ForecastPeriodKind(kind).label, "example": example}
             )
         return period
