@@ -70,7 +70,21 @@ def test_configure_organization_command(org, capsys):
     assert org.time_zone == "Europe/Vienna"
     assert org.currency == "CHF"
     assert org.language == "en"
-    assert "fiscal_year_start_month: 4" in capsys.readouterr().out
+    # The output uses the language the organization had before the change.
+    assert capsys.readouterr().out == (
+        "Startmonat des Geschäftsjahrs: April\n"
+        "Zeitzone: Europe/Vienna\n"
+        "Basiswährung: CHF\n"
+        "Standardsprache: Englisch\n"
+    )
+
+
+def test_configure_organization_command_in_english(org_in_english, capsys):
+    call_command(
+        "configure_organization", "--org", "acme", "--fiscal-year-start-month", "3", "--language", "de",
+    )  # fmt: skip
+
+    assert capsys.readouterr().out == "Fiscal year start month: March\nDefault language: German\n"
 
 
 @pytest.mark.parametrize(
@@ -81,17 +95,17 @@ def test_configure_organization_command(org, capsys):
         ("--currency", "EURO", "EURO is not an ISO 4217 currency code; use a code such as EUR"),
     ],
 )
-def test_configure_organization_rejects_invalid(org, option, value, message):
+def test_configure_organization_rejects_invalid(org_in_english, option, value, message):
     with pytest.raises(CommandError) as error:
         call_command("configure_organization", "--org", "acme", option, value)
 
     assert message in str(error.value)
-    org.refresh_from_db()
-    assert org.fiscal_year_start_month == 1
-    assert org.currency == "EUR"
+    org_in_english.refresh_from_db()
+    assert org_in_english.fiscal_year_start_month == 1
+    assert org_in_english.currency == "EUR"
 
 
-def test_configure_organization_without_options(org):
+def test_configure_organization_without_options(org_in_english):
     with pytest.raises(CommandError, match="Nothing to change"):
         call_command("configure_organization", "--org", "acme")
 

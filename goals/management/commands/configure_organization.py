@@ -1,12 +1,18 @@
 """`manage.py configure_organization --org SLUG [...]`: change the fiscal calendar, time zone, currency, language."""
 
+import datetime as dt
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
+from django.utils.formats import date_format
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django_scopes import scope
 
 from goals.management.commands._upload import organization_get
 from goals.services import organization_settings_update
+from spm.models import Organization
 
 
 def month_number(value: str) -> int:
@@ -16,6 +22,18 @@ def month_number(value: str) -> int:
             % {"value": value}
         )
     return int(value)
+
+
+def setting_text(organization: Organization, field: str) -> str:
+    """Format one changed setting as "label: value" in the active language, e.g. "Default language: English"."""
+    label = capfirst(Organization._meta.get_field(field).verbose_name)
+    if field == "fiscal_year_start_month":
+        value = date_format(dt.date(2000, organization.fiscal_year_start_month, 1), "F")
+    elif field == "language":
+        value = organization.get_language_display()
+    else:
+        value = getattr(organization, field)
+    return f"{label}: {value}"
 
 
 class Command(BaseCommand):
@@ -36,6 +54,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         organization = organization_get(options["org"])
+        # The output uses the organization's language as it was before this change.
+        with translation.override(organization.language):
+            self.organization_configure(organization, options)
+
+    def organization_configure(self, organization: Organization, options: dict) -> None:
         if options["fiscal_year_start_month"] is not None:
             options["fiscal_year_start_month"] = month_number(options["fiscal_year_start_month"])
         changes = {
@@ -66,4 +89,4 @@ class Command(BaseCommand):
             self.stdout.write(gettext("Organization %(slug)s already has these settings.") % {"slug": organization.slug})
             return
         for field in changed:
-            self.stdout.write(f"{field}: {getattr(organization, field)}")
+            self.stdout.write(setting_text(organization, field))
