@@ -9,8 +9,11 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext
 from django_scopes import scope
 
+from dashboards.templatetags.spm_format import format_money, format_number
 from pipelines.models import Deal
 from spm.models import AuditLog, Membership, Organization, Role, User
 from spm.tenancy import membership_ids_visible
@@ -58,23 +61,41 @@ class Command(BaseCommand):
         admin_email = (options["admin_email"] or f"admin@{slug}.example").lower()
         manager_email = (options["manager_email"] or f"dustin.brinkmann@{slug}.example").lower()
         rep_email = (options["rep_email"] or f"anna.snelling@{slug}.example").lower()
-        password = options["password"]
 
         organization = Organization.objects.filter(slug=slug).first()
         if organization is None:
-            raise CommandError(f"Organization {slug!r} not found; run `manage.py import_crm --org {slug} ... --create` first.")
+            raise CommandError(
+                gettext("Organization %(slug)s not found; run `manage.py import_crm --org %(slug)s ... --create` first.")
+                % {"slug": slug}
+            )
+        with translation.override(organization.language):
+            self.logins_prepare(organization, options, admin_email, manager_email, rep_email)
+
+    def logins_prepare(
+        self, organization: Organization, options: dict, admin_email: str, manager_email: str, rep_email: str
+    ) -> None:
+        """Set up the three logins and the optional quotas, and print them in the active language."""
+        password = options["password"]
         try:
             validate_password(password)
         except ValidationError as error:
-            raise CommandError(f"The demo password is rejected: {' '.join(error.messages)}") from None
+            raise CommandError(
+                gettext("The demo password was rejected: %(reasons)s") % {"reasons": " ".join(error.messages)}
+            ) from None
 
         with scope(organization=organization), transaction.atomic():
             manager = self._imported_member(organization, manager_email, Role.MANAGER)
             rep = self._imported_member(organization, rep_email, Role.REP)
             if rep.pk not in membership_ids_visible(manager):
-                raise CommandError(f"{rep_email} does not report to {manager_email}; pick a rep of that manager's team.")
+                raise CommandError(
+                    gettext("%(rep)s does not report to %(manager)s; pick a rep from that manager's team.")
+                    % {"rep": rep_email, "manager": manager_email}
+                )
             if not Deal.objects.filter(owner=rep).exists():
-                raise CommandError(f"{rep_email} owns no deals; pick a rep with deals so the demo shows numbers.")
+                raise CommandError(
+                    gettext("%(email)s owns no deals; pick a rep with deals so the demo shows numbers.")
+                    % {"email": rep_email}
+                )
 
             admin = self._admin_ensure(organization, admin_email)
             for membership in (admin, manager, rep):
@@ -83,24 +104,53 @@ class Command(BaseCommand):
                 membership.user.save(update_fields=["password", "is_active"])
 
         if options.get("quotas"):
-            from goals.services import demo_quotas_set
+            self.quotas_set(organization, year=options["quotas"])
+        self.stdout.write(
+            gettext("Demo logins for organization %(slug)s (password for all: %(password)s):")
+            % {"slug": organization.slug, "password": password}
+        )
+        logins = [(membership.get_role_display(), membership) for membership in (admin, manager, rep)]
+        label_width = max(len(label) for label, _membership in logins)
+        for label, membership in logins:
+            self.stdout.write(f"  {label:<{label_width}}  {membership.user.email:<36} {membership.display_name}")
 
-            with scope(organization=organization):
-                result = demo_quotas_set(organization=organization, year=options["quotas"])
-            self.stdout.write(
-                f"Quarterly won_revenue quota {result['quota']} for FY{options['quotas']}: "
-                f"{result['created']} created, {result['updated']} updated, {result['unchanged']} unchanged."
+    def quotas_set(self, organization: Organization, *, year: int) -> None:
+        from goals.services import demo_quotas_set
+
+        with scope(organization=organization):
+            result = demo_quotas_set(organization=organization, year=year)
+        if result["quota"] is None:
+            self.stdout.write(gettext("No won deals in FY %(year)s, so no quotas were set.") % {"year": year})
+            return
+        self.stdout.write(
+            gettext(
+                "Quarterly won revenue quota per rep in FY %(year)s: %(amount)s; "
+                "%(created)s created, %(updated)s updated, %(unchanged)s unchanged."
             )
-        self.stdout.write(f"Demo logins for organization {slug!r} (password for all: {password}):")
-        for label, membership in (("admin", admin), ("manager", manager), ("rep", rep)):
-            self.stdout.write(f"  {label:<8} {membership.user.email:<36} {membership.display_name}")
+            % {
+                "year": year,
+                "amount": format_money(result["quota"], organization.currency),
+                "created": format_number(result["created"]),
+                "updated": format_number(result["updated"]),
+                "unchanged": format_number(result["unchanged"]),
+            }
+        )
 
-    def _imported_member(self, organization: Organization, email: str, role: str) -> Membership:
+    def _imported_member(self, organization: Organization, email: str, role: Role) -> Membership:
         membership = Membership.objects.filter(user__email=email).select_related("user").first()
         if membership is None:
-            raise CommandError(f"No member with e-mail {email} in {organization.slug!r}; was the CRM import run?")
+            raise CommandError(
+                gettext(
+                    "No member with e-mail %(email)s in %(slug)s; run import_crm first or pass the e-mail of an "
+                    "imported member."
+                )
+                % {"email": email, "slug": organization.slug}
+            )
         if membership.role != role:
-            raise CommandError(f"{email} has role {membership.role!r}, expected {str(role)!r}.")
+            raise CommandError(
+                gettext("%(email)s has the role %(role)s; pick a member with the role %(expected)s.")
+                % {"email": email, "role": membership.get_role_display(), "expected": role.label}
+            )
         return membership
 
     def _admin_ensure(self, organization: Organization, email: str) -> Membership:
