@@ -15,7 +15,12 @@ from integrations.api.models import ApiToken
 from integrations.api.services import api_token_create, api_token_revoke
 from pipelines.models import Deal
 from spm.models import AuditLog
-from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory
+from tests.factories import (
+    DealFactory,
+    MembershipFactory,
+    PipelineFactory,
+    StageFactory,
+)
 
 DEAL_RECORD = {
     "external_id": "D1",
@@ -67,6 +72,23 @@ def test_token_stored_as_hash_only(org, admin_member):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "Organization nobody not found; check the slug or pass --create to create it."),
+        ("de", "Organisation nobody nicht gefunden; prüfen Sie den Slug oder legen Sie die Organisation mit --create an."),
+    ],
+)
+def test_token_command_unknown_organization(db, language, expected):
+    from django.core.management import CommandError
+    from django.utils import translation
+
+    with translation.override(language), pytest.raises(CommandError) as raised:
+        call_command("api_token_create", "--org", "nobody")
+
+    assert str(raised.value) == expected
+
+
 def test_request_without_token_is_401(org):
     response = APIClient().get(reverse("api_deals"))
 

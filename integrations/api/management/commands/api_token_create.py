@@ -1,6 +1,7 @@
 """Create an API token from the command line, e.g. for a script that loads a new organization."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext
 from django_scopes import scope
 
 from integrations.api.models import ApiTokenScope
@@ -26,7 +27,10 @@ class Command(BaseCommand):
         organization = Organization.objects.filter(slug=slug).first()
         if organization is None:
             if not options["create"]:
-                raise CommandError(f"Organization {slug!r} not found; pass --create to create it.")
+                raise CommandError(
+                    gettext("Organization %(slug)s not found; check the slug or pass --create to create it.")
+                    % {"slug": slug}
+                )
             organization = Organization.objects.create(name=slug, slug=slug, currency=options["currency"].upper())
         with scope(organization=organization):
             _token, plain = api_token_create(
