@@ -14,7 +14,12 @@ from django_scopes import scopes_disabled
 
 from pipelines.models import Account, Deal, DealStageChange
 from tests.attainment_data import stages_create
-from tests.factories import AccountFactory, DealFactory, DealStageChangeFactory, MembershipFactory
+from tests.factories import (
+    AccountFactory,
+    DealFactory,
+    DealStageChangeFactory,
+    MembershipFactory,
+)
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the reference check triggers exist on PostgreSQL only"
@@ -138,16 +143,36 @@ def test_stage_change_of_other_organizations_deal(deal, other_org, foreign_stage
     assert f"deal_id = {deal.pk} has no row in pipelines_deal of organization {other_org.pk}" in message
 
 
-def test_raw_delete_of_deal_with_history(deal):
-    DealStageChangeFactory(deal=deal)
+@pytest.mark.parametrize(
+    ("table", "deal_field", "has_history", "expected"),
+    [
+        pytest.param(
+            "pipelines_deal", "pk", True, "rows of pipelines_dealstagechange still refer to it through deal_id",
+            id="deal-with-history",
+        ),
+        pytest.param(
+            "pipelines_stage", "stage_id", False, "rows of pipelines_deal still refer to it through stage_id",
+            id="stage-of-deal",
+        ),
+        pytest.param(
+            "spm_membership", "owner_id", False, "rows of pipelines_deal still refer to it through owner_id",
+            id="owner-of-deal",
+        ),
+    ],
+)
+def test_raw_delete_of_referenced_row(deal, table, deal_field, has_history, expected):
+    """A DELETE that bypasses Django's collector is rejected while a row still refers to the deleted one."""
+    if has_history:
+        DealStageChangeFactory(deal=deal)
+    row_id = getattr(deal, deal_field)
 
     def delete():
         with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM pipelines_deal WHERE id = %s", [deal.pk])
+            cursor.execute(f"DELETE FROM {table} WHERE id = %s", [row_id])
 
     message = _violation(delete)
 
-    assert "rows of pipelines_dealstagechange still refer to it through deal_id" in message
+    assert expected in message
 
 
 def test_valid_rows_pass(deal, stages):
@@ -158,26 +183,6 @@ def test_valid_rows_pass(deal, stages):
     deal.refresh_from_db()
     assert deal.account_id == account.pk
     assert DealStageChange.all_objects.filter(pk=change.pk).exists()
-
-
-def test_raw_delete_of_referenced_stage(deal):
-    def delete():
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM pipelines_stage WHERE id = %s", [deal.stage_id])
-
-    message = _violation(delete)
-
-    assert "rows of pipelines_deal still refer to it through stage_id" in message
-
-
-def test_raw_delete_of_referenced_owner(deal):
-    def delete():
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM spm_membership WHERE id = %s", [deal.owner_id])
-
-    message = _violation(delete)
-
-    assert "rows of pipelines_deal still refer to it through owner_id" in message
 
 
 def test_account_delete_sets_deal_account_null(deal):
