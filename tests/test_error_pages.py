@@ -1,0 +1,85 @@
+"""Error pages: the layout head (favicon, language, translated title), also when a context processor fails."""
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.test import RequestFactory
+from django.urls import get_resolver
+from django.utils import translation
+
+from tests.factories import UserFactory
+
+FAVICON = '<link rel="icon" href="/static/spm/favicon.svg" type="image/svg+xml">'
+
+
+def failing_context_processor(request):
+    raise RuntimeError("context processor failed")
+
+
+@pytest.fixture
+def broken_context_processor(settings):
+    engine = dict(settings.TEMPLATES[0])
+    engine["OPTIONS"] = {
+        **engine["OPTIONS"],
+        "context_processors": [*engine["OPTIONS"]["context_processors"], f"{__name__}.failing_context_processor"],
+    }
+    settings.TEMPLATES = [engine]
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "heading"),
+    [
+        ("de", "<title>Serverfehler · SPM</title>", '<h1 class="h3">Serverfehler</h1>'),
+        ("en", "<title>Server error · SPM</title>", '<h1 class="h3">Server error</h1>'),
+    ],
+)
+def test_server_error_survives_broken_processor(db, client, broken_context_processor, language, title, heading):
+    client.force_login(UserFactory())
+    client.raise_request_exception = False
+
+    # The start page renders a template, so the failing context processor raises there.
+    response = client.get("/", HTTP_ACCEPT_LANGUAGE=language)
+
+    page = response.content.decode()
+    assert response.status_code == 500
+    assert f'<html lang="{language}">' in page
+    assert title in page
+    assert heading in page
+    assert FAVICON in page
+
+
+@pytest.mark.parametrize(
+    ("status", "language", "title"),
+    [
+        (400, "de", "<title>Ungültige Anfrage · SPM</title>"),
+        (400, "en", "<title>Bad request · SPM</title>"),
+        (403, "de", "<title>Zugriff verweigert · SPM</title>"),
+        (403, "en", "<title>Access denied · SPM</title>"),
+        (500, "de", "<title>Serverfehler · SPM</title>"),
+        (500, "en", "<title>Server error · SPM</title>"),
+    ],
+)
+def test_error_handler_pages_have_layout_head(db, status, language, title):
+    handler = get_resolver().resolve_error_handler(status)
+    request = RequestFactory().get("/")
+
+    with translation.override(language):
+        if status == 500:
+            response = handler(request)
+        else:
+            response = handler(request, exception=PermissionDenied() if status == 403 else ValueError())
+
+    page = response.content.decode()
+    assert response.status_code == status
+    assert f'<html lang="{language}">' in page
+    assert title in page
+    assert FAVICON in page
+
+
+def test_not_found_page_has_layout_head(db, client):
+    response = client.get("/no-such-page/", HTTP_ACCEPT_LANGUAGE="de")
+
+    page = response.content.decode()
+    assert response.status_code == 404
+    assert '<html lang="de">' in page
+    assert "<title>Seite nicht gefunden · SPM</title>" in page
+    assert FAVICON in page
