@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from goals import parsing, services
 from goals.models import Assignment, QuotaMetric, Team, Territory
-from pipelines.importers.base import RowError, RowRejected, check_length, require_value
+from pipelines.importers.base import (
+    Message,
+    RowError,
+    RowRejected,
+    check_length,
+    require_value,
+)
 from spm import fiscal
 from spm.models import Membership, Organization, Role, User
 
@@ -55,7 +62,7 @@ class UploadResult:
         setattr(self, outcome, getattr(self, outcome) + 1)
 
     def reject(self, line: int, rejection: RowRejected) -> None:
-        self.errors.append(RowError(self.file_name, line, rejection.column, rejection.value, rejection.reason))
+        self.errors.append(RowError.from_rejection(self.file_name, line, rejection))
 
     def as_dict(self) -> dict:
         return {
@@ -68,7 +75,8 @@ class UploadResult:
 
 
 def _rejection_from(error: ValidationError, column: str, value: str) -> RowRejected:
-    return RowRejected(column, value, " ".join(error.messages))
+    # A validator's messages are already translated, which is fine because the upload shows them right away.
+    return RowRejected(column, value, Message.literal(" ".join(error.messages)))
 
 
 # --- quotas -------------------------------------------------------------------------------------
@@ -93,13 +101,13 @@ class _SubjectIndex:
             if key in self.rep_by_email:
                 return self.rep_by_email[key]
             if self.rep_by_name.get(key, 0) is None:
-                raise RowRejected("name", name, _("two people have this name; use the e-mail address"))
+                raise RowRejected("name", name, gettext_noop("two people have this name; use the e-mail address"))
             if key in self.rep_by_name:
                 return self.rep_by_name[key]
-            raise RowRejected("name", name, _("no member with this e-mail address or name"))
+            raise RowRejected("name", name, gettext_noop("no member with this e-mail address or name"))
         found = (self.teams if level == "team" else self.territories).get(key)
         if found is None:
-            raise RowRejected("name", name, _("no %(level)s with this name") % {"level": level})
+            raise RowRejected("name", name, gettext_noop("no %(level)s with this name"), level=level)
         return found
 
 
@@ -130,7 +138,7 @@ def quota_import(*, organization: Organization, actor: User | None, data: bytes,
                 key = parsed[:4]
                 if key in seen:
                     raise RowRejected(
-                        "period", row.get("period", ""), _("repeats line %(line)d; keep one of them") % {"line": seen[key]}
+                        "period", row.get("period", ""), gettext_noop("repeats line %(line)d; keep one of them"), line=seen[key]
                     )
                 seen[key] = line
                 level, subject_id, period, metric, target, is_prorated = parsed
@@ -168,18 +176,18 @@ def _quota_row(organization: Organization, index: _SubjectIndex, row: dict):
     level_text = require_value(row, "level")
     level = LEVEL_WORDS.get(level_text.strip().lower())
     if level is None:
-        raise RowRejected("level", level_text, _("unknown level; use rep, team or territory"))
+        raise RowRejected("level", level_text, gettext_noop("unknown level; use rep, team or territory"))
     subject_id = index.find(level, require_value(row, "name"))
 
     period_text = require_value(row, "period")
     try:
         period = fiscal.parse_period(period_text, organization.fiscal_year_start_month)
     except ValueError:
-        raise RowRejected("period", period_text, _("invalid period; use 2025, 2025-Q1 or 2025-03")) from None
+        raise RowRejected("period", period_text, gettext_noop("invalid period; use 2025, 2025-Q1 or 2025-03")) from None
 
     metric = require_value(row, "metric").strip().lower()
     if metric not in QuotaMetric.values:
-        raise RowRejected("metric", row["metric"], _("unknown metric; use %(choices)s") % {"choices": ", ".join(QuotaMetric.values)})
+        raise RowRejected("metric", row["metric"], gettext_noop("unknown metric; use %(choices)s"), choices=", ".join(QuotaMetric.values))
 
     target = parsing.parse_number(require_value(row, "target"), "target", language=organization.language)
     prorate_text = row.get("prorate", "")
@@ -240,7 +248,7 @@ def _find_member(email: str, name: str) -> Membership | None:
     if name:
         matches = list(Membership.objects.select_related("user").filter(user__name__iexact=name)[:2])
         if len(matches) > 1:
-            raise RowRejected("name", name, _("two people have this name; add the e-mail address"))
+            raise RowRejected("name", name, gettext_noop("two people have this name; add the e-mail address"))
         if matches:
             return matches[0]
     return None
@@ -261,17 +269,17 @@ def _person_row(organization: Organization, actor: User | None, row: dict, today
     name = check_length(row.get("name", "").strip(), "name", 200)
     email = row.get("email", "").strip().lower()
     if not name and not email:
-        raise RowRejected("email", email, _("missing value; give an e-mail address or a name"))
+        raise RowRejected("email", email, gettext_noop("missing value; give an e-mail address or a name"))
     if email and ("@" not in email or len(email) > 254):
-        raise RowRejected("email", email, _("invalid e-mail address"))
+        raise RowRejected("email", email, gettext_noop("invalid e-mail address"))
     role_text = row.get("role", "").strip()
     role = ROLE_WORDS.get(role_text.lower()) if role_text else None
     if role_text and role is None:
-        raise RowRejected("role", role_text, _("unknown role; use admin, manager or rep"))
+        raise RowRejected("role", role_text, gettext_noop("unknown role; use admin, manager or rep"))
     active_from = parsing.parse_optional_day(row.get("active_from", "").strip(), "active_from")
     active_to = parsing.parse_optional_day(row.get("active_to", "").strip(), "active_to")
     if active_from and active_to and active_to < active_from:
-        raise RowRejected("active_to", row["active_to"], _("lies before active_from"))
+        raise RowRejected("active_to", row["active_to"], gettext_noop("lies before active_from"))
     team_name = check_length(row.get("team", "").strip(), "team", 200)
     territory_name = check_length(row.get("territory", "").strip(), "territory", 200)
 
@@ -280,7 +288,7 @@ def _person_row(organization: Organization, actor: User | None, row: dict, today
     territory = _group(Territory, organization, actor, territory_name) if territory_name else None
     if membership is None:
         if not email:
-            raise RowRejected("email", email, _("missing value; a new person needs an e-mail address"))
+            raise RowRejected("email", email, gettext_noop("missing value; a new person needs an e-mail address"))
         _person_create(organization, actor, email, name, role, active_from, active_to, team, territory, today)
         return "created"
 

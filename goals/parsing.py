@@ -13,7 +13,7 @@ import re
 import zipfile
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import CENT, MAX_AMOUNT, ImportSourceError, RowRejected
 
@@ -120,9 +120,9 @@ def parse_number(value: str, column: str, *, language: str = "de") -> Decimal:
     """
     text = value.replace("\u00a0", "").replace(" ", "").replace("'", "").replace("€", "").strip()
     if text.startswith("-"):
-        raise RowRejected(column, value, gettext("negative number; targets must be 0 or more"))
+        raise RowRejected(column, value, gettext_noop("negative number; targets must be 0 or more"))
     if not text or not NUMBER_CHARACTERS.match(text):
-        raise RowRejected(column, value, gettext("invalid number; expected for example 12.500,00 or 12500.00"))
+        raise RowRejected(column, value, gettext_noop("invalid number; expected for example 12.500,00 or 12500.00"))
 
     if "," in text and "." in text:
         decimal_mark = "," if text.rfind(",") > text.rfind(".") else "."
@@ -141,16 +141,16 @@ def parse_number(value: str, column: str, *, language: str = "de") -> Decimal:
 
     integer_part, _, fraction = text.partition(decimal_mark)
     if decimal_mark in fraction or thousands_mark in fraction:
-        raise RowRejected(column, value, gettext("invalid number; expected for example 12.500,00 or 12500.00"))
+        raise RowRejected(column, value, gettext_noop("invalid number; expected for example 12.500,00 or 12500.00"))
     groups = integer_part.split(thousands_mark)
     if len(groups) > 1 and (not groups[0] or any(len(group) != 3 for group in groups[1:])):
-        raise RowRejected(column, value, gettext("invalid number; thousands separators must group three digits"))
+        raise RowRejected(column, value, gettext_noop("invalid number; thousands separators must group three digits"))
     try:
         number = Decimal("".join(groups) + "." + fraction if fraction else "".join(groups))
     except InvalidOperation:
-        raise RowRejected(column, value, gettext("invalid number; expected for example 12.500,00 or 12500.00")) from None
+        raise RowRejected(column, value, gettext_noop("invalid number; expected for example 12.500,00 or 12500.00")) from None
     if number > MAX_AMOUNT:
-        raise RowRejected(column, value, gettext("number too large; at most 16 digits before the decimal point"))
+        raise RowRejected(column, value, gettext_noop("number too large; at most 16 digits before the decimal point"))
     return number.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
@@ -162,7 +162,7 @@ def parse_day(value: str, column: str) -> dt.date:
             return dt.date(int(match["year"]), int(match["month"]), int(match["day"]))
         except ValueError:
             pass
-    raise RowRejected(column, value, gettext("invalid date; expected YYYY-MM-DD or DD.MM.YYYY"))
+    raise RowRejected(column, value, gettext_noop("invalid date; expected YYYY-MM-DD or DD.MM.YYYY"))
 
 
 def parse_optional_day(value: str, column: str) -> dt.date | None:
@@ -177,4 +177,4 @@ def parse_yes_no(value: str, column: str, *, default: bool) -> bool:
         return True
     if text in NO:
         return False
-    raise RowRejected(column, value, gettext("invalid choice; expected yes, no, ja or nein"))
+    raise RowRejected(column, value, gettext_noop("invalid choice; expected yes, no, ja or nein"))

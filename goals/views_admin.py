@@ -144,7 +144,7 @@ def quota_cell(request, org_slug):
             reason=request.POST.get("reason", "").strip()[:500],
         )
     except RowRejected as rejection:
-        error = rejection.reason
+        error = str(rejection.reason)
     except ValidationError as validation_error:
         error = " ".join(validation_error.messages)
 

@@ -23,8 +23,15 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from pipelines.importers.base import ImportSourceError
-from pipelines.models import Deal, DealStatus, ImportMapping, ImportRun, ImportRunStatus, ImportSource
+from pipelines.importers.base import ImportSourceError, RowError
+from pipelines.models import (
+    Deal,
+    DealStatus,
+    ImportMapping,
+    ImportRun,
+    ImportRunStatus,
+    ImportSource,
+)
 from pipelines.services import crm_import
 from spm.exports import INTEGER, Column, Table
 from spm.models import AuditLog, Organization, User
@@ -271,7 +278,8 @@ def import_run_execute(*, run: ImportRun, dry_run: bool) -> ImportRun:
             message = gettext("The import failed and changed nothing: %(error)s") % {"error": error}
             return _import_run_fail(run, message, dry_run)
 
-    rejected = [[error.file_name, error.line, error.column, error.value, error.reason] for error in result.errors]
+    # Reasons are stored as message ids, so the page and the report show them in the reader's language.
+    rejected = [error.as_json() for error in result.errors]
     status = ImportRunStatus.PREVIEWED if dry_run else ImportRunStatus.SUCCEEDED
     ImportRun.objects.filter(pk=run.pk).update(
         status=status,
@@ -357,10 +365,20 @@ def preview_rows_for_display(run: ImportRun) -> list[dict]:
     return rows
 
 
+def import_rejected_rows(run: ImportRun, *, limit: int | None = None) -> list[RowError]:
+    """Return the run's rejected rows, the first `limit` of them when given.
+
+    Their column and reason render in the active language. Runs that an older version stored
+    hold translated text, which renders as it was stored.
+    """
+    rows = run.rejected_rows if limit is None else run.rejected_rows[:limit]
+    return [RowError.from_json(row) for row in rows]
+
+
 def import_rejected_table(run: ImportRun) -> Table:
     """Return the rejected rows as a download table: file, line, column, value, reason, headed in the active language.
 
-    The reasons are in the language of the person who started the run.
+    The column and the reason are in the active language too (see `import_rejected_rows`).
     spm.exports prefixes cells a spreadsheet would run as formulas with `'`.
     """
     columns = [
@@ -372,7 +390,10 @@ def import_rejected_table(run: ImportRun) -> Table:
     ]
     # The translated file name carries ".csv"; csv_response adds the suffix itself.
     name = (gettext("rejected-rows-%(id)s.csv") % {"id": run.pk}).removesuffix(".csv")
-    return Table(name=name, columns=columns, rows=run.rejected_rows)
+    rows = [
+        [error.file_name, error.line, str(error.column), error.value, str(error.reason)] for error in import_rejected_rows(run)
+    ]
+    return Table(name=name, columns=columns, rows=rows)
 
 
 def source_needs_mapping(source: str) -> bool:

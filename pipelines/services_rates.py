@@ -17,10 +17,19 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from django.db import transaction
-from django.db.models import DateTimeField, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Subquery, Value
+from django.db.models import (
+    DateTimeField,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Round, TruncDate
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import ImportSourceError, RowError, RowRejected
 from pipelines.importers.formats import parse_day, parse_decimal, table_read
@@ -46,11 +55,11 @@ def exchange_rates_parse(*, path: Path, base_currency: str) -> tuple[dict[tuple[
             try:
                 currency = row[lowered["currency"]].strip().upper()
                 if len(currency) != 3 or not currency.isalpha():
-                    raise RowRejected(lowered["currency"], currency, gettext("not a three-letter ISO currency code"))
+                    raise RowRejected(lowered["currency"], currency, gettext_noop("not a three-letter ISO currency code"))
                 day = parse_day(row[lowered["date"]], lowered["date"])
                 rate = _positive(parse_decimal(row[lowered["rate"]], lowered["rate"]), lowered["rate"], row[lowered["rate"]])
             except RowRejected as rejection:
-                errors.append(RowError(table.file_name, line, rejection.column, rejection.value, rejection.reason))
+                errors.append(RowError.from_rejection(table.file_name, line, rejection))
                 continue
             if currency != base_currency:
                 rates[(currency, day)] = rate.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
@@ -85,9 +94,9 @@ def exchange_rates_parse(*, path: Path, base_currency: str) -> tuple[dict[tuple[
             elif base_currency in per_euro:
                 base_per_euro = per_euro[base_currency]
             else:
-                raise RowRejected(base_currency, row.get(base_currency, ""), gettext("no rate for the base currency on this day"))
+                raise RowRejected(base_currency, row.get(base_currency, ""), gettext_noop("no rate for the base currency on this day"))
         except RowRejected as rejection:
-            errors.append(RowError(table.file_name, line, rejection.column, rejection.value, rejection.reason))
+            errors.append(RowError.from_rejection(table.file_name, line, rejection))
             continue
         if base_currency != ECB_BASE:
             rates[(ECB_BASE, day)] = base_per_euro.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
@@ -99,7 +108,7 @@ def exchange_rates_parse(*, path: Path, base_currency: str) -> tuple[dict[tuple[
 
 def _positive(value: Decimal, column: str, text: str) -> Decimal:
     if value <= 0:
-        raise RowRejected(column, text, gettext("a rate must be greater than 0"))
+        raise RowRejected(column, text, gettext_noop("a rate must be greater than 0"))
     return value
 
 

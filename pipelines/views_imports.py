@@ -26,6 +26,7 @@ from pipelines.services_imports import (
     import_directory,
     import_mapping_get,
     import_mapping_save,
+    import_rejected_rows,
     import_rejected_table,
     import_run_create,
     import_run_enqueue,
@@ -36,6 +37,8 @@ from pipelines.services_rates import exchange_rates_import
 from spm.exports import csv_response
 
 RUNS_LISTED = 50
+# Rejected rows listed on the run's page; the CSV download has all of them.
+REJECTED_SHOWN = 20
 
 
 def admin_required(view):
@@ -139,7 +142,7 @@ def _progress_render(request, run: ImportRun):
     context = {
         "run": run,
         "preview": preview_rows_for_display(run),
-        "rejected_shown": run.rejected_rows[:20],
+        "rejected_shown": import_rejected_rows(run, limit=REJECTED_SHOWN),
         "counts": (run.summary or {}).get("counts", {}),
     }
     response = render(request, template_name, context)

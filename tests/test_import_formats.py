@@ -108,8 +108,8 @@ def test_unambiguous_dates(text, expected):
 def test_ambiguous_date_asks_for_format():
     with pytest.raises(RowRejected) as caught:
         parse_day("03/04/2025", "Datum")
-    assert "ambiguous" in caught.value.reason
-    assert "DD/MM/YYYY or MM/DD/YYYY" in caught.value.reason
+    assert "ambiguous" in str(caught.value.reason)
+    assert "DD/MM/YYYY or MM/DD/YYYY" in str(caught.value.reason)
 
 
 def test_date_order_resolves_ambiguity():

@@ -100,7 +100,7 @@ def _check(outcome, deals) -> None:
     accepted = outcome.counts["deals"].created + outcome.counts["deals"].updated + outcome.counts["deals"].unchanged
     assert len(deals) == accepted
     for error in outcome.errors:
-        assert error.reason
+        assert str(error.reason)
 
 
 @pytest.mark.parametrize("source_name", sorted(FUZZ_SOURCES))

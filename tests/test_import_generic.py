@@ -50,7 +50,7 @@ def test_generic_csv_with_mapping(org, folder):
     assert result.counts["deals"].created == 2
     assert result.counts["deals"].rejected == 1
     assert result.errors[0].line == 4
-    assert "close date" in result.errors[0].reason
+    assert "close date" in str(result.errors[0].reason)
     with scope(organization=org):
         won = Deal.objects.select_related("stage").get(external_id="A-1")
         formula = Deal.objects.get(external_id="A-2")
@@ -93,7 +93,7 @@ def test_generic_xlsx(org, tmp_path):
     result = run_import(org, folder, mapping={"external_id": "ID", "owner": "Owner", "created_at": "Created", "amount": "Amount"})
     assert result.counts["deals"].created == 1
     assert result.errors[0].column == "Amount"
-    assert "formula" in result.errors[0].reason
+    assert "formula" in str(result.errors[0].reason)
     with scope(organization=org):
         deal = Deal.objects.get(external_id="X-1")
     assert deal.amount == Decimal("1234.50")
@@ -106,9 +106,9 @@ def test_won_row_without_mapped_close_date_names_the_unmapped_field(org, folder)
     result = run_import(org, folder, mapping=mapping)
     error = result.errors[0]
     assert error.line == 2
-    assert error.column == "Closed on (not mapped)"
+    assert str(error.column) == "Closed on (not mapped)"
     assert error.value == ""
-    assert "map the column that contains it to the field “Closed on”" in error.reason
+    assert "map the column that contains it to the field “Closed on”" in str(error.reason)
 
 
 def test_won_row_without_mapped_close_date_reads_in_german(org, folder):
@@ -127,4 +127,4 @@ def test_lost_row_with_empty_close_date_names_the_mapped_column(org, folder):
     assert error.line == 4
     assert error.column == "Abschluss"
     assert error.value == ""
-    assert "fill in this cell" in error.reason
+    assert "fill in this cell" in str(error.reason)

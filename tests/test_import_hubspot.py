@@ -103,7 +103,7 @@ def test_ambiguous_date_rejected_then_accepted(org, tmp_path):
     result = run_import(org, write(tmp_path / "x", text))
     assert result.counts["deals"].rejected == 1
     assert result.errors[0].column == "Close Date"
-    assert "ambiguous" in result.errors[0].reason
+    assert "ambiguous" in str(result.errors[0].reason)
     run_import(org, write(tmp_path / "x", text), options={"date_order": "dmy"})
     with scope(organization=org):
         assert Deal.objects.get(external_id="502").expected_close_on == dt.date(2025, 4, 3)
@@ -142,4 +142,4 @@ def test_lost_deal_without_close_date_asks_to_fill_it(org, tmp_path):
     assert result.errors[0].line == 4
     assert result.errors[0].column == "Close Date"
     assert result.errors[0].value == ""
-    assert "a won or lost deal needs its close date, so fill in this cell" in result.errors[0].reason
+    assert "a won or lost deal needs its close date, so fill in this cell" in str(result.errors[0].reason)

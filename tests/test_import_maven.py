@@ -490,7 +490,7 @@ def test_bad_deal_row_rejected(org, export, row, column, value, reason):
     assert error.line == BAD_LINE
     assert error.column == column
     assert error.value == value
-    assert error.reason == reason
+    assert str(error.reason) == reason
     assert result.counts["deals"].rejected == 1
     assert result.counts["deals"].created == GOOD_ROW_COUNT
 
@@ -527,7 +527,7 @@ def test_unknown_parent_account_rejected(org, export):
     assert error.line == 5
     assert error.column == "subsidiary_of"
     assert error.value == "Nonexistent Holding"
-    assert error.reason == "unknown parent account; it is neither in this file nor imported before"
+    assert str(error.reason) == "unknown parent account; it is neither in this file nor imported before"
     assert result.counts["accounts"].created == 3
     assert result.counts["accounts"].rejected == 1
 
@@ -539,7 +539,7 @@ def test_invalid_account_number_rejected(org, export):
 
     error = result.errors[0]
     assert (error.file_name, error.line, error.column, error.value) == ("accounts.csv", 5, "year_established", "MMV")
-    assert error.reason == "invalid whole number"
+    assert str(error.reason) == "invalid whole number"
 
 
 def test_duplicate_agent_rejected(org, export):
@@ -549,7 +549,7 @@ def test_duplicate_agent_rejected(org, export):
 
     error = result.errors[0]
     assert (error.file_name, error.line, error.column, error.value) == ("sales_teams.csv", 6, "sales_agent", "Zane Levy")
-    assert error.reason == "duplicate sales agent; first listed on line 4"
+    assert str(error.reason) == "duplicate sales agent; first listed on line 4"
     with scope(organization=org):
         assert Membership.objects.get(external_id="Zane Levy").manager.external_id == "Cara Losch"
 
@@ -604,7 +604,7 @@ def test_missing_rate_rejects_row(org):
     assert len(result.errors) == 1
     error = result.errors[0]
     assert (error.line, error.column, error.value) == (2, "close_value", "588")
-    assert error.reason == (
+    assert str(error.reason) == (
         "no exchange rate for USD valid on 2017-03-01; add a rate for USD valid from that date or earlier"
     )
     assert result.counts["deals"].created == 5

@@ -195,7 +195,7 @@ def test_ambiguous_date_rejected(org, german_export):
     assert error.line == 8
     assert error.column == "engage_date"
     assert error.value == "03/04/2017"
-    assert error.reason == AMBIGUOUS_REASON
+    assert str(error.reason) == AMBIGUOUS_REASON
 
 
 def test_ambiguous_date_with_date_order(org, german_export):
@@ -227,7 +227,7 @@ def test_formula_amount_cell_rejected(org, german_export):
     error = result.errors[0]
     assert (error.file_name, error.line, error.column) == (PIPELINE_FILE, 8, "close_value")
     assert error.value == "=SUM(A1:A2)"
-    assert error.reason == "formula cells are not evaluated; enter the number itself"
+    assert str(error.reason) == "formula cells are not evaluated; enter the number itself"
 
 
 def test_german_thousands_whole_number(org, german_export):

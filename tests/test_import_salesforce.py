@@ -100,7 +100,7 @@ def test_missing_rate_rejects_row(org, tmp_path):
     text = OPPORTUNITIES.replace(",USD,", ",CHF,")
     result = run_import(org, export(tmp_path, opportunities=text, history=None))
     assert result.counts["deals"].rejected == 1
-    assert "no exchange rate for CHF valid on 2025-03-10" in result.errors[0].reason
+    assert "no exchange rate for CHF valid on 2025-03-10" in str(result.errors[0].reason)
 
 
 def test_reimport_is_idempotent(org, tmp_path):
@@ -120,9 +120,9 @@ def test_won_opportunity_without_close_date_column_names_the_absent_column(org, 
     )
     result = run_import(org, export(tmp_path, opportunities=opportunities, history=None))
 
-    assert result.errors[0].column == "Close Date (not in the file)"
+    assert str(result.errors[0].column) == "Close Date (not in the file)"
     assert result.errors[0].value == ""
-    assert "export the file with this column" in result.errors[0].reason
+    assert "export the file with this column" in str(result.errors[0].reason)
 
 
 def test_won_opportunity_with_empty_close_date_asks_to_fill_it(org, tmp_path):
@@ -131,4 +131,4 @@ def test_won_opportunity_with_empty_close_date_asks_to_fill_it(org, tmp_path):
 
     assert result.errors[0].column == "Close Date"
     assert result.errors[0].value == ""
-    assert "fill in this cell" in result.errors[0].reason
+    assert "fill in this cell" in str(result.errors[0].reason)

@@ -137,7 +137,7 @@ def test_bad_rows_reported_with_line_and_column(org, member):
         (7, "target", "-5"),
         (8, "period", "2025-Q1"),
     ]
-    assert "line 2" in result.errors[-1].reason
+    assert "line 2" in str(result.errors[-1].reason)
     assert str(result.errors[0]).startswith("quotas.csv line 3, column level, value 'boss'")
 
 

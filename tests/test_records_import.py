@@ -143,7 +143,7 @@ def test_records_import_reports_each_rejection(org):
         (4, "OK", "external_id", "OK"),
         (5, "BAD4", "owner", ""),
     ]
-    reasons = {error.index: error.reason for error in result.record_errors}
+    reasons = {error.index: str(error.reason) for error in result.record_errors}
     assert reasons[1] == "negative amount; amounts must be 0 or more"
     assert reasons[4] == "duplicate external id; the record at index 0 has it too"
     assert result.counts["deals"].created == 1
@@ -153,14 +153,18 @@ def test_records_import_reports_each_rejection(org):
 
 
 @pytest.mark.django_db
-def test_records_import_rejection_in_german(org):
+def test_records_import_rejection_in_reader_language(org):
     from django.utils import translation
 
     with translation.override("de"):
         result, _schedule = run(org, deals=[{"external_id": "X", "owner": "A", "stage": "Open"}])
+    error = result.record_errors[0]
 
-    assert result.record_errors[0].field == "created_at"
-    assert result.record_errors[0].reason != "missing value"
+    assert error.field == "created_at"
+    with translation.override("de"):
+        assert error.as_dict()["reason"] == "Wert fehlt"
+    with translation.override("en"):
+        assert error.as_dict()["reason"] == "missing value"
 
 
 @pytest.mark.django_db

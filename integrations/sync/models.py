@@ -129,7 +129,9 @@ class CrmSyncRun(models.Model):
 
     `counts` maps an entity (deals, stage_changes, activities, people) to created, updated,
     unchanged, rejected and deleted. `errors` lists rejected records as
-    {"entity", "external_id", "message"}; `message` is the error that stopped the run.
+    {"entity", "external_id", "field", "reason"}, the reason as `Message.as_json()` (runs stored
+    before that hold {"entity", "external_id", "message"} with translated text); read them
+    through `rejected_records`. `message` is the error that stopped the run.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
@@ -186,6 +188,21 @@ class CrmSyncRun(models.Model):
             "pipelines": _("Pipelines"),
         }
         return [(str(label), self.counts[key]) for key, label in labels.items() if key in self.counts]
+
+    @property
+    def rejected_records(self) -> list[dict[str, str]]:
+        """Return the rejected records as {"entity", "external_id", "message"}, the message in the active language."""
+        from pipelines.importers.base import Message
+
+        records = []
+        for error in self.errors:
+            if "reason" in error:
+                reason = str(Message.from_json(error["reason"]))
+                message = f"{error['field']}: {reason}" if error.get("field") else reason
+            else:
+                message = error.get("message", "")
+            records.append({"entity": error.get("entity", ""), "external_id": error.get("external_id", ""), "message": message})
+        return records
 
     @property
     def stage_changes_created(self) -> int:

@@ -366,7 +366,9 @@ def _errors(result) -> list[dict]:
         {
             "entity": error.entity,
             "external_id": error.external_id,
-            "message": f"{error.field}: {error.reason}" if error.field else error.reason,
+            "field": error.field,
+            # A message id, so the run's page shows the reason in the reader's language.
+            "reason": error.reason.as_json(),
         }
         for error in result.record_errors
         if not (error.entity == "stage_changes" and error.external_id in rejected_deals)

@@ -4,6 +4,10 @@ An importer reads whole files, rejects bad rows with a `RowError` (file, line, c
 value, reason) and writes the good rows with `bulk_upsert`, which matches rows by a key
 and reports which keys it created, updated or left unchanged. The caller owns the
 transaction; nothing here commits.
+
+A reason is a `Message`, which keeps the message id and its parameters and translates them
+only when shown. Import and sync runs store reasons, and people with another language read
+them later.
 """
 
 import datetime as dt
@@ -16,7 +20,7 @@ from typing import Any
 
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from pipelines.models import ExchangeRate
 from spm.models import Organization
@@ -35,14 +39,100 @@ class ImportSourceError(Exception):
     """The run as a whole cannot start: a file or column is missing, or an option is invalid."""
 
 
-class RowRejected(Exception):
-    """One value makes its row unusable; the importer records it and skips the row."""
+# Parameter types a Message stores, all of which survive a round trip through JSON.
+MessageParam = str | int
 
-    def __init__(self, column: str, value: str, reason: str):
-        super().__init__(reason)
+
+class Message:
+    """Text for a person to read, kept as a message id and parameters until it is shown.
+
+    `str()` translates the id into the active language and fills in the parameters, so a
+    reason stored under German reads in English for an English reader. A parameter may
+    itself be a Message, translated the same way. `Message.literal(text)` wraps text without
+    a message id, which is shown as it is: a validator's finished message, or a reason that
+    an older version stored as translated text.
+    """
+
+    __slots__ = ("msgid", "params", "is_literal")
+
+    def __init__(self, msgid: str, params: dict[str, "MessageParam | Message"] | None = None, *, is_literal: bool = False):
+        params = dict(params or {})
+        for name, value in params.items():
+            if not isinstance(value, (str, int, Message)):
+                raise TypeError(f"Message parameter {name!r} must be str, int or Message, not {type(value).__name__}")
+        self.msgid = msgid
+        self.params = params
+        self.is_literal = is_literal
+
+    @classmethod
+    def literal(cls, text: str) -> "Message":
+        return cls(text, is_literal=True)
+
+    def __str__(self) -> str:
+        if self.is_literal:
+            return self.msgid
+        values = {name: str(value) if isinstance(value, Message) else value for name, value in self.params.items()}
+        if not values:
+            return gettext(self.msgid)
+        try:
+            return gettext(self.msgid) % values
+        except (KeyError, TypeError, ValueError):
+            # The translation's placeholders no longer match this stored message, so show the source text.
+            return self.msgid % values
+
+    def __repr__(self) -> str:
+        if self.is_literal:
+            return f"Message.literal({self.msgid!r})"
+        return f"Message({self.msgid!r}, {self.params!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self.msgid, self.params, self.is_literal) == (other.msgid, other.params, other.is_literal)
+
+    def __hash__(self) -> int:
+        return hash((self.msgid, self.is_literal, tuple(sorted(self.params.items()))))
+
+    def as_json(self) -> str | dict[str, Any]:
+        """Return a literal as its text, else {"msgid": …, "params": {…}} with nested Messages in the same form."""
+        if self.is_literal:
+            return self.msgid
+        params = {name: value.as_json() if isinstance(value, Message) else value for name, value in self.params.items()}
+        return {"msgid": self.msgid, "params": params}
+
+    @classmethod
+    def from_json(cls, data: str | Mapping[str, Any]) -> "Message":
+        """Rebuild a Message from `as_json` output. Plain text, as older versions stored it, becomes a literal."""
+        if isinstance(data, str):
+            return cls.literal(data)
+        params = {
+            name: cls.from_json(value) if isinstance(value, Mapping) else value for name, value in data.get("params", {}).items()
+        }
+        return cls(data["msgid"], params)
+
+
+class RowRejected(Exception):
+    """One value makes its row unusable, so the importer records it and skips the row.
+
+    `reason` is a message id marked with `gettext_noop`, whose placeholders `params` fill in,
+    or a ready Message without `params`. `column` is the file's column name, or a Message
+    when the text around the name needs translating.
+    """
+
+    def __init__(self, column: "str | Message", value: str, reason: "str | Message", /, **params: "MessageParam | Message"):
+        if isinstance(reason, Message):
+            if params:
+                raise TypeError("RowRejected takes params only with a message id, not with a Message")
+            message = reason
+        else:
+            message = Message(reason, params)
+        super().__init__(message.msgid)
         self.column = column
         self.value = value
-        self.reason = reason
+        self.reason = message
+
+    def __str__(self) -> str:
+        return str(self.reason)
 
 
 @dataclass(frozen=True)
@@ -51,18 +141,35 @@ class RowError:
 
     file_name: str
     line: int
-    column: str
+    column: "str | Message"
     value: str
-    reason: str
+    reason: Message
+
+    @classmethod
+    def from_rejection(cls, file_name: str, line: int, rejection: RowRejected) -> "RowError":
+        return cls(file_name, line, rejection.column, rejection.value, rejection.reason)
 
     def __str__(self) -> str:
         return gettext("%(file)s line %(line)d, column %(column)s, value %(value)r: %(reason)s") % {
             "file": self.file_name,
             "line": self.line,
-            "column": self.column,
+            "column": str(self.column),
             "value": self.value,
-            "reason": self.reason,
+            "reason": str(self.reason),
         }
+
+    def as_json(self) -> list:
+        """Return the row as ImportRun.rejected_rows stores it: [file, line, column, value, reason]."""
+        column = self.column.as_json() if isinstance(self.column, Message) else self.column
+        return [self.file_name, self.line, column, self.value, self.reason.as_json()]
+
+    @classmethod
+    def from_json(cls, row: list) -> "RowError":
+        """Rebuild a stored row. A column or reason that an older version stored as text stays as it was."""
+        file_name, line, column, value, reason = row
+        if isinstance(column, Mapping):
+            column = Message.from_json(column)
+        return cls(file_name, line, column, value, Message.from_json(reason))
 
 
 @dataclass
@@ -110,7 +217,7 @@ class ImportResult:
 
     def reject(self, entity: str, file_name: str, line: int, rejection: RowRejected) -> None:
         self.counts[entity].rejected += 1
-        self.errors.append(RowError(file_name, line, rejection.column, rejection.value, rejection.reason))
+        self.errors.append(RowError.from_rejection(file_name, line, rejection))
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON-serialisable summary that the audit log stores."""
@@ -127,15 +234,13 @@ class ImportResult:
 def require_value(row: Mapping[str, str], column: str) -> str:
     value = row.get(column, "")
     if not value:
-        raise RowRejected(column, value, gettext("missing value"))
+        raise RowRejected(column, value, gettext_noop("missing value"))
     return value
 
 
 def check_length(value: str, column: str, max_length: int) -> str:
     if len(value) > max_length:
-        raise RowRejected(
-            column, value, gettext("too long; at most %(max_length)d characters") % {"max_length": max_length}
-        )
+        raise RowRejected(column, value, gettext_noop("too long; at most %(max_length)d characters"), max_length=max_length)
     return value
 
 
@@ -143,12 +248,10 @@ def parse_int(value: str, column: str, *, minimum: int = 0, maximum: int = 2_147
     try:
         number = int(value)
     except ValueError:
-        raise RowRejected(column, value, gettext("invalid whole number")) from None
+        raise RowRejected(column, value, gettext_noop("invalid whole number")) from None
     if not minimum <= number <= maximum:
         raise RowRejected(
-            column,
-            value,
-            gettext("out of range; expected %(minimum)d to %(maximum)d") % {"minimum": minimum, "maximum": maximum},
+            column, value, gettext_noop("out of range; expected %(minimum)d to %(maximum)d"), minimum=minimum, maximum=maximum
         )
     return number
 

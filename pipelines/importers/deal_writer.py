@@ -21,12 +21,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 
 from integrations.webhooks.events import deal_stage_changes_emit
 from pipelines.importers.base import (
     ExchangeRateTable,
     ImportResult,
+    Message,
     RowRejected,
     bulk_upsert,
     chunked,
@@ -76,7 +77,7 @@ def stage_kind_from_name(name: str) -> str:
     return StageKind.OPEN
 
 
-def close_time_missing(*, column: str, in_file: bool, needs: str) -> RowRejected:
+def close_time_missing(*, column: str, in_file: bool, needs: Message) -> RowRejected:
     """Return the rejection of a won or lost row whose close time is empty, naming its column.
 
     `column` is the export's column for the close time, `in_file` whether the
@@ -85,11 +86,12 @@ def close_time_missing(*, column: str, in_file: bool, needs: str) -> RowRejected
     fill in the cell, or export the file with that column.
     """
     if in_file:
-        return RowRejected(column, "", gettext("missing value; %(needs)s, so fill in this cell") % {"needs": needs})
+        return RowRejected(column, "", gettext_noop("missing value; %(needs)s, so fill in this cell"), needs=needs)
     return RowRejected(
-        gettext("%(column)s (not in the file)") % {"column": column},
+        Message(gettext_noop("%(column)s (not in the file)"), {"column": column}),
         "",
-        gettext("missing value; %(needs)s, so export the file with this column") % {"needs": needs},
+        gettext_noop("missing value; %(needs)s, so export the file with this column"),
+        needs=needs,
     )
 
 
@@ -167,11 +169,12 @@ class BaseAmountConverter:
             raise RowRejected(
                 column,
                 value,
-                gettext(
+                gettext_noop(
                     "no exchange rate for %(currency)s valid on %(date)s; upload rates for %(currency)s "
                     "valid from that date or earlier"
-                )
-                % {"currency": currency, "date": day.isoformat()},
+                ),
+                currency=currency,
+                date=day.isoformat(),
             )
         return convert_amount(amount, rate)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import MAX_AMOUNT, ImportSourceError, RowRejected
 
@@ -290,7 +290,7 @@ def parse_decimal(value: str, column: str) -> Decimal:
     """
     text = SPACES.sub("", CURRENCY_MARKS.sub("", value))
     if is_formula(value) and not re.match(r"^-\s*[\d€$£¥]", value):
-        raise RowRejected(column, value, gettext("formula cells are not evaluated; enter the number itself"))
+        raise RowRejected(column, value, gettext_noop("formula cells are not evaluated; enter the number itself"))
     if GERMAN_NUMBER.match(text) and not ENGLISH_NUMBER.match(text):
         normalized = text.replace(".", "").replace(",", ".")
     elif ENGLISH_NUMBER.match(text):
@@ -301,12 +301,12 @@ def parse_decimal(value: str, column: str) -> Decimal:
             normalized = text.replace(",", "")
     else:
         raise RowRejected(
-            column, value, gettext("invalid number; expected e.g. 1.234,56 or 1234.56")
+            column, value, gettext_noop("invalid number; expected e.g. 1.234,56 or 1234.56")
         )
     try:
         return Decimal(normalized)
     except InvalidOperation:
-        raise RowRejected(column, value, gettext("invalid number; expected e.g. 1.234,56 or 1234.56")) from None
+        raise RowRejected(column, value, gettext_noop("invalid number; expected e.g. 1.234,56 or 1234.56")) from None
 
 
 def parse_money(value: str, column: str) -> Decimal:
@@ -316,9 +316,9 @@ def parse_money(value: str, column: str) -> Decimal:
         return Decimal(value).quantize(CENT)
     amount = parse_decimal(value, column)
     if amount < 0:
-        raise RowRejected(column, value, gettext("negative amount; amounts must be 0 or more"))
+        raise RowRejected(column, value, gettext_noop("negative amount; amounts must be 0 or more"))
     if amount > MAX_AMOUNT:
-        raise RowRejected(column, value, gettext("amount too large; at most 16 digits before the decimal point"))
+        raise RowRejected(column, value, gettext_noop("amount too large; at most 16 digits before the decimal point"))
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
@@ -328,7 +328,7 @@ def parse_percent(value: str, column: str) -> int:
     if Decimal(0) < number < Decimal(1) and "%" not in value:
         number *= 100
     if not Decimal(0) <= number <= Decimal(100):
-        raise RowRejected(column, value, gettext("out of range; expected 0 to 100"))
+        raise RowRejected(column, value, gettext_noop("out of range; expected 0 to 100"))
     return int(number.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
@@ -345,9 +345,9 @@ def parse_day(value: str, column: str, *, date_order: str = "") -> dt.date:
             try:
                 return dt.date(int(value[:4]), int(value[5:7]), int(value[8:]))
             except ValueError:
-                raise RowRejected(column, value, gettext("invalid date; no such day")) from None
+                raise RowRejected(column, value, gettext_noop("invalid date; no such day")) from None
     if is_formula(value):
-        raise RowRejected(column, value, gettext("formula cells are not evaluated; enter the date itself"))
+        raise RowRejected(column, value, gettext_noop("formula cells are not evaluated; enter the date itself"))
     text = value.strip().split("T")[0].split(" ")[0]
     try:
         if match := ISO_DATE.match(text):
@@ -366,7 +366,7 @@ def parse_day(value: str, column: str, *, date_order: str = "") -> dt.date:
                     raise RowRejected(
                         column,
                         value,
-                        gettext(
+                        gettext_noop(
                             "ambiguous date: it can be day/month or month/day; choose the date order "
                             "(DD/MM/YYYY or MM/DD/YYYY) and import again"
                         ),
@@ -377,8 +377,8 @@ def parse_day(value: str, column: str, *, date_order: str = "") -> dt.date:
                 return dt.date(year, second, first)
             return dt.date(year, first, second)
     except ValueError:
-        raise RowRejected(column, value, gettext("invalid date; no such day")) from None
-    raise RowRejected(column, value, gettext("invalid date; expected YYYY-MM-DD or DD.MM.YYYY"))
+        raise RowRejected(column, value, gettext_noop("invalid date; no such day")) from None
+    raise RowRejected(column, value, gettext_noop("invalid date; expected YYYY-MM-DD or DD.MM.YYYY"))
 
 
 def parse_moment(value: str, column: str, *, time_zone: zoneinfo.ZoneInfo, date_order: str = "") -> dt.datetime:
@@ -400,18 +400,18 @@ def parse_moment(value: str, column: str, *, time_zone: zoneinfo.ZoneInfo, date_
     day = parse_day(parts[0], column, date_order=date_order)
     if len(parts) == 1 or not parts[1].strip():
         if offset is not None:
-            raise RowRejected(column, value, gettext("invalid date and time"))
+            raise RowRejected(column, value, gettext_noop("invalid date and time"))
         return dt.datetime(day.year, day.month, day.day, 12, 0, tzinfo=dt.timezone.utc)
     match = TIME_PART.match(parts[1].strip())
     if match is None:
-        raise RowRejected(column, value, gettext("invalid time; expected HH:MM or HH:MM:SS"))
+        raise RowRejected(column, value, gettext_noop("invalid time; expected HH:MM or HH:MM:SS"))
     hour, minute = int(match[1]), int(match[2])
     second = int(match[3] or 0)
     microsecond = int((match[4] or "0").ljust(6, "0"))
     try:
         naive = dt.datetime(day.year, day.month, day.day, hour, minute, second, microsecond)
     except ValueError:
-        raise RowRejected(column, value, gettext("invalid time; expected HH:MM or HH:MM:SS")) from None
+        raise RowRejected(column, value, gettext_noop("invalid time; expected HH:MM or HH:MM:SS")) from None
     if offset is None:
         local = naive.replace(tzinfo=time_zone)
         # Round-tripping through UTC moves a time inside the spring gap past the gap.
@@ -430,13 +430,11 @@ def parse_bool(value: str, column: str) -> bool:
         return True
     if lowered in ("false", "no", "nein", "0", "falsch", ""):
         return False
-    raise RowRejected(column, value, gettext("invalid yes/no value; expected True or False"))
+    raise RowRejected(column, value, gettext_noop("invalid yes/no value; expected True or False"))
 
 
 def text_cell(value: str, column: str, max_length: int) -> str:
     """Return a text cell as stored: formula-like text stays text; too long is rejected."""
     if len(value) > max_length:
-        raise RowRejected(
-            column, value, gettext("too long; at most %(max_length)d characters") % {"max_length": max_length}
-        )
+        raise RowRejected(column, value, gettext_noop("too long; at most %(max_length)d characters"), max_length=max_length)
     return value

@@ -12,12 +12,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
-from pipelines.importers.base import ImportResult, ImportSourceError, RowRejected
-from pipelines.importers.deal_writer import BaseAmountConverter, DealRecord, PipelineStages, deals_write
-from pipelines.importers.formats import Table, parse_day, parse_moment, parse_money, parse_percent, table_read, text_cell
+from pipelines.importers.base import (
+    ImportResult,
+    ImportSourceError,
+    Message,
+    RowRejected,
+)
+from pipelines.importers.deal_writer import (
+    BaseAmountConverter,
+    DealRecord,
+    PipelineStages,
+    deals_write,
+)
+from pipelines.importers.formats import (
+    Table,
+    parse_day,
+    parse_moment,
+    parse_money,
+    parse_percent,
+    table_read,
+    text_cell,
+)
 from pipelines.importers.people import PeopleDirectory, Person
 from pipelines.models import StageKind
 from spm.models import Organization
@@ -29,21 +47,22 @@ PIPELINE_NAME = "Import"
 PROGRESS_STEP = 500
 TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm")
 
-# Deal fields a column can be mapped to, with their labels; the first three are required.
-GENERIC_FIELDS = {
-    "external_id": _("Deal id"),
-    "owner": _("Owner (name or e-mail)"),
-    "created_at": _("Created on"),
-    "name": _("Deal name"),
-    "stage": _("Stage"),
-    "status": _("Status (open, won, lost)"),
-    "amount": _("Amount"),
-    "currency": _("Currency"),
-    "closed_at": _("Closed on"),
-    "expected_close_on": _("Expected close date"),
-    "probability": _("Probability (%)"),
-    "lost_reason": _("Lost reason"),
+# Deal fields a column can be mapped to, with the message ids of their labels; the first three are required.
+GENERIC_FIELD_LABELS = {
+    "external_id": gettext_noop("Deal id"),
+    "owner": gettext_noop("Owner (name or e-mail)"),
+    "created_at": gettext_noop("Created on"),
+    "name": gettext_noop("Deal name"),
+    "stage": gettext_noop("Stage"),
+    "status": gettext_noop("Status (open, won, lost)"),
+    "amount": gettext_noop("Amount"),
+    "currency": gettext_noop("Currency"),
+    "closed_at": gettext_noop("Closed on"),
+    "expected_close_on": gettext_noop("Expected close date"),
+    "probability": gettext_noop("Probability (%)"),
+    "lost_reason": gettext_noop("Lost reason"),
 }
+GENERIC_FIELDS = {field: _(label) for field, label in GENERIC_FIELD_LABELS.items()}
 REQUIRED_FIELDS = ("external_id", "owner", "created_at")
 STATUS_WORDS = {
     "open": StageKind.OPEN,
@@ -147,35 +166,35 @@ class GenericImport:
             return RowRejected(
                 column,
                 "",
-                gettext("missing value; %(needs)s, so fill in this cell")
-                % {"needs": gettext("a won or lost deal needs its close date")},
+                gettext_noop("missing value; %(needs)s, so fill in this cell"),
+                needs=Message(gettext_noop("a won or lost deal needs its close date")),
             )
-        field = GENERIC_FIELDS["closed_at"]
+        field = Message(GENERIC_FIELD_LABELS["closed_at"])
         return RowRejected(
-            gettext("%(field)s (not mapped)") % {"field": field},
+            Message(gettext_noop("%(field)s (not mapped)"), {"field": field}),
             "",
-            gettext(
+            gettext_noop(
                 "missing value; a won or lost deal needs its close date, so map the column that contains it to "
                 "the field “%(field)s”"
-            )
-            % {"field": field},
+            ),
+            field=field,
         )
 
     def record(self, line, row, owners, converter, first_line) -> DealRecord:
         column = self.mapping.get
         external_id = text_cell(self.cell(row, "external_id"), column("external_id"), 200)
         if not external_id:
-            raise RowRejected(column("external_id"), "", gettext("missing value"))
+            raise RowRejected(column("external_id"), "", gettext_noop("missing value"))
         if external_id in first_line:
             raise RowRejected(
-                column("external_id"), external_id, gettext("duplicate deal; first listed on line %(line)d") % {"line": first_line[external_id]}
+                column("external_id"), external_id, gettext_noop("duplicate deal; first listed on line %(line)d"), line=first_line[external_id]
             )
         owner = owners.get(self.cell(row, "owner"))
         if owner is None:
-            raise RowRejected(column("owner"), "", gettext("missing value"))
+            raise RowRejected(column("owner"), "", gettext_noop("missing value"))
         created_text = self.cell(row, "created_at")
         if not created_text:
-            raise RowRejected(column("created_at"), "", gettext("missing value"))
+            raise RowRejected(column("created_at"), "", gettext_noop("missing value"))
         created_at = parse_moment(created_text, column("created_at"), time_zone=self.time_zone, date_order=self.date_order)
 
         status_text = self.cell(row, "status")
@@ -183,7 +202,7 @@ class GenericImport:
         if status_text:
             kind = STATUS_WORDS.get(status_text.strip().casefold())
             if kind is None:
-                raise RowRejected(column("status"), status_text, gettext("unknown status; expected open, won or lost"))
+                raise RowRejected(column("status"), status_text, gettext_noop("unknown status; expected open, won or lost"))
         stage_name = text_cell(self.cell(row, "stage").strip(), column("stage") or "", 200)
         entry_stage = None
         if stage_name:
@@ -204,13 +223,13 @@ class GenericImport:
                 raise self.close_date_missing()
             closed_at = parse_moment(closed_text, column("closed_at"), time_zone=self.time_zone, date_order=self.date_order)
             if closed_at < created_at:
-                raise RowRejected(column("closed_at"), closed_text, gettext("close date is before the creation date"))
+                raise RowRejected(column("closed_at"), closed_text, gettext_noop("close date is before the creation date"))
         expected_text = self.cell(row, "expected_close_on")
         expected = parse_day(expected_text, column("expected_close_on"), date_order=self.date_order) if expected_text else None
 
         currency = (self.cell(row, "currency") or self.currency).strip().upper()
         if len(currency) != 3 or not currency.isalpha():
-            raise RowRejected(column("currency") or "", currency, gettext("not a three-letter ISO currency code"))
+            raise RowRejected(column("currency") or "", currency, gettext_noop("not a three-letter ISO currency code"))
         amount_text = self.cell(row, "amount")
         amount = parse_money(amount_text, column("amount")) if amount_text else None
         close_day = closed_at.astimezone(self.time_zone).date() if closed_at else None

@@ -22,9 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
-from pipelines.importers.base import ImportResult, ImportSourceError, RowRejected
+from pipelines.importers.base import (
+    ImportResult,
+    ImportSourceError,
+    Message,
+    RowRejected,
+)
 from pipelines.importers.deal_writer import (
     BaseAmountConverter,
     DealRecord,
@@ -33,7 +38,14 @@ from pipelines.importers.deal_writer import (
     close_time_missing,
     deals_write,
 )
-from pipelines.importers.formats import Table, parse_day, parse_moment, parse_money, table_read, text_cell
+from pipelines.importers.formats import (
+    Table,
+    parse_day,
+    parse_moment,
+    parse_money,
+    table_read,
+    text_cell,
+)
 from pipelines.importers.people import PeopleDirectory, Person
 from pipelines.models import StageKind
 from spm.models import Organization
@@ -126,23 +138,23 @@ class HubSpotImport:
     def record(self, line, row, owners, entered_columns, converter, first_line) -> DealRecord:
         external_id = text_cell(row.get("Record ID", ""), "Record ID", 200)
         if not external_id:
-            raise RowRejected("Record ID", external_id, gettext("missing value"))
+            raise RowRejected("Record ID", external_id, gettext_noop("missing value"))
         if external_id in first_line:
             raise RowRejected(
-                "Record ID", external_id, gettext("duplicate deal; first listed on line %(line)d") % {"line": first_line[external_id]}
+                "Record ID", external_id, gettext_noop("duplicate deal; first listed on line %(line)d"), line=first_line[external_id]
             )
         owner = owners.get(row.get("Deal owner", ""))
         if owner is None:
-            raise RowRejected("Deal owner", "", gettext("missing value"))
+            raise RowRejected("Deal owner", "", gettext_noop("missing value"))
         pipeline_name = text_cell(row.get("Pipeline", ""), "Pipeline", 200) or DEFAULT_PIPELINE
         stages = self.stages_for(pipeline_name)
         stage_name = text_cell(row.get("Deal Stage", ""), "Deal Stage", 200)
         if not stage_name:
-            raise RowRejected("Deal Stage", stage_name, gettext("missing value"))
+            raise RowRejected("Deal Stage", stage_name, gettext_noop("missing value"))
         stage = stages.get(stage_name)
         created_at = self.moment(row, "Create Date")
         if created_at is None:
-            raise RowRejected("Create Date", "", gettext("missing value"))
+            raise RowRejected("Create Date", "", gettext_noop("missing value"))
 
         moves = []
         for column, entered_stage, entered_pipeline in entered_columns:
@@ -156,7 +168,7 @@ class HubSpotImport:
             raise close_time_missing(
                 column="Close Date",
                 in_file="Close Date" in self.table.header,
-                needs=gettext("a won or lost deal needs its close date"),
+                needs=Message(gettext_noop("a won or lost deal needs its close date")),
             )
         if moves and not any(move.stage_id == stage.pk for move in moves):
             # The current stage lacks its "Date entered": it was entered at the close, or by the latest move.
@@ -174,7 +186,7 @@ class HubSpotImport:
                 currency = row[column].strip().upper()
                 break
         if len(currency) != 3 or not currency.isalpha():
-            raise RowRejected("Currency", currency, gettext("not a three-letter ISO currency code"))
+            raise RowRejected("Currency", currency, gettext_noop("not a three-letter ISO currency code"))
         amount_text = row.get("Amount", "")
         amount = parse_money(amount_text, "Amount") if amount_text else None
         close_day = None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from goals.models import Team, Territory
 from pipelines.importers.base import (
@@ -32,7 +32,12 @@ from pipelines.importers.base import (
     parse_int,
     require_value,
 )
-from pipelines.importers.formats import TableStream, parse_decimal, parse_money, table_stream
+from pipelines.importers.formats import (
+    TableStream,
+    parse_decimal,
+    parse_money,
+    table_stream,
+)
 from pipelines.importers.maven_deals import import_deals
 from pipelines.models import Account, Pipeline, Product, Stage, StageKind
 from spm.models import Membership, Organization, Role, User
@@ -156,9 +161,9 @@ def parse_whole_number(value: str, column: str, *, maximum: int = 2_147_483_647)
     try:
         number = parse_decimal(value, column)
     except RowRejected:
-        raise RowRejected(column, value, gettext("invalid whole number")) from None
+        raise RowRejected(column, value, gettext_noop("invalid whole number")) from None
     if number != number.to_integral_value():
-        raise RowRejected(column, value, gettext("invalid whole number"))
+        raise RowRejected(column, value, gettext_noop("invalid whole number"))
     try:
         return parse_int(str(int(number)), column, maximum=maximum)
     except RowRejected as rejection:
@@ -233,20 +238,22 @@ class MavenImport:
                     raise RowRejected(
                         "sales_agent",
                         name,
-                        gettext("duplicate sales agent; first listed on line %(line)d") % {"line": agents[name][0]},
+                        gettext_noop("duplicate sales agent; first listed on line %(line)d"),
+                        line=agents[name][0],
                     )
                 if name == manager:
-                    raise RowRejected("manager", manager, gettext("an agent cannot be their own manager"))
+                    raise RowRejected("manager", manager, gettext_noop("an agent cannot be their own manager"))
                 for column, person in (("sales_agent", name), ("manager", manager)):
                     email = person_email(person, slug)
                     if not email:
-                        raise RowRejected(column, person, gettext("the name has no letters to build an e-mail address"))
+                        raise RowRejected(column, person, gettext_noop("the name has no letters to build an e-mail address"))
                     if email_owner.get(email, person) != person:
                         raise RowRejected(
                             column,
                             person,
-                            gettext("the name gives the same e-mail address %(email)s as %(other)s")
-                            % {"email": email, "other": email_owner[email]},
+                            gettext_noop("the name gives the same e-mail address %(email)s as %(other)s"),
+                            email=email,
+                            other=email_owner[email],
                         )
             except RowRejected as rejection:
                 self.reject("people", TEAMS_FILE, line, rejection)
@@ -388,7 +395,8 @@ class MavenImport:
                     raise RowRejected(
                         "account",
                         name,
-                        gettext("duplicate account; first listed on line %(line)d") % {"line": parsed[name][0]},
+                        gettext_noop("duplicate account; first listed on line %(line)d"),
+                        line=parsed[name][0],
                     )
                 values = {
                     "name": name,
@@ -400,7 +408,7 @@ class MavenImport:
                 }
                 parent = row.get("subsidiary_of", "")
                 if parent == name:
-                    raise RowRejected("subsidiary_of", parent, gettext("an account cannot be its own parent"))
+                    raise RowRejected("subsidiary_of", parent, gettext_noop("an account cannot be its own parent"))
             except RowRejected as rejection:
                 self.reject("accounts", ACCOUNTS_FILE, line, rejection)
                 continue
@@ -413,7 +421,7 @@ class MavenImport:
             rejected_any = False
             for name, (line, _values, parent) in list(parsed.items()):
                 if parent and parent not in parsed and parent not in known:
-                    reason = gettext("unknown parent account; it is neither in this file nor imported before")
+                    reason = gettext_noop("unknown parent account; it is neither in this file nor imported before")
                     self.reject("accounts", ACCOUNTS_FILE, line, RowRejected("subsidiary_of", parent, reason))
                     del parsed[name]
                     rejected_any = True
@@ -456,7 +464,8 @@ class MavenImport:
                     raise RowRejected(
                         "product",
                         name,
-                        gettext("duplicate product; first listed on line %(line)d") % {"line": parsed[name][0]},
+                        gettext_noop("duplicate product; first listed on line %(line)d"),
+                        line=parsed[name][0],
                     )
                 values = {
                     "series": check_length(row.get("series", ""), "series", 100),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 
 from pipelines.importers import bulk
 from pipelines.importers.base import (
@@ -32,7 +32,15 @@ from pipelines.importers.base import (
     require_value,
 )
 from pipelines.importers.formats import parse_day, parse_money
-from pipelines.models import Account, Deal, DealStageChange, Pipeline, Product, Stage, StageKind
+from pipelines.models import (
+    Account,
+    Deal,
+    DealStageChange,
+    Pipeline,
+    Product,
+    Stage,
+    StageKind,
+)
 from pipelines.services import deal_close_state_refresh
 from spm.models import Membership, Organization
 
@@ -333,7 +341,8 @@ class DealRowParser:
             raise RowRejected(
                 "opportunity_id",
                 external_id,
-                gettext("duplicate opportunity_id; first listed on line %(line)d") % {"line": first_line[external_id]},
+                gettext_noop("duplicate opportunity_id; first listed on line %(line)d"),
+                line=first_line[external_id],
             )
         first_line[external_id] = line
 
@@ -343,22 +352,23 @@ class DealRowParser:
             raise RowRejected(
                 "deal_stage",
                 stage_name,
-                gettext("unknown stage; expected one of: %(stages)s") % {"stages": ", ".join(self.stages)},
+                gettext_noop("unknown stage; expected one of: %(stages)s"),
+                stages=", ".join(self.stages),
             )
         agent = require_value(row, "sales_agent")
         owner = self.memberships.get(agent)
         if owner is None:
-            raise RowRejected("sales_agent", agent, gettext("unknown sales agent; add them to sales_teams.csv"))
+            raise RowRejected("sales_agent", agent, gettext_noop("unknown sales agent; add them to sales_teams.csv"))
         product_name = require_value(row, "product")
         product = self.products.get(PRODUCT_ALIASES.get(product_name, product_name))
         if product is None:
-            raise RowRejected("product", product_name, gettext("unknown product; add it to products.csv"))
+            raise RowRejected("product", product_name, gettext_noop("unknown product; add it to products.csv"))
         account_name = row.get("account", "")
         account = None
         if account_name:
             account = self.accounts.get(account_name)
             if account is None:
-                raise RowRejected("account", account_name, gettext("unknown account; add it to accounts.csv"))
+                raise RowRejected("account", account_name, gettext_noop("unknown account; add it to accounts.csv"))
 
         engaged_on, closed_on = self.parse_dates(row, stage)
         amount, is_list_price = self.parse_amount(row, stage, product)
@@ -389,7 +399,7 @@ class DealRowParser:
         if stage.name == PROSPECTING:
             if engage_text:
                 raise RowRejected(
-                    "engage_date", engage_text, gettext("a Prospecting deal must not have an engage date; clear it or fix the stage")
+                    "engage_date", engage_text, gettext_noop("a Prospecting deal must not have an engage date; clear it or fix the stage")
                 )
             engaged_on = None
         else:
@@ -398,7 +408,7 @@ class DealRowParser:
         if stage.kind == StageKind.OPEN:
             if close_text:
                 raise RowRejected(
-                    "close_date", close_text, gettext("an open deal must not have a close date; clear it or fix the stage")
+                    "close_date", close_text, gettext_noop("an open deal must not have a close date; clear it or fix the stage")
                 )
             return engaged_on, None
         closed_on = _day_parse(require_value(row, "close_date"), "close_date", date_order=self.date_order)
@@ -406,7 +416,8 @@ class DealRowParser:
             raise RowRejected(
                 "close_date",
                 close_text,
-                gettext("close date is before the engage date %(engage_date)s") % {"engage_date": engage_text},
+                gettext_noop("close date is before the engage date %(engage_date)s"),
+                engage_date=engage_text,
             )
         return engaged_on, closed_on
 
@@ -420,7 +431,7 @@ class DealRowParser:
         if text:
             return parse_money(text, "close_value"), False
         if stage.kind != StageKind.OPEN:
-            raise RowRejected("close_value", text, gettext("missing value; a won or lost deal needs its close value"))
+            raise RowRejected("close_value", text, gettext_noop("missing value; a won or lost deal needs its close value"))
         return product.list_price_amount, product.list_price_amount is not None
 
     def base_amount(self, row: dict[str, str], amount: Decimal | None, rate_on: dt.date) -> Decimal | None:
@@ -431,11 +442,12 @@ class DealRowParser:
             raise RowRejected(
                 "close_value",
                 row.get("close_value", ""),
-                gettext(
+                gettext_noop(
                     "no exchange rate for %(currency)s valid on %(date)s; add a rate for %(currency)s "
                     "valid from that date or earlier"
-                )
-                % {"currency": self.currency, "date": rate_on.isoformat()},
+                ),
+                currency=self.currency,
+                date=rate_on.isoformat(),
             )
         return convert_amount(amount, rate)
 

@@ -34,9 +34,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
-from pipelines.importers.base import EntityCounts, ImportResult, ImportSourceError, RowRejected, bulk_upsert, fetch_by_keys
+from pipelines.importers.base import (
+    EntityCounts,
+    ImportResult,
+    ImportSourceError,
+    Message,
+    RowRejected,
+    bulk_upsert,
+    fetch_by_keys,
+)
 from pipelines.importers.deal_writer import (
     BaseAmountConverter,
     DealRecord,
@@ -181,7 +189,7 @@ class PipedriveChangeLogImport:
                     "deals",
                     FIELDS_FILE,
                     line,
-                    RowRejected("FIELD_VALUE_OPTIONS", row["FIELD_VALUE_OPTIONS"][:200], gettext("invalid JSON list of options")),
+                    RowRejected("FIELD_VALUE_OPTIONS", row["FIELD_VALUE_OPTIONS"][:200], gettext_noop("invalid JSON list of options")),
                 )
         return {}
 
@@ -194,20 +202,21 @@ class PipedriveChangeLogImport:
             email = row.get("email", "").strip().lower()
             try:
                 if not user_id:
-                    raise RowRejected("id", user_id, gettext("missing value"))
+                    raise RowRejected("id", user_id, gettext_noop("missing value"))
                 if "@" not in email:
-                    raise RowRejected("email", row.get("email", ""), gettext("invalid e-mail address"))
+                    raise RowRejected("email", row.get("email", ""), gettext_noop("invalid e-mail address"))
                 if email in first_by_email:
                     first_id, first_line = first_by_email[email]
                     aliases[user_id] = first_id
                     raise RowRejected(
                         "email",
                         row.get("email", ""),
-                        gettext(
+                        gettext_noop(
                             "duplicate e-mail address of user id %(id)s on line %(line)d; this user's deals and "
                             "activities go to that person"
-                        )
-                        % {"id": first_id, "line": first_line},
+                        ),
+                        id=first_id,
+                        line=first_line,
                     )
             except RowRejected as rejection:
                 self.result.reject("people", USERS_FILE, line, rejection)
@@ -227,10 +236,10 @@ class PipedriveChangeLogImport:
             try:
                 stage_id = row.get("stage_id", "")
                 if not stage_id.isdigit():
-                    raise RowRejected("stage_id", stage_id, gettext("invalid whole number"))
+                    raise RowRejected("stage_id", stage_id, gettext_noop("invalid whole number"))
                 name = text_cell(row.get("stage_name", ""), "stage_name", 200)
                 if not name:
-                    raise RowRejected("stage_name", name, gettext("missing value"))
+                    raise RowRejected("stage_name", name, gettext_noop("missing value"))
             except RowRejected as rejection:
                 self.result.reject("deals", STAGES_FILE, line, rejection)
                 continue
@@ -247,17 +256,17 @@ class PipedriveChangeLogImport:
             value = row.get("new_value", "")
             try:
                 if not deal_id:
-                    raise RowRejected("deal_id", deal_id, gettext("missing value"))
+                    raise RowRejected("deal_id", deal_id, gettext_noop("missing value"))
                 changed_at = parse_moment(row.get("change_time", ""), "change_time", time_zone=self.time_zone)
                 if key == "add_time":
                     value = (parse_moment(value, "new_value", time_zone=self.time_zone), value)
                 elif key == "stage_id":
                     if value not in stage_by_id:
-                        raise RowRejected("new_value", value, gettext("unknown stage id; it is not in stages.csv"))
+                        raise RowRejected("new_value", value, gettext_noop("unknown stage id; it is not in stages.csv"))
                     value = stage_by_id[value]
                 elif key == "user_id":
                     if value not in self.user_members:
-                        raise RowRejected("new_value", value, gettext("unknown user id; it is not in users.csv"))
+                        raise RowRejected("new_value", value, gettext_noop("unknown user id; it is not in users.csv"))
                     value = self.user_members[value]
             except RowRejected as rejection:
                 self.result.reject("deals", CHANGES_FILE, line, rejection)
@@ -272,19 +281,25 @@ class PipedriveChangeLogImport:
             added = [event for event in deal_events if event[2] == "add_time"]
             added.sort(key=lambda event: event[3][0])
             for _changed_at, line, _key, (_moment, text) in added[1:]:
-                reason = gettext("second add_time row of this deal; the earliest creation time (line %(line)d) is kept") % {
-                    "line": added[0][1]
-                }
-                self.result.reject("deals", CHANGES_FILE, line, RowRejected("new_value", text, reason))
+                rejection = RowRejected(
+                    "new_value",
+                    text,
+                    gettext_noop("second add_time row of this deal; the earliest creation time (line %(line)d) is kept"),
+                    line=added[0][1],
+                )
+                self.result.reject("deals", CHANGES_FILE, line, rejection)
             owners = [event[3] for event in deal_events if event[2] == "user_id"]
             moves = [Move(event[3].pk, event[0]) for event in deal_events if event[2] == "stage_id"]
             first_line = deal_events[0][1]
             if not owners or not moves:
                 column = "user_id" if not owners else "stage_id"
-                reason = gettext("the change log has no %(field)s row for this deal, so it cannot be imported") % {
-                    "field": column
-                }
-                self.result.reject("deals", CHANGES_FILE, first_line, RowRejected("deal_id", deal_id, reason))
+                rejection = RowRejected(
+                    "deal_id",
+                    deal_id,
+                    gettext_noop("the change log has no %(field)s row for this deal, so it cannot be imported"),
+                    field=column,
+                )
+                self.result.reject("deals", CHANGES_FILE, first_line, rejection)
                 continue
             created_at = added[0][3][0] if added else deal_events[0][0]
             created_at = min(created_at, moves[0].changed_at)
@@ -330,21 +345,21 @@ class PipedriveChangeLogImport:
             activity_id = row.get("activity_id", "")
             try:
                 if not activity_id:
-                    raise RowRejected("activity_id", activity_id, gettext("missing value"))
+                    raise RowRejected("activity_id", activity_id, gettext_noop("missing value"))
                 if activity_id in first_line:
                     raise RowRejected(
                         "activity_id",
                         activity_id,
-                        gettext("duplicate activity id; the row on line %(line)d is kept and this one skipped")
-                        % {"line": first_line[activity_id]},
+                        gettext_noop("duplicate activity id; the row on line %(line)d is kept and this one skipped"),
+                        line=first_line[activity_id],
                     )
                 type_key = row.get("type", "")
                 if type_key not in type_names:
-                    raise RowRejected("type", type_key, gettext("unknown activity type; it is not in activity_types.csv"))
+                    raise RowRejected("type", type_key, gettext_noop("unknown activity type; it is not in activity_types.csv"))
                 owner = self.user_members.get(row.get("assigned_to_user", ""))
                 if owner is None:
                     raise RowRejected(
-                        "assigned_to_user", row.get("assigned_to_user", ""), gettext("unknown user id; it is not in users.csv")
+                        "assigned_to_user", row.get("assigned_to_user", ""), gettext_noop("unknown user id; it is not in users.csv")
                     )
                 occurred_at = parse_moment(row.get("due_to", ""), "due_to", time_zone=self.time_zone)
                 is_done = parse_bool(row.get("done", ""), "done")
@@ -429,26 +444,26 @@ class PipedriveDealsImport:
     def record(self, line, row, key_column, owners, pipelines, converter, first_line) -> DealRecord:
         external_id = text_cell(row.get(key_column, ""), key_column, 200)
         if not external_id:
-            raise RowRejected(key_column, external_id, gettext("missing value"))
+            raise RowRejected(key_column, external_id, gettext_noop("missing value"))
         if external_id in first_line:
             raise RowRejected(
-                key_column, external_id, gettext("duplicate deal; first listed on line %(line)d") % {"line": first_line[external_id]}
+                key_column, external_id, gettext_noop("duplicate deal; first listed on line %(line)d"), line=first_line[external_id]
             )
         owner = owners.get(row.get("Deal - Owner", ""))
         if owner is None:
-            raise RowRejected("Deal - Owner", "", gettext("missing value"))
+            raise RowRejected("Deal - Owner", "", gettext_noop("missing value"))
         pipeline_name = row.get("Deal - Pipeline", "") or PIPELINE_NAME
         stages = pipelines.get(pipeline_name)
         if stages is None:
             stages = pipelines[pipeline_name] = PipelineStages(organization=self.organization, name=pipeline_name)
         stage_name = text_cell(row.get("Deal - Stage", ""), "Deal - Stage", 200)
         if not stage_name:
-            raise RowRejected("Deal - Stage", stage_name, gettext("missing value"))
+            raise RowRejected("Deal - Stage", stage_name, gettext_noop("missing value"))
         open_stage = stages.get(stage_name, kind=StageKind.OPEN)
         status = row.get("Deal - Status", "").strip().casefold()
         created_at = self.moment(row, "Deal - Creation date")
         if created_at is None:
-            raise RowRejected("Deal - Creation date", "", gettext("missing value"))
+            raise RowRejected("Deal - Creation date", "", gettext_noop("missing value"))
         closed_at = None
         stage = open_stage
         if status in ("won", "gewonnen"):
@@ -457,7 +472,7 @@ class PipedriveDealsImport:
                 raise close_time_missing(
                     column="Deal - Won time",
                     in_file="Deal - Won time" in self.table.header,
-                    needs=gettext("a won deal needs its won time"),
+                    needs=Message(gettext_noop("a won deal needs its won time")),
                 )
             stage = stages.get("Won", kind=StageKind.WON)
         elif status in ("lost", "verloren"):
@@ -466,17 +481,17 @@ class PipedriveDealsImport:
                 raise close_time_missing(
                     column="Deal - Lost time",
                     in_file="Deal - Lost time" in self.table.header,
-                    needs=gettext("a lost deal needs its lost time"),
+                    needs=Message(gettext_noop("a lost deal needs its lost time")),
                 )
             stage = stages.get("Lost", kind=StageKind.LOST)
         elif status not in ("open", "offen", ""):
-            raise RowRejected("Deal - Status", row.get("Deal - Status", ""), gettext("unknown status; expected open, won or lost"))
+            raise RowRejected("Deal - Status", row.get("Deal - Status", ""), gettext_noop("unknown status; expected open, won or lost"))
         if closed_at is not None and closed_at < created_at:
-            raise RowRejected("Deal - Creation date", row["Deal - Creation date"], gettext("created after the deal was closed"))
+            raise RowRejected("Deal - Creation date", row["Deal - Creation date"], gettext_noop("created after the deal was closed"))
 
         currency = (row.get("Deal - Currency of value", "") or self.currency).upper()
         if len(currency) != 3 or not currency.isalpha():
-            raise RowRejected("Deal - Currency of value", currency, gettext("not a three-letter ISO currency code"))
+            raise RowRejected("Deal - Currency of value", currency, gettext_noop("not a three-letter ISO currency code"))
         amount_text = row.get("Deal - Value", "")
         amount = parse_money(amount_text, "Deal - Value") if amount_text else None
         base_amount = converter.convert(

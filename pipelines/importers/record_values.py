@@ -6,9 +6,15 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 
-from pipelines.importers.base import CENT, MAX_AMOUNT, RowRejected, check_length, parse_int
+from pipelines.importers.base import (
+    CENT,
+    MAX_AMOUNT,
+    RowRejected,
+    check_length,
+    parse_int,
+)
 from pipelines.importers.formats import parse_bool, parse_day, parse_moment, parse_money
 
 PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -27,7 +33,7 @@ def text_value(record: Mapping, name: str, max_length: int = 0) -> str:
     elif isinstance(value, (str, int, float, Decimal)):
         text = str(value).strip()
     else:
-        raise RowRejected(name, shown_value(value), gettext("invalid value; expected text or a number"))
+        raise RowRejected(name, shown_value(value), gettext_noop("invalid value; expected text or a number"))
     if max_length:
         check_length(text, name, max_length)
     return text
@@ -36,7 +42,7 @@ def text_value(record: Mapping, name: str, max_length: int = 0) -> str:
 def required_text(record: Mapping, name: str, max_length: int) -> str:
     text = text_value(record, name, max_length)
     if not text:
-        raise RowRejected(name, "", gettext("missing value"))
+        raise RowRejected(name, "", gettext_noop("missing value"))
     return text
 
 
@@ -55,11 +61,11 @@ def money_value(record: Mapping, name: str) -> Decimal | None:
     try:
         amount = Decimal(text)
     except InvalidOperation:
-        raise RowRejected(name, text, gettext("invalid number; expected e.g. 1.234,56 or 1234.56")) from None
+        raise RowRejected(name, text, gettext_noop("invalid number; expected e.g. 1.234,56 or 1234.56")) from None
     if amount < 0:
-        raise RowRejected(name, text, gettext("negative amount; amounts must be 0 or more"))
+        raise RowRejected(name, text, gettext_noop("negative amount; amounts must be 0 or more"))
     if amount > MAX_AMOUNT:
-        raise RowRejected(name, text, gettext("amount too large; at most 16 digits before the decimal point"))
+        raise RowRejected(name, text, gettext_noop("amount too large; at most 16 digits before the decimal point"))
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
@@ -95,5 +101,5 @@ def shown_value(value: Any) -> str:
 
 def duplicate_rejection(name: str, value: str, first_index: int) -> RowRejected:
     return RowRejected(
-        name, value, gettext("duplicate external id; the record at index %(index)d has it too") % {"index": first_index}
+        name, value, gettext_noop("duplicate external id; the record at index %(index)d has it too"), index=first_index
     )

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 
 from goals.models import Team, Territory
 from pipelines.importers.base import (
     EntityCounts,
     ImportResult,
+    Message,
     RowError,
     RowRejected,
     bulk_upsert,
@@ -34,17 +35,25 @@ from pipelines.importers.formats import parse_percent
 from pipelines.importers.generic import STATUS_WORDS
 from pipelines.importers.people import PeopleDirectory, Person
 from pipelines.importers.record_values import (
-    duplicate_rejection,
-    shown_value,
     bool_value,
     day_value,
+    duplicate_rejection,
     moment_value,
     money_value,
     required_text,
+    shown_value,
     text_value,
     whole_number_value,
 )
-from pipelines.models import Account, Activity, ActivityKind, Deal, Pipeline, Product, StageKind
+from pipelines.models import (
+    Account,
+    Activity,
+    ActivityKind,
+    Deal,
+    Pipeline,
+    Product,
+    StageKind,
+)
 from pipelines.services import CURRENCY_CODE, deal_close_state_refresh
 from spm.models import Membership, Organization, Role
 
@@ -64,16 +73,17 @@ class RecordError:
     external_id: str
     field: str
     value: str
-    reason: str
+    reason: Message
 
     def as_dict(self) -> dict[str, Any]:
+        """Return the record for an API response, with the reason in the active language."""
         return {
             "entity": self.entity,
             "index": self.index,
             "external_id": self.external_id,
             "field": self.field,
             "value": self.value,
-            "reason": self.reason,
+            "reason": str(self.reason),
         }
 
 
@@ -84,9 +94,9 @@ class RecordsImportResult(ImportResult):
 
     def reject_record(self, entity: str, index: int, external_id: str, rejection: RowRejected) -> None:
         self.counts[entity].rejected += 1
-        self.errors.append(RowError(entity, index, rejection.column, rejection.value, rejection.reason))
+        self.errors.append(RowError.from_rejection(entity, index, rejection))
         self.record_errors.append(
-            RecordError(entity, index, external_id, rejection.column, rejection.value, rejection.reason)
+            RecordError(entity, index, external_id, str(rejection.column), rejection.value, rejection.reason)
         )
 
 
@@ -129,7 +139,7 @@ class RecordsWriter:
             if isinstance(record, Mapping):
                 checked.append((index, record))
             else:
-                self.reject(entity, index, None, RowRejected("", shown_value(record), gettext("invalid record; expected a JSON object")))
+                self.reject(entity, index, None, RowRejected("", shown_value(record), gettext_noop("invalid record; expected a JSON object")))
         return checked
 
     # Pipelines and stages
@@ -152,7 +162,7 @@ class RecordsWriter:
                 name = required_text(record, "name", 200)
                 specs = record.get("stages") or []
                 if not isinstance(specs, list):
-                    raise RowRejected("stages", shown_value(specs), gettext("invalid value; expected a list of stages"))
+                    raise RowRejected("stages", shown_value(specs), gettext_noop("invalid value; expected a list of stages"))
                 parsed = [self.stage_spec(position, spec) for position, spec in enumerate(specs)]
             except RowRejected as rejection:
                 self.reject("pipelines", index, record, rejection)
@@ -175,11 +185,11 @@ class RecordsWriter:
     def stage_spec(self, position: int, spec: Any) -> tuple[str, str, int | None]:
         column = f"stages[{position}]"
         if not isinstance(spec, Mapping):
-            raise RowRejected(column, shown_value(spec), gettext("invalid stage; expected an object with name, kind and probability"))
+            raise RowRejected(column, shown_value(spec), gettext_noop("invalid stage; expected an object with name, kind and probability"))
         name = required_text(spec, "name", 200)
         kind = text_value(spec, "kind").lower() or stage_kind_from_name(name)
         if kind not in StageKind.values:
-            raise RowRejected(f"{column}.kind", kind, gettext("unknown stage kind; expected open, won or lost"))
+            raise RowRejected(f"{column}.kind", kind, gettext_noop("unknown stage kind; expected open, won or lost"))
         probability_text = text_value(spec, "probability")
         probability = parse_int(probability_text, f"{column}.probability", maximum=100) if probability_text else None
         return name, kind, probability
@@ -209,7 +219,7 @@ class RecordsWriter:
             for external_id, (index, values) in list(parsed.items()):
                 manager = values["manager"]
                 if manager and manager not in parsed and manager not in known:
-                    reason = gettext("unknown manager; send that person in people first")
+                    reason = gettext_noop("unknown manager; send that person in people first")
                     self.result.reject_record("people", index, external_id, RowRejected("manager", manager, reason))
                     del parsed[external_id]
                     rejected_any = True
@@ -263,11 +273,11 @@ class RecordsWriter:
     def person_values(self, record: Mapping) -> dict:
         email = text_value(record, "email", 254).lower()
         if email and "@" not in email:
-            raise RowRejected("email", email, gettext("invalid e-mail address"))
+            raise RowRejected("email", email, gettext_noop("invalid e-mail address"))
         role = text_value(record, "role").lower() or Role.REP
         if role not in (Role.REP, Role.MANAGER):
             raise RowRejected(
-                "role", role, gettext("invalid role; expected rep or manager (admins are appointed on the members page)")
+                "role", role, gettext_noop("invalid role; expected rep or manager (admins are appointed on the members page)")
             )
         values = {
             "email": email,
@@ -278,12 +288,12 @@ class RecordsWriter:
             "territory": text_value(record, "territory", 200),
         }
         if values["manager"] and values["manager"] == text_value(record, "external_id"):
-            raise RowRejected("manager", values["manager"], gettext("a person cannot be their own manager"))
+            raise RowRejected("manager", values["manager"], gettext_noop("a person cannot be their own manager"))
         for name in ("active_from", "active_to"):
             if name in record:
                 values[name] = day_value(record, name)
         if values.get("active_from") and values.get("active_to") and values["active_to"] < values["active_from"]:
-            raise RowRejected("active_to", str(values["active_to"]), gettext("active_to is before active_from"))
+            raise RowRejected("active_to", str(values["active_to"]), gettext_noop("active_to is before active_from"))
         return values
 
     def territories_upsert(self, names: set[str]) -> dict[str, Territory]:
@@ -338,9 +348,9 @@ class RecordsWriter:
         key = text_value(record, "owner", 200)
         email = text_value(record, "owner_email", 254).lower()
         if email and "@" not in email:
-            raise RowRejected("owner_email", email, gettext("invalid e-mail address"))
+            raise RowRejected("owner_email", email, gettext_noop("invalid e-mail address"))
         if not key and not email:
-            raise RowRejected("owner", "", gettext("missing value; give owner (external id or name) or owner_email"))
+            raise RowRejected("owner", "", gettext_noop("missing value; give owner (external id or name) or owner_email"))
         return Person(key=key or email, email=email, name=key if key and "@" not in key else "")
 
     # Accounts
@@ -362,7 +372,7 @@ class RecordsWriter:
                 }
                 parent = text_value(record, "parent", 200)
                 if parent == external_id:
-                    raise RowRejected("parent", parent, gettext("an account cannot be its own parent"))
+                    raise RowRejected("parent", parent, gettext_noop("an account cannot be its own parent"))
             except RowRejected as rejection:
                 self.reject("accounts", index, record, rejection)
                 continue
@@ -376,7 +386,7 @@ class RecordsWriter:
             rejected_any = False
             for external_id, (index, _values, parent) in list(parsed.items()):
                 if parent and parent not in parsed and parent not in known:
-                    reason = gettext("unknown parent account; send it in accounts first")
+                    reason = gettext_noop("unknown parent account; send it in accounts first")
                     self.result.reject_record("accounts", index, external_id, RowRejected("parent", parent, reason))
                     del parsed[external_id]
                     rejected_any = True
@@ -415,7 +425,7 @@ class RecordsWriter:
             stored = Account.objects.filter(organization=self.organization)
             account = stored.filter(external_id=reference).first() or stored.filter(name=reference).order_by("pk").first()
             if account is None:
-                raise RowRejected("account", reference, gettext("unknown account; send it in accounts first"))
+                raise RowRejected("account", reference, gettext_noop("unknown account; send it in accounts first"))
             self.accounts[reference] = account
         return account
 
@@ -459,7 +469,7 @@ class RecordsWriter:
                     "deals",
                     deal.index,
                     deal.record.external_id,
-                    RowRejected("stage", "", gettext("missing value; give stage or status, or send the deal's stage_changes")),
+                    RowRejected("stage", "", gettext_noop("missing value; give stage or status, or send the deal's stage_changes")),
                 )
         to_write = [deal.record for deal in parsed.values() if not deal.is_delete_only and "stage_id" in deal.record.values]
         for stages in self.pipeline_stages.values():
@@ -486,18 +496,18 @@ class RecordsWriter:
         owner = owners.get(index)
         if owner is None:
             self.owner_person(record)
-            raise RowRejected("owner", text_value(record, "owner"), gettext("missing value"))
+            raise RowRejected("owner", text_value(record, "owner"), gettext_noop("missing value"))
         stages = self.stages_for(text_value(record, "pipeline", 200) or default_pipeline)
         created_at = moment_value(record, "created_at", self.time_zone)
         if created_at is None:
-            raise RowRejected("created_at", "", gettext("missing value"))
+            raise RowRejected("created_at", "", gettext_noop("missing value"))
 
         status_text = text_value(record, "status")
         kind = None
         if status_text:
             kind = STATUS_WORDS.get(status_text.casefold())
             if kind is None:
-                raise RowRejected("status", status_text, gettext("unknown status; expected open, won or lost"))
+                raise RowRejected("status", status_text, gettext_noop("unknown status; expected open, won or lost"))
         stage_name = text_value(record, "stage", 200)
         entry_stage = None
         stage = None
@@ -517,16 +527,16 @@ class RecordsWriter:
         is_closed = stage is not None and stage.kind in (StageKind.WON, StageKind.LOST)
         if is_closed and closed_at is None and not self.has_history(external_id):
             raise RowRejected(
-                "closed_at", "", gettext("missing value; a won or lost deal needs closed_at, the time it was won or lost")
+                "closed_at", "", gettext_noop("missing value; a won or lost deal needs closed_at, the time it was won or lost")
             )
         if closed_at is not None and closed_at < created_at:
-            raise RowRejected("closed_at", text_value(record, "closed_at"), gettext("close date is before the creation date"))
+            raise RowRejected("closed_at", text_value(record, "closed_at"), gettext_noop("close date is before the creation date"))
         if not is_closed:
             closed_at = None
 
         currency = (text_value(record, "currency") or self.currency).upper()
         if not CURRENCY_CODE.match(currency):
-            raise RowRejected("currency", currency, gettext("not a three-letter ISO currency code"))
+            raise RowRejected("currency", currency, gettext_noop("not a three-letter ISO currency code"))
         amount = money_value(record, "amount")
         close_day = closed_at.astimezone(self.time_zone).date() if closed_at else None
         base_amount = self.converter.convert(amount, currency, close_day, "amount", text_value(record, "amount"))
@@ -536,7 +546,7 @@ class RecordsWriter:
         if custom_fields is None:
             custom_fields = {}
         if not isinstance(custom_fields, Mapping):
-            raise RowRejected("custom_fields", shown_value(custom_fields), gettext("invalid value; expected a JSON object"))
+            raise RowRejected("custom_fields", shown_value(custom_fields), gettext_noop("invalid value; expected a JSON object"))
         account = self.account_find(record)
         product_name = text_value(record, "product", 200)
         deleted_at = None
@@ -593,11 +603,11 @@ class RecordsWriter:
                 elif deal_key in stored:
                     stages = self.stages_for(stored[deal_key].pipeline.name)
                 else:
-                    raise RowRejected("deal", deal_key, gettext("unknown deal; send it in deals first"))
+                    raise RowRejected("deal", deal_key, gettext_noop("unknown deal; send it in deals first"))
                 stage = stages.get(required_text(record, "stage", 200))
                 changed_at = moment_value(record, "changed_at", self.time_zone)
                 if changed_at is None:
-                    raise RowRejected("changed_at", "", gettext("missing value"))
+                    raise RowRejected("changed_at", "", gettext_noop("missing value"))
             except RowRejected as rejection:
                 self.reject("stage_changes", index, record, rejection)
                 continue
@@ -703,21 +713,21 @@ class RecordsWriter:
         kind = required_text(record, "kind", 16).lower()
         if kind not in ActivityKind.values:
             raise RowRejected(
-                "kind", kind, gettext("unknown activity type; expected one of: %(kinds)s") % {"kinds": ", ".join(ActivityKind.values)}
+                "kind", kind, gettext_noop("unknown activity type; expected one of: %(kinds)s"), kinds=", ".join(ActivityKind.values)
             )
         owner = owners.get(index)
         if owner is None:
             self.owner_person(record)
-            raise RowRejected("owner", text_value(record, "owner"), gettext("missing value"))
+            raise RowRejected("owner", text_value(record, "owner"), gettext_noop("missing value"))
         occurred_at = moment_value(record, "occurred_at", self.time_zone)
         if occurred_at is None:
-            raise RowRejected("occurred_at", "", gettext("missing value"))
+            raise RowRejected("occurred_at", "", gettext_noop("missing value"))
         deal_key = text_value(record, "deal", 200)
         deal = None
         if deal_key:
             deal = deals.get(deal_key)
             if deal is None:
-                raise RowRejected("deal", deal_key, gettext("unknown deal; send it in deals first"))
+                raise RowRejected("deal", deal_key, gettext_noop("unknown deal; send it in deals first"))
         account = self.account_find(record)
         if account is None and deal is not None:
             account_id = deal.account_id

@@ -23,9 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
-from pipelines.importers.base import ImportResult, ImportSourceError, RowRejected
+from pipelines.importers.base import (
+    ImportResult,
+    ImportSourceError,
+    Message,
+    RowRejected,
+)
 from pipelines.importers.deal_writer import (
     BaseAmountConverter,
     DealRecord,
@@ -35,7 +40,16 @@ from pipelines.importers.deal_writer import (
     deals_write,
     stage_kind_from_name,
 )
-from pipelines.importers.formats import Table, parse_bool, parse_day, parse_moment, parse_money, parse_percent, table_read, text_cell
+from pipelines.importers.formats import (
+    Table,
+    parse_bool,
+    parse_day,
+    parse_moment,
+    parse_money,
+    parse_percent,
+    table_read,
+    text_cell,
+)
 from pipelines.importers.people import PeopleDirectory, Person
 from pipelines.models import StageKind
 from spm.models import Organization
@@ -203,13 +217,13 @@ class SalesforceImport:
             try:
                 opportunity_id = salesforce_id(row.get(columns["id"], ""))
                 if not opportunity_id:
-                    raise RowRejected(columns["id"], "", gettext("missing value"))
+                    raise RowRejected(columns["id"], "", gettext_noop("missing value"))
                 stage_name = row.get(columns["stage"], "").strip()
                 if not stage_name:
-                    raise RowRejected(columns["stage"], "", gettext("missing value"))
+                    raise RowRejected(columns["stage"], "", gettext_noop("missing value"))
                 created = self.moment(row, columns["created"])
                 if created is None:
-                    raise RowRejected(columns["created"], "", gettext("missing value"))
+                    raise RowRejected(columns["created"], "", gettext_noop("missing value"))
             except RowRejected as rejection:
                 self.result.reject("stage_changes", self.history.file_name, line, rejection)
                 continue
@@ -231,21 +245,21 @@ class SalesforceImport:
         id_column = columns["id"]
         external_id = salesforce_id(row.get(id_column, ""))
         if not external_id:
-            raise RowRejected(id_column, "", gettext("missing value"))
+            raise RowRejected(id_column, "", gettext_noop("missing value"))
         if external_id in first_line:
             raise RowRejected(
-                id_column, row[id_column], gettext("duplicate deal; first listed on line %(line)d") % {"line": first_line[external_id]}
+                id_column, row[id_column], gettext_noop("duplicate deal; first listed on line %(line)d"), line=first_line[external_id]
             )
         owner = owners.get(row.get(columns["owner"], ""))
         if owner is None:
-            raise RowRejected(columns["owner"], "", gettext("missing value"))
+            raise RowRejected(columns["owner"], "", gettext_noop("missing value"))
         stage_name = text_cell(row.get(columns["stage"], "").strip(), columns["stage"], 200)
         if not stage_name:
-            raise RowRejected(columns["stage"], "", gettext("missing value"))
+            raise RowRejected(columns["stage"], "", gettext_noop("missing value"))
         stage = self.stages.get(stage_name)
         created_at = self.moment(row, columns["created"])
         if created_at is None:
-            raise RowRejected(columns["created"], "", gettext("missing value"))
+            raise RowRejected(columns["created"], "", gettext_noop("missing value"))
         close_column = columns.get("close_date")
         close_text = row.get(close_column, "") if close_column else ""
         is_closed = stage.kind in (StageKind.WON, StageKind.LOST)
@@ -258,7 +272,7 @@ class SalesforceImport:
                 raise close_time_missing(
                     column=close_column or OPPORTUNITY_COLUMNS["close_date"][0],
                     in_file=close_column is not None,
-                    needs=gettext("a won or lost deal needs its close date"),
+                    needs=Message(gettext_noop("a won or lost deal needs its close date")),
                 )
         elif close_text:
             expected = parse_day(close_text, close_column, date_order=self.date_order)
@@ -270,7 +284,7 @@ class SalesforceImport:
 
         currency = (row.get(columns.get("currency", ""), "") or self.currency).strip().upper()
         if len(currency) != 3 or not currency.isalpha():
-            raise RowRejected(columns.get("currency", "CurrencyIsoCode"), currency, gettext("not a three-letter ISO currency code"))
+            raise RowRejected(columns.get("currency", "CurrencyIsoCode"), currency, gettext_noop("not a three-letter ISO currency code"))
         amount_text = row.get(columns.get("amount", ""), "")
         amount = parse_money(amount_text, columns["amount"]) if amount_text else None
         close_day = None
