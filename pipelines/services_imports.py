@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from pipelines.importers.base import ImportSourceError, RowError
+from pipelines.importers.base import ImportSourceError, PersonAccount, RowError
 from pipelines.models import (
     Deal,
     DealStatus,
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 ALLOWED_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".zip")
 PREVIEW_ROWS = 10
+# Created people kept on the run for its page; the summary's count includes the ones left out.
+PEOPLE_CREATED_STORED = 200
 # Seconds between two progress writes; the page polls every second.
 PROGRESS_INTERVAL_SECONDS = 0.5
 
@@ -280,10 +282,15 @@ def import_run_execute(*, run: ImportRun, dry_run: bool) -> ImportRun:
 
     # Reasons are stored as message ids, so the page and the report show them in the reader's language.
     rejected = [error.as_json() for error in result.errors]
+    summary = {
+        **result.as_dict(),
+        "people_created_count": len(result.people_created),
+        "people_created": [person.as_json() for person in result.people_created[:PEOPLE_CREATED_STORED]],
+    }
     status = ImportRunStatus.PREVIEWED if dry_run else ImportRunStatus.SUCCEEDED
     ImportRun.objects.filter(pk=run.pk).update(
         status=status,
-        summary=result.as_dict(),
+        summary=summary,
         preview=preview,
         rejected_rows=rejected,
         finished_at=timezone.now(),
@@ -373,6 +380,16 @@ def import_rejected_rows(run: ImportRun, *, limit: int | None = None) -> list[Ro
     """
     rows = run.rejected_rows if limit is None else run.rejected_rows[:limit]
     return [RowError.from_json(row) for row in rows]
+
+
+def import_people_created(run: ImportRun) -> list[dict[str, str]]:
+    """Return the stored people the run created (or its dry run would create), with the account label translated."""
+    people = []
+    for person in (run.summary or {}).get("people_created", []):
+        account = person.get("account", "")
+        label = PersonAccount(account).label if account in PersonAccount.values else account
+        people.append({**person, "account_label": label})
+    return people
 
 
 def import_rejected_table(run: ImportRun) -> Table:

@@ -26,6 +26,7 @@ from pipelines.services_imports import (
     import_directory,
     import_mapping_get,
     import_mapping_save,
+    import_people_created,
     import_rejected_rows,
     import_rejected_table,
     import_run_create,
@@ -139,11 +140,16 @@ def _progress_render(request, run: ImportRun):
     template_name = "pipelines/imports/import_detail.html"
     if request.htmx and not request.htmx.history_restore_request:
         template_name += "#import-status"
+    summary = run.summary or {}
+    people_created = import_people_created(run)
     context = {
         "run": run,
         "preview": preview_rows_for_display(run),
         "rejected_shown": import_rejected_rows(run, limit=REJECTED_SHOWN),
-        "counts": (run.summary or {}).get("counts", {}),
+        "counts": summary.get("counts", {}),
+        "people_created": people_created,
+        "people_created_count": summary.get("people_created_count", 0),
+        "people_created_hidden": summary.get("people_created_count", 0) - len(people_created),
     }
     response = render(request, template_name, context)
     patch_vary_headers(response, ("HX-Request",))

@@ -21,6 +21,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 from pipelines.models import ExchangeRate
 from spm.models import Organization
@@ -194,6 +195,30 @@ class EntityCounts:
         }
 
 
+class PersonAccount(models.TextChoices):
+    """The user behind a member that an import created: a new user, or an existing one who can or cannot log in."""
+
+    NEW = "new", _("new account without password")
+    EXISTING_LOGIN = "existing_login", _("existing account that can log in")
+    EXISTING_NO_LOGIN = "existing_no_login", _("existing account that cannot log in")
+
+
+@dataclass(frozen=True)
+class CreatedPerson:
+    """A member that an import created because the file names a person the organization did not have.
+
+    `key` is how the file names them (id, e-mail address or name). The member has the rep role.
+    """
+
+    key: str
+    name: str
+    email: str
+    account: PersonAccount
+
+    def as_json(self) -> dict[str, str]:
+        return {"key": self.key, "name": self.name, "email": self.email, "account": str(self.account.value)}
+
+
 @dataclass
 class ImportResult:
     source: str
@@ -206,6 +231,8 @@ class ImportResult:
     deal_keys: list[str] = field(default_factory=list)
     # Called as progress(done, total) with row counts while the import runs; None ignores progress.
     progress: Callable[[int, int], None] | None = None
+    # Members created for people the files name, in the order they were created (PeopleDirectory.ensure).
+    people_created: list[CreatedPerson] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:

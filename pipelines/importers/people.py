@@ -3,14 +3,17 @@
 Exports name a deal's owner by e-mail address (Pipedrive users.csv), by id or by display
 name (HubSpot, Salesforce, spreadsheets). A person is matched, in this order, by the
 membership's external id, the user's e-mail address and the user's name within the
-organization. Unknown people become users without a usable password and members with
-the rep role. Existing members keep their role.
+organization. Unknown people become members with the rep role, without team, territory,
+manager or active dates. Their user is the existing user with that e-mail address, who keeps
+their password and so may log in to this organization at once, or else a new, active user
+without a usable password. Existing members keep their role. `ImportResult.people_created`
+lists every member created.
 """
 
 import logging
 from dataclasses import dataclass
 
-from pipelines.importers.base import ImportResult
+from pipelines.importers.base import CreatedPerson, ImportResult, PersonAccount
 from pipelines.importers.maven import person_email
 from spm.models import Membership, Organization, Role, User
 
@@ -102,6 +105,7 @@ class PeopleDirectory:
                 organization=self.organization, user_id__in=[user.pk for user in users.values()]
             ).select_related("user")
         }
+        new_emails = {user.email for user in new_users}
         new_memberships = []
         for key in missing:
             user = users[emails[key]]
@@ -110,6 +114,9 @@ class PeopleDirectory:
                 membership = Membership(organization=self.organization, user=user, role=Role.REP, external_id=key[:200])
                 member_by_user[user.pk] = membership
                 new_memberships.append(membership)
+                self.result.people_created.append(
+                    CreatedPerson(key=key, name=user.name, email=user.email, account=_account_of(user, new_emails))
+                )
             found[key] = membership
         Membership.objects.bulk_create(new_memberships, batch_size=1000)
         for membership in new_memberships:
@@ -122,3 +129,11 @@ class PeopleDirectory:
             len(new_memberships),
         )
         return found
+
+
+def _account_of(user: User, new_emails: set[str]) -> PersonAccount:
+    if user.email in new_emails:
+        return PersonAccount.NEW
+    if user.is_active and user.has_usable_password():
+        return PersonAccount.EXISTING_LOGIN
+    return PersonAccount.EXISTING_NO_LOGIN

@@ -16,14 +16,16 @@ from dashboards.templatetags.spm_format import format_fixed, format_number
 from pipelines.importers import IMPORTERS
 from pipelines.importers.base import ImportSourceError
 from pipelines.importers.generic import GENERIC_FIELDS
-from pipelines.services_imports import import_mapping_get
 from pipelines.services import crm_import
+from pipelines.services_imports import import_mapping_get
 from spm.models import Organization
 
 logger = logging.getLogger(__name__)
 
 # Rejected rows printed in full; the rest are only counted.
 MAX_ERRORS_SHOWN = 50
+# New members printed by name; the rest are only counted.
+MAX_PEOPLE_SHOWN = 50
 
 
 def entity_label(entity: str) -> str:
@@ -166,7 +168,7 @@ class Command(BaseCommand):
         return organization
 
     def report(self, organization: Organization, result) -> None:
-        """Print the rejected rows to stderr and the per-entity counts to stdout."""
+        """Print the rejected rows to stderr, and the per-entity counts and the new members to stdout."""
         for error in result.errors[:MAX_ERRORS_SHOWN]:
             self.stderr.write(str(error))
         hidden = len(result.errors) - MAX_ERRORS_SHOWN
@@ -202,4 +204,27 @@ class Command(BaseCommand):
             self.stdout.write(
                 entity_label(entity).ljust(label_width)
                 + "".join(format_number(value).rjust(width) for value, width in zip(values, widths))
+            )
+        self.report_people_created(result.people_created)
+
+    def report_people_created(self, people: list) -> None:
+        """Print the members created for people the files name, so that no one is added unnoticed."""
+        if not people:
+            return
+        self.stdout.write(
+            ngettext(
+                "The import added %(count)s new member with the role “Sales rep” for a person the files name:",
+                "The import added %(count)s new members with the role “Sales rep” for people the files name:",
+                len(people),
+            )
+            % {"count": format_number(len(people))}
+        )
+        for person in people[:MAX_PEOPLE_SHOWN]:
+            self.stdout.write(f"  {person.name or '–'} <{person.email}>: {person.account.label}")
+        hidden = len(people) - MAX_PEOPLE_SHOWN
+        if hidden > 0:
+            self.stdout.write(
+                "  "
+                + ngettext("… and %(count)s more new member.", "… and %(count)s more new members.", hidden)
+                % {"count": format_number(hidden)}
             )

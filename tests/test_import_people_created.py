@@ -1,0 +1,269 @@
+"""Members that CRM imports create for unknown owners: what they get, and where the import lists them."""
+
+import datetime as dt
+import html
+import io
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django_scopes import scope, scopes_disabled
+
+from pipelines.importers.base import CreatedPerson, PersonAccount
+from pipelines.models import ImportRun, ImportRunStatus
+from pipelines.services import crm_import
+from spm.models import Membership, Role, User
+from tests.factories import MembershipFactory, UserFactory
+
+MAPPING = {"external_id": "Nr", "owner": "Verkäufer", "created_at": "Angelegt"}
+# Owners: a new name, the organization's admin (a member already), a user of another organization
+# with a password, a new e-mail address, and the first name again.
+CSV = (
+    "Nr;Verkäufer;Angelegt\n"
+    "A-1;Eva Roth;03.02.2025\n"
+    "A-2;admin@acme.example;03.02.2025\n"
+    "A-3;Boss@Globex.example;04.02.2025\n"
+    "A-4;jan.kurz@acme.example;05.02.2025\n"
+    "A-5;Eva Roth;06.02.2025\n"
+)
+EXPECTED = [
+    CreatedPerson(key="Eva Roth", name="Eva Roth", email="eva.roth@acme.example", account=PersonAccount.NEW),
+    CreatedPerson(
+        key="Boss@Globex.example", name="Globex Boss", email="boss@globex.example", account=PersonAccount.EXISTING_LOGIN
+    ),
+    CreatedPerson(
+        key="jan.kurz@acme.example", name="jan.kurz@acme.example", email="jan.kurz@acme.example", account=PersonAccount.NEW
+    ),
+]
+
+
+@pytest.fixture
+def globex_boss(other_org):
+    """A member of another organization who logs in with a password."""
+    with scopes_disabled():
+        return MembershipFactory(
+            organization=other_org, role=Role.ADMIN, user=UserFactory(email="boss@globex.example", name="Globex Boss")
+        )
+
+
+@pytest.fixture
+def folder(tmp_path):
+    path = tmp_path / "generic"
+    path.mkdir()
+    (path / "deals.csv").write_text(CSV, encoding="utf-8")
+    return path
+
+
+def run_import(org, folder):
+    with scope(organization=org):
+        return crm_import(organization=org, source="generic", path=folder, today=dt.date(2025, 4, 1), options={"mapping": MAPPING})
+
+
+def test_generic_import_lists_created_people(org, admin_member, globex_boss, folder):
+    result = run_import(org, folder)
+
+    assert result.people_created == EXPECTED
+    assert result.counts["people"].created == 3
+    assert result.counts["people"].unchanged == 1
+
+
+def test_created_members_are_reps_without_password(org, admin_member, globex_boss, folder, client):
+    run_import(org, folder)
+
+    with scopes_disabled():
+        created = Membership.objects.filter(organization=org).exclude(pk=admin_member.pk).select_related("user").order_by("pk")
+        rows = [
+            (m.user.email, m.role, m.external_id, m.team_id, m.territory_id, m.manager_id, m.active_from, m.user.is_active)
+            for m in created
+        ]
+        eva = User.objects.get(email="eva.roth@acme.example")
+        boss = User.objects.get(email="boss@globex.example")
+    assert rows == [
+        ("eva.roth@acme.example", Role.REP, "Eva Roth", None, None, None, None, True),
+        ("boss@globex.example", Role.REP, "Boss@Globex.example", None, None, None, None, True),
+        ("jan.kurz@acme.example", Role.REP, "jan.kurz@acme.example", None, None, None, None, True),
+    ]
+    assert eva.has_usable_password() is False
+    assert client.login(email="eva.roth@acme.example", password="") is False
+    # The existing user keeps the password: the import gives them a rep membership here as well.
+    assert boss.check_password("correct-horse-battery") is True
+
+
+def test_second_import_creates_nobody(org, admin_member, globex_boss, folder):
+    run_import(org, folder)
+
+    result = run_import(org, folder)
+
+    assert result.people_created == []
+    assert result.counts["people"].created == 0
+
+
+# The import page
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    # Test databases block a second connection alias; progress goes through the default one.
+    settings.IMPORT_PROGRESS_DATABASE = ""
+
+
+@pytest.fixture
+def admin_client(client, admin_member):
+    client.force_login(admin_member.user)
+    return client
+
+
+@pytest.fixture
+def checked_run(org, admin_client, globex_boss, django_capture_on_commit_callbacks) -> ImportRun:
+    """The dry run of CSV uploaded and mapped on the import page."""
+    admin_client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.csv", CSV.encode())})
+    with scope(organization=org):
+        run = ImportRun.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", MAPPING)
+    run.refresh_from_db()
+    return run
+
+
+def people_section(page: str) -> tuple[str, list[list[str]]]:
+    """Return the heading and the table rows of the new-members section."""
+    section = html.unescape(page.split("data-people-created=")[1].split("</section>")[0])
+    heading = re.search(r'<h3 class="h6">(.*?)</h3>', section)[1]
+    rows = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr data-person>(.*?)</tr>", section)]
+    return heading, rows
+
+
+def test_dry_run_stores_created_people(checked_run):
+    assert checked_run.status == ImportRunStatus.PREVIEWED
+    assert checked_run.summary["people_created_count"] == 3
+    assert checked_run.summary["people_created"] == [
+        {"key": "Eva Roth", "name": "Eva Roth", "email": "eva.roth@acme.example", "account": "new"},
+        {"key": "Boss@Globex.example", "name": "Globex Boss", "email": "boss@globex.example", "account": "existing_login"},
+        {"key": "jan.kurz@acme.example", "name": "jan.kurz@acme.example", "email": "jan.kurz@acme.example", "account": "new"},
+    ]
+    with scopes_disabled():
+        assert Membership.objects.filter(organization=checked_run.organization).count() == 1
+
+
+def test_dry_run_page_lists_people_it_will_add(checked_run, admin_client):
+    page = admin_client.get(f"/o/acme/imports/{checked_run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    heading, rows = people_section(page)
+    assert 'data-people-created="3"' in page
+    assert heading == "3 new members the import will add"
+    assert rows == [
+        ["Eva Roth", "eva.roth@acme.example", "new account without password"],
+        ["Globex Boss", "boss@globex.example", "existing account that can log in"],
+        ["jan.kurz@acme.example", "jan.kurz@acme.example", "new account without password"],
+    ]
+    assert "Each becomes a member with the role “Sales rep”, without team, territory or manager." in html.unescape(page)
+
+
+def test_dry_run_page_lists_people_in_german(checked_run, admin_client):
+    page = admin_client.get(f"/o/acme/imports/{checked_run.pk}/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+
+    heading, rows = people_section(page)
+    assert heading == "3 neue Mitglieder, die der Import anlegen wird"
+    assert rows == [
+        ["Eva Roth", "eva.roth@acme.example", "neues Konto ohne Passwort"],
+        ["Globex Boss", "boss@globex.example", "bestehendes Konto, Anmeldung möglich"],
+        ["jan.kurz@acme.example", "jan.kurz@acme.example", "neues Konto ohne Passwort"],
+    ]
+    assert "Jede wird Mitglied mit der Rolle „Vertriebsmitarbeiter/in“, ohne Team, Gebiet oder Manager/in." in html.unescape(page)
+
+
+def test_import_page_lists_people_it_added(org, checked_run, admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/o/acme/imports/{checked_run.pk}/", {"action": "start"})
+
+    page = admin_client.get(f"/o/acme/imports/{checked_run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    heading, rows = people_section(page)
+    assert heading == "3 new members the import added"
+    assert [row[1] for row in rows] == ["eva.roth@acme.example", "boss@globex.example", "jan.kurz@acme.example"]
+    with scopes_disabled():
+        assert Membership.objects.filter(organization=org).count() == 4
+
+
+def test_page_counts_people_beyond_stored_list(org, admin_client, globex_boss, django_capture_on_commit_callbacks, monkeypatch):
+    monkeypatch.setattr("pipelines.services_imports.PEOPLE_CREATED_STORED", 1)
+    admin_client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.csv", CSV.encode())})
+    with scope(organization=org):
+        run = ImportRun.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", MAPPING)
+
+    english = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    german = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+
+    assert people_section(english) == ("3 new members the import will add", [["Eva Roth", "eva.roth@acme.example", "new account without password"]])
+    assert "… and 2 more new members." in english
+    assert "… und 2 weitere neue Mitglieder." in german
+
+
+def test_page_without_created_people_has_no_section(org, admin_member, admin_client, django_capture_on_commit_callbacks):
+    csv_text = "Nr;Verkäufer;Angelegt\nA-1;admin@acme.example;03.02.2025\n"
+    admin_client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.csv", csv_text.encode())})
+    with scope(organization=org):
+        run = ImportRun.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", MAPPING)
+
+    page = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert "data-people-created" not in page
+
+
+# import_crm
+
+
+def call_import(folder, language: str) -> str:
+    stdout = io.StringIO()
+    maps = [f"--map={field}={column}" for field, column in MAPPING.items()]
+    call_command("import_crm", str(folder), *maps, org="acme", source="generic", language=language, stdout=stdout, stderr=io.StringIO())
+    return stdout.getvalue()
+
+
+def test_command_lists_created_people(org, admin_member, globex_boss, folder):
+    lines = call_import(folder, "en").splitlines()
+
+    assert lines[-4:] == [
+        "The import added 3 new members with the role “Sales rep” for people the files name:",
+        "  Eva Roth <eva.roth@acme.example>: new account without password",
+        "  Globex Boss <boss@globex.example>: existing account that can log in",
+        "  jan.kurz@acme.example <jan.kurz@acme.example>: new account without password",
+    ]
+
+
+def test_command_lists_created_people_in_german(org, admin_member, globex_boss, folder):
+    lines = call_import(folder, "de").splitlines()
+
+    assert lines[-4:] == [
+        "Der Import hat 3 neue Mitglieder mit der Rolle „Vertriebsmitarbeiter/in“ für in den Dateien genannte Personen angelegt:",
+        "  Eva Roth <eva.roth@acme.example>: neues Konto ohne Passwort",
+        "  Globex Boss <boss@globex.example>: bestehendes Konto, Anmeldung möglich",
+        "  jan.kurz@acme.example <jan.kurz@acme.example>: neues Konto ohne Passwort",
+    ]
+
+
+def test_command_counts_people_beyond_the_listed(org, admin_member, globex_boss, folder, monkeypatch):
+    monkeypatch.setattr("pipelines.management.commands.import_crm.MAX_PEOPLE_SHOWN", 1)
+
+    lines = call_import(folder, "en").splitlines()
+
+    assert lines[-3:] == [
+        "The import added 3 new members with the role “Sales rep” for people the files name:",
+        "  Eva Roth <eva.roth@acme.example>: new account without password",
+        "  … and 2 more new members.",
+    ]
+
+
+def test_command_without_created_people_prints_no_list(org, admin_member, globex_boss, folder):
+    call_import(folder, "en")
+
+    output = call_import(folder, "en")
+
+    assert "new member" not in output
+    assert output.splitlines()[-1].split() == ["stage", "changes", "0", "0", "0", "0", "0"]
