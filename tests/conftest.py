@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from celery import _state as celery_state
 from django.db import connections
 from django_scopes import scopes_disabled
 
@@ -249,5 +250,11 @@ def celery_worker(celery_worker_process, transactional_db):
     previous_queue = celery_app.conf.task_default_queue
     celery_app.conf.task_always_eager = False
     celery_app.conf.task_default_queue = celery_worker_process["queue"]
+    # Celery sets one process-wide "inside a task" flag around each eager task and restores
+    # it afterwards, so eager tasks that overlap in two threads (a live server's requests,
+    # an import racing an API batch) can leave it set. In a full PostgreSQL run the worker
+    # tests' `result.get()` then raised "Never call result.get() within a task!". No task
+    # runs in this thread now, so the flag is cleared.
+    celery_state._set_task_join_will_block(False)
     yield celery_worker_process
     celery_app.conf.task_default_queue = previous_queue

@@ -213,6 +213,23 @@ def test_updated_since_filters_deals(org):
 
 
 @pytest.mark.django_db
+def test_nul_in_query_parameter_is_400(org):
+    """PostgreSQL text cannot hold NUL, so a filter value with one used to fail the request with a 500."""
+    _token, plain = make_token(org)
+
+    response = client_for(plain).get(reverse("api_deals"), {"source": "maven\x00", "page_size": "5"})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "field": "source",
+            "value": "maven\x00",
+            "reason": "Invalid value: it contains a NUL character (0x00); remove it and send the request again.",
+        }
+    ]
+
+
+@pytest.mark.django_db
 def test_upsert_twice_changes_nothing(org):
     _token, plain = make_token(org, "write")
     client = client_for(plain)

@@ -75,6 +75,20 @@ class TokenScopedMixin:
         self.exit_stack.enter_context(timezone.override(dt.timezone.utc))
         if "HTTP_ACCEPT_LANGUAGE" not in request.META:
             self.exit_stack.enter_context(translation.override(organization.language))
+        self.query_parameters_check(request)
+
+    def query_parameters_check(self, request) -> None:
+        """Reject query parameters that contain a NUL character, which PostgreSQL text cannot store or compare."""
+        invalid = sorted(
+            name for name, values in request.query_params.lists() if any("\x00" in text for text in (name, *values))
+        )
+        if invalid:
+            raise ValidationError(
+                {
+                    name: [_("Invalid value: it contains a NUL character (0x00); remove it and send the request again.")]
+                    for name in invalid
+                }
+            )
 
     def updated_since(self) -> dt.datetime | None:
         text = self.request.query_params.get("updated_since")
