@@ -13,21 +13,23 @@ TARGETS = {
 KNOWN_CAUSES = [
     "What limits the figures (timed apart from this run; the tenant, date and load are named):",
     "",
-    "- **Import.** The import runs at about 1.6 times the COPY floor beside it. That floor is far"
-    " below 50,000 deals/s on this machine, because each deal writes a row with seven indexes into"
-    " pipelines_deal and on average 1.85 implied moves with four indexes into"
-    " pipelines_dealstagechange. With the 1M tenant on 2026-12-05 (load below 1), an INSERT of"
-    " 100,000 staged deals took 3.06 s with those indexes, 0.5 s of it the statement-level"
-    " reference check. With every secondary index dropped inside a rolled-back transaction, a COPY"
-    " of the same deals took 1.84 s (load about 2). Reading, checking and staging the rows in"
-    " Python took about 2 s (reading 0.36 s, checking 0.80 s, building rows 0.30 s, binary COPY"
-    " 0.49 s, in-process, load 0.8 to 2). Before the reference checks became statement-level"
-    " (pipelines migration 0008), the commit alone took 9.3 s for 100,000 deals with the small"
-    " tenant loaded, because PostgreSQL checked each new row's foreign keys one query at a time."
-    " Reaching 50,000 deals/s would take a write path without most of these indexes, for example"
-    " loading a new tenant into its own partition and building its indexes afterwards. That was"
-    " not tried. The deal file is read once, in batches of 10,000 rows, so the command's peak"
-    " memory hardly grows with the file; most of it is the modules loaded at start-up.",
+    "- **Import.** The importer parses each batch of 10,000 rows while a worker thread writes the"
+    " previous one (COPY into a staging table, one merge, the implied moves), so reading and checking"
+    " the file (about 2.3 s per 100,000 rows in-process) overlaps the database's writes, and the"
+    " import takes about 1.5 times the COPY floor beside it. Before that overlap the same command took"
+    " 6.88 s (14,535 deals/s, 2026-12-05 04:29 UTC, load 0.3). With it, three full runs on 2026-12-05"
+    " (05:26, 05:30 and 05:35 UTC) measured 18,116, 14,620 and 19,455 deals/s, and three import-only"
+    " runs at about 05:32 UTC (load 0.8 to 1.3) 18,018 to 19,417 deals/s."
+    " The floor is far below 50,000 deals/s on this machine because of the indexes. With the 1M tenant"
+    " on 2026-12-05 (load below 1, psql, each inside a rolled-back transaction), inserting the 100,000"
+    " imported deals again took 1.70 and 2.09 s in two runs with the seven indexes of pipelines_deal and"
+    " 0.31 s with its primary key alone. Their 184,958 implied moves took 1.98 s with the four indexes"
+    " of pipelines_dealstagechange and 0.30 s without them. The statement-level reference check took"
+    " 0.47 s of the moves' 1.63 s in another run, about half of it locking the new deals FOR KEY SHARE."
+    " Reaching 50,000 deals/s would take a write path that builds these indexes after the load, for"
+    " example a new tenant loaded into its own partition. That was not tried. The deal file is read"
+    " once, in batches, so the command's peak memory hardly grows with the file; most of it is the"
+    " modules loaded at start-up.",
     "- **Recompute against the floor.** Both write or read about 20,000 rows per grain set whatever"
     " the number of deals, so with the small tenant the ratio swings with the load: 1.31, 1.37 and"
     " 1.74 in three runs on 2026-12-04 between 23:34 and 23:55 UTC, against 0.74 to 1.11 in four runs"
@@ -43,7 +45,10 @@ KNOWN_CAUSES = [
     " owner filter's 300 options are written by a template tag (pipelines/templatetags/deal_list.py)"
     " rather than by template includes. That halved the server time with the small tenant on"
     " 2026-12-05 (first page median about 100 ms before and 43 ms after, load about 2). The"
-    " benchmark repeats one URL, so those caches are warm.",
+    " benchmark repeats one URL, so those caches are warm. The runner analyzes the database after"
+    " its import phase: with the statistics of pipelines_stage still counting 6 rows instead of 62,"
+    " the page's query joined every membership to the 50 deals (24 ms instead of 0.6 ms), and the"
+    " first page's p95 was 60.7 ms in the run at 05:26 UTC.",
 ]
 
 

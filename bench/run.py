@@ -260,6 +260,10 @@ def _vacuum() -> None:
     with connection.cursor() as cursor:
         for table in ("pipelines_deal", "pipelines_dealstagechange", "pipelines_account", "spm_membership"):
             cursor.execute(f"VACUUM (ANALYZE) {table}")
+        # The imports also added users, stages, territories and teams. With pipelines_stage's
+        # statistics still counting 6 rows instead of 62, the deal list's plan joined all
+        # 4,951 memberships to the page's 50 deals: 24 ms instead of 0.6 ms per page.
+        cursor.execute("ANALYZE")
 
 
 def _copy_floor(slug: str) -> dict:
