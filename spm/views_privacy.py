@@ -71,7 +71,12 @@ def personal_data_export(request, org_slug, membership_id):
     person = _person_get(membership_id)
     export_format = request.GET.get("format", "json")
     if export_format not in ("json", "csv"):
-        return HttpResponse(_("Unknown format %(format)s; use json or csv.") % {"format": export_format}, status=400)
+        # Plain text: the message repeats the request's value, which must not be read as HTML.
+        return HttpResponse(
+            _("Unknown format %(format)s; use json or csv.") % {"format": export_format},
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
 
     export = privacy.person_data_export(membership=person, actor=request.user)
     file_name = f"personal-data-{request.organization.slug}-{person.pk}"

@@ -397,6 +397,78 @@ def test_kpi_report_rejects_missing_period(org):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("value", ["2017-13-45", "2017-02-30T00:00:00Z", "2017-03-01T25:00:00"])
+@pytest.mark.parametrize("url_name", ["api_deals", "api_stage_changes", "api_activities", "api_quotas", "api_kpi_snapshots"])
+def test_impossible_updated_since_is_400(org, url_name, value):
+    """A well-formed but impossible time made parse_datetime raise, and the request failed with a 500."""
+    _token, plain = make_token(org)
+
+    response = client_for(plain).get(reverse(url_name), {"updated_since": value})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "field": "updated_since",
+            "value": value,
+            "reason": f"Invalid value '{value}'; give an ISO 8601 time such as 2017-03-01T00:00:00Z.",
+        }
+    ]
+
+
+@pytest.mark.django_db
+def test_impossible_period_start_is_400(org):
+    _token, plain = make_token(org)
+
+    response = client_for(plain).get(reverse("api_kpi_snapshots"), {"period_start": "2017-13-01"})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"field": "period_start", "value": "2017-13-01", "reason": "Invalid value '2017-13-01'; give a date such as 2017-01-01."}
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "field", "value", "reason"),
+    [
+        (
+            {"metric": "attainment", "by": "rep", "as_of": "2017-02-30"},
+            "as_of",
+            "2017-02-30",
+            "Invalid value '2017-02-30'; give a date such as 2017-01-01.",
+        ),
+        (
+            {"metric": "attainment", "by": "rep", "quota_metric": "bogus"},
+            "quota_metric",
+            "bogus",
+            "Invalid value 'bogus'; use one of: won_revenue, won_deals, pipeline_created, activities, meetings.",
+        ),
+        (
+            {"metric": "attainment"},
+            "by",
+            None,
+            "Missing value; use one of: rep, team, territory.",
+        ),
+        (
+            {"metric": "bogus"},
+            "metric",
+            "bogus",
+            "Invalid value 'bogus'; use one of: funnel, time_in_stage, velocity, waterfall, attainment.",
+        ),
+        ({}, "by", None, "Missing value; use one of: organization, territory, team, rep."),
+    ],
+)
+def test_kpi_report_error_names_parameter(org, params, field, value, reason):
+    """Each error names the query parameter at fault, not `by` and not the command's option."""
+    _token, plain = make_token(org)
+
+    response = client_for(plain).get(reverse("api_kpi_report"), {"period": "2017", **params})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"field": field, "value": value, "reason": reason}]
+
+
+@pytest.mark.django_db
 def test_token_page_shows_token_once(client, org, admin_member):
     client.force_login(admin_member.user)
     url = reverse("api_tokens", kwargs={"org_slug": org.slug})

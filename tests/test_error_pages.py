@@ -83,3 +83,22 @@ def test_not_found_page_has_layout_head(db, client):
     assert '<html lang="de">' in page
     assert "<title>Seite nicht gefunden · SPM</title>" in page
     assert FAVICON in page
+
+
+@pytest.mark.parametrize(
+    ("language", "title"),
+    [("de", "<title>Formular abgelaufen · SPM</title>"), ("en", "<title>Form expired · SPM</title>")],
+)
+def test_csrf_failure_page_has_layout_head(db, language, title):
+    """A POST with a stale security token gets SPM's page in the user's language, not Django's built-in one."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+
+    response = client.post("/accounts/login/", {"login": "x@example.com", "password": "x"}, HTTP_ACCEPT_LANGUAGE=language)
+
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert f'<html lang="{language}">' in page
+    assert title in page
+    assert FAVICON in page

@@ -108,6 +108,17 @@ def test_export_rejects_unknown_format(admin_client, member):
     assert response.status_code == 400
 
 
+def test_export_format_error_is_plain_text(admin_client, member):
+    """The value is echoed in the message, so the response must not be HTML."""
+    value = "<h1>x</h1>"
+
+    response = admin_client.get(f"/o/acme/data-protection/people/{member.pk}/export/", {"format": value})
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content.decode() == "Unknown format <h1>x</h1>; use json or csv."
+
+
 def erase(client, membership, **data):
     return client.post(f"/o/acme/data-protection/people/{membership.pk}/erase/", data)
 

@@ -1,14 +1,16 @@
 """Reads of /api/v1/ that go beyond one model: the kpi_report metrics."""
 
+import datetime as dt
 import json
 
 from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
 from dashboards.analytics.periods import RANGE, parse_period_or_range
-from dashboards.management.commands.kpi_report import kpi_report_data, metric_report_data
+from dashboards.management.commands.kpi_report import METRICS, kpi_report_data, metric_report_data
 from dashboards.models import Grain
 from goals.attainment_report import attainment_report
+from goals.models import QuotaLevel, QuotaMetric
 from spm.models import Organization
 
 
@@ -41,7 +43,11 @@ def kpi_report_build(
     except ValueError as error:
         raise KpiReportError("period", str(error)) from None
 
+    _choice_check("metric", metric, METRICS, required=False)
     if metric == "attainment":
+        _attainment_parameters_check(by=by, quota_metric=quota_metric, as_of=as_of)
+        if period.kind == RANGE:
+            raise KpiReportError("period", _("Attainment needs a fiscal year, quarter or month, e.g. 2017-Q2."))
         try:
             text = attainment_report(
                 organization=organization,
@@ -52,7 +58,8 @@ def kpi_report_build(
                 output_format="json",
             )
         except ValueError as error:
-            raise KpiReportError("by", str(error)) from None
+            # The parameters were checked above, so this is a value the checks did not foresee.
+            raise KpiReportError("period", str(error)) from None
         return json.loads(text)
     if metric:
         try:
@@ -64,9 +71,30 @@ def kpi_report_build(
         raise KpiReportError(
             "period", _("A date range works only with metric; KPI rows exist per fiscal year, quarter and month.")
         )
-    if by not in Grain.values:
-        raise KpiReportError(
-            "by",
-            _("Invalid or missing by %(value)r; use one of: %(choices)s.") % {"value": by, "choices": ", ".join(Grain.values)},
-        )
+    _choice_check("by", by, Grain.values, required=True)
     return kpi_report_data(organization, period, by)
+
+
+def _choice_check(field: str, value: str | None, choices, *, required: bool) -> None:
+    """Raise KpiReportError for `field` when `value` is not one of `choices` (or is missing and `required`)."""
+    if value is None and not required:
+        return
+    if value is None:
+        raise KpiReportError(field, _("Missing value; use one of: %(choices)s.") % {"choices": ", ".join(choices)})
+    if value not in choices:
+        raise KpiReportError(
+            field, _("Invalid value %(value)r; use one of: %(choices)s.") % {"value": value, "choices": ", ".join(choices)}
+        )
+
+
+def _attainment_parameters_check(*, by: str | None, quota_metric: str | None, as_of: str | None) -> None:
+    """Check the attainment parameters here, so each error names its own query parameter rather than the command's option."""
+    _choice_check("by", by, QuotaLevel.values, required=True)
+    _choice_check("quota_metric", quota_metric, QuotaMetric.values, required=False)
+    if as_of is not None:
+        try:
+            dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise KpiReportError(
+                "as_of", _("Invalid value %(value)r; give a date such as 2017-01-01.") % {"value": as_of}
+            ) from None

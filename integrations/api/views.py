@@ -94,14 +94,19 @@ class TokenScopedMixin:
         text = self.request.query_params.get("updated_since")
         if not text:
             return None
-        # An unescaped "+" of an offset arrives as a space in a query string.
-        moment = parse_datetime(text.replace(" ", "+"))
-        if moment is None and parse_date(text) is not None:
-            day = parse_date(text)
-            moment = dt.datetime(day.year, day.month, day.day)
         invalid = ValidationError(
             {"updated_since": [_("Invalid value %(value)r; give an ISO 8601 time such as 2017-03-01T00:00:00Z.") % {"value": text}]}
         )
+        # parse_datetime and parse_date return None for a malformed value and raise ValueError
+        # for a well-formed impossible one (2017-02-30, 25:00).
+        try:
+            # An unescaped "+" of an offset arrives as a space in a query string.
+            moment = parse_datetime(text.replace(" ", "+"))
+            day = parse_date(text) if moment is None else None
+        except ValueError:
+            raise invalid from None
+        if day is not None:
+            moment = dt.datetime(day.year, day.month, day.day)
         if moment is None:
             raise invalid
         if timezone.is_naive(moment):
@@ -368,7 +373,10 @@ class KpiSnapshotListView(TokenScopedMixin, generics.ListAPIView):
                 snapshots = snapshots.filter(**{name: value})
         start = self.request.query_params.get("period_start")
         if start:
-            day = parse_date(start) if len(start) == 10 else None
+            try:
+                day = parse_date(start) if len(start) == 10 else None
+            except ValueError:
+                day = None
             if day is None:
                 raise ValidationError(
                     {"period_start": [_("Invalid value %(value)r; give a date such as 2017-01-01.") % {"value": start}]}
