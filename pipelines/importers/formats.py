@@ -78,10 +78,7 @@ def bytes_decode(data: bytes, file_name: str) -> tuple[str, str]:
     try:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError as error:
-        raise ImportSourceError(
-            gettext("File %(file)s is neither UTF-8 nor Windows-1252 (%(error)s); save it as UTF-8 and retry.")
-            % {"file": file_name, "error": error}
-        ) from None
+        raise _not_text_error(file_name, error) from None
 
 
 def delimiter_detect(first_line: str) -> str:
@@ -142,9 +139,18 @@ def encoding_detect(path: Path) -> str:
             error = _decode_error(handle, "cp1252")
             if error is None:
                 return "cp1252"
-    raise ImportSourceError(
-        gettext("File %(file)s is neither UTF-8 nor Windows-1252 (%(error)s); save it as UTF-8 and retry.")
-        % {"file": path.name, "error": error}
+    raise _not_text_error(path.name, error)
+
+
+def _not_text_error(file_name: str, error: UnicodeDecodeError) -> ImportSourceError:
+    """Return the error for a file that neither encoding reads, naming the first byte that failed."""
+    byte = error.object[error.start]
+    return ImportSourceError(
+        gettext(
+            "File %(file)s is neither UTF-8 nor Windows-1252: it contains the byte %(byte)s, which neither can read."
+            " Save it as CSV UTF-8 and upload it again."
+        )
+        % {"file": file_name, "byte": f"0x{byte:02X}"}
     )
 
 
