@@ -416,6 +416,27 @@ def test_impossible_updated_since_is_400(org, url_name, value):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "field", "value", "reason"),
+    [
+        ({"page_size": "abc"}, "page_size", "abc", "Invalid value 'abc'; give a whole number from 1 to 1000."),
+        ({"page_size": "0"}, "page_size", "0", "Invalid value '0'; give a whole number from 1 to 1000."),
+        ({"page_size": "-1"}, "page_size", "-1", "Invalid value '-1'; give a whole number from 1 to 1000."),
+        ({"page_size": "100000"}, "page_size", "100000", "Invalid value '100000'; give a whole number from 1 to 1000."),
+        ({"cursor": "garbage"}, "cursor", "garbage", "Invalid cursor; use the next or previous link of an earlier page."),
+    ],
+)
+def test_invalid_paging_is_400(org, params, field, value, reason):
+    """DRF served the default page for a bad page size and a 404 for a bad cursor."""
+    _token, plain = make_token(org)
+
+    response = client_for(plain).get(reverse("api_deals"), params)
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"field": field, "value": value, "reason": reason}]
+
+
+@pytest.mark.django_db
 def test_impossible_period_start_is_400(org):
     _token, plain = make_token(org)
 

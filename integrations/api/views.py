@@ -18,7 +18,7 @@ from django_scopes import scope
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -42,12 +42,40 @@ UPDATED_SINCE = OpenApiParameter(
 
 
 class IdCursorPagination(CursorPagination):
-    """Pages in id order: a cursor stays valid while rows are added or changed."""
+    """Pages in id order: a cursor stays valid while rows are added or changed.
+
+    An invalid `page_size` or `cursor` is a 400 naming the parameter. DRF would serve
+    the default page size for the first and answer 404 for the second.
+    """
 
     ordering = "id"
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request):
+        text = request.query_params.get(self.page_size_query_param)
+        if text is None:
+            return self.page_size
+        size = int(text) if text.isascii() and text.isdigit() else 0
+        if not 1 <= size <= self.max_page_size:
+            raise ValidationError(
+                {
+                    self.page_size_query_param: [
+                        _("Invalid value %(value)r; give a whole number from 1 to %(max)d.")
+                        % {"value": text, "max": self.max_page_size}
+                    ]
+                }
+            )
+        return size
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ValidationError(
+                {self.cursor_query_param: [_("Invalid cursor; use the next or previous link of an earlier page.")]}
+            ) from None
 
 
 class TokenScopedMixin:
