@@ -18,3 +18,6 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include("integrations.api.urls_org")),
     path("api/v1/", include("integrations.api.urls")),
 ]
+
+# The API's clients parse JSON, also for an address that matches no URL (/api/v1/deals/abc/).
+handler404 = "spm.views.page_not_found"

@@ -1,10 +1,13 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
+from django.views import defaults
 from django.views.decorators.http import require_POST
-from django.conf import settings
 from django_scopes import scopes_disabled
+from rest_framework.exceptions import NotFound
 
 from spm.models import Membership, Role
 
@@ -47,3 +50,11 @@ def set_language(request):
         request.user.save(update_fields=["language"])
     response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax")
     return response
+
+
+def page_not_found(request, exception):
+    """Return the API's JSON error body for a path under /api/ that matches no URL, else the HTML page."""
+    if request.path.startswith("/api/"):
+        # DRF's message and translation, as the API's own 404 bodies use.
+        return JsonResponse({"detail": str(NotFound.default_detail)}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -102,3 +102,13 @@ def test_csrf_failure_page_has_layout_head(db, language, title):
     assert f'<html lang="{language}">' in page
     assert title in page
     assert FAVICON in page
+
+
+@pytest.mark.parametrize(("language", "detail"), [("de", "Nicht gefunden."), ("en", "Not found.")])
+def test_api_path_not_found_is_json(db, client, language, detail):
+    """An API address that matches no URL (a word where the id goes) gets the API's JSON body, not the HTML page."""
+    response = client.get("/api/v1/deals/abc/", HTTP_ACCEPT_LANGUAGE=language)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": detail}

@@ -44,8 +44,8 @@ UPDATED_SINCE = OpenApiParameter(
 class IdCursorPagination(CursorPagination):
     """Pages in id order: a cursor stays valid while rows are added or changed.
 
-    An invalid `page_size` or `cursor` is a 400 naming the parameter. DRF would serve
-    the default page size for the first and answer 404 for the second.
+    An invalid `page_size` or `cursor` is a 400 naming the parameter. DRF would return
+    the default page size for the first and a 404 for the second.
     """
 
     ordering = "id"
