@@ -44,7 +44,14 @@ class OrganizationSettingsForm(BootstrapFormMixin, forms.Form):
     time_zone = forms.ChoiceField(
         label=_("Time zone"), choices=[(name, name) for name in sorted(zoneinfo.available_timezones())]
     )
-    currency = forms.CharField(label=_("Base currency"), max_length=3, help_text=_("ISO 4217 code, e.g. EUR."))
+    currency = forms.CharField(
+        label=_("Base currency"),
+        max_length=3,
+        help_text=_(
+            "ISO 4217 code, e.g. EUR. It can only be changed while the organization has no deals, quotas, "
+            "forecasts or exchange rates, because existing amounts are not converted."
+        ),
+    )
     language = forms.ChoiceField(label=_("Default language"), choices=[("de", _("German")), ("en", _("English"))])
     attainment_warning_percent = forms.DecimalField(
         label=_("Early-warning threshold (%)"),

@@ -16,8 +16,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from goals.attainment import COUNT_METRICS
 from goals.models import (
     Assignment,
+    ForecastSnapshot,
+    ForecastSubmission,
     LeavePeriod,
     Quota,
     QuotaMetric,
@@ -27,6 +30,7 @@ from goals.models import (
     Team,
     Territory,
 )
+from pipelines.models import Deal, ExchangeRate
 from spm import fiscal
 from spm.models import AuditLog, Membership, Organization, Role, User
 
@@ -99,6 +103,42 @@ def currency_check(code: str) -> str:
     return normalized
 
 
+def organization_has_base_amounts(organization: Organization) -> bool:
+    """Return whether the organization stores amounts in its base currency.
+
+    These are deals (soft-deleted ones too), quotas and quota templates with a money
+    metric, forecast calls and snapshots, and exchange rates, which are base units per
+    unit of another currency. A base-currency change would leave them unconverted.
+    """
+    money_metrics = [metric for metric in QuotaMetric.values if metric not in COUNT_METRICS]
+    querysets = (
+        Deal.all_objects.filter(organization=organization),
+        Quota.objects.filter(organization=organization, metric__in=money_metrics),
+        QuotaTemplate.objects.filter(organization=organization, metric__in=money_metrics),
+        ForecastSubmission.objects.filter(organization=organization),
+        ForecastSnapshot.objects.filter(organization=organization),
+        ExchangeRate.objects.filter(organization=organization),
+    )
+    return any(queryset.exists() for queryset in querysets)
+
+
+def currency_change_check(organization: Organization, currency: str) -> None:
+    """Raise ValidationError on the `currency` field if the organization already has base amounts."""
+    if not organization_has_base_amounts(organization):
+        return
+    raise ValidationError(
+        {
+            "currency": _(
+                "The base currency cannot be changed from %(current)s to %(new)s because the organization already "
+                "has deals, quotas, forecasts or exchange rates in %(current)s, and their amounts would not be "
+                "converted. The base currency can only be set before the first import. To work in %(new)s, create "
+                "a new organization or contact support."
+            )
+            % {"current": organization.currency, "new": currency}
+        }
+    )
+
+
 @transaction.atomic
 def organization_settings_update(
     *, organization: Organization, actor: User | None, changes: dict, reason: str = ""
@@ -106,7 +146,8 @@ def organization_settings_update(
     """Change organization settings and return the names of the fields that changed.
 
     Raises ValidationError (from the model's validators) for invalid values,
-    leaving the organization unchanged. A new fiscal year start month or time
+    and for a new base currency once the organization stores amounts in the
+    current one, leaving the organization unchanged. A new fiscal year start month or time
     zone keeps every quota row as it is: quotas whose start is no longer a
     period boundary show as off-calendar in the editor. It schedules a KPI
     recompute after commit because every period boundary moved.
@@ -114,6 +155,8 @@ def organization_settings_update(
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise ValueError(f"Unknown organization settings {sorted(unknown)}; allowed are {', '.join(SETTINGS_FIELDS)}.")
+    if "currency" in changes:
+        changes = {**changes, "currency": currency_check(changes["currency"])}
     before = {name: getattr(organization, name) for name in changes}
     changed = [name for name, value in changes.items() if before[name] != value]
     if not changed:
@@ -121,7 +164,7 @@ def organization_settings_update(
         return []
 
     if "currency" in changed:
-        changes = {**changes, "currency": currency_check(changes["currency"])}
+        currency_change_check(organization, changes["currency"])
     for name in changed:
         setattr(organization, name, changes[name])
     try:

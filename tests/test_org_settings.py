@@ -10,9 +10,27 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_scopes import scope, scopes_disabled
 
-from goals.models import Quota
+from goals.models import ForecastSubmission, Quota, QuotaTemplate
 from goals.services import organization_settings_update
+from pipelines.models import Deal, ExchangeRate
 from spm.models import AuditLog, Organization
+from tests.factories import DealFactory
+
+CURRENCY_LOCKED_EN = (
+    "The base currency cannot be changed from EUR to USD because the organization already has deals, quotas, "
+    "forecasts or exchange rates in EUR, and their amounts would not be converted. The base currency can only be "
+    "set before the first import. To work in USD, create a new organization or contact support."
+)
+CURRENCY_LOCKED_DE = (
+    "Die Basiswährung kann nicht von EUR auf USD geändert werden, weil die Organisation bereits Deals, Quotas, "
+    "Forecasts oder Wechselkurse in EUR hat und deren Beträge nicht umgerechnet würden. Die Basiswährung lässt "
+    "sich nur vor dem ersten Import festlegen. Um in USD zu arbeiten, legen Sie eine neue Organisation an oder "
+    "wenden Sie sich an den Support."
+)
+SETTINGS_POST = {
+    "fiscal_year_start_month": 1, "time_zone": "Europe/Berlin", "currency": "USD", "language": "de",
+    "attainment_warning_percent": "70.0", "leaderboard_privacy": "names", "minimum_group_size": 0,
+}  # fmt: skip
 
 
 def test_fiscal_calendar_change_keeps_quotas_and_recomputes(org, member, django_capture_on_commit_callbacks):
@@ -114,3 +132,128 @@ def test_configure_organization_unknown_org(db):
     with pytest.raises(CommandError, match="Organization nobody not found"):
         call_command("configure_organization", "--org", "nobody", "--language", "en")
     assert not Organization.objects.filter(slug="nobody").exists()
+
+
+def _deal(org, member, stages):
+    DealFactory(owner=member, stage=stages["open"], amount=Decimal("1500.00"))
+
+
+def _deleted_deal(org, member, stages):
+    DealFactory(
+        owner=member, stage=stages["open"],
+        deleted_at=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
+    )  # fmt: skip
+
+
+def _money_quota(org, member, stages):
+    Quota.objects.create(
+        organization=org, level="rep", membership=member, period_kind="quarter",
+        period_start=dt.date(2025, 1, 1), metric="pipeline_created", target=Decimal(9000),
+    )  # fmt: skip
+
+
+def _money_template(org, member, stages):
+    QuotaTemplate.objects.create(
+        organization=org, name="Q", metric="won_revenue", period_kind="quarter", target=Decimal(9000)
+    )
+
+
+def _forecast_call(org, member, stages):
+    ForecastSubmission.objects.create(
+        organization=org, subject=member, submitted_by=member, period_kind="quarter",
+        period_start=dt.date(2025, 1, 1), commit_amount=Decimal(100), best_case_amount=Decimal(200),
+        submitted_at=dt.datetime(2025, 1, 2, tzinfo=dt.timezone.utc),
+    )  # fmt: skip
+
+
+def _exchange_rate(org, member, stages):
+    ExchangeRate.objects.create(organization=org, currency="USD", valid_from=dt.date(2025, 1, 1), rate=Decimal("0.9"))
+
+
+@pytest.mark.parametrize(
+    "rows_create", [_deal, _deleted_deal, _money_quota, _money_template, _forecast_call, _exchange_rate]
+)
+def test_currency_change_rejected_with_base_amounts(org, member, stages, rows_create):
+    with scopes_disabled():
+        rows_create(org, member, stages)
+
+    with scope(organization=org), pytest.raises(ValidationError) as error:
+        organization_settings_update(organization=org, actor=None, changes={"currency": "usd", "language": "en"})
+
+    assert error.value.message_dict == {"currency": [CURRENCY_LOCKED_EN]}
+    org.refresh_from_db()
+    assert org.currency == "EUR"
+    assert org.language == "de"
+    with scopes_disabled():
+        assert not AuditLog.objects.filter(organization=org, action="organization.settings_changed").exists()
+
+
+def test_currency_change_allowed_with_count_quota(org, member, django_capture_on_commit_callbacks):
+    with scopes_disabled():
+        Quota.objects.create(
+            organization=org, level="rep", membership=member, period_kind="quarter",
+            period_start=dt.date(2025, 1, 1), metric="won_deals", target=Decimal(12),
+        )  # fmt: skip
+
+    with scope(organization=org), django_capture_on_commit_callbacks(execute=True):
+        changed = organization_settings_update(organization=org, actor=None, changes={"currency": "USD"})
+
+    assert changed == ["currency"]
+    org.refresh_from_db()
+    assert org.currency == "USD"
+
+
+def test_same_currency_in_lower_case_is_no_change(org, member, stages):
+    with scopes_disabled():
+        _deal(org, member, stages)
+
+    with scope(organization=org):
+        changed = organization_settings_update(organization=org, actor=None, changes={"currency": "eur"})
+
+    assert changed == []
+    with scopes_disabled():
+        assert not AuditLog.objects.filter(organization=org, action="organization.settings_changed").exists()
+
+
+@pytest.mark.parametrize(("language", "message"), [("de", CURRENCY_LOCKED_DE), ("en", CURRENCY_LOCKED_EN)])
+def test_configure_organization_rejects_currency_with_deals(org, member, stages, language, message):
+    org.language = language
+    org.save(update_fields=["language"])
+    with scopes_disabled():
+        _deal(org, member, stages)
+
+    with pytest.raises(CommandError) as error:
+        call_command("configure_organization", "--org", "acme", "--currency", "USD")
+
+    assert str(error.value) == message
+    org.refresh_from_db()
+    assert org.currency == "EUR"
+    with scopes_disabled():
+        assert Deal.all_objects.get(organization=org).base_amount == Decimal("1500.00")
+
+
+@pytest.mark.parametrize(("language", "message"), [("de", CURRENCY_LOCKED_DE), ("en", CURRENCY_LOCKED_EN)])
+def test_settings_page_rejects_currency_with_deals(admin_member, member, stages, client, language, message):
+    org = admin_member.organization
+    with scopes_disabled():
+        _deal(org, member, stages)
+    client.force_login(admin_member.user)
+
+    response = client.post("/o/acme/settings/", {**SETTINGS_POST, "fiscal_year_start_month": 2}, HTTP_ACCEPT_LANGUAGE=language)
+
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"currency": [message]}
+    assert f'<div class="invalid-feedback d-block">{message}</div>' in response.content.decode()
+    org.refresh_from_db()
+    assert org.currency == "EUR"
+    assert org.fiscal_year_start_month == 1
+
+
+def test_settings_page_changes_currency_without_deals(admin_member, client):
+    client.force_login(admin_member.user)
+
+    response = client.post("/o/acme/settings/", SETTINGS_POST)
+
+    assert response.status_code == 302
+    admin_member.organization.refresh_from_db()
+    assert admin_member.organization.currency == "USD"

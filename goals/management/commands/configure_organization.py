@@ -49,7 +49,13 @@ class Command(BaseCommand):
             help="First month of the fiscal year, 1 (January) to 12; the fiscal year is named by the year it ends in.",
         )
         parser.add_argument("--time-zone", help="IANA time zone name, e.g. Europe/Berlin.")
-        parser.add_argument("--currency", help="ISO 4217 code of the base currency, e.g. EUR.")
+        parser.add_argument(
+            "--currency",
+            help=(
+                "ISO 4217 code of the base currency, e.g. EUR. Rejected once the organization has deals, money "
+                "quotas, forecasts or exchange rates, because their amounts would not be converted."
+            ),
+        )
         parser.add_argument("--language", choices=["de", "en"], help="Default language of the organization.")
 
     def handle(self, *args, **options):
