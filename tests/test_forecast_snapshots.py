@@ -164,8 +164,8 @@ def test_backfill_command_output_language(org, member, history, language, expect
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
-        ("en", "--from 2017-03 is not a Quarter; the organization forecasts per Quarter, e.g. 2017-Q1."),
-        ("de", "--from 2017-03 ist kein Zeitraum der Art Quartal; die Organisation erstellt Forecasts je Quartal, z. B. 2017-Q1."),
+        ("en", "--from 2017-03 is not a period of the organization's forecast kind (Quarter); give one such as 2017-Q1."),
+        ("de", "--from 2017-03 ist kein Zeitraum der Forecast-Art der Organisation (Quartal); geben Sie einen wie 2017-Q1 an."),
     ],
 )
 def test_backfill_command_names_period_kind(org, language, expected):

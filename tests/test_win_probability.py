@@ -544,6 +544,17 @@ def test_command_fails_without_history(org, org_in_english, member, stages, acco
     assert "20 won and 20 lost closed deals" in str(raised.value)
 
 
+def test_command_rejects_impossible_as_of(db):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError) as raised:
+        call_command("win_model_train", "--org", "acme", "--as-of", "2017-02-30")
+
+    assert str(raised.value) == (
+        "Error: argument --as-of: invalid date '2017-02-30'; use YYYY-MM-DD, e.g. 2017-12-31"
+    )
+
+
 def test_command_unknown_organization_in_german(db):
     from django.core.management import CommandError, call_command
 

@@ -89,7 +89,10 @@ class Command(BaseCommand):
         if period.kind != kind:
             example = "2017-Q1" if kind == "quarter" else "2017-03"
             raise CommandError(
-                gettext("%(option)s %(value)s is not a %(kind)s; the organization forecasts per %(kind)s, e.g. %(example)s.")
+                gettext(
+                    "%(option)s %(value)s is not a period of the organization's forecast kind (%(kind)s);"
+                    " give one such as %(example)s."
+                )
                 % {"option": option, "value": label, "kind": ForecastPeriodKind(kind).label, "example": example}
             )
         return period

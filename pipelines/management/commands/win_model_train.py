@@ -1,5 +1,6 @@
 """`manage.py win_model_train`: train an organization's win-probability model now and print its held-out metrics."""
 
+import argparse
 import datetime as dt
 import time
 import zoneinfo
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True, help="Slug of the organization.")
         parser.add_argument(
             "--as-of",
-            type=dt.date.fromisoformat,
+            type=_date_option,
             help="Score the open deals as of the end of this day (YYYY-MM-DD) in the organization's time zone; "
             "default: now.",
         )
@@ -82,14 +83,24 @@ class Command(BaseCommand):
             run = win_model_train(run=run, now=now)
             seconds = time.monotonic() - started
             if run.status != WinModelStatus.SUCCEEDED:
-                raise CommandError(
-                    gettext("No model trained (%(status)s): %(won)s won and %(lost)s lost closed deals. %(message)s")
-                    % {
-                        "status": run.get_status_display(),
-                        "won": format_number(run.closed_won_count),
-                        "lost": format_number(run.closed_lost_count),
-                        "message": run.message,
-                    },
-                    returncode=1,
-                )
+                message = gettext(
+                    "No model trained (%(status)s): %(won)s won and %(lost)s lost closed deals. %(message)s"
+                ) % {
+                    "status": run.get_status_display(),
+                    "won": format_number(run.closed_won_count),
+                    "lost": format_number(run.closed_lost_count),
+                    "message": run.message,
+                }
+                # A run without a message would end the line in a space.
+                raise CommandError(message.strip(), returncode=1)
             self.stdout.write(training_summary(run, seconds))
+
+
+def _date_option(value: str) -> dt.date:
+    """Parse --as-of; argparse shows the ArgumentTypeError's message instead of its own English one."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            gettext("invalid date %(value)r; use YYYY-MM-DD, e.g. 2017-12-31") % {"value": value}
+        ) from None
