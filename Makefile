@@ -37,12 +37,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP_INSTALL) -e '.[test]'
 	touch $@
 
+# The set-up steps print their own summaries; LOG_LEVEL=WARNING keeps their INFO log lines
+# (one per quota or forecast written) out of the way. The server logs at the default level.
 demo: $(VENV)/.installed
-	$(VENV_PYTHON) manage.py migrate --no-input
-	$(VENV_PYTHON) manage.py import_crm --org $(DEMO_ORG) --source maven demo/data/maven-crm --currency USD --create
-	$(VENV_PYTHON) manage.py demo_setup --org $(DEMO_ORG) --quotas
-	$(VENV_PYTHON) manage.py forecast_backfill --org $(DEMO_ORG)
-	$(VENV_PYTHON) manage.py win_model_train --org $(DEMO_ORG) --as-of 2017-12-31
+	LOG_LEVEL=WARNING $(VENV_PYTHON) manage.py migrate --no-input
+	LOG_LEVEL=WARNING $(VENV_PYTHON) manage.py import_crm --org $(DEMO_ORG) --source maven demo/data/maven-crm --currency USD --create
+	LOG_LEVEL=WARNING $(VENV_PYTHON) manage.py demo_setup --org $(DEMO_ORG) --quotas
+	LOG_LEVEL=WARNING $(VENV_PYTHON) manage.py forecast_backfill --org $(DEMO_ORG)
+	LOG_LEVEL=WARNING $(VENV_PYTHON) manage.py win_model_train --org $(DEMO_ORG) --as-of 2017-12-31
 	@echo "Open http://127.0.0.1:$(PORT)/ and log in with one of the accounts above (Ctrl+C stops the server)."
 	$(VENV_PYTHON) manage.py runserver 127.0.0.1:$(PORT)
 
