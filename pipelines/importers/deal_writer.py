@@ -18,6 +18,7 @@ Status and `closed_at` are then derived from the history by `deal_close_state_re
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -34,6 +35,7 @@ from pipelines.importers.base import (
     convert_amount,
     fetch_by_keys,
 )
+from pipelines.importers.people import PeopleDirectory, Person
 from pipelines.models import Deal, DealStageChange, Pipeline, Stage, StageKind
 from pipelines.services import deal_close_state_refresh
 from spm.models import Organization
@@ -65,6 +67,8 @@ class DealRecord:
     # Snapshot exports: the stage the deal entered when it was created, and the time it was won or lost.
     entry_stage_id: int | None = None
     closed_at: dt.datetime | None = None
+    # The owner as the file names them; `deal_owners_assign` turns it into `owner_id` once the row is accepted.
+    owner: Person | None = None
 
 
 def stage_kind_from_name(name: str) -> str:
@@ -177,6 +181,37 @@ class BaseAmountConverter:
                 date=day.isoformat(),
             )
         return convert_amount(amount, rate)
+
+
+def deal_owners_assign(
+    *,
+    directory: PeopleDirectory,
+    records: list[DealRecord],
+    column: str,
+    reject: Callable[[DealRecord, RowRejected], None],
+) -> list[DealRecord]:
+    """Set `owner_id` and `territory_id` of accepted `records`, creating the members they name, and return them.
+
+    Importers call this after checking every row, so people named only in rejected rows
+    are never created. A record whose owner `ensure` could not create (their generated
+    e-mail address belongs to another name) is passed to `reject` with the file's owner
+    `column` and left out of the returned list.
+    """
+    people = {record.owner.key: record.owner for record in records if record.owner is not None}
+    members = directory.ensure(list(people.values()))
+    accepted = []
+    for record in records:
+        if record.owner is None:
+            accepted.append(record)
+            continue
+        membership = members.get(record.owner.key)
+        if membership is None:
+            reject(record, directory.conflict_rejection(record.owner.key, column))
+            continue
+        record.values["owner_id"] = membership.pk
+        record.values["territory_id"] = membership.territory_id
+        accepted.append(record)
+    return accepted
 
 
 def deals_write(

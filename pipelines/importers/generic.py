@@ -25,6 +25,7 @@ from pipelines.importers.deal_writer import (
     BaseAmountConverter,
     DealRecord,
     PipelineStages,
+    deal_owners_assign,
     deals_write,
 )
 from pipelines.importers.formats import (
@@ -133,21 +134,24 @@ class GenericImport:
 
     def run(self) -> ImportResult:
         self.stages = PipelineStages(organization=self.organization, name=PIPELINE_NAME)
-        owners = PeopleDirectory(organization=self.organization, result=self.result).ensure(
-            [Person(key=self.cell(row, "owner"), name=self.cell(row, "owner")) for _line, row in self.table.rows if self.cell(row, "owner")]
-        )
         converter = BaseAmountConverter(organization=self.organization, today=self.today)
         records = []
         first_line: dict[str, int] = {}
         total = len(self.table.rows)
         for index, (line, row) in enumerate(self.table.rows, start=1):
             try:
-                records.append(self.record(line, row, owners, converter, first_line))
+                records.append(self.record(line, row, converter, first_line))
             except RowRejected as rejection:
                 self.result.reject("deals", self.table.file_name, line, rejection)
             if index % PROGRESS_STEP == 0:
                 self.result.report_progress(index, total)
         self.stages.order_closed_last()
+        records = deal_owners_assign(
+            directory=PeopleDirectory(organization=self.organization, result=self.result),
+            records=records,
+            column=self.mapping["owner"],
+            reject=lambda record, rejection: self.result.reject("deals", self.table.file_name, record.line, rejection),
+        )
         deals_write(
             organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
         )
@@ -180,7 +184,7 @@ class GenericImport:
             field=field,
         )
 
-    def record(self, line, row, owners, converter, first_line) -> DealRecord:
+    def record(self, line, row, converter, first_line) -> DealRecord:
         column = self.mapping.get
         external_id = text_cell(self.cell(row, "external_id"), column("external_id"), 200)
         if not external_id:
@@ -189,8 +193,8 @@ class GenericImport:
             raise RowRejected(
                 column("external_id"), external_id, gettext_noop("duplicate deal; first listed on line %(line)d"), line=first_line[external_id]
             )
-        owner = owners.get(self.cell(row, "owner"))
-        if owner is None:
+        owner = self.cell(row, "owner")
+        if not owner:
             raise RowRejected(column("owner"), "", gettext_noop("missing value"))
         created_text = self.cell(row, "created_at")
         if not created_text:
@@ -242,8 +246,6 @@ class GenericImport:
             external_id=external_id,
             values={
                 "name": text_cell(self.cell(row, "name"), column("name") or "", 300),
-                "owner_id": owner.pk,
-                "territory_id": owner.territory_id,
                 "pipeline_id": self.stages.pipeline.pk,
                 "stage_id": stage.pk,
                 "amount": amount,
@@ -256,4 +258,5 @@ class GenericImport:
             },
             entry_stage_id=(entry_stage or stage).pk,
             closed_at=closed_at,
+            owner=Person(key=owner, name=owner),
         )

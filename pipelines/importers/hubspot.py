@@ -36,6 +36,7 @@ from pipelines.importers.deal_writer import (
     Move,
     PipelineStages,
     close_time_missing,
+    deal_owners_assign,
     deals_write,
 )
 from pipelines.importers.formats import (
@@ -114,28 +115,31 @@ class HubSpotImport:
         for _column, stage_name, pipeline_name in entered_columns:
             self.stages_for(pipeline_name).get(stage_name)
 
-        owners = PeopleDirectory(organization=self.organization, result=self.result).ensure(
-            [Person(key=row["Deal owner"], name=row["Deal owner"]) for _line, row in table.rows if row.get("Deal owner")]
-        )
         converter = BaseAmountConverter(organization=self.organization, today=self.today)
         records = []
         first_line: dict[str, int] = {}
         for index, (line, row) in enumerate(table.rows, start=1):
             try:
-                records.append(self.record(line, row, owners, entered_columns, converter, first_line))
+                records.append(self.record(line, row, entered_columns, converter, first_line))
             except RowRejected as rejection:
                 self.result.reject("deals", table.file_name, line, rejection)
             if index % PROGRESS_STEP == 0:
                 self.result.report_progress(index, len(table.rows))
         for stages in self.pipelines.values():
             stages.order_closed_last()
+        records = deal_owners_assign(
+            directory=PeopleDirectory(organization=self.organization, result=self.result),
+            records=records,
+            column="Deal owner",
+            reject=lambda record, rejection: self.result.reject("deals", table.file_name, record.line, rejection),
+        )
         deals_write(
             organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
         )
         self.result.report_progress(len(table.rows), len(table.rows))
         return self.result
 
-    def record(self, line, row, owners, entered_columns, converter, first_line) -> DealRecord:
+    def record(self, line, row, entered_columns, converter, first_line) -> DealRecord:
         external_id = text_cell(row.get("Record ID", ""), "Record ID", 200)
         if not external_id:
             raise RowRejected("Record ID", external_id, gettext_noop("missing value"))
@@ -143,8 +147,8 @@ class HubSpotImport:
             raise RowRejected(
                 "Record ID", external_id, gettext_noop("duplicate deal; first listed on line %(line)d"), line=first_line[external_id]
             )
-        owner = owners.get(row.get("Deal owner", ""))
-        if owner is None:
+        owner = row.get("Deal owner", "")
+        if not owner:
             raise RowRejected("Deal owner", "", gettext_noop("missing value"))
         pipeline_name = text_cell(row.get("Pipeline", ""), "Pipeline", 200) or DEFAULT_PIPELINE
         stages = self.stages_for(pipeline_name)
@@ -200,8 +204,6 @@ class HubSpotImport:
             external_id=external_id,
             values={
                 "name": text_cell(row.get("Deal Name", ""), "Deal Name", 300),
-                "owner_id": owner.pk,
-                "territory_id": owner.territory_id,
                 "pipeline_id": stages.pipeline.pk,
                 "stage_id": stage.pk,
                 "amount": amount,
@@ -213,4 +215,5 @@ class HubSpotImport:
             moves=moves,
             entry_stage_id=stage.pk,
             closed_at=closed_at,
+            owner=Person(key=owner, name=owner),
         )

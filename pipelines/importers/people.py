@@ -8,12 +8,26 @@ manager or active dates. Their user is the existing user with that e-mail addres
 their password and so may log in to this organization at once, or else a new, active user
 without a usable password. Existing members keep their role. `ImportResult.people_created`
 lists every member created.
+
+Importers call `ensure` only for the people that accepted rows name, after checking the
+rows, so a rejected row never adds a person. A person named without an e-mail address gets
+a generated one (`person_email`). When that address already belongs to someone with a
+different name, in the same call or in the organization, the person is not created and
+`conflicts` holds the reason instead: merging two names into one person, or quietly
+splitting one person into two, would both credit deals to the wrong member.
 """
 
 import logging
 from dataclasses import dataclass
 
-from pipelines.importers.base import CreatedPerson, ImportResult, PersonAccount
+from django.utils.translation import gettext_noop
+
+from pipelines.importers.base import (
+    CreatedPerson,
+    ImportResult,
+    PersonAccount,
+    RowRejected,
+)
 from pipelines.importers.maven import person_email
 from spm.models import Membership, Organization, Role, User
 
@@ -38,6 +52,8 @@ class PeopleDirectory:
         self.by_external_id: dict[str, Membership] = {}
         self.by_email: dict[str, Membership] = {}
         self.by_name: dict[str, Membership] = {}
+        # Keys of people `ensure` did not create because their generated address belongs to another name.
+        self.conflicts: dict[str, EmailConflict] = {}
         for membership in Membership.objects.filter(organization=organization).select_related("user").order_by("pk"):
             self._index(membership)
 
@@ -67,6 +83,8 @@ class PeopleDirectory:
         A person without an e-mail address gets `<name>@<org slug>.example`; the `.example`
         domain is reserved, so nothing is ever delivered there. New memberships store the
         person's key as external id, so the next import matches them even if the name changes.
+        A person whose generated address belongs to another name is left out of the result
+        and recorded in `conflicts`.
         """
         found: dict[str, Membership] = {}
         missing: dict[str, Person] = {}
@@ -81,13 +99,10 @@ class PeopleDirectory:
         if not missing:
             return found
 
-        emails = {}
-        for key, person in missing.items():
-            email = (person.email or ("" if "@" not in key else key)).lower()
-            if not email:
-                email = person_email(person.name or key, self.organization.slug) or f"person-{key}@{self.organization.slug}.example"
-            emails[key] = email
-        users = {user.email.lower(): user for user in User.objects.filter(email__in=set(emails.values()))}
+        emails, generated_for, users = self._addresses(missing)
+        for key, conflict in _conflicts_find(emails, generated_for, users).items():
+            self.conflicts[key] = conflict
+            del missing[key]
         new_users = []
         for key, person in missing.items():
             email = emails[key]
@@ -123,12 +138,82 @@ class PeopleDirectory:
             self._index(membership)
         counts.created += len(new_memberships)
         logger.info(
-            "Import created people organization_id=%s users=%s memberships=%s",
+            "Import created people organization_id=%s users=%s memberships=%s conflicts=%s",
             self.organization.pk,
             len(new_users),
             len(new_memberships),
+            len(self.conflicts),
         )
         return found
+
+    def conflicts_check(self, people: list[Person]) -> dict[str, "EmailConflict"]:
+        """Return the people `ensure` would leave out because their generated address belongs to another name."""
+        missing = {}
+        for person in people:
+            if self.find(person) is None:
+                missing.setdefault(person.key, person)
+        return _conflicts_find(*self._addresses(missing))
+
+    def _addresses(self, missing: dict[str, Person]) -> tuple[dict[str, str], dict[str, str], dict[str, User]]:
+        """Return each person's address by key, the name of those whose address is generated, and the stored users."""
+        emails = {}
+        generated_for = {}
+        for key, person in missing.items():
+            email = (person.email or ("" if "@" not in key else key)).lower()
+            if not email:
+                name = person.name or key
+                email = person_email(name, self.organization.slug) or f"person-{key}@{self.organization.slug}.example"
+                generated_for[key] = name
+            emails[key] = email
+        users = {user.email.lower(): user for user in User.objects.filter(email__in=set(emails.values()))}
+        return emails, generated_for, users
+
+    def conflict_rejection(self, key: str, column: str) -> RowRejected:
+        """Return the rejection of a row whose owner `key` is in `conflicts`."""
+        conflict = self.conflicts[key]
+        return RowRejected(
+            column,
+            key,
+            gettext_noop(
+                "the name gives the same e-mail address %(email)s as %(other)s; write the same person's name the same "
+                "way in every row, or enter the person's e-mail address instead of the name"
+            ),
+            email=conflict.email,
+            other=conflict.other,
+        )
+
+
+@dataclass(frozen=True)
+class EmailConflict:
+    """A generated address `email` that already belongs to the person named `other`."""
+
+    email: str
+    other: str
+
+
+def _conflicts_find(
+    emails: dict[str, str], generated_for: dict[str, str], users: dict[str, User]
+) -> dict[str, EmailConflict]:
+    """Return the keys whose generated address is taken by another name; the first person to claim it keeps it.
+
+    Names that differ only in case are one person, as `PeopleDirectory.find` matches them.
+    A stored user without a name cannot be told apart, so that user is reused.
+    """
+    conflicts = {}
+    claimed: dict[str, str] = {}
+    for key, email in emails.items():
+        name = generated_for.get(key)
+        if name is None:
+            claimed.setdefault(email, key)
+            continue
+        other = claimed.get(email)
+        if other is None and email in users and users[email].name:
+            other = users[email].name
+        if other is not None and other.casefold() != name.casefold():
+            conflicts[key] = EmailConflict(email=email, other=other)
+            continue
+        claimed.setdefault(email, name)
+    return conflicts
 
 
 def _account_of(user: User, new_emails: set[str]) -> PersonAccount:

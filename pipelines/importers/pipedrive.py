@@ -51,6 +51,7 @@ from pipelines.importers.deal_writer import (
     Move,
     PipelineStages,
     close_time_missing,
+    deal_owners_assign,
     deals_write,
 )
 from pipelines.importers.formats import (
@@ -419,29 +420,32 @@ class PipedriveDealsImport:
         table = self.table
         table.require_columns(DEALS_COLUMNS)
         key_column = "Deal - ID" if "Deal - ID" in table.header else "Deal - Title"
-        owners = PeopleDirectory(organization=self.organization, result=self.result).ensure(
-            [Person(key=row["Deal - Owner"], name=row["Deal - Owner"]) for _line, row in table.rows if row.get("Deal - Owner")]
-        )
         pipelines: dict[str, PipelineStages] = {}
         converter = BaseAmountConverter(organization=self.organization, today=self.today)
         records = []
         first_line: dict[str, int] = {}
         for index, (line, row) in enumerate(table.rows, start=1):
             try:
-                records.append(self.record(line, row, key_column, owners, pipelines, converter, first_line))
+                records.append(self.record(line, row, key_column, pipelines, converter, first_line))
             except RowRejected as rejection:
                 self.result.reject("deals", table.file_name, line, rejection)
             if index % PROGRESS_STEP == 0:
                 self.result.report_progress(index, len(table.rows))
         for stages in pipelines.values():
             stages.order_closed_last()
+        records = deal_owners_assign(
+            directory=PeopleDirectory(organization=self.organization, result=self.result),
+            records=records,
+            column="Deal - Owner",
+            reject=lambda record, rejection: self.result.reject("deals", table.file_name, record.line, rejection),
+        )
         deals_write(
             organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
         )
         self.result.report_progress(len(table.rows), len(table.rows))
         return self.result
 
-    def record(self, line, row, key_column, owners, pipelines, converter, first_line) -> DealRecord:
+    def record(self, line, row, key_column, pipelines, converter, first_line) -> DealRecord:
         external_id = text_cell(row.get(key_column, ""), key_column, 200)
         if not external_id:
             raise RowRejected(key_column, external_id, gettext_noop("missing value"))
@@ -449,8 +453,8 @@ class PipedriveDealsImport:
             raise RowRejected(
                 key_column, external_id, gettext_noop("duplicate deal; first listed on line %(line)d"), line=first_line[external_id]
             )
-        owner = owners.get(row.get("Deal - Owner", ""))
-        if owner is None:
+        owner = row.get("Deal - Owner", "")
+        if not owner:
             raise RowRejected("Deal - Owner", "", gettext_noop("missing value"))
         pipeline_name = row.get("Deal - Pipeline", "") or PIPELINE_NAME
         stages = pipelines.get(pipeline_name)
@@ -505,8 +509,6 @@ class PipedriveDealsImport:
             external_id=external_id,
             values={
                 "name": text_cell(row.get("Deal - Title", ""), "Deal - Title", 300),
-                "owner_id": owner.pk,
-                "territory_id": owner.territory_id,
                 "pipeline_id": stages.pipeline.pk,
                 "stage_id": stage.pk,
                 "amount": amount,
@@ -518,4 +520,5 @@ class PipedriveDealsImport:
             },
             entry_stage_id=open_stage.pk,
             closed_at=closed_at,
+            owner=Person(key=owner, name=owner),
         )

@@ -27,6 +27,7 @@ from pipelines.importers.deal_writer import (
     DealRecord,
     Move,
     PipelineStages,
+    deal_owners_assign,
     deals_write,
     stage_kind_from_name,
     stage_moves_append,
@@ -209,6 +210,16 @@ class RecordsWriter:
                 continue
             parsed[external_id] = (index, values)
 
+        directory = PeopleDirectory(
+            organization=self.organization, result=ImportResult(source=self.source, path="", currency=self.currency)
+        )
+        people = {key: Person(key=key, email=values["email"], name=values["name"]) for key, (_index, values) in parsed.items()}
+        for key, conflict in directory.conflicts_check(list(people.values())).items():
+            directory.conflicts[key] = conflict
+            self.result.reject_record("people", parsed[key][0], key, directory.conflict_rejection(key, "name"))
+            del parsed[key]
+            del people[key]
+
         # A manager must be in this call or stored before; rejecting one can orphan others.
         known = set(
             Membership.objects.filter(organization=self.organization).exclude(external_id="").values_list("external_id", flat=True)
@@ -222,14 +233,11 @@ class RecordsWriter:
                     reason = gettext_noop("unknown manager; send that person in people first")
                     self.result.reject_record("people", index, external_id, RowRejected("manager", manager, reason))
                     del parsed[external_id]
+                    del people[external_id]
                     rejected_any = True
         if not parsed:
             return
 
-        directory = PeopleDirectory(
-            organization=self.organization, result=ImportResult(source=self.source, path="", currency=self.currency)
-        )
-        people = {key: Person(key=key, email=values["email"], name=values["name"]) for key, (_index, values) in parsed.items()}
         new_keys = {key for key, person in people.items() if directory.find(person) is None}
         members = directory.ensure(list(people.values()))
 
@@ -329,19 +337,10 @@ class RecordsWriter:
         counts.unchanged += len(outcome.unchanged)
         return outcome.instances
 
-    def owners_resolve(self, items: list[tuple[int, Mapping]]) -> dict[int, Membership]:
-        """Return the owner membership per record index, creating unknown people as reps like the file imports."""
-        people = {}
-        for index, record in items:
-            try:
-                person = self.owner_person(record)
-            except RowRejected:
-                continue
-            people[index] = person
+    def owner_directory(self) -> PeopleDirectory:
         if self.directory is None:
             self.directory = PeopleDirectory(organization=self.organization, result=self.result)
-        members = self.directory.ensure(list({person.key: person for person in people.values()}.values()))
-        return {index: members[person.key] for index, person in people.items()}
+        return self.directory
 
     @staticmethod
     def owner_person(record: Mapping) -> Person:
@@ -439,14 +438,13 @@ class RecordsWriter:
         }
         keys = {text_value(record, "external_id") for _index, record in deal_items if isinstance(record.get("external_id"), (str, int))}
         stored = fetch_by_keys(Deal.all_objects.filter(organization=self.organization, source=self.source), "external_id", keys)
-        owners = self.owners_resolve([(index, record) for index, record in deal_items if not _is_delete_only(record, stored)])
         products = self.products_ensure({text_value(record, "product", 200) for _index, record in deal_items} - {""})
         default_pipeline = self.default_pipeline_name()
 
         parsed: dict[str, ParsedDeal] = {}
         for index, record in deal_items:
             try:
-                deal = self.deal_parse(index, record, stored, owners, products, default_pipeline, parsed)
+                deal = self.deal_parse(index, record, stored, products, default_pipeline, parsed)
             except RowRejected as rejection:
                 self.reject("deals", index, record, rejection)
                 continue
@@ -471,7 +469,12 @@ class RecordsWriter:
                     deal.record.external_id,
                     RowRejected("stage", "", gettext_noop("missing value; give stage or status, or send the deal's stage_changes")),
                 )
-        to_write = [deal.record for deal in parsed.values() if not deal.is_delete_only and "stage_id" in deal.record.values]
+        to_write = deal_owners_assign(
+            directory=self.owner_directory(),
+            records=[deal.record for deal in parsed.values() if not deal.is_delete_only and "stage_id" in deal.record.values],
+            column="owner",
+            reject=lambda record, rejection: self.result.reject_record("deals", record.line, record.external_id, rejection),
+        )
         for stages in self.pipeline_stages.values():
             stages.order_closed_last()
         now = timezone.now()
@@ -482,7 +485,7 @@ class RecordsWriter:
         if records_with_history:
             self.history_append(records_with_history, now)
 
-    def deal_parse(self, index, record, stored, owners, products, default_pipeline, parsed) -> ParsedDeal:
+    def deal_parse(self, index, record, stored, products, default_pipeline, parsed) -> ParsedDeal:
         external_id = required_text(record, "external_id", 200)
         if external_id in parsed:
             raise duplicate_rejection("external_id", external_id, parsed[external_id].index)
@@ -493,10 +496,7 @@ class RecordsWriter:
             deleted_at = current.deleted_at or moment_value(record, "deleted_at", self.time_zone) or timezone.now()
             return ParsedDeal(index, DealRecord(line=index, external_id=external_id, values={"deleted_at": deleted_at}), None, True)
 
-        owner = owners.get(index)
-        if owner is None:
-            self.owner_person(record)
-            raise RowRejected("owner", text_value(record, "owner"), gettext_noop("missing value"))
+        owner = self.owner_person(record)
         stages = self.stages_for(text_value(record, "pipeline", 200) or default_pipeline)
         created_at = moment_value(record, "created_at", self.time_zone)
         if created_at is None:
@@ -555,8 +555,6 @@ class RecordsWriter:
 
         values = {
             "name": text_value(record, "name", 300),
-            "owner_id": owner.pk,
-            "territory_id": owner.territory_id,
             "pipeline_id": stages.pipeline.pk,
             "account_id": account.pk if account else None,
             "product_id": products[product_name].pk if product_name else None,
@@ -579,6 +577,7 @@ class RecordsWriter:
             values=values,
             entry_stage_id=(entry_stage or stage).pk if stage is not None else None,
             closed_at=closed_at,
+            owner=owner,
         )
         return ParsedDeal(index, deal_record, stages)
 
@@ -681,21 +680,35 @@ class RecordsWriter:
 
     def write_activities(self, records: list) -> None:
         items = self.records_checked("activities", records)
-        owners = self.owners_resolve(items)
         deal_keys = {text_value(record, "deal") for _index, record in items if isinstance(record.get("deal"), (str, int))} - {""}
         deals = fetch_by_keys(Deal.all_objects.filter(organization=self.organization, source=self.source), "external_id", deal_keys)
         desired: dict[str, dict] = {}
         first_index: dict[str, int] = {}
+        owner_of: dict[str, Person] = {}
         for index, record in items:
             try:
                 external_id = required_text(record, "external_id", 200)
                 if external_id in first_index:
                     raise duplicate_rejection("external_id", external_id, first_index[external_id])
-                desired[external_id] = self.activity_values(index, record, owners, deals)
+                owner = self.owner_person(record)
+                desired[external_id] = self.activity_values(record, deals)
             except RowRejected as rejection:
                 self.reject("activities", index, record, rejection)
                 continue
+            owner_of[external_id] = owner
             first_index[external_id] = index
+
+        # Owners are created only now, so a rejected activity adds no person.
+        directory = self.owner_directory()
+        members = directory.ensure(list({person.key: person for person in owner_of.values()}.values()))
+        for external_id in list(desired):
+            owner = members.get(owner_of[external_id].key)
+            if owner is None:
+                rejection = directory.conflict_rejection(owner_of[external_id].key, "owner")
+                self.result.reject_record("activities", first_index[external_id], external_id, rejection)
+                del desired[external_id]
+                continue
+            desired[external_id]["owner_id"] = owner.pk
         if not desired:
             return
         outcome = bulk_upsert(
@@ -709,16 +722,13 @@ class RecordsWriter:
         counts.updated += len(outcome.updated)
         counts.unchanged += len(outcome.unchanged)
 
-    def activity_values(self, index: int, record: Mapping, owners: dict[int, Membership], deals: dict[str, Deal]) -> dict:
+    def activity_values(self, record: Mapping, deals: dict[str, Deal]) -> dict:
+        """Return the activity's fields except `owner_id`, which `write_activities` sets after checking every record."""
         kind = required_text(record, "kind", 16).lower()
         if kind not in ActivityKind.values:
             raise RowRejected(
                 "kind", kind, gettext_noop("unknown activity type; expected one of: %(kinds)s"), kinds=", ".join(ActivityKind.values)
             )
-        owner = owners.get(index)
-        if owner is None:
-            self.owner_person(record)
-            raise RowRejected("owner", text_value(record, "owner"), gettext_noop("missing value"))
         occurred_at = moment_value(record, "occurred_at", self.time_zone)
         if occurred_at is None:
             raise RowRejected("occurred_at", "", gettext_noop("missing value"))
@@ -741,20 +751,9 @@ class RecordsWriter:
             "outcome": text_value(record, "outcome", 200),
             "is_done": bool_value(record, "is_done", True),
             "is_captured": bool_value(record, "is_captured", False),
-            "owner_id": owner.pk,
             "deal_id": deal.pk if deal else None,
             "account_id": account_id,
             "occurred_at": occurred_at,
             "duration": dt.timedelta(minutes=minutes) if minutes is not None else None,
         }
 
-
-def _is_delete_only(record: Mapping, stored: dict[str, Deal]) -> bool:
-    """Return whether the record only marks a stored deal as deleted, so its owner need not be resolved."""
-    key = record.get("external_id")
-    if not isinstance(key, (str, int)) or str(key).strip() not in stored:
-        return False
-    try:
-        return bool_value(record, "deleted", False)
-    except RowRejected:
-        return False

@@ -37,6 +37,7 @@ from pipelines.importers.deal_writer import (
     Move,
     PipelineStages,
     close_time_missing,
+    deal_owners_assign,
     deals_write,
     stage_kind_from_name,
 )
@@ -166,21 +167,23 @@ class SalesforceImport:
             self.stages.get(stage_name, kind=kind)
         history = self.read_history(history_columns) if history_columns else {}
 
-        owner_column = columns["owner"]
-        owners = PeopleDirectory(organization=self.organization, result=self.result).ensure(
-            [Person(key=row[owner_column], name=row[owner_column]) for _line, row in self.opportunities.rows if row.get(owner_column)]
-        )
         converter = BaseAmountConverter(organization=self.organization, today=self.today)
         records = []
         first_line: dict[str, int] = {}
         for index, (line, row) in enumerate(self.opportunities.rows, start=1):
             try:
-                records.append(self.record(line, row, columns, owners, history, converter, first_line))
+                records.append(self.record(line, row, columns, history, converter, first_line))
             except RowRejected as rejection:
                 self.result.reject("deals", self.opportunities.file_name, line, rejection)
             if index % PROGRESS_STEP == 0:
                 self.result.report_progress(index, self.total)
         self.stages.order_closed_last()
+        records = deal_owners_assign(
+            directory=PeopleDirectory(organization=self.organization, result=self.result),
+            records=records,
+            column=columns["owner"],
+            reject=lambda record, rejection: self.result.reject("deals", self.opportunities.file_name, record.line, rejection),
+        )
         deals_write(
             organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
         )
@@ -241,7 +244,7 @@ class SalesforceImport:
             moves[opportunity_id] = deal_moves
         return moves
 
-    def record(self, line, row, columns, owners, history, converter, first_line) -> DealRecord:
+    def record(self, line, row, columns, history, converter, first_line) -> DealRecord:
         id_column = columns["id"]
         external_id = salesforce_id(row.get(id_column, ""))
         if not external_id:
@@ -250,8 +253,8 @@ class SalesforceImport:
             raise RowRejected(
                 id_column, row[id_column], gettext_noop("duplicate deal; first listed on line %(line)d"), line=first_line[external_id]
             )
-        owner = owners.get(row.get(columns["owner"], ""))
-        if owner is None:
+        owner = row.get(columns["owner"], "")
+        if not owner:
             raise RowRejected(columns["owner"], "", gettext_noop("missing value"))
         stage_name = text_cell(row.get(columns["stage"], "").strip(), columns["stage"], 200)
         if not stage_name:
@@ -301,8 +304,6 @@ class SalesforceImport:
             external_id=external_id,
             values={
                 "name": text_cell(row.get(columns.get("name", ""), ""), columns.get("name", "Name"), 300),
-                "owner_id": owner.pk,
-                "territory_id": owner.territory_id,
                 "pipeline_id": self.stages.pipeline.pk,
                 "stage_id": stage.pk,
                 "amount": amount,
@@ -316,4 +317,5 @@ class SalesforceImport:
             moves=moves,
             entry_stage_id=stage.pk,
             closed_at=closed_at,
+            owner=Person(key=owner, name=owner),
         )
