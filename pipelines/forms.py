@@ -84,3 +84,10 @@ class ExchangeRateUploadForm(forms.Form):
         help_text=_("The ECB reference rates CSV (Date,USD,JPY,… per 1 EUR) or a list with currency, date, rate."),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.xlsx"}),
     )
+    # The import list page also shows ImportUploadForm, whose date order select has the default id.
+    date_order = forms.ChoiceField(
+        label=_("Date order"),
+        choices=DATE_ORDER_CHOICES,
+        required=False,
+        widget=forms.Select(attrs={"id": "id_rates_date_order"}),
+    )

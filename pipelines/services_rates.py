@@ -44,8 +44,13 @@ ECB_BASE = "EUR"
 MISSING_MARKS = ("", "N/A", "NA", "-")
 
 
-def exchange_rates_parse(*, path: Path, base_currency: str) -> tuple[dict[tuple[str, dt.date], Decimal], list[RowError]]:
-    """Read a rate file into {(currency, valid_from): base units per 1 unit} and the rejected rows."""
+def exchange_rates_parse(
+    *, path: Path, base_currency: str, date_order: str = ""
+) -> tuple[dict[tuple[str, dt.date], Decimal], list[RowError]]:
+    """Read a rate file into {(currency, valid_from): base units per 1 unit} and the rejected rows.
+
+    `date_order` ("dmy", "mdy" or "") is how slashed dates are read, as in `parse_day`.
+    """
     table = table_read(path)
     lowered = {name.strip().lower(): name for name in table.header}
     rates: dict[tuple[str, dt.date], Decimal] = {}
@@ -56,7 +61,7 @@ def exchange_rates_parse(*, path: Path, base_currency: str) -> tuple[dict[tuple[
                 currency = row[lowered["currency"]].strip().upper()
                 if len(currency) != 3 or not currency.isalpha():
                     raise RowRejected(lowered["currency"], currency, gettext_noop("not a three-letter ISO currency code"))
-                day = parse_day(row[lowered["date"]], lowered["date"])
+                day = parse_day(row[lowered["date"]], lowered["date"], date_order=date_order)
                 rate = _positive(parse_decimal(row[lowered["rate"]], lowered["rate"]), lowered["rate"], row[lowered["rate"]])
             except RowRejected as rejection:
                 errors.append(RowError.from_rejection(table.file_name, line, rejection))
@@ -82,7 +87,7 @@ def exchange_rates_parse(*, path: Path, base_currency: str) -> tuple[dict[tuple[
         )
     for line, row in table.rows:
         try:
-            day = parse_day(row[date_column], date_column)
+            day = parse_day(row[date_column], date_column, date_order=date_order)
             per_euro = {}
             for currency in currencies:
                 text = row.get(currency, "").strip()
@@ -112,13 +117,16 @@ def _positive(value: Decimal, column: str, text: str) -> Decimal:
     return value
 
 
-def exchange_rates_import(*, organization: Organization, path: Path, actor: User | None = None) -> dict:
+def exchange_rates_import(
+    *, organization: Organization, path: Path, actor: User | None = None, date_order: str = ""
+) -> dict:
     """Store the rates of a rate file, recompute the affected deals' base amounts and schedule a KPI recompute.
 
     One transaction: rows with a bad value are rejected and reported, the others are
-    written. Returns {"created", "updated", "unchanged", "deals_recomputed", "errors"}.
+    written. Messages and rejected rows name the file by `path.name`. Returns
+    {"created", "updated", "unchanged", "deals_recomputed", "errors"}.
     """
-    rates, errors = exchange_rates_parse(path=path, base_currency=organization.currency)
+    rates, errors = exchange_rates_parse(path=path, base_currency=organization.currency, date_order=date_order)
 
     with transaction.atomic():
         existing = {

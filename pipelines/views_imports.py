@@ -23,6 +23,7 @@ from pipelines.importers.generic import generic_table_find
 from pipelines.models import ImportRun, ImportRunStatus
 from pipelines.services_imports import (
     ImportUploadError,
+    _safe_name,
     import_directory,
     import_mapping_get,
     import_mapping_save,
@@ -179,15 +180,20 @@ def exchange_rates_upload(request, org_slug):
         )
         return redirect("import_list", org_slug=org_slug)
 
-    directory = Path(settings.MEDIA_ROOT) / "imports" / str(request.organization.pk)
-    directory.mkdir(parents=True, exist_ok=True)
-    suffix = Path(upload.name).suffix.lower() if Path(upload.name).suffix.lower() in (".csv", ".txt", ".xlsx") else ".csv"
-    path = directory / f"rates-{uuid.uuid4().hex}{suffix}"
+    # Each upload gets its own directory, so the file keeps the uploader's name, which messages show.
+    directory = Path(settings.MEDIA_ROOT) / "imports" / str(request.organization.pk) / f"rates-{uuid.uuid4().hex}"
+    directory.mkdir(parents=True, exist_ok=False)
+    path = directory / _safe_name(upload.name)
     with open(path, "wb") as handle:
         for chunk in upload.chunks():
             handle.write(chunk)
     try:
-        outcome = exchange_rates_import(organization=request.organization, path=path, actor=request.user)
+        outcome = exchange_rates_import(
+            organization=request.organization,
+            path=path,
+            actor=request.user,
+            date_order=form.cleaned_data["date_order"],
+        )
     except ImportSourceError as error:
         messages.error(request, str(error))
         return redirect("import_list", org_slug=org_slug)

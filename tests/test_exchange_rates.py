@@ -225,3 +225,102 @@ def test_import_rates_command_unknown_organization(db, tmp_path):
         call_command("import_rates", str(write(tmp_path, ECB)), "--org", "nobody")
 
     assert str(raised.value) == "Organization nobody not found; check --org against the slug in the URL /o/<slug>/."
+
+
+RATES_BAD = "currency,date,rate\nJPY,2017-13-01,0.0089\nJPY,2017-01-01,abc\nJPY,01/02/2017,0.009\nXXXX,2017-01-01,1\n"
+
+
+def rates_upload(client, name, text, language, date_order=""):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client.post(
+        "/o/acme/imports/rates/",
+        {"file": SimpleUploadedFile(name, text.encode()), "date_order": date_order},
+        HTTP_ACCEPT_LANGUAGE=language,
+        follow=True,
+    )
+    return [str(message) for message in response.context["messages"]]
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "en",
+            [
+                "Exchange rates: 0 new, 0 changed, 0 unchanged, 4 rows rejected; 0 deals converted again.",
+                "rates_bad.csv line 2, column date, value '2017-13-01': invalid date; no such day",
+                "rates_bad.csv line 3, column rate, value 'abc': invalid number; expected e.g. 1.234,56 or 1234.56",
+                "rates_bad.csv line 4, column date, value '01/02/2017': ambiguous date: it can be day/month or "
+                "month/day; choose the date order (DD/MM/YYYY or MM/DD/YYYY) and import again",
+                "rates_bad.csv line 5, column currency, value 'XXXX': not a three-letter ISO currency code",
+            ],
+        ),
+        (
+            "de",
+            [
+                "Wechselkurse: 0 neu, 0 geändert, 0 unverändert, 4 Zeilen abgelehnt; 0 Deals neu umgerechnet.",
+                "rates_bad.csv Zeile 2, Spalte date, Wert '2017-13-01': ungültiges Datum; diesen Tag gibt es nicht",
+                "rates_bad.csv Zeile 3, Spalte rate, Wert 'abc': ungültige Zahl; erwartet wird z. B. 1.234,56 oder 1234.56",
+                "rates_bad.csv Zeile 4, Spalte date, Wert '01/02/2017': mehrdeutiges Datum: Es kann Tag/Monat oder "
+                "Monat/Tag sein; wählen Sie die Datumsreihenfolge (TT/MM/JJJJ oder MM/TT/JJJJ) und importieren Sie erneut",
+                "rates_bad.csv Zeile 5, Spalte currency, Wert 'XXXX': kein dreistelliger ISO-Währungscode",
+            ],
+        ),
+    ],
+)
+def test_rates_upload_messages_name_uploaded_file(org, admin_member, client, settings, tmp_path, language, expected):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.force_login(admin_member.user)
+
+    assert rates_upload(client, "rates_bad.csv", RATES_BAD, language) == expected
+    stored = list((tmp_path / "media" / "imports" / str(org.pk)).glob("rates-*/*"))
+    assert [path.name for path in stored] == ["rates_bad.csv"]
+
+
+@pytest.mark.parametrize(("date_order", "valid_from"), [("dmy", dt.date(2017, 2, 1)), ("mdy", dt.date(2017, 1, 2))])
+def test_rates_upload_reads_chosen_date_order(org, admin_member, client, settings, tmp_path, date_order, valid_from):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.force_login(admin_member.user)
+
+    messages = rates_upload(client, "rates.csv", "currency,date,rate\nJPY,01/02/2017,0.009\n", "en", date_order)
+
+    assert messages == ["Exchange rates: 1 new, 0 changed, 0 unchanged, 0 rows rejected; 0 deals converted again."]
+    with scope(organization=org):
+        assert list(ExchangeRate.objects.values_list("currency", "valid_from", "rate")) == [
+            ("JPY", valid_from, Decimal("0.00900000"))
+        ]
+
+
+def test_rates_upload_file_error_names_uploaded_file(org, admin_member, client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.force_login(admin_member.user)
+
+    messages = rates_upload(client, "Kurse März.csv", "name,value\nJPY,1\n", "en")
+
+    assert messages == [
+        "File Kurse_März.csv is neither the ECB shape (Date,USD,JPY,…) nor a list with the columns currency, date "
+        "and rate."
+    ]
+
+
+def test_import_page_offers_rates_date_order(org, admin_member, client):
+    client.force_login(admin_member.user)
+
+    page = client.get("/o/acme/imports/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert page.count('id="id_date_order"') == 1
+    assert page.count('id="id_rates_date_order"') == 1
+    assert '<label class="form-label" for="id_rates_date_order">Date order</label>' in page
+
+
+@pytest.mark.parametrize(("date_order", "valid_from"), [("dmy", dt.date(2017, 2, 1)), ("mdy", dt.date(2017, 1, 2))])
+def test_import_rates_command_date_order(org, tmp_path, date_order, valid_from):
+    from django.core.management import call_command
+
+    path = write(tmp_path, "currency,date,rate\nJPY,01/02/2017,0.009\n")
+
+    call_command("import_rates", str(path), "--org", "acme", "--date-order", date_order, stdout=io.StringIO())
+
+    with scope(organization=org):
+        assert list(ExchangeRate.objects.values_list("valid_from", flat=True)) == [valid_from]

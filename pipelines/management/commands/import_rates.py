@@ -22,6 +22,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path, help="CSV or XLSX file with the rates.")
         parser.add_argument("--org", required=True, help="Slug of the organization.")
+        parser.add_argument(
+            "--date-order",
+            choices=["dmy", "mdy"],
+            default="",
+            help="How to read slashed dates such as 03/04/2025: dmy (3 April) or mdy (4 March). "
+            "Without it, dates that read both ways are rejected.",
+        )
 
     def handle(self, *args, **options):
         organization = Organization.objects.filter(slug=options["org"]).first()
@@ -32,7 +39,9 @@ class Command(BaseCommand):
             )
         with translation.override(organization.language), scope(organization=organization):
             try:
-                outcome = exchange_rates_import(organization=organization, path=options["path"])
+                outcome = exchange_rates_import(
+                    organization=organization, path=options["path"], date_order=options["date_order"]
+                )
             except ImportSourceError as error:
                 raise CommandError(str(error)) from None
             for error in outcome["errors"]:
