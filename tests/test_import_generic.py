@@ -128,3 +128,41 @@ def test_lost_row_with_empty_close_date_names_the_mapped_column(org, folder):
     assert error.column == "Abschluss"
     assert error.value == ""
     assert "fill in this cell" in str(error.reason)
+
+
+def test_reimport_counts_snapshot_moves_unchanged(org, folder):
+    first = run_import(org, folder)
+    second = run_import(org, folder)
+
+    # A-1 entered "Angebot" and was won, A-2 is open in "Angebot": three moves in all.
+    assert first.counts["stage_changes"].created == 3
+    assert second.counts["stage_changes"].created == 0
+    assert second.counts["stage_changes"].unchanged == 3
+    assert second.counts["stage_changes"].deleted == 0
+    assert second.counts["deals"].unchanged == 2
+
+
+def test_reimport_counts_open_deals_moves_unchanged(org, tmp_path):
+    path = tmp_path / "open"
+    path.mkdir()
+    rows = "".join(f"N-{number};Eva Roth;0{number}.05.2017\n" for number in range(1, 7))
+    (path / "deals.csv").write_text("Nr;Verkäufer;Angelegt\n" + rows, encoding="utf-8")
+    mapping = {"external_id": "Nr", "owner": "Verkäufer", "created_at": "Angelegt"}
+
+    first = run_import(org, path, mapping=mapping)
+    second = run_import(org, path, mapping=mapping)
+
+    assert first.counts["stage_changes"].created == 6
+    assert second.counts["stage_changes"].created == 0
+    assert second.counts["stage_changes"].unchanged == 6
+
+
+def test_reimport_after_stage_change_counts_created_and_unchanged(org, folder):
+    run_import(org, folder)
+    moved = CSV.replace("04.02.2025;Angebot;offen", "04.02.2025;Vertrag;offen")
+    (folder / "deals.csv").write_bytes(moved.encode("cp1252"))
+
+    result = run_import(org, folder)
+
+    assert result.counts["stage_changes"].created == 1
+    assert result.counts["stage_changes"].unchanged == 3

@@ -10,7 +10,8 @@ the same or a newer export adds only the moves that are new. Two kinds of export
   the implied moves "entered its stage when created" and "closed at the close time".
   When a later snapshot shows another stage, one implied move is appended, at the close
   time for a closed deal and at the import time for an open one, because the export does
-  not say when the deal moved.
+  not say when the deal moved. Every stored move of the deal that the import keeps counts
+  as an unchanged stage change.
 
 Status and `closed_at` are then derived from the history by `deal_close_state_refresh`.
 """
@@ -308,7 +309,11 @@ def stage_moves_append(
             stored = [entry for entry in stored if entry[1] not in stale]
         present = {(to_stage_id, changed_at) for changed_at, _id, to_stage_id, _implied in stored}
         fresh = [move for move in wanted if (move.stage_id, move.changed_at) not in present]
-        counts.unchanged += len(wanted) - len(fresh)
+        if record.moves:
+            counts.unchanged += len(wanted) - len(fresh)
+        else:
+            # A snapshot restates the deal's whole known history, so every stored move it keeps is unchanged.
+            counts.unchanged += len(stored)
         if not fresh:
             continue
         timeline = [(changed_at, 0, to_stage_id) for changed_at, _id, to_stage_id, _implied in stored]
