@@ -86,26 +86,36 @@ STAGES = (
 )
 
 
+# Letters spelled out before NFKD drops the accents: German umlauts as German writes them
+# without umlauts, so "Müller" and "Muller" stay apart, and letters such as ß and ø that NFKD
+# does not split into a base letter and a mark.
+EMAIL_TRANSLITERATION = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ẞ": "ss", "æ": "ae", "œ": "oe", "ø": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th"}
+)
+
+
 def person_email(name: str, organization_slug: str) -> str:
     """Build the made-up address `<name>@<slug>.example` for a person the export names.
 
-    Accents are dropped, letters are lower-cased and every run of other characters
-    becomes one dot: "Mei-Mei Johns" → "mei.mei.johns@demo.example". Returns "" when
-    the name has no letter. The `.example` domain is reserved, so nothing is ever
-    delivered to these addresses.
+    Letters are lower-cased, German umlauts and ß are written out (ä → ae, ß → ss), other
+    accents are dropped, and every run of characters other than letters and digits becomes
+    one dot: "Jörg Weiß-Straße" → "joerg.weiss.strasse@demo.example". Returns "" when the
+    name has no letter. The `.example` domain is reserved, so nothing is ever delivered to
+    these addresses.
     """
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
+    spelled = unicodedata.normalize("NFC", name).lower().translate(EMAIL_TRANSLITERATION)
+    ascii_name = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode("ascii")
     parts = []
     current = []
     for character in ascii_name:
-        if "a" <= character <= "z":
+        if "a" <= character <= "z" or "0" <= character <= "9":
             current.append(character)
         elif current:
             parts.append("".join(current))
             current = []
     if current:
         parts.append("".join(current))
-    if not parts:
+    if not any("a" <= character <= "z" for character in ascii_name):
         return ""
     return f"{'.'.join(parts)}@{organization_slug}.example"
 

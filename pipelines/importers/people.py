@@ -175,9 +175,10 @@ class PeopleDirectory:
             column,
             key,
             gettext_noop(
-                "the name gives the same e-mail address %(email)s as %(other)s; write the same person's name the same "
-                "way in every row, or enter the person's e-mail address instead of the name"
+                "the name %(name)s gives the same e-mail address %(email)s as %(other)s; if they are one person, "
+                "write the name the same way, otherwise enter this person's e-mail address instead of the name"
             ),
+            name=key,
             email=conflict.email,
             other=conflict.other,
         )
@@ -197,7 +198,7 @@ def _conflicts_find(
     """Return the keys whose generated address is taken by another name; the first person to claim it keeps it.
 
     Names that differ only in case are one person, as `PeopleDirectory.find` matches them.
-    A stored user without a name cannot be told apart, so that user is reused.
+    A stored user without a name cannot be distinguished, so that user is reused.
     """
     conflicts = {}
     claimed: dict[str, str] = {}
