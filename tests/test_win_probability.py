@@ -544,15 +544,20 @@ def test_command_fails_without_history(org, org_in_english, member, stages, acco
     assert "20 won and 20 lost closed deals" in str(raised.value)
 
 
-def test_command_rejects_impossible_as_of(db):
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "invalid date '2017-02-30'; use YYYY-MM-DD, e.g. 2017-12-31"),
+        ("de", "ungültiges Datum '2017-02-30'; verwenden Sie JJJJ-MM-TT, z. B. 2017-12-31"),
+    ],
+)
+def test_command_rejects_impossible_as_of(org, language, expected):
     from django.core.management import CommandError, call_command
 
     with pytest.raises(CommandError) as raised:
-        call_command("win_model_train", "--org", "acme", "--as-of", "2017-02-30")
+        call_command("win_model_train", "--org", "acme", "--as-of", "2017-02-30", "--language", language)
 
-    assert str(raised.value) == (
-        "Error: argument --as-of: invalid date '2017-02-30'; use YYYY-MM-DD, e.g. 2017-12-31"
-    )
+    assert str(raised.value) == expected
 
 
 def test_command_unknown_organization_in_german(db):

@@ -1,6 +1,5 @@
 """`manage.py win_model_train`: train an organization's win-probability model now and print its held-out metrics."""
 
-import argparse
 import datetime as dt
 import time
 import zoneinfo
@@ -49,7 +48,6 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True, help="Slug of the organization.")
         parser.add_argument(
             "--as-of",
-            type=_date_option,
             help="Score the open deals as of the end of this day (YYYY-MM-DD) in the organization's time zone; "
             "default: now.",
         )
@@ -69,8 +67,11 @@ class Command(BaseCommand):
                 )
         now = None
         if options["as_of"] is not None:
+            # Parsed here rather than by argparse, so the error follows --language or the organization's language.
+            with translation.override(language or organization.language):
+                as_of = _date_option(options["as_of"])
             time_zone = zoneinfo.ZoneInfo(organization.time_zone)
-            now = local_midnight(options["as_of"] + dt.timedelta(days=1), time_zone) - dt.timedelta(seconds=1)
+            now = local_midnight(as_of + dt.timedelta(days=1), time_zone) - dt.timedelta(seconds=1)
 
         with translation.override(language or organization.language), scope(organization=organization):
             run, created = win_model_run_create(organization=organization, actor=None)
@@ -97,10 +98,10 @@ class Command(BaseCommand):
 
 
 def _date_option(value: str) -> dt.date:
-    """Parse --as-of; argparse shows the ArgumentTypeError's message instead of its own English one."""
+    """Parse --as-of (YYYY-MM-DD); raise CommandError with a translated message for an invalid date."""
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(
+        raise CommandError(
             gettext("invalid date %(value)r; use YYYY-MM-DD, e.g. 2017-12-31") % {"value": value}
         ) from None
