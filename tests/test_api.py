@@ -437,6 +437,51 @@ def test_invalid_paging_is_400(org, params, field, value, reason):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url_name", "params", "field", "value", "reason"),
+    [
+        (
+            "api_kpi_snapshots",
+            {"grain": "x"},
+            "grain",
+            "x",
+            "Invalid value 'x'; use one of: organization, territory, team, rep.",
+        ),
+        (
+            "api_kpi_snapshots",
+            {"period_kind": "week"},
+            "period_kind",
+            "week",
+            "Invalid value 'week'; use one of: year, quarter, month.",
+        ),
+        (
+            "api_kpi_snapshots",
+            {"bogus": "1"},
+            "bogus",
+            "1",
+            "Unknown query parameter 'bogus'; this endpoint accepts: cursor, format, grain, page_size, period_kind,"
+            " period_start, updated_since.",
+        ),
+        (
+            "api_quotas",
+            {"bogus": "1"},
+            "bogus",
+            "1",
+            "Unknown query parameter 'bogus'; this endpoint accepts: cursor, format, page_size, updated_since.",
+        ),
+    ],
+)
+def test_snapshot_and_quota_filters_checked(org, url_name, params, field, value, reason):
+    """These two lists ignored unknown parameters and returned no rows for an unknown grain."""
+    _token, plain = make_token(org)
+
+    response = client_for(plain).get(reverse(url_name), params)
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"field": field, "value": value, "reason": reason}]
+
+
+@pytest.mark.django_db
 def test_impossible_period_start_is_400(org):
     _token, plain = make_token(org)
 

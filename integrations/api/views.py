@@ -23,7 +23,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboards.models import KpiSnapshot
+from dashboards.models import Grain, KpiSnapshot, PeriodKind
 from goals.models import Quota
 from integrations.api import serializers as api_serializers
 from integrations.api.authentication import ApiTokenAuthentication, ApiTokenRateThrottle, HasApiToken
@@ -146,6 +146,24 @@ class TokenScopedMixin:
             raise invalid from None
 
 
+PAGING_PARAMETERS = ("cursor", "page_size", "format")
+
+
+def query_parameters_allow(request, allowed: set[str]) -> None:
+    """Reject query parameters outside `allowed`: a silently ignored filter (?limit=2, ?status=open) returns the wrong rows."""
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ValidationError(
+            {
+                name: [
+                    _("Unknown query parameter %(name)r; this endpoint accepts: %(allowed)s.")
+                    % {"name": name, "allowed": ", ".join(sorted(allowed))}
+                ]
+                for name in unknown
+            }
+        )
+
+
 class ListBatchView(TokenScopedMixin, generics.ListAPIView):
     """GET lists the rows; POST and PUT upsert a batch of records by external id (write scope)."""
 
@@ -158,21 +176,10 @@ class ListBatchView(TokenScopedMixin, generics.ListAPIView):
     filter_parameters: tuple[str, ...] = ()
 
     def list(self, request, *args, **kwargs):
-        allowed = {"cursor", "page_size", "format", *self.filter_parameters}
+        allowed = {*PAGING_PARAMETERS, *self.filter_parameters}
         if self.updated_field:
             allowed.add("updated_since")
-        unknown = sorted(set(request.query_params) - allowed)
-        if unknown:
-            # A silently ignored filter (say ?limit=2 or ?status=open) would return the wrong rows.
-            raise ValidationError(
-                {
-                    name: [
-                        _("Unknown query parameter %(name)r; this endpoint accepts: %(allowed)s.")
-                        % {"name": name, "allowed": ", ".join(sorted(allowed))}
-                    ]
-                    for name in unknown
-                }
-            )
+        query_parameters_allow(request, allowed)
         return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
@@ -378,6 +385,10 @@ class QuotaListView(TokenScopedMixin, generics.ListAPIView):
     serializer_class = api_serializers.QuotaSerializer
     pagination_class = IdCursorPagination
 
+    def list(self, request, *args, **kwargs):
+        query_parameters_allow(request, {*PAGING_PARAMETERS, "updated_since"})
+        return super().list(request, *args, **kwargs)
+
     def get_queryset(self):
         quotas = Quota.objects.select_related("team", "territory").order_by("id")
         since = self.updated_since()
@@ -391,14 +402,29 @@ class QuotaListView(TokenScopedMixin, generics.ListAPIView):
 class KpiSnapshotListView(TokenScopedMixin, generics.ListAPIView):
     serializer_class = api_serializers.KpiSnapshotSerializer
     pagination_class = IdCursorPagination
-    FILTERS = ("period_kind", "grain")
+    # Filters on a field with fixed values, and those values.
+    FILTERS = {"period_kind": PeriodKind.values, "grain": Grain.values}
+
+    def list(self, request, *args, **kwargs):
+        query_parameters_allow(request, {*PAGING_PARAMETERS, "updated_since", "period_start", *self.FILTERS})
+        return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
         snapshots = KpiSnapshot.objects.order_by("id")
-        for name in self.FILTERS:
+        for name, choices in self.FILTERS.items():
             value = self.request.query_params.get(name)
-            if value:
-                snapshots = snapshots.filter(**{name: value})
+            if not value:
+                continue
+            if value not in choices:
+                raise ValidationError(
+                    {
+                        name: [
+                            _("Invalid value %(value)r; use one of: %(choices)s.")
+                            % {"value": value, "choices": ", ".join(choices)}
+                        ]
+                    }
+                )
+            snapshots = snapshots.filter(**{name: value})
         start = self.request.query_params.get("period_start")
         if start:
             try:
