@@ -14,16 +14,16 @@ KNOWN_CAUSES = [
     "What limits the figures (timed apart from this run; the tenant, date and load are named):",
     "",
     "- **Import.** The importer parses each batch of 10,000 rows while a worker thread writes the"
-    " previous one (COPY into a staging table, one merge, the implied moves), so reading and checking"
-    " the file (about 2.3 s per 100,000 rows in-process) overlaps the database's writes, and the"
-    " import takes about 1.5 times the COPY floor beside it. Before that overlap the same command took"
+    " previous one (COPY into a staging table, one merge, the implied moves). Reading and checking"
+    " the file (about 2.3 s per 100,000 rows in-process) therefore overlaps the database's writes, and"
+    " the import takes about 1.5 times the COPY floor beside it. Before that overlap the same command took"
     " 6.88 s (14,535 deals/s, 2026-12-05 04:29 UTC, load 0.3). With it, three full runs on 2026-12-05"
     " (05:26, 05:30 and 05:35 UTC) measured 18,116, 14,620 and 19,455 deals/s, and three import-only"
     " runs at about 05:32 UTC (load 0.8 to 1.3) 18,018 to 19,417 deals/s."
-    " The floor is far below 50,000 deals/s on this machine because of the indexes. With the 1M tenant"
-    " on 2026-12-05 (load below 1, psql, each inside a rolled-back transaction), inserting the 100,000"
-    " imported deals again took 1.70 and 2.09 s in two runs with the seven indexes of pipelines_deal and"
-    " 0.31 s with its primary key alone. Their 184,958 implied moves took 1.98 s with the four indexes"
+    " The floor is far below 50,000 deals/s on this machine because of the indexes. These timings"
+    " used psql with the 1M tenant on 2026-12-05 (load below 1), each inside a rolled-back transaction."
+    " Inserting the 100,000 imported deals again took 1.70 and 2.09 s in two runs with the seven"
+    " indexes of pipelines_deal and 0.31 s with its primary key alone. Their 184,958 implied moves took 1.98 s with the four indexes"
     " of pipelines_dealstagechange and 0.30 s without them. The statement-level reference check took"
     " 0.47 s of the moves' 1.63 s in another run, about half of it locking the new deals FOR KEY SHARE."
     " Reaching 50,000 deals/s would take a write path that builds these indexes after the load, for"
@@ -46,9 +46,9 @@ KNOWN_CAUSES = [
     " rather than by template includes. That halved the server time with the small tenant on"
     " 2026-12-05 (first page median about 100 ms before and 43 ms after, load about 2). The"
     " benchmark repeats one URL, so those caches are warm. The runner analyzes the database after"
-    " its import phase: with the statistics of pipelines_stage still counting 6 rows instead of 62,"
-    " the page's query joined every membership to the 50 deals (24 ms instead of 0.6 ms), and the"
-    " first page's p95 was 60.7 ms in the run at 05:26 UTC.",
+    " its import phase. Before it did, the statistics of pipelines_stage still counted 6 rows instead"
+    " of 62, so the page's query joined every membership to the 50 deals (24 ms instead of 0.6 ms)."
+    " The first page's p95 was 60.7 ms in the run at 05:26 UTC.",
 ]
 
 

@@ -42,7 +42,7 @@ TENANT_TABLE = "spm_organization"
 
 
 def _array_name(column: str) -> str:
-    """Return the PL/pgSQL variable that holds the statement's distinct values of `column`."""
+    """Return the PL/pgSQL variable that contains the statement's distinct values of `column`."""
     return f"{column}s"
 
 

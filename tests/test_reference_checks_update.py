@@ -3,33 +3,16 @@
 PostgreSQL only, like tests/test_reference_checks.py.
 """
 
-import datetime as dt
-
 import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
-from django_scopes import scopes_disabled
 
 from pipelines.models import Deal
 from tests.attainment_data import stages_create
 from tests.factories import DealFactory, MembershipFactory
 
-pytestmark = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="the reference check triggers exist on PostgreSQL only"
-)
-
-CREATED = dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC)
-
-
-@pytest.fixture(autouse=True)
-def no_scopes():
-    with scopes_disabled():
-        yield
-
-
-@pytest.fixture
-def deal(org, member, stages):
-    return DealFactory(organization=org, owner=member, stage=stages["open"], created_at=CREATED)
+# The skip, the dates and the fixtures of the INSERT side's tests apply here unchanged.
+from tests.test_reference_checks import CREATED, deal, no_scopes, pytestmark  # noqa: F401
 
 
 def _stage_lock_free(stage_id: int) -> bool:

@@ -86,9 +86,9 @@ STAGES = (
 )
 
 
-# Letters spelled out before NFKD drops the accents: German umlauts as German writes them
-# without umlauts, so "Müller" and "Muller" stay apart, and letters such as ß and ø that NFKD
-# does not split into a base letter and a mark.
+# Letters spelled out before NFKD drops the accents. German umlauts become the spelling German
+# uses without umlauts, so "Müller" and "Muller" stay apart. Letters such as ß and ø are listed
+# too, because NFKD does not split them into a base letter and a mark.
 EMAIL_TRANSLITERATION = str.maketrans(
     {"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ẞ": "ss", "æ": "ae", "œ": "oe", "ø": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th"}
 )
