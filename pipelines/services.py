@@ -24,6 +24,24 @@ CLOSED_KINDS = (StageKind.WON, StageKind.LOST)
 REFRESH_BATCH_SIZE = 900
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 
+# The tables an import writes for each counted entity. Stages and pipelines are not
+# counted; a deal import may add both.
+IMPORT_TABLES = {
+    "people": ("spm_user", "spm_membership"),
+    "teams": ("goals_team",),
+    "territories": ("goals_territory",),
+    "accounts": ("pipelines_account",),
+    "products": ("pipelines_product",),
+    "deals": ("pipelines_deal", "pipelines_stage", "pipelines_pipeline"),
+    "stage_changes": ("pipelines_dealstagechange",),
+}
+# An import that changes at least this many rows of an entity has its tables analyzed
+# after commit. Autovacuum analyzes a table only once about a tenth of its rows changed,
+# so 100,000 deals imported into a table of 1,000,000 stay unknown to the planner. In the
+# benchmark, statistics from before an import (pipelines_stage counted 6 rows instead of
+# 62) made the deal list's query take 24 ms instead of 0.6 ms per page.
+STATISTICS_REFRESH_ROWS = 1_000
+
 
 def deal_close_state_refresh(*, organization: Organization, deal_ids: Iterable[int] | None = None) -> int:
     """Derive `stage`, `status` and `closed_at` of deals from their stage history, set-based.
@@ -152,6 +170,22 @@ def kpi_recompute_deals_schedule(*, organization_id: int, deal_ids: list[int], s
     )
 
 
+def table_statistics_refresh_schedule(result) -> None:
+    """After commit, have a worker analyze the tables of the entities for which `result` counted many changed rows."""
+    from pipelines.tasks import table_statistics_refresh
+
+    tables = sorted(
+        {
+            table
+            for entity, counts in result.counts.items()
+            if counts.created + counts.updated + counts.deleted >= STATISTICS_REFRESH_ROWS
+            for table in IMPORT_TABLES[entity]
+        }
+    )
+    if tables:
+        transaction.on_commit(lambda: table_statistics_refresh.delay(tables=tables))
+
+
 def crm_import(
     *,
     organization: Organization,
@@ -211,6 +245,8 @@ def crm_import(
         import_finished_emit(organization_id=organization.pk, summary=result.as_dict())
         # Nothing changed: the snapshots already match the data.
         if result.has_changes:
+            # Scheduled first, so a single worker has fresh statistics for the recompute.
+            table_statistics_refresh_schedule(result)
             kpi_recompute_schedule(organization_id=organization.pk)
 
     logger.info(

@@ -1,8 +1,10 @@
 """Celery tasks of the pipelines app: thin wrappers around the import services."""
 
 import logging
+import time
 
 from celery import shared_task
+from django.db import DatabaseError, connection
 
 from pipelines import services_imports
 from pipelines.models import ImportRun, ImportRunStatus
@@ -88,3 +90,35 @@ def win_model_train_schedule(self) -> int:
     queued = win_model_train_all()
     logger.info("Win model schedule queued task_id=%s organizations=%s", self.request.id, queued)
     return queued
+
+
+@shared_task(bind=True, acks_late=True, soft_time_limit=10 * 60, time_limit=11 * 60)
+def table_statistics_refresh(self, *, tables: list[str]) -> list[str]:
+    """ANALYZE `tables` after a large import, so the planner's row estimates include the rows it added.
+
+    Only the table names of pipelines.services.IMPORT_TABLES are accepted. A table the
+    database user may not analyze is logged and skipped. Returns the tables analyzed.
+    """
+    from pipelines.services import IMPORT_TABLES
+
+    known = {table for entity_tables in IMPORT_TABLES.values() for table in entity_tables}
+    analyzed = []
+    started = time.monotonic()
+    for table in tables:
+        if table not in known:
+            logger.warning("Statistics refresh skipped unknown table task_id=%s table=%s", self.request.id, table)
+            continue
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+        except DatabaseError as error:
+            logger.warning("Statistics refresh failed task_id=%s table=%s error=%s", self.request.id, table, error)
+            continue
+        analyzed.append(table)
+    logger.info(
+        "Statistics refreshed task_id=%s tables=%s seconds=%.2f",
+        self.request.id,
+        ",".join(analyzed),
+        time.monotonic() - started,
+    )
+    return analyzed
