@@ -10,7 +10,7 @@ UPDATE statement, over the distinct values of the statement's rows:
 - deleting a referenced row (AFTER DELETE, per statement) fails while a deal or stage
   change still refers to it.
 
-Pipelines migrations 0008 and 0010 install them. SQLite gets no triggers.
+Pipelines migrations 0008 and 0009 install them. SQLite gets no triggers.
 """
 
 # (table, its referencing columns as (column, referenced table)). Every referenced table
