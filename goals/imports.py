@@ -25,6 +25,7 @@ from pipelines.importers.base import (
     check_length,
     require_value,
 )
+from pipelines.importers.people import foreign_account_rejection
 from spm import fiscal
 from spm.models import Membership, Organization, Role, User
 
@@ -199,7 +200,13 @@ def _quota_row(organization: Organization, index: _SubjectIndex, row: dict):
 
 
 def people_import(
-    *, organization: Organization, actor: User | None, data: bytes, file_name: str, today: dt.date | None = None
+    *,
+    organization: Organization,
+    actor: User | None,
+    data: bytes,
+    file_name: str,
+    today: dt.date | None = None,
+    add_existing_accounts: bool = False,
 ) -> UploadResult:
     """Create or update members from a CSV or XLSX file; return counts and rejected rows.
 
@@ -210,6 +217,12 @@ def people_import(
     changed team or territory becomes an Assignment from the member's
     active_from (new members) or from `today` (existing members). An empty
     cell leaves the member's value as it is. New users get no usable password.
+
+    A row whose e-mail address belongs to a user who is not a member of this
+    organization is rejected, because that user keeps their password and could
+    then open this organization. `add_existing_accounts` adds such users instead;
+    the people page never sets it, only the operator's `import_people
+    --add-existing-accounts` does.
     """
     rows = parsing.read_table(data, file_name)
     result = UploadResult(file_name=file_name)
@@ -221,7 +234,7 @@ def people_import(
         for line, row in rows:
             try:
                 with transaction.atomic():
-                    outcome = _person_row(organization, actor, row, today)
+                    outcome = _person_row(organization, actor, row, today, add_existing_accounts)
             except RowRejected as rejection:
                 result.reject(line, rejection)
                 continue
@@ -265,7 +278,9 @@ def _group(model, organization, actor, name: str):
     return services.territory_save(organization=organization, actor=actor, name=name)
 
 
-def _person_row(organization: Organization, actor: User | None, row: dict, today: dt.date) -> str:
+def _person_row(
+    organization: Organization, actor: User | None, row: dict, today: dt.date, add_existing_accounts: bool
+) -> str:
     name = check_length(row.get("name", "").strip(), "name", 200)
     email = row.get("email", "").strip().lower()
     if not name and not email:
@@ -284,6 +299,8 @@ def _person_row(organization: Organization, actor: User | None, row: dict, today
     territory_name = check_length(row.get("territory", "").strip(), "territory", 200)
 
     membership = _find_member(email, name)
+    if membership is None and email and not add_existing_accounts and User.objects.filter(email__iexact=email).exists():
+        raise foreign_account_rejection("email", email, email)
     team = _group(Team, organization, actor, team_name) if team_name else None
     territory = _group(Territory, organization, actor, territory_name) if territory_name else None
     if membership is None:

@@ -20,7 +20,7 @@ from pipelines.importers.base import ImportSourceError
 from pipelines.models import Account, Deal, DealStageChange, ExchangeRate, Pipeline, Product, Stage
 from pipelines.services import crm_import, deal_move_stage
 from spm.models import AuditLog, Membership, Organization, Role, User
-from tests.factories import UserFactory
+from tests.factories import MembershipFactory, UserFactory
 
 SMALL_EXPORT = Path(__file__).parent / "data" / "maven_small"
 REAL_EXPORT = Path(__file__).resolve().parent.parent / "demo" / "data" / "maven-crm"
@@ -153,17 +153,33 @@ def test_agent_without_deals_imported(org):
         assert mei_mei.deals.count() == 0
 
 
-def test_existing_user_reused(org):
+def test_existing_member_reused_by_address(org):
+    """A member without external id whose user has the generated address becomes that person."""
     with scopes_disabled():
-        existing = UserFactory(email="moses.frase@acme.example", name="Moses F.")
+        existing = MembershipFactory(
+            organization=org, role=Role.REP, user=UserFactory(email="moses.frase@acme.example", name="Moses F.")
+        )
 
     run_import(org)
 
     with scope(organization=org):
         moses = Membership.objects.select_related("user").get(external_id="Moses Frase")
-    assert moses.user_id == existing.pk
+    assert moses.pk == existing.pk
     assert moses.user.name == "Moses F."
     assert User.objects.filter(email="moses.frase@acme.example").count() == 1
+
+
+def test_existing_user_outside_organization_rejected(org):
+    with scopes_disabled():
+        existing = UserFactory(email="moses.frase@acme.example", name="Moses F.")
+
+    result = run_import(org)
+
+    assert [(error.line, error.column) for error in result.errors if error.file_name == "sales_teams.csv"] == [
+        (3, "sales_agent")
+    ]
+    with scopes_disabled():
+        assert not Membership.objects.filter(user=existing).exists()
 
 
 def test_won_deal_values(org):

@@ -8,6 +8,7 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django_scopes import scope, scopes_disabled
 
 from pipelines.importers.base import CreatedPerson, PersonAccount
@@ -18,7 +19,8 @@ from tests.factories import MembershipFactory, UserFactory
 
 MAPPING = {"external_id": "Nr", "owner": "Verkäufer", "created_at": "Angelegt"}
 # Owners: a new name, the organization's admin (a member already), a user of another organization
-# with a password, a new e-mail address, and the first name again.
+# with a password (rejected, see test_import_foreign_accounts.py), a new e-mail address, and the first
+# name again.
 CSV = (
     "Nr;Verkäufer;Angelegt\n"
     "A-1;Eva Roth;03.02.2025\n"
@@ -29,9 +31,6 @@ CSV = (
 )
 EXPECTED = [
     CreatedPerson(key="Eva Roth", name="Eva Roth", email="eva.roth@acme.example", account=PersonAccount.NEW),
-    CreatedPerson(
-        key="Boss@Globex.example", name="Globex Boss", email="boss@globex.example", account=PersonAccount.EXISTING_LOGIN
-    ),
     CreatedPerson(
         key="jan.kurz@acme.example", name="jan.kurz@acme.example", email="jan.kurz@acme.example", account=PersonAccount.NEW
     ),
@@ -64,8 +63,9 @@ def test_generic_import_lists_created_people(org, admin_member, globex_boss, fol
     result = run_import(org, folder)
 
     assert result.people_created == EXPECTED
-    assert result.counts["people"].created == 3
+    assert result.counts["people"].created == 2
     assert result.counts["people"].unchanged == 1
+    assert [(error.line, error.value) for error in result.errors] == [(4, "Boss@Globex.example")]
 
 
 def test_created_members_are_reps_without_password(org, admin_member, globex_boss, folder, client):
@@ -78,16 +78,12 @@ def test_created_members_are_reps_without_password(org, admin_member, globex_bos
             for m in created
         ]
         eva = User.objects.get(email="eva.roth@acme.example")
-        boss = User.objects.get(email="boss@globex.example")
     assert rows == [
         ("eva.roth@acme.example", Role.REP, "Eva Roth", None, None, None, None, True),
-        ("boss@globex.example", Role.REP, "Boss@Globex.example", None, None, None, None, True),
         ("jan.kurz@acme.example", Role.REP, "jan.kurz@acme.example", None, None, None, None, True),
     ]
     assert eva.has_usable_password() is False
     assert client.login(email="eva.roth@acme.example", password="") is False
-    # The existing user keeps the password: the import gives them a rep membership here as well.
-    assert boss.check_password("correct-horse-battery") is True
 
 
 def test_second_import_creates_nobody(org, admin_member, globex_boss, folder):
@@ -137,10 +133,9 @@ def people_section(page: str) -> tuple[str, list[list[str]]]:
 
 def test_dry_run_stores_created_people(checked_run):
     assert checked_run.status == ImportRunStatus.PREVIEWED
-    assert checked_run.summary["people_created_count"] == 3
+    assert checked_run.summary["people_created_count"] == 2
     assert checked_run.summary["people_created"] == [
         {"key": "Eva Roth", "name": "Eva Roth", "email": "eva.roth@acme.example", "account": "new"},
-        {"key": "Boss@Globex.example", "name": "Globex Boss", "email": "boss@globex.example", "account": "existing_login"},
         {"key": "jan.kurz@acme.example", "name": "jan.kurz@acme.example", "email": "jan.kurz@acme.example", "account": "new"},
     ]
     with scopes_disabled():
@@ -151,11 +146,10 @@ def test_dry_run_page_lists_people_it_will_add(checked_run, admin_client):
     page = admin_client.get(f"/o/acme/imports/{checked_run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
     heading, rows = people_section(page)
-    assert 'data-people-created="3"' in page
-    assert heading == "3 new members the import will add"
+    assert 'data-people-created="2"' in page
+    assert heading == "2 new members the import will add"
     assert rows == [
         ["Eva Roth", "eva.roth@acme.example", "new account without password"],
-        ["Globex Boss", "boss@globex.example", "existing account that can log in"],
         ["jan.kurz@acme.example", "jan.kurz@acme.example", "new account without password"],
     ]
     assert "Each becomes a member with the role “Sales rep”, without team, territory or manager." in html.unescape(page)
@@ -165,10 +159,9 @@ def test_dry_run_page_lists_people_in_german(checked_run, admin_client):
     page = admin_client.get(f"/o/acme/imports/{checked_run.pk}/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
 
     heading, rows = people_section(page)
-    assert heading == "3 neue Mitglieder, die der Import anlegen wird"
+    assert heading == "2 neue Mitglieder, die der Import anlegen wird"
     assert rows == [
         ["Eva Roth", "eva.roth@acme.example", "neues Konto ohne Passwort"],
-        ["Globex Boss", "boss@globex.example", "bestehendes Konto, Anmeldung möglich"],
         ["jan.kurz@acme.example", "jan.kurz@acme.example", "neues Konto ohne Passwort"],
     ]
     assert "Jede wird Mitglied mit der Rolle „Vertriebsmitarbeiter/in“, ohne Team, Gebiet oder Manager/in." in html.unescape(page)
@@ -181,10 +174,10 @@ def test_import_page_lists_people_it_added(org, checked_run, admin_client, djang
     page = admin_client.get(f"/o/acme/imports/{checked_run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
     heading, rows = people_section(page)
-    assert heading == "3 new members the import added"
-    assert [row[1] for row in rows] == ["eva.roth@acme.example", "boss@globex.example", "jan.kurz@acme.example"]
+    assert heading == "2 new members the import added"
+    assert [row[1] for row in rows] == ["eva.roth@acme.example", "jan.kurz@acme.example"]
     with scopes_disabled():
-        assert Membership.objects.filter(organization=org).count() == 4
+        assert Membership.objects.filter(organization=org).count() == 3
 
 
 def test_page_counts_people_beyond_stored_list(org, admin_client, globex_boss, django_capture_on_commit_callbacks, monkeypatch):
@@ -198,9 +191,9 @@ def test_page_counts_people_beyond_stored_list(org, admin_client, globex_boss, d
     english = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     german = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
 
-    assert people_section(english) == ("3 new members the import will add", [["Eva Roth", "eva.roth@acme.example", "new account without password"]])
-    assert "… and 2 more new members." in english
-    assert "… und 2 weitere neue Mitglieder." in german
+    assert people_section(english) == ("2 new members the import will add", [["Eva Roth", "eva.roth@acme.example", "new account without password"]])
+    assert "… and 1 more new member." in english
+    assert "… und 1 weiteres neues Mitglied." in german
 
 
 def test_page_without_created_people_has_no_section(org, admin_member, admin_client, django_capture_on_commit_callbacks):
@@ -222,17 +215,18 @@ def test_page_without_created_people_has_no_section(org, admin_member, admin_cli
 def call_import(folder, language: str) -> str:
     stdout = io.StringIO()
     maps = [f"--map={field}={column}" for field, column in MAPPING.items()]
-    call_command("import_crm", str(folder), *maps, org="acme", source="generic", language=language, stdout=stdout, stderr=io.StringIO())
+    # Boss's row is rejected, so the command ends with status 1 after printing its report.
+    with pytest.raises(CommandError):
+        call_command("import_crm", str(folder), *maps, org="acme", source="generic", language=language, stdout=stdout, stderr=io.StringIO())
     return stdout.getvalue()
 
 
 def test_command_lists_created_people(org, admin_member, globex_boss, folder):
     lines = call_import(folder, "en").splitlines()
 
-    assert lines[-4:] == [
-        "The import added 3 new members with the role “Sales rep” for people the files name:",
+    assert lines[-3:] == [
+        "The import added 2 new members with the role “Sales rep” for people the files name:",
         "  Eva Roth <eva.roth@acme.example>: new account without password",
-        "  Globex Boss <boss@globex.example>: existing account that can log in",
         "  jan.kurz@acme.example <jan.kurz@acme.example>: new account without password",
     ]
 
@@ -240,10 +234,9 @@ def test_command_lists_created_people(org, admin_member, globex_boss, folder):
 def test_command_lists_created_people_in_german(org, admin_member, globex_boss, folder):
     lines = call_import(folder, "de").splitlines()
 
-    assert lines[-4:] == [
-        "Der Import hat 3 neue Mitglieder mit der Rolle „Vertriebsmitarbeiter/in“ für in den Dateien genannte Personen angelegt:",
+    assert lines[-3:] == [
+        "Der Import hat 2 neue Mitglieder mit der Rolle „Vertriebsmitarbeiter/in“ für in den Dateien genannte Personen angelegt:",
         "  Eva Roth <eva.roth@acme.example>: neues Konto ohne Passwort",
-        "  Globex Boss <boss@globex.example>: bestehendes Konto, Anmeldung möglich",
         "  jan.kurz@acme.example <jan.kurz@acme.example>: neues Konto ohne Passwort",
     ]
 
@@ -254,9 +247,9 @@ def test_command_counts_people_beyond_the_listed(org, admin_member, globex_boss,
     lines = call_import(folder, "en").splitlines()
 
     assert lines[-3:] == [
-        "The import added 3 new members with the role “Sales rep” for people the files name:",
+        "The import added 2 new members with the role “Sales rep” for people the files name:",
         "  Eva Roth <eva.roth@acme.example>: new account without password",
-        "  … and 2 more new members.",
+        "  … and 1 more new member.",
     ]
 
 
@@ -266,5 +259,5 @@ def test_command_without_created_people_prints_no_list(org, admin_member, globex
     output = call_import(folder, "en")
 
     assert "new member" not in output
-    # Five open deals, each with the one move that it entered its stage when created.
-    assert output.splitlines()[-1].split() == ["stage", "changes", "0", "0", "5", "0", "0"]
+    # Four open deals (Boss's row is rejected), each with the one move that it entered its stage when created.
+    assert output.splitlines()[-1].split() == ["stage", "changes", "0", "0", "4", "0", "0"]

@@ -78,12 +78,14 @@ def test_existing_member_matched_by_name_moves_team(org, member, team):
     assert history == [("North", dt.date(1900, 1, 1), TODAY), ("South", TODAY, None)]
 
 
-def test_existing_user_of_other_org_joins(org, other_org_admin):
+def test_existing_user_of_other_org_rejected(org, other_org_admin):
+    """A user of another organization is not attached (see test_import_foreign_accounts.py for the reason)."""
     result = upload(org, "name,email\nGlobex Admin,admin@globex.example\n")
 
-    assert result.created == 1
+    assert result.created == 0
+    assert [(error.line, error.column, error.value) for error in result.errors] == [(2, "email", "admin@globex.example")]
     with scopes_disabled():
-        assert Membership.objects.filter(organization=org, user=other_org_admin.user, role=Role.REP).exists()
+        assert not Membership.objects.filter(organization=org, user=other_org_admin.user).exists()
 
 
 def test_bad_rows_reported(org):

@@ -196,7 +196,11 @@ class EntityCounts:
 
 
 class PersonAccount(models.TextChoices):
-    """The user behind a member that an import created: a new user, or an existing one who can or cannot log in."""
+    """The user behind a member that an import created.
+
+    CRM imports create only new users now, because they never attach an account outside the
+    organization. The two existing-account values remain for runs stored before that rule.
+    """
 
     NEW = "new", _("new account without password")
     EXISTING_LOGIN = "existing_login", _("existing account that can log in")

@@ -120,6 +120,20 @@ def person_email(name: str, organization_slug: str) -> str:
     return f"{'.'.join(parts)}@{organization_slug}.example"
 
 
+def maven_foreign_rejection(column: str, name: str, email: str) -> RowRejected:
+    """Return the rejection of a sales_teams.csv row naming `name`, whose generated address has a foreign account."""
+    return RowRejected(
+        column,
+        name,
+        gettext_noop(
+            "the name gives the e-mail address %(email)s, which belongs to an existing SPM account outside this "
+            "organization, so the import does not add it here; to add that account on purpose, run manage.py "
+            "import_people --add-existing-accounts with this name and address first, then import again"
+        ),
+        email=email,
+    )
+
+
 def maven_import(
     *, organization: Organization, path: Path, currency: str, today: dt.date, date_order: str = ""
 ) -> ImportResult:
@@ -271,6 +285,7 @@ class MavenImport:
             email_owner[person_email(name, slug)] = name
             email_owner[person_email(manager, slug)] = manager
             agents[name] = (line, manager, office)
+        self.foreign_people_reject(agents)
 
         manager_office: dict[str, str] = {}
         for _line, manager, office in agents.values():
@@ -330,6 +345,27 @@ class MavenImport:
         counts.updated += len(updated)
         counts.unchanged += len(people - created - updated)
         self.memberships = everyone.instances
+
+    def foreign_people_reject(self, agents: dict[str, tuple[int, str, str]]) -> None:
+        """Reject, and remove from `agents`, each row whose agent or manager has a foreign account.
+
+        A person without a membership here whose generated address belongs to a stored user
+        is such a person: that user is outside this organization and keeps their password,
+        so the import must not make them a member.
+        """
+        memberships = Membership.objects.filter(organization=self.organization)
+        people = set(agents) | {manager for _line, manager, _office in agents.values()}
+        known = fetch_by_keys(memberships, "external_id", people)
+        emails = {name: person_email(name, self.organization.slug) for name in people - known.keys()}
+        users = fetch_by_keys(User.objects.all(), "email", emails.values())
+        members = fetch_by_keys(memberships, "user_id", [user.pk for user in users.values()])
+        foreign = {name: email for name, email in emails.items() if email in users and users[email].pk not in members}
+        for name, (line, manager, _office) in list(agents.items()):
+            column, person = ("sales_agent", name) if name in foreign else ("manager", manager)
+            if person not in foreign:
+                continue
+            self.reject("people", TEAMS_FILE, line, maven_foreign_rejection(column, person, foreign[person]))
+            del agents[name]
 
     def people_existing(self, people: set[str]) -> tuple[dict[str, Membership], dict[str, int]]:
         """Find each person's membership (by external id, then by user) and create missing users.

@@ -4,16 +4,21 @@ Exports name a deal's owner by e-mail address (Pipedrive users.csv), by id or by
 name (HubSpot, Salesforce, spreadsheets). A person is matched, in this order, by the
 membership's external id, the user's e-mail address and the user's name within the
 organization. Unknown people become members with the rep role, without team, territory,
-manager or active dates. Their user is the existing user with that e-mail address, who keeps
-their password and so may log in to this organization at once, or else a new, active user
-without a usable password. Existing members keep their role. `ImportResult.people_created`
-lists every member created.
+manager or active dates, and their user is a new, active user without a usable password.
+Existing members keep their role. `ImportResult.people_created` lists every member created.
+
+An address that already belongs to a user without a membership in this organization (a
+member of another organization, say) is never attached: that user keeps their password, so
+attaching them would let an admin pull someone else's login into this organization by naming
+an e-mail address in a file. Such a person is left out and `conflicts` contains a
+`ForeignAccount`; the operator can add the account on purpose with
+`import_people --add-existing-accounts`.
 
 Importers call `ensure` only for the people that accepted rows name, after checking the
 rows, so a rejected row never adds a person. A person named without an e-mail address gets
 a generated one (`person_email`). When that address already belongs to someone with a
 different name, in the same call or in the organization, the person is not created and
-`conflicts` holds the reason instead: merging two names into one person, or quietly
+`conflicts` contains an `EmailConflict` instead: merging two names into one person, or quietly
 splitting one person into two, would both credit deals to the wrong member.
 """
 
@@ -52,8 +57,9 @@ class PeopleDirectory:
         self.by_external_id: dict[str, Membership] = {}
         self.by_email: dict[str, Membership] = {}
         self.by_name: dict[str, Membership] = {}
-        # Keys of people `ensure` did not create because their generated address belongs to another name.
-        self.conflicts: dict[str, EmailConflict] = {}
+        # Keys of people `ensure` did not create: their generated address belongs to another name,
+        # or their address belongs to a user outside this organization.
+        self.conflicts: dict[str, EmailConflict | ForeignAccount] = {}
         for membership in Membership.objects.filter(organization=organization).select_related("user").order_by("pk"):
             self._index(membership)
 
@@ -83,8 +89,9 @@ class PeopleDirectory:
         A person without an e-mail address gets `<name>@<org slug>.example`; the `.example`
         domain is reserved, so nothing is ever delivered there. New memberships store the
         person's key as external id, so the next import matches them even if the name changes.
-        A person whose generated address belongs to another name is left out of the result
-        and recorded in `conflicts`.
+        A person whose generated address belongs to another name, or whose address belongs to
+        a user who is not a member of this organization, is left out of the result and
+        recorded in `conflicts`.
         """
         found: dict[str, Membership] = {}
         missing: dict[str, Person] = {}
@@ -100,7 +107,7 @@ class PeopleDirectory:
             return found
 
         emails, generated_for, users = self._addresses(missing)
-        for key, conflict in _conflicts_find(emails, generated_for, users).items():
+        for key, conflict in self._conflicts_find(emails, generated_for, users).items():
             self.conflicts[key] = conflict
             del missing[key]
         new_users = []
@@ -113,14 +120,14 @@ class PeopleDirectory:
                 new_users.append(user)
         User.objects.bulk_create(new_users, batch_size=1000)
 
-        # A user may already belong to the organization under another key (e.g. an admin).
+        # A user may already belong to the organization under another key (e.g. an admin); every
+        # other stored user was left out above as a foreign account.
         member_by_user = {
             membership.user_id: membership
             for membership in Membership.objects.filter(
                 organization=self.organization, user_id__in=[user.pk for user in users.values()]
             ).select_related("user")
         }
-        new_emails = {user.email for user in new_users}
         new_memberships = []
         for key in missing:
             user = users[emails[key]]
@@ -130,7 +137,7 @@ class PeopleDirectory:
                 member_by_user[user.pk] = membership
                 new_memberships.append(membership)
                 self.result.people_created.append(
-                    CreatedPerson(key=key, name=user.name, email=user.email, account=_account_of(user, new_emails))
+                    CreatedPerson(key=key, name=user.name, email=user.email, account=PersonAccount.NEW)
                 )
             found[key] = membership
         Membership.objects.bulk_create(new_memberships, batch_size=1000)
@@ -146,13 +153,29 @@ class PeopleDirectory:
         )
         return found
 
-    def conflicts_check(self, people: list[Person]) -> dict[str, "EmailConflict"]:
-        """Return the people `ensure` would leave out because their generated address belongs to another name."""
+    def conflicts_check(self, people: list[Person]) -> dict[str, "EmailConflict | ForeignAccount"]:
+        """Return the people `ensure` would leave out, with the reason, without writing anything."""
         missing = {}
         for person in people:
             if self.find(person) is None:
                 missing.setdefault(person.key, person)
-        return _conflicts_find(*self._addresses(missing))
+        return self._conflicts_find(*self._addresses(missing))
+
+    def _conflicts_find(
+        self, emails: dict[str, str], generated_for: dict[str, str], users: dict[str, User]
+    ) -> dict[str, "EmailConflict | ForeignAccount"]:
+        """Return the people whose address belongs to a user outside this organization or to another name.
+
+        The foreign account is checked first, because writing the name the same way would not
+        make such a person importable.
+        """
+        foreign = {
+            key: ForeignAccount(email=email)
+            for key, email in emails.items()
+            if email in users and email not in self.by_email
+        }
+        remaining = {key: email for key, email in emails.items() if key not in foreign}
+        return {**foreign, **_names_sharing_address(remaining, generated_for, users)}
 
     def _addresses(self, missing: dict[str, Person]) -> tuple[dict[str, str], dict[str, str], dict[str, User]]:
         """Return each person's address by key, the name of those whose address is generated, and the stored users."""
@@ -168,9 +191,11 @@ class PeopleDirectory:
         users = {user.email.lower(): user for user in User.objects.filter(email__in=set(emails.values()))}
         return emails, generated_for, users
 
-    def conflict_rejection(self, key: str, column: str) -> RowRejected:
-        """Return the rejection of a row whose owner `key` is in `conflicts`."""
+    def conflict_rejection(self, key: str, column: str, value: str | None = None) -> RowRejected:
+        """Return the rejection of a row whose person `key` is in `conflicts`; `value` defaults to the key."""
         conflict = self.conflicts[key]
+        if isinstance(conflict, ForeignAccount):
+            return foreign_account_rejection(column, key if value is None else value, conflict.email)
         return RowRejected(
             column,
             key,
@@ -192,7 +217,28 @@ class EmailConflict:
     other: str
 
 
-def _conflicts_find(
+@dataclass(frozen=True)
+class ForeignAccount:
+    """An address `email` that belongs to a stored user without a membership in this organization."""
+
+    email: str
+
+
+def foreign_account_rejection(column: str, value: str, email: str) -> RowRejected:
+    """Return the rejection of a row that names `email`, the address of a user outside this organization."""
+    return RowRejected(
+        column,
+        value,
+        gettext_noop(
+            "the e-mail address %(email)s belongs to an existing SPM account outside this organization, so the "
+            "import does not add it here; enter another e-mail address for this person, or ask the operator of "
+            "this SPM installation to add the account with manage.py import_people --add-existing-accounts"
+        ),
+        email=email,
+    )
+
+
+def _names_sharing_address(
     emails: dict[str, str], generated_for: dict[str, str], users: dict[str, User]
 ) -> dict[str, EmailConflict]:
     """Return the keys whose generated address is taken by another name; the first person to claim it keeps it.
@@ -215,11 +261,3 @@ def _conflicts_find(
             continue
         claimed.setdefault(email, name)
     return conflicts
-
-
-def _account_of(user: User, new_emails: set[str]) -> PersonAccount:
-    if user.email in new_emails:
-        return PersonAccount.NEW
-    if user.is_active and user.has_usable_password():
-        return PersonAccount.EXISTING_LOGIN
-    return PersonAccount.EXISTING_NO_LOGIN

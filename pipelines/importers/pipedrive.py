@@ -141,6 +141,8 @@ class PipedriveChangeLogImport:
         self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
         self.result.counts["activities"] = EntityCounts()
         self.user_members: dict[str, object] = {}
+        # users.csv line of each rejected user id, so rows naming that id can point there.
+        self.rejected_user_lines: dict[str, int] = {}
 
     def run(self) -> ImportResult:
         # Read and check every file first, so a missing file or column fails before any write.
@@ -221,15 +223,37 @@ class PipedriveChangeLogImport:
                     )
             except RowRejected as rejection:
                 self.result.reject("people", USERS_FILE, line, rejection)
+                if user_id and user_id not in aliases:
+                    self.rejected_user_lines.setdefault(user_id, line)
                 continue
             first_by_email[email] = (user_id, line)
             people.append(Person(key=email, email=email, name=row.get("name", "")))
         directory = PeopleDirectory(organization=self.organization, result=self.result)
         members = directory.ensure(people)
-        self.user_members = {user_id: members[email] for email, (user_id, _line) in first_by_email.items()}
+        for email, (user_id, line) in first_by_email.items():
+            if email in members:
+                self.user_members[user_id] = members[email]
+            else:
+                # The address belongs to an account outside this organization.
+                self.result.reject("people", USERS_FILE, line, directory.conflict_rejection(email, "email"))
+                self.rejected_user_lines.setdefault(user_id, line)
         for alias, user_id in aliases.items():
-            self.user_members[alias] = self.user_members[user_id]
+            if user_id in self.user_members:
+                self.user_members[alias] = self.user_members[user_id]
+            else:
+                self.rejected_user_lines.setdefault(alias, self.rejected_user_lines[user_id])
         self.advance(len(table.rows))
+
+    def user_unknown(self, column: str, user_id: str) -> RowRejected:
+        """Return the rejection of a row naming `user_id`, which users.csv lacks or rejected."""
+        if user_id in self.rejected_user_lines:
+            return RowRejected(
+                column,
+                user_id,
+                gettext_noop("the user with this id was rejected on line %(line)d of users.csv; fix that row first"),
+                line=self.rejected_user_lines[user_id],
+            )
+        return RowRejected(column, user_id, gettext_noop("unknown user id; it is not in users.csv"))
 
     def import_stages(self, table: Table) -> dict[str, object]:
         parsed = []
@@ -267,7 +291,7 @@ class PipedriveChangeLogImport:
                     value = stage_by_id[value]
                 elif key == "user_id":
                     if value not in self.user_members:
-                        raise RowRejected("new_value", value, gettext_noop("unknown user id; it is not in users.csv"))
+                        raise self.user_unknown("new_value", value)
                     value = self.user_members[value]
             except RowRejected as rejection:
                 self.result.reject("deals", CHANGES_FILE, line, rejection)
@@ -359,9 +383,7 @@ class PipedriveChangeLogImport:
                     raise RowRejected("type", type_key, gettext_noop("unknown activity type; it is not in activity_types.csv"))
                 owner = self.user_members.get(row.get("assigned_to_user", ""))
                 if owner is None:
-                    raise RowRejected(
-                        "assigned_to_user", row.get("assigned_to_user", ""), gettext_noop("unknown user id; it is not in users.csv")
-                    )
+                    raise self.user_unknown("assigned_to_user", row.get("assigned_to_user", ""))
                 occurred_at = parse_moment(row.get("due_to", ""), "due_to", time_zone=self.time_zone)
                 is_done = parse_bool(row.get("done", ""), "done")
             except RowRejected as rejection:

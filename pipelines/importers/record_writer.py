@@ -216,7 +216,9 @@ class RecordsWriter:
         people = {key: Person(key=key, email=values["email"], name=values["name"]) for key, (_index, values) in parsed.items()}
         for key, conflict in directory.conflicts_check(list(people.values())).items():
             directory.conflicts[key] = conflict
-            self.result.reject_record("people", parsed[key][0], key, directory.conflict_rejection(key, "name"))
+            # Only a person without an e-mail address gets a generated one, which the name decides.
+            column, value = ("email", people[key].email) if people[key].email else ("name", key)
+            self.result.reject_record("people", parsed[key][0], key, directory.conflict_rejection(key, column, value))
             del parsed[key]
             del people[key]
 

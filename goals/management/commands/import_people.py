@@ -21,13 +21,27 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path, help="CSV (comma, semicolon or tab separated) or XLSX file.")
         parser.add_argument("--org", required=True, help="Slug of the organization.")
+        parser.add_argument(
+            "--add-existing-accounts",
+            action="store_true",
+            help=(
+                "Also add users who already have an SPM account, e.g. as members of another organization; they "
+                "keep their password and can open this organization at once. Without it such rows are rejected."
+            ),
+        )
 
     def handle(self, *args, **options):
         organization = organization_get(options["org"])
         data = file_read(options["file"])
         with translation.override(organization.language), scope(organization=organization):
             try:
-                result = people_import(organization=organization, actor=None, data=data, file_name=options["file"].name)
+                result = people_import(
+                    organization=organization,
+                    actor=None,
+                    data=data,
+                    file_name=options["file"].name,
+                    add_existing_accounts=options["add_existing_accounts"],
+                )
             except ImportSourceError as error:
                 raise CommandError(str(error)) from None
             result_print(self, result)
