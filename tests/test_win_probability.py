@@ -136,7 +136,7 @@ def train(org) -> WinModel:
     with scope(organization=org):
         run, created = win_model_run_create(organization=org, actor=None)
         assert created
-        return win_model_train(run=run, now=SCORED_AT)
+        return win_model_train(run=run, as_of=SCORED_AT)
 
 
 @pytest.fixture
@@ -454,7 +454,7 @@ def test_training_through_worker(celery_worker, org, history, open_deals):
 # --- command -----------------------------------------------------------------------------------
 
 
-def run_win_model_train(monkeypatch, *args) -> str:
+def run_win_model_train(monkeypatch, *args, as_of: str = "2017-09-30") -> str:
     """Run the command with a training time of 1,234.5 s, so the duration shows the locale's grouping."""
     from io import StringIO
     from types import SimpleNamespace
@@ -466,7 +466,7 @@ def run_win_model_train(monkeypatch, *args) -> str:
     clock = iter([100.0, 1334.5])
     monkeypatch.setattr(command_module, "time", SimpleNamespace(monotonic=lambda: next(clock)))
     output = StringIO()
-    call_command("win_model_train", "--org", "acme", "--as-of", "2017-09-30", *args, stdout=output)
+    call_command("win_model_train", "--org", "acme", "--as-of", as_of, *args, stdout=output)
     return output.getvalue()
 
 
@@ -595,3 +595,310 @@ def test_admin_page_lists_model_weights(client, org, admin_member, history, open
     assert dict(weights)["Account sector retail"] < 0
     assert "Deal age" in texts
     assert b"data-weights" in response.content
+
+
+# --- point in time (--as-of) ---------------------------------------------------------------------
+#
+# A small hand-built history around the as-of day 2017-03-31 (Acme, Europe/Berlin, UTC+2 since
+# 2017-03-26). The end of that day is 2017-03-31 21:59:59 UTC. Times below are UTC.
+
+AS_OF_DAY = dt.date(2017, 3, 31)
+AS_OF = dt.datetime(2017, 3, 31, 21, 59, 59, tzinfo=dt.timezone.utc)
+
+
+def utc(month: int, day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2017, month, day, hour, minute, tzinfo=dt.timezone.utc)
+
+
+def make_deal(
+    org, owner, stages, account, *, name, created_at, closed_at=None, is_won=None, deleted_at=None, history=True
+) -> Deal:
+    """Create one deal; with `history`, a stage change into the open stage at creation and one into won or lost at close."""
+    stage, status = stages["open"], DealStatus.OPEN
+    if closed_at and is_won:
+        stage, status = stages["won"], DealStatus.WON
+    elif closed_at:
+        stage, status = stages["lost"], DealStatus.LOST
+    with scopes_disabled():
+        deal = Deal.objects.create(
+            organization=org,
+            source="test",
+            external_id=name,
+            name=name,
+            owner=owner,
+            account=account,
+            pipeline=stages["open"].pipeline,
+            stage=stage,
+            amount=Decimal("1000.00"),
+            base_amount=Decimal("1000.00"),
+            currency="EUR",
+            status=status,
+            created_at=created_at,
+            closed_at=closed_at,
+            deleted_at=deleted_at,
+        )
+        if history:
+            DealStageChange.objects.create(organization=org, deal=deal, to_stage=stages["open"], changed_at=created_at)
+            if closed_at:
+                DealStageChange.objects.create(
+                    organization=org, deal=deal, from_stage=stages["open"], to_stage=stage, changed_at=closed_at
+                )
+    return deal
+
+
+def make_activity(org, owner, deal, *, occurred_at) -> None:
+    from pipelines.models import Activity, ActivityKind
+
+    with scopes_disabled():
+        Activity.objects.create(
+            organization=org,
+            source="test",
+            external_id=f"A-{deal.pk}-{occurred_at:%m%d}",
+            kind=ActivityKind.CALL,
+            owner=owner,
+            deal=deal,
+            occurred_at=occurred_at,
+        )
+
+
+@pytest.fixture
+def small_history(org, member, stages, accounts):
+    """Deals closed before, on and after the as-of day, one open, one deleted, with activities around it."""
+    account = accounts["software"]
+    deals = {
+        "early_won": make_deal(
+            org, member, stages, account, name="early_won", created_at=utc(2, 1, 9), closed_at=utc(3, 10, 9), is_won=True
+        ),
+        # 23:30 in Berlin on the as-of day: still closed on or before it.
+        "late_lost": make_deal(
+            org, member, stages, account, name="late_lost", created_at=utc(2, 15, 9), closed_at=utc(3, 31, 21, 30),
+            is_won=False,
+        ),
+        # 00:30 in Berlin on the day after: closed after the as-of day.
+        "after_won": make_deal(
+            org, member, stages, account, name="after_won", created_at=utc(3, 1, 9), closed_at=utc(3, 31, 22, 30),
+            is_won=True,
+        ),
+        "still_open": make_deal(org, member, stages, account, name="still_open", created_at=utc(3, 5, 9)),
+        "later_lost": make_deal(
+            org, member, stages, account, name="later_lost", created_at=utc(4, 5, 9), closed_at=utc(4, 20, 9),
+            is_won=False,
+        ),
+        "deleted_won": make_deal(
+            org, member, stages, account, name="deleted_won", created_at=utc(2, 1, 9), closed_at=utc(3, 20, 9),
+            is_won=True, deleted_at=utc(5, 1, 9),
+        ),
+    }  # fmt: skip
+    make_activity(org, member, deals["early_won"], occurred_at=utc(2, 10, 9))
+    make_activity(org, member, deals["early_won"], occurred_at=utc(4, 3, 9))
+    make_activity(org, member, deals["after_won"], occurred_at=utc(3, 20, 9))
+    make_activity(org, member, deals["after_won"], occurred_at=utc(4, 5, 9))
+    return deals
+
+
+def test_as_of_end_last_local_second():
+    import zoneinfo
+
+    from pipelines.scoring.services import as_of_end
+
+    assert as_of_end(AS_OF_DAY, zoneinfo.ZoneInfo("Europe/Berlin")) == AS_OF
+
+
+def test_training_deals_as_of_closed_by_then(org, small_history):
+    from pipelines.scoring.services import closed_deal_counts, training_facts_load
+
+    with scope(organization=org):
+        as_of_ids = [deal.pk for deal in training_facts_load(as_of=AS_OF)]
+        all_ids = [deal.pk for deal in training_facts_load()]
+        as_of_counts = closed_deal_counts(as_of=AS_OF)
+
+    assert as_of_ids == [small_history["early_won"].pk, small_history["late_lost"].pk]
+    assert as_of_counts == (1, 1)
+    # Without --as-of every closed deal trains; the deleted one never does.
+    assert all_ids == [
+        small_history["early_won"].pk,
+        small_history["late_lost"].pk,
+        small_history["after_won"].pk,
+        small_history["later_lost"].pk,
+    ]
+
+
+def test_training_deal_as_of_drops_later_activity(org, small_history):
+    from pipelines.scoring.services import training_facts_load
+
+    with scope(organization=org):
+        as_of_facts = training_facts_load(as_of=AS_OF)
+        all_facts = training_facts_load()
+
+    assert as_of_facts[0].activity_times == [utc(2, 10, 9)]
+    assert all_facts[0].activity_times == [utc(2, 10, 9), utc(4, 3, 9)]
+
+
+def test_deal_closed_later_is_open_as_of(org, member, stages, small_history):
+    from pipelines.scoring.features import OwnerHistory, snapshot_at
+
+    deal = small_history["after_won"]
+    with scope(organization=org):
+        facts = deal_facts_load(Deal.objects.filter(pk=deal.pk), known_at=AS_OF)[0]
+        today = deal_facts_load(Deal.objects.filter(pk=deal.pk))[0]
+    owners = OwnerHistory([(member.pk, utc(3, 10, 9), True), (member.pk, utc(3, 31, 21, 30), False)])
+
+    snapshot = snapshot_at(facts, AS_OF, owners)
+
+    assert (facts.status, facts.closed_at, facts.outcome) == (DealStatus.OPEN, None, None)
+    assert facts.stage_changes == [(utc(3, 1, 9), stages["open"].pk, "Qualify", True)]
+    assert facts.activity_times == [utc(3, 20, 9)]
+    assert (today.status, len(today.stage_changes), len(today.activity_times)) == (DealStatus.WON, 2, 2)
+    assert snapshot.stage_name == "Qualify"
+    # 2017-03-01 09:00 to 2017-03-31 21:59:59 is 30 days and 13 hours.
+    assert snapshot.age_days == 30
+    assert snapshot.activity_count == 1
+    assert (snapshot.owner_won, snapshot.owner_closed) == (1, 2)
+    assert snapshot.outcome is None
+
+
+def test_stage_as_of_without_earlier_change(org, member, stages, accounts):
+    from pipelines.scoring.features import OwnerHistory, snapshot_at
+
+    account = accounts["software"]
+    moved_later = make_deal(org, member, stages, account, name="moved_later", created_at=utc(3, 10, 9), history=False)
+    no_history_won = make_deal(
+        org, member, stages, account, name="no_history_won", created_at=utc(3, 10, 9), closed_at=utc(4, 10, 9),
+        is_won=True, history=False,
+    )  # fmt: skip
+    no_history_open = make_deal(org, member, stages, account, name="no_history_open", created_at=utc(3, 10, 9), history=False)
+    with scopes_disabled():
+        Deal.objects.filter(pk=moved_later.pk).update(
+            stage=stages["won"], status=DealStatus.WON, closed_at=utc(4, 10, 9)
+        )
+        # The only recorded change comes after the as-of moment: from Qualify into Won.
+        DealStageChange.objects.create(
+            organization=org, deal=moved_later, from_stage=stages["open"], to_stage=stages["won"], changed_at=utc(4, 10, 9)
+        )
+
+    with scope(organization=org):
+        loaded = {
+            facts.pk: facts
+            for facts in deal_facts_load(
+                Deal.objects.filter(pk__in=[moved_later.pk, no_history_won.pk, no_history_open.pk]), known_at=AS_OF
+            )
+        }
+    snapshots = {pk: snapshot_at(facts, AS_OF, OwnerHistory([])) for pk, facts in loaded.items()}
+
+    assert snapshots[moved_later.pk].stage_name == "Qualify"
+    # Without any stage history, its stage then is unknown: today's is the Won stage it moved into later.
+    assert snapshots[no_history_won.pk] is None
+    assert snapshots[no_history_open.pk].stage_name == "Qualify"
+
+
+def test_run_as_of_excludes_later_closes(org, history, open_deals):
+    """As of 2017-09-18 (end: 21:59:59 UTC), deals 0–239 have closed and deals 240–249 are open.
+
+    Split of 240: position ⌊240 × 0.8⌋ = 192, cut date = deal 192's close date,
+    2017-01-22 + 192 days = 2017-08-02; deals 0–191 train and 192–239 test.
+    Snapshots: training 192 × 3 − 28 deals with i % 7 == 0 (0 … 189) = 548;
+    test 48 × 3 − 7 (196 … 238) = 137. Outcomes of 0–239: 120 even and 120 odd,
+    with 24 flips each way, so 120 won and 120 lost.
+    """
+    with scope(organization=org):
+        run, _created = win_model_run_create(organization=org, actor=None)
+        run = win_model_train(run=run, as_of=dt.datetime(2017, 9, 18, 21, 59, 59, tzinfo=dt.timezone.utc))
+        scored = {score.deal_id: score.scored_at for score in DealScore.objects.all()}
+
+    assert run.status == WinModelStatus.SUCCEEDED
+    assert (run.closed_won_count, run.closed_lost_count) == (120, 120)
+    assert run.cut_on == dt.date(2017, 8, 2)
+    assert (run.n_train, run.n_test) == (192, 48)
+    assert (run.n_train_rows, run.n_test_rows) == (548, 137)
+    # Open at the as-of moment: deals 240–249, closed since; the open deals were created on 2017-09-20.
+    assert sorted(scored) == sorted(deal.pk for deal in history[240:])
+    assert set(scored.values()) == {dt.datetime(2017, 9, 18, 21, 59, 59, tzinfo=dt.timezone.utc)}
+    assert run.scored_count == 10
+
+
+def test_default_run_matches_run_after_last_close(org, history, open_deals):
+    with scope(organization=org):
+        run, _created = win_model_run_create(organization=org, actor=None)
+        default_run = win_model_train(run=run)
+        default_scores = set(DealScore.objects.values_list("deal_id", flat=True))
+    as_of_run = train(org)
+
+    assert (default_run.n_train, default_run.n_test) == (200, 50)
+    assert (default_run.n_train_rows, default_run.n_test_rows) == (571, 143)
+    assert (default_run.brier_score, default_run.auc) == (as_of_run.brier_score, as_of_run.auc)
+    assert default_scores == {open_deals["software"].pk, open_deals["retail"].pk}
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "en",
+            "Too few closed deals to train as of 08/08/2017: 199 on or before that day (100 won, 99 lost). "
+            "Training needs at least 200, with at least 30 won and 30 lost. "
+            "Choose a later --as-of date, 2017-08-09 at the earliest.",
+        ),
+        (
+            "de",
+            "Zu wenige abgeschlossene Deals für ein Training zum Stand 08.08.2017: 199 an oder vor diesem Tag "
+            "(100 gewonnen, 99 verloren). Das Training braucht mindestens 200, davon mindestens 30 gewonnene und "
+            "30 verlorene. Wählen Sie für --as-of ein späteres Datum, frühestens 2017-08-09.",
+        ),
+    ],
+)
+def test_command_rejects_too_early_as_of(org, history, language, expected):
+    """By the end of 2017-08-08 deals 0–198 have closed; deal 199 (lost) closes on 2017-08-09 as the 200th."""
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError) as raised:
+        call_command("win_model_train", "--org", "acme", "--as-of", "2017-08-08", "--language", language)
+
+    assert str(raised.value) == expected
+    assert raised.value.returncode == 1
+    with scope(organization=org):
+        assert WinModel.objects.count() == 0
+
+
+def test_command_too_early_keeps_scores(org, org_in_english, history, open_deals):
+    from django.core.management import CommandError, call_command
+
+    train(org)
+
+    with pytest.raises(CommandError) as raised:
+        call_command("win_model_train", "--org", "acme", "--as-of", "2016-10-01")
+
+    assert str(raised.value) == (
+        "Too few closed deals to train as of 10/01/2016: 0 on or before that day (0 won, 0 lost). "
+        "Training needs at least 200, with at least 30 won and 30 lost. "
+        "Choose a later --as-of date, 2017-08-09 at the earliest."
+    )
+    with scope(organization=org):
+        assert WinModel.objects.count() == 1
+        assert DealScore.objects.count() == 2
+
+
+def test_command_as_of_never_enough_history(org, org_in_english, member, stages, accounts):
+    from django.core.management import CommandError, call_command
+
+    make_history(org, member, stages, accounts, count=40)
+
+    with pytest.raises(CommandError) as raised:
+        call_command("win_model_train", "--org", "acme", "--as-of", "2017-12-31")
+
+    assert str(raised.value) == (
+        "Too few closed deals to train as of 12/31/2017: 40 on or before that day (20 won, 20 lost). "
+        "Training needs at least 200, with at least 30 won and 30 lost. "
+        "No later --as-of date has enough either, because all closed deals of the organization together are "
+        "too few. Import more closed deals first."
+    )
+
+
+def test_command_trains_as_of_earliest_day(org, history, monkeypatch):
+    text = run_win_model_train(monkeypatch, "--language", "en", as_of="2017-08-09")
+
+    # Deals 0–199: split position 160, cut date 2017-01-22 + 160 days = 2017-07-01, so deals
+    # 0–159 train, with 160 × 3 − 23 deals with i % 7 == 0 (0 … 154) = 457 snapshots.
+    assert text.startswith(
+        "Model version 1 trained in 1,234.5 s: 160 training deals (457 snapshots) closed before 07/01/2017, "
+        "40 test deals"
+    )

@@ -13,6 +13,9 @@ at such a moment t contains:
 - the owner's won and closed deal counts from deals closed before t.
 
 Every list here is ordered by time, so the "up to t" counts are binary searches.
+
+A point-in-time run (`known_at`) loads each deal as it was recorded at that moment:
+later stage changes and activities are left out, and a deal closed later is open.
 """
 
 import bisect
@@ -41,7 +44,8 @@ class DealFacts:
     product_id: int | None
     product_name: str
     sector: str
-    current_stage_id: int
+    # None when the stage at `known_at` is unknown; see `_rewind`.
+    current_stage_id: int | None
     current_stage_name: str
     # (changed_at, to_stage_id, to_stage_name, to_stage is open), oldest first.
     stage_changes: list[tuple[dt.datetime, int, str, bool]] = field(default_factory=list)
@@ -99,8 +103,12 @@ class OwnerHistory:
         return self._won_prefix[owner_id][closed], closed
 
 
-def deal_facts_load(deals: QuerySet[Deal]) -> list[DealFacts]:
-    """Load `deals` with their stage history and done activities; three queries, ordered by id."""
+def deal_facts_load(deals: QuerySet[Deal], *, known_at: dt.datetime | None = None) -> list[DealFacts]:
+    """Load `deals` with their stage history and done activities; three queries, ordered by id.
+
+    With `known_at`, stage changes and activities after that moment are left out, and
+    status, close time and stage are set to what they were then (see `_rewind`).
+    """
     rows = deals.order_by("pk").values(
         "pk",
         "owner_id",
@@ -135,19 +143,64 @@ def deal_facts_load(deals: QuerySet[Deal]) -> list[DealFacts]:
     changes = (
         DealStageChange.objects.filter(deal__in=deals.values("pk"))
         .order_by("deal_id", "changed_at", "id")
-        .values_list("deal_id", "changed_at", "to_stage_id", "to_stage__name", "to_stage__kind")
+        .values_list(
+            "deal_id",
+            "changed_at",
+            "to_stage_id",
+            "to_stage__name",
+            "to_stage__kind",
+            "from_stage_id",
+            "from_stage__name",
+            "from_stage__kind",
+        )
     )
-    for deal_id, changed_at, stage_id, stage_name, kind in changes.iterator(chunk_size=5000):
+    # Per deal, the stage it was in at `known_at`, read from its first change after that moment.
+    stage_left_later: dict[int, tuple[int, str, bool]] = {}
+    for deal_id, changed_at, stage_id, stage_name, kind, from_id, from_name, from_kind in changes.iterator(
+        chunk_size=5000
+    ):
+        if known_at is not None and changed_at > known_at:
+            if deal_id not in stage_left_later:
+                # A change without a from-stage records the deal's first stage. snapshot_at also
+                # uses that stage for the time before the first recorded change.
+                left = (from_id, from_name, from_kind) if from_id is not None else (stage_id, stage_name, kind)
+                stage_left_later[deal_id] = (left[0], left[1], left[2] == StageKind.OPEN)
+            continue
         facts[deal_id].stage_changes.append((changed_at, stage_id, stage_name, kind == StageKind.OPEN))
 
-    activities = (
-        Activity.objects.filter(deal__in=deals.values("pk"), is_done=True)
-        .order_by("deal_id", "occurred_at")
-        .values_list("deal_id", "occurred_at")
-    )
-    for deal_id, occurred_at in activities.iterator(chunk_size=5000):
+    activities = Activity.objects.filter(deal__in=deals.values("pk"), is_done=True)
+    if known_at is not None:
+        activities = activities.filter(occurred_at__lte=known_at)
+    activity_rows = activities.order_by("deal_id", "occurred_at").values_list("deal_id", "occurred_at")
+    for deal_id, occurred_at in activity_rows.iterator(chunk_size=5000):
         facts[deal_id].activity_times.append(occurred_at)
+
+    if known_at is not None:
+        for deal in facts.values():
+            _rewind(deal, known_at, stage_left_later.get(deal.pk))
     return list(facts.values())
+
+
+def _rewind(deal: DealFacts, known_at: dt.datetime, stage_left_later: tuple[int, str, bool] | None) -> None:
+    """Set the deal's status, close time and current stage to what they were at `known_at`.
+
+    `deal.stage_changes` must already end at `known_at`. `stage_left_later` is the stage
+    the deal left with its first change after `known_at` (id, name, is open), if any.
+    """
+    closed_later = deal.closed_at is not None and deal.closed_at > known_at
+    if closed_later:
+        deal.status = DealStatus.OPEN
+        deal.closed_at = None
+    if deal.stage_changes:
+        # snapshot_at reads the stage at `known_at` from the history.
+        return
+    if stage_left_later is not None:
+        stage_id, stage_name, is_open = stage_left_later
+        # A closed stage then means that the deal was not open at `known_at`.
+        deal.current_stage_id, deal.current_stage_name = (stage_id, stage_name) if is_open else (None, "")
+    elif closed_later:
+        # No stage history at all: today's stage is the won or lost stage the deal moved into later.
+        deal.current_stage_id, deal.current_stage_name = None, ""
 
 
 def _model_amount(base_amount: Decimal | None, list_price: Decimal | None) -> Decimal | None:
@@ -165,7 +218,7 @@ def _model_amount(base_amount: Decimal | None, list_price: Decimal | None) -> De
 
 
 def snapshot_at(facts: DealFacts, moment: dt.datetime, owners: OwnerHistory) -> Snapshot | None:
-    """Describe the deal as it was at `moment`; None when it was not in an open stage then."""
+    """Describe the deal as it was at `moment`; None when it was not in an open stage then, or its stage is unknown."""
     index = bisect.bisect_right([change[0] for change in facts.stage_changes], moment) - 1
     if index >= 0:
         entered_at, stage_id, stage_name, is_open = facts.stage_changes[index]
@@ -176,6 +229,9 @@ def snapshot_at(facts: DealFacts, moment: dt.datetime, owners: OwnerHistory) -> 
         # The history starts after creation: the deal sat in its first recorded stage.
         _first_at, stage_id, stage_name, _is_open = facts.stage_changes[0]
         entered_at = facts.created_at
+    elif facts.current_stage_id is None:
+        # Loaded point-in-time without a known stage at that moment.
+        return None
     else:
         stage_id, stage_name, entered_at = facts.current_stage_id, facts.current_stage_name, facts.created_at
 

@@ -5,6 +5,10 @@ splits the organization's closed deals in time at a cut date: the earlier 80 % b
 date train, and the rest test. The model is fit on the training deals' snapshots and
 measured on the test deals' snapshots (Brier score, AUC, calibration). Then the same
 recipe is fit again on all closed deals, and that refit scores every open deal.
+
+A run with `as_of` is point-in-time, as a backtest needs. Only deals closed by that
+moment train, and their features use only the stage changes and activities recorded by
+then. The deals open at that moment are scored.
 """
 
 import datetime as dt
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
@@ -113,14 +117,15 @@ def _task_send(*, organization_id: int, win_model_id: int) -> None:
         )
 
 
-def win_model_train(*, run: WinModel, now: dt.datetime | None = None) -> WinModel:
+def win_model_train(*, run: WinModel, as_of: dt.datetime | None = None) -> WinModel:
     """Train, evaluate and store the run, then score the open deals; returns the run as stored.
 
-    `now` is the moment open deals are scored at (default: the current time). Only a
+    `as_of` makes the run point-in-time (see the module docstring). Without it, every
+    closed deal trains and the deals open now are scored at the current time. Only a
     queued run is trained, so a redelivered task changes nothing. An error marks the run
     failed and keeps the previous model and its scores.
     """
-    now = now or timezone.now()
+    now = as_of or timezone.now()
     claimed = WinModel.objects.filter(pk=run.pk, status=WinModelStatus.QUEUED).update(
         status=WinModelStatus.RUNNING, started_at=timezone.now(), progress_done=0, progress_total=TRAINING_STEPS
     )
@@ -131,7 +136,7 @@ def win_model_train(*, run: WinModel, now: dt.datetime | None = None) -> WinMode
 
     logger.info("Win model training started organization_id=%s win_model_id=%s", run.organization_id, run.pk)
     try:
-        _train(run, now=now)
+        _train(run, now=now, as_of=as_of)
     except Exception as error:
         logger.exception("Win model training failed organization_id=%s win_model_id=%s", run.organization_id, run.pk)
         WinModel.objects.filter(pk=run.pk).update(
@@ -155,20 +160,13 @@ def _progress(run: WinModel, done: int, **fields) -> None:
     WinModel.objects.filter(pk=run.pk).update(progress_done=done, **fields)
 
 
-def _train(run: WinModel, *, now: dt.datetime) -> None:
+def _train(run: WinModel, *, now: dt.datetime, as_of: dt.datetime | None) -> None:
     organization = run.organization
-    closed = Deal.objects.filter(
-        status__in=(DealStatus.WON, DealStatus.LOST), closed_at__isnull=False, deleted_at__isnull=True
-    )
-    # A close-time bound rather than a list of ids, which SQLite rejects beyond 32,766 parameters.
-    oldest_kept = closed.order_by("-closed_at").values_list("closed_at", flat=True)[MAX_TRAINING_DEALS - 1 : MAX_TRAINING_DEALS]
-    if oldest_kept:
-        closed = closed.filter(closed_at__gte=oldest_kept[0])
-    facts = features.deal_facts_load(closed)
+    facts = training_facts_load(as_of=as_of)
     won_count = sum(1 for deal in facts if deal.outcome == 1)
     lost_count = len(facts) - won_count
     _progress(run, 1, closed_won_count=won_count, closed_lost_count=lost_count)
-    if len(facts) < MIN_CLOSED_DEALS or min(won_count, lost_count) < MIN_DEALS_PER_CLASS:
+    if not history_is_sufficient(won=won_count, lost=lost_count):
         _finish_insufficient(run)
         return
 
@@ -208,11 +206,69 @@ def _train(run: WinModel, *, now: dt.datetime) -> None:
     final = model.model_fit(train_rows + test_rows)
     _progress(run, 4, parameters=final.as_json())
 
-    scored = deal_scores_replace(run=run, parameters=final, now=now)
+    scored = deal_scores_replace(run=run, parameters=final, now=now, as_of=as_of)
     WinModel.objects.filter(pk=run.pk).update(
         status=WinModelStatus.SUCCEEDED, progress_done=TRAINING_STEPS, trained_at=timezone.now(), scored_count=scored
     )
     _runs_prune(keep=run)
+
+
+def closed_deals(*, as_of: dt.datetime | None = None) -> QuerySet[Deal]:
+    """Return the won and lost deals with a close time that training may read; with `as_of`, those closed by then."""
+    closed = Deal.objects.filter(
+        status__in=(DealStatus.WON, DealStatus.LOST), closed_at__isnull=False, deleted_at__isnull=True
+    )
+    if as_of is not None:
+        closed = closed.filter(closed_at__lte=as_of)
+    return closed
+
+
+def history_is_sufficient(*, won: int, lost: int) -> bool:
+    """Return whether `won` and `lost` closed deals reach MIN_CLOSED_DEALS and MIN_DEALS_PER_CLASS."""
+    return won + lost >= MIN_CLOSED_DEALS and min(won, lost) >= MIN_DEALS_PER_CLASS
+
+
+def closed_deal_counts(*, as_of: dt.datetime | None = None) -> tuple[int, int]:
+    """Return (won, lost) among `closed_deals(as_of=as_of)`, without the MAX_TRAINING_DEALS bound."""
+    counts = closed_deals(as_of=as_of).aggregate(
+        won=Count("pk", filter=Q(status=DealStatus.WON)), lost=Count("pk", filter=Q(status=DealStatus.LOST))
+    )
+    return counts["won"], counts["lost"]
+
+
+def as_of_end(day: dt.date, time_zone: dt.tzinfo) -> dt.datetime:
+    """Return the last second of `day` in `time_zone`: the moment a run "as of `day`" uses."""
+    return local_midnight(day + dt.timedelta(days=1), time_zone) - dt.timedelta(seconds=1)
+
+
+def earliest_sufficient_day(time_zone: dt.tzinfo) -> dt.date | None:
+    """Return the first local day by whose end the closed deals reach the training minimums; None if they never do.
+
+    Reads the closed deals in close order until the minimums are met, so a run as of
+    this day or later passes `history_is_sufficient`.
+    """
+    won = lost = 0
+    rows = closed_deals().order_by("closed_at", "pk").values_list("closed_at", "status")
+    for closed_at, status in rows.iterator(chunk_size=5000):
+        if status == DealStatus.WON:
+            won += 1
+        else:
+            lost += 1
+        if history_is_sufficient(won=won, lost=lost):
+            day = closed_at.astimezone(time_zone).date()
+            # A close in the last second of a day only counts for a run as of the next day.
+            return day if closed_at <= as_of_end(day, time_zone) else day + dt.timedelta(days=1)
+    return None
+
+
+def training_facts_load(*, as_of: dt.datetime | None = None) -> list[features.DealFacts]:
+    """Load the closed deals training reads, at most about MAX_TRAINING_DEALS, as known at `as_of`."""
+    closed = closed_deals(as_of=as_of)
+    # A close-time bound rather than a list of ids, which SQLite rejects beyond 32,766 parameters.
+    oldest_kept = closed.order_by("-closed_at").values_list("closed_at", flat=True)[MAX_TRAINING_DEALS - 1 : MAX_TRAINING_DEALS]
+    if oldest_kept:
+        closed = closed.filter(closed_at__gte=oldest_kept[0])
+    return features.deal_facts_load(closed, known_at=as_of)
 
 
 def time_split(facts: list[features.DealFacts], *, time_zone: dt.tzinfo) -> TimeSplit:
@@ -241,19 +297,26 @@ def _finish_insufficient(run: WinModel) -> None:
     _runs_prune(keep=run)
 
 
-def deal_scores_replace(*, run: WinModel, parameters: model.ModelParameters, now: dt.datetime) -> int:
+def deal_scores_replace(
+    *, run: WinModel, parameters: model.ModelParameters, now: dt.datetime, as_of: dt.datetime | None = None
+) -> int:
     """Score every open deal at `now` and replace the organization's scores in one transaction; return the count.
 
-    A deal whose stage at `now` is not an open stage (inconsistent history) gets no score.
+    With `as_of` (`now` is then the same moment), the deals open at that moment are
+    scored as recorded by then. A deal whose stage at `now` is not an open stage
+    (inconsistent history, or closed then and reopened since) gets no score.
     """
     open_deals = Deal.objects.filter(status=DealStatus.OPEN, deleted_at__isnull=True)
-    all_closed = Deal.objects.filter(
-        status__in=(DealStatus.WON, DealStatus.LOST), closed_at__isnull=False, deleted_at__isnull=True
-    ).values_list("owner_id", "closed_at", "status")
+    if as_of is not None:
+        # Created by then and not closed by then. deal_facts_load sets them back to their state then.
+        open_deals = Deal.objects.filter(created_at__lte=as_of, deleted_at__isnull=True).filter(
+            Q(status=DealStatus.OPEN) | Q(closed_at__gt=as_of)
+        )
+    all_closed = closed_deals(as_of=as_of).values_list("owner_id", "closed_at", "status")
     owners = features.OwnerHistory([(owner, closed_at, status == DealStatus.WON) for owner, closed_at, status in all_closed])
     snapshots = [
         snapshot
-        for facts in features.deal_facts_load(open_deals)
+        for facts in features.deal_facts_load(open_deals, known_at=as_of)
         if (snapshot := features.snapshot_at(facts, now, owners)) is not None
     ]
     predicted = model.probabilities(snapshots, parameters)

@@ -12,8 +12,16 @@ from django_scopes import scope
 
 from dashboards.templatetags.spm_format import format_fixed, format_number
 from pipelines.models import WinModel, WinModelStatus
-from pipelines.scoring.services import win_model_run_create, win_model_train
-from spm.fiscal import local_midnight
+from pipelines.scoring.services import (
+    MIN_CLOSED_DEALS,
+    MIN_DEALS_PER_CLASS,
+    as_of_end,
+    closed_deal_counts,
+    earliest_sufficient_day,
+    history_is_sufficient,
+    win_model_run_create,
+    win_model_train,
+)
 from spm.models import Organization
 
 
@@ -48,8 +56,9 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True, help="Slug of the organization.")
         parser.add_argument(
             "--as-of",
-            help="Score the open deals as of the end of this day (YYYY-MM-DD) in the organization's time zone; "
-            "default: now.",
+            help="Train and score as of the end of this day (YYYY-MM-DD) in the organization's time zone: "
+            "only deals closed by then train, only stage changes and activities up to then count, and the "
+            "deals open then are scored. Default: now, with every closed deal.",
         )
         parser.add_argument(
             "--language", choices=["de", "en"], help="Language of the output (default: the organization's)."
@@ -65,15 +74,18 @@ class Command(BaseCommand):
                     gettext("Organization %(slug)s not found; check --org against the slug in the URL /o/<slug>/.")
                     % {"slug": options["org"]}
                 )
-        now = None
+        time_zone = zoneinfo.ZoneInfo(organization.time_zone)
+        as_of_day = as_of = None
         if options["as_of"] is not None:
             # Parsed here rather than by argparse, so the error follows --language or the organization's language.
             with translation.override(language or organization.language):
-                as_of = _date_option(options["as_of"])
-            time_zone = zoneinfo.ZoneInfo(organization.time_zone)
-            now = local_midnight(as_of + dt.timedelta(days=1), time_zone) - dt.timedelta(seconds=1)
+                as_of_day = _date_option(options["as_of"])
+            as_of = as_of_end(as_of_day, time_zone)
 
         with translation.override(language or organization.language), scope(organization=organization):
+            if as_of is not None:
+                # Checked before a run exists, because a run with too little history deletes the current scores.
+                _history_check(as_of_day, as_of=as_of, time_zone=time_zone)
             run, created = win_model_run_create(organization=organization, actor=None)
             if not created:
                 raise CommandError(
@@ -81,7 +93,7 @@ class Command(BaseCommand):
                     % {"version": run.version}
                 )
             started = time.monotonic()
-            run = win_model_train(run=run, now=now)
+            run = win_model_train(run=run, as_of=as_of)
             seconds = time.monotonic() - started
             if run.status != WinModelStatus.SUCCEEDED:
                 message = gettext(
@@ -105,3 +117,32 @@ def _date_option(value: str) -> dt.date:
         raise CommandError(
             gettext("invalid date %(value)r; use YYYY-MM-DD, e.g. 2017-12-31") % {"value": value}
         ) from None
+
+
+def _history_check(day: dt.date, *, as_of: dt.datetime, time_zone: dt.tzinfo) -> None:
+    """Raise CommandError when too few deals closed by `as_of` to train, naming the earliest day with enough."""
+    won, lost = closed_deal_counts(as_of=as_of)
+    if history_is_sufficient(won=won, lost=lost):
+        return
+
+    problem = gettext(
+        "Too few closed deals to train as of %(date)s: %(found)s on or before that day (%(won)s won, %(lost)s lost). "
+        "Training needs at least %(minimum)s, with at least %(per_class)s won and %(per_class)s lost."
+    ) % {
+        "date": date_format(day, "SHORT_DATE_FORMAT"),
+        "found": format_number(won + lost),
+        "won": format_number(won),
+        "lost": format_number(lost),
+        "minimum": format_number(MIN_CLOSED_DEALS),
+        "per_class": format_number(MIN_DEALS_PER_CLASS),
+    }
+    earliest = earliest_sufficient_day(time_zone)
+    if earliest is None:
+        fix = gettext(
+            "No later --as-of date has enough either, because all closed deals of the organization together are "
+            "too few. Import more closed deals first."
+        )
+    else:
+        # ISO format, because the value goes back into --as-of.
+        fix = gettext("Choose a later --as-of date, %(earliest)s at the earliest.") % {"earliest": earliest.isoformat()}
+    raise CommandError(f"{problem} {fix}")
