@@ -34,6 +34,7 @@ IMPORT_TABLES = {
     "products": ("pipelines_product",),
     "deals": ("pipelines_deal", "pipelines_stage", "pipelines_pipeline"),
     "stage_changes": ("pipelines_dealstagechange",),
+    "activities": ("pipelines_activity",),
 }
 # An import that changes at least this many rows of an entity has its tables analyzed
 # after commit. Autovacuum analyzes a table only once about a tenth of its rows changed,
@@ -179,7 +180,7 @@ def table_statistics_refresh_schedule(result) -> None:
             table
             for entity, counts in result.counts.items()
             if counts.created + counts.updated + counts.deleted >= STATISTICS_REFRESH_ROWS
-            for table in IMPORT_TABLES[entity]
+            for table in IMPORT_TABLES.get(entity, ())
         }
     )
     if tables:

@@ -8,7 +8,8 @@ from django.db import connection
 from django_scopes import scope
 
 from pipelines.models import Deal
-from pipelines.services import crm_import
+from pipelines.importers.base import EntityCounts, ImportResult
+from pipelines.services import crm_import, table_statistics_refresh_schedule
 from pipelines.tasks import table_statistics_refresh
 from tests.test_import_maven import SMALL_EXPORT, TODAY
 
@@ -61,6 +62,21 @@ def test_unchanged_rerun_schedules_no_refresh(org, django_capture_on_commit_call
         import_small(org)
 
     delay.assert_not_called()
+
+
+def test_activities_and_unlisted_entities(db, django_capture_on_commit_callbacks):
+    """Pipedrive counts activities, which have their own table; an entity without tables adds none."""
+    result = ImportResult(source="pipedrive", path="", currency="EUR")
+    result.counts["activities"] = EntityCounts(created=1_000)
+    result.counts["notes"] = EntityCounts(created=5_000)
+
+    with (
+        mock.patch("pipelines.tasks.table_statistics_refresh.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        table_statistics_refresh_schedule(result)
+
+    delay.assert_called_once_with(tables=["pipelines_activity"])
 
 
 def test_unknown_table_is_not_analyzed(db):
