@@ -1,13 +1,18 @@
 """Forms of the goals admin pages: settings, quota editor filters, uploads, teams, territories, people."""
 
 import datetime as dt
-import zoneinfo
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from goals.models import QuotaMetric, QuotaTemplate, Team, Territory
-from spm.models import LeaderboardPrivacy, Membership, Role
+from spm.models import (
+    TIME_ZONE_AREAS,
+    LeaderboardPrivacy,
+    Membership,
+    Role,
+    time_zone_names,
+)
 
 MONTH_NAMES = [
     _("January"), _("February"), _("March"), _("April"), _("May"), _("June"),
@@ -41,9 +46,8 @@ class OrganizationSettingsForm(BootstrapFormMixin, forms.Form):
         choices=[(number, name) for number, name in enumerate(MONTH_NAMES, start=1)],
         help_text=_("A fiscal year is named by the calendar year in which it ends."),
     )
-    time_zone = forms.ChoiceField(
-        label=_("Time zone"), choices=[(name, name) for name in sorted(zoneinfo.available_timezones())]
-    )
+    # __init__ sets the choices, because they depend on the organization's current zone.
+    time_zone = forms.ChoiceField(label=_("Time zone"))
     currency = forms.CharField(
         label=_("Base currency"),
         max_length=3,
@@ -69,6 +73,29 @@ class OrganizationSettingsForm(BootstrapFormMixin, forms.Form):
         help_text=_("Team figures of groups with fewer members are hidden; 0 turns this off."),
     )
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = time_zone_choices(current=self.initial.get("time_zone", ""))
+
+
+def time_zone_choices(*, current: str = "") -> list:
+    """Return the time zone choices: "UTC", then one group per area, labelled by location ("Berlin" under "Europe").
+
+    `current`, the organization's stored zone, comes first when it is not one of
+    `time_zone_names()` (a legacy name such as US/Eastern), so the form can save the
+    other settings without changing it.
+    """
+    choices = [(current, current)] if current and current not in time_zone_names() else []
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name in time_zone_names():
+        area, _slash, location = name.partition("/")
+        if location:
+            groups.setdefault(area, []).append((name, location.replace("_", " ")))
+        else:
+            choices.append((name, name))
+    choices.extend((TIME_ZONE_AREAS[area], options) for area, options in groups.items())
+    return choices
 
 
 class QuotaGridForm(BootstrapFormMixin, forms.Form):

@@ -145,7 +145,7 @@ def organization_settings_update(
 ) -> list[str]:
     """Change organization settings and return the names of the fields that changed.
 
-    Raises ValidationError (from the model's validators) for invalid values,
+    Raises ValidationError (from the model's validators) for invalid new values,
     and for a new base currency once the organization stores amounts in the
     current one, leaving the organization unchanged. A new fiscal year start month or time
     zone keeps every quota row as it is: quotas whose start is no longer a
@@ -167,8 +167,11 @@ def organization_settings_update(
         currency_change_check(organization, changes["currency"])
     for name in changed:
         setattr(organization, name, changes[name])
+    # Only the changed fields are validated, so a stored value that the validators no longer
+    # accept (a legacy time zone such as US/Eastern) does not block changing another setting.
+    unchanged = [field.name for field in Organization._meta.fields if field.name not in changed]
     try:
-        organization.full_clean()
+        organization.full_clean(exclude=unchanged)
     except ValidationError:
         for name in changed:
             setattr(organization, name, before[name])

@@ -1,5 +1,6 @@
 """Tenancy: users, organizations (the tenant), memberships with roles, audit log."""
 
+import functools
 import zoneinfo
 from decimal import Decimal
 
@@ -57,10 +58,36 @@ class User(AbstractUser):
         return self.name or self.email
 
 
+# Areas of the IANA time zone database's Area/Location names. zoneinfo also lists names outside
+# them: backward-compatible links (US/Eastern, GMT+0, Etc/GMT-1, Japan), the placeholder zone
+# Factory, files of the system's zone directory (localtime, posixrules) and copies (posix/…, right/…).
+# The values are the labels of the area groups in the settings form's time zone list.
+TIME_ZONE_AREAS = {
+    "Africa": _("Africa"), "America": _("America"), "Antarctica": _("Antarctica"), "Arctic": _("Arctic"),
+    "Asia": _("Asia"), "Atlantic": _("Atlantic"), "Australia": _("Australia"), "Europe": _("Europe"),
+    "Indian": _("Indian Ocean"), "Pacific": _("Pacific"),
+}  # fmt: skip
+
+
+@functools.cache
+def time_zone_names() -> tuple[str, ...]:
+    """Return the time zones an organization can choose: "UTC", then the Area/Location names, sorted.
+
+    Some Area/Location names are links to another zone (Asia/Calcutta, Europe/Kiev). They stay,
+    because tzdata since 2022b also turns current names into links in its default build
+    (Europe/Amsterdam to Europe/Brussels), and which names are links depends on that build.
+    """
+    located = (name for name in zoneinfo.available_timezones() if "/" in name)
+    return ("UTC", *sorted(name for name in located if name.split("/", 1)[0] in TIME_ZONE_AREAS))
+
+
 def validate_time_zone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if value not in time_zone_names():
         raise ValidationError(
-            _("%(value)s is not a known time zone; use an IANA name such as Europe/Berlin."),
+            _(
+                "%(value)s is not a supported time zone; use an IANA name of the form Region/City, such as "
+                "Europe/Berlin, or UTC."
+            ),
             params={"value": value},
         )
 

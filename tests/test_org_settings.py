@@ -1,6 +1,7 @@
 """Organization settings: the service, configure_organization and the admin page."""
 
 import datetime as dt
+import zoneinfo
 from decimal import Decimal
 from unittest import mock
 
@@ -8,12 +9,14 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import translation
 from django_scopes import scope, scopes_disabled
 
+from goals.forms import OrganizationSettingsForm
 from goals.models import ForecastSubmission, Quota, QuotaTemplate
 from goals.services import organization_settings_update
 from pipelines.models import Deal, ExchangeRate
-from spm.models import AuditLog, Organization
+from spm.models import AuditLog, Organization, validate_time_zone
 from tests.factories import DealFactory
 
 CURRENCY_LOCKED_EN = (
@@ -109,7 +112,12 @@ def test_configure_organization_command_in_english(org_in_english, capsys):
     ("option", "value", "message"),
     [
         ("--fiscal-year-start-month", "13", "--fiscal-year-start-month 13 is invalid; use a month number from 1"),
-        ("--time-zone", "Berlin", "Berlin is not a known time zone; use an IANA name such as Europe/Berlin."),
+        (
+            "--time-zone",
+            "Berlin",
+            "Berlin is not a supported time zone; use an IANA name of the form Region/City, such as Europe/Berlin, "
+            "or UTC.",
+        ),
         ("--currency", "EURO", "EURO is not an ISO 4217 currency code; use a code such as EUR"),
     ],
 )
@@ -257,3 +265,117 @@ def test_settings_page_changes_currency_without_deals(admin_member, client):
     assert response.status_code == 302
     admin_member.organization.refresh_from_db()
     assert admin_member.organization.currency == "USD"
+
+
+# Names that zoneinfo can list but that are no Region/City zone: links kept for compatibility, the
+# placeholder zone Factory, files of the system's zone directory and its posix/ and right/ copies.
+NOT_OFFERED_TIME_ZONES = [
+    "localtime", "posixrules", "Factory", "GMT", "GMT+0", "Etc/GMT-1", "Etc/UTC", "US/Eastern", "Japan", "CET",
+    "SystemV/EST5", "posix/Europe/Berlin", "right/Europe/Berlin",
+]  # fmt: skip
+
+
+def choice_values(choices) -> list[str]:
+    """Return the values of (possibly grouped) form choices in their order."""
+    values = []
+    for value, label in choices:
+        if isinstance(label, list):
+            values.extend(option for option, _option_label in label)
+        else:
+            values.append(value)
+    return values
+
+
+def test_time_zone_choices_grouped_by_area():
+    form = OrganizationSettingsForm(initial={"time_zone": "Europe/Berlin"})
+
+    choices = form.fields["time_zone"].choices
+    with translation.override("en"):
+        groups = {str(label): options for label, options in choices[1:]}
+
+    assert choices[0] == ("UTC", "UTC")
+    assert list(groups) == [
+        "Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian Ocean",
+        "Pacific",
+    ]  # fmt: skip
+    assert ("Europe/Berlin", "Berlin") in groups["Europe"]
+    assert ("America/Argentina/Buenos_Aires", "Argentina/Buenos Aires") in groups["America"]
+    assert groups["Europe"] == sorted(groups["Europe"])
+
+
+@pytest.mark.parametrize("name", NOT_OFFERED_TIME_ZONES)
+def test_time_zone_choices_leave_out_non_region_names(name):
+    form = OrganizationSettingsForm(initial={"time_zone": "Europe/Berlin"})
+
+    assert name not in choice_values(form.fields["time_zone"].choices)
+
+
+def test_time_zone_validator_accepts_what_the_form_offers():
+    offered = set(choice_values(OrganizationSettingsForm().fields["time_zone"].choices))
+    accepted = set()
+    for name in zoneinfo.available_timezones() | set(NOT_OFFERED_TIME_ZONES):
+        try:
+            validate_time_zone(name)
+        except ValidationError:
+            continue
+        accepted.add(name)
+
+    assert accepted == offered
+    assert {"UTC", "Europe/Berlin", "Europe/Vienna", "Europe/Zurich"} <= accepted
+
+
+@pytest.mark.parametrize("name", ["GMT+0", "Etc/GMT-1", "US/Eastern", "Factory"])
+def test_legacy_time_zone_rejected_as_new_value(org, name):
+    with translation.override("en"), scope(organization=org), pytest.raises(ValidationError) as error:
+        organization_settings_update(organization=org, actor=None, changes={"time_zone": name})
+
+    with translation.override("en"):
+        messages = error.value.message_dict
+    assert messages == {
+        "time_zone": [
+            f"{name} is not a supported time zone; use an IANA name of the form Region/City, such as "
+            "Europe/Berlin, or UTC."
+        ]
+    }
+    org.refresh_from_db()
+    assert org.time_zone == "Europe/Berlin"
+
+
+def test_settings_page_marks_current_time_zone(admin_member, client):
+    client.force_login(admin_member.user)
+
+    page = client.get("/o/acme/settings/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert '<option value="UTC">UTC</option>' in page
+    assert '<optgroup label="Europe">' in page
+    assert '<option value="Europe/Berlin" selected>Berlin</option>' in page
+
+
+def test_settings_page_keeps_legacy_time_zone(admin_member, client):
+    """An organization whose stored zone is a legacy name can still change its other settings."""
+    org = admin_member.organization
+    Organization.objects.filter(pk=org.pk).update(time_zone="US/Eastern")
+    client.force_login(admin_member.user)
+
+    page = client.get("/o/acme/settings/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    response = client.post("/o/acme/settings/", {**SETTINGS_POST, "time_zone": "US/Eastern"})
+
+    assert '<option value="US/Eastern" selected>US/Eastern</option>' in page
+    assert response.status_code == 302
+    org.refresh_from_db()
+    assert org.time_zone == "US/Eastern"
+    assert org.currency == "USD"
+
+
+def test_legacy_time_zone_not_offered_after_change(admin_member, client):
+    org = admin_member.organization
+    Organization.objects.filter(pk=org.pk).update(time_zone="US/Eastern")
+    client.force_login(admin_member.user)
+
+    response = client.post("/o/acme/settings/", {**SETTINGS_POST, "time_zone": "America/New_York"})
+    page = client.get("/o/acme/settings/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert response.status_code == 302
+    org.refresh_from_db()
+    assert org.time_zone == "America/New_York"
+    assert 'value="US/Eastern"' not in page
