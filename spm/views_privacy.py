@@ -15,6 +15,9 @@ from spm.exports import Column, Table, csv_response, xlsx_response
 from spm.models import Membership, Organization
 from spm.security import admin_required
 
+# Values of the personal data export's ?format= parameter.
+EXPORT_FORMATS = ("json", "csv")
+
 
 class SecuritySettingsForm(forms.ModelForm):
     class Meta:
@@ -70,13 +73,9 @@ def personal_data(request, org_slug, membership_id):
 def personal_data_export(request, org_slug, membership_id):
     person = _person_get(membership_id)
     export_format = request.GET.get("format", "json")
-    if export_format not in ("json", "csv"):
-        # Plain text: the message repeats the request's value, which must not be read as HTML.
-        return HttpResponse(
-            _("Unknown format %(format)s; use json or csv.") % {"format": export_format},
-            status=400,
-            content_type="text/plain; charset=utf-8",
-        )
+    if export_format not in EXPORT_FORMATS:
+        context = {"person": person, "export_format": export_format, "formats": ", ".join(EXPORT_FORMATS)}
+        return render(request, "spm/privacy_export_format_error.html", context, status=400)
 
     export = privacy.person_data_export(membership=person, actor=request.user)
     file_name = f"personal-data-{request.organization.slug}-{person.pk}"

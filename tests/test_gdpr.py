@@ -108,15 +108,46 @@ def test_export_rejects_unknown_format(admin_client, member):
     assert response.status_code == 400
 
 
-def test_export_format_error_is_plain_text(admin_client, member):
-    """The value is echoed in the message, so the response must not be HTML."""
-    value = "<h1>x</h1>"
+def test_export_format_error_page(admin_client, member):
+    response = admin_client.get(
+        f"/o/acme/data-protection/people/{member.pk}/export/", {"format": "xml"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
 
-    response = admin_client.get(f"/o/acme/data-protection/people/{member.pk}/export/", {"format": value})
-
+    page = response.content.decode()
     assert response.status_code == 400
-    assert response["Content-Type"] == "text/plain; charset=utf-8"
-    assert response.content.decode() == "Unknown format <h1>x</h1>; use json or csv."
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    assert '<html lang="en">' in page
+    assert "<title>Bad request · SPM</title>" in page
+    assert '<p>Invalid export format "xml"; use one of: json, csv.</p>' in page
+    assert (
+        f'<a href="/o/acme/data-protection/people/{member.pk}/">Back to the personal data of {member.user.name}</a>'
+        in page
+    )
+
+
+def test_export_format_error_page_in_german(admin_client, member):
+    response = admin_client.get(
+        f"/o/acme/data-protection/people/{member.pk}/export/", {"format": "xml"}, HTTP_ACCEPT_LANGUAGE="de"
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert '<html lang="de">' in page
+    assert "<title>Ungültige Anfrage · SPM</title>" in page
+
+
+def test_export_format_error_escapes_value(admin_client, member):
+    """The page repeats the value from the address, so markup in it must arrive as text."""
+    value = "<script>alert(1)</script>"
+
+    response = admin_client.get(
+        f"/o/acme/data-protection/people/{member.pk}/export/", {"format": value}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "<script>" not in page
+    assert '<p>Invalid export format "&lt;script&gt;alert(1)&lt;/script&gt;"; use one of: json, csv.</p>' in page
 
 
 def erase(client, membership, **data):
