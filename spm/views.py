@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import is_valid_path
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
 from django.views import defaults
@@ -55,6 +56,25 @@ def set_language(request):
 def page_not_found(request, exception):
     """Return the API's JSON error body for a path under /api/ that matches no URL, else the HTML page."""
     if request.path.startswith("/api/"):
-        # DRF's message and translation, as the API's own 404 bodies use.
-        return JsonResponse({"detail": str(NotFound.default_detail)}, status=404)
+        return _api_not_found_response()
     return defaults.page_not_found(request, exception)
+
+
+def api_path_not_found(request, unmatched_path):
+    """Return the API's JSON 404 for a path under /api/ that no API pattern matches.
+
+    handler404 returns the same body, but Django calls it only with DEBUG off and shows its
+    technical HTML page with DEBUG on. Because this pattern matches every such path,
+    CommonMiddleware no longer redirects /api/v1/deals to /api/v1/deals/ (APPEND_SLASH),
+    so this view sends that redirect itself.
+    """
+    if settings.APPEND_SLASH and not request.path_info.endswith("/"):
+        match = is_valid_path(f"{request.path_info}/", getattr(request, "urlconf", None))
+        if match and match.func is not api_path_not_found:
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    return _api_not_found_response()
+
+
+def _api_not_found_response() -> JsonResponse:
+    # DRF's message and translation, as the API's own 404 bodies use.
+    return JsonResponse({"detail": str(NotFound.default_detail)}, status=404)

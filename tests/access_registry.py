@@ -327,6 +327,8 @@ URL_ACCESS: dict[str, OrgUrl | GlobalUrl | TokenUrl] = {
     "api_kpi_report": TokenUrl(),
     "api_schema": GlobalUrl(anonymous=PUBLIC),
     "api_docs": GlobalUrl(anonymous=PUBLIC),
+    # Any other path under /api/: the API's JSON 404 for everyone.
+    "api_not_found": GlobalUrl(anonymous=PUBLIC, params={"unmatched_path": "v1/no-such-endpoint/"}),
     # forecasting: the forecast page, submissions, per-deal categories, admin settings
     "forecast": OrgUrl(roles=ALL_ROLES),
     "forecast_member": OrgUrl(roles=ALL_ROLES, params={"member_id": "membership"}),

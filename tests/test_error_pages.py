@@ -112,3 +112,27 @@ def test_api_path_not_found_is_json(db, client, language, detail):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"detail": detail}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/deals/abc/", "/api/v1/no-such-endpoint", "/api/v2/deals/"])
+@pytest.mark.parametrize(("language", "detail"), [("de", "Nicht gefunden."), ("en", "Not found.")])
+def test_api_path_not_found_is_json_with_debug(db, client, settings, path, language, detail):
+    """With DEBUG on, Django skips handler404 and would show its technical HTML page."""
+    settings.DEBUG = True
+
+    response = client.get(path, HTTP_ACCEPT_LANGUAGE=language)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": detail}
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_api_path_without_slash_is_redirected(db, client, settings, debug):
+    """The catch-all /api/ pattern keeps the APPEND_SLASH redirect to an existing endpoint."""
+    settings.DEBUG = debug
+
+    response = client.get("/api/v1/deals?updated_since=2017-01-01")
+
+    assert response.status_code == 301
+    assert response["Location"] == "/api/v1/deals/?updated_since=2017-01-01"
