@@ -5,6 +5,7 @@ import hashlib
 import json
 
 import pytest
+import yaml
 from django.core.cache import cache
 from django.core.management import call_command
 from django.urls import reverse
@@ -532,6 +533,69 @@ def test_kpi_report_error_names_parameter(org, params, field, value, reason):
 
     assert response.status_code == 400
     assert response.json()["errors"] == [{"field": field, "value": value, "reason": reason}]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url_name", "kwargs"),
+    [("api_deals", {}), ("api_deal", {"deal_id": 999}), ("api_kpi_report", {}), ("api_kpi_snapshots", {})],
+)
+@pytest.mark.parametrize(
+    ("language", "reason"),
+    [("en", "Invalid value 'xml'; use one of: json."), ("de", "Ungültiger Wert 'xml'; zulässig sind: json.")],
+)
+def test_unknown_format_is_400(org, url_name, kwargs, language, reason):
+    """DRF returned 404 for an unknown ?format=, as if the endpoint did not exist."""
+    _token, plain = make_token(org)
+
+    response = client_for(plain, language).get(reverse(url_name, kwargs=kwargs), {"format": "xml"})
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": reason, "errors": [{"field": "format", "value": "xml", "reason": reason}]}
+
+
+@pytest.mark.django_db
+def test_unknown_format_in_organization_language(org):
+    """Without Accept-Language the message is in the organization's language, as for other query parameters."""
+    _token, plain = make_token(org)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}")
+
+    response = client.get(reverse("api_deals"), {"format": "xml"})
+
+    assert org.language == "de"
+    assert response.status_code == 400
+    assert response.json()["detail"] == "Ungültiger Wert 'xml'; zulässig sind: json."
+
+
+@pytest.mark.django_db
+def test_unknown_format_without_token_is_401():
+    response = APIClient().get(reverse("api_deals"), {"format": "xml"}, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_json_format_is_accepted(org):
+    _token, plain = make_token(org)
+
+    response = client_for(plain).get(reverse("api_deals"), {"format": "json"})
+
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+
+
+@pytest.mark.django_db
+def test_schema_rejects_unknown_format(client):
+    reason = "Invalid value 'xml'; use one of: yaml, json."
+
+    response = client.get(reverse("api_schema"), {"format": "xml"}, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 400
+    # The schema view renders errors with its first renderer, which writes YAML.
+    body = yaml.safe_load(response.content)
+    assert body == {"detail": reason, "errors": [{"field": "format", "value": "xml", "reason": reason}]}
 
 
 @pytest.mark.django_db

@@ -26,7 +26,12 @@ from rest_framework.views import APIView
 from dashboards.models import Grain, KpiSnapshot, PeriodKind
 from goals.models import Quota
 from integrations.api import serializers as api_serializers
-from integrations.api.authentication import ApiTokenAuthentication, ApiTokenRateThrottle, HasApiToken
+from integrations.api.authentication import (
+    ApiTokenAuthentication,
+    ApiTokenRateThrottle,
+    HasApiToken,
+)
+from integrations.api.negotiation import UnsupportedFormat
 from integrations.api.selectors import KpiReportError, kpi_report_build
 from pipelines.models import Account, Activity, Deal, DealStageChange, Pipeline
 from pipelines.services_records import RecordsSourceError, records_import
@@ -88,11 +93,22 @@ class TokenScopedMixin:
     authentication_classes = [ApiTokenAuthentication]
     permission_classes = [HasApiToken]
     throttle_classes = [ApiTokenRateThrottle]
+    # The error for an unknown ?format=, kept from content negotiation until initial() raises it.
+    unsupported_format: UnsupportedFormat | None = None
 
     def dispatch(self, request, *args, **kwargs):
         with ExitStack() as stack:
             self.exit_stack = stack
             return super().dispatch(request, *args, **kwargs)
+
+    def perform_content_negotiation(self, request, force=False):
+        # DRF negotiates before it authenticates. The format error waits for initial(), so a request
+        # without a token still gets 401 and the message is in the response language chosen there.
+        try:
+            return super().perform_content_negotiation(request, force)
+        except UnsupportedFormat as error:
+            self.unsupported_format = error
+            return super().perform_content_negotiation(request, force=True)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -103,6 +119,9 @@ class TokenScopedMixin:
         self.exit_stack.enter_context(timezone.override(dt.timezone.utc))
         if "HTTP_ACCEPT_LANGUAGE" not in request.META:
             self.exit_stack.enter_context(translation.override(organization.language))
+        if self.unsupported_format is not None:
+            # Built again, so the message is in the language that is active now.
+            raise UnsupportedFormat(self.unsupported_format.value, self.unsupported_format.formats)
         self.query_parameters_check(request)
 
     def query_parameters_check(self, request) -> None:
