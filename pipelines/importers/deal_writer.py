@@ -19,7 +19,7 @@ Status and `closed_at` are then derived from the history by `deal_close_state_re
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -70,6 +70,20 @@ class DealRecord:
     closed_at: dt.datetime | None = None
     # The owner as the file names them; `deal_owners_assign` turns it into `owner_id` once the row is accepted.
     owner: Person | None = None
+    # Importers that plan stages (`PipelineStages.plan`) set these in place of `pipeline_id`, `stage_id`,
+    # `entry_stage_id` and `moves`, because a new stage has no id until `deal_stages_assign` creates it.
+    stages: "PipelineStages | None" = None
+    stage: Stage | None = None
+    entry_stage: Stage | None = None
+    planned_moves: list["PlannedMove"] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PlannedMove:
+    """A recorded move into `stage`, which may be a planned stage without an id. `deal_stages_assign` turns it into a Move."""
+
+    stage: Stage
+    changed_at: dt.datetime
 
 
 def stage_kind_from_name(name: str) -> str:
@@ -101,47 +115,84 @@ def close_time_missing(*, column: str, in_file: bool, needs: Message) -> RowReje
 
 
 class PipelineStages:
-    """A pipeline's stages by case-insensitive name, creating the pipeline and missing stages on demand.
+    """A pipeline's stages by case-insensitive name, with the missing stages and pipeline created only when used.
+
+    `plan` returns a missing stage unsaved, and `planned_create` inserts the planned stages
+    that accepted rows use, so a row rejected after naming a new stage creates nothing. `get`
+    inserts a missing stage at once, for stages that a file lists apart from its deal rows.
+    The pipeline is inserted with its first new stage, or by `pipeline_save`.
 
     Existing stages keep their order, kind and probability, because an admin may have
-    tuned them. New open stages are appended after the open stages in the order they
-    are asked for, and won and lost stages go last.
+    tuned them. New stages are appended in the order they were first planned, and
+    `order_closed_last` then moves won and lost stages after the open ones.
     """
 
     def __init__(self, *, organization: Organization, name: str):
         self.organization = organization
         pipeline = Pipeline.objects.filter(organization=organization, name=name).first()
         if pipeline is None:
-            has_default = Pipeline.objects.filter(organization=organization, is_default=True).exists()
-            pipeline = Pipeline.objects.create(organization=organization, name=name[:200], is_default=not has_default)
-            logger.info("Import created pipeline organization_id=%s pipeline_id=%s", organization.pk, pipeline.pk)
-        self.pipeline = pipeline
-        self.stages = {stage.name.casefold(): stage for stage in Stage.objects.filter(pipeline=pipeline)}
+            self.pipeline = Pipeline(organization=organization, name=name[:200])
+            self.stages: dict[str, Stage] = {}
+        else:
+            self.pipeline = pipeline
+            self.stages = {stage.name.casefold(): stage for stage in Stage.objects.filter(pipeline=pipeline)}
 
-    def get(self, name: str, *, kind: str | None = None, probability: int | None = None) -> Stage:
+    def pipeline_save(self) -> Pipeline:
+        """Insert the pipeline if it is new, and return it. The organization's first pipeline becomes its default."""
+        if self.pipeline.pk is None:
+            self.pipeline.is_default = not Pipeline.objects.filter(organization=self.organization, is_default=True).exists()
+            self.pipeline.save()
+            logger.info("Import created pipeline organization_id=%s pipeline_id=%s", self.organization.pk, self.pipeline.pk)
+        return self.pipeline
+
+    def plan(self, name: str, *, kind: str | None = None, probability: int | None = None) -> Stage:
+        """Return the stage named `name`. A new stage is returned unsaved, with the kind and probability of its first request."""
         stage = self.stages.get(name.strip().casefold())
         if stage is not None:
             return stage
         kind = kind or stage_kind_from_name(name)
-        orders = [stage.order for stage in self.stages.values()]
-        order = (max(orders) + 1) if orders else 1
         if probability is None:
             probability = {StageKind.WON: 100, StageKind.LOST: 0}.get(kind, 0)
-        stage = Stage.objects.create(
+        stage = Stage(
             organization=self.organization,
             pipeline=self.pipeline,
             name=name.strip()[:200],
-            order=order,
             kind=kind,
             probability=probability,
         )
         self.stages[stage.name.casefold()] = stage
         return stage
 
+    def get(self, name: str, *, kind: str | None = None, probability: int | None = None) -> Stage:
+        """Return the stage named `name`, inserting it (and the pipeline) now if it is new."""
+        stage = self.plan(name, kind=kind, probability=probability)
+        if stage.pk is None:
+            self.planned_create([stage])
+        return stage
+
+    def planned_create(self, used: Iterable[Stage]) -> None:
+        """Insert the planned stages of this pipeline that are among `used`, in one statement.
+
+        They are numbered after the stages stored so far, in the order they were planned.
+        Stages of other pipelines in `used` are ignored. Planned stages that are not used
+        stay unsaved and out of `order_closed_last`.
+        """
+        # Unsaved model instances are unhashable, so they are matched by identity.
+        used_ids = {id(stage) for stage in used if stage.pk is None}
+        new = [stage for stage in self.stages.values() if id(stage) in used_ids]
+        if not new:
+            return
+        orders = [stage.order for stage in self.stages.values() if stage.pk is not None]
+        first_order = max(orders, default=0) + 1
+        for offset, stage in enumerate(new):
+            stage.order = first_order + offset
+        self.pipeline_save()
+        Stage.objects.bulk_create(new)
+
     def order_closed_last(self) -> None:
-        """Renumber so open stages keep their relative order and won, then lost stages follow."""
+        """Renumber the stored stages so open stages keep their relative order and won, then lost stages follow."""
         ranked = sorted(
-            self.stages.values(),
+            (stage for stage in self.stages.values() if stage.pk is not None),
             key=lambda stage: ({StageKind.OPEN: 0, StageKind.WON: 1, StageKind.LOST: 2}[stage.kind], stage.order),
         )
         changed = []
@@ -213,6 +264,34 @@ def deal_owners_assign(
         record.values["territory_id"] = membership.territory_id
         accepted.append(record)
     return accepted
+
+
+def deal_stages_assign(*, records: list[DealRecord], pipelines: Iterable[PipelineStages]) -> None:
+    """Insert the planned stages that `records` use and set the records' stage ids and moves from their planned stages.
+
+    Importers that plan stages call this with the accepted records only, after every row
+    is checked and owners are assigned, so a stage or pipeline named only in rejected rows
+    is never created. Sets `pipeline_id`, `stage_id` and `entry_stage_id` where the record
+    names a pipeline or stage, and turns `planned_moves` into `moves`. Runs one stage
+    insert per pipeline that gets new stages, and one insert per new pipeline, however
+    many records there are.
+    """
+    used = []
+    for record in records:
+        used.extend(stage for stage in (record.stage, record.entry_stage) if stage is not None)
+        used.extend(move.stage for move in record.planned_moves)
+    for pipeline_stages in pipelines:
+        pipeline_stages.planned_create(used)
+
+    for record in records:
+        if record.stages is not None:
+            record.values["pipeline_id"] = record.stages.pipeline_save().pk
+        if record.stage is not None:
+            record.values["stage_id"] = record.stage.pk
+        if record.entry_stage is not None:
+            record.entry_stage_id = record.entry_stage.pk
+        if record.planned_moves:
+            record.moves = [Move(move.stage.pk, move.changed_at) for move in record.planned_moves]
 
 
 def deals_write(

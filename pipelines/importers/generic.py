@@ -26,6 +26,7 @@ from pipelines.importers.deal_writer import (
     DealRecord,
     PipelineStages,
     deal_owners_assign,
+    deal_stages_assign,
     deals_write,
 )
 from pipelines.importers.formats import (
@@ -145,13 +146,14 @@ class GenericImport:
                 self.result.reject("deals", self.table.file_name, line, rejection)
             if index % PROGRESS_STEP == 0:
                 self.result.report_progress(index, total)
-        self.stages.order_closed_last()
         records = deal_owners_assign(
             directory=PeopleDirectory(organization=self.organization, result=self.result),
             records=records,
             column=self.mapping["owner"],
             reject=lambda record, rejection: self.result.reject("deals", self.table.file_name, record.line, rejection),
         )
+        deal_stages_assign(records=records, pipelines=[self.stages])
+        self.stages.order_closed_last()
         deals_write(
             organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
         )
@@ -207,17 +209,18 @@ class GenericImport:
             kind = STATUS_WORDS.get(status_text.strip().casefold())
             if kind is None:
                 raise RowRejected(column("status"), status_text, gettext_noop("unknown status; expected open, won or lost"))
+        # Planned stages are created by `deal_stages_assign` only if the row is accepted.
         stage_name = text_cell(self.cell(row, "stage").strip(), column("stage") or "", 200)
         entry_stage = None
         if stage_name:
-            stage = self.stages.get(stage_name)
+            stage = self.stages.plan(stage_name)
             if kind is not None and kind != stage.kind:
                 # The status decides; the named stage is where the deal stood before it closed.
                 entry_stage = stage if stage.kind == StageKind.OPEN else None
-                stage = self.stages.get({StageKind.WON: "Won", StageKind.LOST: "Lost", StageKind.OPEN: "Open"}[kind], kind=kind)
+                stage = self.stages.plan({StageKind.WON: "Won", StageKind.LOST: "Lost", StageKind.OPEN: "Open"}[kind], kind=kind)
         else:
             kind = kind or StageKind.OPEN
-            stage = self.stages.get({StageKind.WON: "Won", StageKind.LOST: "Lost", StageKind.OPEN: "Open"}[kind], kind=kind)
+            stage = self.stages.plan({StageKind.WON: "Won", StageKind.LOST: "Lost", StageKind.OPEN: "Open"}[kind], kind=kind)
         is_closed = stage.kind in (StageKind.WON, StageKind.LOST)
 
         closed_at = None
@@ -246,8 +249,6 @@ class GenericImport:
             external_id=external_id,
             values={
                 "name": text_cell(self.cell(row, "name"), column("name") or "", 300),
-                "pipeline_id": self.stages.pipeline.pk,
-                "stage_id": stage.pk,
                 "amount": amount,
                 "currency": currency,
                 "base_amount": base_amount,
@@ -256,7 +257,9 @@ class GenericImport:
                 "expected_close_on": expected,
                 "lost_reason": text_cell(self.cell(row, "lost_reason"), column("lost_reason") or "", 300),
             },
-            entry_stage_id=(entry_stage or stage).pk,
             closed_at=closed_at,
             owner=Person(key=owner, name=owner),
+            stages=self.stages,
+            stage=stage,
+            entry_stage=entry_stage or stage,
         )

@@ -25,9 +25,10 @@ from pipelines.importers.base import (
 from pipelines.importers.deal_writer import (
     BaseAmountConverter,
     DealRecord,
-    Move,
     PipelineStages,
+    PlannedMove,
     deal_owners_assign,
+    deal_stages_assign,
     deals_write,
     stage_kind_from_name,
     stage_moves_append,
@@ -107,6 +108,8 @@ class ParsedDeal:
     record: DealRecord
     pipeline: PipelineStages
     is_delete_only: bool = False
+    # The product the record names. `write_deals` creates it only if the deal is accepted.
+    product_name: str = ""
 
 
 class RecordsWriter:
@@ -170,6 +173,7 @@ class RecordsWriter:
                 continue
             existed = Pipeline.objects.filter(organization=self.organization, name=name).exists()
             stages = self.stages_for(name)
+            stages.pipeline_save()
             known = len(stages.stages)
             for stage_name, kind, probability in parsed:
                 stages.get(stage_name, kind=kind, probability=probability)
@@ -440,13 +444,13 @@ class RecordsWriter:
         }
         keys = {text_value(record, "external_id") for _index, record in deal_items if isinstance(record.get("external_id"), (str, int))}
         stored = fetch_by_keys(Deal.all_objects.filter(organization=self.organization, source=self.source), "external_id", keys)
-        products = self.products_ensure({text_value(record, "product", 200) for _index, record in deal_items} - {""})
         default_pipeline = self.default_pipeline_name()
 
+        # Parsing only plans new stages and notes product names. Both are created below, for the accepted deals alone.
         parsed: dict[str, ParsedDeal] = {}
         for index, record in deal_items:
             try:
-                deal = self.deal_parse(index, record, stored, products, default_pipeline, parsed)
+                deal = self.deal_parse(index, record, stored, default_pipeline, parsed)
             except RowRejected as rejection:
                 self.reject("deals", index, record, rejection)
                 continue
@@ -457,14 +461,14 @@ class RecordsWriter:
         for external_id, moves in moves_by_deal.items():
             deal = parsed.get(external_id)
             if deal is not None and not deal.is_delete_only:
-                deal.record.moves = moves
-                if "stage_id" not in deal.record.values:
-                    deal.record.values["stage_id"] = max(moves, key=lambda move: move.changed_at).stage_id
+                deal.record.planned_moves = moves
+                if deal.record.stage is None:
+                    deal.record.stage = max(moves, key=lambda move: move.changed_at).stage
             else:
-                records_with_history.append(DealRecord(line=0, external_id=external_id, values={}, moves=moves))
+                records_with_history.append(DealRecord(line=0, external_id=external_id, values={}, planned_moves=moves))
 
         for deal in parsed.values():
-            if not deal.is_delete_only and "stage_id" not in deal.record.values:
+            if not deal.is_delete_only and deal.record.stage is None:
                 self.result.reject_record(
                     "deals",
                     deal.index,
@@ -473,12 +477,14 @@ class RecordsWriter:
                 )
         to_write = deal_owners_assign(
             directory=self.owner_directory(),
-            records=[deal.record for deal in parsed.values() if not deal.is_delete_only and "stage_id" in deal.record.values],
+            records=[deal.record for deal in parsed.values() if not deal.is_delete_only and deal.record.stage is not None],
             column="owner",
             reject=lambda record, rejection: self.result.reject_record("deals", record.line, record.external_id, rejection),
         )
+        deal_stages_assign(records=to_write + records_with_history, pipelines=self.pipeline_stages.values())
         for stages in self.pipeline_stages.values():
             stages.order_closed_last()
+        self.deal_products_assign([parsed[record.external_id] for record in to_write])
         now = timezone.now()
         if to_write:
             deals_write(organization=self.organization, source=self.source, records=to_write, result=self.result, observed_at=now)
@@ -487,7 +493,7 @@ class RecordsWriter:
         if records_with_history:
             self.history_append(records_with_history, now)
 
-    def deal_parse(self, index, record, stored, products, default_pipeline, parsed) -> ParsedDeal:
+    def deal_parse(self, index, record, stored, default_pipeline, parsed) -> ParsedDeal:
         external_id = required_text(record, "external_id", 200)
         if external_id in parsed:
             raise duplicate_rejection("external_id", external_id, parsed[external_id].index)
@@ -514,16 +520,16 @@ class RecordsWriter:
         entry_stage = None
         stage = None
         if stage_name:
-            stage = stages.get(stage_name)
+            stage = stages.plan(stage_name)
             if kind is not None and kind != stage.kind:
                 # The status decides; the named stage is where the deal stood before it closed.
                 entry_stage = stage if stage.kind == StageKind.OPEN else None
-                stage = stages.get(STAGE_NAME_BY_KIND[kind], kind=kind)
+                stage = stages.plan(STAGE_NAME_BY_KIND[kind], kind=kind)
         elif kind is not None:
-            stage = stages.get(STAGE_NAME_BY_KIND[kind], kind=kind)
+            stage = stages.plan(STAGE_NAME_BY_KIND[kind], kind=kind)
         entry_name = text_value(record, "entry_stage", 200)
         if entry_name:
-            entry_stage = stages.get(entry_name)
+            entry_stage = stages.plan(entry_name)
 
         closed_at = moment_value(record, "closed_at", self.time_zone)
         is_closed = stage is not None and stage.kind in (StageKind.WON, StageKind.LOST)
@@ -557,9 +563,9 @@ class RecordsWriter:
 
         values = {
             "name": text_value(record, "name", 300),
-            "pipeline_id": stages.pipeline.pk,
             "account_id": account.pk if account else None,
-            "product_id": products[product_name].pk if product_name else None,
+            # Set by `deal_products_assign` once the deal is accepted.
+            "product_id": None,
             "amount": amount,
             "currency": currency,
             "base_amount": base_amount,
@@ -571,30 +577,35 @@ class RecordsWriter:
             "custom_fields": dict(custom_fields),
             "deleted_at": deleted_at,
         }
-        if stage is not None:
-            values["stage_id"] = stage.pk
         deal_record = DealRecord(
             line=index,
             external_id=external_id,
             values=values,
-            entry_stage_id=(entry_stage or stage).pk if stage is not None else None,
             closed_at=closed_at,
             owner=owner,
+            stages=stages,
+            stage=stage,
+            entry_stage=(entry_stage or stage) if stage is not None else None,
         )
-        return ParsedDeal(index, deal_record, stages)
+        return ParsedDeal(index, deal_record, stages, product_name=product_name)
 
     def has_history(self, external_id: str) -> bool:
         return external_id in self.deal_keys_with_history
 
-    def stage_changes_parse(self, items: list[tuple[int, Mapping]], parsed: dict[str, ParsedDeal]) -> dict[str, list[Move]]:
-        """Return the valid moves by deal external id; a deal must be in this call or stored under the source."""
+    def stage_changes_parse(
+        self, items: list[tuple[int, Mapping]], parsed: dict[str, ParsedDeal]
+    ) -> dict[str, list[PlannedMove]]:
+        """Return the valid moves by deal external id; a deal must be in this call or stored under the source.
+
+        A move's new stage is only planned: `deal_stages_assign` creates it if the move's deal is written.
+        """
         references = {text_value(record, "deal") for _index, record in items if isinstance(record.get("deal"), (str, int))}
         stored = fetch_by_keys(
             Deal.all_objects.filter(organization=self.organization, source=self.source).select_related("pipeline"),
             "external_id",
             references - parsed.keys(),
         )
-        moves: dict[str, list[Move]] = defaultdict(list)
+        moves: dict[str, list[PlannedMove]] = defaultdict(list)
         for index, record in items:
             try:
                 deal_key = required_text(record, "deal", 200)
@@ -605,15 +616,22 @@ class RecordsWriter:
                     stages = self.stages_for(stored[deal_key].pipeline.name)
                 else:
                     raise RowRejected("deal", deal_key, gettext_noop("unknown deal; send it in deals first"))
-                stage = stages.get(required_text(record, "stage", 200))
+                stage = stages.plan(required_text(record, "stage", 200))
                 changed_at = moment_value(record, "changed_at", self.time_zone)
                 if changed_at is None:
                     raise RowRejected("changed_at", "", gettext_noop("missing value"))
             except RowRejected as rejection:
                 self.reject("stage_changes", index, record, rejection)
                 continue
-            moves[deal_key].append(Move(stage.pk, changed_at))
+            moves[deal_key].append(PlannedMove(stage, changed_at))
         return moves
+
+    def deal_products_assign(self, deals: list[ParsedDeal]) -> None:
+        """Set `product_id` of the accepted `deals`, creating the products they name that are not stored yet."""
+        products = self.products_ensure({deal.product_name for deal in deals})
+        for deal in deals:
+            if deal.product_name:
+                deal.record.values["product_id"] = products[deal.product_name].pk
 
     def products_ensure(self, names: set[str]) -> dict[str, Product]:
         names = {name for name in names if name}
