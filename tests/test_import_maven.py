@@ -449,7 +449,7 @@ BAD_LINE = GOOD_ROW_COUNT + 2
             "BAD00001,Zane Levy,GTX Basic,Cancity,Won,2017-05-01,2017-04-30,100",
             "close_date",
             "2017-04-30",
-            "close date is before the engage date 2017-05-01",
+            "close date is before the engage date 05/01/2017",
         ),
         (
             "BAD00001,Zane Levy,GTX Basic,Cancity,Won,2017-01-01,2017-02-01,-5",
@@ -621,7 +621,7 @@ def test_missing_rate_rejects_row(org):
     error = result.errors[0]
     assert (error.line, error.column, error.value) == (2, "close_value", "588")
     assert str(error.reason) == (
-        "no exchange rate for USD valid on 2017-03-01; add a rate for USD valid from that date or earlier"
+        "no exchange rate for USD valid on 03/01/2017; add a rate for USD valid from that date or earlier"
     )
     assert result.counts["deals"].created == 5
 

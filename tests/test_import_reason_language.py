@@ -1,14 +1,18 @@
 """Rejection reasons stored on import and sync runs read in the viewer's language, not in the language of the run."""
 
 import csv
+import datetime as dt
 import html
 import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 from django.utils import translation
 from django_scopes import scope, scopes_disabled
+from rest_framework.test import APIClient
 
+from integrations.api.services import api_token_create
 from integrations.sync.models import (
     CrmConnection,
     CrmProvider,
@@ -191,7 +195,7 @@ def test_message_round_trip_keeps_nested_params():
 
 
 def test_message_rejects_parameters_json_cannot_store():
-    with pytest.raises(TypeError, match="Message parameter 'amount' must be str, int or Message, not float"):
+    with pytest.raises(TypeError, match="Message parameter 'amount' must be str, int, datetime.date or Message, not float"):
         Message("too large: %(amount)s", {"amount": 1.5})
 
 
@@ -254,3 +258,195 @@ def test_sync_run_stored_as_text_reads_as_stored(org, german_sync_run):
 
     with translation.override("en"):
         assert german_sync_run.rejected_records == [{"entity": "deals", "external_id": "D-1", "message": "created_at: Wert fehlt"}]
+
+
+# Dates in reasons. The only row is won on 5 December 2026 in Swiss francs, and the organization has no CHF rate.
+CHF_EXPORT = (
+    "Deal - ID;Deal - Title;Deal - Value;Deal - Currency of value;Deal - Stage;Deal - Owner;Deal - Status;"
+    "Deal - Won time;Deal - Lost time;Deal - Creation date;Deal - Expected close date\n"
+    "31;Franken;1.000,00;CHF;Angebot;Eva Roth;won;05.12.2026 10:00;;01.11.2026 09:00;\n"
+)
+RATE_MSGID = (
+    "no exchange rate for %(currency)s valid on %(date)s; upload rates for %(currency)s valid from that date or earlier"
+)
+RATE_REASONS = {
+    "en": "no exchange rate for CHF valid on 12/05/2026; upload rates for CHF valid from that date or earlier",
+    "de": "kein Wechselkurs für CHF am 05.12.2026 gültig; laden Sie Kurse für CHF hoch, die ab diesem Datum oder früher gelten",
+}
+
+
+@pytest.fixture
+def chf_run(org, admin_client, django_capture_on_commit_callbacks) -> ImportRun:
+    """A dry run of CHF_EXPORT uploaded with the interface in German."""
+    data = {"source": "pipedrive", "files": SimpleUploadedFile("deals.csv", CHF_EXPORT.encode())}
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post("/o/acme/imports/", data, HTTP_ACCEPT_LANGUAGE="de")
+    with scope(organization=org):
+        return ImportRun.objects.get()
+
+
+def stored_run(org, admin_member, rejected_rows: list) -> ImportRun:
+    with scopes_disabled():
+        return ImportRun.objects.create(
+            organization=org,
+            source="pipedrive",
+            created_by=admin_member.user,
+            language="de",
+            directory="imports/old",
+            status=ImportRunStatus.SUCCEEDED,
+            summary={"counts": {}},
+            rejected_rows=rejected_rows,
+        )
+
+
+def test_run_stores_date_as_iso(chf_run):
+    assert chf_run.rejected_rows == [
+        ["deals.csv", 2, "Deal - Value", "1.000,00", {"msgid": RATE_MSGID, "params": {"currency": "CHF", "date": "2026-12-05"}}]
+    ]
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_run_page_shows_date_in_reader_format(chf_run, admin_client, language):
+    page = admin_client.get(f"/o/acme/imports/{chf_run.pk}/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+
+    assert reason_cells(page) == [RATE_REASONS[language]]
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_run_fragment_shows_date_in_reader_format(chf_run, admin_client, language):
+    page = admin_client.get(
+        f"/o/acme/imports/{chf_run.pk}/progress/", HTTP_ACCEPT_LANGUAGE=language, HTTP_HX_REQUEST="true"
+    ).content.decode()
+
+    assert "<html" not in page
+    assert reason_cells(page) == [RATE_REASONS[language]]
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_run_report_shows_date_in_reader_format(chf_run, admin_client, language):
+    rows = rejected_csv(admin_client, chf_run, language)
+
+    assert rows[1:] == [["deals.csv", "2", "Deal - Value", "1.000,00", RATE_REASONS[language]]]
+
+
+@pytest.mark.parametrize(
+    ("language", "engage_reason"),
+    [
+        ("en", "close date is before the engage date 05/01/2017"),
+        ("de", "das Abschlussdatum liegt vor dem Engage-Datum 01.05.2017"),
+    ],
+)
+def test_older_run_iso_text_date_localized(org, admin_member, admin_client, language, engage_reason):
+    """Runs stored before dates were typed hold the dates as ISO text, which reads as a date too."""
+    engage_msgid = "close date is before the engage date %(engage_date)s"
+    run = stored_run(
+        org,
+        admin_member,
+        [
+            ["deals.csv", 2, "Deal - Value", "1.000,00", {"msgid": RATE_MSGID, "params": {"currency": "CHF", "date": "2026-12-05"}}],
+            ["sales_pipeline.csv", 3, "close_date", "2017-04-30", {"msgid": engage_msgid, "params": {"engage_date": "2017-05-01"}}],
+        ],
+    )
+
+    page = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    rows = rejected_csv(admin_client, run, language)
+
+    assert reason_cells(page) == [RATE_REASONS[language], engage_reason]
+    assert [row[4] for row in rows[1:]] == [RATE_REASONS[language], engage_reason]
+
+
+def test_older_run_impossible_date_as_stored(org, admin_member, admin_client):
+    run = stored_run(
+        org,
+        admin_member,
+        [["deals.csv", 2, "Deal - Value", "1", {"msgid": RATE_MSGID, "params": {"currency": "CHF", "date": "2026-02-30"}}]],
+    )
+
+    page = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+
+    assert reason_cells(page) == [
+        "kein Wechselkurs für CHF am 2026-02-30 gültig; laden Sie Kurse für CHF hoch, die ab diesem Datum oder früher gelten"
+    ]
+
+
+@pytest.fixture
+def chf_sync_run(org) -> CrmSyncRun:
+    """A finished HubSpot sync run whose CHF deal, won on 5 December 2026, was rejected while German was active."""
+    deal = {
+        "external_id": "D-2",
+        "owner": "Eva Roth",
+        "status": "won",
+        "amount": 1000,
+        "currency": "CHF",
+        "created_at": "2026-11-01",
+        "closed_at": "2026-12-05",
+    }
+    with translation.override("de"), scope(organization=org):
+        result = records_import(organization=org, source="hubspot", label="sync:hubspot", deals=[deal])
+        connection = CrmConnection.objects.create(
+            organization=org, provider=CrmProvider.HUBSPOT, base_url="http://127.0.0.1:9", access_token="token"
+        )
+        return CrmSyncRun.objects.create(
+            organization=org,
+            connection=connection,
+            trigger=SyncTrigger.MANUAL,
+            status=SyncStatus.SUCCEEDED,
+            errors=_errors(result),
+        )
+
+
+def test_sync_run_stores_date_as_iso(chf_sync_run):
+    assert chf_sync_run.errors == [
+        {
+            "entity": "deals",
+            "external_id": "D-2",
+            "field": "amount",
+            "reason": {"msgid": RATE_MSGID, "params": {"currency": "CHF", "date": "2026-12-05"}},
+        }
+    ]
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_sync_run_page_shows_date_in_reader_format(org, admin_client, chf_sync_run, language):
+    url = f"/o/acme/integrations/{chf_sync_run.connection_id}/runs/{chf_sync_run.pk}/"
+
+    page = html.unescape(admin_client.get(url, HTTP_ACCEPT_LANGUAGE=language).content.decode())
+
+    assert f"<tr><td>deals</td><td>D-2</td><td>amount: {RATE_REASONS[language]}</td></tr>" in page
+
+
+@pytest.mark.parametrize(("language", "shown"), [("en", "12/05/2026"), ("de", "05.12.2026")])
+def test_date_parameter_round_trip(language, shown):
+    message = Message("valid on %(date)s", {"date": dt.date(2026, 12, 5)})
+    stored = message.as_json()
+
+    assert stored == {"msgid": "valid on %(date)s", "params": {"date": "2026-12-05"}}
+    assert Message.from_json(stored) == message
+    with translation.override(language):
+        assert str(Message.from_json(stored)) == f"valid on {shown}"
+
+
+def test_message_rejects_datetime_parameter():
+    with pytest.raises(TypeError, match="Message parameter 'at' must be str, int, datetime.date or Message, not datetime"):
+        Message("at %(at)s", {"at": dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.UTC)})
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_api_rejection_shows_date_in_request_language(org, language):
+    with scope(organization=org):
+        _token, plain = api_token_create(organization=org, name="write token", scope="write", actor=None)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}", HTTP_ACCEPT_LANGUAGE=language)
+    deal = {
+        "external_id": "D-2",
+        "owner": "Eva Roth",
+        "status": "won",
+        "amount": 1000,
+        "currency": "CHF",
+        "created_at": "2026-11-01",
+        "closed_at": "2026-12-05",
+    }
+
+    body = client.post(reverse("api_deals"), {"records": [deal]}, format="json").json()
+
+    assert [(error["field"], error["reason"]) for error in body["rejected"]] == [("amount", RATE_REASONS[language])]

@@ -100,7 +100,7 @@ def test_missing_rate_rejects_row(org, tmp_path):
     text = OPPORTUNITIES.replace(",USD,", ",CHF,")
     result = run_import(org, export(tmp_path, opportunities=text, history=None))
     assert result.counts["deals"].rejected == 1
-    assert "no exchange rate for CHF valid on 2025-03-10" in str(result.errors[0].reason)
+    assert "no exchange rate for CHF valid on 03/10/2025" in str(result.errors[0].reason)
 
 
 def test_reimport_is_idempotent(org, tmp_path):

@@ -7,7 +7,7 @@ transaction; nothing here commits.
 
 A reason is a `Message`, which keeps the message id and its parameters and translates them
 only when shown. Import and sync runs store reasons, and people with another language read
-them later.
+them later, so a date parameter is stored as an ISO date and shown in the reader's format.
 """
 
 import datetime as dt
@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import models
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
@@ -40,8 +41,8 @@ class ImportSourceError(Exception):
     """The run as a whole cannot start: a file or column is missing, or an option is invalid."""
 
 
-# Parameter types a Message stores, all of which survive a round trip through JSON.
-MessageParam = str | int
+# Parameter types a Message stores. A date is stored in JSON as its ISO string.
+MessageParam = str | int | dt.date
 
 
 class Message:
@@ -49,9 +50,10 @@ class Message:
 
     `str()` translates the id into the active language and fills in the parameters, so a
     reason stored under German reads in English for an English reader. A parameter may
-    itself be a Message, translated the same way. `Message.literal(text)` wraps text without
-    a message id, which is shown as it is: a validator's finished message, or a reason that
-    an older version stored as translated text.
+    itself be a Message, translated the same way. A date parameter is shown in the active
+    language's SHORT_DATE_FORMAT (German 05.12.2026, English 12/05/2026). `Message.literal(text)`
+    wraps text without a message id, which is shown as it is: a validator's finished message,
+    or a reason that an older version stored as translated text.
     """
 
     __slots__ = ("msgid", "params", "is_literal")
@@ -59,8 +61,11 @@ class Message:
     def __init__(self, msgid: str, params: dict[str, "MessageParam | Message"] | None = None, *, is_literal: bool = False):
         params = dict(params or {})
         for name, value in params.items():
-            if not isinstance(value, (str, int, Message)):
-                raise TypeError(f"Message parameter {name!r} must be str, int or Message, not {type(value).__name__}")
+            # A datetime is a date too, but its time would be lost in the stored ISO date.
+            if not isinstance(value, (str, int, dt.date, Message)) or isinstance(value, dt.datetime):
+                raise TypeError(
+                    f"Message parameter {name!r} must be str, int, datetime.date or Message, not {type(value).__name__}"
+                )
         self.msgid = msgid
         self.params = params
         self.is_literal = is_literal
@@ -72,7 +77,7 @@ class Message:
     def __str__(self) -> str:
         if self.is_literal:
             return self.msgid
-        values = {name: str(value) if isinstance(value, Message) else value for name, value in self.params.items()}
+        values = {name: _param_shown(value) for name, value in self.params.items()}
         if not values:
             return gettext(self.msgid)
         try:
@@ -95,21 +100,51 @@ class Message:
         return hash((self.msgid, self.is_literal, tuple(sorted(self.params.items()))))
 
     def as_json(self) -> str | dict[str, Any]:
-        """Return a literal as its text, else {"msgid": …, "params": {…}} with nested Messages in the same form."""
+        """Return a literal as its text, else {"msgid": …, "params": {…}} with nested Messages in the same form and dates as ISO strings."""
         if self.is_literal:
             return self.msgid
-        params = {name: value.as_json() if isinstance(value, Message) else value for name, value in self.params.items()}
+        params = {name: _param_as_json(value) for name, value in self.params.items()}
         return {"msgid": self.msgid, "params": params}
 
     @classmethod
     def from_json(cls, data: str | Mapping[str, Any]) -> "Message":
-        """Rebuild a Message from `as_json` output. Plain text, as older versions stored it, becomes a literal."""
+        """Rebuild a Message from `as_json` output. Plain text, as older versions stored it, becomes a literal.
+
+        A text parameter that is a valid ISO date (YYYY-MM-DD) becomes a date, so that dates
+        stored before dates were typed also show in the reader's format.
+        """
         if isinstance(data, str):
             return cls.literal(data)
-        params = {
-            name: cls.from_json(value) if isinstance(value, Mapping) else value for name, value in data.get("params", {}).items()
-        }
+        params = {name: _param_from_json(value) for name, value in data.get("params", {}).items()}
         return cls(data["msgid"], params)
+
+
+def _param_shown(value: "MessageParam | Message") -> "str | int":
+    if isinstance(value, Message):
+        return str(value)
+    if isinstance(value, dt.date):
+        return date_format(value, "SHORT_DATE_FORMAT")
+    return value
+
+
+def _param_as_json(value: "MessageParam | Message") -> Any:
+    if isinstance(value, Message):
+        return value.as_json()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _param_from_json(value: Any) -> "MessageParam | Message":
+    if isinstance(value, Mapping):
+        return Message.from_json(value)
+    if isinstance(value, str) and ISO_DATE.match(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            # Shaped like a date but no such day (2026-02-30): it was text, so it stays text.
+            return value
+    return value
 
 
 class RowRejected(Exception):

@@ -230,7 +230,7 @@ class BaseAmountConverter:
                     "valid from that date or earlier"
                 ),
                 currency=currency,
-                date=day.isoformat(),
+                date=day,
             )
         return convert_amount(amount, rate)
 

@@ -417,7 +417,7 @@ class DealRowParser:
                 "close_date",
                 close_text,
                 gettext_noop("close date is before the engage date %(engage_date)s"),
-                engage_date=engage_text,
+                engage_date=engaged_on,
             )
         return engaged_on, closed_on
 
@@ -447,7 +447,7 @@ class DealRowParser:
                     "valid from that date or earlier"
                 ),
                 currency=self.currency,
-                date=rate_on.isoformat(),
+                date=rate_on,
             )
         return convert_amount(amount, rate)
 
