@@ -4,6 +4,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
 
+from coaching.signal_labels import metric_label
 from spm.models import Membership, Organization
 
 
@@ -94,7 +95,12 @@ class AgendaItemKind(models.TextChoices):
 
 
 class AgendaItem(models.Model):
-    """One point of a 1:1's agenda: generated from a signal or an open action item, or added by hand."""
+    """One point of a 1:1's agenda: generated from a signal or an open action item, or added by hand.
+
+    An item generated from a signal leaves `title` empty and stores the metric and the
+    names in its label in `signal`, so each reader sees the label in their own language
+    (`display_title`). Editing the text stores it in `title`, as typed.
+    """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
     one_on_one = models.ForeignKey(
@@ -102,8 +108,9 @@ class AgendaItem(models.Model):
     )
     position = models.PositiveIntegerField(_("position"))
     kind = models.CharField(_("kind"), max_length=16, choices=AgendaItemKind.choices, default=AgendaItemKind.TOPIC)
-    title = models.CharField(_("topic"), max_length=300)
-    # The signal as it was when the agenda was generated: values, median, deal ids (coaching.signals.Signal.as_dict).
+    title = models.CharField(_("topic"), max_length=300, blank=True)
+    # The signal as it was when the agenda was generated: metric, label parameters, values, median,
+    # deal ids (coaching.signals.Signal.as_dict without the label text).
     signal = models.JSONField(_("signal"), null=True, blank=True)
     action_item = models.ForeignKey(
         ActionItem,
@@ -123,7 +130,18 @@ class AgendaItem(models.Model):
         ordering = ["position", "id"]
 
     def __str__(self):
-        return self.title
+        return self.display_title
+
+    @property
+    def display_title(self) -> str:
+        """The topic as typed, or the label of the item's signal in the active language.
+
+        Items generated before labels were stored as parameters have the label
+        text in `title`, in the language of the person who scheduled the 1:1.
+        """
+        if self.title or not self.signal or "label_params" not in self.signal:
+            return self.title
+        return metric_label(self.signal.get("metric", ""), self.signal["label_params"])
 
     @property
     def signal_code(self) -> str:

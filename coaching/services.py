@@ -83,7 +83,7 @@ def one_on_one_create(
             action=ONE_ON_ONE_CREATED,
             object_type="one_on_one",
             object_id=one_on_one.pk,
-            after={**_one_on_one_state(one_on_one), "agenda": [item.title for item in items]},
+            after={**_one_on_one_state(one_on_one), "agenda": [item.display_title for item in items]},
         )
 
     logger.info(
@@ -151,7 +151,7 @@ def agenda_refresh(*, one_on_one: OneOnOne, actor: Membership, now: dt.datetime 
         if not items:
             return 0
         AgendaItem.objects.bulk_create(items)
-        _audit(actor, AGENDA_CHANGED, "one_on_one", one_on_one.pk, after={"added": [item.title for item in items]})
+        _audit(actor, AGENDA_CHANGED, "one_on_one", one_on_one.pk, after={"added": [item.display_title for item in items]})
     logger.info(
         "1:1 agenda refreshed organization_id=%s one_on_one_id=%s added=%s", one_on_one.organization_id, one_on_one.pk, len(items)
     )
@@ -176,14 +176,21 @@ def agenda_item_add(*, one_on_one: OneOnOne, actor: Membership, title: str) -> A
 
 
 def agenda_item_update(*, item: AgendaItem, actor: Membership, title: str, is_discussed: bool) -> bool:
-    """Change an agenda item's text or its discussed mark; return False when nothing changed."""
+    """Change an agenda item's text or its discussed mark; return False when nothing changed.
+
+    `title` is compared with the text the reader saw (`display_title`). When it
+    is unchanged, a generated item keeps its label in every reader's language;
+    a changed text is stored as typed.
+    """
     _require_manage(actor, item.one_on_one)
-    before = {"title": item.title, "is_discussed": item.is_discussed}
+    before = {"title": item.display_title, "is_discussed": item.is_discussed}
     after = {"title": title.strip(), "is_discussed": is_discussed}
     if before == after:
         return False
     with transaction.atomic():
-        item.title, item.is_discussed = after["title"], after["is_discussed"]
+        if after["title"] != before["title"]:
+            item.title = after["title"]
+        item.is_discussed = after["is_discussed"]
         item.save(update_fields=["title", "is_discussed"])
         _audit(actor, AGENDA_CHANGED, "agenda_item", item.pk, before=before, after=after)
     return True
@@ -193,7 +200,9 @@ def agenda_item_delete(*, item: AgendaItem, actor: Membership) -> None:
     """Remove an item from the agenda; a linked action item stays as it is."""
     _require_manage(actor, item.one_on_one)
     with transaction.atomic():
-        _audit(actor, AGENDA_CHANGED, "agenda_item", item.pk, before={"one_on_one": item.one_on_one_id, "title": item.title})
+        _audit(
+            actor, AGENDA_CHANGED, "agenda_item", item.pk, before={"one_on_one": item.one_on_one_id, "title": item.display_title}
+        )
         item.delete()
 
 
@@ -331,13 +340,17 @@ def _agenda_items_generated(
     for signal in signals:
         if not signal.is_concern:
             continue
+        # No label text is stored: AgendaItem.display_title renders it from the metric and
+        # `label_params` in each reader's language.
+        stored_signal = signal.as_dict()
+        del stored_signal["label"]
         items.append(
             AgendaItem(
                 organization_id=one_on_one.organization_id,
                 one_on_one=one_on_one,
                 kind=AgendaItemKind.SIGNAL,
-                title=signal.label,
-                signal=signal.as_dict(),
+                title="",
+                signal=stored_signal,
             )
         )
     for position, item in enumerate(items, start=first_position):

@@ -47,8 +47,18 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models import Window as WindowExpression
 from django.db.models.functions import Lead
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
+from coaching.signal_labels import (
+    ACTIVITY_RATIO,
+    ATTAINMENT_PACING,
+    AVERAGE_DEAL_SIZE,
+    SLIPPED_SHARE,
+    STAGE_CONVERSION,
+    STALLED_SHARE,
+    TIME_IN_STAGE,
+    WIN_RATE,
+    metric_label,
+)
 from dashboards import display
 from dashboards.analytics.activities import activity_universe, done_in
 from dashboards.analytics.base import Window, deal_universe, open_stages, pipeline_list
@@ -70,14 +80,6 @@ from spm.db_functions import DaysBetween
 from spm.fiscal import Period
 from spm.models import Membership, Organization, Role
 
-STAGE_CONVERSION = "stage_conversion"
-TIME_IN_STAGE = "time_in_stage"
-WIN_RATE = "win_rate"
-AVERAGE_DEAL_SIZE = "average_deal_size"
-ACTIVITY_RATIO = "activity_ratio"
-STALLED_SHARE = "stalled_share"
-SLIPPED_SHARE = "slipped_share"
-ATTAINMENT_PACING = "attainment_pacing"
 METRICS = (
     STAGE_CONVERSION,
     TIME_IN_STAGE,
@@ -112,6 +114,8 @@ class Signal:
     deals that reached the stage, for win rate the closed deals), in id order.
     `deal_list_params` are the deal-list query parameters that list the same
     deals, or empty where the deal list has no identical filter.
+    `label_params` are the names in the label (see coaching.signal_labels),
+    from which `metric_label` renders it in another language.
     """
 
     metric: str
@@ -127,6 +131,7 @@ class Signal:
     severity: Decimal
     deal_ids: tuple[int, ...]
     deal_list_params: tuple[tuple[str, str], ...] = ()
+    label_params: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def code(self) -> str:
@@ -150,6 +155,7 @@ class Signal:
             "key": self.key,
             "code": self.code,
             "label": self.label,
+            "label_params": dict(self.label_params),
             "value_format": self.value_format,
             "period": self.period_label,
             "rep_value": str(self.rep_value),
@@ -198,6 +204,8 @@ class _Measure:
     deals: Callable[[QuerySet[Deal]], QuerySet[Deal]]
     # Deal-list query parameters without `owner` and `period`; None when the list has no identical filter.
     deal_list_query: dict[str, str] | None
+    # The names in the label, for coaching.signal_labels.metric_label.
+    label_params: dict[str, str | None]
 
 
 # --- public reads ---------------------------------------------------------------------------------
@@ -329,9 +337,12 @@ def team_measures(
     pipelines = pipeline_list()
     for pipeline in pipelines:
         stages = open_stages(pipeline)
-        prefix = f"{pipeline.name}: " if len(pipelines) > 1 else ""
-        measures.extend(_conversion_measures(deals, window=window, pipeline=pipeline, stages=stages, prefix=prefix))
-        measures.extend(_time_in_stage_measures(deals, window=window, stages=stages, prefix=prefix))
+        # The label names the pipeline only when there are several.
+        pipeline_name = pipeline.name if len(pipelines) > 1 else ""
+        measures.extend(
+            _conversion_measures(deals, window=window, pipeline=pipeline, stages=stages, pipeline_name=pipeline_name)
+        )
+        measures.extend(_time_in_stage_measures(deals, window=window, stages=stages, pipeline_name=pipeline_name))
     measures.extend(_closed_measures(deals, window=window, organization=organization, member_ids=member_ids))
     measures.extend(_stalled_measures(deals, as_of=as_of, is_running=now < window.end_utc))
     measures.extend(_slipped_measures(deals, window=window, today=today))
@@ -345,7 +356,7 @@ def team_measures(
 
 
 def _conversion_measures(
-    deals: QuerySet[Deal], *, window: Window, pipeline: Pipeline, stages: list[Stage], prefix: str
+    deals: QuerySet[Deal], *, window: Window, pipeline: Pipeline, stages: list[Stage], pipeline_name: str
 ) -> list[_Measure]:
     """Stage conversion per open stage: one query over the cohort, grouped by owner and highest stage reached."""
     if not stages:
@@ -367,15 +378,17 @@ def _conversion_measures(
             conversion = ratio(reached_next, reached)
             if conversion is not None:
                 values[owner_id] = conversion
-        label = _("Stage conversion %(stage)s → %(next)s") % {
+        label_params = {
+            "pipeline": pipeline_name,
             "stage": stage.name,
-            "next": next_stage.name if next_stage is not None else _("Won"),
+            "next_stage": next_stage.name if next_stage is not None else None,
         }
         measures.append(
             _Measure(
                 metric=STAGE_CONVERSION,
                 key=str(stage.pk),
-                label=prefix + label,
+                label=metric_label(STAGE_CONVERSION, label_params),
+                label_params=label_params,
                 value_format=display.PERCENT,
                 higher_is_better=True,
                 values=values,
@@ -389,7 +402,9 @@ def _conversion_measures(
     return measures
 
 
-def _time_in_stage_measures(deals: QuerySet[Deal], *, window: Window, stages: list[Stage], prefix: str) -> list[_Measure]:
+def _time_in_stage_measures(
+    deals: QuerySet[Deal], *, window: Window, stages: list[Stage], pipeline_name: str
+) -> list[_Measure]:
     """Mean days per open stage over completed stays that ended in the window; one query, grouped by owner.
 
     A stay runs from a move into a stage to the deal's next move (by time,
@@ -423,11 +438,13 @@ def _time_in_stage_measures(deals: QuerySet[Deal], *, window: Window, stages: li
     measures = []
     for stage in stages:
         stage_rows = by_stage.get(stage.pk, [])
+        label_params = {"pipeline": pipeline_name, "stage": stage.name}
         measures.append(
             _Measure(
                 metric=TIME_IN_STAGE,
                 key=str(stage.pk),
-                label=prefix + _("Time in stage %(stage)s") % {"stage": stage.name},
+                label=metric_label(TIME_IN_STAGE, label_params),
+                label_params=label_params,
                 value_format=display.DAYS,
                 higher_is_better=False,
                 values={row["stay_owner_id"]: _decimal(row["days_mean"]) for row in stage_rows},
@@ -472,7 +489,8 @@ def _closed_measures(
         _Measure(
             metric=WIN_RATE,
             key="",
-            label=_("Win rate"),
+            label=metric_label(WIN_RATE),
+            label_params={},
             value_format=display.PERCENT,
             higher_is_better=True,
             values={owner_id: rate for owner_id, rate in rates.items() if rate is not None},
@@ -483,7 +501,8 @@ def _closed_measures(
         _Measure(
             metric=AVERAGE_DEAL_SIZE,
             key="",
-            label=_("Average deal size"),
+            label=metric_label(AVERAGE_DEAL_SIZE),
+            label_params={},
             value_format=display.MONEY,
             higher_is_better=True,
             values=sizes,
@@ -505,7 +524,8 @@ def _closed_measures(
             _Measure(
                 metric=ACTIVITY_RATIO,
                 key="",
-                label=_("Activities per won deal"),
+                label=metric_label(ACTIVITY_RATIO),
+                label_params={},
                 value_format=display.COUNT,
                 higher_is_better=False,
                 values=ratios,
@@ -534,7 +554,8 @@ def _stalled_measures(deals: QuerySet[Deal], *, as_of: dt.datetime, is_running: 
         _Measure(
             metric=STALLED_SHARE,
             key="",
-            label=_("Share of open deals stalled"),
+            label=metric_label(STALLED_SHARE),
+            label_params={},
             value_format=display.PERCENT,
             higher_is_better=False,
             values=values,
@@ -573,7 +594,8 @@ def _slipped_measures(deals: QuerySet[Deal], *, window: Window, today: dt.date) 
         _Measure(
             metric=SLIPPED_SHARE,
             key="",
-            label=_("Share of due deals slipped"),
+            label=metric_label(SLIPPED_SHARE),
+            label_params={},
             value_format=display.PERCENT,
             higher_is_better=False,
             values=values,
@@ -602,7 +624,8 @@ def _pacing_measures(*, organization: Organization, member_ids: set[int], window
         _Measure(
             metric=ATTAINMENT_PACING,
             key="",
-            label=_("Attainment pacing (won revenue)"),
+            label=metric_label(ATTAINMENT_PACING),
+            label_params={},
             value_format=display.PERCENT,
             higher_is_better=True,
             values=values,
@@ -650,6 +673,7 @@ def _signals_of(
                 metric=measure.metric,
                 key=measure.key,
                 label=measure.label,
+                label_params=tuple(measure.label_params.items()),
                 value_format=measure.value_format,
                 period_label=period.label,
                 rep_value=rep_value,

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 from django_scopes import scope, scopes_disabled
 
 from coaching import services
@@ -126,10 +127,86 @@ def test_agenda_lists_rep_signal(org, manager_member, member, conversion_deals):
     with scope(organization=org):
         (item,) = AgendaItem.objects.filter(one_on_one=one_on_one)
     assert item.kind == AgendaItemKind.SIGNAL
-    assert item.title == "Stage conversion Qualified → Proposal"
+    assert item.title == ""
+    assert item.display_title == "Stage conversion Qualified → Proposal"
+    assert item.signal["label_params"] == {"pipeline": "", "stage": "Qualified", "next_stage": "Proposal"}
+    assert "label" not in item.signal
     assert item.signal["rep_value"] == "0.2"
     assert item.signal["team_median"] == "0.5"
     assert len(item.signal["deal_ids"]) == 5
+
+
+def _set_language(membership, language):
+    with scopes_disabled():
+        membership.user.language = language
+        membership.user.save(update_fields=["language"])
+
+
+def test_generated_item_in_reader_language(org, manager_member, member, conversion_deals):
+    """A German manager schedules the 1:1; the English rep reads the signal's label in English."""
+    with translation.override("de"):
+        one_on_one = _schedule(org, manager_member, member, at(10, 16))
+    _set_language(manager_member, "de")
+    _set_language(member, "en")
+    url = _url("coaching_one_on_one", org, one_on_one_id=one_on_one.pk)
+
+    rep_page = _client(member).get(url).content.decode()
+    manager_page = _client(manager_member).get(url).content.decode()
+
+    assert "<span>Stage conversion Qualified → Proposal</span>" in rep_page
+    assert "Phasenkonversion" not in rep_page
+    assert 'value="Phasenkonversion Qualified → Proposal"' in manager_page
+
+
+def test_stored_label_of_old_item_still_shown(org, manager_member, member):
+    """Items generated before labels were stored as parameters show their stored text."""
+    one_on_one = _schedule(org, manager_member, member, at(10, 16))
+    with scope(organization=org):
+        AgendaItem.objects.create(
+            organization=org,
+            one_on_one=one_on_one,
+            position=1,
+            kind=AgendaItemKind.SIGNAL,
+            title="Ø Deal-Größe",
+            signal={"metric": "average_deal_size", "code": "average_deal_size", "label": "Ø Deal-Größe",
+                    "rep_value": "1000", "team_median": "2000", "value_format": "money", "deal_ids": [1, 2, 3]},
+        )
+    _set_language(member, "en")
+
+    page = _client(member).get(_url("coaching_one_on_one", org, one_on_one_id=one_on_one.pk)).content.decode()
+
+    assert "<span>Ø Deal-Größe</span>" in page
+
+
+def test_saving_unchanged_label_keeps_it_generated(org, manager_member, member, conversion_deals):
+    one_on_one = _schedule(org, manager_member, member, at(10, 16))
+    with scope(organization=org):
+        item = AgendaItem.objects.get(one_on_one=one_on_one)
+    url = _url("coaching_agenda_item", org, one_on_one_id=one_on_one.pk, item_id=item.pk)
+
+    _client(manager_member).post(url, {"op": "save", "title": "Stage conversion Qualified → Proposal", "is_discussed": "on"})
+
+    with scope(organization=org):
+        item.refresh_from_db()
+    assert item.title == ""
+    assert item.is_discussed is True
+    with translation.override("de"):
+        assert item.display_title == "Phasenkonversion Qualified → Proposal"
+
+
+def test_edited_label_stored_as_typed(org, manager_member, member, conversion_deals):
+    one_on_one = _schedule(org, manager_member, member, at(10, 16))
+    with scope(organization=org):
+        item = AgendaItem.objects.get(one_on_one=one_on_one)
+    url = _url("coaching_agenda_item", org, one_on_one_id=one_on_one.pk, item_id=item.pk)
+
+    _client(manager_member).post(url, {"op": "save", "title": "Why do deals stop at Qualified?"})
+
+    with scope(organization=org):
+        item.refresh_from_db()
+    assert item.title == "Why do deals stop at Qualified?"
+    with translation.override("de"):
+        assert item.display_title == "Why do deals stop at Qualified?"
 
 
 def test_create_writes_audit_entry(org, manager_member, member):
