@@ -8,7 +8,9 @@ from django.utils.translation import gettext as _
 from spm.fiscal import Period, parse_period
 
 RANGE = "range"
-_RANGE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+# A day as ISO 8601 (2017-03-31) or in German notation (31.03.2017), which German pages show.
+_DAY = r"\d{4}-\d{2}-\d{2}|\d{1,2}\.\d{1,2}\.\d{4}"
+_RANGE_PATTERN = re.compile(rf"^({_DAY})\s*\.\.\s*({_DAY})$")
 
 
 def date_range(first_day: dt.date, last_day: dt.date) -> Period:
@@ -22,25 +24,30 @@ def date_range(first_day: dt.date, last_day: dt.date) -> Period:
 
 
 def parse_period_or_range(text: str, fiscal_year_start_month: int) -> Period:
-    """Parse a fiscal period (2017, 2017-Q2, 2017-03) or a range `YYYY-MM-DD..YYYY-MM-DD`.
+    """Parse a fiscal period (2017, 2017-Q2, 2017-03) or a date range.
 
-    The range's end date is inclusive; internally the period is half-open and
-    ends the day after. Raises ValueError with a message naming the value for
-    an unparsable text, an impossible date or an end before the start.
+    A range is `YYYY-MM-DD..YYYY-MM-DD` or `DD.MM.YYYY..DD.MM.YYYY`. The two
+    notations may be mixed, and the label is always the ISO form. The range's
+    end date is inclusive; internally the period is half-open and ends the day
+    after. Raises ValueError with a message naming the value for an unparsable
+    text, an impossible date or an end before the start.
     """
     value = (text or "").strip()
     match = _RANGE_PATTERN.match(value)
     if match is None:
         if ".." in value:
             raise ValueError(
-                _("Invalid date range %(value)r; use YYYY-MM-DD..YYYY-MM-DD, e.g. 2017-01-01..2017-03-31.")
+                _(
+                    "Invalid date range %(value)r; use YYYY-MM-DD..YYYY-MM-DD or DD.MM.YYYY..DD.MM.YYYY, "
+                    "e.g. 2017-01-01..2017-03-31."
+                )
                 % {"value": text}
             )
         return parse_period(value, fiscal_year_start_month)
 
     try:
-        first_day = dt.date.fromisoformat(match[1])
-        last_day = dt.date.fromisoformat(match[2])
+        first_day = _parse_day(match[1])
+        last_day = _parse_day(match[2])
     except ValueError:
         raise ValueError(
             _("Invalid date range %(value)r: %(date)s is not a calendar date.")
@@ -56,9 +63,27 @@ def parse_period_or_range(text: str, fiscal_year_start_month: int) -> Period:
     return date_range(first_day, last_day)
 
 
+def range_input_text(period: Period, language: str) -> str:
+    """Return a range as the pipeline pages' range field shows it: German notation for German, else ISO.
+
+    Both notations parse back with `parse_period_or_range`.
+    """
+    if language.startswith("de"):
+        return f"{period.start:%d.%m.%Y}..{period.last_day:%d.%m.%Y}"
+    return period.label
+
+
+def _parse_day(text: str) -> dt.date:
+    """Parse `YYYY-MM-DD` or `DD.MM.YYYY`; raise ValueError for a day that does not exist."""
+    if "-" in text:
+        return dt.date.fromisoformat(text)
+    day, month, year = (int(part) for part in text.split("."))
+    return dt.date(year, month, day)
+
+
 def _is_date(text: str) -> bool:
     try:
-        dt.date.fromisoformat(text)
+        _parse_day(text)
     except ValueError:
         return False
     return True

@@ -9,6 +9,7 @@ A value of None is an undefined KPI: it renders as a focusable "–" whose
 tooltip gives the reason, never as 0.
 """
 
+import datetime as dt
 import functools
 from decimal import Decimal
 
@@ -17,11 +18,18 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, parse_pattern
 from babel.units import format_unit
 from django import template
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import get_language, gettext, to_locale
 
 from dashboards import display
-from spm.fiscal import MONTH, QUARTER, YEAR, Period, parse_period
+from dashboards.analytics.periods import (
+    RANGE,
+    date_range,
+    parse_period_or_range,
+    range_input_text,
+)
+from spm.fiscal import MONTH, QUARTER, YEAR, Period
 
 register = template.Library()
 
@@ -167,13 +175,13 @@ def kpi_format(context, value, key, reason=""):
 
 @register.simple_tag(takes_context=True)
 def period_label_name(context, label: str) -> str:
-    """Human name of a stored period label such as `2017-Q4` in the organization's fiscal calendar.
+    """Human name of a stored period label such as `2017-Q4` or `2017-01-01..2017-03-31`.
 
-    A label that does not parse is shown as stored.
+    The organization's fiscal calendar reads the label. A label that does not parse is shown as stored.
     """
     organization = context.get("organization")
     try:
-        period = parse_period(label, organization.fiscal_year_start_month if organization is not None else 1)
+        period = parse_period_or_range(label, organization.fiscal_year_start_month if organization is not None else 1)
     except ValueError:
         return label
     return period_name(period)
@@ -181,7 +189,9 @@ def period_label_name(context, label: str) -> str:
 
 @register.filter
 def period_name(period: Period) -> str:
-    """Human name of a fiscal period: `FY 2017`, `Q2 FY 2017`, `March 2017` (localized)."""
+    """Human name of a period: `FY 2017`, `Q2 FY 2017`, `March 2017`, `01.01.2017 – 31.03.2017` (localized)."""
+    if period.kind == RANGE:
+        return f"{date_format(period.start, 'SHORT_DATE_FORMAT')} – {date_format(period.last_day, 'SHORT_DATE_FORMAT')}"
     if period.kind == YEAR:
         return gettext("FY %(year)s") % {"year": period.label}
     if period.kind == QUARTER:
@@ -190,3 +200,17 @@ def period_name(period: Period) -> str:
     if period.kind == MONTH:
         return format_date(period.start, "LLLL y", locale=current_locale())
     return period.label
+
+
+@register.filter
+def range_input(period: Period | None) -> str:
+    """`{{ period|range_input }}`: a date range in the notation of the range field, empty for other periods."""
+    if getattr(period, "kind", None) != RANGE:
+        return ""
+    return range_input_text(period, get_language() or "en")
+
+
+@register.simple_tag
+def range_input_example() -> str:
+    """Return an example range in the notation of the range field (01.01.2017..31.03.2017 in German)."""
+    return range_input_text(date_range(dt.date(2017, 1, 1), dt.date(2017, 3, 31)), get_language() or "en")
