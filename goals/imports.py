@@ -123,12 +123,11 @@ def quota_import(*, organization: Organization, actor: User | None, data: bytes,
     deciding `12.500`), and optionally prorate (yes/no/ja/nein; empty keeps an
     existing quota's setting, new quotas are prorated). A row repeating an
     earlier row's level, name, period and metric is rejected. Raises
-    ImportSourceError when the file cannot be read or lacks a column.
+    ImportSourceError when the file cannot be read, lacks a column or has
+    no data rows.
     """
-    rows = parsing.read_table(data, file_name)
+    rows = parsing.read_table(data, file_name, required=QUOTA_COLUMNS)
     result = UploadResult(file_name=file_name)
-    if rows:
-        parsing.require_columns(set(rows[0][1]), QUOTA_COLUMNS, file_name)
     index = _SubjectIndex()
     seen: dict[tuple, int] = {}
 
@@ -217,6 +216,8 @@ def people_import(
     changed team or territory becomes an Assignment from the member's
     active_from (new members) or from `today` (existing members). An empty
     cell leaves the member's value as it is. New users get no usable password.
+    A row repeating an earlier accepted row's e-mail address (or, without one,
+    its name) is rejected, so a file cannot change one person twice.
 
     A row whose e-mail address belongs to a user who is not a member of this
     organization is rejected, because that user keeps their password and could
@@ -224,15 +225,19 @@ def people_import(
     the people page never sets it, only the operator's `import_people
     --add-existing-accounts` does.
     """
-    rows = parsing.read_table(data, file_name)
+    rows = parsing.read_table(data, file_name, required=PEOPLE_COLUMNS)
     result = UploadResult(file_name=file_name)
-    if rows:
-        parsing.require_columns(set(rows[0][1]), PEOPLE_COLUMNS, file_name)
     today = today or dt.date.today()
+    first_lines: dict[tuple[str, str], int] = {}
 
     with transaction.atomic():
         for line, row in rows:
+            key = _person_key(row)
             try:
+                if key in first_lines:
+                    raise RowRejected(
+                        key[0], row.get(key[0], ""), gettext_noop("repeats line %(line)d; keep one of them"), line=first_lines[key]
+                    )
                 with transaction.atomic():
                     outcome = _person_row(organization, actor, row, today, add_existing_accounts)
             except RowRejected as rejection:
@@ -241,6 +246,7 @@ def people_import(
             except ValidationError as error:
                 result.reject(line, _rejection_from(error, "name", row.get("name", "")))
                 continue
+            first_lines[key] = line
             result.count(outcome)
     logger.info(
         "People upload finished organization_id=%s created=%s updated=%s unchanged=%s rejected=%s",
@@ -251,6 +257,14 @@ def people_import(
         result.rejected,
     )
     return result
+
+
+def _person_key(row: dict) -> tuple[str, str]:
+    """Return what identifies the row's person within one file: the e-mail address, else the name, case-insensitive."""
+    email = row.get("email", "").strip().lower()
+    if email:
+        return ("email", email)
+    return ("name", row.get("name", "").strip().lower())
 
 
 def _find_member(email: str, name: str) -> Membership | None:

@@ -6,6 +6,7 @@ both those and the English forms and raise `RowRejected` (from the CRM import
 core) naming the column, the value and the expected form.
 """
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -16,8 +17,13 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import CENT, MAX_AMOUNT, ImportSourceError, RowRejected
+from pipelines.importers.formats import bytes_decode, delimiter_detect
+from pipelines.importers.upload_checks import (
+    HEAD_BYTES,
+    no_data_rows_error,
+    table_head_check,
+)
 
-DELIMITERS = ";,\t"
 GERMAN_DATE = re.compile(r"^(?P<day>\d{1,2})\.(?P<month>\d{1,2})\.(?P<year>\d{4})$")
 ISO_DATE = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})$")
 NUMBER_CHARACTERS = re.compile(r"^[0-9.,]+$")
@@ -25,43 +31,58 @@ YES = {"yes", "ja", "y", "j", "true", "wahr", "1", "x"}
 NO = {"no", "nein", "n", "false", "falsch", "0"}
 
 
-def read_table(data: bytes, file_name: str) -> list[tuple[int, dict[str, str]]]:
+def read_table(data: bytes, file_name: str, *, required: tuple[str, ...] = ()) -> list[tuple[int, dict[str, str]]]:
     """Read a CSV or XLSX file's first sheet into `(line, row)` pairs keyed by lower-case header.
 
     Line 1 is the header. Empty rows are skipped. CSV may be UTF-8 (with or
-    without a byte-order mark) or cp1252, separated by semicolons, commas or
-    tabs. Raises ImportSourceError for an unreadable file or a missing header.
+    without a byte-order mark) or Windows-1252, separated by semicolons, commas,
+    tabs or vertical bars, and is decoded and split as the CRM imports do (see
+    pipelines.importers.formats). Raises ImportSourceError for a file that is
+    not a CSV or XLSX file or cannot be decoded, a missing header, a header
+    without one of the `required` columns, and a file without data rows.
     """
+    table_head_check(data[:HEAD_BYTES], file_name)
     if file_name.lower().endswith((".xlsx", ".xlsm")):
-        return _read_xlsx(data, file_name)
-    return _read_csv(data, file_name)
+        header, rows = _read_xlsx(data, file_name)
+    else:
+        header, rows = _read_csv(data, file_name)
+    require_columns(set(header), required, file_name)
+    if not rows:
+        raise no_data_rows_error(file_name)
+    return rows
 
 
-def _decode(data: bytes) -> str:
+def _decode(data: bytes, file_name: str) -> str:
     try:
-        return data.decode("utf-8-sig")
+        text, _encoding = bytes_decode(data, file_name)
     except UnicodeDecodeError:
-        # Excel on German Windows saves "CSV (Trennzeichen-getrennt)" as cp1252.
-        return data.decode("cp1252", errors="replace")
+        # bytes_decode reads a file with a UTF-8 byte order mark as UTF-8 only; without the
+        # mark, the rest gets the Windows-1252 fallback (or its error) like any other file.
+        text, _encoding = bytes_decode(data[len(codecs.BOM_UTF8) :], file_name)
+    return text
 
 
-def _read_csv(data: bytes, file_name: str) -> list[tuple[int, dict[str, str]]]:
-    text = _decode(data)
-    first_line = text.split("\n", 1)[0]
-    counts = {delimiter: first_line.count(delimiter) for delimiter in DELIMITERS}
-    delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
+def _read_csv(data: bytes, file_name: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    text = _decode(data, file_name)
+    delimiter = delimiter_detect(text.split("\n", 1)[0].rstrip("\r"))
 
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [name.strip().lower() for name in next(reader, [])]
-    if not any(header):
-        raise ImportSourceError(gettext("File %(file)s is empty; expected a header row.") % {"file": file_name})
-    rows = []
-    for cells in reader:
-        if not any(cell.strip() for cell in cells):
-            continue
-        values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in enumerate(header)}
-        rows.append((reader.line_num, values))
-    return rows
+    try:
+        header = [name.strip().lower() for name in next(reader, [])]
+        if not any(header):
+            raise ImportSourceError(gettext("File %(file)s is empty; expected a header row.") % {"file": file_name})
+        rows = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in enumerate(header)}
+            rows.append((reader.line_num, values))
+    except csv.Error as error:
+        # An unbalanced quote or a field over the csv module's size limit.
+        raise ImportSourceError(
+            gettext("File %(file)s is not a valid CSV file (%(error)s).") % {"file": file_name, "error": error}
+        ) from None
+    return header, rows
 
 
 def _cell_text(value) -> str:
@@ -76,7 +97,7 @@ def _cell_text(value) -> str:
     return str(value).strip()
 
 
-def _read_xlsx(data: bytes, file_name: str) -> list[tuple[int, dict[str, str]]]:
+def _read_xlsx(data: bytes, file_name: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -98,7 +119,7 @@ def _read_xlsx(data: bytes, file_name: str) -> list[tuple[int, dict[str, str]]]:
         if any(values.values()):
             rows.append((line, values))
     workbook.close()
-    return rows
+    return header, rows
 
 
 def require_columns(rows_header: set[str], required: tuple[str, ...], file_name: str) -> None:

@@ -32,6 +32,7 @@ from goals.models import (
 )
 from pipelines.models import Deal, ExchangeRate
 from spm import fiscal
+from spm.currencies import is_currency_code
 from spm.models import AuditLog, Membership, Organization, Role, User
 
 logger = logging.getLogger(__name__)
@@ -92,11 +93,9 @@ def _kpi_recompute_on_commit(organization_id: int) -> None:
 
 
 def currency_check(code: str) -> str:
-    """Return `code` upper-cased if it is an ISO 4217 currency code; raise ValidationError otherwise."""
-    from babel.numbers import list_currencies
-
+    """Return `code` upper-cased if it is an ISO 4217 currency code (see spm.currencies); raise ValidationError otherwise."""
     normalized = (code or "").strip().upper()
-    if normalized not in list_currencies():
+    if not is_currency_code(normalized):
         raise ValidationError(
             _("%(value)s is not an ISO 4217 currency code; use a code such as EUR, CHF or USD.") % {"value": code}
         )

@@ -237,7 +237,7 @@ def quota_upload(request, org_slug):
         apply_form=forms.QuotaTemplateApplyForm(),
         template_form=forms.QuotaTemplateForm(),
     )
-    return render(request, "goals/quotas/editor.html", context, status=200 if result or not source_error else 400)
+    return render(request, "goals/quotas/editor.html", context, status=400 if form.errors or source_error else 200)
 
 
 @admin_required
@@ -347,7 +347,7 @@ def people(request, org_slug):
         except ImportSourceError as error:
             source_error = str(error)
     context = {"members": selectors.people_list(), "form": form, "result": result, "source_error": source_error}
-    return render(request, "goals/admin/people.html", context)
+    return render(request, "goals/admin/people.html", context, status=400 if form.errors or source_error else 200)
 
 
 @admin_required

@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from pipelines.importers.generic import GENERIC_FIELDS, REQUIRED_FIELDS
 from pipelines.models import ImportSource
+from spm.currencies import is_currency_code
 
 UPLOAD_SOURCES = [choice for choice in ImportSource.choices if choice[0] != ImportSource.MAVEN]
 DATE_ORDER_CHOICES = [
@@ -50,8 +51,11 @@ class ImportUploadForm(forms.Form):
 
     def clean_currency(self) -> str:
         currency = self.cleaned_data["currency"].strip().upper()
-        if currency and (len(currency) != 3 or not currency.isalpha()):
-            raise forms.ValidationError(gettext("Enter a three-letter ISO code such as EUR or USD."))
+        if currency and not is_currency_code(currency):
+            raise forms.ValidationError(
+                gettext("%(value)s is not an ISO 4217 currency code; use a code such as EUR, CHF or USD.")
+                % {"value": self.cleaned_data["currency"].strip()}
+            )
         return currency
 
     def clean_files(self) -> list:

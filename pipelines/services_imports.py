@@ -24,6 +24,13 @@ from django.utils.translation import gettext
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from pipelines.importers.base import ImportSourceError, PersonAccount, RowError
+from pipelines.importers.formats import encoding_detect
+from pipelines.importers.upload_checks import (
+    WORKBOOK_SUFFIXES,
+    file_has_data_rows,
+    no_data_rows_error,
+    table_file_check,
+)
 from pipelines.models import (
     Deal,
     DealStatus,
@@ -47,7 +54,7 @@ PROGRESS_INTERVAL_SECONDS = 0.5
 
 
 class ImportUploadError(Exception):
-    """The upload cannot be stored: too large, an unsupported file type or a broken ZIP file."""
+    """The upload cannot be stored: too large, an unsupported file type, a broken ZIP file, content that does not fit its file type, or no data rows."""
 
 
 def import_directory(run: ImportRun) -> Path:
@@ -69,7 +76,9 @@ def import_run_create(
     ZIP files are unpacked flat (folders inside are dropped). Each file and the sum of
     all, unpacked, may have at most IMPORT_MAX_UPLOAD_BYTES. Raises ImportUploadError
     and stores nothing when a limit is exceeded or a file type is not CSV, TXT, TSV,
-    XLSX or ZIP. Writes an `import.uploaded` audit log entry.
+    XLSX or ZIP, when a file's content does not fit its extension (a ZIP archive named
+    .csv), and when no file has a data row below its header. Writes an
+    `import.uploaded` audit log entry.
     """
     limit = settings.IMPORT_MAX_UPLOAD_BYTES
     relative = Path("imports") / str(organization.pk) / uuid.uuid4().hex
@@ -97,10 +106,13 @@ def import_run_create(
             names.append(name)
         if not names:
             raise ImportUploadError(gettext("The upload contains no file to import."))
-    except (ImportUploadError, zipfile.BadZipFile) as error:
+        _table_files_check(directory, names)
+    except (ImportUploadError, ImportSourceError, zipfile.BadZipFile) as error:
         shutil.rmtree(directory, ignore_errors=True)
         if isinstance(error, zipfile.BadZipFile):
             raise ImportUploadError(gettext("The ZIP file is damaged and cannot be opened.")) from None
+        if isinstance(error, ImportSourceError):
+            raise ImportUploadError(str(error)) from None
         raise
 
     with transaction.atomic():
@@ -124,6 +136,27 @@ def import_run_create(
         )
     logger.info("Import uploaded organization_id=%s import_run_id=%s files=%s", organization.pk, run.pk, len(names))
     return run
+
+
+def _table_files_check(directory: Path, names: list[str]) -> None:
+    """Raise ImportSourceError when a stored file does not match its extension or cannot be decoded, or when no file has a data row.
+
+    A single file without data rows may belong to an export of several files (a Pipedrive
+    change log without activities), so only an upload whose files all lack them fails.
+    """
+    for name in names:
+        path = directory / name
+        table_file_check(path)
+        if path.suffix.lower() not in WORKBOOK_SUFFIXES:
+            # The importer reads the file the same way, so an undecodable file fails here and not in the run.
+            encoding_detect(path)
+    if any(file_has_data_rows(directory / name) for name in names):
+        return
+    if len(names) == 1:
+        raise no_data_rows_error(names[0])
+    raise ImportSourceError(
+        gettext("None of the files %(files)s has data rows below its header row.") % {"files": ", ".join(sorted(names))}
+    )
 
 
 def _too_large_message(limit: int) -> str:

@@ -9,6 +9,11 @@ are accepted:
   rate of X is value(B) / value(X), and the rate of EUR is value(B); a day without a
   value for B is rejected. Cells "N/A" or blank mean no rate that day.
 - A plain `currency,date,rate` list whose rates are already base units per 1 unit.
+
+Both shapes reject, row by row, a currency that is no ISO 4217 code, a date that repeats
+an earlier row's (for the list: the same currency and date), and a rate that is not
+positive or, rounded to 8 places, lies outside 0.00000001 to 1,000,000,000 (MAX_RATE).
+The list also rejects a row for the base currency, whose rate is always 1.
 """
 
 import datetime as dt
@@ -32,14 +37,20 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import ImportSourceError, RowError, RowRejected
-from pipelines.importers.formats import parse_day, parse_decimal, table_read
+from pipelines.importers.formats import Table, parse_day, parse_decimal, table_read
+from pipelines.importers.upload_checks import no_data_rows_error, table_file_check
 from pipelines.models import Deal, DealStatus, ExchangeRate
 from pipelines.services import kpi_recompute_schedule
+from spm.currencies import is_currency_code
 from spm.models import AuditLog, Organization, User
 
 logger = logging.getLogger(__name__)
 
 RATE_PLACES = Decimal("0.00000001")
+# ExchangeRate.rate is DecimalField(max_digits=18, decimal_places=8), which holds up to
+# 9,999,999,999.99999999. SQLite stores decimals as floats, and a value that close to the
+# maximum reads back as 10,000,000,000, which the field rejects, so rates stop at 1e9.
+MAX_RATE = Decimal("1000000000")
 ECB_BASE = "EUR"
 MISSING_MARKS = ("", "N/A", "NA", "-")
 
@@ -51,26 +62,57 @@ def exchange_rates_parse(
 
     `date_order` ("dmy", "mdy" or "") is how slashed dates are read, as in `parse_day`.
     """
+    table_file_check(path)
     table = table_read(path)
     lowered = {name.strip().lower(): name for name in table.header}
+    if {"currency", "date", "rate"} <= lowered.keys():
+        return _rate_list_parse(table, lowered, base_currency=base_currency, date_order=date_order)
+    return _ecb_parse(table, lowered, base_currency=base_currency, date_order=date_order)
+
+
+def _rate_list_parse(
+    table: Table, lowered: dict[str, str], *, base_currency: str, date_order: str
+) -> tuple[dict[tuple[str, dt.date], Decimal], list[RowError]]:
+    if not table.rows:
+        raise no_data_rows_error(table.file_name)
+    currency_column, date_column, rate_column = lowered["currency"], lowered["date"], lowered["rate"]
     rates: dict[tuple[str, dt.date], Decimal] = {}
     errors: list[RowError] = []
-    if {"currency", "date", "rate"} <= lowered.keys():
-        for line, row in table.rows:
-            try:
-                currency = row[lowered["currency"]].strip().upper()
-                if len(currency) != 3 or not currency.isalpha():
-                    raise RowRejected(lowered["currency"], currency, gettext_noop("not a three-letter ISO currency code"))
-                day = parse_day(row[lowered["date"]], lowered["date"], date_order=date_order)
-                rate = _positive(parse_decimal(row[lowered["rate"]], lowered["rate"]), lowered["rate"], row[lowered["rate"]])
-            except RowRejected as rejection:
-                errors.append(RowError.from_rejection(table.file_name, line, rejection))
-                continue
-            if currency != base_currency:
-                rates[(currency, day)] = rate.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
-        return rates, errors
+    first_lines: dict[tuple[str, dt.date], int] = {}
+    for line, row in table.rows:
+        try:
+            currency = _currency_checked(row[currency_column], currency_column)
+            if currency == base_currency:
+                raise RowRejected(
+                    currency_column,
+                    row[currency_column],
+                    gettext_noop("the base currency needs no rate, because its rate is always 1; remove the row"),
+                )
+            day = parse_day(row[date_column], date_column, date_order=date_order)
+            rate = _rate_checked(parse_decimal(row[rate_column], rate_column), rate_column, row[rate_column])
+            if (currency, day) in first_lines:
+                raise RowRejected(
+                    date_column,
+                    row[date_column],
+                    gettext_noop("repeats line %(line)d; keep one of them"),
+                    line=first_lines[(currency, day)],
+                )
+        except RowRejected as rejection:
+            errors.append(RowError.from_rejection(table.file_name, line, rejection))
+            continue
+        first_lines[(currency, day)] = line
+        rates[(currency, day)] = rate
+    return rates, errors
 
-    if "date" not in lowered:
+
+def _ecb_parse(
+    table: Table, lowered: dict[str, str], *, base_currency: str, date_order: str
+) -> tuple[dict[tuple[str, dt.date], Decimal], list[RowError]]:
+    date_column = lowered.get("date")
+    currencies = [
+        name for name in table.header if name != date_column and len(name.strip()) == 3 and name.strip().isalpha()
+    ]
+    if date_column is None or not currencies:
         raise ImportSourceError(
             gettext(
                 "File %(file)s is neither the ECB shape (Date,USD,JPY,…) nor a list with the columns "
@@ -78,43 +120,92 @@ def exchange_rates_parse(
             )
             % {"file": table.file_name}
         )
-    date_column = lowered["date"]
-    currencies = [name for name in table.header if len(name.strip()) == 3 and name.strip().isalpha() and name != date_column]
+    unknown = [name.strip() for name in currencies if not is_currency_code(name.strip().upper())]
+    if unknown:
+        raise ImportSourceError(
+            gettext("File %(file)s has columns that are no ISO 4217 currency codes: %(columns)s.")
+            % {"file": table.file_name, "columns": ", ".join(unknown)}
+        )
     if base_currency != ECB_BASE and base_currency not in currencies:
         raise ImportSourceError(
             gettext("File %(file)s has no column %(currency)s, so its rates per euro cannot be converted to %(currency)s.")
             % {"file": table.file_name, "currency": base_currency}
         )
+    if not table.rows:
+        raise no_data_rows_error(table.file_name)
+    rates: dict[tuple[str, dt.date], Decimal] = {}
+    errors: list[RowError] = []
+    first_lines: dict[dt.date, int] = {}
     for line, row in table.rows:
         try:
             day = parse_day(row[date_column], date_column, date_order=date_order)
-            per_euro = {}
-            for currency in currencies:
-                text = row.get(currency, "").strip()
-                if text.upper() in MISSING_MARKS:
-                    continue
-                per_euro[currency.strip().upper()] = _positive(parse_decimal(text, currency), currency, text)
-            if base_currency == ECB_BASE:
-                base_per_euro = Decimal(1)
-            elif base_currency in per_euro:
-                base_per_euro = per_euro[base_currency]
-            else:
-                raise RowRejected(base_currency, row.get(base_currency, ""), gettext_noop("no rate for the base currency on this day"))
+            if day in first_lines:
+                raise RowRejected(
+                    date_column, row[date_column], gettext_noop("repeats line %(line)d; keep one of them"), line=first_lines[day]
+                )
+            day_rates = _ecb_row_rates(row, currencies, base_currency)
         except RowRejected as rejection:
             errors.append(RowError.from_rejection(table.file_name, line, rejection))
             continue
-        if base_currency != ECB_BASE:
-            rates[(ECB_BASE, day)] = base_per_euro.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
-        for currency, value in per_euro.items():
-            if currency != base_currency:
-                rates[(currency, day)] = (base_per_euro / value).quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
+        first_lines[day] = line
+        rates.update({(currency, day): rate for currency, rate in day_rates.items()})
     return rates, errors
+
+
+def _ecb_row_rates(row: dict[str, str], currencies: list[str], base_currency: str) -> dict[str, Decimal]:
+    """Return the base units per unit of each currency with a value in this ECB row; reject the row if one is unusable."""
+    per_euro = {}
+    cells = {}
+    for column in currencies:
+        text = row.get(column, "").strip()
+        if text.upper() in MISSING_MARKS:
+            continue
+        currency = column.strip().upper()
+        per_euro[currency] = _positive(parse_decimal(text, column), column, text)
+        cells[currency] = (column, text)
+    if base_currency == ECB_BASE:
+        base_per_euro = Decimal(1)
+    elif base_currency in per_euro:
+        base_per_euro = per_euro[base_currency]
+    else:
+        raise RowRejected(base_currency, row.get(base_currency, ""), gettext_noop("no rate for the base currency on this day"))
+
+    day_rates = {}
+    if base_currency != ECB_BASE:
+        day_rates[ECB_BASE] = _rate_checked(base_per_euro, *cells[base_currency])
+    for currency, value in per_euro.items():
+        if currency != base_currency:
+            day_rates[currency] = _rate_checked(base_per_euro / value, *cells[currency])
+    return day_rates
+
+
+def _currency_checked(text: str, column: str) -> str:
+    currency = text.strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise RowRejected(column, text, gettext_noop("not a three-letter ISO currency code"))
+    if not is_currency_code(currency):
+        raise RowRejected(column, text, gettext_noop("not an ISO 4217 currency code; use a code such as EUR, CHF or USD"))
+    return currency
 
 
 def _positive(value: Decimal, column: str, text: str) -> Decimal:
     if value <= 0:
         raise RowRejected(column, text, gettext_noop("a rate must be greater than 0"))
     return value
+
+
+def _rate_checked(value: Decimal, column: str, text: str) -> Decimal:
+    """Return `value` rounded half-up to 8 places, rejecting it unless the result lies in [0.00000001, MAX_RATE].
+
+    `text` is the file's cell that `value` comes from: the rate itself, or an ECB rate per euro.
+    """
+    _positive(value, column, text)
+    # Compared before rounding, because quantize() fails on a value with more digits than the context holds.
+    if value > MAX_RATE or value.quantize(RATE_PLACES, rounding=ROUND_HALF_UP) < RATE_PLACES:
+        raise RowRejected(
+            column, text, gettext_noop("rate out of range; allowed are 0.00000001 to 1,000,000,000")
+        )
+    return value.quantize(RATE_PLACES, rounding=ROUND_HALF_UP)
 
 
 def exchange_rates_import(

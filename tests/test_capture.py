@@ -169,7 +169,7 @@ def test_exceptions_cancellations_and_all_day_events():
         (b"", "The calendar file is empty."),
         (b"\xff\xfe\x00B", "not UTF-8 text"),
         (b"Subject,Start\nLunch,2026-01-01\n", "does not start with BEGIN:VCALENDAR"),
-        (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:notadate\r\nEND:VCALENDAR\r\n", "could not be read"),
+        (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:notadate\r\nEND:VCALENDAR\r\n", "not a valid iCalendar file"),
     ],
 )
 def test_bad_files_named(data, message):

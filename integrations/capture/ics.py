@@ -9,12 +9,33 @@ All-day events and cancelled events are skipped.
 """
 
 import datetime as dt
+import logging
 import zoneinfo
 from dataclasses import dataclass, field
 
 import icalendar
 import recurring_ical_events
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from pipelines.importers.base import value_excerpt
+
+logger = logging.getLogger(__name__)
+
+DATE_VALUE = gettext_lazy("a date such as 20261203 or a date and time such as 20261203T100000Z")
+# Properties that decide when an event or a time zone rule applies, each with the form it expects.
+# recurring-ical-events reads all of them, so a broken one stops the whole expansion.
+TIME_PROPERTIES = {
+    "DTSTART": DATE_VALUE,
+    "DTEND": DATE_VALUE,
+    "RECURRENCE-ID": DATE_VALUE,
+    "RDATE": DATE_VALUE,
+    "EXDATE": DATE_VALUE,
+    "DURATION": gettext_lazy("a duration such as PT1H30M"),
+    "RRULE": gettext_lazy("a recurrence rule such as FREQ=WEEKLY;BYDAY=MO"),
+    "TZOFFSETFROM": gettext_lazy("a UTC offset such as +0100"),
+    "TZOFFSETTO": gettext_lazy("a UTC offset such as +0100"),
+}
 
 
 class CalendarFileError(ValueError):
@@ -65,11 +86,20 @@ def _people(component) -> tuple[list[str], list[str]]:
     return sorted(set(addresses)), sorted(set(declined))
 
 
-def calendar_parse(data: bytes, *, start: dt.datetime, end: dt.datetime, floating_zone: zoneinfo.ZoneInfo) -> list[Meeting]:
+def calendar_parse(
+    data: bytes,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    floating_zone: zoneinfo.ZoneInfo,
+    require_events: bool = False,
+) -> list[Meeting]:
     """Return the timed meetings of `data` that start in `[start, end)` (aware datetimes), recurrences expanded.
 
     Raises CalendarFileError when the data is not text, not an iCalendar object, has no
-    VCALENDAR, or its recurrence rules cannot be expanded.
+    VCALENDAR, has a date, duration, recurrence rule or UTC offset that cannot be read,
+    or its recurrence rules cannot be expanded; with `require_events`, also when it has
+    no event at all.
     """
     if not data.strip():
         raise CalendarFileError(_("The calendar file is empty."))
@@ -79,15 +109,26 @@ def calendar_parse(data: bytes, *, start: dt.datetime, end: dt.datetime, floatin
         raise CalendarFileError(_("The calendar file is not UTF-8 text; export it again as an .ics file.")) from None
     if not data.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):
         raise CalendarFileError(_("The file does not start with BEGIN:VCALENDAR, so it is no iCalendar (.ics) file."))
+    text = data.decode("utf-8")
     try:
         calendar = icalendar.Calendar.from_ical(data)
     except ValueError as error:
-        raise CalendarFileError(_("The calendar file could not be read: %(error)s") % {"error": error}) from None
+        # The error's text repeats the file's content, so only its type is logged.
+        logger.warning("Calendar file not parsed: %s", type(error).__name__)
+        raise _syntax_error(text) from None
+    _broken_property_check(calendar, text)
+    if require_events and not calendar.walk("VEVENT"):
+        raise CalendarFileError(_("The calendar file contains no events (no BEGIN:VEVENT)."))
     try:
         occurrences = list(recurring_ical_events.of(calendar, components=["VEVENT"]).between(start, end))
     except (ValueError, TypeError, recurring_ical_events.InvalidCalendar) as error:
+        # The checks above catch the known causes; the library's English text stays in the log.
+        logger.warning("Calendar events not expanded: %s", error)
         raise CalendarFileError(
-            _("The recurring events in the calendar file could not be expanded: %(error)s") % {"error": error}
+            _(
+                "The events in the calendar file could not be read. Check their start, end and recurrence "
+                "rules in the calendar and export it again."
+            )
         ) from None
 
     meetings = []
@@ -123,3 +164,92 @@ def calendar_parse(data: bytes, *, start: dt.datetime, end: dt.datetime, floatin
         )
     meetings.sort(key=lambda meeting: (meeting.starts_at, meeting.uid))
     return meetings
+
+
+def _content_lines(text: str) -> list[tuple[int, str]]:
+    """Return the content lines of iCalendar text, unfolded, each with the number of its first physical line."""
+    lines: list[tuple[int, str]] = []
+    for number, physical in enumerate(text.split("\n"), start=1):
+        physical = physical.rstrip("\r")
+        # A line starting with a space or tab continues the previous one (RFC 5545, section 3.1).
+        if physical[:1] in (" ", "\t") and lines:
+            first, content = lines[-1]
+            lines[-1] = (first, content + physical[1:])
+        else:
+            lines.append((number, physical))
+    return lines
+
+
+def _syntax_error(text: str) -> CalendarFileError:
+    """Return the error for text that icalendar cannot parse, naming the first line without a NAME:value form."""
+    for number, content in _content_lines(text):
+        if content.strip() and ":" not in content:
+            return CalendarFileError(
+                _("Line %(line)d of the calendar file is not an iCalendar line of the form NAME:value: %(text)s")
+                % {"line": number, "text": value_excerpt(content.strip())}
+            )
+    return CalendarFileError(
+        _(
+            "The calendar file is not a valid iCalendar file: a BEGIN line has no matching END line, or an END line "
+            "no matching BEGIN line. Export it again from the calendar."
+        )
+    )
+
+
+def _broken_property_check(calendar: icalendar.Calendar, text: str) -> None:
+    """Raise CalendarFileError for the first time property in file order whose value icalendar could not parse.
+
+    The message names the property, its value, the line (the first line in the file with
+    that property and value) and the event's UID or the time zone's TZID.
+    """
+    for component in calendar.walk():
+        # Only events and their time zones are read; a broken to-do or journal entry does no harm.
+        if component.name not in ("VEVENT", "VTIMEZONE", "STANDARD", "DAYLIGHT"):
+            continue
+        for name, _error in component.errors:
+            name = name.upper()
+            if name not in TIME_PROPERTIES:
+                continue
+            value = _broken_text(component.get(name))
+            line = _line_of(text, name, value)
+            if component.name == "VEVENT":
+                where = _("event %(uid)s") % {"uid": value_excerpt(str(component.get("UID", "")).strip() or "?")}
+            else:
+                where = _("time zone %(tzid)s") % {"tzid": value_excerpt(_time_zone_id(calendar, component))}
+            params = {
+                "line": line,
+                "where": where,
+                "property": name,
+                "value": value_excerpt(value),
+                "expected": TIME_PROPERTIES[name],
+            }
+            if line:
+                message = _("Line %(line)d (%(where)s): %(property)s has the invalid value %(value)s; expected %(expected)s.")
+            else:
+                message = _("In %(where)s, %(property)s has the invalid value %(value)s; expected %(expected)s.")
+            raise CalendarFileError(message % params)
+
+
+def _broken_text(value) -> str:
+    """Return the text of an unparsable property value; a property given several times yields its first broken value."""
+    if isinstance(value, list):
+        broken = [item for item in value if isinstance(item, icalendar.prop.vBroken)]
+        value = broken[0] if broken else value[0]
+    return str(value)
+
+
+def _line_of(text: str, name: str, value: str) -> int:
+    """Return the number of the first line that gives property `name` the value `value`, or 0 if none does."""
+    for number, content in _content_lines(text):
+        property_name = content.split(":", 1)[0].split(";", 1)[0].strip().upper()
+        if property_name == name and content.endswith(":" + value):
+            return number
+    return 0
+
+
+def _time_zone_id(calendar: icalendar.Calendar, component) -> str:
+    """Return the TZID of the VTIMEZONE that `component` (a STANDARD or DAYLIGHT rule) belongs to."""
+    for time_zone in calendar.walk("VTIMEZONE"):
+        if component is time_zone or any(sub is component for sub in time_zone.subcomponents):
+            return str(time_zone.get("TZID", "")) or "?"
+    return "?"

@@ -211,11 +211,19 @@ def _window(organization: Organization, now: dt.datetime) -> tuple[dt.datetime, 
     return start, now + dt.timedelta(days=CALENDAR_FUTURE_DAYS)
 
 
-def calendar_file_capture(*, member: Membership, data: bytes, now: dt.datetime | None = None) -> CaptureResult:
-    """Capture the meetings of an uploaded .ics file; raises ics.CalendarFileError for a bad file."""
+def calendar_file_capture(
+    *, member: Membership, data: bytes, now: dt.datetime | None = None, require_events: bool = False
+) -> CaptureResult:
+    """Capture the meetings of an .ics file; raises ics.CalendarFileError for a bad file.
+
+    `require_events` makes a calendar without any event an error too, as for an upload;
+    a feed may well be empty.
+    """
     now = now or timezone.now()
     start, end = _window(member.organization, now)
-    meetings = ics.calendar_parse(data, start=start, end=end, floating_zone=member.organization.tzinfo)
+    meetings = ics.calendar_parse(
+        data, start=start, end=end, floating_zone=member.organization.tzinfo, require_events=require_events
+    )
     return calendar_meetings_capture(member=member, meetings=meetings, now=now)
 
 

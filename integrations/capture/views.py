@@ -50,7 +50,7 @@ def calendar_upload(request, org_slug):
     if form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            result = services.calendar_file_capture(member=request.membership, data=upload.read())
+            result = services.calendar_file_capture(member=request.membership, data=upload.read(), require_events=True)
         except ics.CalendarFileError as error:
             messages.error(request, _("%(name)s: %(error)s") % {"name": upload.name, "error": error})
         else:

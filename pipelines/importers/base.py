@@ -171,6 +171,18 @@ class RowRejected(Exception):
         return str(self.reason)
 
 
+# Characters of a rejected value that a message repeats; RowError.value keeps the whole value.
+VALUE_SHOWN_CHARACTERS = 60
+
+
+def value_excerpt(value: str) -> str:
+    """Return `value` as messages repeat it: its first VALUE_SHOWN_CHARACTERS characters, and "…" when it is longer."""
+    # A record import may pass a JSON number or null as the value, which is short anyway.
+    if not isinstance(value, str) or len(value) <= VALUE_SHOWN_CHARACTERS:
+        return value
+    return value[:VALUE_SHOWN_CHARACTERS] + "…"
+
+
 @dataclass(frozen=True)
 class RowError:
     """A rejected row. `line` counts physical lines of the file, the header being line 1."""
@@ -190,7 +202,7 @@ class RowError:
             "file": self.file_name,
             "line": self.line,
             "column": str(self.column),
-            "value": self.value,
+            "value": value_excerpt(self.value),
             "reason": str(self.reason),
         }
 

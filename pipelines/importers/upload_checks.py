@@ -1,0 +1,130 @@
+"""Checks that an uploaded table file matches its extension and has data rows, before its rows are read.
+
+People rename files: a ZIP archive or an XLSX workbook saved as .csv, an old .xls
+workbook, a PDF. Read as text, such a file gives a garbage header, and the upload then
+reports missing columns or no rows at all. These checks name the actual problem. Every
+upload of tables uses them: people, quotas, exchange rates and the CRM imports.
+"""
+
+import zipfile
+from pathlib import Path
+
+from django.utils.translation import gettext
+
+from pipelines.importers.base import ImportSourceError
+
+# Bytes read from the start of a file to recognize its type and, for small files, its rows.
+HEAD_BYTES = 64 * 1024
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
+ZIP_SIGNATURE = b"PK\x03\x04"
+# Compound File Binary, the container of Excel 97-2003 workbooks (.xls).
+OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+PDF_SIGNATURE = b"%PDF-"
+UTF16_BYTE_ORDER_MARKS = (b"\xff\xfe", b"\xfe\xff")
+# Characters of a CSV line whose cells are all empty, as Excel writes them (";;;").
+EMPTY_ROW_CHARACTERS = " \t;,|\"'"
+
+
+def table_head_check(head: bytes, file_name: str) -> None:
+    """Raise ImportSourceError when `head`, the first bytes of the file, does not fit the extension of `file_name`.
+
+    An .xlsx or .xlsm file must be a ZIP archive. Any other file must be text: not a ZIP
+    archive, .xls workbook, PDF or UTF-16 text, and without NUL bytes, which CSV text
+    in UTF-8 or Windows-1252 never contains. An empty `head` passes.
+    """
+    if head.startswith(OLE2_SIGNATURE):
+        raise ImportSourceError(
+            gettext(
+                "File %(file)s is an Excel 97-2003 workbook (.xls), which cannot be read. "
+                "Save it as an Excel workbook (.xlsx) or as CSV UTF-8 and upload it again."
+            )
+            % {"file": file_name}
+        )
+    if file_name.lower().endswith(WORKBOOK_SUFFIXES):
+        if head and not head.startswith(ZIP_SIGNATURE):
+            raise ImportSourceError(
+                gettext(
+                    "File %(file)s is not an Excel workbook, although its name ends in .xlsx. "
+                    "Save it from Excel as .xlsx, or as CSV UTF-8 with the extension .csv, and upload it again."
+                )
+                % {"file": file_name}
+            )
+        return
+    if head.startswith(ZIP_SIGNATURE):
+        raise ImportSourceError(
+            gettext(
+                "File %(file)s is a ZIP archive, not a CSV file. An Excel workbook is a ZIP archive too: "
+                "upload a workbook with the extension .xlsx, or export the data as CSV."
+            )
+            % {"file": file_name}
+        )
+    if head.startswith(PDF_SIGNATURE):
+        raise ImportSourceError(
+            gettext("File %(file)s is a PDF document, not a CSV file. Export the data as CSV or XLSX and upload that file.")
+            % {"file": file_name}
+        )
+    if head.startswith(UTF16_BYTE_ORDER_MARKS):
+        raise ImportSourceError(
+            gettext("File %(file)s is UTF-16 text, which cannot be read. Save it as CSV UTF-8 and upload it again.")
+            % {"file": file_name}
+        )
+    if b"\x00" in head:
+        raise ImportSourceError(
+            gettext(
+                "File %(file)s is not a text file: it contains the byte 0x00, which no CSV file contains. "
+                "Save it as CSV UTF-8 and upload it again."
+            )
+            % {"file": file_name}
+        )
+
+
+def table_file_check(path: Path) -> None:
+    """Run `table_head_check` on the first HEAD_BYTES of the file at `path`; a missing file is left to the reader."""
+    if not path.is_file():
+        return
+    with path.open("rb") as handle:
+        head = handle.read(HEAD_BYTES)
+    table_head_check(head, path.name)
+
+
+def no_data_rows_error(file_name: str) -> ImportSourceError:
+    return ImportSourceError(
+        gettext("File %(file)s has a header row but no data rows; add at least one row below the header.")
+        % {"file": file_name}
+    )
+
+
+def file_has_data_rows(path: Path) -> bool:
+    """Return whether the table file at `path` has a non-empty row below its first row, the header.
+
+    Reads at most the first HEAD_BYTES of a text file, and a longer file counts as having
+    data rows. A text header that spans several lines inside quotes counts as data rows too,
+    as does a workbook that openpyxl cannot open, so the importer reports those files.
+    """
+    if path.suffix.lower() in WORKBOOK_SUFFIXES:
+        return _workbook_has_data_rows(path)
+    if path.stat().st_size > HEAD_BYTES:
+        return True
+    # Only whether a line is empty matters here, so bytes that do not decode may be replaced.
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = [line for line in text.splitlines() if line.strip(EMPTY_ROW_CHARACTERS)]
+    return len(lines) > 1
+
+
+def _workbook_has_data_rows(path: Path) -> bool:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=False)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError):
+        return True
+    try:
+        if not workbook.worksheets:
+            return True
+        for cells in workbook.worksheets[0].iter_rows(min_row=2, values_only=True):
+            if any(cell is not None and str(cell).strip() for cell in cells):
+                return True
+        return False
+    finally:
+        workbook.close()
