@@ -143,3 +143,27 @@ def test_lost_deal_without_close_date_asks_to_fill_it(org, tmp_path):
     assert result.errors[0].column == "Close Date"
     assert result.errors[0].value == ""
     assert "a won or lost deal needs its close date, so fill in this cell" in str(result.errors[0].reason)
+
+
+def test_stage_without_date_entered_stays_current(org, tmp_path):
+    """An open deal whose stage has no "Date entered" enters it at its latest recorded move and stays there.
+
+    Both moves have the same time, so the implied one must be stored after the recorded one.
+    Twenty deals make it unlikely (2**-20) that a stored order which is only right by chance passes.
+    """
+    rows = "".join(
+        f"6{number:02d},Deal,Contract Sent,Sales Pipeline,100,Eva Roth,2025-01-{number + 1:02d} 09:00,,"
+        f"2025-01-{number + 1:02d} 09:00,,,\n"
+        for number in range(20)
+    )
+
+    result = run_import(org, write(tmp_path / "x", HEADER + rows))
+
+    assert result.errors == []
+    with scope(organization=org):
+        stages = dict(Deal.objects.values_list("external_id", "stage__name"))
+    assert stages == {f"6{number:02d}": "Contract Sent" for number in range(20)}
+    assert history(org, "600") == [
+        (None, "Appointment Scheduled", utc(2025, 1, 1, 8)),
+        ("Appointment Scheduled", "Contract Sent", utc(2025, 1, 1, 8)),
+    ]

@@ -381,7 +381,8 @@ def stage_moves_append(
         deal = deals[record.external_id]
         stored = sorted(history.get(deal.pk, []))
         if record.moves:
-            wanted = sorted(set(record.moves), key=lambda move: move.changed_at)
+            # Of two moves at the same time, the one listed later is stored later and so becomes the deal's stage.
+            wanted = sorted(dict.fromkeys(record.moves), key=lambda move: move.changed_at)
         else:
             wanted, stale = snapshot_moves(record, stored, stage_kinds, deal, observed_at)
             stale_ids.extend(stale)
