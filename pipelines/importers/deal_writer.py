@@ -80,10 +80,11 @@ class DealRecord:
 
 @dataclass(frozen=True)
 class PlannedMove:
-    """A recorded move into `stage`, which may be a planned stage without an id. `deal_stages_assign` turns it into a Move."""
+    """A move into `stage`, which may be a planned stage without an id. `deal_stages_assign` turns it into a Move."""
 
     stage: Stage
     changed_at: dt.datetime
+    is_implied: bool = False
 
 
 def stage_kind_from_name(name: str) -> str:
@@ -291,7 +292,7 @@ def deal_stages_assign(*, records: list[DealRecord], pipelines: Iterable[Pipelin
         if record.entry_stage is not None:
             record.entry_stage_id = record.entry_stage.pk
         if record.planned_moves:
-            record.moves = [Move(move.stage.pk, move.changed_at) for move in record.planned_moves]
+            record.moves = [Move(move.stage.pk, move.changed_at, move.is_implied) for move in record.planned_moves]
 
 
 def deals_write(

@@ -8,6 +8,9 @@ snapshot: it entered its stage when created and, if closed, closed on `Close Dat
 
 Stages are ordered as their columns appear, with won and lost stages last. A stage
 whose name ends in "Won" or "Lost" (or "gewonnen"/"verloren") is a won or lost stage.
+A pipeline and its stages are created only once an accepted deal is in that pipeline.
+Then every stage that its "Date entered" columns list is created, and of the stages
+named only in rows, those that accepted deals use.
 `Close Date` is the expected close date of open deals. Amounts are in the column
 `Currency` or `Deal currency code` when present, else in the file's currency.
 
@@ -18,6 +21,7 @@ stage twice shows one move there; earlier stays are not in the export.
 import datetime as dt
 import logging
 import re
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,10 +37,11 @@ from pipelines.importers.base import (
 from pipelines.importers.deal_writer import (
     BaseAmountConverter,
     DealRecord,
-    Move,
     PipelineStages,
+    PlannedMove,
     close_time_missing,
     deal_owners_assign,
+    deal_stages_assign,
     deals_write,
 )
 from pipelines.importers.formats import (
@@ -48,7 +53,7 @@ from pipelines.importers.formats import (
     text_cell,
 )
 from pipelines.importers.people import PeopleDirectory, Person
-from pipelines.models import StageKind
+from pipelines.models import Stage, StageKind
 from spm.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -111,9 +116,10 @@ class HubSpotImport:
         for column in table.header:
             if match := DATE_ENTERED.match(column):
                 entered_columns.append((column, match["stage"].strip(), match["pipeline"].strip()))
-        # Create stages in column order first, so the pipeline's order follows HubSpot's.
+        # Plan the listed stages in column order first, so the pipeline's order follows HubSpot's.
+        listed: dict[str, list[Stage]] = defaultdict(list)
         for _column, stage_name, pipeline_name in entered_columns:
-            self.stages_for(pipeline_name).get(stage_name)
+            listed[pipeline_name].append(self.stages_for(pipeline_name).plan(stage_name))
 
         converter = BaseAmountConverter(organization=self.organization, today=self.today)
         records = []
@@ -125,14 +131,20 @@ class HubSpotImport:
                 self.result.reject("deals", table.file_name, line, rejection)
             if index % PROGRESS_STEP == 0:
                 self.result.report_progress(index, len(table.rows))
-        for stages in self.pipelines.values():
-            stages.order_closed_last()
         records = deal_owners_assign(
             directory=PeopleDirectory(organization=self.organization, result=self.result),
             records=records,
             column="Deal owner",
             reject=lambda record, rejection: self.result.reject("deals", table.file_name, record.line, rejection),
         )
+        # A pipeline that accepted deals are in gets every stage its columns list, numbered before the stages named only in rows.
+        used = {id(record.stages) for record in records}
+        for pipeline_name, stages in self.pipelines.items():
+            if id(stages) in used:
+                stages.planned_create(listed[pipeline_name])
+        deal_stages_assign(records=records, pipelines=self.pipelines.values())
+        for stages in self.pipelines.values():
+            stages.order_closed_last()
         deals_write(
             organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
         )
@@ -155,7 +167,8 @@ class HubSpotImport:
         stage_name = text_cell(row.get("Deal Stage", ""), "Deal Stage", 200)
         if not stage_name:
             raise RowRejected("Deal Stage", stage_name, gettext_noop("missing value"))
-        stage = stages.get(stage_name)
+        # Planned stages are created by `deal_stages_assign` only if the row is accepted.
+        stage = stages.plan(stage_name)
         created_at = self.moment(row, "Create Date")
         if created_at is None:
             raise RowRejected("Create Date", "", gettext_noop("missing value"))
@@ -164,20 +177,20 @@ class HubSpotImport:
         for column, entered_stage, entered_pipeline in entered_columns:
             if entered_pipeline.casefold() != pipeline_name.casefold() or not row.get(column):
                 continue
-            moves.append(Move(stages.get(entered_stage).pk, self.moment(row, column)))
+            moves.append(PlannedMove(stages.plan(entered_stage), self.moment(row, column)))
         close_date_text = row.get("Close Date", "")
         is_closed = stage.kind in (StageKind.WON, StageKind.LOST)
         closed_at = self.moment(row, "Close Date") if is_closed else None
-        if is_closed and closed_at is None and not any(move.stage_id == stage.pk for move in moves):
+        if is_closed and closed_at is None and not any(move.stage is stage for move in moves):
             raise close_time_missing(
                 column="Close Date",
                 in_file="Close Date" in self.table.header,
                 needs=Message(gettext_noop("a won or lost deal needs its close date")),
             )
-        if moves and not any(move.stage_id == stage.pk for move in moves):
+        if moves and not any(move.stage is stage for move in moves):
             # The current stage lacks its "Date entered": it was entered at the close, or by the latest move.
             latest = max(move.changed_at for move in moves)
-            moves.append(Move(stage.pk, max(closed_at or latest, latest), True))
+            moves.append(PlannedMove(stage, max(closed_at or latest, latest), is_implied=True))
         if moves and min(move.changed_at for move in moves) < created_at:
             created_at = min(move.changed_at for move in moves)
         expected = None
@@ -195,7 +208,7 @@ class HubSpotImport:
         amount = parse_money(amount_text, "Amount") if amount_text else None
         close_day = None
         if is_closed:
-            close_moment = closed_at or max(move.changed_at for move in moves if move.stage_id == stage.pk)
+            close_moment = closed_at or max(move.changed_at for move in moves if move.stage is stage)
             close_day = close_moment.astimezone(self.time_zone).date()
         base_amount = converter.convert(amount, currency, close_day, "Amount", amount_text)
         first_line[external_id] = line
@@ -204,16 +217,16 @@ class HubSpotImport:
             external_id=external_id,
             values={
                 "name": text_cell(row.get("Deal Name", ""), "Deal Name", 300),
-                "pipeline_id": stages.pipeline.pk,
-                "stage_id": stage.pk,
                 "amount": amount,
                 "currency": currency,
                 "base_amount": base_amount,
                 "created_at": created_at,
                 "expected_close_on": expected,
             },
-            moves=moves,
-            entry_stage_id=stage.pk,
             closed_at=closed_at,
             owner=Person(key=owner, name=owner),
+            stages=stages,
+            stage=stage,
+            entry_stage=stage,
+            planned_moves=moves,
         )

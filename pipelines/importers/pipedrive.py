@@ -52,6 +52,7 @@ from pipelines.importers.deal_writer import (
     PipelineStages,
     close_time_missing,
     deal_owners_assign,
+    deal_stages_assign,
     deals_write,
 )
 from pipelines.importers.formats import (
@@ -423,6 +424,7 @@ class PipedriveDealsImport:
     `Deal - ID` is the key when present; without it the title is, so titles must then be
     unique. Won and lost deals move to the stages "Won" and "Lost" at `Deal - Won time` or
     `Deal - Lost time`. Amounts are in `Deal - Currency of value` (default: the file's currency).
+    Only the pipelines and stages that accepted deals use are created.
     """
 
     def __init__(self, *, organization: Organization, table: Table, folder: Path, currency: str, today: dt.date, options: dict):
@@ -453,14 +455,15 @@ class PipedriveDealsImport:
                 self.result.reject("deals", table.file_name, line, rejection)
             if index % PROGRESS_STEP == 0:
                 self.result.report_progress(index, len(table.rows))
-        for stages in pipelines.values():
-            stages.order_closed_last()
         records = deal_owners_assign(
             directory=PeopleDirectory(organization=self.organization, result=self.result),
             records=records,
             column="Deal - Owner",
             reject=lambda record, rejection: self.result.reject("deals", table.file_name, record.line, rejection),
         )
+        deal_stages_assign(records=records, pipelines=pipelines.values())
+        for stages in pipelines.values():
+            stages.order_closed_last()
         deals_write(
             organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
         )
@@ -485,7 +488,8 @@ class PipedriveDealsImport:
         stage_name = text_cell(row.get("Deal - Stage", ""), "Deal - Stage", 200)
         if not stage_name:
             raise RowRejected("Deal - Stage", stage_name, gettext_noop("missing value"))
-        open_stage = stages.get(stage_name, kind=StageKind.OPEN)
+        # Planned stages are created by `deal_stages_assign` only if the row is accepted.
+        open_stage = stages.plan(stage_name, kind=StageKind.OPEN)
         status = row.get("Deal - Status", "").strip().casefold()
         created_at = self.moment(row, "Deal - Creation date")
         if created_at is None:
@@ -500,7 +504,7 @@ class PipedriveDealsImport:
                     in_file="Deal - Won time" in self.table.header,
                     needs=Message(gettext_noop("a won deal needs its won time")),
                 )
-            stage = stages.get("Won", kind=StageKind.WON)
+            stage = stages.plan("Won", kind=StageKind.WON)
         elif status in ("lost", "verloren"):
             closed_at = self.moment(row, "Deal - Lost time")
             if closed_at is None:
@@ -509,7 +513,7 @@ class PipedriveDealsImport:
                     in_file="Deal - Lost time" in self.table.header,
                     needs=Message(gettext_noop("a lost deal needs its lost time")),
                 )
-            stage = stages.get("Lost", kind=StageKind.LOST)
+            stage = stages.plan("Lost", kind=StageKind.LOST)
         elif status not in ("open", "offen", ""):
             raise RowRejected("Deal - Status", row.get("Deal - Status", ""), gettext_noop("unknown status; expected open, won or lost"))
         if closed_at is not None and closed_at < created_at:
@@ -531,8 +535,6 @@ class PipedriveDealsImport:
             external_id=external_id,
             values={
                 "name": text_cell(row.get("Deal - Title", ""), "Deal - Title", 300),
-                "pipeline_id": stages.pipeline.pk,
-                "stage_id": stage.pk,
                 "amount": amount,
                 "currency": currency,
                 "base_amount": base_amount,
@@ -540,7 +542,9 @@ class PipedriveDealsImport:
                 "expected_close_on": expected,
                 "lost_reason": text_cell(row.get("Deal - Lost reason", ""), "Deal - Lost reason", 300),
             },
-            entry_stage_id=open_stage.pk,
             closed_at=closed_at,
             owner=Person(key=owner, name=owner),
+            stages=stages,
+            stage=stage,
+            entry_stage=open_stage,
         )

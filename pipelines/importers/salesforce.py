@@ -13,7 +13,8 @@ by the first 15 characters.
 
 A stage is won or lost by the opportunity's `Won`/`IsWon` and `Closed`/`IsClosed` flags
 when the file has them, else by its name ("Closed Won", "Closed Lost"). A stage's
-default probability is the `Probability` the file gives it.
+default probability is the `Probability` the file gives it. Only the stages that
+accepted opportunities are in, or moved through, are created.
 """
 
 import datetime as dt
@@ -34,10 +35,11 @@ from pipelines.importers.base import (
 from pipelines.importers.deal_writer import (
     BaseAmountConverter,
     DealRecord,
-    Move,
     PipelineStages,
+    PlannedMove,
     close_time_missing,
     deal_owners_assign,
+    deal_stages_assign,
     deals_write,
     stage_kind_from_name,
 )
@@ -162,9 +164,10 @@ class SalesforceImport:
             history_columns = column_map(self.history, HISTORY_COLUMNS, ("id", "stage", "created"))
         self.total = len(self.opportunities.rows) + (len(self.history.rows) if self.history else 0)
         self.stages = PipelineStages(organization=self.organization, name=PIPELINE_NAME)
+        # Stages are planned in the file's order, and `deal_stages_assign` creates those that accepted rows use.
         kinds = self.stage_kinds(columns)
         for stage_name, kind in kinds.items():
-            self.stages.get(stage_name, kind=kind)
+            self.stages.plan(stage_name, kind=kind)
         history = self.read_history(history_columns) if history_columns else {}
 
         converter = BaseAmountConverter(organization=self.organization, today=self.today)
@@ -177,13 +180,14 @@ class SalesforceImport:
                 self.result.reject("deals", self.opportunities.file_name, line, rejection)
             if index % PROGRESS_STEP == 0:
                 self.result.report_progress(index, self.total)
-        self.stages.order_closed_last()
         records = deal_owners_assign(
             directory=PeopleDirectory(organization=self.organization, result=self.result),
             records=records,
             column=columns["owner"],
             reject=lambda record, rejection: self.result.reject("deals", self.opportunities.file_name, record.line, rejection),
         )
+        deal_stages_assign(records=records, pipelines=[self.stages])
+        self.stages.order_closed_last()
         deals_write(
             organization=self.organization, source=SOURCE, records=records, result=self.result, observed_at=timezone.now()
         )
@@ -213,7 +217,7 @@ class SalesforceImport:
             kinds[name] = kind
         return kinds
 
-    def read_history(self, columns: dict[str, str]) -> dict[str, list[Move]]:
+    def read_history(self, columns: dict[str, str]) -> dict[str, list[PlannedMove]]:
         """Return opportunity id (15 characters) → recorded moves; rejects rows with a bad date."""
         snapshots = defaultdict(list)
         for line, row in self.history.rows:
@@ -239,7 +243,7 @@ class SalesforceImport:
             previous = None
             for created, _line, stage_name in rows:
                 if stage_name != previous:
-                    deal_moves.append(Move(self.stages.get(stage_name).pk, created))
+                    deal_moves.append(PlannedMove(self.stages.plan(stage_name), created))
                 previous = stage_name
             moves[opportunity_id] = deal_moves
         return moves
@@ -259,7 +263,7 @@ class SalesforceImport:
         stage_name = text_cell(row.get(columns["stage"], "").strip(), columns["stage"], 200)
         if not stage_name:
             raise RowRejected(columns["stage"], "", gettext_noop("missing value"))
-        stage = self.stages.get(stage_name)
+        stage = self.stages.plan(stage_name)
         created_at = self.moment(row, columns["created"])
         if created_at is None:
             raise RowRejected(columns["created"], "", gettext_noop("missing value"))
@@ -279,9 +283,9 @@ class SalesforceImport:
                 )
         elif close_text:
             expected = parse_day(close_text, close_column, date_order=self.date_order)
-        if moves and moves[-1].stage_id != stage.pk:
+        if moves and moves[-1].stage is not stage:
             # The report is newer than the history's last row: the deal moved since.
-            moves.append(Move(stage.pk, max(closed_at or moves[-1].changed_at, moves[-1].changed_at), True))
+            moves.append(PlannedMove(stage, max(closed_at or moves[-1].changed_at, moves[-1].changed_at), is_implied=True))
         if moves and moves[0].changed_at < created_at:
             created_at = moves[0].changed_at
 
@@ -304,8 +308,6 @@ class SalesforceImport:
             external_id=external_id,
             values={
                 "name": text_cell(row.get(columns.get("name", ""), ""), columns.get("name", "Name"), 300),
-                "pipeline_id": self.stages.pipeline.pk,
-                "stage_id": stage.pk,
                 "amount": amount,
                 "currency": currency,
                 "base_amount": base_amount,
@@ -314,8 +316,10 @@ class SalesforceImport:
                 "expected_close_on": expected,
                 "deal_source": text_cell(row.get(columns.get("lead_source", ""), ""), "Lead Source", 100),
             },
-            moves=moves,
-            entry_stage_id=stage.pk,
             closed_at=closed_at,
             owner=Person(key=owner, name=owner),
+            stages=self.stages,
+            stage=stage,
+            entry_stage=stage,
+            planned_moves=moves,
         )
