@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext
 
 from integrations.webhooks.events import deal_close_transitions_watch, deal_stage_changed_emit, import_finished_emit
@@ -112,9 +113,11 @@ def deal_move_stage(
             raise ValidationError(gettext("The time of a stage change needs a time zone."))
         latest_at = deal.stage_changes.order_by("-changed_at").values_list("changed_at", flat=True).first()
         if latest_at is not None and changed_at < latest_at:
+            # The time matters too, because a move may come later on the same day. It is shown in the organization's time zone.
+            latest_local = timezone.localtime(latest_at, deal.organization.tzinfo)
             raise ValidationError(
                 gettext("A stage change cannot be earlier than the deal's latest stage change (%(latest)s).")
-                % {"latest": latest_at.isoformat()}
+                % {"latest": date_format(latest_local, "SHORT_DATETIME_FORMAT")}
             )
         # Already there: a second move into the same stage would only add noise to the history.
         if to_stage.pk == current.stage_id:

@@ -4,7 +4,10 @@ import datetime as dt
 from unittest import mock
 
 import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
 from django.core.exceptions import ValidationError
+from django.utils import translation
 from django_scopes import scope, scopes_disabled
 
 from pipelines.models import Deal, DealStageChange, StageKind
@@ -106,6 +109,38 @@ def test_move_before_latest_change_rejected(engaging_deal, stages):
         move(engaging_deal, stages.lost, at(2, 1))
 
     assert engaging_deal.status == "won"
+
+
+EARLIER_MOVE = "A stage change cannot be earlier than the deal's latest stage change (%(latest)s)."
+
+
+@pytest.fixture
+def german_catalog(settings, tmp_path):
+    """A German catalog for the earlier-move message, so the test does not depend on the project's catalog."""
+    catalog = Catalog(locale="de")
+    catalog.add(EARLIER_MOVE, "Ein Phasenwechsel darf nicht vor dem letzten Phasenwechsel des Deals liegen (%(latest)s).")
+    folder = tmp_path / "locale" / "de" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    with open(folder / "django.mo", "wb") as handle:
+        write_mo(handle, catalog)
+    settings.LOCALE_PATHS = [tmp_path / "locale"]
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("en", "A stage change cannot be earlier than the deal's latest stage change (03/01/2017 1 p.m.)."),
+        ("de", "Ein Phasenwechsel darf nicht vor dem letzten Phasenwechsel des Deals liegen (01.03.2017 13:00)."),
+    ],
+)
+def test_earlier_move_message_localized(engaging_deal, stages, german_catalog, language, message):
+    """The latest move, 2017-03-01 12:00 UTC, is shown in the reader's format and the organization's time zone (Berlin, UTC+1)."""
+    move(engaging_deal, stages.won, at(3, 1))
+
+    with translation.override(language), pytest.raises(ValidationError) as raised:
+        move(engaging_deal, stages.lost, at(2, 1))
+
+    assert raised.value.messages == [message]
 
 
 def test_move_to_other_pipeline_rejected(engaging_deal, org):
