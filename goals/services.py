@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from goals.attainment import COUNT_METRICS
@@ -502,7 +503,11 @@ def quota_period_check(*, organization: Organization, period_kind: str, period_s
     if period.start != period_start:
         raise ValidationError(
             _("%(day)s does not start a fiscal %(kind)s; the period containing it starts on %(start)s.")
-            % {"day": period_start.isoformat(), "kind": period_kind, "start": period.start.isoformat()}
+            % {
+                "day": date_format(period_start, "SHORT_DATE_FORMAT"),
+                "kind": period_kind,
+                "start": date_format(period.start, "SHORT_DATE_FORMAT"),
+            }
         )
 
 
