@@ -16,7 +16,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.utils.translation import gettext, gettext_noop
 
-from pipelines.importers.base import CENT, MAX_AMOUNT, ImportSourceError, RowRejected
+from pipelines.importers.base import CENT, ImportSourceError, RowRejected
+from pipelines.models import MAX_MONEY_AMOUNT
 from pipelines.importers.formats import bytes_decode, delimiter_detect
 from pipelines.importers.upload_checks import (
     HEAD_BYTES,
@@ -27,6 +28,9 @@ from pipelines.importers.upload_checks import (
 GERMAN_DATE = re.compile(r"^(?P<day>\d{1,2})\.(?P<month>\d{1,2})\.(?P<year>\d{4})$")
 ISO_DATE = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})$")
 NUMBER_CHARACTERS = re.compile(r"^[0-9.,]+$")
+# The message id writes out MAX_MONEY_AMOUNT in English notation (a test checks that they agree),
+# and the German catalog writes it in German notation.
+NUMBER_TOO_LARGE = gettext_noop("number too large; the maximum is 9,999,999,999,999.99")
 YES = {"yes", "ja", "y", "j", "true", "wahr", "1", "x"}
 NO = {"no", "nein", "n", "false", "falsch", "0"}
 
@@ -134,6 +138,9 @@ def require_columns(rows_header: set[str], required: tuple[str, ...], file_name:
 def parse_number(value: str, column: str, *, language: str = "de") -> Decimal:
     """Parse a non-negative number written the German (12.500,50) or English (12,500.50) way, rounded to cents.
 
+    A number above MAX_MONEY_AMOUNT is rejected, a count too, because quota targets of
+    every metric and forecast amounts are stored as DecimalField(18, 2) like money.
+
     With both separators the last one is the decimal separator. A single
     separator used more than once, or followed by other than three digits, is
     unambiguous. Only `12.500` or `12,500` (one separator, three digits after
@@ -170,8 +177,8 @@ def parse_number(value: str, column: str, *, language: str = "de") -> Decimal:
         number = Decimal("".join(groups) + "." + fraction if fraction else "".join(groups))
     except InvalidOperation:
         raise RowRejected(column, value, gettext_noop("invalid number; expected for example 12.500,00 or 12500.00")) from None
-    if number > MAX_AMOUNT:
-        raise RowRejected(column, value, gettext_noop("number too large; at most 16 digits before the decimal point"))
+    if number > MAX_MONEY_AMOUNT:
+        raise RowRejected(column, value, NUMBER_TOO_LARGE)
     return number.quantize(CENT, rounding=ROUND_HALF_UP)
 
 

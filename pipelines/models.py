@@ -10,6 +10,12 @@ from django_scopes import ScopedManager
 from spm.models import Membership, Organization
 
 MONEY = {"max_digits": 18, "decimal_places": 2}
+# The largest amount that forms and imports accept: 13 digits before the point, 2 after.
+# PostgreSQL's numeric(18, 2) would hold 16 digits before the point, but on SQLite Django 5.2
+# reads a decimal column back through a float rounded to 15 significant digits
+# (get_decimalfield_converter). A larger amount would come back changed, and one that rounds
+# up to 17 digits before the point fails to load at all (decimal.InvalidOperation).
+MAX_MONEY_AMOUNT = Decimal("9999999999999.99")
 
 
 def checked_reference(to, **options) -> models.ForeignKey:

@@ -13,7 +13,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from pathlib import Path, PurePath
 
 from django.conf import settings
@@ -23,6 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
+from dashboards.templatetags.spm_format import format_fixed
 from pipelines.importers.base import ImportSourceError, PersonAccount, RowError
 from pipelines.importers.formats import encoding_detect
 from pipelines.importers.upload_checks import (
@@ -32,6 +33,7 @@ from pipelines.importers.upload_checks import (
     table_file_check,
 )
 from pipelines.models import (
+    MAX_MONEY_AMOUNT,
     Deal,
     DealStatus,
     ImportMapping,
@@ -308,6 +310,16 @@ def import_run_execute(*, run: ImportRun, dry_run: bool) -> ImportRun:
                     transaction.set_rollback(True)
         except ImportSourceError as error:
             return _import_run_fail(run, str(error), dry_run)
+        except DecimalException:
+            # A decimal error's text is Python's signal list ("[<class 'decimal.InvalidOperation'>]"), so
+            # the run gets a message about the numbers instead. One cause: the preview reading back, on
+            # SQLite, an amount that rounds up to 17 digits before the point.
+            logger.exception("Import run failed on a decimal value organization_id=%s import_run_id=%s", organization.pk, run.pk)
+            message = gettext(
+                "The import failed and changed nothing: a number in the files could not be calculated or stored "
+                "exactly. Amounts can be at most %(maximum)s, also after conversion to the base currency."
+            ) % {"maximum": format_fixed(MAX_MONEY_AMOUNT, 2)}
+            return _import_run_fail(run, message, dry_run)
         except Exception as error:  # noqa: BLE001 - any failure must end the run as failed, not leave it running
             logger.exception("Import run failed organization_id=%s import_run_id=%s", organization.pk, run.pk)
             message = gettext("The import failed and changed nothing: %(error)s") % {"error": error}

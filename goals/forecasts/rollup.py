@@ -21,8 +21,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from dashboards.templatetags.spm_format import format_money
 from goals.forecasts.pipeline import ZERO, CategoryTotals
 from goals.models import ForecastSubmission, Team
+from pipelines.models import MAX_MONEY_AMOUNT
 from spm.fiscal import Period
 from spm.models import Membership, Organization, Role
 
@@ -229,7 +231,8 @@ def forecast_submit(
 
     The caller has checked that `submitted_by` may see `subject`. Raises ValidationError
     when the period is neither the current nor the next one of the organization's
-    forecast period kind, or when an amount is negative or best case is below commit.
+    forecast period kind, when an amount is negative or above MAX_MONEY_AMOUNT, or when
+    best case is below commit.
     """
     allowed = submittable_periods(today=today, kind=period.kind, start_month=organization.fiscal_year_start_month)
     if period not in allowed:
@@ -239,6 +242,11 @@ def forecast_submit(
         )
     if commit_amount < 0 or best_case_amount < 0:
         raise ValidationError(_("Amounts must be 0 or more."))
+    if commit_amount > MAX_MONEY_AMOUNT or best_case_amount > MAX_MONEY_AMOUNT:
+        raise ValidationError(
+            _("Forecast commit and best case can be at most %(maximum)s.")
+            % {"maximum": format_money(MAX_MONEY_AMOUNT, organization.currency)}
+        )
     if best_case_amount < commit_amount:
         raise ValidationError(
             _("Best case (%(best_case)s) is below commit (%(commit)s); best case includes the commit, so enter at least the commit.")

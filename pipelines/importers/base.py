@@ -24,13 +24,11 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
-from pipelines.models import ExchangeRate
+from pipelines.models import MAX_MONEY_AMOUNT, ExchangeRate
 from spm.models import Organization
 
 BATCH_SIZE = 1000
 CENT = Decimal("0.01")
-# DecimalField(max_digits=18, decimal_places=2) stores at most 16 digits before the point.
-MAX_AMOUNT = Decimal("9999999999999999.99")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Summary rows in the order the command prints them.
@@ -362,8 +360,21 @@ class ExchangeRateTable:
         return self._rates[index - 1]
 
 
-def convert_amount(amount: Decimal, rate: Decimal) -> Decimal:
-    return (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
+def convert_amount(amount: Decimal, rate: Decimal, *, column: "str | Message", value: str) -> Decimal:
+    """Return `amount` × `rate` rounded half-up to cents.
+
+    Raises RowRejected naming `column` and the file's `value` when the result exceeds
+    MAX_MONEY_AMOUNT, which a rate above 1 can cause for an amount that was accepted.
+    """
+    converted = (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
+    if converted > MAX_MONEY_AMOUNT:
+        raise RowRejected(
+            column,
+            value,
+            # The message id writes out MAX_MONEY_AMOUNT, as formats.AMOUNT_TOO_LARGE does.
+            gettext_noop("amount too large once converted to the base currency; the maximum is 9,999,999,999,999.99"),
+        )
+    return converted
 
 
 @dataclass

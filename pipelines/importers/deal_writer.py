@@ -233,7 +233,7 @@ class BaseAmountConverter:
                 currency=currency,
                 date=day,
             )
-        return convert_amount(amount, rate)
+        return convert_amount(amount, rate, column=column, value=value)
 
 
 def deal_owners_assign(

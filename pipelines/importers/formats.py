@@ -25,9 +25,15 @@ from pathlib import Path
 
 from django.utils.translation import gettext, gettext_noop
 
-from pipelines.importers.base import MAX_AMOUNT, ImportSourceError, RowRejected
+from pipelines.importers.base import ImportSourceError, RowRejected
+from pipelines.models import MAX_MONEY_AMOUNT
 
 CENT = Decimal("0.01")
+# The message id writes out MAX_MONEY_AMOUNT in English notation (a test checks that they agree),
+# and the German catalog writes it in German notation.
+AMOUNT_TOO_LARGE = gettext_noop("amount too large; the maximum is 9,999,999,999,999.99")
+# A whole number with at most this many digits is within MAX_MONEY_AMOUNT.
+MAX_WHOLE_AMOUNT_DIGITS = len(str(int(MAX_MONEY_AMOUNT)))
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DATE_ORDERS = ("dmy", "mdy")
 # Currency signs and codes that may surround an amount; the column or file states the currency.
@@ -316,15 +322,15 @@ def parse_decimal(value: str, column: str) -> Decimal:
 
 
 def parse_money(value: str, column: str) -> Decimal:
-    """Parse a non-negative amount in either number style, rounded half-up to cents."""
+    """Parse a non-negative amount in either number style, rounded half-up to cents, at most MAX_MONEY_AMOUNT."""
     # Whole numbers, as most CRM exports write amounts, need none of parse_decimal's checks.
-    if value.isascii() and value.isdigit() and len(value) <= 16:
+    if value.isascii() and value.isdigit() and len(value) <= MAX_WHOLE_AMOUNT_DIGITS:
         return Decimal(value).quantize(CENT)
     amount = parse_decimal(value, column)
     if amount < 0:
         raise RowRejected(column, value, gettext_noop("negative amount; amounts must be 0 or more"))
-    if amount > MAX_AMOUNT:
-        raise RowRejected(column, value, gettext_noop("amount too large; at most 16 digits before the decimal point"))
+    if amount > MAX_MONEY_AMOUNT:
+        raise RowRejected(column, value, AMOUNT_TOO_LARGE)
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 

@@ -449,7 +449,7 @@ class DealRowParser:
                 currency=self.currency,
                 date=rate_on,
             )
-        return convert_amount(amount, rate)
+        return convert_amount(amount, rate, column="close_value", value=row.get("close_value", ""))
 
 
 def deal_values(

@@ -10,12 +10,18 @@ from django.utils.translation import gettext_noop
 
 from pipelines.importers.base import (
     CENT,
-    MAX_AMOUNT,
     RowRejected,
     check_length,
     parse_int,
 )
-from pipelines.importers.formats import parse_bool, parse_day, parse_moment, parse_money
+from pipelines.importers.formats import (
+    AMOUNT_TOO_LARGE,
+    parse_bool,
+    parse_day,
+    parse_moment,
+    parse_money,
+)
+from pipelines.models import MAX_MONEY_AMOUNT
 
 PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -47,7 +53,7 @@ def required_text(record: Mapping, name: str, max_length: int) -> str:
 
 
 def money_value(record: Mapping, name: str) -> Decimal | None:
-    """Return an amount rounded half-up to cents, or None when missing.
+    """Return an amount rounded half-up to cents, or None when missing. An amount above MAX_MONEY_AMOUNT is rejected.
 
     JSON numbers and plain strings such as "1234.5" are read with a decimal point, so
     "1.234" is one point two three four. Other strings go through the file importers'
@@ -64,8 +70,8 @@ def money_value(record: Mapping, name: str) -> Decimal | None:
         raise RowRejected(name, text, gettext_noop("invalid number; expected e.g. 1.234,56 or 1234.56")) from None
     if amount < 0:
         raise RowRejected(name, text, gettext_noop("negative amount; amounts must be 0 or more"))
-    if amount > MAX_AMOUNT:
-        raise RowRejected(name, text, gettext_noop("amount too large; at most 16 digits before the decimal point"))
+    if amount > MAX_MONEY_AMOUNT:
+        raise RowRejected(name, text, AMOUNT_TOO_LARGE)
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
