@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboards.forms import PeriodField
+from dashboards.templatetags.spm_format import period_name
 from goals.attainment import organization_today
 from goals.forecasts import categories, rollup
 from goals.forecasts.page import (
@@ -34,12 +35,15 @@ from spm.tenancy import get_visible_or_404
 
 
 class AmountField(forms.CharField):
-    """A non-negative amount written the German (12.500,50) or English (12,500.50) way."""
+    """A non-negative amount written the German (12.500,50) or English (12,500.50) way, at most MAX_MONEY_AMOUNT."""
 
     def to_python(self, value):
         text = super().to_python(value)
         if text in self.empty_values:
             return None
+        # parse_number's own reason for a negative number speaks of targets.
+        if text.startswith("-"):
+            raise ValidationError(_("%(label)s must be 0 or more, not %(value)s.") % {"label": self.label, "value": text})
         language = "de" if (get_language() or "de").startswith("de") else "en"
         try:
             return parse_number(text, str(self.label), language=language)
@@ -79,7 +83,7 @@ def _period_from_request(request, data) -> tuple:
     if period is not None and period.kind != default.kind:
         errors.append(
             _("The forecast runs per %(kind)s; %(value)s is not one, so %(default)s is shown.")
-            % {"kind": ForecastPeriodKind(default.kind).label, "value": period.label, "default": default.label}
+            % {"kind": ForecastPeriodKind(default.kind).label, "value": period_name(period), "default": period_name(default)}
         )
         period = None
     return period or default, errors, today

@@ -321,7 +321,7 @@ def test_submissions_are_history_and_latest_wins(org, member):
 
 def test_submission_rejects_invalid_input(org, member):
     with scope(organization=org):
-        with pytest.raises(ValidationError, match="2017-Q2"):
+        with pytest.raises(ValidationError, match="not for Q2 FY 2017"):
             rollup.forecast_submit(
                 organization=org,
                 subject=member,

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dashboards.templatetags.spm_format import format_money
+from dashboards.templatetags.spm_format import format_money, period_name
 from goals.forecasts.pipeline import ZERO, CategoryTotals
 from goals.models import ForecastSubmission, Team
 from pipelines.models import MAX_MONEY_AMOUNT
@@ -238,19 +238,20 @@ def forecast_submit(
     if period not in allowed:
         raise ValidationError(
             _("Forecasts can be submitted for %(current)s and %(next)s only, not for %(value)s.")
-            % {"current": allowed[0].label, "next": allowed[1].label, "value": period.label}
+            % {"current": period_name(allowed[0]), "next": period_name(allowed[1]), "value": period_name(period)}
         )
+    currency = organization.currency
     if commit_amount < 0 or best_case_amount < 0:
-        raise ValidationError(_("Amounts must be 0 or more."))
+        raise ValidationError(_("Forecast commit and best case must be 0 or more."))
     if commit_amount > MAX_MONEY_AMOUNT or best_case_amount > MAX_MONEY_AMOUNT:
         raise ValidationError(
             _("Forecast commit and best case can be at most %(maximum)s.")
-            % {"maximum": format_money(MAX_MONEY_AMOUNT, organization.currency)}
+            % {"maximum": format_money(MAX_MONEY_AMOUNT, currency)}
         )
     if best_case_amount < commit_amount:
         raise ValidationError(
             _("Best case (%(best_case)s) is below commit (%(commit)s); best case includes the commit, so enter at least the commit.")
-            % {"best_case": best_case_amount, "commit": commit_amount}
+            % {"best_case": format_money(best_case_amount, currency), "commit": format_money(commit_amount, currency)}
         )
 
     submission = ForecastSubmission.objects.create(

@@ -1,0 +1,90 @@
+"""Forecast submission messages: their own wording, amounts in the reader's money format, period names."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone, translation
+from django_scopes import scope, scopes_disabled
+
+from goals.forecasts import rollup
+from goals.models import ForecastSubmission
+from spm.fiscal import fiscal_quarter, period_containing
+
+Q2 = fiscal_quarter(2017, 2, 1)
+
+
+def submit(org, member, commit, best_case, *, today=dt.date(2017, 4, 15)):
+    with scope(organization=org):
+        return rollup.forecast_submit(
+            organization=org,
+            subject=member,
+            submitted_by=member,
+            period=Q2,
+            commit_amount=Decimal(commit),
+            best_case_amount=Decimal(best_case),
+            today=today,
+        )
+
+
+def rejection(org, member, commit, best_case, *, language, today=dt.date(2017, 4, 15)) -> str:
+    with translation.override(language), pytest.raises(ValidationError) as raised:
+        submit(org, member, commit, best_case, today=today)
+    return raised.value.messages[0]
+
+
+def test_best_case_below_commit_shows_english_money(org, member):
+    message = rejection(org, member, "5000.00", "2.00", language="en")
+
+    assert message.startswith("Best case (€2.00) is below commit (€5,000.00);")
+
+
+def test_best_case_below_commit_shows_german_money(org, member):
+    message = rejection(org, member, "5000.00", "2.00", language="de")
+
+    # Babel puts a no-break space between amount and sign in German.
+    assert "2,00\xa0€" in message
+    assert "5.000,00\xa0€" in message
+    assert "5000.00" not in message
+
+
+def test_negative_amount_has_forecast_wording(org, member):
+    message = rejection(org, member, "-5.00", "10.00", language="en")
+
+    assert message == "Forecast commit and best case must be 0 or more."
+
+
+def test_closed_period_names_periods_as_the_page_does(org, member):
+    english = rejection(org, member, "1.00", "2.00", language="en", today=dt.date(2017, 7, 2))
+    german = rejection(org, member, "1.00", "2.00", language="de", today=dt.date(2017, 7, 2))
+
+    assert english == "Forecasts can be submitted for Q3 FY 2017 and Q4 FY 2017 only, not for Q2 FY 2017."
+    assert "2017-Q" not in german
+    assert "Q3 GJ 2017" in german
+    with scopes_disabled():
+        assert ForecastSubmission.objects.count() == 0
+
+
+def test_negative_commit_in_form_has_forecast_wording(client, org, member):
+    client.force_login(member.user)
+    quarter = period_containing(timezone.localtime(timezone.now(), org.tzinfo).date(), "quarter", 1)
+
+    response = client.post(
+        "/o/acme/forecast/submit/",
+        {"subject": member.pk, "period": quarter.label, "commit_amount": "-5", "best_case_amount": "10"},
+    )
+    body = client.get(response["Location"]).content.decode()
+
+    assert "Commit must be 0 or more, not -5." in body
+    assert "targets" not in body
+    with scopes_disabled():
+        assert ForecastSubmission.objects.count() == 0
+
+
+def test_wrong_period_kind_named_readably(client, org, member):
+    client.force_login(member.user)
+
+    body = client.get("/o/acme/forecast/", {"period": "2017"}).content.decode()
+
+    assert "The forecast runs per Quarter; FY 2017 is not one, so Q" in body
