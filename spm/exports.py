@@ -9,6 +9,12 @@ Formula injection: a spreadsheet runs a text cell that starts with =, +, -,
 @, a tab or a carriage return as a formula, so every such text cell gets a
 leading apostrophe. Numbers (int, Decimal, float) are written as numbers and
 are never escaped: a negative amount stays a number.
+
+Both formats round a number half up to its column kind's DECIMAL_PLACES: money
+to cents, rates (fractions, 0.375 = 37.5 %) to 4 places, days and other
+decimals to 2. Aggregates arrive with whatever digits the database or the
+division left (SQLite returns sums as 1234.56000000000), and a file should not
+show them.
 """
 
 import csv
@@ -17,7 +23,7 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django_scopes import scope
@@ -36,6 +42,8 @@ XLSX_NUMBER_FORMATS = {
     DAYS: "0.0",
     DATE: "yyyy-mm-dd",
 }
+# Places a number is rounded to in both formats; kinds not listed (integers, text) are written as they are.
+DECIMAL_PLACES = {MONEY: 2, PERCENT: 4, DAYS: 2, DECIMAL: 2}
 _FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _SHEET_TITLE_UNSAFE = re.compile(r"[\[\]:*?/\\]")
 
@@ -74,11 +82,25 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
 
 
-def _csv_value(value) -> str:
+def rounded_number(value, kind: str):
+    """Return a Decimal or float `value` rounded half up to DECIMAL_PLACES of `kind`; anything else unchanged."""
+    places = DECIMAL_PLACES.get(kind)
+    if places is None or not isinstance(value, (Decimal, float)):
+        return value
+    # str() keeps a float's shortest repr, so 0.125 rounds as written, not as its binary value.
+    number = Decimal(str(value)) if isinstance(value, float) else value
+    if not number.is_finite():
+        return value
+    result = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    # -0.00001 rounds to -0.0000, which would be written with its sign.
+    return result.copy_abs() if result.is_zero() else result
+
+
+def _csv_value(value, kind: str) -> str:
     if value is None:
         return ""
     if _is_number(value):
-        return str(value)
+        return str(rounded_number(value, kind))
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     return cell_escape(str(value))
@@ -102,12 +124,15 @@ def _rows_in_scope(table: Table):
 def csv_response(table: Table) -> StreamingHttpResponse:
     """Stream the table as UTF-8 CSV with a byte order mark (so Excel reads umlauts) and a header row."""
     headers = [str(column.header) for column in table.columns]
+    kinds = [column.kind for column in table.columns]
     writer = csv.writer(_LineBuffer())
 
     def lines():
         yield "\ufeff" + writer.writerow([cell_escape(header) for header in headers])
         for row in _rows_in_scope(table):
-            yield writer.writerow([_csv_value(value) for value in row])
+            # A value beyond the last column has no kind, so it is written unrounded.
+            kinds_of_row = kinds + [TEXT] * (len(row) - len(kinds))
+            yield writer.writerow([_csv_value(value, kind) for value, kind in zip(row, kinds_of_row)])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{table.filename_stem}.csv"'
@@ -118,7 +143,7 @@ def _xlsx_cell(sheet, value, kind: str):
     if value is None:
         return WriteOnlyCell(sheet, value=None)
     if _is_number(value):
-        cell = WriteOnlyCell(sheet, value=value)
+        cell = WriteOnlyCell(sheet, value=rounded_number(value, kind))
         cell.number_format = XLSX_NUMBER_FORMATS.get(kind, "General")
         return cell
     if isinstance(value, (dt.date, dt.datetime)):

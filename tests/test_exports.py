@@ -43,12 +43,12 @@ def test_csv_escapes_formula_cells():
     lines = csv_text(csv_response(sample_table())).lstrip("\ufeff").splitlines()
 
     assert lines[0] == "Stage,Deals,Amount,Rate"
-    assert lines[1] == "'=cmd|' /C calc'!A0,3,1234.50,0.375"
+    assert lines[1] == "'=cmd|' /C calc'!A0,3,1234.50,0.3750"
     assert lines[2] == "'+SUM(A1),-2,-10.00,"
-    assert lines[3] == "'@x,0,0,1"
-    assert lines[4] == "'-1,1,1,0"
-    assert lines[5] == "'\tTab,1,1,0"
-    assert lines[6] == "Plain,1,1,0"
+    assert lines[3] == "'@x,0,0.00,1.0000"
+    assert lines[4] == "'-1,1,1.00,0.0000"
+    assert lines[5] == "'\tTab,1,1.00,0.0000"
+    assert lines[6] == "Plain,1,1.00,0.0000"
 
 
 def test_csv_response_is_an_attachment():
