@@ -10,6 +10,12 @@ those days. Normalization:
 - absolute: the credited value.
 - improvement: credited minus credited over the same number of days just before.
 Winners are the rank-1 entries once the contest's last day has passed.
+
+The contest form accepts at most CONTEST_MAX_DAYS days between
+spm.date_limits.EARLIEST_DATE and PLANNING_YEARS after today. Contests stored
+before that check may have days that cannot be computed, because year 1 or 9999
+overflows the UTC conversion. They get empty standings and no badges instead of
+an error.
 """
 
 import datetime as dt
@@ -28,6 +34,8 @@ from goals.models import Contest, ContestNormalization, QuotaLevel, Team
 from goals.privacy import NamePolicy, is_group_hidden, team_sizes
 from goals.quotas import quota_targets_for_period
 from pipelines.selectors import team_list_visible
+from spm.audit import audit_record
+from spm.date_limits import EARLIEST_DATE, LATEST_COMPUTABLE_DATE
 from spm.fiscal import MONTH, QUARTER, YEAR, Period, periods_covering
 from spm.models import Membership, Organization, Role
 from spm.tenancy import membership_ids_visible
@@ -40,6 +48,21 @@ NORMALIZATION_RANKING = {
     ContestNormalization.ABSOLUTE: ABSOLUTE,
     ContestNormalization.IMPROVEMENT: IMPROVEMENT,
 }
+# Maximum length of a contest in days: a year with its leap day. It also bounds the percent
+# ranking's quota lookups, one query per month, quarter and fiscal year that a contest touches.
+CONTEST_MAX_DAYS = 366
+CONTEST_DELETED = "contest.deleted"
+
+
+def has_computable_days(contest: Contest) -> bool:
+    """Return whether the contest's days lie within the range that standings can be computed for.
+
+    That is EARLIEST_DATE to LATEST_COMPUTABLE_DATE, in order, and at most CONTEST_MAX_DAYS long.
+    """
+    return (
+        EARLIEST_DATE <= contest.starts_on <= contest.ends_on <= LATEST_COMPUTABLE_DATE
+        and (contest.ends_on - contest.starts_on).days + 1 <= CONTEST_MAX_DAYS
+    )
 
 
 def contest_period(contest: Contest) -> Period:
@@ -114,6 +137,47 @@ def contest_create(
     return contest
 
 
+def contest_may_delete(*, contest: Contest, membership: Membership) -> bool:
+    """Return whether `membership` may delete `contest`: admins any contest, managers the ones they created."""
+    if membership.role == Role.ADMIN:
+        return True
+    return membership.role == Role.MANAGER and contest.created_by_id == membership.pk
+
+
+def contest_delete(*, contest: Contest, actor: Membership) -> None:
+    """Delete a contest with its participant and team lists, and record it in the audit log.
+
+    Raises PermissionDenied unless contest_may_delete allows it. Badges are
+    computed from the contests on each page view, so the contest's badges go too.
+    """
+    if not contest_may_delete(contest=contest, membership=actor):
+        raise PermissionDenied(_("Only admins and the manager who created a contest can delete it."))
+
+    before = {
+        "name": contest.name,
+        "metric": contest.metric,
+        "starts_on": contest.starts_on.isoformat(),
+        "ends_on": contest.ends_on.isoformat(),
+        "normalization": contest.normalization,
+        "is_team_mode": contest.is_team_mode,
+        "created_by_id": contest.created_by_id,
+    }
+    contest_id = contest.pk
+    with transaction.atomic():
+        contest.delete()
+        audit_record(
+            organization=actor.organization_id,
+            actor=actor.user,
+            action=CONTEST_DELETED,
+            object_type="contest",
+            object_id=contest_id,
+            before=before,
+        )
+    logger.info(
+        "Contest deleted: organization_id=%s contest_id=%s actor_id=%s", actor.organization_id, contest_id, actor.pk
+    )
+
+
 def contest_quota_targets(*, organization: Organization, period: Period, metric: str, level: str) -> dict[int, Decimal]:
     """Return {subject id: quota share of the days of `period`}, which may be any range of days.
 
@@ -141,13 +205,16 @@ def contest_quota_targets(*, organization: Organization, period: Period, metric:
 @dataclass
 class ContestStandings:
     contest: Contest
-    period: Period
+    # None when the contest's days cannot be computed.
+    period: Period | None
     ranked: list
     unranked: list
     hidden_groups: list
     ranked_count: int
     is_finished: bool
     own_entry: object
+    # False for a contest stored with days outside what has_computable_days allows; nothing is ranked then.
+    has_computable_days: bool = True
 
     @property
     def winners(self) -> list:
@@ -159,7 +226,30 @@ class ContestStandings:
 def contest_standings(
     *, organization: Organization, contest: Contest, policy: NamePolicy, today: dt.date
 ) -> ContestStandings:
-    """Rank the contest's participants (or teams) as of `today`, with the viewer's privacy applied."""
+    """Rank the contest's participants (or teams) as of `today`, with the viewer's privacy applied.
+
+    A contest without computable days (see has_computable_days) gets empty standings.
+    """
+    if not has_computable_days(contest):
+        logger.warning(
+            "Contest standings skipped, days out of range: organization_id=%s contest_id=%s starts_on=%s ends_on=%s",
+            organization.pk,
+            contest.pk,
+            contest.starts_on.isoformat(),
+            contest.ends_on.isoformat(),
+        )
+        return ContestStandings(
+            contest=contest,
+            period=None,
+            ranked=[],
+            unranked=[],
+            hidden_groups=[],
+            ranked_count=0,
+            is_finished=today > contest.ends_on,
+            own_entry=None,
+            has_computable_days=False,
+        )
+
     level = QuotaLevel.TEAM if contest.is_team_mode else QuotaLevel.REP
     period = contest_period(contest)
     if contest.is_team_mode:
@@ -229,7 +319,7 @@ def contest_badges(
     """Return {(level, subject id): contests won} for contests that ended inside `period` before `today`.
 
     Costs a few queries per such contest, so it looks only at contests that
-    ended in the period shown.
+    ended in the period shown. A contest without computable days wins nothing.
     """
     contests = Contest.objects.filter(ends_on__gte=period.start, ends_on__lt=min(period.end, today)).order_by("ends_on")
     badges: dict[tuple[str, int], list[Contest]] = {}

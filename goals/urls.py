@@ -21,6 +21,7 @@ urlpatterns = [
     path("contests/", views_contests.contests, name="contest_list"),
     path("contests/new/", views_contests.contest_new, name="contest_new"),
     path("contests/<int:contest_id>/", views_contests.contest_detail, name="contest_detail"),
+    path("contests/<int:contest_id>/delete/", views_contests.contest_delete_view, name="contest_delete"),
     path("privacy/views/", views_privacy.scorecard_views, name="privacy_scorecard_views"),
     path("privacy/metrics/", views_privacy.personal_metrics, name="privacy_metrics"),
 ]

@@ -1,19 +1,28 @@
-"""Contest pages: the list, creation by admins and managers, and one contest's standings."""
+"""Contest pages: the list, creation and deletion by admins and managers, and one contest's standings."""
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from goals.attainment import COUNT_METRICS, organization_today
-from goals.contests import contest_create, contest_get, contest_list, contest_standings
+from goals.contests import (
+    CONTEST_MAX_DAYS,
+    contest_create,
+    contest_delete,
+    contest_get,
+    contest_list,
+    contest_may_delete,
+    contest_standings,
+)
 from goals.models import ContestNormalization, QuotaMetric, Team
 from goals.privacy import name_policy_for
 from goals.views_scorecards import render_goal_page
 from pipelines.selectors import membership_list_visible, team_list_visible
+from spm.date_limits import EARLIEST_DATE, planning_range, short_date
 from spm.models import Membership, Role
 from spm.tenancy import membership_ids_visible
 
@@ -30,8 +39,11 @@ class ContestForm(forms.Form):
     participants = forms.ModelMultipleChoiceField(label=_("Participants"), queryset=None, required=False)
     teams = forms.ModelMultipleChoiceField(label=_("Teams"), queryset=None, required=False)
 
-    def __init__(self, *args, membership, **kwargs):
+    def __init__(self, *args, membership, today, **kwargs):
         super().__init__(*args, **kwargs)
+        self.allowed_days = planning_range(today)
+        self.allowed_days.limit_widget(self.fields["starts_on"])
+        self.allowed_days.limit_widget(self.fields["ends_on"])
         visible_members = membership_list_visible(visible_member_ids=membership_ids_visible(membership))
         self.fields["participants"].queryset = Membership.objects.filter(
             pk__in=[member.pk for member in visible_members]
@@ -40,10 +52,41 @@ class ContestForm(forms.Form):
         visible_teams = team_list_visible(membership=membership)
         self.fields["teams"].queryset = Team.objects.filter(pk__in=[team.pk for team in visible_teams])
 
+    def clean_starts_on(self):
+        return self.allowed_days.check(self.cleaned_data["starts_on"])
+
+    def clean_ends_on(self):
+        return self.allowed_days.check(self.cleaned_data["ends_on"])
+
+    def clean(self):
+        data = super().clean()
+        starts_on, ends_on = data.get("starts_on"), data.get("ends_on")
+        if starts_on is None or ends_on is None:
+            return data
+
+        days = (ends_on - starts_on).days + 1
+        params = {"starts_on": short_date(starts_on), "ends_on": short_date(ends_on), "days": days}
+        if ends_on < starts_on:
+            message = gettext("The last day %(ends_on)s is before the first day %(starts_on)s; swap them.")
+            self.add_error("ends_on", message % params)
+        elif days > CONTEST_MAX_DAYS:
+            message = gettext(
+                "The contest from %(starts_on)s to %(ends_on)s lasts %(days)s days; "
+                "a contest can last at most %(max_days)s days."
+            )
+            self.add_error("ends_on", message % {**params, "max_days": CONTEST_MAX_DAYS})
+        return data
+
+
+class ContestDeleteForm(forms.Form):
+    confirm = forms.BooleanField(
+        label=_("I understand that the contest and its standings are deleted for good."), required=True
+    )
+
 
 def _require_organizer(membership) -> None:
     if membership.role == Role.REP:
-        raise Http404("Only admins and managers create contests.")
+        raise Http404("Only admins and managers create and delete contests.")
 
 
 def contests(request, org_slug):
@@ -58,7 +101,7 @@ def contests(request, org_slug):
 def contest_new(request, org_slug):
     organization, membership = request.organization, request.membership
     _require_organizer(membership)
-    form = ContestForm(request.POST or None, membership=membership)
+    form = ContestForm(request.POST or None, membership=membership, today=organization_today(organization))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -82,19 +125,52 @@ def contest_new(request, org_slug):
     return render(request, "goals/contests/form.html", {"form": form}, status=400 if form.errors else 200)
 
 
-def contest_detail(request, org_slug, contest_id):
-    organization, viewer = request.organization, request.membership
+def _contest_or_404(contest_id: int):
     contest = contest_get(contest_id=contest_id)
     if contest is None:
         raise Http404("No contest with this id in this organization.")
+    return contest
+
+
+def contest_detail(request, org_slug, contest_id):
+    return _render_detail(request, _contest_or_404(contest_id))
+
+
+def contest_delete_view(request, org_slug, contest_id):
+    """Delete a contest after the confirmation box is ticked; admins any contest, managers their own."""
+    membership = request.membership
+    _require_organizer(membership)
+    # The lookup comes before the method check, so an id of another organization is a 404 for every method.
+    contest = _contest_or_404(contest_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if not contest_may_delete(contest=contest, membership=membership):
+        raise Http404("Only admins and the manager who created a contest delete it.")
+    form = ContestDeleteForm(request.POST)
+    if not form.is_valid():
+        return _render_detail(request, contest, delete_form=form, status=400)
+    name = contest.name
+    contest_delete(contest=contest, actor=membership)
+    messages.success(request, gettext("Contest %(name)s deleted.") % {"name": name})
+    return redirect("contest_list", org_slug=request.organization.slug)
+
+
+def _render_detail(request, contest, *, delete_form=None, status=200):
+    organization, viewer = request.organization, request.membership
     policy = name_policy_for(organization=organization, viewer=viewer, visible_ids=membership_ids_visible(viewer))
     standings = contest_standings(
         organization=organization, contest=contest, policy=policy, today=organization_today(organization)
     )
+    can_delete = contest_may_delete(contest=contest, membership=viewer)
     context = {
         "contest": contest,
         "standings": standings,
         "is_count": contest.metric in COUNT_METRICS,
         "privacy": organization.leaderboard_privacy,
+        "earliest_date": EARLIEST_DATE,
+        "max_days": CONTEST_MAX_DAYS,
+        "delete_form": (delete_form or ContestDeleteForm()) if can_delete else None,
     }
-    return render_goal_page(request, "goals/contests/detail.html", "contest-standings", context)
+    response = render_goal_page(request, "goals/contests/detail.html", "contest-standings", context)
+    response.status_code = status
+    return response

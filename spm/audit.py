@@ -91,6 +91,7 @@ ACTION_LABELS = {
     "import.uploaded": _("Import uploaded"),
     "import.started": _("Import started"),
     "import.failed": _("Import failed"),
+    "contest.deleted": _("Contest deleted"),
     "forecast.settings_changed": _("Forecast settings changed"),
     "forecast.stage_category_changed": _("Forecast category of a stage changed"),
     "forecast.deal_category_changed": _("Forecast category of a deal changed"),

@@ -266,6 +266,7 @@ URL_ACCESS: dict[str, OrgUrl | GlobalUrl | TokenUrl] = {
     "contest_list": OrgUrl(roles=ALL_ROLES),
     "contest_new": OrgUrl(roles=MANAGERS_AND_ADMINS),
     "contest_detail": OrgUrl(roles=ALL_ROLES, params={"contest_id": "contest"}),
+    "contest_delete": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"contest_id": "contest"}, get_status=405),
     # goals admin: settings, quota editor, teams, territories, people.
     "goals_settings": OrgUrl(roles=ADMINS),
     "goals_quota_editor": OrgUrl(roles=ADMINS),

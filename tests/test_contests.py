@@ -22,6 +22,7 @@ from goals.models import Contest, ContestNormalization, QuotaLevel, QuotaMetric
 from goals.privacy import name_policy_for
 from pipelines.models import DealStatus
 from spm.fiscal import calendar_month, fiscal_quarter
+from spm.models import AuditLog
 from spm.tenancy import membership_ids_visible
 from tests.attainment_data import deal_create, quota_create, rep_create, stages_create, utc
 from tests.factories import TeamFactory
@@ -296,3 +297,261 @@ def test_contest_of_other_org_is_404(client, org, people, admin_member, other_or
     client.force_login(other_org_admin.user)
 
     assert client.get(f"/o/globex/contests/{contest.pk}/").status_code == 404
+
+
+# --- entered and stored days ----------------------------------------------------------------------
+
+# 10:00 in Berlin; the planning range of the contest form then ends on 2031-12-05.
+NOW_2026 = dt.datetime(2026, 12, 5, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def now_2026(monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW_2026)
+
+
+def contest_post(people, **overrides):
+    values = {
+        "name": "Sprint",
+        "metric": "won_revenue",
+        "starts_on": "2017-05-01",
+        "ends_on": "2017-05-31",
+        "normalization": "absolute",
+        "participants": [people["anna"].pk, people["bert"].pk],
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("starts_on", "0001-01-01", "01/01/0001 is outside the allowed range; enter a date from 01/01/2000 to 12/05/2031."),
+        ("starts_on", "1999-12-31", "12/31/1999 is outside the allowed range; enter a date from 01/01/2000 to 12/05/2031."),
+        ("ends_on", "9999-12-31", "12/31/9999 is outside the allowed range; enter a date from 01/01/2000 to 12/05/2031."),
+        ("ends_on", "2031-12-06", "12/06/2031 is outside the allowed range; enter a date from 01/01/2000 to 12/05/2031."),
+    ],
+)
+def test_contest_form_rejects_days_out_of_range(client, org, people, manager_member, now_2026, field, value, message):
+    client.force_login(manager_member.user)
+
+    response = client.post("/o/acme/contests/new/", contest_post(people, **{field: value}))
+
+    assert response.status_code == 400
+    assert response.context["form"].errors[field] == [message]
+    with scopes_disabled():
+        assert Contest.objects.count() == 0
+
+
+def test_contest_form_accepts_range_limits(client, org, people, manager_member, now_2026):
+    client.force_login(manager_member.user)
+
+    early = client.post("/o/acme/contests/new/", contest_post(people, starts_on="2000-01-01", ends_on="2000-01-31"))
+    late = client.post("/o/acme/contests/new/", contest_post(people, starts_on="2031-12-01", ends_on="2031-12-05"))
+
+    assert early.status_code == 302
+    assert late.status_code == 302
+    with scopes_disabled():
+        assert sorted(Contest.objects.values_list("starts_on", "ends_on")) == [
+            (dt.date(2000, 1, 1), dt.date(2000, 1, 31)),
+            (dt.date(2031, 12, 1), dt.date(2031, 12, 5)),
+        ]
+
+
+def test_contest_form_rejects_last_day_before_first(client, org, people, manager_member, now_2026):
+    client.force_login(manager_member.user)
+
+    response = client.post("/o/acme/contests/new/", contest_post(people, starts_on="2017-05-31", ends_on="2017-05-01"))
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["ends_on"] == [
+        "The last day 05/01/2017 is before the first day 05/31/2017; swap them."
+    ]
+
+
+def test_contest_form_limits_length_to_366_days(client, org, people, manager_member, now_2026):
+    client.force_login(manager_member.user)
+
+    leap_year = client.post("/o/acme/contests/new/", contest_post(people, starts_on="2016-01-01", ends_on="2016-12-31"))
+    too_long = client.post("/o/acme/contests/new/", contest_post(people, starts_on="2017-01-01", ends_on="2018-01-02"))
+
+    assert leap_year.status_code == 302
+    assert too_long.status_code == 400
+    assert too_long.context["form"].errors["ends_on"] == [
+        "The contest from 01/01/2017 to 01/02/2018 lasts 367 days; a contest can last at most 366 days."
+    ]
+    with scopes_disabled():
+        assert list(Contest.objects.values_list("ends_on", flat=True)) == [dt.date(2016, 12, 31)]
+
+
+def stored_contest(org, creator, people, starts_on, ends_on, name="Typo contest"):
+    """Store a contest directly, as the form accepted any days before it checked them."""
+    with scopes_disabled():
+        contest = Contest.objects.create(
+            organization=org,
+            name=name,
+            metric=QuotaMetric.WON_REVENUE,
+            starts_on=starts_on,
+            ends_on=ends_on,
+            normalization=ContestNormalization.IMPROVEMENT,
+            created_by=creator,
+        )
+        contest.participants.set([people["anna"], people["cora"]])
+    return contest
+
+
+@pytest.mark.parametrize(
+    ("starts_on", "ends_on"),
+    [
+        (dt.date(1, 1, 1), dt.date(2017, 5, 31)),
+        (dt.date(2017, 5, 1), dt.date(9999, 12, 31)),
+        # In range, but 5,996 days long.
+        (dt.date(2001, 1, 1), dt.date(2017, 5, 31)),
+    ],
+)
+def test_stored_contest_with_bad_days_shows_notice(client, org, people, admin_member, caplog, starts_on, ends_on):
+    contest = stored_contest(org, admin_member, people, starts_on, ends_on)
+    client.force_login(people["anna"].user)
+
+    with caplog.at_level("WARNING", logger="goals.contests"):
+        response = client.get(f"/o/acme/contests/{contest.pk}/")
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "data-days-out-of-range" in body
+    assert "from 01/01/2000 on and at most 366 days long" in body
+    assert response.context["standings"].ranked == []
+    assert [record.getMessage() for record in caplog.records if record.name == "goals.contests"] == [
+        (
+            "Contest standings skipped, days out of range: "
+            f"organization_id={org.pk} contest_id={contest.pk} starts_on={starts_on.isoformat()} ends_on={ends_on.isoformat()}"
+        )
+    ]
+
+
+def test_leaderboard_skips_stored_contest_with_bad_days(client, org, people, admin_member):
+    create(org, admin_member, people, ends_on=dt.date(2017, 5, 31))
+    stored_contest(org, admin_member, people, dt.date(1, 1, 1), dt.date(2017, 5, 20))
+    client.force_login(admin_member.user)
+
+    response = client.get("/o/acme/leaderboard/", {"period": "2017-Q2"})
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Won: May sprint" in body
+    assert "Typo contest" not in body
+
+
+def test_badges_skip_stored_contest_with_bad_days(org, people, admin_member):
+    contest = create(org, admin_member, people)
+    stored_contest(org, admin_member, people, dt.date(1, 1, 1), dt.date(2017, 5, 20))
+
+    with scope(organization=org):
+        policy = name_policy_for(organization=org, viewer=admin_member, visible_ids=None)
+        badges = contest_badges(organization=org, policy=policy, period=fiscal_quarter(2017, 2, 1), today=AFTER_MAY)
+
+    assert badges == {(QuotaLevel.REP, people["anna"].pk): [contest], (QuotaLevel.REP, people["cora"].pk): [contest]}
+
+
+def test_contest_list_shows_stored_contest_with_bad_days(client, org, people, admin_member):
+    stored_contest(org, admin_member, people, dt.date(1, 1, 1), dt.date(9999, 12, 31))
+    client.force_login(admin_member.user)
+
+    response = client.get("/o/acme/contests/")
+
+    assert response.status_code == 200
+    assert "01/01/0001" in response.content.decode()
+
+
+# --- deleting ---------------------------------------------------------------------------------------
+
+
+def test_admin_deletes_contest_with_audit_entry(client, org, people, admin_member, manager_member):
+    contest = create(org, manager_member, people, participants=[people["anna"], people["bert"]])
+    contest_id = contest.pk
+    client.force_login(admin_member.user)
+
+    response = client.post(f"/o/acme/contests/{contest_id}/delete/", {"confirm": "on"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/o/acme/contests/"
+    with scopes_disabled():
+        assert Contest.objects.count() == 0
+        audit = AuditLog.objects.get(action="contest.deleted")
+    assert audit.actor == admin_member.user
+    assert audit.object_type == "contest"
+    assert audit.object_id == str(contest_id)
+    assert audit.before == {
+        "name": "May sprint",
+        "metric": "won_revenue",
+        "starts_on": "2017-05-01",
+        "ends_on": "2017-05-31",
+        "normalization": "percent_of_quota",
+        "is_team_mode": False,
+        "created_by_id": manager_member.pk,
+    }
+
+
+def test_manager_deletes_own_contest(client, org, people, manager_member):
+    contest = create(org, manager_member, people, participants=[people["anna"]])
+    client.force_login(manager_member.user)
+
+    response = client.post(f"/o/acme/contests/{contest.pk}/delete/", {"confirm": "on"})
+
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert Contest.objects.count() == 0
+
+
+def test_manager_cannot_delete_contest_of_other_creator(client, org, people, admin_member, manager_member):
+    contest = create(org, admin_member, people)
+    client.force_login(manager_member.user)
+
+    page = client.get(f"/o/acme/contests/{contest.pk}/").content.decode()
+    response = client.post(f"/o/acme/contests/{contest.pk}/delete/", {"confirm": "on"})
+
+    assert "data-contest-delete" not in page
+    assert response.status_code == 404
+    with scopes_disabled():
+        assert Contest.objects.count() == 1
+
+
+def test_contest_delete_needs_confirmation(client, org, people, admin_member):
+    contest = create(org, admin_member, people)
+    client.force_login(admin_member.user)
+
+    page = client.get(f"/o/acme/contests/{contest.pk}/").content.decode()
+    response = client.post(f"/o/acme/contests/{contest.pk}/delete/", {})
+
+    assert "data-contest-delete" in page
+    assert response.status_code == 400
+    assert response.context["delete_form"].errors["confirm"] == ["This field is required."]
+    with scopes_disabled():
+        assert Contest.objects.count() == 1
+        assert AuditLog.objects.filter(action="contest.deleted").count() == 0
+
+
+def test_rep_cannot_delete_contest(client, org, people, admin_member):
+    contest = create(org, admin_member, people)
+    client.force_login(people["anna"].user)
+
+    page = client.get(f"/o/acme/contests/{contest.pk}/").content.decode()
+    response = client.post(f"/o/acme/contests/{contest.pk}/delete/", {"confirm": "on"})
+
+    assert "data-contest-delete" not in page
+    assert response.status_code == 404
+    with scopes_disabled():
+        assert Contest.objects.count() == 1
+
+
+def test_stored_contest_with_bad_days_can_be_deleted(client, org, people, admin_member):
+    contest = stored_contest(org, admin_member, people, dt.date(1, 1, 1), dt.date(2017, 5, 31))
+    client.force_login(admin_member.user)
+
+    page = client.get(f"/o/acme/contests/{contest.pk}/").content.decode()
+    response = client.post(f"/o/acme/contests/{contest.pk}/delete/", {"confirm": "on"})
+
+    assert "data-contest-delete" in page
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert Contest.objects.count() == 0
