@@ -10,10 +10,14 @@ from coaching.models import NoteVisibility, OneOnOne, OneOnOneStatus
 from coaching.selectors import rep_choices_visible
 from dashboards.selectors import kpi_periods_available
 from dashboards.templatetags.spm_format import period_name
+from goals.attainment import organization_today
+from spm.date_limits import planning_range
 from spm.fiscal import QUARTER, YEAR, Period, parse_period, period_containing
 from spm.models import Membership, Organization
 
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+# Characters of a 1:1 note or a skill assessment's note.
+NOTE_MAX_LENGTH = 10000
 TIME_WIDGET = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
 
 
@@ -56,9 +60,14 @@ class _ScheduleFields(forms.Form):
     def __init__(self, *args, organization: Organization, today: dt.date, **kwargs):
         super().__init__(*args, **kwargs)
         self.organization = organization
+        self.allowed_days = planning_range(today)
+        self.allowed_days.limit_widget(self.fields["scheduled_on"])
         periods, default = period_choices(organization=organization, today=today)
         self.fields["period"].choices = [(period.label, period_name(period)) for period in periods]
         self.fields["period"].initial = default.label
+
+    def clean_scheduled_on(self) -> dt.date:
+        return self.allowed_days.check(self.cleaned_data["scheduled_on"])
 
     def clean_period(self) -> Period:
         label = self.cleaned_data["period"]
@@ -115,7 +124,7 @@ class AgendaItemEditForm(forms.Form):
 
 
 class NoteForm(forms.Form):
-    text = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 4}), max_length=10000)
+    text = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 4}), max_length=NOTE_MAX_LENGTH)
     visibility = forms.ChoiceField(
         label=_("Who can read it"),
         choices=NoteVisibility.choices,
@@ -137,6 +146,12 @@ class ActionItemForm(forms.Form):
             (one_on_one.manager_id, gettext("%(name)s (manager)") % {"name": one_on_one.manager.display_name}),
         ]
         self.fields["owner"].initial = one_on_one.rep_id
+
+    def clean_due_on(self) -> dt.date | None:
+        due_on = self.cleaned_data["due_on"]
+        if due_on is None:
+            return None
+        return planning_range(organization_today(self.one_on_one.organization)).check(due_on)
 
     def owner_membership(self) -> Membership:
         if self.cleaned_data["owner"] == self.one_on_one.rep_id:

@@ -1,14 +1,20 @@
 """Forms of the skills pages: a competency with its levels, an assessment, a plan, a goal, a training item."""
 
+import datetime as dt
 from decimal import Decimal
 
 from django import forms
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from coaching.forms import NOTE_MAX_LENGTH
 from coaching.skills.indicators import RATIO_INDICATORS
 from coaching.skills.models import LEVELS, Competency, Indicator
 from dashboards.analytics.periods import parse_period_or_range
+from goals.attainment import organization_today
 from pipelines.models import Stage, StageKind
+from spm.date_limits import past_range, planning_range, short_date
 
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 SHORT_TEXT = forms.Textarea(attrs={"rows": 2})
@@ -55,11 +61,17 @@ class CompetencyForm(forms.Form):
 
 class AssessmentForm(forms.Form):
     assessed_on = forms.DateField(label=_("Date of the assessment"), widget=DATE_WIDGET)
-    note = forms.CharField(label=_("Note"), required=False, widget=SHORT_TEXT)
+    # No max_length: clean_note writes the counts with the language's digit grouping.
+    note = forms.CharField(
+        label=_("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2, "maxlength": NOTE_MAX_LENGTH})
+    )
 
-    def __init__(self, *args, competencies: list[Competency], **kwargs):
+    def __init__(self, *args, competencies: list[Competency], today: dt.date, **kwargs):
         super().__init__(*args, **kwargs)
         self.competencies = competencies
+        # The latest assessment of each kind is the member's current rating, so it cannot lie ahead.
+        self.allowed_days = past_range(today)
+        self.allowed_days.limit_widget(self.fields["assessed_on"])
         for competency in competencies:
             descriptions = {level.level: level.description for level in competency.levels.all()}
             choices = [("", _("not rated"))] + [
@@ -69,6 +81,22 @@ class AssessmentForm(forms.Form):
                 label=competency.name, choices=choices, coerce=int, required=False, empty_value=None,
                 help_text=competency.description,
             )
+
+    def clean_assessed_on(self) -> dt.date:
+        return self.allowed_days.check(self.cleaned_data["assessed_on"])
+
+    def clean_note(self) -> str:
+        note = self.cleaned_data["note"]
+        if len(note) > NOTE_MAX_LENGTH:
+            raise forms.ValidationError(
+                gettext("The note has %(length)s characters; shorten it to at most %(max_length)s characters.")
+                % {
+                    "length": number_format(len(note), force_grouping=True),
+                    "max_length": number_format(NOTE_MAX_LENGTH, force_grouping=True),
+                },
+                code="max_length",
+            )
+        return note
 
     def competency_fields(self):
         return [self[f"competency_{competency.pk}"] for competency in self.competencies]
@@ -120,11 +148,19 @@ class GoalForm(forms.Form):
         self.fields["stage"].label_from_instance = lambda stage: f"{stage.pipeline.name}: {stage.name}"
 
     def _clean_period(self, name: str) -> str:
+        """Return the stripped label after checking that it parses and starts within its allowed range.
+
+        The baseline is measured, so it must have started by today. The target
+        period may start up to PLANNING_YEARS ahead (spm.date_limits).
+        """
         value = self.cleaned_data[name].strip()
         try:
-            parse_period_or_range(value, self.organization.fiscal_year_start_month)
+            period = parse_period_or_range(value, self.organization.fiscal_year_start_month)
         except ValueError as error:
             raise forms.ValidationError(str(error)) from None
+        today = organization_today(self.organization)
+        allowed = past_range(today) if name == "baseline_period_label" else planning_range(today)
+        allowed.check_period(period, value)
         return value
 
     def clean_baseline_period_label(self):
@@ -133,8 +169,37 @@ class GoalForm(forms.Form):
     def clean_period_label(self):
         return self._clean_period("period_label")
 
+    def _check_period_order(self, baseline_label: str, period_label: str) -> None:
+        """Add an error unless the target period starts no earlier and ends later than the baseline period."""
+        start_month = self.organization.fiscal_year_start_month
+        baseline = parse_period_or_range(baseline_label, start_month)
+        period = parse_period_or_range(period_label, start_month)
+        params = {
+            "period": period_label,
+            "period_start": short_date(period.start),
+            "period_end": short_date(period.last_day),
+            "baseline": baseline_label,
+            "baseline_start": short_date(baseline.start),
+            "baseline_end": short_date(baseline.last_day),
+        }
+        if period.start < baseline.start:
+            message = gettext(
+                "The target period %(period)s starts on %(period_start)s, before the baseline period %(baseline)s, "
+                "which starts on %(baseline_start)s; choose a target period after the baseline."
+            )
+        elif period.last_day <= baseline.last_day:
+            message = gettext(
+                "The target period %(period)s ends on %(period_end)s, not after the baseline period %(baseline)s, "
+                "which ends on %(baseline_end)s; choose a target period that ends later."
+            )
+        else:
+            return
+        self.add_error("period_label", message % params)
+
     def clean(self):
         data = super().clean()
+        if data.get("baseline_period_label") and data.get("period_label"):
+            self._check_period_order(data["baseline_period_label"], data["period_label"])
         indicator = data.get("indicator")
         if indicator in (Indicator.STAGE_CONVERSION, Indicator.TIME_IN_STAGE) and not data.get("stage"):
             self.add_error("stage", _("This indicator needs a stage; choose one."))
@@ -150,3 +215,11 @@ class GoalForm(forms.Form):
 class TrainingItemForm(forms.Form):
     title = forms.CharField(label=_("Training item"), max_length=200)
     due_on = forms.DateField(label=_("Due date"), widget=DATE_WIDGET)
+
+    def __init__(self, *args, today: dt.date, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.allowed_days = planning_range(today)
+        self.allowed_days.limit_widget(self.fields["due_on"])
+
+    def clean_due_on(self) -> dt.date:
+        return self.allowed_days.check(self.cleaned_data["due_on"])

@@ -1,16 +1,22 @@
 """Reads of the skills app: the rubric, a member's assessment history and gaps, plans with measured progress."""
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils.translation import gettext
 
 from coaching.skills.indicators import RATIO_INDICATORS, IndicatorValue, goal_progress, indicator_label, indicator_value
 from coaching.skills.models import Assessment, AssessmentKind, Competency, DevelopmentGoal, DevelopmentPlan, Rating
 from dashboards.analytics.periods import parse_period_or_range
+from spm.date_limits import EARLIEST_DATE, LATEST_COMPUTABLE_DATE, short_date
+from spm.fiscal import Period
 from spm.models import Membership, Organization
 from spm.tenancy import get_visible_or_404, restrict_to_visible
+
+logger = logging.getLogger(__name__)
 
 
 def competency_list() -> list[Competency]:
@@ -112,10 +118,8 @@ def goal_progress_list(*, organization: Organization, plan: DevelopmentPlan) -> 
         baseline_period = parse_period_or_range(goal.baseline_period_label, start_month)
         period = parse_period_or_range(goal.period_label, start_month)
         values = [
-            indicator_value(
-                organization=organization, member=plan.member, indicator=goal.indicator, period=measured, stage=goal.stage
-            )
-            for measured in (baseline_period, period)
+            _measured_value(organization=organization, plan=plan, goal=goal, period=measured, label=label)
+            for measured, label in ((baseline_period, goal.baseline_period_label), (period, goal.period_label))
         ]
         baseline, current = values
         rows.append(
@@ -131,3 +135,27 @@ def goal_progress_list(*, organization: Organization, plan: DevelopmentPlan) -> 
             )
         )
     return rows
+
+
+def _measured_value(
+    *, organization: Organization, plan: DevelopmentPlan, goal: DevelopmentGoal, period: Period, label: str
+) -> IndicatorValue:
+    """Measure the goal's indicator in `period` (entered as `label`), or name the reason when it cannot be computed.
+
+    The goal form accepts periods from EARLIEST_DATE on, but goals saved before
+    that check may name a period such as 0001, whose UTC conversion overflows.
+    """
+    if period.start < EARLIEST_DATE or period.last_day > LATEST_COMPUTABLE_DATE:
+        logger.warning(
+            "Development goal not measured, period out of range: organization_id=%s plan_id=%s goal_id=%s period=%s",
+            organization.pk,
+            plan.pk,
+            goal.pk,
+            label,
+        )
+        params = {"period": label, "earliest": short_date(EARLIEST_DATE), "latest": short_date(LATEST_COMPUTABLE_DATE)}
+        reason = gettext("The period %(period)s lies outside the supported range from %(earliest)s to %(latest)s.")
+        return IndicatorValue(None, reason % params)
+    return indicator_value(
+        organization=organization, member=plan.member, indicator=goal.indicator, period=period, stage=goal.stage
+    )

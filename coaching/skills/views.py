@@ -130,8 +130,8 @@ def assess(request, org_slug, member_id):
     except PermissionDenied:
         raise Http404("This member cannot record an assessment of that member.") from None
     competencies = selectors.competency_list()
-    initial = {"assessed_on": organization_today(request.organization)}
-    form = AssessmentForm(request.POST or None, competencies=competencies, initial=initial)
+    today = organization_today(request.organization)
+    form = AssessmentForm(request.POST or None, competencies=competencies, today=today, initial={"assessed_on": today})
     if request.method == "POST" and form.is_valid():
         try:
             services.assessment_create(
@@ -180,6 +180,7 @@ def plan_new(request, org_slug, member_id):
 
 def _plan_context(request, plan, *, goal_form=None, item_form=None) -> dict:
     viewer = request.membership
+    today = organization_today(request.organization)
     can_edit = viewer.pk != plan.member_id and viewer.role in (Role.ADMIN, Role.MANAGER)
     return {
         "plan": plan,
@@ -187,8 +188,8 @@ def _plan_context(request, plan, *, goal_form=None, item_form=None) -> dict:
         "items": list(plan.training_items.select_related("done_by__user")),
         "can_edit": can_edit,
         "goal_form": goal_form or GoalForm(organization=request.organization, prefix="goal"),
-        "item_form": item_form or TrainingItemForm(prefix="item"),
-        "today": organization_today(request.organization),
+        "item_form": item_form or TrainingItemForm(prefix="item", today=today),
+        "today": today,
     }
 
 
@@ -219,7 +220,7 @@ def plan_item_add(request, org_slug, plan_id):
         return HttpResponseNotAllowed(["POST"])
     if plan.member_id == request.membership.pk:
         raise Http404("Development plans are set up by the member's manager.")
-    form = TrainingItemForm(request.POST, prefix="item")
+    form = TrainingItemForm(request.POST, prefix="item", today=organization_today(request.organization))
     if not form.is_valid():
         return render(request, "coaching/skills/plan_detail.html", _plan_context(request, plan, item_form=form), status=400)
     services.training_item_add(plan=plan, editor=request.membership, **form.cleaned_data)
