@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from goals import parsing, services
@@ -27,6 +26,12 @@ from pipelines.importers.base import (
 )
 from pipelines.importers.people import foreign_account_rejection
 from spm import fiscal
+from spm.audit import (
+    MEMBERSHIP_CREATED,
+    REASON_PEOPLE_UPLOAD,
+    REASON_QUOTA_UPLOAD,
+    audit_reason,
+)
 from spm.models import Membership, Organization, Role, User
 
 logger = logging.getLogger(__name__)
@@ -152,7 +157,7 @@ def quota_import(*, organization: Organization, actor: User | None, data: bytes,
                     metric=metric,
                     target=target,
                     is_prorated=is_prorated,
-                    reason=_("Upload %(file)s") % {"file": file_name},
+                    reason=audit_reason(REASON_QUOTA_UPLOAD, file=file_name),
                 )
             except RowRejected as rejection:
                 result.reject(line, rejection)
@@ -336,7 +341,7 @@ def _person_row(
         active_to=active_to or membership.active_to,
         ramp_schedule=membership.ramp_schedule,
         manager=membership.manager,
-        reason=_("Upload"),
+        reason=audit_reason(REASON_PEOPLE_UPLOAD),
     )
     if changed:
         outcome = "updated"
@@ -377,7 +382,7 @@ def _person_create(organization, actor, email, name, role, active_from, active_t
     services.audit_write(
         organization=organization,
         actor=actor,
-        action="membership.role_changed",
+        action=MEMBERSHIP_CREATED,
         object_type="membership",
         object_id=membership.pk,
         before=None,
@@ -388,6 +393,6 @@ def _person_create(organization, actor, email, name, role, active_from, active_t
             "team_id": membership.team_id,
             "territory_id": membership.territory_id,
         },
-        reason=_("Upload"),
+        reason=audit_reason(REASON_PEOPLE_UPLOAD),
     )
     return membership

@@ -33,6 +33,7 @@ from goals.models import (
 )
 from pipelines.models import Deal, ExchangeRate
 from spm import fiscal
+from spm.audit import REASON_QUOTA_TEMPLATE, audit_reason
 from spm.currencies import is_currency_code
 from spm.models import AuditLog, Membership, Organization, Role, User
 
@@ -68,9 +69,14 @@ def audit_write(
     object_id,
     before: dict | None,
     after: dict | None,
-    reason: str = "",
+    reason: str | dict = "",
 ) -> AuditLog:
-    """Append one audit row; `reason`, when given, is stored as `after["reason"]`."""
+    """Append one audit row; `reason`, when given, is stored as `after["reason"]`.
+
+    A reason is text a person typed, or a language-neutral reason of the product
+    from `spm.audit.audit_reason`, which the audit page translates.
+    """
+    after = None if after is None else {key: _json(value) for key, value in after.items()}
     if reason:
         after = {**(after or {}), "reason": reason}
     return AuditLog.objects.create(
@@ -80,7 +86,7 @@ def audit_write(
         object_type=object_type,
         object_id=str(object_id),
         before=None if before is None else {key: _json(value) for key, value in before.items()},
-        after=None if after is None else {key: _json(value) for key, value in after.items()},
+        after=after,
     )
 
 
@@ -405,7 +411,7 @@ def membership_update(
     active_to: dt.date | None,
     ramp_schedule=None,
     manager: Membership | None = None,
-    reason: str = "",
+    reason: str | dict = "",
 ) -> list[str]:
     """Change a member's role, employment dates, ramp schedule and manager; return the changed fields.
 
@@ -523,7 +529,7 @@ def quota_update(
     metric: str,
     target: Decimal | None,
     is_prorated: bool | None = None,
-    reason: str = "",
+    reason: str | dict = "",
 ) -> tuple[Quota | None, str]:
     """Set, change or remove (`target=None`) one quota; return (quota or None, outcome).
 
@@ -583,7 +589,8 @@ def quota_update(
         outcome = "updated"
 
     after = {"target": quota.target, "is_prorated": quota.is_prorated}
-    _quota_audit(organization, actor, "quota.changed", quota.pk, lookup, before, after, reason)
+    action = "quota.created" if outcome == "created" else "quota.changed"
+    _quota_audit(organization, actor, action, quota.pk, lookup, before, after, reason)
     return quota, outcome
 
 
@@ -637,7 +644,7 @@ def quota_template_apply(
             metric=template.metric,
             target=template.target,
             is_prorated=template.is_prorated,
-            reason=reason or _("Template %(name)s") % {"name": template.name},
+            reason=reason or audit_reason(REASON_QUOTA_TEMPLATE, name=template.name),
         )
         outcomes[outcome] += 1
     return outcomes

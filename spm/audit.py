@@ -7,7 +7,7 @@ What is recorded, and by whom:
   their own organization's log. A failed login for an unknown e-mail is only logged.
 - changes of roles, quotas and stages made in a web request: `post_save`/`post_delete`
   receivers on the models of `_audited_models()` record the changed fields before and
-  after, once the transaction commits. They skip an object for which the request already
+  after (a new object as a creation), once the transaction commits. They skip an object for which the request already
   wrote an audit row with the same object type and id, so a service that records its own
   row is not doubled. They see `save()` and `delete()` but not `QuerySet.update()`,
   `bulk_create()` or `bulk_update()`, and nothing outside a request: services, tasks
@@ -44,10 +44,13 @@ request_started_at: contextvars.ContextVar = contextvars.ContextVar("spm_audit_r
 
 LOGIN = "auth.login"
 LOGIN_FAILED = "auth.login_failed"
+MEMBERSHIP_CREATED = "membership.created"
 ROLE_CHANGED = "membership.role_changed"
 MEMBERSHIP_CHANGED = "membership.changed"
+QUOTA_CREATED = "quota.created"
 QUOTA_CHANGED = "quota.changed"
 QUOTA_DELETED = "quota.deleted"
+STAGE_CREATED = "stage.created"
 STAGE_CHANGED = "stage.changed"
 STAGE_DELETED = "stage.deleted"
 IMPORT_FINISHED = "import.finished"
@@ -56,21 +59,44 @@ PERSON_PSEUDONYMIZED = "privacy.person_pseudonymized"
 AUDIT_EXPORTED = "audit.exported"
 ACTIVITY_RETENTION_APPLIED = "retention.activities_deleted"
 AUDIT_RETENTION_APPLIED = "retention.audit_deleted"
-AUDIT_RETENTION_APPLIED = "retention.audit_deleted"
 
-# Labels for the filter of the audit page; actions written by other code show their raw name.
+# Reasons that the product gives for its own changes (uploads, templates). They are stored in
+# `after["reason"]` as {"code": ..., parameters} and shown in the reader's language by
+# REASON_LABELS, while a reason a person typed is stored and shown as typed.
+REASON_PEOPLE_UPLOAD = "people_upload"
+REASON_QUOTA_UPLOAD = "quota_upload"
+REASON_QUOTA_TEMPLATE = "quota_template"
+REASON_LABELS = {
+    REASON_PEOPLE_UPLOAD: _("People upload"),
+    REASON_QUOTA_UPLOAD: _("Upload %(file)s"),
+    REASON_QUOTA_TEMPLATE: _("Template %(name)s"),
+}
+
+
+def audit_reason(code: str, **params: str) -> dict[str, str]:
+    """Return a language-neutral reason for `after["reason"]`: a code of REASON_LABELS and its parameters."""
+    return {"code": code, **params}
+
+
+# Labels of the actions on the audit page. Every action that code writes needs one;
+# tests/test_audit_display.py checks that. Actions without a label show their raw name.
 ACTION_LABELS = {
     LOGIN: _("Login"),
     LOGIN_FAILED: _("Failed login"),
+    MEMBERSHIP_CREATED: _("Member added"),
     ROLE_CHANGED: _("Role changed"),
     MEMBERSHIP_CHANGED: _("Membership changed"),
+    QUOTA_CREATED: _("Quota created"),
     QUOTA_CHANGED: _("Quota changed"),
     QUOTA_DELETED: _("Quota deleted"),
+    STAGE_CREATED: _("Stage created"),
     STAGE_CHANGED: _("Stage changed"),
     STAGE_DELETED: _("Stage deleted"),
+    # Names that older versions of the demo setup wrote.
     "membership.create": _("Member added"),
     "membership.role_change": _("Role changed"),
     "deal.stage_moved": _("Deal moved to another stage"),
+    "exchange_rates.imported": _("Exchange rates imported"),
     IMPORT_FINISHED: _("Import finished"),
     PERSONAL_DATA_EXPORTED: _("Personal data exported"),
     PERSON_PSEUDONYMIZED: _("Person pseudonymized"),
@@ -216,25 +242,28 @@ def _audit_login_failed(sender, credentials, request=None, **kwargs) -> None:
 
 
 def _audited_models() -> dict[type[models.Model], dict]:
-    """Return model → (fields compared, action on change, action on delete, object type)."""
+    """Return model → (fields compared, actions on create, change and delete, object type)."""
     from goals.models import Quota
     from pipelines.models import Stage
 
     return {
         Membership: {
             "fields": ("role", "team_id", "territory_id", "manager_id", "active_from", "active_to"),
+            "created": MEMBERSHIP_CREATED,
             "changed": MEMBERSHIP_CHANGED,
             "deleted": MEMBERSHIP_CHANGED,
             "object_type": "membership",
         },
         Quota: {
             "fields": None,
+            "created": QUOTA_CREATED,
             "changed": QUOTA_CHANGED,
             "deleted": QUOTA_DELETED,
             "object_type": "quota",
         },
         Stage: {
             "fields": None,
+            "created": STAGE_CREATED,
             "changed": STAGE_CHANGED,
             "deleted": STAGE_DELETED,
             "object_type": "stage",
@@ -272,9 +301,12 @@ def _on_post_save(sender, instance, created, raw=False, **kwargs) -> None:
         return
     changed_before = None if before is None else {key: value for key, value in before.items() if after.get(key) != value}
     changed_after = after if before is None else {key: value for key, value in after.items() if before.get(key) != value}
-    action = config["changed"]
-    if sender is Membership and (created or (before and before.get("role") != after.get("role"))):
+    if created:
+        action = config["created"]
+    elif sender is Membership and before and before.get("role") != after.get("role"):
         action = ROLE_CHANGED
+    else:
+        action = config["changed"]
     _record_after_commit(
         organization_id=instance.organization_id,
         action=action,

@@ -1,8 +1,5 @@
 """The audit log page of an organization: filter and export (admins only)."""
 
-import json
-from dataclasses import dataclass
-
 from django import forms
 from django.core.paginator import Paginator
 from django.shortcuts import render
@@ -10,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from spm import audit
+from spm.audit_display import audit_entries_display, audit_json
 from spm.exports import Column, Table, csv_response, xlsx_response
 from spm.models import Membership
 from spm.security import admin_required
@@ -63,8 +61,8 @@ def _export_rows(entries) -> list[list]:
                 entry.actor.email if entry.actor else "",
                 entry.object_type,
                 entry.object_id,
-                "" if entry.before is None else str(entry.before),
-                "" if entry.after is None else str(entry.after),
+                audit_json(entry.before),
+                audit_json(entry.after),
             ]
         )
     return rows
@@ -99,53 +97,17 @@ def audit_log(request, org_slug):
         return _tabular_response(_export_rows(entries), file_name=f"audit-{organization.slug}", file_format=export_format)
 
     page = Paginator(entries, ROWS_PER_PAGE).get_page(request.GET.get("page"))
-    for entry in page:
-        entry.action_label = audit.ACTION_LABELS.get(entry.action, entry.action)
-        entry.changes = audit_changes(entry.before, entry.after)
     query = request.GET.copy()
     query.pop("page", None)
     query.pop("export", None)
     context = {
         "form": form,
         "page": page,
+        "rows": audit_entries_display(page, organization=organization),
         "query": query.urlencode(),
     }
     status = 200 if is_valid else 400
     return render(request, "spm/audit_log.html", context, status=status)
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    name: str
-    before: str
-    after: str
-    changed: bool
-
-
-def _shown(value) -> str:
-    if value is None or value == "":
-        return "–"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
-
-
-def audit_changes(before, after) -> list[FieldChange]:
-    """List the fields of an audit row's before/after values, one line per field name.
-
-    A row that is not a pair of dicts (a plain value, a list) shows as one unnamed field.
-    """
-    if not isinstance(before, dict) and not isinstance(after, dict):
-        if before is None and after is None:
-            return []
-        return [FieldChange("", _shown(before), _shown(after), before != after)]
-    before = before if isinstance(before, dict) else {}
-    after = after if isinstance(after, dict) else {}
-    names = list(before) + [name for name in after if name not in before]
-    return [
-        FieldChange(name, _shown(before.get(name)), _shown(after.get(name)), before.get(name) != after.get(name))
-        for name in names
-    ]
 
 
 def _tabular_response(rows: list[list], *, file_name: str, file_format: str):

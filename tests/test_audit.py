@@ -11,9 +11,14 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from spm import audit
-from spm.views_audit import audit_changes
+from spm.audit_display import audit_changes
 from spm.models import AuditLog, AuditLogImmutableError, Role
-from tests.factories import MembershipFactory, PipelineFactory, StageFactory, UserFactory
+from tests.factories import (
+    MembershipFactory,
+    PipelineFactory,
+    StageFactory,
+    UserFactory,
+)
 
 PASSWORD = "correct-horse-battery"
 
@@ -231,7 +236,7 @@ def test_audit_csv_export_escapes_formulas_and_is_audited(admin_client, org, ent
     assert len(table) == 2
     assert table[1][1] == audit.QUOTA_CHANGED
     assert table[1][2] == "admin@acme.example"
-    assert table[1][6] == "{'note': '=HYPERLINK(\"http://x\")'}"
+    assert table[1][6] == '{"note": "=HYPERLINK(\\"http://x\\")"}'
     assert len(rows(org, action=audit.AUDIT_EXPORTED)) == 1
 
 
@@ -272,14 +277,14 @@ def test_audit_changes_list_each_field_and_mark_changed_ones():
     changes = audit_changes({"target": "1000.00", "period": "2024-Q1"}, {"target": "1500.00", "period": "2024-Q1", "reason": "ramp"})
 
     assert [(change.name, change.before, change.after, change.changed) for change in changes] == [
-        ("target", "1000.00", "1500.00", True),
-        ("period", "2024-Q1", "2024-Q1", False),
-        ("reason", "–", "ramp", True),
+        ("Target", "1,000.00", "1,500.00", True),
+        ("Period", "Q1 FY 2024", "Q1 FY 2024", False),
+        ("Reason", "–", "ramp", True),
     ]
 
 
 def test_audit_changes_of_a_plain_value_and_of_nothing():
-    assert [(c.name, c.before, c.after, c.changed) for c in audit_changes(None, ["a"])] == [("", "–", '["a"]', True)]
+    assert [(c.name, c.before, c.after, c.changed) for c in audit_changes(None, ["a"])] == [("", "–", "a", True)]
     assert audit_changes(None, None) == []
 
 
@@ -298,4 +303,4 @@ def test_audit_page_shows_fields_instead_of_raw_dicts(admin_client, org, admin_m
 
     html = response.content.decode()
     assert "{&#x27;target&#x27;" not in html
-    assert '<span class="text-decoration-line-through">1000.00</span> → 1500.00' in html
+    assert '<span class="text-decoration-line-through">1,000.00</span> → 1,500.00' in html

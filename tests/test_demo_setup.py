@@ -46,7 +46,7 @@ def test_demo_setup_creates_admin_and_sets_passwords(rep_with_deal, manager_memb
     admin = User.objects.get(email="admin@acme.example")
     with scopes_disabled():
         membership = Membership.objects.get(user=admin)
-        audit = list(AuditLog.objects.filter(action="membership.create").values_list("object_id", "after"))
+        audit = list(AuditLog.objects.filter(action="membership.created").values_list("object_id", "after"))
     assert membership.role == Role.ADMIN
     assert membership.organization.slug == "acme"
     assert audit == [(str(membership.pk), {"user_id": admin.pk, "role": "admin"})]
@@ -95,7 +95,7 @@ def test_demo_setup_promotes_existing_member_to_admin(rep_with_deal, manager_mem
 
     with scopes_disabled():
         existing.refresh_from_db()
-        change = AuditLog.objects.get(action="membership.role_change")
+        change = AuditLog.objects.get(action="membership.role_changed")
     assert existing.role == Role.ADMIN
     assert change.before == {"role": "rep"}
     assert change.after == {"role": "admin"}

@@ -58,7 +58,7 @@ def test_cell_post_full_page_redirects_and_saves(admin_client, member):
     assert response["Location"].startswith(EDITOR)
     assert quota_of(member).target == Decimal("12500.00")
     with scopes_disabled():
-        entry = AuditLog.objects.get(action="quota.changed")
+        entry = AuditLog.objects.get(action="quota.created")
     assert entry.before is None
     assert entry.after["target"] == "12500.00"
     assert entry.after["reason"] == "Planning 2025"

@@ -15,6 +15,7 @@ from django_scopes import scope
 
 from dashboards.templatetags.spm_format import format_money, format_number
 from pipelines.models import Deal
+from spm.audit import MEMBERSHIP_CREATED, ROLE_CHANGED
 from spm.models import AuditLog, Membership, Organization, Role, User
 from spm.tenancy import membership_ids_visible
 
@@ -162,7 +163,7 @@ class Command(BaseCommand):
         if created:
             AuditLog.objects.create(
                 organization=organization,
-                action="membership.create",
+                action=MEMBERSHIP_CREATED,
                 object_type="membership",
                 object_id=str(membership.pk),
                 after={"user_id": user.pk, "role": Role.ADMIN},
@@ -173,7 +174,7 @@ class Command(BaseCommand):
             membership.save(update_fields=["role"])
             AuditLog.objects.create(
                 organization=organization,
-                action="membership.role_change",
+                action=ROLE_CHANGED,
                 object_type="membership",
                 object_id=str(membership.pk),
                 before={"role": before},

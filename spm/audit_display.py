@@ -1,0 +1,432 @@
+"""Audit rows as the audit page shows them: labels, values in the reader's locale, names instead of ids.
+
+Audit rows store their values as JSON: ids as numbers, dates, datetimes and decimals as ISO
+text, choices as their stored value, and a product's own reason as a code with parameters
+(see `spm.audit.audit_reason`). This module turns them into text for the page:
+
+- field labels are the verbose names of the fields of the object's model, else the labels of
+  FIELD_LABELS, else the field name;
+- values are formatted by the type of that model field (choice label, yes/no, localized
+  number, date and time in the organization's time zone), and ids become the names of the
+  objects they point to;
+- names are read with one query per model for the whole page, inside the organization's
+  scope, so an id of another organization keeps showing as `#id`.
+"""
+
+import datetime as dt
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.formats import date_format, number_format
+from django.utils.text import capfirst
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from spm import audit
+from spm.models import AuditLog, Membership, Organization, User
+
+# The model behind each object type that audit rows name; types without one show their label only.
+OBJECT_MODELS = {
+    "membership": "spm.Membership",
+    "user": "spm.User",
+    "organization": "spm.Organization",
+    "quota": "goals.Quota",
+    "team": "goals.Team",
+    "territory": "goals.Territory",
+    "ramp_schedule": "goals.RampSchedule",
+    "forecast_settings": "goals.ForecastSettings",
+    "contest": "goals.Contest",
+    "stage": "pipelines.Stage",
+    "deal": "pipelines.Deal",
+    "account": "pipelines.Account",
+    "activity": "pipelines.Activity",
+    "import_run": "pipelines.ImportRun",
+    "win_model": "pipelines.WinModel",
+    "one_on_one": "coaching.OneOnOne",
+    "agenda_item": "coaching.AgendaItem",
+    "action_item": "coaching.ActionItem",
+    "coaching_note": "coaching.CoachingNote",
+    "competency": "coaching_skills.Competency",
+    "api_token": "api.ApiToken",
+    "webhook": "webhooks.WebhookSubscription",
+    "mailbox": "capture.Mailbox",
+    "crm_connection": "crm_sync.CrmConnection",
+}
+# Object types without a model row per entry.
+OBJECT_TYPE_LABELS = {
+    "import": _("Import"),
+    "exchange_rate": _("Exchange rates"),
+    "rubric": _("Skill rubric"),
+    "audit": _("Audit log"),
+}
+# Labels of values that are not fields of the object's model.
+FIELD_LABELS = {
+    "reason": _("Reason"),
+    "agenda": _("Agenda"),
+    "added": _("Added"),
+    "period": _("Period"),
+    "filters": _("Filters"),
+    "format": _("Format"),
+    "record_counts": _("Records"),
+    "user_id": _("User"),
+    "deleted": _("Deleted"),
+    "cutoff": _("Cutoff"),
+    "retention_days": _("Retention (days)"),
+    "version": _("Version"),
+    "domain": _("Domain"),
+    "password_changed": _("Password changed"),
+    "text_changed": _("Text changed"),
+    "source": _("Source"),
+    "counts": _("Counts"),
+    "rejected_rows": _("Rejected rows"),
+    "files": _("Files"),
+    "dry_run": _("Dry run"),
+    "message": _("Message"),
+    "snapshots_renamed": _("KPI snapshots renamed"),
+    "calendar_feeds_deleted": _("Calendar feeds deleted"),
+}
+# Models whose __str__ is a name built from their own row. Other models show `#id`, because
+# Django's default `Model object (id)` is no name and some __str__ methods read related rows.
+NAMED_BY_STR = {
+    "pipelines.Pipeline",
+    "pipelines.Stage",
+    "pipelines.Account",
+    "pipelines.Deal",
+    "pipelines.Product",
+    "pipelines.WinModel",
+    "goals.Team",
+    "goals.Territory",
+    "goals.RampSchedule",
+    "goals.Contest",
+    "goals.QuotaTemplate",
+    "coaching.ActionItem",
+    "coaching.AgendaItem",
+    "coaching.CoachingNote",
+    "coaching_skills.Competency",
+    "coaching_skills.DevelopmentPlan",
+    "coaching_skills.TrainingItem",
+    "api.ApiToken",
+    "webhooks.WebhookSubscription",
+    "capture.Mailbox",
+    "capture.AccountDomain",
+    "crm_sync.CrmConnection",
+}
+UNDEFINED = "–"
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+_DECIMAL = re.compile(r"^-?\d+\.\d+$")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of an audit row: its label, the values before and after as text, and whether it changed."""
+
+    name: str
+    before: str
+    after: str
+    changed: bool
+
+
+@dataclass(frozen=True)
+class AuditEntryDisplay:
+    """The text of one audit row on the page.
+
+    `kind` is "created" (no values before), "deleted" (no values after) or
+    "changed"; the page shows only the one side of the first two.
+    """
+
+    entry: AuditLog
+    action_label: str
+    object_label: str
+    kind: str
+    changes: list[FieldChange]
+
+
+def audit_entries_display(entries: Iterable[AuditLog], *, organization: Organization) -> list[AuditEntryDisplay]:
+    """Describe `entries` for the audit page in the active language; runs inside the organization's scope.
+
+    Reads the names of the objects the entries name with one query per model.
+    """
+    entries = list(entries)
+    names = _NameIndex(organization)
+    for entry in entries:
+        model = _object_model(entry.object_type)
+        if model is not None and entry.object_id.isdigit():
+            names.want(model, int(entry.object_id))
+        for values in (entry.before, entry.after):
+            if isinstance(values, dict):
+                for key, value in values.items():
+                    field = _model_field(model, key)
+                    if isinstance(field, models.ForeignKey) and _is_id(value):
+                        names.want(field.related_model, int(value))
+    names.load()
+
+    formatter = _ValueFormatter(organization=organization, names=names)
+    return [
+        AuditEntryDisplay(
+            entry=entry,
+            action_label=str(audit.ACTION_LABELS.get(entry.action, entry.action)),
+            object_label=_object_label(entry, names),
+            kind=_kind(entry.before, entry.after),
+            changes=audit_changes(entry.before, entry.after, model=_object_model(entry.object_type), formatter=formatter),
+        )
+        for entry in entries
+    ]
+
+
+def audit_changes(before, after, *, model: type[models.Model] | None = None, formatter=None) -> list[FieldChange]:
+    """List the fields of an audit row's before/after values, one line per field.
+
+    A row that is not a pair of dicts (a plain value, a list) shows as one unnamed field.
+    Without a `formatter` (tests, exports) values are formatted without names or time zone.
+    """
+    formatter = formatter or _ValueFormatter(organization=None, names=None)
+    if not isinstance(before, dict) and not isinstance(after, dict):
+        if before is None and after is None:
+            return []
+        return [FieldChange("", formatter.text(None, "", before), formatter.text(None, "", after), before != after)]
+    before = before if isinstance(before, dict) else {}
+    after = after if isinstance(after, dict) else {}
+    keys = list(before) + [key for key in after if key not in before]
+    changes = []
+    for key in keys:
+        field = _model_field(model, key)
+        changes.append(
+            FieldChange(
+                name=_field_label(field, key),
+                before=formatter.text(field, key, before.get(key)),
+                after=formatter.text(field, key, after.get(key)),
+                changed=before.get(key) != after.get(key),
+            )
+        )
+    return changes
+
+
+def audit_json(value) -> str:
+    """Return an audit row's before or after value as JSON for exports; empty for None."""
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False)
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+
+def _object_model(object_type: str) -> type[models.Model] | None:
+    label = OBJECT_MODELS.get(object_type)
+    return apps.get_model(label) if label else None
+
+
+def _model_field(model: type[models.Model] | None, key: str) -> models.Field | None:
+    """Return the field that `key` names on `model`, by name or by column attribute (`team_id`)."""
+    if model is None:
+        return None
+    try:
+        return model._meta.get_field(key)
+    except FieldDoesNotExist:
+        return None
+
+
+def _field_label(field: models.Field | None, key: str) -> str:
+    if field is not None and getattr(field, "verbose_name", None):
+        return capfirst(str(field.verbose_name))
+    if key in FIELD_LABELS:
+        return str(FIELD_LABELS[key])
+    return capfirst(key.replace("_", " "))
+
+
+def _object_label(entry: AuditLog, names: "_NameIndex") -> str:
+    model = _object_model(entry.object_type)
+    if model is not None:
+        type_label = capfirst(str(model._meta.verbose_name))
+    else:
+        type_label = str(OBJECT_TYPE_LABELS.get(entry.object_type, entry.object_type))
+    if not entry.object_id:
+        return type_label
+    name = names.name(model, int(entry.object_id)) if model is not None and entry.object_id.isdigit() else None
+    if name is None:
+        return f"{type_label} #{entry.object_id}"
+    return f"{type_label} {name}"
+
+
+def _kind(before, after) -> str:
+    if before is None and after is not None:
+        return "created"
+    if after is None and before is not None:
+        return "deleted"
+    return "changed"
+
+
+def _is_id(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+
+class _ValueFormatter:
+    """Formats stored values in the active language; `organization` gives the time zone and fiscal calendar."""
+
+    def __init__(self, *, organization: Organization | None, names: "_NameIndex | None"):
+        self.organization = organization
+        self.names = names
+
+    def text(self, field: models.Field | None, key: str, value: Any) -> str:
+        if value is None or value == "":
+            return UNDEFINED
+        if key == "reason":
+            return self._reason(value)
+        if key == "period" and isinstance(value, str):
+            return self._period(value)
+        if field is not None:
+            formatted = self._field_value(field, value)
+            if formatted is not None:
+                return formatted
+        return self._plain(value)
+
+    def _field_value(self, field: models.Field, value: Any) -> str | None:
+        """Format `value` by the type of `field`; None when the value does not fit the field."""
+        if isinstance(field, models.ForeignKey):
+            if not _is_id(value):
+                return None
+            name = self.names.name(field.related_model, int(value)) if self.names is not None else None
+            return name if name is not None else f"#{value}"
+        if field.choices:
+            return str(dict(field.flatchoices).get(value, value))
+        if isinstance(field, models.BooleanField) and isinstance(value, bool):
+            return _yes_no(value)
+        if isinstance(field, models.DecimalField):
+            try:
+                return number_format(Decimal(str(value)), decimal_pos=field.decimal_places, force_grouping=True)
+            except InvalidOperation:
+                return None
+        if isinstance(field, models.DateTimeField) and isinstance(value, str):
+            return self._datetime(value)
+        if isinstance(field, models.DateField) and isinstance(value, str):
+            return self._date(value)
+        return None
+
+    def _plain(self, value: Any) -> str:
+        """Format a value without a model field by its JSON type and shape."""
+        if isinstance(value, bool):
+            return _yes_no(value)
+        if isinstance(value, int):
+            return number_format(value, force_grouping=True)
+        if isinstance(value, list):
+            return ", ".join(self._plain(item) for item in value) or UNDEFINED
+        if isinstance(value, dict):
+            return json.dumps(value, ensure_ascii=False)
+        text = str(value)
+        if _ISO_DATE.match(text):
+            return self._date(text) or text
+        if _ISO_DATETIME.match(text):
+            return self._datetime(text) or text
+        if _DECIMAL.match(text):
+            return number_format(Decimal(text), decimal_pos=len(text.split(".")[1]), force_grouping=True)
+        return text
+
+    def _date(self, text: str) -> str | None:
+        try:
+            return date_format(dt.date.fromisoformat(text), "SHORT_DATE_FORMAT")
+        except ValueError:
+            return None
+
+    def _datetime(self, text: str) -> str | None:
+        moment = parse_datetime(text)
+        if moment is None:
+            return self._date(text)
+        if timezone.is_aware(moment):
+            zone = self.organization.tzinfo if self.organization is not None else timezone.get_current_timezone()
+            moment = timezone.localtime(moment, zone)
+        return date_format(moment, "SHORT_DATETIME_FORMAT")
+
+    def _period(self, label: str) -> str:
+        from dashboards.analytics.periods import parse_period_or_range
+        from dashboards.templatetags.spm_format import period_name
+
+        start_month = self.organization.fiscal_year_start_month if self.organization is not None else 1
+        try:
+            return period_name(parse_period_or_range(label, start_month))
+        except ValueError:
+            return label
+
+    def _reason(self, value: Any) -> str:
+        """Return a typed reason as typed, and a product's reason code in the active language."""
+        if not isinstance(value, dict):
+            return str(value)
+        params = {key: param for key, param in value.items() if key != "code"}
+        label = audit.REASON_LABELS.get(value.get("code"))
+        if label is None:
+            return json.dumps(value, ensure_ascii=False)
+        try:
+            return str(label) % params
+        except (KeyError, TypeError, ValueError):
+            return str(label)
+
+
+def _yes_no(value: bool) -> str:
+    return gettext("yes") if value else gettext("no")
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+
+class _NameIndex:
+    """Names of objects by model and id, loaded with one query per model."""
+
+    def __init__(self, organization: Organization):
+        self.organization = organization
+        self.wanted: dict[type[models.Model], set[int]] = defaultdict(set)
+        self.names: dict[type[models.Model], dict[int, str]] = {}
+
+    def want(self, model: type[models.Model], pk: int) -> None:
+        self.wanted[model].add(pk)
+
+    def name(self, model: type[models.Model], pk: int) -> str | None:
+        return self.names.get(model, {}).get(pk)
+
+    def load(self) -> None:
+        for model, ids in self.wanted.items():
+            self.names[model] = _names_of(model, ids, self.organization)
+
+
+def _names_of(model: type[models.Model], ids: set[int], organization: Organization) -> dict[int, str]:
+    """Return {id: name} of the objects of `model` with these ids in the organization; others are left out."""
+    from coaching.models import OneOnOne
+    from pipelines.models import ImportRun
+
+    if model is User:
+        # A user is named only through a membership of this organization.
+        members = Membership.objects.filter(user_id__in=ids).select_related("user")
+        return {member.user_id: member.display_name for member in members}
+    if model is Membership:
+        return {member.pk: member.display_name for member in Membership.objects.filter(pk__in=ids).select_related("user")}
+    if model is Organization:
+        return {organization.pk: organization.name} if organization.pk in ids else {}
+    if model is OneOnOne:
+        names = {}
+        for row in OneOnOne.objects.filter(pk__in=ids).select_related("rep__user"):
+            day = date_format(timezone.localtime(row.scheduled_at, organization.tzinfo), "SHORT_DATE_FORMAT")
+            names[row.pk] = gettext("%(rep)s on %(date)s") % {"rep": row.rep.display_name, "date": day}
+        return names
+    if model is ImportRun:
+        names = {}
+        for row in ImportRun.objects.filter(pk__in=ids):
+            started = date_format(timezone.localtime(row.created_at, organization.tzinfo), "SHORT_DATETIME_FORMAT")
+            names[row.pk] = f"{row.get_source_display()} {started}"
+        return names
+    if model._meta.label not in NAMED_BY_STR:
+        return {}
+    return {row.pk: str(row) for row in model._default_manager.filter(pk__in=ids)}
