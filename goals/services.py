@@ -36,6 +36,7 @@ from spm import fiscal
 from spm.audit import REASON_QUOTA_TEMPLATE, audit_reason
 from spm.currencies import is_currency_code
 from spm.models import AuditLog, Membership, Organization, Role, User
+from spm.tenancy import last_admin_check
 
 logger = logging.getLogger(__name__)
 
@@ -415,11 +416,14 @@ def membership_update(
 ) -> list[str]:
     """Change a member's role, employment dates, ramp schedule and manager; return the changed fields.
 
-    Raises ValidationError when the end date lies before the start date or the
-    role is unknown. A role change is recorded as "membership.role_changed".
+    Raises ValidationError when the end date lies before the start date, the
+    role is unknown, or the change would take the role from the organization's
+    only active admin. A role change is recorded as "membership.role_changed".
     """
     if role not in Role.values:
         raise ValidationError(_("Unknown role %(role)s; use admin, manager or rep.") % {"role": role})
+    if membership.role == Role.ADMIN and role != Role.ADMIN:
+        last_admin_check(membership=membership)
     if active_from and active_to and active_to < active_from:
         raise ValidationError(_("The last day lies before the first day; correct one of the dates."))
     if manager is not None and manager.pk == membership.pk:

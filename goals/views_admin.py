@@ -368,11 +368,19 @@ def person(request, org_slug, membership_id):
                 member_form = forms.MemberForm(request.POST, prefix="member")
                 if member_form.is_valid():
                     data = member_form.cleaned_data
-                    services.membership_update(
+                    changed = services.membership_update(
                         membership=member, actor=request.user, role=data["role"], active_from=data["active_from"],
                         active_to=data["active_to"], ramp_schedule=data["ramp_schedule"], manager=member.manager,
                         reason=data["reason"],
                     )  # fmt: skip
+                    if "role" in changed and member.pk == request.membership.pk:
+                        # The admin pages return 404 to the new role, so the person page cannot be shown again.
+                        messages.success(
+                            request,
+                            _("You are no longer an admin of %(organization)s. Another admin can give you the role back.")
+                            % {"organization": request.organization.name},
+                        )
+                        return redirect("organization_home", org_slug=org_slug)
                     return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
             elif kind == "assignment":
                 assignment_form = forms.AssignmentForm(request.POST, prefix="assignment")

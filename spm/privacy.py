@@ -22,6 +22,7 @@ from django_scopes import scopes_disabled
 
 from spm import audit
 from spm.models import AuditLog, Membership, Organization, User
+from spm.tenancy import last_admin_check
 
 logger = logging.getLogger(__name__)
 
@@ -195,8 +196,8 @@ def person_pseudonymize(*, membership: Membership, actor: User | None) -> str:
     membership stays, with its deals, activities and quotas, so team and organization
     totals do not change; its external id and the rep-grain KPI snapshot names take the
     pseudonym, and a recompute is scheduled. Raises ValidationError when the user also
-    belongs to another organization, whose admins would lose a member without being asked.
-    Returns the pseudonym.
+    belongs to another organization, whose admins would lose a member without being asked,
+    or is the organization's only active admin. Returns the pseudonym.
     """
     from dashboards.models import Grain, KpiSnapshot
     from pipelines.services import kpi_recompute_schedule
@@ -221,6 +222,7 @@ def person_pseudonymize(*, membership: Membership, actor: User | None) -> str:
     token = uuid.uuid4().hex[:8]
     pseudonym = gettext("Former member %(token)s") % {"token": token}
     with transaction.atomic():
+        last_admin_check(membership=membership)
         user.email = f"erased-{token}@{PSEUDONYM_DOMAIN}"
         user.name = pseudonym
         user.first_name = ""

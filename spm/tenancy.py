@@ -1,7 +1,9 @@
-"""Role-based visibility inside the current organization's scope."""
+"""Role-based visibility inside the current organization's scope, and the rule that keeps one admin."""
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from spm.models import Membership, Role
 
@@ -49,3 +51,30 @@ def get_visible_or_404(queryset: QuerySet, membership: Membership, owner_field: 
         return restrict_to_visible(queryset, membership, owner_field).get(**lookup)
     except queryset.model.DoesNotExist:
         raise Http404("Not found.") from None
+
+
+def last_admin_check(*, membership: Membership) -> None:
+    """Raise ValidationError when `membership` is the organization's only active admin.
+
+    Call it inside the transaction of any change that takes the admin role or the
+    login away from `membership` (a role change, an erasure), before writing. An
+    admin counts as active while their user account may log in (`User.is_active`).
+    The organization's admin rows are locked, so two admins who demote each other
+    at the same time cannot both succeed on PostgreSQL.
+    """
+    if membership.role != Role.ADMIN or not membership.user.is_active:
+        # Only an active admin's change can remove the last active admin.
+        return
+    admins = Membership.objects.select_for_update(of=("self",)).filter(
+        organization_id=membership.organization_id, role=Role.ADMIN, user__is_active=True
+    )
+    other_admin_ids = [pk for pk in admins.values_list("pk", flat=True) if pk != membership.pk]
+    if not other_admin_ids:
+        raise ValidationError(
+            _(
+                "%(name)s is the only active admin of %(organization)s, and without an admin nobody can manage "
+                "the organization. Make another member an admin first."
+            )
+            % {"name": membership.display_name, "organization": membership.organization.name},
+            code="last_admin",
+        )
