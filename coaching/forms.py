@@ -135,7 +135,11 @@ class NoteForm(forms.Form):
 
 class ActionItemForm(forms.Form):
     title = forms.CharField(label=_("Action item"), max_length=300)
-    owner = forms.TypedChoiceField(label=_("Owner"), coerce=int)
+    owner = forms.TypedChoiceField(
+        label=_("Owner"),
+        coerce=int,
+        error_messages={"invalid_choice": _("The owner of an action item is the rep or the manager of this 1:1.")},
+    )
     due_on = forms.DateField(label=_("Due date"), required=False, widget=DATE_WIDGET)
 
     def __init__(self, *args, one_on_one: OneOnOne, **kwargs):

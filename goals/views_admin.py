@@ -296,6 +296,7 @@ def structure(request, org_slug):
     """Teams and territories as trees, with forms to create, rename, move and assign a manager."""
     team_form, territory_form = forms.TeamForm(prefix="team"), forms.TerritoryForm(prefix="territory")
     ramp_form = forms.RampScheduleForm(prefix="ramp")
+    status = 200
     if request.method == "POST":
         kind = request.POST.get("kind")
         try:
@@ -321,6 +322,9 @@ def structure(request, org_slug):
                         name=ramp_form.cleaned_data["name"], month_percentages=ramp_form.cleaned_data["percentages"],
                     )  # fmt: skip
                     return redirect("goals_structure", org_slug=org_slug)
+            else:
+                status = 400
+                messages.error(request, _unknown_form_message(kind, ("team", "territory", "ramp")))
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
     context = {
@@ -330,7 +334,7 @@ def structure(request, org_slug):
         "territory_form": territory_form,
         "ramp_form": ramp_form,
     }
-    return render(request, "goals/admin/structure.html", context)
+    return render(request, "goals/admin/structure.html", context, status=status)
 
 
 @admin_required
@@ -361,6 +365,7 @@ def person(request, org_slug, membership_id):
     )
     assignment_form = forms.AssignmentForm(prefix="assignment", initial={"team": member.team, "territory": member.territory, "valid_from": dt.date.today()})
     leave_form = forms.LeaveForm(prefix="leave")
+    status = 200
     if request.method == "POST":
         kind = request.POST.get("kind")
         try:
@@ -396,6 +401,9 @@ def person(request, org_slug, membership_id):
                 leave = get_object_or_404(LeavePeriod, pk=request.POST.get("leave"), membership=member)
                 services.leave_period_delete(leave=leave, actor=request.user)
                 return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
+            else:
+                status = 400
+                messages.error(request, _unknown_form_message(kind, ("member", "assignment", "leave", "leave_delete")))
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
     context = {
@@ -406,4 +414,12 @@ def person(request, org_slug, membership_id):
         "assignments": selectors.assignment_history(membership_id=member.pk),
         "leaves": LeavePeriod.objects.filter(membership=member).order_by("starts_on"),
     }
-    return render(request, "goals/admin/person.html", context)
+    return render(request, "goals/admin/person.html", context, status=status)
+
+
+def _unknown_form_message(kind: str | None, kinds: tuple[str, ...]) -> str:
+    """Return the error for a POST whose hidden `kind` field names none of the page's forms."""
+    return _("The form %(kind)s is unknown; send one of: %(choices)s. Reload the page and try again.") % {
+        "kind": kind or "—",
+        "choices": ", ".join(kinds),
+    }
