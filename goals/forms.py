@@ -3,6 +3,7 @@
 import datetime as dt
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from goals.models import QuotaMetric, QuotaTemplate, Team, Territory
@@ -132,6 +133,18 @@ class QuotaTemplateForm(BootstrapFormMixin, forms.ModelForm):
         model = QuotaTemplate
         fields = ["name", "metric", "period_kind", "target", "is_prorated"]
 
+    def clean(self):
+        from goals.services import quota_target_check
+
+        cleaned = super().clean()
+        metric, target = cleaned.get("metric"), cleaned.get("target")
+        if metric and target is not None:
+            try:
+                quota_target_check(metric=metric, target=target)
+            except ValidationError as error:
+                self.add_error("target", error)
+        return cleaned
+
 
 class QuotaTemplateApplyForm(BootstrapFormMixin, forms.Form):
     template = forms.ModelChoiceField(label=_("Template"), queryset=QuotaTemplate.objects.none())
@@ -142,7 +155,10 @@ class QuotaTemplateApplyForm(BootstrapFormMixin, forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["template"].queryset = QuotaTemplate.objects.order_by("name")
-        self.fields["members"].queryset = Membership.objects.select_related("user").order_by("user__name")
+        # A template sets rep quotas, which goals.services.quota_update accepts only for the rep role.
+        self.fields["members"].queryset = (
+            Membership.objects.filter(role=Role.REP).select_related("user").order_by("user__name")
+        )
         self.fields["members"].label_from_instance = lambda member: member.display_name
 
 

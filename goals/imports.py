@@ -163,7 +163,8 @@ def quota_import(*, organization: Organization, actor: User | None, data: bytes,
                 result.reject(line, rejection)
                 continue
             except ValidationError as error:
-                result.reject(line, _rejection_from(error, "target", row.get("target", "")))
+                column = "name" if error.code == "quota_subject_role" else "target"
+                result.reject(line, _rejection_from(error, column, row.get(column, "")))
                 continue
             result.count(outcome)
     logger.info(

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 from goals.attainment import COUNT_METRICS
@@ -540,18 +540,23 @@ def quota_update(
     The outcome is "created", "updated", "deleted" or "unchanged". An existing
     quota keeps its `is_prorated` unless one is given; a new one defaults to
     prorated. The period must start a fiscal period of its kind, but an
-    existing off-calendar quota can still be changed or removed. Raises
-    ValidationError for a negative target or an unknown level, metric or kind.
+    existing off-calendar quota can still be changed or removed. A new rep
+    quota needs a member with the rep role, but an existing one stays
+    changeable after its member's role changed. Raises ValidationError for a
+    negative target, a fraction on a count metric (won deals, activities,
+    meetings), a new rep quota of a manager or admin, or an unknown level,
+    metric or kind.
     """
     if level not in ("rep", "team", "territory"):
         raise ValidationError(_("Unknown level %(level)s; use rep, team or territory.") % {"level": level})
     if metric not in QuotaMetric.values:
         raise ValidationError(_("Unknown metric %(metric)s.") % {"metric": metric})
-    if target is not None and target < 0:
-        raise ValidationError(_("The target %(target)s is negative; enter 0 or more.") % {"target": target})
+    if target is not None:
+        quota_target_check(metric=metric, target=target)
     subject_field = _quota_subject_field(level)
     subject_model = {"rep": Membership, "team": Team, "territory": Territory}[level]
-    if not subject_model.objects.filter(organization=organization, pk=subject_id).exists():
+    subject = subject_model.objects.filter(organization=organization, pk=subject_id).first()
+    if subject is None:
         raise ValidationError(
             _("No %(level)s with id %(id)s in this organization; pick a row of the editor.")
             % {"level": level, "id": subject_id}
@@ -567,6 +572,15 @@ def quota_update(
     quota = Quota.objects.select_for_update().filter(**lookup).first()
     if quota is None and target is not None:
         quota_period_check(organization=organization, period_kind=period_kind, period_start=period_start)
+        if level == "rep" and subject.role != Role.REP:
+            raise ValidationError(
+                _(
+                    "%(name)s has the role %(role)s, and rep quotas are for members with the rep role. "
+                    "Give the team or territory a quota instead, or change the role on the people page first."
+                )
+                % {"name": subject.display_name, "role": subject.get_role_display()},
+                code="quota_subject_role",
+            )
     if target is not None:
         target = target.quantize(Decimal("0.01"))
 
@@ -596,6 +610,18 @@ def quota_update(
     action = "quota.created" if outcome == "created" else "quota.changed"
     _quota_audit(organization, actor, action, quota.pk, lookup, before, after, reason)
     return quota, outcome
+
+
+def quota_target_check(*, metric: str, target: Decimal) -> None:
+    """Raise ValidationError for a negative target, or a fraction where `metric` counts (deals, activities, meetings)."""
+    if target < 0:
+        raise ValidationError(_("The target %(target)s is negative; enter 0 or more.") % {"target": number_format(target)})
+    if metric in COUNT_METRICS and target != target.to_integral_value():
+        raise ValidationError(
+            _("%(metric)s are counted in whole numbers; enter a whole number instead of %(target)s.")
+            % {"metric": QuotaMetric(metric).label, "target": number_format(target.normalize())},
+            code="quota_target_fraction",
+        )
 
 
 def _quota_audit(organization, actor, action, quota_id, lookup, before, after, reason) -> None:
