@@ -80,7 +80,7 @@ class _ScheduleFields(forms.Form):
 
 
 class OneOnOneForm(_ScheduleFields):
-    rep = forms.ModelChoiceField(label=_("Rep"), queryset=Membership.objects.none())
+    rep = forms.ModelChoiceField(label=_("Rep"), queryset=Membership.objects.none(), empty_label=_("– choose a rep –"))
 
     field_order = ["rep", "scheduled_on", "scheduled_time", "period"]
 

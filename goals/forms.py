@@ -37,6 +37,9 @@ class BootstrapFormMixin:
             widget.attrs["class"] = f"{widget.attrs.get('class', '')} {css_class}".strip()
 
 
+# Empty choice of a required select. Django's default label "---------" is not translated.
+CHOOSE_LABEL = _("– choose –")
+
 LEVEL_CHOICES = [("rep", _("Reps")), ("team", _("Teams")), ("territory", _("Territories"))]
 
 
@@ -133,6 +136,12 @@ class QuotaTemplateForm(BootstrapFormMixin, forms.ModelForm):
         model = QuotaTemplate
         fields = ["name", "metric", "period_kind", "target", "is_prorated"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("metric", "period_kind"):
+            field = self.fields[name]
+            field.choices = [("", CHOOSE_LABEL), *(choice for choice in field.choices if choice[0] != "")]
+
     def clean(self):
         from goals.services import quota_target_check
 
@@ -147,7 +156,9 @@ class QuotaTemplateForm(BootstrapFormMixin, forms.ModelForm):
 
 
 class QuotaTemplateApplyForm(BootstrapFormMixin, forms.Form):
-    template = forms.ModelChoiceField(label=_("Template"), queryset=QuotaTemplate.objects.none())
+    template = forms.ModelChoiceField(
+        label=_("Template"), queryset=QuotaTemplate.objects.none(), empty_label=_("– choose a template –")
+    )
     period = forms.CharField(label=_("Period"), help_text=_("2025, 2025-Q1 or 2025-03, matching the template."))
     members = forms.ModelMultipleChoiceField(label=_("Reps"), queryset=Membership.objects.none())
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
@@ -164,8 +175,12 @@ class QuotaTemplateApplyForm(BootstrapFormMixin, forms.Form):
 
 class TeamForm(BootstrapFormMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
-    parent = forms.ModelChoiceField(label=_("Parent team"), queryset=Team.objects.none(), required=False)
-    manager = forms.ModelChoiceField(label=_("Manager"), queryset=Membership.objects.none(), required=False)
+    parent = forms.ModelChoiceField(
+        label=_("Parent team"), queryset=Team.objects.none(), required=False, empty_label=_("– none (top level) –")
+    )
+    manager = forms.ModelChoiceField(
+        label=_("Manager"), queryset=Membership.objects.none(), required=False, empty_label=_("– no manager –")
+    )
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
 
     def __init__(self, *args, **kwargs):
@@ -179,7 +194,9 @@ class TeamForm(BootstrapFormMixin, forms.Form):
 
 class TerritoryForm(BootstrapFormMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
-    parent = forms.ModelChoiceField(label=_("Parent territory"), queryset=Territory.objects.none(), required=False)
+    parent = forms.ModelChoiceField(
+        label=_("Parent territory"), queryset=Territory.objects.none(), required=False, empty_label=_("– none (top level) –")
+    )
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
 
     def __init__(self, *args, **kwargs):
@@ -191,7 +208,9 @@ class MemberForm(BootstrapFormMixin, forms.Form):
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
     active_from = forms.DateField(label=_("First working day"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     active_to = forms.DateField(label=_("Last working day"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    ramp_schedule = forms.ModelChoiceField(label=_("Ramp schedule"), queryset=None, required=False)
+    ramp_schedule = forms.ModelChoiceField(
+        label=_("Ramp schedule"), queryset=None, required=False, empty_label=_("– no ramp (full quota) –")
+    )
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
 
     def __init__(self, *args, **kwargs):
@@ -202,8 +221,10 @@ class MemberForm(BootstrapFormMixin, forms.Form):
 
 
 class AssignmentForm(BootstrapFormMixin, forms.Form):
-    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False)
-    territory = forms.ModelChoiceField(label=_("Territory"), queryset=Territory.objects.none(), required=False)
+    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("– no team –"))
+    territory = forms.ModelChoiceField(
+        label=_("Territory"), queryset=Territory.objects.none(), required=False, empty_label=_("– no territory –")
+    )
     valid_from = forms.DateField(
         label=_("Valid from"), initial=dt.date.today, widget=forms.DateInput(attrs={"type": "date"})
     )

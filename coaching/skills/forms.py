@@ -120,6 +120,7 @@ class GoalForm(forms.Form):
         label=_("Stage"),
         queryset=Stage.objects.none(),
         required=False,
+        empty_label=_("– no stage –"),
         help_text=_("Only for stage conversion (from this stage to the next) and time in stage."),
     )
     baseline_period_label = forms.CharField(

@@ -87,7 +87,10 @@ class MailboxForm(forms.Form):
 
 class AccountDomainForm(forms.Form):
     account = forms.ModelChoiceField(
-        label=_("Account"), queryset=Account.objects.none(), widget=forms.Select(attrs={"class": "form-select"})
+        label=_("Account"),
+        queryset=Account.objects.none(),
+        empty_label=_("– choose an account –"),
+        widget=forms.Select(attrs={"class": "form-select"}),
     )
     domain = forms.CharField(
         label=_("E-mail domain"),
