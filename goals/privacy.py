@@ -4,8 +4,8 @@ The organization's `leaderboard_privacy` decides how other people appear on
 leaderboards and contest standings:
 - names: everyone by name.
 - pseudonyms: a person the viewer may not see (spm.tenancy) appears as
-  "Rep 7". The number is the member's position among the organization's
-  memberships by id, so it is stable and unrelated to the name.
+  "Rep 7". The numbers are drawn anew for each period (and each contest),
+  see `pseudonym_numbers`.
 - own_rank: people the viewer may not see are left out. The viewer still
   sees their own rank and how many were ranked.
 The viewer's own row and the rows of people the viewer may see anyway (a
@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db.models import Count, QuerySet
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -29,15 +30,31 @@ from spm.models import LeaderboardPrivacy, Membership, Organization, Role
 
 logger = logging.getLogger(__name__)
 
+# Salt of the HMAC that orders pseudonym numbers, so the digest differs from other HMACs made with SECRET_KEY.
+PSEUDONYM_SALT = "goals.privacy.pseudonym_numbers"
 
-def pseudonym_numbers() -> dict[int, int]:
-    """Return {membership id: pseudonym number} for the current organization, numbered 1, 2, … by id.
 
-    Memberships that own deals or activities cannot be deleted (PROTECT), so
-    the numbers of people on a leaderboard stay the same over time.
+def pseudonym_numbers(*, period_key: str) -> dict[int, int]:
+    """Return {membership id: pseudonym number} for the current organization, numbered 1, 2, … in a keyed order.
+
+    Numbering by membership id would let anyone who knows the order in which
+    people were added (an import file, the demo data) name every pseudonym.
+    So the memberships are sorted by an HMAC of `period_key` and their id,
+    keyed with SECRET_KEY, which viewers do not have. `period_key` is the
+    label of the period shown (or a contest's key). Every page of one period
+    shows the same numbers, and each other period gets an independent order,
+    so a number cannot be followed from period to period. A member who joins
+    during a period can shift others' numbers, and a new SECRET_KEY changes all of them.
     """
-    ids = Membership.objects.order_by("pk").values_list("pk", flat=True)
-    return {membership_id: position for position, membership_id in enumerate(ids, start=1)}
+    ids = Membership.objects.values_list("pk", flat=True)
+    order = {membership_id: salted_hmac(PSEUDONYM_SALT, f"{period_key}:{membership_id}").hexdigest() for membership_id in ids}
+    ranked = sorted(order, key=order.__getitem__)
+    return {membership_id: position for position, membership_id in enumerate(ranked, start=1)}
+
+
+def contest_period_key(contest) -> str:
+    """Return the `period_key` of a contest's standings; a contest runs over its own dates, not a fiscal period."""
+    return f"contest-{contest.pk}"
 
 
 def pseudonym(number: int) -> str:
@@ -70,10 +87,17 @@ class NamePolicy:
         return self.mode == LeaderboardPrivacy.NAMES or self.may_see(membership_id)
 
 
-def name_policy_for(*, organization: Organization, viewer: Membership, visible_ids: set[int] | None) -> NamePolicy:
-    """Build the name policy of `viewer`; `visible_ids` is spm.tenancy.membership_ids_visible(viewer)."""
+def name_policy_for(
+    *, organization: Organization, viewer: Membership, visible_ids: set[int] | None, period_key: str
+) -> NamePolicy:
+    """Build the name policy of `viewer` for one page.
+
+    `visible_ids` is spm.tenancy.membership_ids_visible(viewer). `period_key`
+    chooses the pseudonym numbers: the label of the period shown, or
+    `contest_period_key(contest)` on a contest's page.
+    """
     mode = organization.leaderboard_privacy
-    numbers = pseudonym_numbers() if mode == LeaderboardPrivacy.PSEUDONYMS else {}
+    numbers = pseudonym_numbers(period_key=period_key) if mode == LeaderboardPrivacy.PSEUDONYMS else {}
     return NamePolicy(
         mode=mode,
         viewer_id=viewer.pk,

@@ -19,7 +19,7 @@ from goals.contests import (
     contest_standings,
 )
 from goals.models import ContestNormalization, QuotaMetric, Team
-from goals.privacy import name_policy_for
+from goals.privacy import contest_period_key, name_policy_for
 from goals.views_scorecards import render_goal_page
 from pipelines.selectors import membership_list_visible, team_list_visible
 from spm.date_limits import EARLIEST_DATE, planning_range, short_date
@@ -157,7 +157,12 @@ def contest_delete_view(request, org_slug, contest_id):
 
 def _render_detail(request, contest, *, delete_form=None, status=200):
     organization, viewer = request.organization, request.membership
-    policy = name_policy_for(organization=organization, viewer=viewer, visible_ids=membership_ids_visible(viewer))
+    policy = name_policy_for(
+        organization=organization,
+        viewer=viewer,
+        visible_ids=membership_ids_visible(viewer),
+        period_key=contest_period_key(contest),
+    )
     standings = contest_standings(
         organization=organization, contest=contest, policy=policy, today=organization_today(organization)
     )

@@ -36,7 +36,9 @@ def leaderboard(request, org_slug):
     ranking = form.cleaned_data.get("ranking") or PERCENT
 
     today = organization_today(organization)
-    policy = name_policy_for(organization=organization, viewer=viewer, visible_ids=membership_ids_visible(viewer))
+    policy = name_policy_for(
+        organization=organization, viewer=viewer, visible_ids=membership_ids_visible(viewer), period_key=period.label
+    )
     board = leaderboard_build(
         organization=organization, policy=policy, period=period, metric=metric, level=level, ranking=ranking, today=today
     )

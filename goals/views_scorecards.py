@@ -84,7 +84,10 @@ def _scorecard_context(request, subject: Membership) -> dict:
     today = organization_today(organization)
     scorecard = rep_scorecard_build(organization=organization, subject=subject, period=period, today=today)
     policy = name_policy_for(
-        organization=organization, viewer=request.membership, visible_ids=membership_ids_visible(request.membership)
+        organization=organization,
+        viewer=request.membership,
+        visible_ids=membership_ids_visible(request.membership),
+        period_key=period.label,
     )
     badges = contest_badges(organization=organization, policy=policy, period=period, today=today)
     scorecard.badges = badges.get(("rep", subject.pk), [])

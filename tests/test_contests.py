@@ -19,7 +19,7 @@ from django_scopes import scope, scopes_disabled
 
 from goals.contests import contest_badges, contest_create, contest_quota_targets, contest_standings
 from goals.models import Contest, ContestNormalization, QuotaLevel, QuotaMetric
-from goals.privacy import name_policy_for
+from goals.privacy import contest_period_key, name_policy_for
 from pipelines.models import DealStatus
 from spm.fiscal import calendar_month, fiscal_quarter
 from spm.models import AuditLog
@@ -73,7 +73,12 @@ def create(org, creator, people, **overrides):
 
 def standings_for(org, contest, viewer, today=AFTER_MAY):
     with scope(organization=org):
-        policy = name_policy_for(organization=org, viewer=viewer, visible_ids=membership_ids_visible(viewer))
+        policy = name_policy_for(
+            organization=org,
+            viewer=viewer,
+            visible_ids=membership_ids_visible(viewer),
+            period_key=contest_period_key(contest),
+        )
         return contest_standings(organization=org, contest=contest, policy=policy, today=today)
 
 
@@ -202,7 +207,7 @@ def test_badges_go_to_winners(org, people, admin_member):
     contest = create(org, admin_member, people)
 
     with scope(organization=org):
-        policy = name_policy_for(organization=org, viewer=admin_member, visible_ids=None)
+        policy = name_policy_for(organization=org, viewer=admin_member, visible_ids=None, period_key="2017-Q2")
         badges = contest_badges(organization=org, policy=policy, period=fiscal_quarter(2017, 2, 1), today=AFTER_MAY)
 
     assert badges == {(QuotaLevel.REP, people["anna"].pk): [contest], (QuotaLevel.REP, people["cora"].pk): [contest]}
@@ -447,7 +452,7 @@ def test_badges_skip_stored_contest_with_bad_days(org, people, admin_member):
     stored_contest(org, admin_member, people, dt.date(1, 1, 1), dt.date(2017, 5, 20))
 
     with scope(organization=org):
-        policy = name_policy_for(organization=org, viewer=admin_member, visible_ids=None)
+        policy = name_policy_for(organization=org, viewer=admin_member, visible_ids=None, period_key="2017-Q2")
         badges = contest_badges(organization=org, policy=policy, period=fiscal_quarter(2017, 2, 1), today=AFTER_MAY)
 
     assert badges == {(QuotaLevel.REP, people["anna"].pk): [contest], (QuotaLevel.REP, people["cora"].pk): [contest]}

@@ -19,7 +19,7 @@ from django_scopes import scope, scopes_disabled
 
 from goals.leaderboards import ABSOLUTE, IMPROVEMENT, PERCENT, competition_ranks, leaderboard_build
 from goals.models import QuotaLevel, QuotaMetric
-from goals.privacy import name_policy_for
+from goals.privacy import name_policy_for, pseudonym_numbers
 from pipelines.models import DealStatus, Stage, StageKind
 from spm.models import LeaderboardPrivacy
 from spm.tenancy import membership_ids_visible
@@ -52,7 +52,9 @@ def people(org, team, manager_member):
 
 def board_for(org, viewer, *, ranking=PERCENT, level=QuotaLevel.REP):
     with scope(organization=org):
-        policy = name_policy_for(organization=org, viewer=viewer, visible_ids=membership_ids_visible(viewer))
+        policy = name_policy_for(
+            organization=org, viewer=viewer, visible_ids=membership_ids_visible(viewer), period_key=Q2.label
+        )
         return leaderboard_build(
             organization=org,
             policy=policy,
@@ -146,11 +148,13 @@ def test_pseudonyms_hide_other_reps_names(org, people):
     with scopes_disabled():
         org.leaderboard_privacy = LeaderboardPrivacy.PSEUDONYMS
         org.save(update_fields=["leaderboard_privacy"])
-        # Pseudonyms number the organization's memberships by id: manager 1, Anna 2, Bert 3, Cora 4, Dirk 5.
+    with scope(organization=org):
+        numbers = pseudonym_numbers(period_key=Q2.label)
     board = board_for(org, people["anna"])
 
-    assert [entry.name for entry in board.ranked] == ["Anna", "Rep 3", "Rep 4"]
-    assert [entry.name for entry in board.unranked] == ["Rep 5"]
+    bert, cora, dirk = (numbers[people[name].pk] for name in ("bert", "cora", "dirk"))
+    assert [entry.name for entry in board.ranked] == ["Anna", f"Rep {bert}", f"Rep {cora}"]
+    assert [entry.name for entry in board.unranked] == [f"Rep {dirk}"]
     assert board.ranked[1].is_named is False
 
 
@@ -158,9 +162,11 @@ def test_pseudonyms_keep_names_of_managers_reps(org, people):
     with scopes_disabled():
         org.leaderboard_privacy = LeaderboardPrivacy.PSEUDONYMS
         org.save(update_fields=["leaderboard_privacy"])
+    with scope(organization=org):
+        cora = pseudonym_numbers(period_key=Q2.label)[people["cora"].pk]
     board = board_for(org, people["manager"])
 
-    assert [entry.name for entry in board.ranked] == ["Anna", "Bert", "Rep 4"]
+    assert [entry.name for entry in board.ranked] == ["Anna", "Bert", f"Rep {cora}"]
 
 
 def test_own_rank_mode_lists_only_own_row(org, people):

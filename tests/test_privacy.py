@@ -20,22 +20,51 @@ def pseudonymous(org):
     return org
 
 
-def test_pseudonym_numbers_follow_membership_ids(org, admin_member, member, other_rep, manager_member):
-    with scope(organization=org):
-        numbers = pseudonym_numbers()
+@pytest.fixture
+def twelve_reps(org, admin_member):
+    """The admin and twelve reps added in name order, like an import file: 13 memberships in id order."""
+    with scopes_disabled():
+        return [admin_member] + [rep_create(org, f"Rep person {index:02d}") for index in range(1, 13)]
 
-    ordered = sorted([admin_member.pk, member.pk, other_rep.pk, manager_member.pk])
-    assert numbers == {pk: position for position, pk in enumerate(ordered, start=1)}
+
+def test_pseudonym_numbers_hide_membership_id_order(org, twelve_reps):
+    with scope(organization=org):
+        numbers = pseudonym_numbers(period_key="2025-Q1")
+
+    by_id = {member.pk: position for position, member in enumerate(twelve_reps, start=1)}
+    assert sorted(numbers) == sorted(by_id)
+    assert sorted(numbers.values()) == list(range(1, 14))
+    # A keyed order of 13 members matches the id order with a chance of 1 in 13!.
+    assert numbers != by_id
+
+
+def test_pseudonym_numbers_stay_within_period(org, twelve_reps):
+    with scope(organization=org):
+        first = pseudonym_numbers(period_key="2025-Q1")
+        again = pseudonym_numbers(period_key="2025-Q1")
+        next_quarter = pseudonym_numbers(period_key="2025-Q2")
+
+    assert again == first
+    assert next_quarter != first
+
+
+def test_pseudonym_numbers_depend_on_secret_key(org, twelve_reps, settings):
+    with scope(organization=org):
+        before = pseudonym_numbers(period_key="2025-Q1")
+        settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789"
+        after = pseudonym_numbers(period_key="2025-Q1")
+
+    assert after != before
 
 
 def test_pseudonyms_do_not_change_with_names(org, member, other_rep):
     with scope(organization=org):
-        before = pseudonym_numbers()[other_rep.pk]
+        before = pseudonym_numbers(period_key="2025-Q1")[other_rep.pk]
     with scopes_disabled():
         other_rep.user.name = "Zoe Renamed"
         other_rep.user.save(update_fields=["name"])
     with scope(organization=org):
-        after = pseudonym_numbers()[other_rep.pk]
+        after = pseudonym_numbers(period_key="2025-Q1")[other_rep.pk]
 
     assert before == after
 
@@ -71,11 +100,11 @@ def test_rep_sees_pseudonym_on_leaderboard_page(client, pseudonymous, member, ot
         other_rep.user.save(update_fields=["name"])
     client.force_login(member.user)
 
-    body = client.get("/o/acme/leaderboard/", {"ranking": "absolute"}).content.decode()
+    body = client.get("/o/acme/leaderboard/", {"ranking": "absolute", "period": "2025-Q1"}).content.decode()
 
     assert "Olga Other" not in body
     with scope(organization=pseudonymous):
-        number = pseudonym_numbers()[other_rep.pk]
+        number = pseudonym_numbers(period_key="2025-Q1")[other_rep.pk]
     assert f"Rep {number}" in body
 
 
