@@ -21,6 +21,7 @@ ALLOWED = {
     ("spm/exports.py", "StreamingHttpResponse"): "streams the CSV downloads",
     ("pipelines/importers/formats.py", "openpyxl"): "reads uploaded XLSX files for the importers",
     ("goals/parsing.py", "openpyxl"): "reads uploaded XLSX quota files",
+    ("pipelines/importers/upload_checks.py", "openpyxl"): "checks that an uploaded XLSX file has data rows",
     ("goals/attainment_report.py", "csv.writer("): "text that `manage.py kpi_report` prints, not an HTTP response",
     ("dashboards/management/commands/kpi_report.py", "csv.writer("): "the command's CSV output on stdout",
 }
