@@ -214,6 +214,7 @@ def test_one_on_one_from_agenda_to_notes(
         )
 
     agenda, notes, action_titles = in_plain_thread(saved_rows)
-    assert agenda == [(text["conversion_title"], True), ("Send two references", False)]
+    # The generated item was saved with its label unchanged, so it stores no text and each reader sees its label.
+    assert agenda == [("", True), ("Send two references", False)]
     assert notes == [("private", "Check in again next week."), ("shared", "Agreed to qualify harder before proposals.")]
     assert action_titles == ["Review every open proposal"]
