@@ -17,13 +17,13 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import CENT, ImportSourceError, RowRejected
-from pipelines.models import MAX_MONEY_AMOUNT
 from pipelines.importers.formats import bytes_decode, delimiter_detect
 from pipelines.importers.upload_checks import (
     HEAD_BYTES,
     no_data_rows_error,
     table_head_check,
 )
+from pipelines.models import MAX_MONEY_AMOUNT
 
 GERMAN_DATE = re.compile(r"^(?P<day>\d{1,2})\.(?P<month>\d{1,2})\.(?P<year>\d{4})$")
 ISO_DATE = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})$")
