@@ -511,11 +511,22 @@ def quota_period_check(*, organization: Organization, period_kind: str, period_s
         raise ValidationError(_("Unknown period kind %(kind)s; use year, quarter or month.") % {"kind": period_kind})
     period = fiscal.period_containing(period_start, period_kind, organization.fiscal_year_start_month)
     if period.start != period_start:
+        # One sentence per kind, because German inflects the period's noun.
+        messages = {
+            QuotaPeriodKind.YEAR: _(
+                "%(day)s does not start a fiscal year; the fiscal year containing it starts on %(start)s."
+            ),
+            QuotaPeriodKind.QUARTER: _(
+                "%(day)s does not start a fiscal quarter; the fiscal quarter containing it starts on %(start)s."
+            ),
+            QuotaPeriodKind.MONTH: _(
+                "%(day)s does not start a fiscal month; the fiscal month containing it starts on %(start)s."
+            ),
+        }
         raise ValidationError(
-            _("%(day)s does not start a fiscal %(kind)s; the period containing it starts on %(start)s.")
+            messages[period_kind]
             % {
                 "day": date_format(period_start, "SHORT_DATE_FORMAT"),
-                "kind": period_kind,
                 "start": date_format(period.start, "SHORT_DATE_FORMAT"),
             }
         )
