@@ -4,9 +4,11 @@ import datetime as dt
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from goals.models import QuotaMetric, QuotaTemplate, Team, Territory
+from spm.date_limits import planning_range
 from spm.models import (
     TIME_ZONE_AREAS,
     LeaderboardPrivacy,
@@ -204,7 +206,37 @@ class TerritoryForm(BootstrapFormMixin, forms.Form):
         self.fields["parent"].queryset = Territory.objects.order_by("name")
 
 
-class MemberForm(BootstrapFormMixin, forms.Form):
+class PlannedDatesMixin:
+    """Form mixin that limits `planned_date_fields` to spm.date_limits.planning_range, in validation and in the date pickers.
+
+    A working day, assignment or leave far outside that range is a typing error, and years
+    such as 0001 or 9999 break the fiscal period arithmetic of the attainment pages.
+    """
+
+    planned_date_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.allowed_days = planning_range(timezone.localdate())
+        for name in self.planned_date_fields:
+            self.allowed_days.limit_widget(self.fields[name])
+
+    def clean(self):
+        cleaned_data = super().clean()
+        for name in self.planned_date_fields:
+            day = cleaned_data.get(name)
+            if day is None:
+                continue
+            try:
+                self.allowed_days.check(day)
+            except ValidationError as error:
+                self.add_error(name, error)
+        return cleaned_data
+
+
+class MemberForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
+    planned_date_fields = ("active_from", "active_to")
+
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
     active_from = forms.DateField(label=_("First working day"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     active_to = forms.DateField(label=_("Last working day"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -220,7 +252,8 @@ class MemberForm(BootstrapFormMixin, forms.Form):
         self.fields["ramp_schedule"].queryset = RampSchedule.objects.order_by("name")
 
 
-class AssignmentForm(BootstrapFormMixin, forms.Form):
+class AssignmentForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
+    planned_date_fields = ("valid_from",)
     team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("– no team –"))
     territory = forms.ModelChoiceField(
         label=_("Territory"), queryset=Territory.objects.none(), required=False, empty_label=_("– no territory –")
@@ -236,7 +269,8 @@ class AssignmentForm(BootstrapFormMixin, forms.Form):
         self.fields["territory"].queryset = Territory.objects.order_by("name")
 
 
-class LeaveForm(BootstrapFormMixin, forms.Form):
+class LeaveForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
+    planned_date_fields = ("starts_on", "ends_on")
     starts_on = forms.DateField(label=_("First day"), widget=forms.DateInput(attrs={"type": "date"}))
     ends_on = forms.DateField(label=_("Last day"), widget=forms.DateInput(attrs={"type": "date"}))
     reason = forms.CharField(label=_("Reason"), required=False, max_length=200)
