@@ -207,7 +207,7 @@ class TerritoryForm(BootstrapFormMixin, forms.Form):
 
 
 class PlannedDatesMixin:
-    """Form mixin that limits `planned_date_fields` to spm.date_limits.planning_range, in validation and in the date pickers.
+    """Form mixin that limits `planned_date_fields` to spm.date_limits.planning_range, in validation and date pickers.
 
     A working day, assignment or leave far outside that range is a typing error, and years
     such as 0001 or 9999 break the fiscal period arithmetic of the attainment pages.
