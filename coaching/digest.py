@@ -29,7 +29,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from coaching.skills.models import DigestSend, TrainingItem
-from dashboards.templatetags.spm_format import format_money, format_percent, format_value
+from dashboards.templatetags.spm_format import format_money, format_percent, format_value, period_name
 from goals.attainment import attainment_get
 from goals.models import ForecastPeriodKind, ForecastSettings, ForecastSubmission, QuotaLevel, QuotaMetric
 from spm.fiscal import QUARTER, Period, period_containing
@@ -225,7 +225,7 @@ def forecast_changes(*, organization: Organization, reps: list[Membership], peri
     for subject_id, calls in by_subject.items():
         latest = calls[0]
         change = ForecastChange(
-            period_label=period.label,
+            period_label=period_name(period),
             latest_commit=format_money(latest.commit_amount, currency),
             latest_best_case=format_money(latest.best_case_amount, currency),
             latest_on=_short_date(latest.submitted_at.astimezone(tz).date()),
@@ -234,7 +234,7 @@ def forecast_changes(*, organization: Organization, reps: list[Membership], peri
             previous = calls[1]
             difference = latest.commit_amount - previous.commit_amount
             change = ForecastChange(
-                period_label=period.label,
+                period_label=period_name(period),
                 latest_commit=change.latest_commit,
                 latest_best_case=change.latest_best_case,
                 latest_on=change.latest_on,
@@ -260,15 +260,15 @@ def _attainment_line(*, organization: Organization, member: Membership, period: 
     credited = row.credited if row is not None else Decimal(0)
     if row is None or row.attainment is None:
         return AttainmentLine(
-            period_label=period.label,
+            period_label=period_name(period),
             credited=format_money(credited, currency),
             quota="–",
             attainment="–",
             pacing="–",
-            reason=_("No revenue quota is set for you in %(period)s.") % {"period": period.label},
+            reason=_("No revenue quota is set for you in %(period)s.") % {"period": period_name(period)},
         )
     return AttainmentLine(
-        period_label=period.label,
+        period_label=period_name(period),
         credited=format_money(row.credited, currency),
         quota=format_money(row.quota, currency),
         attainment=format_percent(row.attainment),
@@ -286,7 +286,7 @@ def digest_build(*, organization: Organization, recipient: Membership, now: dt.d
         language=recipient_language(recipient),
         is_manager=recipient.role == Role.MANAGER,
         week_label=_short_date(monday),
-        period_label=quarter.label,
+        period_label=period_name(quarter),
     )
     digest.action_items = _action_items(recipient, today)
 

@@ -127,7 +127,7 @@ def test_rep_digest_in_english(org, week):
 
     message = message_to("rep@acme.example")
     assert message.subject == "SPM weekly digest for the week of 07/10/2017"
-    assert "Your attainment in 2017-Q3" in message.body
+    assert "Your attainment in Q3 FY 2017" in message.body
     assert "- Won revenue: €2,500.00" in message.body
     assert "- Quota: €10,000.00" in message.body
     assert "- Attainment: 25.0%" in message.body
@@ -152,6 +152,7 @@ def test_manager_digest_in_german(org, week, member, other_rep):
     assert "07.07.2017" in rep_section
     assert "03.07.2017" in rep_section
     assert "10.07.2017" in message.subject
+    assert "So stehen Ihre Vertriebsmitarbeitenden in Q3 GJ 2017 im Vergleich" in body
     assert "9.500,00\xa0€" in html_of(message)
 
 
@@ -168,6 +169,8 @@ def test_rep_without_quota_gets_reason(org, week):
 
     body = message_to("rep2@acme.example").body
     assert "Gewonnener Umsatz: 3.000,00\xa0€" in body
+    assert "Q3 GJ 2017" in body
+    assert "2017-Q3" not in body
     assert "- Zielerreichung:" not in body
 
 
