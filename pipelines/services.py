@@ -2,7 +2,6 @@
 
 import datetime as dt
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -16,6 +15,7 @@ from django.utils.translation import gettext
 
 from integrations.webhooks.events import deal_close_transitions_watch, deal_stage_changed_emit, import_finished_emit
 from pipelines.models import Deal, DealStageChange, DealStatus, Stage, StageKind
+from spm.currencies import is_currency_code
 from spm.models import AuditLog, Organization, User
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 CLOSED_KINDS = (StageKind.WON, StageKind.LOST)
 # Keeps `id IN (...)` lists well below SQLite's limit of bound parameters per statement.
 REFRESH_BATCH_SIZE = 900
-CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 
 # The tables an import writes for each counted entity. Stages and pipelines are not
 # counted; a deal import may add both.
@@ -224,7 +223,7 @@ def crm_import(
             % {"source": source, "choices": ", ".join(sorted(IMPORTERS))}
         )
     currency = (currency or organization.currency).upper()
-    if not CURRENCY_CODE.match(currency):
+    if not is_currency_code(currency):
         raise ImportSourceError(
             gettext("Currency %(currency)s is not a three-letter ISO code such as EUR or USD.") % {"currency": currency}
         )

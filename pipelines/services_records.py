@@ -68,8 +68,9 @@ from django.utils.translation import gettext
 
 from integrations.webhooks.events import import_finished_emit
 from pipelines.importers.record_writer import RecordError, RecordsImportResult, RecordsWriter
-from pipelines.services import CURRENCY_CODE, kpi_recompute_schedule
+from pipelines.services import kpi_recompute_schedule
 from spm.audit import IMPORT_FINISHED, audit_record
+from spm.currencies import is_currency_code
 from spm.models import Organization, User
 
 __all__ = ["RECORD_ENTITIES", "RecordError", "RecordsImportResult", "RecordsSourceError", "records_import"]
@@ -116,7 +117,7 @@ def records_import(
             % {"source": source}
         )
     currency = (currency or organization.currency).upper()
-    if not CURRENCY_CODE.match(currency):
+    if not is_currency_code(currency):
         raise RecordsSourceError(
             gettext("Currency %(currency)s is not a three-letter ISO code such as EUR or USD.") % {"currency": currency}
         )

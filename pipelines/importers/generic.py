@@ -40,6 +40,7 @@ from pipelines.importers.formats import (
 )
 from pipelines.importers.people import PeopleDirectory, Person
 from pipelines.models import StageKind
+from spm.currencies import is_currency_code
 from spm.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -235,8 +236,8 @@ class GenericImport:
         expected = parse_day(expected_text, column("expected_close_on"), date_order=self.date_order) if expected_text else None
 
         currency = (self.cell(row, "currency") or self.currency).strip().upper()
-        if len(currency) != 3 or not currency.isalpha():
-            raise RowRejected(column("currency") or "", currency, gettext_noop("not a three-letter ISO currency code"))
+        if not is_currency_code(currency):
+            raise RowRejected(column("currency") or "", currency, gettext_noop("not an ISO 4217 currency code; use a code such as EUR, CHF or USD"))
         amount_text = self.cell(row, "amount")
         amount = parse_money(amount_text, column("amount")) if amount_text else None
         close_day = closed_at.astimezone(self.time_zone).date() if closed_at else None

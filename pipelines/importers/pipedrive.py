@@ -66,6 +66,7 @@ from pipelines.importers.formats import (
 )
 from pipelines.importers.people import PeopleDirectory, Person
 from pipelines.models import Activity, ActivityKind, Deal, StageKind
+from spm.currencies import is_currency_code
 from spm.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -520,8 +521,8 @@ class PipedriveDealsImport:
             raise RowRejected("Deal - Creation date", row["Deal - Creation date"], gettext_noop("created after the deal was closed"))
 
         currency = (row.get("Deal - Currency of value", "") or self.currency).upper()
-        if len(currency) != 3 or not currency.isalpha():
-            raise RowRejected("Deal - Currency of value", currency, gettext_noop("not a three-letter ISO currency code"))
+        if not is_currency_code(currency):
+            raise RowRejected("Deal - Currency of value", currency, gettext_noop("not an ISO 4217 currency code; use a code such as EUR, CHF or USD"))
         amount_text = row.get("Deal - Value", "")
         amount = parse_money(amount_text, "Deal - Value") if amount_text else None
         base_amount = converter.convert(

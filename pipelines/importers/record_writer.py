@@ -56,7 +56,8 @@ from pipelines.models import (
     Product,
     StageKind,
 )
-from pipelines.services import CURRENCY_CODE, deal_close_state_refresh
+from pipelines.services import deal_close_state_refresh
+from spm.currencies import is_currency_code
 from spm.models import Membership, Organization, Role
 
 logger = logging.getLogger(__name__)
@@ -543,8 +544,8 @@ class RecordsWriter:
             closed_at = None
 
         currency = (text_value(record, "currency") or self.currency).upper()
-        if not CURRENCY_CODE.match(currency):
-            raise RowRejected("currency", currency, gettext_noop("not a three-letter ISO currency code"))
+        if not is_currency_code(currency):
+            raise RowRejected("currency", currency, gettext_noop("not an ISO 4217 currency code; use a code such as EUR, CHF or USD"))
         amount = money_value(record, "amount")
         close_day = closed_at.astimezone(self.time_zone).date() if closed_at else None
         base_amount = self.converter.convert(amount, currency, close_day, "amount", text_value(record, "amount"))

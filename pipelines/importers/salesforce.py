@@ -55,6 +55,7 @@ from pipelines.importers.formats import (
 )
 from pipelines.importers.people import PeopleDirectory, Person
 from pipelines.models import StageKind
+from spm.currencies import is_currency_code
 from spm.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -290,8 +291,8 @@ class SalesforceImport:
             created_at = moves[0].changed_at
 
         currency = (row.get(columns.get("currency", ""), "") or self.currency).strip().upper()
-        if len(currency) != 3 or not currency.isalpha():
-            raise RowRejected(columns.get("currency", "CurrencyIsoCode"), currency, gettext_noop("not a three-letter ISO currency code"))
+        if not is_currency_code(currency):
+            raise RowRejected(columns.get("currency", "CurrencyIsoCode"), currency, gettext_noop("not an ISO 4217 currency code; use a code such as EUR, CHF or USD"))
         amount_text = row.get(columns.get("amount", ""), "")
         amount = parse_money(amount_text, columns["amount"]) if amount_text else None
         close_day = None
