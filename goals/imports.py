@@ -39,6 +39,11 @@ logger = logging.getLogger(__name__)
 QUOTA_COLUMNS = ("level", "name", "period", "metric", "target")
 PEOPLE_COLUMNS = ("name", "email")
 LEVEL_WORDS = {"rep": "rep", "team": "team", "territory": "territory", "vertrieb": "rep", "gebiet": "territory"}
+# Per-level sentences, because German needs the level's own noun and article ("kein Team", "kein Gebiet").
+NOT_FOUND_BY_NAME = {
+    "team": gettext_noop("no team with this name"),
+    "territory": gettext_noop("no territory with this name"),
+}
 ROLE_WORDS = {
     "admin": Role.ADMIN,
     "administrator": Role.ADMIN,
@@ -113,7 +118,7 @@ class _SubjectIndex:
             raise RowRejected("name", name, gettext_noop("no member with this e-mail address or name"))
         found = (self.teams if level == "team" else self.territories).get(key)
         if found is None:
-            raise RowRejected("name", name, gettext_noop("no %(level)s with this name"), level=level)
+            raise RowRejected("name", name, NOT_FOUND_BY_NAME[level])
         return found
 
 

@@ -568,10 +568,13 @@ def quota_update(
     subject_model = {"rep": Membership, "team": Team, "territory": Territory}[level]
     subject = subject_model.objects.filter(organization=organization, pk=subject_id).first()
     if subject is None:
-        raise ValidationError(
-            _("No %(level)s with id %(id)s in this organization; pick a row of the editor.")
-            % {"level": level, "id": subject_id}
-        )
+        # One sentence per level, because German needs the level's own noun and article.
+        not_found = {
+            "rep": _("No rep with id %(id)s in this organization; pick a row of the editor."),
+            "team": _("No team with id %(id)s in this organization; pick a row of the editor."),
+            "territory": _("No territory with id %(id)s in this organization; pick a row of the editor."),
+        }[level]
+        raise ValidationError(not_found % {"id": subject_id})
     lookup = {
         "organization": organization,
         "level": level,

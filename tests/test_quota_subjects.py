@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 from django_scopes import scope, scopes_disabled
 
 from goals import forms, services
@@ -154,3 +155,21 @@ def test_template_apply_rejects_manager(admin_client, org, manager_member, membe
 
     assert f"Select a valid choice. {manager_member.pk} is not one of the available choices." in response.content.decode()
     assert rep_quotas(org) == []
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [
+        ("rep", "Kein/e Vertriebsmitarbeiter/in mit der ID 999999 in dieser Organisation; wählen Sie eine Zeile des Editors."),
+        ("team", "Kein Team mit der ID 999999 in dieser Organisation; wählen Sie eine Zeile des Editors."),
+        ("territory", "Kein Gebiet mit der ID 999999 in dieser Organisation; wählen Sie eine Zeile des Editors."),
+    ],
+)
+def test_service_unknown_subject_named_by_level_in_german(org, level, expected):
+    with scope(organization=org), translation.override("de"), pytest.raises(ValidationError) as error:
+        services.quota_update(
+            organization=org, actor=None, level=level, subject_id=999999, period_kind="quarter",
+            period_start=Q1, metric="won_revenue", target=Decimal(5),
+        )  # fmt: skip
+
+    assert error.value.messages == [expected]

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.utils import translation
 from django_scopes import scope, scopes_disabled
 
 from goals.imports import quota_import
@@ -210,3 +211,20 @@ def test_upload_for_other_org_finds_no_people(org, other_org, member):
 
     assert result.created == 0
     assert result.errors[0].column == "name"
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", ["no team with this name", "no territory with this name"]),
+        ("de", ["kein Team mit diesem Namen", "kein Gebiet mit diesem Namen"]),
+    ],
+)
+def test_unknown_team_or_territory_named_by_level(org, member, language, expected):
+    text = "level;name;period;metric;target\nteam;Nowhere;2017;won_deals;3\nterritory;Nowhere;2017;won_deals;3\n"
+
+    result = upload(org, text)
+
+    with translation.override(language):
+        reasons = [str(error.reason) for error in result.errors]
+    assert reasons == expected
