@@ -81,10 +81,12 @@ def _period_from_request(request, data) -> tuple:
     errors += [message for field_errors in form.errors.values() for message in field_errors]
     default = forecast_period_default(organization, today)
     if period is not None and period.kind != default.kind:
-        errors.append(
-            _("The forecast runs per %(kind)s; %(value)s is not one, so %(default)s is shown.")
-            % {"kind": ForecastPeriodKind(default.kind).label, "value": period_name(period), "default": period_name(default)}
-        )
+        # One sentence per kind, because a kind label inside a sentence reads wrong ("per Quarter").
+        if default.kind == ForecastPeriodKind.MONTH:
+            wrong_kind = _("The forecast runs by month. %(value)s is not a month, so %(default)s is shown.")
+        else:
+            wrong_kind = _("The forecast runs by quarter. %(value)s is not a quarter, so %(default)s is shown.")
+        errors.append(wrong_kind % {"value": period_name(period), "default": period_name(default)})
         period = None
     return period or default, errors, today
 

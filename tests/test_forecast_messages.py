@@ -8,8 +8,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
 from django_scopes import scope, scopes_disabled
 
+from dashboards.templatetags.spm_format import period_name
 from goals.forecasts import rollup
-from goals.models import ForecastSubmission
+from goals.models import ForecastSettings, ForecastSubmission
 from spm.fiscal import fiscal_quarter, period_containing
 
 Q2 = fiscal_quarter(2017, 2, 1)
@@ -87,4 +88,47 @@ def test_wrong_period_kind_named_readably(client, org, member):
 
     body = client.get("/o/acme/forecast/", {"period": "2017"}).content.decode()
 
-    assert "The forecast runs per Quarter; FY 2017 is not one, so Q" in body
+    assert "The forecast runs by quarter. FY 2017 is not a quarter, so Q" in body
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "The forecast runs by quarter. December 2026 is not a quarter, so {default} is shown."),
+        ("de", "Der Forecast läuft nach Quartalen. Dezember 2026 ist kein Quartal, daher wird {default} angezeigt."),
+    ],
+)
+def test_submit_month_in_quarter_forecast_rejected(client, org, member, language, expected):
+    with scopes_disabled():
+        org.fiscal_year_start_month = 1
+        org.save(update_fields=["fiscal_year_start_month"])
+        member.user.language = language
+        member.user.save(update_fields=["language"])
+    client.force_login(member.user)
+    current_quarter = period_containing(timezone.localtime(timezone.now(), org.tzinfo).date(), "quarter", 1)
+    with translation.override(language):
+        default = period_name(current_quarter)
+
+    response = client.post(
+        "/o/acme/forecast/submit/",
+        {"subject": member.pk, "period": "2026-12", "commit_amount": "1", "best_case_amount": "2"},
+    )
+    body = client.get(response["Location"]).content.decode()
+
+    assert expected.format(default=default) in body
+    assert "per Quarter" not in body
+    with scopes_disabled():
+        assert ForecastSubmission.objects.count() == 0
+
+
+def test_quarter_in_monthly_forecast_rejected(client, org, member):
+    with scopes_disabled():
+        ForecastSettings.objects.create(organization=org, period_kind="month")
+    client.force_login(member.user)
+    current_month = period_containing(timezone.localtime(timezone.now(), org.tzinfo).date(), "month", org.fiscal_year_start_month)
+    with translation.override("en"):
+        default = period_name(current_month)
+
+    body = client.get("/o/acme/forecast/", {"period": "2017-Q2"}).content.decode()
+
+    assert f"The forecast runs by month. Q2 FY 2017 is not a month, so {default} is shown." in body
