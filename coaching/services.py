@@ -83,7 +83,7 @@ def one_on_one_create(
             action=ONE_ON_ONE_CREATED,
             object_type="one_on_one",
             object_id=one_on_one.pk,
-            after={**_one_on_one_state(one_on_one), "agenda": [item.display_title for item in items]},
+            after={**_one_on_one_state(one_on_one), "agenda": [_agenda_audit_entry(item) for item in items]},
         )
 
     logger.info(
@@ -151,7 +151,7 @@ def agenda_refresh(*, one_on_one: OneOnOne, actor: Membership, now: dt.datetime 
         if not items:
             return 0
         AgendaItem.objects.bulk_create(items)
-        _audit(actor, AGENDA_CHANGED, "one_on_one", one_on_one.pk, after={"added": [item.display_title for item in items]})
+        _audit(actor, AGENDA_CHANGED, "one_on_one", one_on_one.pk, after={"added": [_agenda_audit_entry(item) for item in items]})
     logger.info(
         "1:1 agenda refreshed organization_id=%s one_on_one_id=%s added=%s", one_on_one.organization_id, one_on_one.pk, len(items)
     )
@@ -385,6 +385,17 @@ def _one_on_one_state(one_on_one: OneOnOne) -> dict:
         "period": one_on_one.period_label,
         "status": str(one_on_one.status),
     }
+
+
+def _agenda_audit_entry(item: AgendaItem) -> str | dict:
+    """Return an agenda item for the audit log: the typed text, or a signal's label parameters.
+
+    The audit page renders a signal's label in the reader's language from `metric` and
+    `label_params`; `title` is the label in the language of the person who wrote the row.
+    """
+    if item.title or not item.signal or "label_params" not in item.signal:
+        return item.title
+    return {"metric": item.signal.get("metric", ""), "label_params": item.signal["label_params"], "title": item.display_title}
 
 
 def _action_item_state(item: ActionItem) -> dict:

@@ -94,6 +94,31 @@ FIELD_LABELS = {
     "message": _("Message"),
     "snapshots_renamed": _("KPI snapshots renamed"),
     "calendar_feeds_deleted": _("Calendar feeds deleted"),
+    "created": _("Created"),
+    "updated": _("Updated"),
+    "unchanged": _("Unchanged"),
+    "deals_recomputed": _("Deals recomputed"),
+    "currency": _("Currency"),
+    "duration_seconds": _("Duration (seconds)"),
+    "valid_from": _("Valid from"),
+    "leave_id": _("Leave"),
+    "starts_on": _("First day"),
+    "ends_on": _("Last day"),
+    "order": _("Order"),
+}
+# Keys that audit rows store but the page does not show: `path` is a folder on the server.
+HIDDEN_KEYS = {"path"}
+# Names of the entities whose counts an import stores in `counts`.
+ENTITY_LABELS = {
+    "pipelines": _("Pipelines"),
+    "people": _("People"),
+    "teams": _("Teams"),
+    "territories": _("Territories"),
+    "accounts": _("Accounts"),
+    "products": _("Products"),
+    "deals": _("Deals"),
+    "stage_changes": _("Stage changes"),
+    "activities": _("Activities"),
 }
 # Models whose __str__ is a name built from their own row. Other models show `#id`, because
 # Django's default `Model object (id)` is no name and some __str__ methods read related rows.
@@ -122,6 +147,7 @@ NAMED_BY_STR = {
     "crm_sync.CrmConnection",
 }
 UNDEFINED = "–"
+COUNT_NAMES = ("created", "updated", "unchanged", "deleted", "rejected")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _DECIMAL = re.compile(r"^-?\d+\.\d+$")
@@ -198,6 +224,7 @@ def audit_changes(before, after, *, model: type[models.Model] | None = None, for
     before = before if isinstance(before, dict) else {}
     after = after if isinstance(after, dict) else {}
     keys = list(before) + [key for key in after if key not in before]
+    keys = [key for key in keys if key not in HIDDEN_KEYS]
     changes = []
     for key in keys:
         field = _model_field(model, key)
@@ -253,10 +280,22 @@ def _object_label(entry: AuditLog, names: "_NameIndex") -> str:
         type_label = str(OBJECT_TYPE_LABELS.get(entry.object_type, entry.object_type))
     if not entry.object_id:
         return type_label
+    if model is None and not entry.object_id.isdigit():
+        # Types without a model store a name as their id: a file name, or an import's source.
+        if entry.object_type == "import":
+            return f"{type_label} {_import_source_label(entry.object_id)}"
+        return f"{type_label} {entry.object_id}"
     name = names.name(model, int(entry.object_id)) if model is not None and entry.object_id.isdigit() else None
     if name is None:
         return f"{type_label} #{entry.object_id}"
     return f"{type_label} {name}"
+
+
+def _import_source_label(source: str) -> str:
+    """Return the display name of an import source; a source that is no ImportSource value stays as stored."""
+    from pipelines.models import ImportSource
+
+    return str(dict(ImportSource.choices).get(source, source))
 
 
 def _kind(before, after) -> str:
@@ -290,10 +329,14 @@ class _ValueFormatter:
             return self._reason(value)
         if key == "period" and isinstance(value, str):
             return self._period(value)
+        if key == "counts" and isinstance(value, dict):
+            return self._entity_counts(value)
         if field is not None:
             formatted = self._field_value(field, value)
             if formatted is not None:
                 return formatted
+        elif key == "source" and isinstance(value, str):
+            return _import_source_label(value)
         return self._plain(value)
 
     def _field_value(self, field: models.Field, value: Any) -> str | None:
@@ -324,10 +367,12 @@ class _ValueFormatter:
             return _yes_no(value)
         if isinstance(value, int):
             return number_format(value, force_grouping=True)
+        if isinstance(value, float):
+            return number_format(value, force_grouping=True)
         if isinstance(value, list):
             return ", ".join(self._plain(item) for item in value) or UNDEFINED
         if isinstance(value, dict):
-            return json.dumps(value, ensure_ascii=False)
+            return self._mapping(value)
         text = str(value)
         if _ISO_DATE.match(text):
             return self._date(text) or text
@@ -336,6 +381,29 @@ class _ValueFormatter:
         if _DECIMAL.match(text):
             return number_format(Decimal(text), decimal_pos=len(text.split(".")[1]), force_grouping=True)
         return text
+
+    def _mapping(self, value: dict) -> str:
+        """Format a dict: an agenda label from a signal in the active language, else `key: value` pairs."""
+        if "metric" in value and "label_params" in value:
+            from coaching.signal_labels import metric_label
+
+            return metric_label(value["metric"], value["label_params"])
+        return "; ".join(f"{_field_label(None, str(key))}: {self._plain(item)}" for key, item in value.items()) or UNDEFINED
+
+    def _entity_counts(self, counts: dict) -> str:
+        """Format an import's counts per entity, e.g. `People: 3 created, 1 updated, 0 unchanged, 0 rejected`."""
+        parts = []
+        for entity, numbers in counts.items():
+            label = str(ENTITY_LABELS.get(entity, entity))
+            if not isinstance(numbers, dict):
+                parts.append(f"{label}: {self._plain(numbers)}")
+                continue
+            values = {name: number_format(numbers.get(name) or 0, force_grouping=True) for name in COUNT_NAMES}
+            text = gettext("%(created)s created, %(updated)s updated, %(unchanged)s unchanged, %(rejected)s rejected") % values
+            if numbers.get("deleted"):
+                text += ", " + gettext("%(deleted)s deleted") % {"deleted": values["deleted"]}
+            parts.append(f"{label}: {text}")
+        return "; ".join(parts) or UNDEFINED
 
     def _date(self, text: str) -> str | None:
         try:
