@@ -10,6 +10,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import logging
 import re
 import zipfile
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -24,6 +25,8 @@ from pipelines.importers.upload_checks import (
     table_head_check,
 )
 from pipelines.models import MAX_MONEY_AMOUNT
+
+logger = logging.getLogger(__name__)
 
 GERMAN_DATE = re.compile(r"^(?P<day>\d{1,2})\.(?P<month>\d{1,2})\.(?P<year>\d{4})$")
 ISO_DATE = re.compile(r"^(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})$")
@@ -108,9 +111,10 @@ def _read_xlsx(data: bytes, file_name: str) -> tuple[list[str], list[tuple[int, 
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, InvalidFileException) as error:
+        # openpyxl's text is English and technical, so it goes to the log and not into the message.
+        logger.warning("Opening XLSX workbook failed file=%s error=%r", file_name, error)
         raise ImportSourceError(
-            gettext("File %(file)s is not a readable XLSX workbook (%(error)s); save it again from Excel.")
-            % {"file": file_name, "error": error}
+            gettext("File %(file)s is not a readable XLSX workbook; save it again from Excel.") % {"file": file_name}
         ) from None
     sheet = workbook.worksheets[0]
     rows_iter = sheet.iter_rows(values_only=True)

@@ -10,7 +10,8 @@ are accepted:
   value for B is rejected. Cells "N/A" or blank mean no rate that day.
 - A plain `currency,date,rate` list whose rates are already base units per 1 unit.
 
-Both shapes reject, row by row, a currency that is no ISO 4217 code, a date that repeats
+Both shapes reject, row by row, a currency that is no ISO 4217 code, a date outside
+spm.date_limits.planning_range (01.01.2000 to 5 years after today), a date that repeats
 an earlier row's (for the list: the same currency and date), and a rate that is not
 positive or, rounded to 8 places, lies outside 0.00000001 to 1,000,000,000 (MAX_RATE).
 The list also rejects a row for the base currency, whose rate is always 1.
@@ -42,6 +43,7 @@ from pipelines.importers.upload_checks import no_data_rows_error, table_file_che
 from pipelines.models import Deal, DealStatus, ExchangeRate
 from pipelines.services import kpi_recompute_schedule
 from spm.currencies import is_currency_code
+from spm.date_limits import DateRange, planning_range
 from spm.models import AuditLog, Organization, User
 
 logger = logging.getLogger(__name__)
@@ -56,22 +58,42 @@ MISSING_MARKS = ("", "N/A", "NA", "-")
 
 
 def exchange_rates_parse(
-    *, path: Path, base_currency: str, date_order: str = ""
+    *, path: Path, base_currency: str, today: dt.date | None = None, date_order: str = ""
 ) -> tuple[dict[tuple[str, dt.date], Decimal], list[RowError]]:
     """Read a rate file into {(currency, valid_from): base units per 1 unit} and the rejected rows.
 
+    Dates must lie in planning_range(`today`), where `today` is the organization's local
+    date (default: today in the active time zone).
     `date_order` ("dmy", "mdy" or "") is how slashed dates are read, as in `parse_day`.
     """
     table_file_check(path)
     table = table_read(path)
     lowered = {name.strip().lower(): name for name in table.header}
+    allowed_days = planning_range(today or timezone.localdate())
     if {"currency", "date", "rate"} <= lowered.keys():
-        return _rate_list_parse(table, lowered, base_currency=base_currency, date_order=date_order)
-    return _ecb_parse(table, lowered, base_currency=base_currency, date_order=date_order)
+        return _rate_list_parse(
+            table, lowered, base_currency=base_currency, allowed_days=allowed_days, date_order=date_order
+        )
+    return _ecb_parse(table, lowered, base_currency=base_currency, allowed_days=allowed_days, date_order=date_order)
+
+
+def _day_checked(text: str, column: str, *, allowed_days: DateRange, date_order: str) -> dt.date:
+    """Return the date in `text`, rejecting it unless it lies in `allowed_days`."""
+    day = parse_day(text, column, date_order=date_order)
+    if not allowed_days.contains(day):
+        raise RowRejected(
+            column,
+            text,
+            gettext_noop("%(value)s is outside the allowed range; enter a date from %(earliest)s to %(latest)s."),
+            value=day,
+            earliest=allowed_days.earliest,
+            latest=allowed_days.latest,
+        )
+    return day
 
 
 def _rate_list_parse(
-    table: Table, lowered: dict[str, str], *, base_currency: str, date_order: str
+    table: Table, lowered: dict[str, str], *, base_currency: str, allowed_days: DateRange, date_order: str
 ) -> tuple[dict[tuple[str, dt.date], Decimal], list[RowError]]:
     if not table.rows:
         raise no_data_rows_error(table.file_name)
@@ -88,7 +110,7 @@ def _rate_list_parse(
                     row[currency_column],
                     gettext_noop("the base currency needs no rate, because its rate is always 1; remove the row"),
                 )
-            day = parse_day(row[date_column], date_column, date_order=date_order)
+            day = _day_checked(row[date_column], date_column, allowed_days=allowed_days, date_order=date_order)
             rate = _rate_checked(parse_decimal(row[rate_column], rate_column), rate_column, row[rate_column])
             if (currency, day) in first_lines:
                 raise RowRejected(
@@ -106,7 +128,7 @@ def _rate_list_parse(
 
 
 def _ecb_parse(
-    table: Table, lowered: dict[str, str], *, base_currency: str, date_order: str
+    table: Table, lowered: dict[str, str], *, base_currency: str, allowed_days: DateRange, date_order: str
 ) -> tuple[dict[tuple[str, dt.date], Decimal], list[RowError]]:
     date_column = lowered.get("date")
     currencies = [
@@ -138,7 +160,7 @@ def _ecb_parse(
     first_lines: dict[dt.date, int] = {}
     for line, row in table.rows:
         try:
-            day = parse_day(row[date_column], date_column, date_order=date_order)
+            day = _day_checked(row[date_column], date_column, allowed_days=allowed_days, date_order=date_order)
             if day in first_lines:
                 raise RowRejected(
                     date_column, row[date_column], gettext_noop("repeats line %(line)d; keep one of them"), line=first_lines[day]
@@ -217,7 +239,12 @@ def exchange_rates_import(
     written. Messages and rejected rows name the file by `path.name`. Returns
     {"created", "updated", "unchanged", "deals_recomputed", "errors"}.
     """
-    rates, errors = exchange_rates_parse(path=path, base_currency=organization.currency, date_order=date_order)
+    rates, errors = exchange_rates_parse(
+        path=path,
+        base_currency=organization.currency,
+        today=timezone.localdate(timezone=organization.tzinfo),
+        date_order=date_order,
+    )
 
     with transaction.atomic():
         existing = {

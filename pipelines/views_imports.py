@@ -14,9 +14,10 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
+from dashboards.templatetags.spm_format import format_number
 from pipelines.forms import ExchangeRateUploadForm, ImportMappingForm, ImportUploadForm
 from pipelines.importers.base import ImportSourceError
 from pipelines.importers.generic import generic_table_find
@@ -197,20 +198,22 @@ def exchange_rates_upload(request, org_slug):
     except ImportSourceError as error:
         messages.error(request, str(error))
         return redirect("import_list", org_slug=org_slug)
-    messages.success(
-        request,
-        gettext(
-            "Exchange rates: %(created)d new, %(updated)d changed, %(unchanged)d unchanged, %(rejected)d rows rejected; "
-            "%(deals)d deals converted again."
-        )
-        % {
-            "created": outcome["created"],
-            "updated": outcome["updated"],
-            "unchanged": outcome["unchanged"],
-            "rejected": len(outcome["errors"]),
-            "deals": outcome["deals_recomputed"],
-        },
-    )
+    messages.success(request, _rates_summary(outcome))
     for error in outcome["errors"][:10]:
         messages.warning(request, str(error))
     return redirect(reverse("import_list", kwargs={"org_slug": org_slug}))
+
+
+def _rates_summary(outcome: dict) -> str:
+    """Return the message after a rate upload, each count with its own singular or plural form."""
+    created, updated, unchanged = outcome["created"], outcome["updated"], outcome["unchanged"]
+    rejected, deals = len(outcome["errors"]), outcome["deals_recomputed"]
+    parts = {
+        "created": ngettext("%(count)s new", "%(count)s new", created) % {"count": format_number(created)},
+        "updated": ngettext("%(count)s changed", "%(count)s changed", updated) % {"count": format_number(updated)},
+        "unchanged": ngettext("%(count)s unchanged", "%(count)s unchanged", unchanged) % {"count": format_number(unchanged)},
+        "rejected": ngettext("%(count)s row rejected", "%(count)s rows rejected", rejected) % {"count": format_number(rejected)},
+        "deals": ngettext("%(count)s deal converted again", "%(count)s deals converted again", deals)
+        % {"count": format_number(deals)},
+    }
+    return gettext("Exchange rates: %(created)s, %(updated)s, %(unchanged)s, %(rejected)s; %(deals)s.") % parts

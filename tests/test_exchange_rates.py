@@ -5,6 +5,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 from django_scopes import scope, scopes_disabled
 
 from pipelines.importers.base import ImportSourceError
@@ -324,3 +325,78 @@ def test_import_rates_command_date_order(org, tmp_path, date_order, valid_from):
 
     with scope(organization=org):
         assert list(ExchangeRate.objects.values_list("valid_from", flat=True)) == [valid_from]
+
+
+RATES_TODAY = dt.date(2026, 12, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("2000-01-01", True),
+        ("1999-12-31", False),
+        ("2031-12-05", True),
+        ("2031-12-06", False),
+        ("2099-01-01", False),
+    ],
+)
+def test_rate_list_date_range(tmp_path, text, accepted):
+    path = write(tmp_path, f"currency;date;rate\nUSD;{text};1,1\n")
+
+    rates, errors = exchange_rates_parse(path=path, base_currency="EUR", today=RATES_TODAY)
+
+    assert (len(rates), len(errors)) == ((1, 0) if accepted else (0, 1))
+
+
+def test_rate_list_far_future_date_message(tmp_path):
+    path = write(tmp_path, "currency;date;rate\nUSD;2099-01-01;1,1\nCHF;2026-01-02;0,95\n")
+
+    with translation.override("de"):
+        rates, errors = exchange_rates_parse(path=path, base_currency="EUR", today=RATES_TODAY)
+        shown = [str(error) for error in errors]
+
+    assert rates == {("CHF", dt.date(2026, 1, 2)): Decimal("0.95000000")}
+    assert shown == [
+        "rates.csv Zeile 2, Spalte date, Wert '2099-01-01': 01.01.2099 liegt außerhalb des zulässigen Bereichs; "
+        "geben Sie ein Datum vom 01.01.2000 bis 05.12.2031 ein."
+    ]
+
+
+def test_ecb_far_future_row_rejected(tmp_path):
+    text = "Date,USD\n2099-01-01,1.25\n2026-03-10,1.25\n"
+
+    rates, errors = exchange_rates_parse(path=write(tmp_path, text), base_currency="EUR", today=RATES_TODAY)
+
+    assert rates == {("USD", dt.date(2026, 3, 10)): Decimal("0.80000000")}
+    assert [(error.line, error.column, error.value) for error in errors] == [(2, "Date", "2099-01-01")]
+
+
+def test_rates_upload_rejects_far_future_date(org, admin_member, client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.force_login(admin_member.user)
+
+    messages = rates_upload(client, "rates.csv", "currency;date;rate\nUSD;2099-01-01;1,1\n", "en")
+
+    assert messages[0] == "Exchange rates: 0 new, 0 changed, 0 unchanged, 1 row rejected; 0 deals converted again."
+    assert messages[1].startswith("rates.csv line 2, column date, value '2099-01-01': 01/01/2099 is outside the allowed range")
+    with scope(organization=org):
+        assert ExchangeRate.objects.count() == 0
+
+
+def test_rates_upload_summary_singular(org, admin_member, client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.force_login(admin_member.user)
+    text = "currency;date;rate\nUSD;2025-03-01;0,9\nXXX1;2025-03-01;1\n"
+
+    messages = rates_upload(client, "rates.csv", text, "en")
+
+    assert messages[0] == "Exchange rates: 1 new, 0 changed, 0 unchanged, 1 row rejected; 0 deals converted again."
+
+
+def test_rates_summary_one_deal():
+    from pipelines.views_imports import _rates_summary
+
+    outcome = {"created": 1, "updated": 1, "unchanged": 1, "errors": [], "deals_recomputed": 1}
+
+    with translation.override("en"):
+        assert _rates_summary(outcome) == "Exchange rates: 1 new, 1 changed, 1 unchanged, 0 rows rejected; 1 deal converted again."

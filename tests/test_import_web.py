@@ -212,7 +212,28 @@ def test_progress_fragment_stops_polling_when_done(org, admin_client):
     run = make_run(org, status=ImportRunStatus.SUCCEEDED, progress_done=1000, progress_total=1000)
     fragment = admin_client.get(f"/o/acme/imports/{run.pk}/progress/", HTTP_HX_REQUEST="true").content.decode()
     assert "hx-trigger" not in fragment
-    assert 'value="100"' in fragment
+    assert "<progress" not in fragment
+
+
+@pytest.mark.parametrize("status", [ImportRunStatus.PREVIEWED, ImportRunStatus.SUCCEEDED, ImportRunStatus.FAILED])
+def test_finished_run_has_no_progress_bar(org, admin_client, status):
+    run = make_run(org, status=status, progress_done=0, progress_total=0)
+
+    page = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+
+    assert "<progress" not in page
+    assert " %</span>" not in page
+    assert "data-progress-text" not in page
+
+
+def test_running_run_shows_percent_once(org, admin_client):
+    run = make_run(org, status=ImportRunStatus.RUNNING, progress_done=400, progress_total=1000)
+
+    page = admin_client.get(f"/o/acme/imports/{run.pk}/").content.decode()
+
+    assert page.count("40 %") == 1
+    assert 'value="40"' in page
+    assert 'aria-label="Import progress"' in page
 
 
 def test_imports_list_shows_progress(org, admin_client):

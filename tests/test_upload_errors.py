@@ -456,3 +456,32 @@ def test_calendar_names_line_without_colon(org, member, client):
     assert messages == [
         "bad.ics: Line 3 of the calendar file is not an iCalendar line of the form NAME:value: this is no property"
     ]
+
+
+# The ZIP signature makes these bytes look like a workbook, but the archive is cut off.
+BROKEN_WORKBOOK = b"PK\x03\x04garbage"
+BROKEN_WORKBOOK_MESSAGE = "File p.xlsx is not a readable XLSX workbook; save it again from Excel."
+
+
+@pytest.mark.parametrize("kind", ["people", "quotas", "rates"])
+def test_broken_workbook_message_without_library_text(org, admin_member, client, settings, tmp_path, caplog, kind):
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(admin_member.user)
+
+    status, errors = upload_error(client, kind, "p.xlsx", BROKEN_WORKBOOK)
+
+    assert errors == [BROKEN_WORKBOOK_MESSAGE]
+    assert "File is not a zip file" in caplog.text
+
+
+def test_broken_deal_workbook_message_without_library_text(tmp_path, caplog):
+    from pipelines.importers.formats import table_read
+
+    path = tmp_path / "p.xlsx"
+    path.write_bytes(BROKEN_WORKBOOK)
+
+    with pytest.raises(ImportSourceError) as raised:
+        table_read(path)
+
+    assert str(raised.value) == BROKEN_WORKBOOK_MESSAGE
+    assert "File is not a zip file" in caplog.text

@@ -15,6 +15,7 @@ text, a number or date column rejects them, and `csv_safe_cell` escapes them on 
 import codecs
 import csv
 import datetime as dt
+import logging
 import re
 import zipfile
 import zoneinfo
@@ -27,6 +28,8 @@ from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import ImportSourceError, RowRejected
 from pipelines.models import MAX_MONEY_AMOUNT
+
+logger = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
 # The message id writes out MAX_MONEY_AMOUNT in English notation (a test checks that they agree),
@@ -264,8 +267,10 @@ def _xlsx_read(path: Path, *, sheet: str | None) -> Table:
     try:
         workbook = load_workbook(path, read_only=True, data_only=False)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        # openpyxl's text is English and technical, so it goes to the log and not into the message.
+        logger.warning("Opening XLSX workbook failed file=%s error=%r", path.name, error)
         raise ImportSourceError(
-            gettext("File %(file)s is not a readable XLSX workbook (%(error)s).") % {"file": path.name, "error": error}
+            gettext("File %(file)s is not a readable XLSX workbook; save it again from Excel.") % {"file": path.name}
         ) from None
     try:
         worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
