@@ -243,6 +243,20 @@ def test_imports_list_shows_progress(org, admin_client):
     assert "Importing" in page
 
 
+@pytest.mark.parametrize(
+    "status", [ImportRunStatus.PREVIEWED, ImportRunStatus.SUCCEEDED, ImportRunStatus.FAILED]
+)
+def test_imports_list_shows_no_progress_of_finished_run(org, admin_client, status):
+    """A checked, imported or failed run shows its status only; 0 % after a dry run read as if nothing had run."""
+    run = make_run(org, status=status)
+
+    page = admin_client.get("/o/acme/imports/").content.decode()
+    row = page.split(f'data-run-id="{run.pk}"')[1].split("</tr>")[0]
+
+    assert row.rstrip().endswith('<td class="num">–</td>\n          <td class="num">0</td>')
+    assert " %" not in row
+
+
 @pytest.mark.parametrize("suffix", ["", "{pk}/", "{pk}/progress/", "{pk}/rejected.csv", "{pk}/mapping/"])
 def test_non_admins_get_404(org, client, manager_member, member, suffix):
     run = make_run(org, status=ImportRunStatus.PREVIEWED)
