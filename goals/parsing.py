@@ -6,7 +6,6 @@ both those and the English forms and raise `RowRejected` (from the CRM import
 core) naming the column, the value and the expected form.
 """
 
-import codecs
 import csv
 import datetime as dt
 import io
@@ -60,12 +59,7 @@ def read_table(data: bytes, file_name: str, *, required: tuple[str, ...] = ()) -
 
 
 def _decode(data: bytes, file_name: str) -> str:
-    try:
-        text, _encoding = bytes_decode(data, file_name)
-    except UnicodeDecodeError:
-        # bytes_decode reads a file with a UTF-8 byte order mark as UTF-8 only; without the
-        # mark, the rest gets the Windows-1252 fallback (or its error) like any other file.
-        text, _encoding = bytes_decode(data[len(codecs.BOM_UTF8) :], file_name)
+    text, _encoding = bytes_decode(data, file_name)
     return text
 
 

@@ -78,10 +78,12 @@ def bytes_decode(data: bytes, file_name: str) -> tuple[str, str]:
     among many: a file that is not valid UTF-8 was in practice written by Excel on
     Windows. Its five unmapped bytes (0x81, 0x8D, 0x8F, 0x90, 0x9D) fail the import.
     """
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8"), "utf-8-sig"
+    utf8_name = "utf-8"
+    if data.startswith(codecs.BOM_UTF8):
+        # A byte order mark followed by invalid UTF-8 gets the Windows-1252 fallback like any other file.
+        data, utf8_name = data[len(codecs.BOM_UTF8) :], "utf-8-sig"
     try:
-        return data.decode("utf-8"), "utf-8"
+        return data.decode("utf-8"), utf8_name
     except UnicodeDecodeError:
         pass
     try:
