@@ -391,7 +391,7 @@ def _agenda_audit_entry(item: AgendaItem) -> str | dict:
     """Return an agenda item for the audit log: the typed text, or a signal's label parameters.
 
     The audit page renders a signal's label in the reader's language from `metric` and
-    `label_params`; `title` is the label in the language of the person who wrote the row.
+    `label_params`. `title` is the label in the language of the person who wrote the row.
     """
     if item.title or not item.signal or "label_params" not in item.signal:
         return item.title

@@ -1,9 +1,8 @@
 """Names of the coaching signal metrics, rendered in the active language.
 
-A label is built from the metric and language-neutral parameters (the names of a
-stage, of the next stage and of the pipeline, which are data and stay as typed), so an
-agenda item generated from a signal stores those and every reader sees the label in
-their own language.
+A label is built from the metric and language-neutral parameters: the names of a stage,
+of the next stage and of the pipeline, which are data and stay as typed. An agenda item
+generated from a signal stores these, so every reader sees the label in their own language.
 """
 
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ ATTAINMENT_PACING = "attainment_pacing"
 def metric_label(metric: str, params: Mapping[str, str | None] | None = None) -> str:
     """Return the label of `metric` in the active language.
 
-    `params` holds `stage` and `next_stage` for the per-stage metrics (a
+    `params` contains `stage` and `next_stage` for the per-stage metrics (a
     `next_stage` of None means the deal was won) and `pipeline` when the
     organization has several pipelines, else an empty name. An unknown metric
     returns its identifier.

@@ -37,7 +37,7 @@ PSEUDONYM_SALT = "goals.privacy.pseudonym_numbers"
 def pseudonym_numbers(*, period_key: str) -> dict[int, int]:
     """Return {membership id: pseudonym number} for the current organization, numbered 1, 2, … in a keyed order.
 
-    Numbering by membership id would let anyone who knows the order in which
+    Numbering by membership id would let anyone who has seen the order in which
     people were added (an import file, the demo data) name every pseudonym.
     So the memberships are sorted by an HMAC of `period_key` and their id,
     keyed with SECRET_KEY, which viewers do not have. `period_key` is the

@@ -353,10 +353,10 @@ def test_rate_list_far_future_date_message(tmp_path):
 
     with translation.override("de"):
         rates, errors = exchange_rates_parse(path=path, base_currency="EUR", today=RATES_TODAY)
-        shown = [str(error) for error in errors]
+        messages = [str(error) for error in errors]
 
     assert rates == {("CHF", dt.date(2026, 1, 2)): Decimal("0.95000000")}
-    assert shown == [
+    assert messages == [
         "rates.csv Zeile 2, Spalte date, Wert '2099-01-01': 01.01.2099 liegt außerhalb des zulässigen Bereichs; "
         "geben Sie ein Datum vom 01.01.2000 bis 05.12.2031 ein."
     ]

@@ -383,15 +383,15 @@ def stage_moves_append(
         stored = sorted(history.get(deal.pk, []))
         if record.moves:
             # Of two moves at the same time, the one listed later is stored later and so becomes the deal's stage.
-            wanted = sorted(dict.fromkeys(record.moves), key=lambda move: move.changed_at)
+            expected = sorted(dict.fromkeys(record.moves), key=lambda move: move.changed_at)
         else:
-            wanted, stale = snapshot_moves(record, stored, stage_kinds, deal, observed_at)
+            expected, stale = snapshot_moves(record, stored, stage_kinds, deal, observed_at)
             stale_ids.extend(stale)
             stored = [entry for entry in stored if entry[1] not in stale]
         present = {(to_stage_id, changed_at) for changed_at, _id, to_stage_id, _implied in stored}
-        fresh = [move for move in wanted if (move.stage_id, move.changed_at) not in present]
+        fresh = [move for move in expected if (move.stage_id, move.changed_at) not in present]
         if record.moves:
-            counts.unchanged += len(wanted) - len(fresh)
+            counts.unchanged += len(expected) - len(fresh)
         else:
             # A snapshot restates the deal's whole known history, so every stored move it keeps is unchanged.
             counts.unchanged += len(stored)
