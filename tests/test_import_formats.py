@@ -188,3 +188,11 @@ def test_random_bytes_as_xlsx_rejected(tmp_path):
         table_read(path)
 
     assert "deals.xlsx is not a readable XLSX workbook" in str(excinfo.value)
+
+
+def test_bom_invalid_utf8_fallback():
+    """A byte order mark does not force UTF-8: the rest is read as Windows-1252 like a file without it."""
+    from pipelines.importers.formats import bytes_decode
+
+    assert bytes_decode(b"\xef\xbb\xbfGr\xfc\xdfe", "p.csv") == ("Grüße", "cp1252")
+    assert bytes_decode("\ufeffGrüße".encode(), "p.csv") == ("Grüße", "utf-8-sig")
