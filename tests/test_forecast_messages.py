@@ -92,13 +92,21 @@ def test_wrong_period_kind_named_readably(client, org, member):
 
 
 @pytest.mark.parametrize(
-    ("language", "expected"),
+    ("language", "expected", "not_saved"),
     [
-        ("en", "The forecast runs by quarter. December 2026 is not a quarter, so {default} is shown."),
-        ("de", "Der Forecast läuft nach Quartalen. Dezember 2026 ist kein Quartal, daher wird {default} angezeigt."),
+        (
+            "en",
+            "The forecast runs by quarter. December 2026 is not a quarter, so {default} is shown.",
+            "Your forecast for {name} was not saved.",
+        ),
+        (
+            "de",
+            "Der Forecast läuft nach Quartalen. Dezember 2026 ist kein Quartal, daher wird {default} angezeigt.",
+            "Ihr Forecast für {name} wurde nicht gespeichert.",
+        ),
     ],
 )
-def test_submit_month_in_quarter_forecast_rejected(client, org, member, language, expected):
+def test_submit_month_in_quarter_forecast_rejected(client, org, member, language, expected, not_saved):
     with scopes_disabled():
         org.fiscal_year_start_month = 1
         org.save(update_fields=["fiscal_year_start_month"])
@@ -116,6 +124,7 @@ def test_submit_month_in_quarter_forecast_rejected(client, org, member, language
     body = client.get(response["Location"]).content.decode()
 
     assert expected.format(default=default) in body
+    assert not_saved.format(name=member.display_name) in body
     assert "per Quarter" not in body
     with scopes_disabled():
         assert ForecastSubmission.objects.count() == 0
