@@ -125,6 +125,30 @@ def other_org_admin(other_org):
         )
 
 
+@pytest.fixture
+def globex_boss(other_org):
+    """An admin of another organization who logs in with a password, for the rule that imports never attach such users."""
+    with scopes_disabled():
+        return MembershipFactory(
+            organization=other_org, role=Role.ADMIN, user=UserFactory(email="boss@globex.example", name="Globex Boss")
+        )
+
+
+@pytest.fixture
+def admin_client(client, admin_member):
+    """The test client logged in as `admin_member`; it replaces pytest-django's superuser client of the same name."""
+    client.force_login(admin_member.user)
+    return client
+
+
+@pytest.fixture
+def import_storage(settings, tmp_path):
+    """Store uploaded import files below the test's tmp_path and write import progress through the default connection."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    # Test databases block a second connection alias, so progress goes through the default one.
+    settings.IMPORT_PROGRESS_DATABASE = ""
+
+
 # --- Celery: eager by default, a real worker for tests marked `worker` ---------------------------
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

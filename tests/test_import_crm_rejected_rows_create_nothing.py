@@ -9,21 +9,19 @@ impossible date, and an owner whose generated e-mail address belongs to another 
 import datetime as dt
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django_scopes import scope, scopes_disabled
+from django_scopes import scopes_disabled
 
-from pipelines.models import (
-    DealStageChange,
-    ImportRun,
-    ImportRunStatus,
-    Pipeline,
-    Stage,
+from pipelines.models import DealStageChange, ImportRunStatus
+from tests.import_helpers import (
+    export_folder,
+    import_start,
+    pipeline_names,
+    run_file_import,
+    stage_rows,
+    uploaded_dry_run,
 )
-from pipelines.services import crm_import
-
-TODAY = dt.date(2025, 4, 1)
 
 HUBSPOT_HEADER = (
     "Record ID,Deal Name,Deal Stage,Pipeline,Amount,Deal owner,Create Date,Close Date,"
@@ -71,30 +69,6 @@ def utc(year, month, day, hour=0):
     return dt.datetime(year, month, day, hour, tzinfo=dt.UTC)
 
 
-def export(folder, files: dict[str, str]):
-    folder.mkdir(exist_ok=True)
-    for name, text in files.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
-
-
-def run_import(org, source: str, folder):
-    with scope(organization=org):
-        return crm_import(organization=org, source=source, path=folder, today=TODAY)
-
-
-def stage_rows(org) -> list[tuple[str, str, int, str]]:
-    with scopes_disabled():
-        return list(
-            Stage.objects.filter(organization=org).order_by("pipeline__name", "order").values_list("pipeline__name", "name", "order", "kind")
-        )
-
-
-def pipeline_names(org) -> list[str]:
-    with scopes_disabled():
-        return sorted(Pipeline.objects.filter(organization=org).values_list("name", flat=True))
-
-
 def history(org, external_id: str) -> list[tuple]:
     with scopes_disabled():
         return list(
@@ -110,7 +84,7 @@ def rejected(result) -> list[tuple[int, str]]:
 
 def test_hubspot_rejected_rows_add_no_stage(org, tmp_path):
     """The stages that the columns list are created with the accepted deal's pipeline, but "Demo", "Pilot", "Workshop" and "Partner" are not."""
-    result = run_import(org, "hubspot", export(tmp_path / "hubspot", {"deals.csv": HUBSPOT_CSV}))
+    result = run_file_import(org, "hubspot", export_folder(tmp_path / "hubspot", {"deals.csv": HUBSPOT_CSV}))
 
     assert result.counts["deals"].created == 1
     assert result.counts["deals"].rejected == 3
@@ -132,7 +106,7 @@ def test_hubspot_file_of_rejected_rows_adds_no_pipeline(org, tmp_path):
     """The only row has an impossible creation date, so neither its pipeline nor the stages its columns list are created."""
     text = HUBSPOT_HEADER + "H-1,Eins,Demo,Sales Pipeline,100,Eva Roth,2025-02-30 09:00,,2025-01-10 09:00,\n"
 
-    result = run_import(org, "hubspot", export(tmp_path / "hubspot", {"deals.csv": text}))
+    result = run_file_import(org, "hubspot", export_folder(tmp_path / "hubspot", {"deals.csv": text}))
 
     assert rejected(result) == [(2, "Create Date")]
     assert pipeline_names(org) == []
@@ -140,12 +114,12 @@ def test_hubspot_file_of_rejected_rows_adds_no_pipeline(org, tmp_path):
 
 
 def test_salesforce_rejected_rows_add_no_stage(org, tmp_path):
-    folder = export(
+    folder = export_folder(
         tmp_path / "salesforce",
         {"opportunities.csv": SALESFORCE_OPPORTUNITIES, "opportunity_history.csv": SALESFORCE_HISTORY},
     )
 
-    result = run_import(org, "salesforce", folder)
+    result = run_file_import(org, "salesforce", folder)
 
     assert result.counts["deals"].created == 1
     assert result.counts["deals"].rejected == 3
@@ -162,7 +136,7 @@ def test_salesforce_rejected_rows_add_no_stage(org, tmp_path):
 def test_salesforce_file_of_rejected_rows_adds_no_pipeline(org, tmp_path):
     text = "Opportunity ID,Opportunity Owner,Stage,Created Date\n0065g00000SF001,Eva Roth,Demo,2025-02-30 10:00\n"
 
-    result = run_import(org, "salesforce", export(tmp_path / "salesforce", {"opportunities.csv": text}))
+    result = run_file_import(org, "salesforce", export_folder(tmp_path / "salesforce", {"opportunities.csv": text}))
 
     assert rejected(result) == [(2, "Created Date")]
     assert pipeline_names(org) == []
@@ -170,7 +144,7 @@ def test_salesforce_file_of_rejected_rows_adds_no_pipeline(org, tmp_path):
 
 
 def test_pipedrive_deals_rejected_rows_add_no_stage(org, tmp_path):
-    result = run_import(org, "pipedrive", export(tmp_path / "pipedrive", {"deals.csv": PIPEDRIVE_CSV}))
+    result = run_file_import(org, "pipedrive", export_folder(tmp_path / "pipedrive", {"deals.csv": PIPEDRIVE_CSV}))
 
     assert result.counts["deals"].created == 1
     assert result.counts["deals"].rejected == 3
@@ -187,7 +161,7 @@ def test_pipedrive_deals_closed_stages_follow_open(org, tmp_path):
         "33,Drei,,Qualifiziert,Eva Roth,open,300,,,2025-02-03 09:00\n"
     )
 
-    result = run_import(org, "pipedrive", export(tmp_path / "pipedrive", {"deals.csv": text}))
+    result = run_file_import(org, "pipedrive", export_folder(tmp_path / "pipedrive", {"deals.csv": text}))
 
     assert result.errors == []
     assert stage_rows(org) == [
@@ -223,9 +197,9 @@ def test_queries_flat_in_new_stages(org, tmp_path, source, files_for):
     """Ten rows with ten new stages cost the same queries as two rows with two, because one statement inserts the stages."""
 
     def queries_for(name: str, count: int) -> int:
-        folder = export(tmp_path / name, files_for(name, count))
+        folder = export_folder(tmp_path / name, files_for(name, count))
         with CaptureQueriesContext(connection) as queries:
-            result = run_import(org, source, folder)
+            result = run_file_import(org, source, folder)
         assert result.counts["deals"].created == count
         return len(queries)
 
@@ -235,14 +209,7 @@ def test_queries_flat_in_new_stages(org, tmp_path, source, files_for):
     assert queries_for("Ten", 10) == queries_for("Two", 2)
 
 
-@pytest.fixture
-def admin_client(client, admin_member, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.IMPORT_PROGRESS_DATABASE = ""
-    client.force_login(admin_member.user)
-    return client
-
-
+@pytest.mark.usefixtures("import_storage")
 @pytest.mark.parametrize(
     ("source", "files", "stages"),
     [
@@ -264,11 +231,8 @@ def admin_client(client, admin_member, settings, tmp_path):
     ],
 )
 def test_dry_run_then_import_stages(org, admin_client, django_capture_on_commit_callbacks, source, files, stages):
-    uploads = [SimpleUploadedFile(name, text.encode()) for name, text in files.items()]
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post("/o/acme/imports/", {"source": source, "files": uploads})
-    with scope(organization=org):
-        run = ImportRun.objects.get()
+    encoded = {name: text.encode() for name, text in files.items()}
+    run = uploaded_dry_run(org, admin_client, django_capture_on_commit_callbacks, source, encoded)
 
     assert run.status == ImportRunStatus.PREVIEWED
     assert run.summary["counts"]["deals"]["created"] == 1
@@ -277,9 +241,7 @@ def test_dry_run_then_import_stages(org, admin_client, django_capture_on_commit_
     assert pipeline_names(org) == []
     assert stage_rows(org) == []
 
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(f"/o/acme/imports/{run.pk}/", {"action": "start"})
-    run.refresh_from_db()
+    import_start(admin_client, django_capture_on_commit_callbacks, run)
 
     assert run.status == ImportRunStatus.SUCCEEDED
     assert run.summary["counts"]["deals"]["rejected"] == 3

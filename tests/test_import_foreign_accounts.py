@@ -1,12 +1,10 @@
 """Imports never make a user of another organization a member: every path that resolves people by e-mail."""
 
-import datetime as dt
 import html
 import io
 import re
 import shutil
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -19,12 +17,13 @@ from goals.imports import people_import
 from goals.models import Team
 from integrations.api.services import api_token_create
 from pipelines.models import Deal, ImportRun, ImportRunStatus
-from pipelines.services import crm_import
-from pipelines.services_records import records_import
 from spm.models import Membership, Role, User
 from tests.factories import MembershipFactory, UserFactory
+from tests.import_helpers import TODAY, export_folder, import_start, mapped_dry_run, run_file_import, run_records
 
-TODAY = dt.date(2025, 4, 1)
+pytestmark = pytest.mark.usefixtures("import_storage")
+
+# The e-mail address of the `globex_boss` fixture.
 BOSS = "boss@globex.example"
 REASON = (
     "the e-mail address {email} belongs to an existing SPM account outside this organization, so the import does "
@@ -52,13 +51,6 @@ GENERIC_CSV = (
 )
 
 
-@pytest.fixture
-def globex_boss(other_org):
-    """An admin of another organization who logs in with a password."""
-    with scopes_disabled():
-        return MembershipFactory(organization=other_org, role=Role.ADMIN, user=UserFactory(email=BOSS, name="Globex Boss"))
-
-
 def memberships_of(user) -> list[tuple[str, str]]:
     with scopes_disabled():
         return sorted(Membership.objects.filter(user=user).values_list("organization__slug", "role"))
@@ -79,18 +71,6 @@ def assert_boss_untouched(globex_boss) -> None:
     assert (stored.role, stored.external_id, stored.team_id, stored.territory_id) == (Role.ADMIN, "", None, None)
 
 
-def folder_with(tmp_path, name: str, text: str) -> Path:
-    folder = tmp_path / "export"
-    folder.mkdir(exist_ok=True)
-    (folder / name).write_text(text, encoding="utf-8")
-    return folder
-
-
-def run_file_import(org, source: str, folder: Path, **options):
-    with scope(organization=org):
-        return crm_import(organization=org, source=source, path=folder, today=TODAY, **options)
-
-
 def rejections(result) -> list[tuple[str, int, str, str, str]]:
     return [(error.file_name, error.line, str(error.column), error.value, str(error.reason)) for error in result.errors]
 
@@ -99,7 +79,7 @@ def rejections(result) -> list[tuple[str, int, str, str, str]]:
 
 
 def test_generic_rejects_foreign_owner(org, admin_member, globex_boss, tmp_path):
-    folder = folder_with(tmp_path, "deals.csv", GENERIC_CSV)
+    folder = export_folder(tmp_path / "export", {"deals.csv": GENERIC_CSV})
 
     result = run_file_import(org, "generic", folder, options={"mapping": MAPPING})
 
@@ -124,7 +104,7 @@ def test_generic_rejects_foreign_generated_address(org, other_org, tmp_path):
         eva = MembershipFactory(
             organization=other_org, role=Role.REP, user=UserFactory(email="eva.roth@acme.example", name="Eva Roth")
         )
-    folder = folder_with(tmp_path, "deals.csv", "Nr;Verkäufer;Angelegt\nA-1;Eva Roth;03.02.2025\n")
+    folder = export_folder(tmp_path / "export", {"deals.csv": "Nr;Verkäufer;Angelegt\nA-1;Eva Roth;03.02.2025\n"})
 
     result = run_file_import(org, "generic", folder, options={"mapping": MAPPING})
 
@@ -136,7 +116,7 @@ def test_generic_rejects_foreign_generated_address(org, other_org, tmp_path):
 def test_generic_rejects_user_without_membership(org, tmp_path):
     """A stored user who belongs to no organization keeps their password too, so they are not attached either."""
     UserFactory(email="loner@example.com", name="Lone Wolf")
-    folder = folder_with(tmp_path, "deals.csv", "Nr;Verkäufer;Angelegt\nA-1;loner@example.com;03.02.2025\n")
+    folder = export_folder(tmp_path / "export", {"deals.csv": "Nr;Verkäufer;Angelegt\nA-1;loner@example.com;03.02.2025\n"})
 
     result = run_file_import(org, "generic", folder, options={"mapping": MAPPING})
 
@@ -150,7 +130,7 @@ def test_generic_matches_member_of_both(org, member, other_org, tmp_path):
     """A member of this organization who also belongs to Globex is matched as today."""
     with scopes_disabled():
         MembershipFactory(organization=other_org, role=Role.ADMIN, user=member.user)
-    folder = folder_with(tmp_path, "deals.csv", "Nr;Verkäufer;Angelegt\nA-1;rep@acme.example;03.02.2025\n")
+    folder = export_folder(tmp_path / "export", {"deals.csv": "Nr;Verkäufer;Angelegt\nA-1;rep@acme.example;03.02.2025\n"})
 
     result = run_file_import(org, "generic", folder, options={"mapping": MAPPING})
 
@@ -162,24 +142,9 @@ def test_generic_matches_member_of_both(org, member, other_org, tmp_path):
 
 
 @pytest.fixture
-def admin_client(client, admin_member, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    # Test databases block a second connection alias; progress goes through the default one.
-    settings.IMPORT_PROGRESS_DATABASE = ""
-    client.force_login(admin_member.user)
-    return client
-
-
-@pytest.fixture
 def checked_run(org, admin_client, globex_boss, django_capture_on_commit_callbacks) -> ImportRun:
     """The dry run of GENERIC_CSV, uploaded and mapped on the import page."""
-    admin_client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.csv", GENERIC_CSV.encode())})
-    with scope(organization=org):
-        run = ImportRun.objects.get()
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", MAPPING)
-    run.refresh_from_db()
-    return run
+    return mapped_dry_run(org, admin_client, django_capture_on_commit_callbacks, GENERIC_CSV, MAPPING)
 
 
 def page_reasons(page: str) -> list[str]:
@@ -205,10 +170,8 @@ def test_generic_dry_run_page_gives_reason(checked_run, admin_client):
 
 
 def test_generic_import_rejects_like_dry_run(org, checked_run, admin_client, globex_boss, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(f"/o/acme/imports/{checked_run.pk}/", {"action": "start"})
+    import_start(admin_client, django_capture_on_commit_callbacks, checked_run)
 
-    checked_run.refresh_from_db()
     assert checked_run.status == ImportRunStatus.SUCCEEDED
     assert [row[:4] for row in checked_run.rejected_rows] == [["deals.csv", 4, "Verkäufer", BOSS]]
     assert member_emails(org) == ["admin@acme.example", "eva.roth@acme.example"]
@@ -338,14 +301,11 @@ def test_people_page_shows_rejection(org, admin_client, globex_boss):
     assert_boss_untouched(globex_boss)
 
 
+# The command prints in the organization's language.
+@pytest.mark.usefixtures("org_in_english")
 def test_import_people_rejects_without_option(org, globex_boss, tmp_path, capsys):
     path = tmp_path / "people.csv"
     path.write_text(f"name,email\nGlobex Boss,{BOSS}\n", encoding="utf-8")
-
-    # The command prints in the organization's language.
-    with scopes_disabled():
-        org.language = "en"
-        org.save(update_fields=["language"])
 
     with pytest.raises(SystemExit):
         call_command("import_people", "--org", "acme", str(path))
@@ -368,11 +328,6 @@ def test_import_people_option_adds_account(org, globex_boss, tmp_path):
 # Records API
 
 
-def run_records(org, **records):
-    with mock.patch("pipelines.services_records.kpi_recompute_schedule"), scope(organization=org):
-        return records_import(organization=org, source="api", label="test", today=TODAY, **records)
-
-
 def record_rejections(result) -> list[tuple[str, int, str, str, str, str]]:
     return [
         (error.entity, error.index, error.external_id, error.field, error.value, str(error.reason))
@@ -386,7 +341,7 @@ def test_records_reject_foreign_person(org, globex_boss):
         {"external_id": "E1", "name": "Eva Lang", "email": "eva@acme.example"},
     ]
 
-    result = run_records(org, people=people)
+    result = run_records(org, today=TODAY, people=people)
 
     assert record_rejections(result) == [("people", 0, "B1", "email", BOSS, REASON.format(email=BOSS))]
     assert result.counts["people"].created == 1
@@ -398,7 +353,7 @@ def test_records_reject_foreign_owners(org, globex_boss):
     deals = [{"external_id": "D1", "owner_email": BOSS, "stage": "Open", "created_at": "2025-02-03"}]
     activities = [{"external_id": "X1", "kind": "call", "owner": BOSS, "occurred_at": "2025-02-04T10:00:00"}]
 
-    result = run_records(org, deals=deals, activities=activities)
+    result = run_records(org, today=TODAY, deals=deals, activities=activities)
 
     assert record_rejections(result) == [
         ("deals", 0, "D1", "owner", BOSS, REASON.format(email=BOSS)),

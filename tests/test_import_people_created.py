@@ -1,21 +1,20 @@
 """Members that CRM imports create for unknown owners: what they get, and where the import lists them."""
 
-import datetime as dt
 import html
 import io
 import re
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django_scopes import scope, scopes_disabled
+from django_scopes import scopes_disabled
 
 from pipelines.importers.base import CreatedPerson, PersonAccount
 from pipelines.models import ImportRun, ImportRunStatus
-from pipelines.services import crm_import
 from spm.models import Membership, Role, User
-from tests.factories import MembershipFactory, UserFactory
+from tests.import_helpers import export_folder, import_start, mapped_dry_run, run_file_import
+
+pytestmark = pytest.mark.usefixtures("import_storage")
 
 MAPPING = {"external_id": "Nr", "owner": "Verkäufer", "created_at": "Angelegt"}
 # Owners: a new name, the organization's admin (a member already), a user of another organization
@@ -38,25 +37,12 @@ EXPECTED = [
 
 
 @pytest.fixture
-def globex_boss(other_org):
-    """A member of another organization who logs in with a password."""
-    with scopes_disabled():
-        return MembershipFactory(
-            organization=other_org, role=Role.ADMIN, user=UserFactory(email="boss@globex.example", name="Globex Boss")
-        )
-
-
-@pytest.fixture
 def folder(tmp_path):
-    path = tmp_path / "generic"
-    path.mkdir()
-    (path / "deals.csv").write_text(CSV, encoding="utf-8")
-    return path
+    return export_folder(tmp_path / "generic", {"deals.csv": CSV})
 
 
 def run_import(org, folder):
-    with scope(organization=org):
-        return crm_import(organization=org, source="generic", path=folder, today=dt.date(2025, 4, 1), options={"mapping": MAPPING})
+    return run_file_import(org, "generic", folder, options={"mapping": MAPPING})
 
 
 def test_generic_import_lists_created_people(org, admin_member, globex_boss, folder):
@@ -98,29 +84,10 @@ def test_second_import_creates_nobody(org, admin_member, globex_boss, folder):
 # The import page
 
 
-@pytest.fixture(autouse=True)
-def _media_in_tmp(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    # Test databases block a second connection alias; progress goes through the default one.
-    settings.IMPORT_PROGRESS_DATABASE = ""
-
-
-@pytest.fixture
-def admin_client(client, admin_member):
-    client.force_login(admin_member.user)
-    return client
-
-
 @pytest.fixture
 def checked_run(org, admin_client, globex_boss, django_capture_on_commit_callbacks) -> ImportRun:
     """The dry run of CSV uploaded and mapped on the import page."""
-    admin_client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.csv", CSV.encode())})
-    with scope(organization=org):
-        run = ImportRun.objects.get()
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", MAPPING)
-    run.refresh_from_db()
-    return run
+    return mapped_dry_run(org, admin_client, django_capture_on_commit_callbacks, CSV, MAPPING)
 
 
 def people_section(page: str) -> tuple[str, list[list[str]]]:
@@ -168,8 +135,7 @@ def test_dry_run_page_lists_people_in_german(checked_run, admin_client):
 
 
 def test_import_page_lists_people_it_added(org, checked_run, admin_client, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(f"/o/acme/imports/{checked_run.pk}/", {"action": "start"})
+    import_start(admin_client, django_capture_on_commit_callbacks, checked_run)
 
     page = admin_client.get(f"/o/acme/imports/{checked_run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
@@ -182,11 +148,7 @@ def test_import_page_lists_people_it_added(org, checked_run, admin_client, djang
 
 def test_page_counts_people_beyond_stored_list(org, admin_client, globex_boss, django_capture_on_commit_callbacks, monkeypatch):
     monkeypatch.setattr("pipelines.services_imports.PEOPLE_CREATED_STORED", 1)
-    admin_client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.csv", CSV.encode())})
-    with scope(organization=org):
-        run = ImportRun.objects.get()
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", MAPPING)
+    run = mapped_dry_run(org, admin_client, django_capture_on_commit_callbacks, CSV, MAPPING)
 
     english = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     german = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
@@ -198,11 +160,7 @@ def test_page_counts_people_beyond_stored_list(org, admin_client, globex_boss, d
 
 def test_page_without_created_people_has_no_section(org, admin_member, admin_client, django_capture_on_commit_callbacks):
     csv_text = "Nr;Verkäufer;Angelegt\nA-1;admin@acme.example;03.02.2025\n"
-    admin_client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.csv", csv_text.encode())})
-    with scope(organization=org):
-        run = ImportRun.objects.get()
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", MAPPING)
+    run = mapped_dry_run(org, admin_client, django_capture_on_commit_callbacks, csv_text, MAPPING)
 
     page = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 

@@ -6,7 +6,6 @@ import html
 import io
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import translation
 from django_scopes import scope, scopes_disabled
@@ -25,6 +24,9 @@ from pipelines.importers.base import Message, RowError, RowRejected
 from pipelines.models import ImportRun, ImportRunStatus
 from pipelines.services import crm_import
 from pipelines.services_records import records_import
+from tests.import_helpers import uploaded_dry_run
+
+pytestmark = pytest.mark.usefixtures("import_storage")
 
 # Row 4 has a formula as amount, row 5 repeats the deal id of row 3 and row 6 is won without its won time.
 DEALS_EXPORT = (
@@ -54,27 +56,11 @@ GERMAN_ROWS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _media_in_tmp(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    # Test databases block a second connection alias; progress goes through the default one.
-    settings.IMPORT_PROGRESS_DATABASE = ""
-
-
-@pytest.fixture
-def admin_client(client, admin_member):
-    client.force_login(admin_member.user)
-    return client
-
-
 @pytest.fixture
 def german_run(org, admin_client, django_capture_on_commit_callbacks) -> ImportRun:
     """A dry run of DEALS_EXPORT uploaded with the interface in German."""
-    data = {"source": "pipedrive", "files": SimpleUploadedFile("deals.csv", DEALS_EXPORT.encode("cp1252"))}
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post("/o/acme/imports/", data, HTTP_ACCEPT_LANGUAGE="de")
-    with scope(organization=org):
-        return ImportRun.objects.get()
+    files = {"deals.csv": DEALS_EXPORT.encode("cp1252")}
+    return uploaded_dry_run(org, admin_client, django_capture_on_commit_callbacks, "pipedrive", files, HTTP_ACCEPT_LANGUAGE="de")
 
 
 def reason_cells(page: str) -> list[str]:
@@ -84,6 +70,37 @@ def reason_cells(page: str) -> list[str]:
 def rejected_csv(client, run: ImportRun, language: str) -> list[list[str]]:
     response = client.get(f"/o/acme/imports/{run.pk}/rejected.csv", HTTP_ACCEPT_LANGUAGE=language)
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+
+
+def stored_run(org, admin_member, rejected_rows: list) -> ImportRun:
+    """Store a finished German import run with `rejected_rows` as they were written, without running an import."""
+    with scopes_disabled():
+        return ImportRun.objects.create(
+            organization=org,
+            source="pipedrive",
+            created_by=admin_member.user,
+            language="de",
+            directory="imports/old",
+            status=ImportRunStatus.SUCCEEDED,
+            summary={"counts": {}},
+            rejected_rows=rejected_rows,
+        )
+
+
+def finished_sync_run(org, deals: list[dict]) -> CrmSyncRun:
+    """Import `deals` as a HubSpot sync while German is active and store the finished run with their rejections."""
+    with translation.override("de"), scope(organization=org):
+        result = records_import(organization=org, source="hubspot", label="sync:hubspot", deals=deals)
+        connection = CrmConnection.objects.create(
+            organization=org, provider=CrmProvider.HUBSPOT, base_url="http://127.0.0.1:9", access_token="token"
+        )
+        return CrmSyncRun.objects.create(
+            organization=org,
+            connection=connection,
+            trigger=SyncTrigger.MANUAL,
+            status=SyncStatus.SUCCEEDED,
+            errors=_errors(result),
+        )
 
 
 def test_run_stores_message_ids(german_run):
@@ -143,17 +160,7 @@ def test_german_run_report_in_german(german_run, admin_client):
 
 def test_run_stored_as_text_reads_as_stored(org, admin_member, admin_client):
     # Older versions stored the reason as translated text.
-    with scopes_disabled():
-        run = ImportRun.objects.create(
-            organization=org,
-            source="pipedrive",
-            created_by=admin_member.user,
-            language="de",
-            directory="imports/old",
-            status=ImportRunStatus.SUCCEEDED,
-            summary={"counts": {}},
-            rejected_rows=[["deals.csv", 4, "Deal - Value", "=1+1", "Formelzellen werden nicht ausgewertet"]],
-        )
+    run = stored_run(org, admin_member, [["deals.csv", 4, "Deal - Value", "=1+1", "Formelzellen werden nicht ausgewertet"]])
 
     page = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     rows = rejected_csv(admin_client, run, "en")
@@ -214,23 +221,7 @@ def test_mismatched_translation_shows_source_text(monkeypatch):
 @pytest.fixture
 def german_sync_run(org) -> CrmSyncRun:
     """A finished HubSpot sync run whose records were rejected while German was active."""
-    with translation.override("de"), scope(organization=org):
-        result = records_import(
-            organization=org,
-            source="hubspot",
-            label="sync:hubspot",
-            deals=[{"external_id": "D-1", "owner": "Eva Roth", "stage": "Open"}],
-        )
-        connection = CrmConnection.objects.create(
-            organization=org, provider=CrmProvider.HUBSPOT, base_url="http://127.0.0.1:9", access_token="token"
-        )
-        return CrmSyncRun.objects.create(
-            organization=org,
-            connection=connection,
-            trigger=SyncTrigger.MANUAL,
-            status=SyncStatus.SUCCEEDED,
-            errors=_errors(result),
-        )
+    return finished_sync_run(org, [{"external_id": "D-1", "owner": "Eva Roth", "stage": "Open"}])
 
 
 def test_german_sync_run_stores_message_ids(german_sync_run):
@@ -273,30 +264,23 @@ RATE_REASONS = {
     "en": "no exchange rate for CHF valid on 12/05/2026; upload rates for CHF valid from that date or earlier",
     "de": "kein Wechselkurs für CHF am 05.12.2026 gültig; laden Sie Kurse für CHF hoch, die ab diesem Datum oder früher gelten",
 }
+# The same deal as a sync or API record.
+CHF_DEAL = {
+    "external_id": "D-2",
+    "owner": "Eva Roth",
+    "status": "won",
+    "amount": 1000,
+    "currency": "CHF",
+    "created_at": "2026-11-01",
+    "closed_at": "2026-12-05",
+}
 
 
 @pytest.fixture
 def chf_run(org, admin_client, django_capture_on_commit_callbacks) -> ImportRun:
     """A dry run of CHF_EXPORT uploaded with the interface in German."""
-    data = {"source": "pipedrive", "files": SimpleUploadedFile("deals.csv", CHF_EXPORT.encode())}
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post("/o/acme/imports/", data, HTTP_ACCEPT_LANGUAGE="de")
-    with scope(organization=org):
-        return ImportRun.objects.get()
-
-
-def stored_run(org, admin_member, rejected_rows: list) -> ImportRun:
-    with scopes_disabled():
-        return ImportRun.objects.create(
-            organization=org,
-            source="pipedrive",
-            created_by=admin_member.user,
-            language="de",
-            directory="imports/old",
-            status=ImportRunStatus.SUCCEEDED,
-            summary={"counts": {}},
-            rejected_rows=rejected_rows,
-        )
+    files = {"deals.csv": CHF_EXPORT.encode()}
+    return uploaded_dry_run(org, admin_client, django_capture_on_commit_callbacks, "pipedrive", files, HTTP_ACCEPT_LANGUAGE="de")
 
 
 def test_run_stores_date_as_iso(chf_run):
@@ -372,27 +356,7 @@ def test_older_run_impossible_date_as_stored(org, admin_member, admin_client):
 @pytest.fixture
 def chf_sync_run(org) -> CrmSyncRun:
     """A finished HubSpot sync run whose CHF deal, won on 5 December 2026, was rejected while German was active."""
-    deal = {
-        "external_id": "D-2",
-        "owner": "Eva Roth",
-        "status": "won",
-        "amount": 1000,
-        "currency": "CHF",
-        "created_at": "2026-11-01",
-        "closed_at": "2026-12-05",
-    }
-    with translation.override("de"), scope(organization=org):
-        result = records_import(organization=org, source="hubspot", label="sync:hubspot", deals=[deal])
-        connection = CrmConnection.objects.create(
-            organization=org, provider=CrmProvider.HUBSPOT, base_url="http://127.0.0.1:9", access_token="token"
-        )
-        return CrmSyncRun.objects.create(
-            organization=org,
-            connection=connection,
-            trigger=SyncTrigger.MANUAL,
-            status=SyncStatus.SUCCEEDED,
-            errors=_errors(result),
-        )
+    return finished_sync_run(org, [dict(CHF_DEAL)])
 
 
 def test_sync_run_stores_date_as_iso(chf_sync_run):
@@ -437,16 +401,7 @@ def test_api_rejection_shows_date_in_request_language(org, language):
         _token, plain = api_token_create(organization=org, name="write token", scope="write", actor=None)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}", HTTP_ACCEPT_LANGUAGE=language)
-    deal = {
-        "external_id": "D-2",
-        "owner": "Eva Roth",
-        "status": "won",
-        "amount": 1000,
-        "currency": "CHF",
-        "created_at": "2026-11-01",
-        "closed_at": "2026-12-05",
-    }
 
-    body = client.post(reverse("api_deals"), {"records": [deal]}, format="json").json()
+    body = client.post(reverse("api_deals"), {"records": [CHF_DEAL]}, format="json").json()
 
     assert [(error["field"], error["reason"]) for error in body["rejected"]] == [("amount", RATE_REASONS[language])]

@@ -1,19 +1,13 @@
 """Owners named only in rejected rows: no import may create them as members."""
 
-import datetime as dt
-from unittest import mock
-
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django_scopes import scope, scopes_disabled
 
 from pipelines.importers.base import CreatedPerson, PersonAccount
-from pipelines.models import Deal, ImportRun
-from pipelines.services import crm_import
-from pipelines.services_records import records_import
+from pipelines.models import Deal
 from spm.models import Membership, User
+from tests.import_helpers import export_folder, mapped_dry_run, run_file_import, run_records
 
-TODAY = dt.date(2025, 4, 1)
 # Rita's row has an impossible date and Otto's an amount that is no number; Eva's row is valid.
 GENERIC_CSV = (
     "ID,Owner,Created,Amount\n"
@@ -25,25 +19,13 @@ GENERIC_MAPPING = {"external_id": "ID", "owner": "Owner", "created_at": "Created
 EVA = CreatedPerson(key="Eva Roth", name="Eva Roth", email="eva.roth@acme.example", account=PersonAccount.NEW)
 
 
-def folder_with(tmp_path, name: str, text: str):
-    folder = tmp_path / "export"
-    folder.mkdir(exist_ok=True)
-    (folder / name).write_text(text, encoding="utf-8")
-    return folder
-
-
-def run_file_import(org, source: str, folder, **options):
-    with scope(organization=org):
-        return crm_import(organization=org, source=source, path=folder, today=TODAY, **options)
-
-
 def user_names(org) -> list[str]:
     with scopes_disabled():
         return sorted(Membership.objects.filter(organization=org).values_list("user__name", flat=True))
 
 
 def test_generic_rejected_rows_add_nobody(org, tmp_path):
-    folder = folder_with(tmp_path, "deals.csv", GENERIC_CSV)
+    folder = export_folder(tmp_path / "export", {"deals.csv": GENERIC_CSV})
 
     result = run_file_import(org, "generic", folder, options={"mapping": GENERIC_MAPPING})
 
@@ -57,7 +39,7 @@ def test_generic_rejected_rows_add_nobody(org, tmp_path):
 
 def test_generic_rejected_row_of_known_owner_counts_nobody(org, tmp_path, member):
     """A stored owner named only in a rejected row is neither created nor counted as unchanged."""
-    folder = folder_with(tmp_path, "deals.csv", f"ID,Owner,Created,Amount\nR-1,{member.user.email},01.05.2017,abc\n")
+    folder = export_folder(tmp_path / "export", {"deals.csv": f"ID,Owner,Created,Amount\nR-1,{member.user.email},01.05.2017,abc\n"})
 
     result = run_file_import(org, "generic", folder, options={"mapping": GENERIC_MAPPING})
 
@@ -66,22 +48,11 @@ def test_generic_rejected_row_of_known_owner_counts_nobody(org, tmp_path, member
     assert result.counts["people"].unchanged == 0
 
 
-@pytest.fixture
-def admin_client(client, admin_member, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.IMPORT_PROGRESS_DATABASE = ""
-    client.force_login(admin_member.user)
-    return client
-
-
+@pytest.mark.usefixtures("import_storage")
 def test_generic_dry_run_lists_only_accepted_owners(org, admin_member, admin_client, django_capture_on_commit_callbacks):
-    admin_client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.csv", GENERIC_CSV.encode())})
-    with scope(organization=org):
-        run = ImportRun.objects.get()
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", {**GENERIC_MAPPING, "name": "", "status": ""})
+    mapping = {**GENERIC_MAPPING, "name": "", "status": ""}
+    run = mapped_dry_run(org, admin_client, django_capture_on_commit_callbacks, GENERIC_CSV, mapping)
 
-    run.refresh_from_db()
     page = admin_client.get(f"/o/acme/imports/{run.pk}/").content.decode()
 
     assert run.summary["people_created_count"] == 1
@@ -91,58 +62,53 @@ def test_generic_dry_run_lists_only_accepted_owners(org, admin_member, admin_cli
     assert user_names(org) == [admin_member.user.name]
 
 
-def test_hubspot_rejected_rows_add_nobody(org, tmp_path):
-    text = (
-        "Record ID,Deal Name,Deal Stage,Pipeline,Amount,Deal owner,Create Date,Close Date\n"
-        "601,Bad date,Contract Sent,Sales Pipeline,100,Rita Rejected,2025-02-30,\n"
-        "602,Bad amount,Contract Sent,Sales Pipeline,abc,Otto Abgelehnt,2025-01-12,\n"
-        "603,Good,Contract Sent,Sales Pipeline,300,Eva Roth,2025-01-13,\n"
-    )
+# Each deals export below has Rita's row with an impossible date, Otto's with an amount that is no number, and Eva's valid row.
+CRM_DEALS_EXPORTS = [
+    pytest.param(
+        "hubspot",
+        "hubspot-crm-exports-deals.csv",
+        (
+            "Record ID,Deal Name,Deal Stage,Pipeline,Amount,Deal owner,Create Date,Close Date\n"
+            "601,Bad date,Contract Sent,Sales Pipeline,100,Rita Rejected,2025-02-30,\n"
+            "602,Bad amount,Contract Sent,Sales Pipeline,abc,Otto Abgelehnt,2025-01-12,\n"
+            "603,Good,Contract Sent,Sales Pipeline,300,Eva Roth,2025-01-13,\n"
+        ),
+        id="hubspot",
+    ),
+    pytest.param(
+        "salesforce",
+        "opportunities.csv",
+        (
+            "Opportunity ID,Opportunity Name,Opportunity Owner,Stage,Amount,Created Date\n"
+            "0065g00000AbCd1,Bad date,Rita Rejected,Prospecting,100,2025-02-30 10:00\n"
+            "0065g00000AbCd2,Bad amount,Otto Abgelehnt,Prospecting,abc,2025-01-05 10:00\n"
+            "0065g00000AbCd3,Good,Eva Roth,Prospecting,300,2025-01-06 10:00\n"
+        ),
+        id="salesforce",
+    ),
+    pytest.param(
+        "pipedrive",
+        "deals.csv",
+        (
+            "Deal - ID;Deal - Title;Deal - Value;Deal - Currency of value;Deal - Stage;Deal - Owner;Deal - Status;"
+            "Deal - Won time;Deal - Lost time;Deal - Creation date;Deal - Expected close date\n"
+            "21;Bad date;100;EUR;Angebot;Rita Rejected;open;;;30.02.2025 09:00;\n"
+            "22;Bad amount;abc;EUR;Angebot;Otto Abgelehnt;open;;;01.02.2025 09:00;\n"
+            "23;Good;300;EUR;Angebot;Eva Roth;open;;;02.02.2025 09:00;\n"
+        ),
+        id="pipedrive",
+    ),
+]
 
-    result = run_file_import(org, "hubspot", folder_with(tmp_path, "hubspot-crm-exports-deals.csv", text))
+
+@pytest.mark.parametrize(("source", "file_name", "text"), CRM_DEALS_EXPORTS)
+def test_crm_export_rejected_rows_add_nobody(org, tmp_path, source, file_name, text):
+    result = run_file_import(org, source, export_folder(tmp_path / "export", {file_name: text}))
 
     assert result.counts["deals"].created == 1
     assert result.counts["deals"].rejected == 2
     assert result.people_created == [EVA]
     assert user_names(org) == ["Eva Roth"]
-
-
-def test_salesforce_rejected_rows_add_nobody(org, tmp_path):
-    text = (
-        "Opportunity ID,Opportunity Name,Opportunity Owner,Stage,Amount,Created Date\n"
-        "0065g00000AbCd1,Bad date,Rita Rejected,Prospecting,100,2025-02-30 10:00\n"
-        "0065g00000AbCd2,Bad amount,Otto Abgelehnt,Prospecting,abc,2025-01-05 10:00\n"
-        "0065g00000AbCd3,Good,Eva Roth,Prospecting,300,2025-01-06 10:00\n"
-    )
-
-    result = run_file_import(org, "salesforce", folder_with(tmp_path, "opportunities.csv", text))
-
-    assert result.counts["deals"].created == 1
-    assert result.counts["deals"].rejected == 2
-    assert result.people_created == [EVA]
-    assert user_names(org) == ["Eva Roth"]
-
-
-def test_pipedrive_deals_export_rejected_rows_add_nobody(org, tmp_path):
-    text = (
-        "Deal - ID;Deal - Title;Deal - Value;Deal - Currency of value;Deal - Stage;Deal - Owner;Deal - Status;"
-        "Deal - Won time;Deal - Lost time;Deal - Creation date;Deal - Expected close date\n"
-        "21;Bad date;100;EUR;Angebot;Rita Rejected;open;;;30.02.2025 09:00;\n"
-        "22;Bad amount;abc;EUR;Angebot;Otto Abgelehnt;open;;;01.02.2025 09:00;\n"
-        "23;Good;300;EUR;Angebot;Eva Roth;open;;;02.02.2025 09:00;\n"
-    )
-
-    result = run_file_import(org, "pipedrive", folder_with(tmp_path, "deals.csv", text))
-
-    assert result.counts["deals"].created == 1
-    assert result.counts["deals"].rejected == 2
-    assert result.people_created == [EVA]
-    assert user_names(org) == ["Eva Roth"]
-
-
-def run_records(org, **records):
-    with mock.patch("pipelines.services_records.kpi_recompute_schedule"), scope(organization=org):
-        return records_import(organization=org, source="api", label="test", **records)
 
 
 def test_records_rejected_deals_and_activities_add_nobody(org):

@@ -6,11 +6,7 @@ time, and an owner whose generated e-mail address belongs to another name ("Joer
 "Jörg Weiß").
 """
 
-import datetime as dt
-from unittest import mock
-
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -18,11 +14,17 @@ from django_scopes import scope, scopes_disabled
 from rest_framework.test import APIClient
 
 from integrations.api.services import api_token_create
-from pipelines.models import Deal, ImportRun, ImportRunStatus, Pipeline, Product, Stage
-from pipelines.services import crm_import
-from pipelines.services_records import records_import
+from pipelines.models import Deal, ImportRunStatus, Product
+from tests.import_helpers import (
+    export_folder,
+    import_start,
+    mapped_dry_run,
+    pipeline_names,
+    run_file_import,
+    run_records,
+    stage_rows,
+)
 
-TODAY = dt.date(2025, 4, 1)
 GENERIC_MAPPING = {
     "external_id": "ID",
     "owner": "Owner",
@@ -44,27 +46,11 @@ GENERIC_CSV = (
 
 
 def folder_with(tmp_path, text: str):
-    folder = tmp_path / "export"
-    folder.mkdir(exist_ok=True)
-    (folder / "deals.csv").write_text(text, encoding="utf-8")
-    return folder
+    return export_folder(tmp_path / "export", {"deals.csv": text})
 
 
 def generic_import(org, folder):
-    with scope(organization=org):
-        return crm_import(organization=org, source="generic", path=folder, today=TODAY, options={"mapping": GENERIC_MAPPING})
-
-
-def stage_rows(org) -> list[tuple[str, str, int, str]]:
-    with scopes_disabled():
-        return list(
-            Stage.objects.filter(organization=org).order_by("pipeline__name", "order").values_list("pipeline__name", "name", "order", "kind")
-        )
-
-
-def pipeline_names(org) -> list[str]:
-    with scopes_disabled():
-        return sorted(Pipeline.objects.filter(organization=org).values_list("name", flat=True))
+    return run_file_import(org, "generic", folder, options={"mapping": GENERIC_MAPPING})
 
 
 def product_names(org) -> list[str]:
@@ -119,9 +105,7 @@ def test_generic_queries_flat_in_new_stages(org, tmp_path):
 
     def queries_for(count: int, name: str) -> int:
         lines = [f"{name}-{number},Eva Roth,01.05.2017,{name} {number},,,100" for number in range(count)]
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "deals.csv").write_text("ID,Owner,Created,Stage,Status,Closed,Amount\n" + "\n".join(lines) + "\n")
+        folder = export_folder(tmp_path / name, {"deals.csv": "ID,Owner,Created,Stage,Status,Closed,Amount\n" + "\n".join(lines) + "\n"})
         with CaptureQueriesContext(connection) as queries:
             generic_import(org, folder)
         return len(queries)
@@ -132,21 +116,9 @@ def test_generic_queries_flat_in_new_stages(org, tmp_path):
     assert queries_for(10, "Ten") == queries_for(2, "Two")
 
 
-@pytest.fixture
-def admin_client(client, admin_member, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.IMPORT_PROGRESS_DATABASE = ""
-    client.force_login(admin_member.user)
-    return client
-
-
+@pytest.mark.usefixtures("import_storage")
 def test_generic_dry_run_then_import_stages(org, admin_client, django_capture_on_commit_callbacks):
-    admin_client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.csv", GENERIC_CSV.encode())})
-    with scope(organization=org):
-        run = ImportRun.objects.get()
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", GENERIC_MAPPING)
-    run.refresh_from_db()
+    run = mapped_dry_run(org, admin_client, django_capture_on_commit_callbacks, GENERIC_CSV, GENERIC_MAPPING)
 
     assert run.status == ImportRunStatus.PREVIEWED
     assert run.summary["counts"]["deals"]["created"] == 1
@@ -154,17 +126,10 @@ def test_generic_dry_run_then_import_stages(org, admin_client, django_capture_on
     assert [row["stage"] for row in run.preview] == ["Angebot"]
     assert stage_rows(org) == []
 
-    with django_capture_on_commit_callbacks(execute=True):
-        admin_client.post(f"/o/acme/imports/{run.pk}/", {"action": "start"})
-    run.refresh_from_db()
+    import_start(admin_client, django_capture_on_commit_callbacks, run)
 
     assert run.status == ImportRunStatus.SUCCEEDED
     assert stage_rows(org) == [("Import", "Angebot", 1, "open")]
-
-
-def run_records(org, **records):
-    with mock.patch("pipelines.services_records.kpi_recompute_schedule"), scope(organization=org):
-        return records_import(organization=org, source="api", label="test", **records)
 
 
 # D1 has an amount that is no number, D2 an impossible close date, and D4's owner clashes with D3's.

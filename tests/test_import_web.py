@@ -15,6 +15,8 @@ from django_scopes import scope, scopes_disabled
 from pipelines.models import Deal, DealStageChange, ImportMapping, ImportRun, ImportRunStatus
 from spm.models import AuditLog, Membership
 
+pytestmark = pytest.mark.usefixtures("import_storage")
+
 DEALS_EXPORT = (
     "Deal - ID;Deal - Title;Deal - Value;Deal - Stage;Deal - Owner;Deal - Status;"
     "Deal - Won time;Deal - Lost time;Deal - Creation date;Deal - Expected close date\n"
@@ -22,19 +24,6 @@ DEALS_EXPORT = (
     "12;Dach Schmidt;2.000,00;Verhandlung;Jörg Weiß;open;;;03.02.2025 09:00;30.04.2025\n"
     "13;Falsch;=1+1;Angebot;Eva Roth;open;;;05.02.2025 09:00;\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def _media_in_tmp(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    # Test databases block a second connection alias; progress goes through the default one.
-    settings.IMPORT_PROGRESS_DATABASE = ""
-
-
-@pytest.fixture
-def admin_client(client, admin_member):
-    client.force_login(admin_member.user)
-    return client
 
 
 def upload(client, content=DEALS_EXPORT, name="deals.csv", source="pipedrive", **fields):

@@ -12,7 +12,6 @@ from unittest import mock
 import pytest
 from babel.numbers import format_decimal
 from django.core.exceptions import ValidationError
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
@@ -23,9 +22,10 @@ from goals.parsing import NUMBER_TOO_LARGE, parse_number
 from pipelines.importers.base import RowRejected, convert_amount
 from pipelines.importers.formats import AMOUNT_TOO_LARGE, parse_money
 from pipelines.importers.record_values import money_value
-from pipelines.models import MAX_MONEY_AMOUNT, Deal, ImportRun, ImportRunStatus
+from pipelines.models import MAX_MONEY_AMOUNT, Deal, ImportRunStatus
 from spm.fiscal import period_containing
 from tests.factories import DealFactory
+from tests.import_helpers import mapped_dry_run
 
 MAX_ENGLISH = "9,999,999,999,999.99"
 BASE_CURRENCY_TOO_LARGE = "amount too large once converted to the base currency; the maximum is 9,999,999,999,999.99"
@@ -236,26 +236,9 @@ GENERIC_CSV = (
 )
 
 
-@pytest.fixture
-def admin_client(client, admin_member, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.IMPORT_PROGRESS_DATABASE = ""
-    client.force_login(admin_member.user)
-    return client
-
-
-def generic_dry_run(org, admin_client, capture) -> ImportRun:
-    admin_client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.csv", GENERIC_CSV.encode())})
-    with scope(organization=org):
-        run = ImportRun.objects.get()
-    with capture(execute=True):
-        admin_client.post(f"/o/acme/imports/{run.pk}/mapping/", GENERIC_MAPPING)
-    run.refresh_from_db()
-    return run
-
-
+@pytest.mark.usefixtures("import_storage")
 def test_generic_dry_run_rejects_large_row(org, admin_client, django_capture_on_commit_callbacks):
-    run = generic_dry_run(org, admin_client, django_capture_on_commit_callbacks)
+    run = mapped_dry_run(org, admin_client, django_capture_on_commit_callbacks, GENERIC_CSV, GENERIC_MAPPING)
 
     assert run.status == ImportRunStatus.PREVIEWED
     assert run.message == ""
@@ -265,11 +248,12 @@ def test_generic_dry_run_rejects_large_row(org, admin_client, django_capture_on_
     assert [(row["external_id"], row["amount"]) for row in run.preview] == [("G-2", "9999999999999.99")]
 
 
+@pytest.mark.usefixtures("import_storage")
 def test_import_decimal_error_message_readable(org, admin_client, django_capture_on_commit_callbacks):
     # The error SQLite's decimal converter raises for a stored amount of 17 digits before the point.
     error = InvalidOperation([InvalidOperation])
     with mock.patch("pipelines.services_imports._preview_rows", side_effect=error):
-        run = generic_dry_run(org, admin_client, django_capture_on_commit_callbacks)
+        run = mapped_dry_run(org, admin_client, django_capture_on_commit_callbacks, GENERIC_CSV, GENERIC_MAPPING)
 
     assert run.status == ImportRunStatus.FAILED
     assert "<class" not in run.message
