@@ -30,12 +30,9 @@ from goals.models import (
     ForecastSubmissionImmutableError,
 )
 from pipelines.models import DealScore, DealStatus, StageKind, WinModel, WinModelStatus
-from spm.fiscal import fiscal_quarter
 from spm.models import AuditLog, Role
 from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory, TeamFactory, UserFactory
-
-Q2 = fiscal_quarter(2017, 2, 1)
-APRIL_15 = dt.date(2017, 4, 15)
+from tests.forecast_helpers import Q2, submit_forecast
 
 
 def utc(month, day, year=2017, hour=12):
@@ -232,19 +229,6 @@ def _rollup(org, root_id):
     )
 
 
-def _submit(org, subject, by, commit, best_case, day):
-    return rollup.forecast_submit(
-        organization=org,
-        subject=subject,
-        submitted_by=by,
-        period=Q2,
-        commit_amount=Decimal(commit),
-        best_case_amount=Decimal(best_case),
-        today=APRIL_15,
-        submitted_at=utc(4, day),
-    )
-
-
 def test_tree_follows_team_managers(org, tree_people):
     people = tree_people
     with scope(organization=org):
@@ -260,7 +244,7 @@ def test_tree_follows_team_managers(org, tree_people):
 def test_rollup_sums_submissions_and_system_figures(org, tree_people):
     people = tree_people
     with scope(organization=org):
-        _submit(org, people["r1"], people["r1"], "2500.00", "3000.00", day=3)
+        submit_forecast(org, people["r1"], "2500.00", "3000.00", submitted_at=utc(4, 3))
         lead_line = _rollup(org, people["lead"].pk)
         director_line = _rollup(org, people["director"].pk)
 
@@ -279,10 +263,10 @@ def test_rollup_sums_submissions_and_system_figures(org, tree_people):
 def test_adjustment_and_manager_call_roll_up(org, tree_people):
     people = tree_people
     with scope(organization=org):
-        _submit(org, people["r1"], people["r1"], "2500.00", "3000.00", day=3)
-        _submit(org, people["r2"], people["lead"], "1000.00", "1500.00", day=4)
+        submit_forecast(org, people["r1"], "2500.00", "3000.00", submitted_at=utc(4, 3))
+        submit_forecast(org, people["r2"], "1000.00", "1500.00", submitted_by=people["lead"], submitted_at=utc(4, 4))
         after_adjustment = _rollup(org, people["director"].pk)
-        _submit(org, people["lead"], people["lead"], "3200.00", "4000.00", day=5)
+        submit_forecast(org, people["lead"], "3200.00", "4000.00", submitted_at=utc(4, 5))
         after_call = _rollup(org, people["director"].pk)
         organization_line = _rollup(org, None)
 
@@ -301,8 +285,8 @@ def test_adjustment_and_manager_call_roll_up(org, tree_people):
 
 def test_submissions_are_history_and_latest_wins(org, member):
     with scope(organization=org):
-        first = _submit(org, member, member, "100.00", "200.00", day=3)
-        _submit(org, member, member, "150.00", "250.00", day=10)
+        first = submit_forecast(org, member, "100.00", "200.00", submitted_at=utc(4, 3))
+        submit_forecast(org, member, "150.00", "250.00", submitted_at=utc(4, 10))
         history = rollup.submission_history(period=Q2, subject_ids={member.pk})
         in_force = rollup.submissions_in_force(period=Q2)[member.pk]
         earlier = rollup.submissions_in_force(period=Q2, as_of=utc(4, 5))[member.pk]
@@ -322,17 +306,9 @@ def test_submissions_are_history_and_latest_wins(org, member):
 def test_submission_rejects_invalid_input(org, member):
     with scope(organization=org):
         with pytest.raises(ValidationError, match="not for Q2 FY 2017"):
-            rollup.forecast_submit(
-                organization=org,
-                subject=member,
-                submitted_by=member,
-                period=Q2,
-                commit_amount=Decimal("1"),
-                best_case_amount=Decimal("2"),
-                today=dt.date(2017, 7, 2),
-            )
+            submit_forecast(org, member, "1", "2", today=dt.date(2017, 7, 2))
         with pytest.raises(ValidationError, match="below commit"):
-            _submit(org, member, member, "500.00", "400.00", day=3)
+            submit_forecast(org, member, "500.00", "400.00", submitted_at=utc(4, 3))
         assert ForecastSubmission.objects.count() == 0
 
 

@@ -1,37 +1,21 @@
 """Forecast submission messages: their own wording, amounts in the reader's money format, period names."""
 
 import datetime as dt
-from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
-from django_scopes import scope, scopes_disabled
+from django_scopes import scopes_disabled
 
 from dashboards.templatetags.spm_format import period_name
-from goals.forecasts import rollup
 from goals.models import ForecastSettings, ForecastSubmission
-from spm.fiscal import fiscal_quarter, period_containing
-
-Q2 = fiscal_quarter(2017, 2, 1)
-
-
-def submit(org, member, commit, best_case, *, today=dt.date(2017, 4, 15)):
-    with scope(organization=org):
-        return rollup.forecast_submit(
-            organization=org,
-            subject=member,
-            submitted_by=member,
-            period=Q2,
-            commit_amount=Decimal(commit),
-            best_case_amount=Decimal(best_case),
-            today=today,
-        )
+from spm.fiscal import period_containing
+from tests.forecast_helpers import APRIL_15, submit_forecast
 
 
-def rejection(org, member, commit, best_case, *, language, today=dt.date(2017, 4, 15)) -> str:
+def rejection(org, member, commit, best_case, *, language, today=APRIL_15) -> str:
     with translation.override(language), pytest.raises(ValidationError) as raised:
-        submit(org, member, commit, best_case, today=today)
+        submit_forecast(org, member, commit, best_case, today=today)
     return raised.value.messages[0]
 
 

@@ -25,6 +25,7 @@ from pipelines.importers.record_values import money_value
 from pipelines.models import MAX_MONEY_AMOUNT, Deal, ImportRunStatus
 from spm.fiscal import period_containing
 from tests.factories import DealFactory
+from tests.forecast_helpers import submit_forecast
 from tests.import_helpers import mapped_dry_run
 
 MAX_ENGLISH = "9,999,999,999,999.99"
@@ -57,15 +58,7 @@ def test_accepted_amounts_read_back_unchanged(org, member, amount):
 def test_forecast_at_maximum_reads_back_unchanged(org, member):
     quarter = current_quarter(org)
     with scope(organization=org):
-        rollup.forecast_submit(
-            organization=org,
-            subject=member,
-            submitted_by=member,
-            period=quarter,
-            commit_amount=MAX_MONEY_AMOUNT,
-            best_case_amount=MAX_MONEY_AMOUNT,
-            today=quarter.start,
-        )
+        submit_forecast(org, member, MAX_MONEY_AMOUNT, MAX_MONEY_AMOUNT, period=quarter, today=quarter.start)
         in_force = rollup.submissions_in_force(period=quarter)[member.pk]
 
     assert in_force.commit_amount == MAX_MONEY_AMOUNT
@@ -180,16 +173,8 @@ def test_forecast_at_maximum_is_shown(client, org, member):
 
 def test_forecast_service_rejects_above_maximum(org, member):
     quarter = current_quarter(org)
-    with scope(organization=org), pytest.raises(ValidationError) as raised:
-        rollup.forecast_submit(
-            organization=org,
-            subject=member,
-            submitted_by=member,
-            period=quarter,
-            commit_amount=Decimal("1.00"),
-            best_case_amount=MAX_MONEY_AMOUNT + Decimal("0.01"),
-            today=quarter.start,
-        )
+    with pytest.raises(ValidationError) as raised:
+        submit_forecast(org, member, "1.00", MAX_MONEY_AMOUNT + Decimal("0.01"), period=quarter, today=quarter.start)
 
     assert raised.value.messages == ["Forecast commit and best case can be at most €9,999,999,999,999.99."]
 
