@@ -166,14 +166,9 @@ def test_xlsx_upload(org, member):
     assert quotas(org) == {("rep", member.pk, "quarter", dt.date(2025, 1, 1), "won_revenue"): (Decimal("9000.50"), True)}
 
 
+# The command prints in the organization's language; English keeps the summary readable here.
+@pytest.mark.usefixtures("org_in_english")
 def test_import_quotas_command(org, member, tmp_path, capsys):
-    with scopes_disabled():
-        org.language = "en"
-        org.save(update_fields=["language"])
-    # The command prints in the organization's language; English keeps the summary readable here.
-    with scopes_disabled():
-        org.language = "en"
-        org.save(update_fields=["language"])
     path = tmp_path / "quotas.csv"
     path.write_text("level;name;period;metric;target\nrep;rep@acme.example;2025-Q1;won_revenue;9.000,00\n", encoding="utf-8")
 
@@ -183,10 +178,8 @@ def test_import_quotas_command(org, member, tmp_path, capsys):
     assert quotas(org)[("rep", member.pk, "quarter", dt.date(2025, 1, 1), "won_revenue")] == (Decimal("9000.00"), True)
 
 
+@pytest.mark.usefixtures("org_in_english")
 def test_import_quotas_command_exits_1_on_bad_rows(org, member, tmp_path, capsys):
-    with scopes_disabled():
-        org.language = "en"
-        org.save(update_fields=["language"])
     path = tmp_path / "quotas.csv"
     path.write_text("level,name,period,metric,target\nrep,rep@acme.example,2025-Q1,won_revenue,zehn\n", encoding="utf-8")
 
