@@ -10,7 +10,7 @@ from goals.models import Quota, QuotaLevel, QuotaMetric
 from pipelines.models import DealStatus, StageKind
 from spm.fiscal import fiscal_quarter
 from spm.models import Role
-from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory, UserFactory
+from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory, TeamFactory, UserFactory
 
 Q2 = fiscal_quarter(2017, 2, 1)
 
@@ -43,6 +43,22 @@ def deal_create(owner, stages, status, amount, *, closed_at=None, created_at=Non
 def rep_create(org, name, *, team=None, manager=None, role=Role.REP):
     email = name.lower().replace(" ", ".") + "@acme.example"
     return MembershipFactory(organization=org, role=role, team=team, manager=manager, user=UserFactory(email=email, name=name))
+
+
+def north_and_south_reps_create(org, north, manager) -> dict:
+    """Create the reps Anna and Bert in `north` under `manager`, and Cora and Dirk in a new team South.
+
+    Returns the memberships under "anna", "bert", "cora" and "dirk", and the team under "south".
+    South has no manager.
+    """
+    south = TeamFactory(organization=org, name="South")
+    return {
+        "anna": rep_create(org, "Anna", team=north, manager=manager),
+        "bert": rep_create(org, "Bert", team=north, manager=manager),
+        "cora": rep_create(org, "Cora", team=south),
+        "dirk": rep_create(org, "Dirk", team=south),
+        "south": south,
+    }
 
 
 def quota_create(member=None, target="0", *, team=None, period=Q2, metric=QuotaMetric.WON_REVENUE):

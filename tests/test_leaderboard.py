@@ -23,8 +23,7 @@ from goals.privacy import name_policy_for, pseudonym_numbers
 from pipelines.models import DealStatus, Stage, StageKind
 from spm.models import LeaderboardPrivacy
 from spm.tenancy import membership_ids_visible
-from tests.attainment_data import Q2, deal_create, quota_create, rep_create, stages_create, utc
-from tests.factories import TeamFactory
+from tests.attainment_data import Q2, deal_create, north_and_south_reps_create, quota_create, stages_create, utc
 
 TODAY = dt.date(2017, 5, 15)
 WON = DealStatus.WON
@@ -34,11 +33,8 @@ WON = DealStatus.WON
 def people(org, team, manager_member):
     with scopes_disabled():
         stages = stages_create(org)
-        south = TeamFactory(organization=org, name="South")
-        anna = rep_create(org, "Anna", team=team, manager=manager_member)
-        bert = rep_create(org, "Bert", team=team, manager=manager_member)
-        cora = rep_create(org, "Cora", team=south)
-        dirk = rep_create(org, "Dirk", team=south)
+        people = north_and_south_reps_create(org, team, manager_member)
+        anna, bert, cora, dirk = people["anna"], people["bert"], people["cora"], people["dirk"]
         quota_create(anna, "1000.00")
         quota_create(bert, "2000.00")
         quota_create(cora, "1000.00")
@@ -47,7 +43,7 @@ def people(org, team, manager_member):
         deal_create(bert, stages, WON, "1000.00", closed_at=utc(4, 12))
         deal_create(cora, stages, WON, "400.00", closed_at=utc(5, 10))
         deal_create(dirk, stages, WON, "9999.00", closed_at=utc(5, 11))
-    return {"anna": anna, "bert": bert, "cora": cora, "dirk": dirk, "south": south, "manager": manager_member}
+    return {**people, "manager": manager_member}
 
 
 def board_for(org, viewer, *, ranking=PERCENT, level=QuotaLevel.REP):
