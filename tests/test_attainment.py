@@ -30,10 +30,11 @@ from goals.attainment import (
     elapsed_share,
     open_pipeline_values,
 )
-from goals.models import Assignment, Quota, QuotaLevel, QuotaMetric
+from goals.models import Assignment, QuotaLevel, QuotaMetric
 from pipelines.models import Activity, ActivityKind, DealStatus, StageKind
 from spm.fiscal import fiscal_quarter
 from spm.models import Role
+from tests.attainment_data import quota_create
 from tests.factories import (
     DealFactory,
     MembershipFactory,
@@ -86,16 +87,10 @@ def open_deal(owner, stages, amount, expected_close_on, created_at=None):
     )
 
 
-def rep_quota(member, target, period=Q2, metric=WON_REVENUE):
-    return Quota.objects.create(
-        organization=member.organization,
-        level=REP,
-        membership=member,
-        period_kind=period.kind,
-        period_start=period.start,
-        metric=metric,
-        target=Decimal(target),
-    )
+def q2_revenue_row(org, subject, *, level=REP, today=MAY_15):
+    """Return the Q2 won-revenue attainment of `subject`, a membership or (with level=TEAM) a team, on `today`."""
+    with scope(organization=org):
+        return attainment_get(organization=org, period=Q2, metric=WON_REVENUE, level=level, subject_id=subject.pk, today=today)
 
 
 @pytest.fixture
@@ -110,9 +105,9 @@ def carl(org):
 @pytest.fixture
 def scenario(org, member, other_rep, carl, stages):
     with scopes_disabled():
-        rep_quota(member, "10000.00")
-        rep_quota(other_rep, "2000.00")
-        rep_quota(carl, "6000.00")
+        quota_create(member, "10000.00")
+        quota_create(other_rep, "2000.00")
+        quota_create(carl, "6000.00")
         won(member, stages, "4000.00", utc(5, 8))
         won(member, stages, "1000.00", utc(6, 9))
         open_deal(member, stages, "2500.00", dt.date(2017, 6, 20))
@@ -138,10 +133,7 @@ def test_won_deals_metric_counts_deals(scenario, member, other_rep, carl):
 
 
 def test_team_attainment_is_ratio_of_sums(scenario, team):
-    with scope(organization=scenario):
-        north = attainment_get(
-            organization=scenario, period=Q2, metric=WON_REVENUE, level=TEAM, subject_id=team.pk, today=MAY_15
-        )
+    north = q2_revenue_row(scenario, team, level=TEAM)
 
     assert north.credited == Decimal("7000.00")
     assert north.quota == Decimal("12000.00")
@@ -160,9 +152,7 @@ def test_rep_attainment_divides_credit_by_quota(scenario, member, other_rep):
 def test_credit_as_of_a_day_ignores_later_closes(scenario, member):
     with scope(organization=scenario):
         credited = credited_values(organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, as_of=MAY_15)
-        row = attainment_get(
-            organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, subject_id=member.pk, today=MAY_15
-        )
+        row = q2_revenue_row(scenario, member)
 
     assert credited[member.pk] == Decimal("4000.00")
     assert row.credited == Decimal("4000.00")
@@ -329,10 +319,7 @@ def test_elapsed_share_counts_today():
 
 
 def test_pacing_and_projection_on_fixed_day(scenario, member):
-    with scope(organization=scenario):
-        row = attainment_get(
-            organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, subject_id=member.pk, today=MAY_15
-        )
+    row = q2_revenue_row(scenario, member)
 
     share = Decimal(45) / Decimal(91)
     assert row.elapsed_share == share
@@ -346,10 +333,7 @@ def test_pacing_and_projection_on_fixed_day(scenario, member):
 
 
 def test_warning_below_threshold(scenario, carl):
-    with scope(organization=scenario):
-        row = attainment_get(
-            organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, subject_id=carl.pk, today=MAY_15
-        )
+    row = q2_revenue_row(scenario, carl)
 
     # 1,000 ÷ 45/91 = 2,022.22 projected, 33.7 % of 6,000: below the default 70 %.
     assert row.projected_attainment.quantize(Decimal("0.001")) == Decimal("0.337")
@@ -361,24 +345,13 @@ def test_warning_threshold_is_per_organization(scenario, carl):
         scenario.attainment_warning_percent = Decimal("30.0")
         scenario.save(update_fields=["attainment_warning_percent"])
 
-    with scope(organization=scenario):
-        row = attainment_get(
-            organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, subject_id=carl.pk, today=MAY_15
-        )
+    row = q2_revenue_row(scenario, carl)
 
     assert row.is_warning is False
 
 
 def test_projection_undefined_before_period_starts(scenario, member):
-    with scope(organization=scenario):
-        row = attainment_get(
-            organization=scenario,
-            period=Q2,
-            metric=WON_REVENUE,
-            level=REP,
-            subject_id=member.pk,
-            today=dt.date(2017, 3, 1),
-        )
+    row = q2_revenue_row(scenario, member, today=dt.date(2017, 3, 1))
 
     assert row.elapsed_share == Decimal(0)
     assert row.projected is None
@@ -388,15 +361,7 @@ def test_projection_undefined_before_period_starts(scenario, member):
 
 
 def test_past_period_paces_against_whole_period(scenario, member):
-    with scope(organization=scenario):
-        row = attainment_get(
-            organization=scenario,
-            period=Q2,
-            metric=WON_REVENUE,
-            level=REP,
-            subject_id=member.pk,
-            today=dt.date(2017, 9, 1),
-        )
+    row = q2_revenue_row(scenario, member, today=dt.date(2017, 9, 1))
 
     assert row.elapsed_share == Decimal(1)
     assert row.pacing == Decimal("0.5")
@@ -404,10 +369,7 @@ def test_past_period_paces_against_whole_period(scenario, member):
 
 
 def test_coverage_against_remaining_quota(scenario, member):
-    with scope(organization=scenario):
-        row = attainment_get(
-            organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, subject_id=member.pk, today=MAY_15
-        )
+    row = q2_revenue_row(scenario, member)
 
     # 2,500 open in Q2 ÷ (10,000 − 4,000) remaining on 15 May.
     assert row.coverage == Decimal("2500") / Decimal("6000")
@@ -415,10 +377,7 @@ def test_coverage_against_remaining_quota(scenario, member):
 
 
 def test_coverage_covered_when_nothing_remains(scenario, other_rep):
-    with scope(organization=scenario):
-        row = attainment_get(
-            organization=scenario, period=Q2, metric=WON_REVENUE, level=REP, subject_id=other_rep.pk, today=MAY_15
-        )
+    row = q2_revenue_row(scenario, other_rep)
 
     assert row.remaining == Decimal(0)
     assert row.coverage is None
@@ -435,10 +394,7 @@ def test_rep_without_quota_has_no_attainment(org, member, stages):
     with scopes_disabled():
         won(member, stages, "10.00", utc(5, 8))
 
-    with scope(organization=org):
-        row = attainment_get(
-            organization=org, period=Q2, metric=WON_REVENUE, level=REP, subject_id=member.pk, today=MAY_15
-        )
+    row = q2_revenue_row(org, member)
 
     assert row.has_quota is False
     assert row.credited == Decimal("10.00")
