@@ -75,12 +75,13 @@ def import_run_create(
 ) -> ImportRun:
     """Store uploaded files under MEDIA_ROOT/imports/<organization id>/<random>/ and create their ImportRun.
 
-    ZIP files are unpacked flat (folders inside are dropped). Each file and the sum of
-    all, unpacked, may have at most IMPORT_MAX_UPLOAD_BYTES. Raises ImportUploadError
-    and stores nothing when a limit is exceeded or a file type is not CSV, TXT, TSV,
-    XLSX or ZIP, when a file's content does not fit its extension (a ZIP archive named
-    .csv), and when no file has a data row below its header. Writes an
-    `import.uploaded` audit log entry.
+    ZIP files are unpacked flat (folders inside are dropped), without the metadata files
+    that macOS Finder adds. Each file and the sum of all, unpacked, may have at most
+    IMPORT_MAX_UPLOAD_BYTES. Raises ImportUploadError and stores nothing when a limit is
+    exceeded or a file type is not CSV, TXT, TSV, XLSX or ZIP, when two files get the
+    same name (jan/deals.csv and feb/deals.csv in one ZIP), when a file's content does
+    not fit its extension (a ZIP archive named .csv), and when no file has a data row
+    below its header. Writes an `import.uploaded` audit log entry.
     """
     limit = settings.IMPORT_MAX_UPLOAD_BYTES
     relative = Path("imports") / str(organization.pk) / uuid.uuid4().hex
@@ -89,6 +90,7 @@ def import_run_create(
     names = []
     try:
         total = 0
+        sources: dict[str, str] = {}
         for upload in files:
             name = _safe_name(upload.name)
             suffix = Path(name).suffix.lower()
@@ -100,8 +102,9 @@ def import_run_create(
                 raise ImportUploadError(_too_large_message(limit))
             total += upload.size
             if suffix == ".zip":
-                total = _zip_extract(upload, directory, names, total, limit)
+                total = _zip_extract(upload, directory, names, sources, total, limit)
                 continue
+            _name_claim(sources, name, upload.name)
             with open(directory / name, "wb") as handle:
                 for chunk in upload.chunks():
                     handle.write(chunk)
@@ -174,15 +177,47 @@ def _safe_name(name: str) -> str:
     return cleaned.lstrip(".")[:120] or "upload"
 
 
-def _zip_extract(upload: UploadedFile, directory: Path, names: list[str], total: int, limit: int) -> int:
-    """Unpack the table files of a ZIP into `directory`; returns the new byte total. Counts unpacked sizes."""
+def _name_claim(sources: dict[str, str], name: str, source: str) -> None:
+    """Record that stored file `name` comes from upload path `source`; raise ImportUploadError if another path has it.
+
+    Importers find their files by name or take the first file of a kind, so a second file
+    of the same name would replace the first one without notice.
+    """
+    if name in sources:
+        raise ImportUploadError(
+            gettext(
+                "The upload contains two files named %(name)s: %(first)s and %(second)s. An import reads only one "
+                "file of a name; upload the files one after the other."
+            )
+            % {"name": name, "first": sources[name], "second": source}
+        )
+    sources[name] = source
+
+
+def _is_mac_metadata(member_path: str) -> bool:
+    """Return True for files that macOS Finder adds to a ZIP: the __MACOSX/ folder, AppleDouble ._* files and .DS_Store."""
+    parts = PurePath(member_path.replace("\\", "/")).parts
+    if "__MACOSX" in parts:
+        return True
+    base = parts[-1] if parts else ""
+    return base.startswith("._") or base == ".DS_Store"
+
+
+def _zip_extract(
+    upload: UploadedFile, directory: Path, names: list[str], sources: dict[str, str], total: int, limit: int
+) -> int:
+    """Unpack the table files of a ZIP into `directory`; returns the new byte total. Counts unpacked sizes.
+
+    Skips macOS metadata before the name is sanitized, which would drop its folder and leading dot.
+    """
     with zipfile.ZipFile(upload) as archive:
         for member in archive.infolist():
-            if member.is_dir():
+            if member.is_dir() or _is_mac_metadata(member.filename):
                 continue
             name = _safe_name(member.filename)
-            if Path(name).suffix.lower() not in ALLOWED_SUFFIXES[:-1] or name.startswith("__MACOSX"):
+            if Path(name).suffix.lower() not in ALLOWED_SUFFIXES[:-1]:
                 continue
+            _name_claim(sources, name, f"{upload.name}/{member.filename}")
             total += member.file_size
             if total > limit:
                 raise ImportUploadError(_too_large_message(limit))
