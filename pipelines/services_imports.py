@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from dashboards.templatetags.spm_format import format_fixed
@@ -460,6 +460,33 @@ def import_rejected_rows(run: ImportRun, *, limit: int | None = None) -> list[Ro
     """
     rows = run.rejected_rows if limit is None else run.rejected_rows[:limit]
     return [RowError.from_json(row) for row in rows]
+
+
+# Rows of the counts table, deals first: they are what an import is for, and the entities
+# after them are what the deals refer to. A stored summary is JSON, which PostgreSQL's
+# jsonb returns with its keys in another order.
+COUNT_ROWS = (
+    ("deals", gettext_lazy("Deals")),
+    ("stage_changes", gettext_lazy("Stage changes")),
+    ("activities", gettext_lazy("Activities")),
+    ("people", gettext_lazy("People")),
+    ("teams", gettext_lazy("Teams")),
+    ("territories", gettext_lazy("Territories")),
+    ("accounts", gettext_lazy("Accounts")),
+    ("products", gettext_lazy("Products")),
+)
+
+
+def import_count_rows(run: ImportRun) -> list[dict]:
+    """Return the rows of the run's counts table in the order of COUNT_ROWS: entity, label and its counts.
+
+    An entity that COUNT_ROWS does not list follows in alphabetical order, labeled with its key.
+    """
+    counts = (run.summary or {}).get("counts", {})
+    labels = dict(COUNT_ROWS)
+    known = [entity for entity, _label in COUNT_ROWS if entity in counts]
+    others = sorted(entity for entity in counts if entity not in labels)
+    return [{"entity": entity, "label": labels.get(entity, entity), "numbers": counts[entity]} for entity in known + others]
 
 
 def import_people_created(run: ImportRun) -> list[dict[str, str]]:

@@ -25,6 +25,7 @@ from pipelines.models import ImportRun, ImportRunStatus
 from pipelines.services_imports import (
     ImportUploadError,
     _safe_name,
+    import_count_rows,
     import_directory,
     import_mapping_get,
     import_mapping_save,
@@ -148,7 +149,7 @@ def _progress_render(request, run: ImportRun):
         "run": run,
         "preview": preview_rows_for_display(run),
         "rejected_shown": import_rejected_rows(run, limit=REJECTED_SHOWN),
-        "counts": summary.get("counts", {}),
+        "count_rows": import_count_rows(run),
         "people_created": people_created,
         "people_created_count": summary.get("people_created_count", 0),
         "people_created_hidden": summary.get("people_created_count", 0) - len(people_created),
