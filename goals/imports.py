@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils.translation import gettext_noop
 
 from goals import parsing, services
+from goals.attainment import organization_today
 from goals.models import Assignment, QuotaMetric, Team, Territory
 from pipelines.importers.base import (
     Message,
@@ -24,6 +25,7 @@ from pipelines.importers.base import (
     check_length,
     require_value,
 )
+from pipelines.importers.emails import email_check
 from pipelines.importers.people import foreign_account_rejection
 from spm import fiscal
 from spm.audit import (
@@ -32,6 +34,7 @@ from spm.audit import (
     REASON_QUOTA_UPLOAD,
     audit_reason,
 )
+from spm.date_limits import DateRange, planning_range
 from spm.models import Membership, Organization, Role, User
 
 logger = logging.getLogger(__name__)
@@ -122,7 +125,9 @@ class _SubjectIndex:
         return found
 
 
-def quota_import(*, organization: Organization, actor: User | None, data: bytes, file_name: str) -> UploadResult:
+def quota_import(
+    *, organization: Organization, actor: User | None, data: bytes, file_name: str, today: dt.date | None = None
+) -> UploadResult:
     """Set the quotas listed in a CSV or XLSX file; return counts and rejected rows.
 
     Columns (header names, any order, case-insensitive): level (rep, team,
@@ -131,26 +136,29 @@ def quota_import(*, organization: Organization, actor: User | None, data: bytes,
     pipeline_created, activities, meetings), target (German or English number
     format, see parsing.parse_number, with the organization's language
     deciding `12.500`), and optionally prorate (yes/no/ja/nein; empty keeps an
-    existing quota's setting, new quotas are prorated). A row repeating an
-    earlier row's level, name, period and metric is rejected. Raises
+    existing quota's setting, new quotas are prorated). A period must start
+    within spm.date_limits.planning_range of `today` (default: the
+    organization's local date). A row repeating the level, name, period and
+    metric of an earlier accepted row is rejected; a rejected row does not
+    block a later one with the same key. Raises
     ImportSourceError when the file cannot be read, lacks a column or has
     no data rows.
     """
     rows = parsing.read_table(data, file_name, required=QUOTA_COLUMNS)
     result = UploadResult(file_name=file_name)
     index = _SubjectIndex()
+    allowed_days = planning_range(today or organization_today(organization))
     seen: dict[tuple, int] = {}
 
     with transaction.atomic():
         for line, row in rows:
             try:
-                parsed = _quota_row(organization, index, row)
+                parsed = _quota_row(organization, index, allowed_days, row)
                 key = parsed[:4]
                 if key in seen:
                     raise RowRejected(
                         "period", row.get("period", ""), gettext_noop("repeats line %(line)d; keep one of them"), line=seen[key]
                     )
-                seen[key] = line
                 level, subject_id, period, metric, target, is_prorated = parsed
                 _quota, outcome = services.quota_update(
                     organization=organization,
@@ -171,6 +179,8 @@ def quota_import(*, organization: Organization, actor: User | None, data: bytes,
                 column = "name" if error.code == "quota_subject_role" else "target"
                 result.reject(line, _rejection_from(error, column, row.get(column, "")))
                 continue
+            # Only an accepted row counts as the first of its key, so a rejected row cannot block its correction.
+            seen[key] = line
             result.count(outcome)
     logger.info(
         "Quota upload finished organization_id=%s created=%s updated=%s unchanged=%s rejected=%s",
@@ -183,7 +193,7 @@ def quota_import(*, organization: Organization, actor: User | None, data: bytes,
     return result
 
 
-def _quota_row(organization: Organization, index: _SubjectIndex, row: dict):
+def _quota_row(organization: Organization, index: _SubjectIndex, allowed_days: DateRange, row: dict):
     level_text = require_value(row, "level")
     level = LEVEL_WORDS.get(level_text.strip().lower())
     if level is None:
@@ -195,6 +205,10 @@ def _quota_row(organization: Organization, index: _SubjectIndex, row: dict):
         period = fiscal.parse_period(period_text, organization.fiscal_year_start_month)
     except ValueError:
         raise RowRejected("period", period_text, gettext_noop("invalid period; use 2025, 2025-Q1 or 2025-03")) from None
+    try:
+        allowed_days.check_period(period, period_text.strip())
+    except ValidationError as error:
+        raise _rejection_from(error, "period", period_text) from None
 
     metric = require_value(row, "metric").strip().lower()
     if metric not in QuotaMetric.values:
@@ -310,8 +324,8 @@ def _person_row(
     email = row.get("email", "").strip().lower()
     if not name and not email:
         raise RowRejected("email", email, gettext_noop("missing value; give an e-mail address or a name"))
-    if email and ("@" not in email or len(email) > 254):
-        raise RowRejected("email", email, gettext_noop("invalid e-mail address"))
+    if email:
+        email_check(email, "email", row.get("email", "").strip())
     role_text = row.get("role", "").strip()
     role = ROLE_WORDS.get(role_text.lower()) if role_text else None
     if role_text and role is None:

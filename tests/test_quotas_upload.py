@@ -221,3 +221,46 @@ def test_unknown_team_or_territory_named_by_level(org, member, language, expecte
     with translation.override(language):
         reasons = [str(error.reason) for error in result.errors]
     assert reasons == expected
+
+
+def test_rejected_row_does_not_block_repeat(org, member):
+    text = (
+        "level,name,period,metric,target\n"
+        "rep,rep@acme.example,2025-Q1,won_deals,5.5\n"
+        "rep,rep@acme.example,2025-Q1,won_deals,6\n"
+        "rep,rep@acme.example,2025-Q1,won_deals,7\n"
+    )
+
+    with translation.override("en"):
+        result = upload(org, text)
+        reasons = [(error.line, error.column, error.value, str(error.reason)) for error in result.errors]
+
+    assert result.created == 1
+    assert reasons[1:] == [(4, "period", "2025-Q1", "repeats line 3; keep one of them")]
+    assert [reason[:3] for reason in reasons[:1]] == [(2, "target", "5.5")]
+    assert quotas(org) == {("rep", member.pk, "quarter", dt.date(2025, 1, 1), "won_deals"): (Decimal("6.00"), True)}
+
+
+def test_period_outside_planning_range_rejected(org, member):
+    text = (
+        "level,name,period,metric,target\n"
+        "rep,rep@acme.example,0001-Q1,won_deals,5\n"
+        "rep,rep@acme.example,1999,won_deals,5\n"
+        "rep,rep@acme.example,2031,won_deals,5\n"
+        "rep,rep@acme.example,2030,won_deals,5\n"
+        "rep,rep@acme.example,2000-01,won_deals,5\n"
+    )
+
+    with translation.override("en"), scope(organization=org):
+        result = quota_import(
+            organization=org, actor=None, data=text.encode(), file_name="quotas.csv", today=dt.date(2025, 4, 1)
+        )
+        reasons = [(error.line, error.column, error.value, str(error.reason)) for error in result.errors]
+
+    allowed = "enter a period that starts from 01/01/2000 to 04/01/2030."
+    assert reasons == [
+        (2, "period", "0001-Q1", f"The period 0001-Q1 starts on 01/01/0001, outside the allowed range; {allowed}"),
+        (3, "period", "1999", f"The period 1999 starts on 01/01/1999, outside the allowed range; {allowed}"),
+        (4, "period", "2031", f"The period 2031 starts on 01/01/2031, outside the allowed range; {allowed}"),
+    ]
+    assert sorted(key[3] for key in quotas(org)) == [dt.date(2000, 1, 1), dt.date(2030, 1, 1)]

@@ -32,6 +32,7 @@ from pipelines.importers.base import (
     parse_int,
     require_value,
 )
+from pipelines.importers.emails import generated_email_check
 from pipelines.importers.formats import (
     TableStream,
     parse_decimal,
@@ -268,9 +269,7 @@ class MavenImport:
                 if name == manager:
                     raise RowRejected("manager", manager, gettext_noop("an agent cannot be their own manager"))
                 for column, person in (("sales_agent", name), ("manager", manager)):
-                    email = person_email(person, slug)
-                    if not email:
-                        raise RowRejected(column, person, gettext_noop("the name has no letters to build an e-mail address"))
+                    email = generated_email_check(person_email(person, slug), column, person)
                     if email_owner.get(email, person) != person:
                         raise RowRejected(
                             column,

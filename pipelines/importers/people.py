@@ -20,6 +20,11 @@ a generated one (`person_email`). When that address already belongs to someone w
 different name, in the same call or in the organization, the person is not created and
 `conflicts` contains an `EmailConflict` instead: merging two names into one person, or quietly
 splitting one person into two, would both credit deals to the wrong member.
+
+A person whose e-mail address is invalid (Django's `validate_email`), or who would need a
+value longer than its column (external id and name 200, e-mail address 254 characters), is
+not matched or created either: `conflicts` contains an `InvalidPerson` with the reason, so
+the importer rejects each row that names them instead of truncating the value.
 """
 
 import logging
@@ -30,13 +35,19 @@ from django.utils.translation import gettext_noop
 from pipelines.importers.base import (
     CreatedPerson,
     ImportResult,
+    Message,
     PersonAccount,
     RowRejected,
 )
+from pipelines.importers.emails import TOO_LONG, email_check, generated_email_check
 from pipelines.importers.maven import person_email
 from spm.models import Membership, Organization, Role, User
 
 logger = logging.getLogger(__name__)
+
+# Column limits of what `ensure` stores besides the e-mail address: User.name and Membership.external_id.
+MAX_NAME_LENGTH = User._meta.get_field("name").max_length
+MAX_EXTERNAL_ID_LENGTH = Membership._meta.get_field("external_id").max_length
 
 
 @dataclass(frozen=True)
@@ -57,9 +68,10 @@ class PeopleDirectory:
         self.by_external_id: dict[str, Membership] = {}
         self.by_email: dict[str, Membership] = {}
         self.by_name: dict[str, Membership] = {}
-        # Keys of people `ensure` did not create: their generated address belongs to another name,
-        # or their address belongs to a user outside this organization.
-        self.conflicts: dict[str, EmailConflict | ForeignAccount] = {}
+        # Keys of people `ensure` did not match or create: a value is invalid or too long, their
+        # generated address belongs to another name, or their address belongs to a user outside
+        # this organization.
+        self.conflicts: dict[str, EmailConflict | ForeignAccount | InvalidPerson] = {}
         for membership in Membership.objects.filter(organization=organization).select_related("user").order_by("pk"):
             self._index(membership)
 
@@ -89,32 +101,26 @@ class PeopleDirectory:
         A person without an e-mail address gets `<name>@<org slug>.example`; the `.example`
         domain is reserved, so nothing is ever delivered there. New memberships store the
         person's key as external id, so the next import matches them even if the name changes.
-        A person whose generated address belongs to another name, or whose address belongs to
-        a user who is not a member of this organization, is left out of the result and
-        recorded in `conflicts`.
+        A person with an invalid or too long value, whose generated address belongs to another
+        name, or whose address belongs to a user who is not a member of this organization, is
+        left out of the result and recorded in `conflicts`.
         """
-        found: dict[str, Membership] = {}
-        missing: dict[str, Person] = {}
-        for person in people:
-            membership = self.find(person)
-            if membership is not None:
-                found[person.key] = membership
-            else:
-                missing.setdefault(person.key, person)
+        found, missing, invalid = self._partition(people)
+        self.conflicts.update(invalid)
         counts = self.result.counts["people"]
         counts.unchanged += len({membership.pk for membership in found.values()})
         if not missing:
             return found
 
         emails, generated_for, users = self._addresses(missing)
-        for key, conflict in self._conflicts_find(emails, generated_for, users).items():
+        for key, conflict in self._conflicts_find(missing, emails, generated_for, users).items():
             self.conflicts[key] = conflict
             del missing[key]
         new_users = []
         for key, person in missing.items():
             email = emails[key]
             if email not in users:
-                user = User(email=email, name=(person.name or "")[:200])
+                user = User(email=email, name=person.name or "")
                 user.set_unusable_password()
                 users[email] = user
                 new_users.append(user)
@@ -133,7 +139,7 @@ class PeopleDirectory:
             user = users[emails[key]]
             membership = member_by_user.get(user.pk)
             if membership is None:
-                membership = Membership(organization=self.organization, user=user, role=Role.REP, external_id=key[:200])
+                membership = Membership(organization=self.organization, user=user, role=Role.REP, external_id=key)
                 member_by_user[user.pk] = membership
                 new_memberships.append(membership)
                 self.result.people_created.append(
@@ -153,29 +159,59 @@ class PeopleDirectory:
         )
         return found
 
-    def conflicts_check(self, people: list[Person]) -> dict[str, "EmailConflict | ForeignAccount"]:
+    def conflicts_check(self, people: list[Person]) -> dict[str, "EmailConflict | ForeignAccount | InvalidPerson"]:
         """Return the people `ensure` would leave out, with the reason, without writing anything."""
-        missing = {}
+        _found, missing, invalid = self._partition(people)
+        return {**invalid, **self._conflicts_find(missing, *self._addresses(missing))}
+
+    def _partition(
+        self, people: list[Person]
+    ) -> tuple[dict[str, Membership], dict[str, Person], dict[str, "InvalidPerson"]]:
+        """Split `people` by key into the members found, the people to create, and those with an invalid address.
+
+        The address is checked before matching, so an invalid address in a file never
+        matches a user whom an older version stored with that address.
+        """
+        found: dict[str, Membership] = {}
+        missing: dict[str, Person] = {}
+        invalid: dict[str, InvalidPerson] = {}
         for person in people:
-            if self.find(person) is None:
+            address = person.email or (person.key if "@" in person.key else "")
+            if address:
+                try:
+                    email_check(address.lower(), "", address)
+                except RowRejected as rejection:
+                    invalid[person.key] = InvalidPerson(reason=rejection.reason, value=rejection.value)
+                    continue
+            membership = self.find(person)
+            if membership is not None:
+                found[person.key] = membership
+            else:
                 missing.setdefault(person.key, person)
-        return self._conflicts_find(*self._addresses(missing))
+        return found, missing, invalid
 
     def _conflicts_find(
-        self, emails: dict[str, str], generated_for: dict[str, str], users: dict[str, User]
-    ) -> dict[str, "EmailConflict | ForeignAccount"]:
-        """Return the people whose address belongs to a user outside this organization or to another name.
+        self, missing: dict[str, Person], emails: dict[str, str], generated_for: dict[str, str], users: dict[str, User]
+    ) -> dict[str, "EmailConflict | ForeignAccount | InvalidPerson"]:
+        """Return the people to create whose values do not fit, or whose address belongs to an outsider or another name.
 
-        The foreign account is checked first, because writing the name the same way would not
-        make such a person importable.
+        Values that do not fit are checked first, because they cannot be stored at all. The
+        foreign account comes next, because writing the name the same way would not make such
+        a person importable.
         """
+        invalid = {}
+        for key, person in missing.items():
+            try:
+                _new_person_check(person, emails[key], generated_for.get(key))
+            except RowRejected as rejection:
+                invalid[key] = InvalidPerson(reason=rejection.reason, value=rejection.value)
         foreign = {
             key: ForeignAccount(email=email)
             for key, email in emails.items()
-            if email in users and email not in self.by_email
+            if key not in invalid and email in users and email not in self.by_email
         }
-        remaining = {key: email for key, email in emails.items() if key not in foreign}
-        return {**foreign, **_names_sharing_address(remaining, generated_for, users)}
+        remaining = {key: email for key, email in emails.items() if key not in invalid and key not in foreign}
+        return {**invalid, **foreign, **_names_sharing_address(remaining, generated_for, users)}
 
     def _addresses(self, missing: dict[str, Person]) -> tuple[dict[str, str], dict[str, str], dict[str, User]]:
         """Return each person's address by key, the name of those whose address is generated, and the stored users."""
@@ -194,6 +230,8 @@ class PeopleDirectory:
     def conflict_rejection(self, key: str, column: str, value: str | None = None) -> RowRejected:
         """Return the rejection of a row whose person `key` is in `conflicts`; `value` defaults to the key."""
         conflict = self.conflicts[key]
+        if isinstance(conflict, InvalidPerson):
+            return RowRejected(column, conflict.value if value is None else value, conflict.reason)
         if isinstance(conflict, ForeignAccount):
             return foreign_account_rejection(column, key if value is None else value, conflict.email)
         return RowRejected(
@@ -215,6 +253,31 @@ class EmailConflict:
 
     email: str
     other: str
+
+
+@dataclass(frozen=True)
+class InvalidPerson:
+    """A person with an invalid value, or one longer than its column: `value` as the file gives it and the `reason`."""
+
+    value: str
+    reason: Message
+
+
+def _new_person_check(person: Person, email: str, generated_from: str | None) -> None:
+    """Raise RowRejected if `person`, about to be created with `email`, has a value that does not fit its column.
+
+    `generated_from` is the name the address was built from, or None when the file gives the address.
+    """
+    if len(person.key) > MAX_EXTERNAL_ID_LENGTH:
+        raise RowRejected(
+            "", person.key, TOO_LONG, max_length=MAX_EXTERNAL_ID_LENGTH
+        )
+    if len(person.name) > MAX_NAME_LENGTH:
+        raise RowRejected(
+            "", person.name, TOO_LONG, max_length=MAX_NAME_LENGTH
+        )
+    if generated_from is not None:
+        generated_email_check(email, "", generated_from)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from pipelines.importers.base import (
     Message,
     RowRejected,
     bulk_upsert,
+    check_length,
     fetch_by_keys,
 )
 from pipelines.importers.deal_writer import (
@@ -55,6 +56,7 @@ from pipelines.importers.deal_writer import (
     deal_stages_assign,
     deals_write,
 )
+from pipelines.importers.emails import email_check
 from pipelines.importers.formats import (
     Table,
     parse_bool,
@@ -64,7 +66,7 @@ from pipelines.importers.formats import (
     table_read,
     text_cell,
 )
-from pipelines.importers.people import PeopleDirectory, Person
+from pipelines.importers.people import MAX_NAME_LENGTH, PeopleDirectory, Person
 from pipelines.models import Activity, ActivityKind, Deal, StageKind
 from spm.currencies import is_currency_code
 from spm.models import Organization
@@ -208,8 +210,8 @@ class PipedriveChangeLogImport:
             try:
                 if not user_id:
                     raise RowRejected("id", user_id, gettext_noop("missing value"))
-                if "@" not in email:
-                    raise RowRejected("email", row.get("email", ""), gettext_noop("invalid e-mail address"))
+                email_check(email, "email", row.get("email", ""))
+                check_length(row.get("name", ""), "name", MAX_NAME_LENGTH)
                 if email in first_by_email:
                     first_id, first_line = first_by_email[email]
                     aliases[user_id] = first_id

@@ -33,6 +33,7 @@ from pipelines.importers.deal_writer import (
     stage_kind_from_name,
     stage_moves_append,
 )
+from pipelines.importers.emails import email_check
 from pipelines.importers.formats import parse_percent
 from pipelines.importers.generic import STATUS_WORDS
 from pipelines.importers.people import PeopleDirectory, Person
@@ -222,7 +223,7 @@ class RecordsWriter:
         for key, conflict in directory.conflicts_check(list(people.values())).items():
             directory.conflicts[key] = conflict
             # Only a person without an e-mail address gets a generated one, which the name decides.
-            column, value = ("email", people[key].email) if people[key].email else ("name", key)
+            column, value = ("email", people[key].email) if people[key].email else ("name", people[key].name or key)
             self.result.reject_record("people", parsed[key][0], key, directory.conflict_rejection(key, column, value))
             del parsed[key]
             del people[key]
@@ -286,9 +287,9 @@ class RecordsWriter:
         )
 
     def person_values(self, record: Mapping) -> dict:
-        email = text_value(record, "email", 254).lower()
-        if email and "@" not in email:
-            raise RowRejected("email", email, gettext_noop("invalid e-mail address"))
+        email = text_value(record, "email").lower()
+        if email:
+            email_check(email, "email", text_value(record, "email"))
         role = text_value(record, "role").lower() or Role.REP
         if role not in (Role.REP, Role.MANAGER):
             raise RowRejected(
@@ -352,9 +353,9 @@ class RecordsWriter:
     @staticmethod
     def owner_person(record: Mapping) -> Person:
         key = text_value(record, "owner", 200)
-        email = text_value(record, "owner_email", 254).lower()
-        if email and "@" not in email:
-            raise RowRejected("owner_email", email, gettext_noop("invalid e-mail address"))
+        email = text_value(record, "owner_email").lower()
+        if email:
+            email_check(email, "owner_email", text_value(record, "owner_email"))
         if not key and not email:
             raise RowRejected("owner", "", gettext_noop("missing value; give owner (external id or name) or owner_email"))
         return Person(key=key or email, email=email, name=key if key and "@" not in key else "")
