@@ -49,7 +49,8 @@ stage_changes
     source), stage (name, in the deal's pipeline), changed_at (required). Moves are
     only appended; a move already stored (same deal, stage and instant) is skipped. The
     latest move decides the deal's stage, status and closed_at, so a move back to an
-    earlier stage reopens a won deal.
+    earlier stage reopens a won deal. A move on an earlier day than the deal's
+    created_at is rejected, and one earlier on the creation day becomes its created_at.
 activities
     external_id (required), kind (call, email, meeting, task or note), owner and/or
     owner_email (as for deals), occurred_at (required), deal (external id), account

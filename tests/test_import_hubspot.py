@@ -167,3 +167,79 @@ def test_stage_without_date_entered_stays_current(org, tmp_path):
         (None, "Appointment Scheduled", utc(2025, 1, 1, 8)),
         ("Appointment Scheduled", "Contract Sent", utc(2025, 1, 1, 8)),
     ]
+
+
+def test_stage_entered_before_creation_rejected(org, tmp_path):
+    """A "Date entered" on an earlier day than Create Date rejects the row; the deal is not stored as open."""
+    row = "504,Eta,Closed Won,Sales Pipeline,10,Eva Roth,2025-03-08,,2025-03-08,,2025-01-01,\n"
+
+    result = run_import(org, write(tmp_path / "x", HEADER + ROWS + row))
+
+    assert result.counts["deals"].created == 3
+    assert result.counts["deals"].rejected == 1
+    error = result.errors[0]
+    assert error.line == 5
+    assert error.column == 'Date entered "Closed Won (Sales Pipeline)"'
+    assert error.value == "2025-01-01"
+    assert error.reason.params == {"entered": dt.date(2025, 1, 1), "created": dt.date(2025, 3, 8), "created_in": "Create Date"}
+    assert str(error.reason) == (
+        "stage change on 01/01/2025 is before the deal was created on 03/08/2025 (Create Date); correct one of the two dates"
+    )
+    with scope(organization=org):
+        assert not Deal.objects.filter(external_id="504").exists()
+
+
+def test_same_day_entry_sets_creation(org, tmp_path):
+    """A date-only Create Date is 12:00 UTC; a move at 09:00 Berlin time that day becomes the creation time."""
+    row = "504,Eta,Appointment Scheduled,Sales Pipeline,10,Eva Roth,2025-03-08,,2025-03-08 09:00,,,\n"
+
+    result = run_import(org, write(tmp_path / "x", HEADER + row))
+
+    assert result.errors == []
+    with scope(organization=org):
+        deal = Deal.objects.get(external_id="504")
+    assert deal.created_at == utc(2025, 3, 8, 8)
+
+
+def test_deal_stage_decides_over_later_date_entered(org, tmp_path):
+    """A stage entered after the current stage contradicts Deal Stage, so the row is rejected, not stored in that stage."""
+    row = "504,Eta,Closed Won,Sales Pipeline,10,Eva Roth,2025-01-05,,2025-03-01,,2025-02-01,\n"
+
+    result = run_import(org, write(tmp_path / "x", HEADER + row))
+
+    assert result.counts["deals"].rejected == 1
+    error = result.errors[0]
+    assert error.column == 'Date entered "Appointment Scheduled (Sales Pipeline)"'
+    assert error.value == "2025-03-01"
+    assert error.reason.params == {"stage": "Closed Won", "current": dt.date(2025, 2, 1)}
+    with scope(organization=org):
+        assert not Deal.objects.filter(external_id="504").exists()
+
+
+def test_deal_stage_decides_between_same_time_entries(org, tmp_path):
+    """Two stages entered at the same instant: the deal is in the stage that Deal Stage names, whatever the column order."""
+    rows = (
+        "504,Open,Appointment Scheduled,Sales Pipeline,10,Eva Roth,2025-01-05,,2025-01-05,,2025-01-05,\n"
+        "505,Won,Closed Won,Sales Pipeline,10,Eva Roth,2025-01-05,,2025-01-05,,2025-01-05,\n"
+    )
+
+    result = run_import(org, write(tmp_path / "x", HEADER + rows))
+
+    assert result.errors == []
+    with scope(organization=org):
+        deals = {deal.external_id: deal for deal in Deal.objects.select_related("stage")}
+    assert deals["504"].stage.name == "Appointment Scheduled"
+    assert deals["504"].status == DealStatus.OPEN
+    assert deals["505"].stage.name == "Closed Won"
+    assert deals["505"].status == DealStatus.WON
+
+
+def test_close_date_before_creation_rejected(org, tmp_path):
+    row = "504,Eta,Closed Lost,Sales Pipeline,10,Eva Roth,2025-03-08 10:00,2025-03-01,,,,\n"
+
+    result = run_import(org, write(tmp_path / "x", HEADER + row))
+
+    assert result.counts["deals"].rejected == 1
+    assert result.errors[0].column == "Close Date"
+    assert result.errors[0].value == "2025-03-01"
+    assert str(result.errors[0].reason) == "close date is before the creation date"

@@ -104,6 +104,43 @@ def test_duplicate_add_time_keeps_earliest(org, changelog):
     assert "line 11" in str(rejected[0].reason)
 
 
+
+def test_stage_change_before_add_time_rejected(org, changelog):
+    """A stage_id row on an earlier day than add_time rejects the deal, reported on that row; add_time stays the creation."""
+    with (changelog / "deal_changes.csv").open("a") as handle:
+        handle.write("300,2024-05-09 21:32:09,add_time,2024-05-09T21:32:09\n")
+        handle.write("300,2024-04-09 21:32:09,stage_id,1\n")
+        handle.write("300,2024-04-09 21:32:09,user_id,2\n")
+
+    result = run_import(org, changelog)
+
+    assert result.counts["deals"].created == 2
+    assert result.counts["deals"].rejected == 2
+    rejected = [error for error in result.errors if error.value == "2024-04-09 21:32:09"]
+    assert [(error.line, error.column) for error in rejected] == [(16, "change_time")]
+    params = rejected[0].reason.params
+    assert params["entered"] == dt.date(2024, 4, 9)
+    assert params["created"] == dt.date(2024, 5, 9)
+    assert str(params["created_in"]) == "add_time on line 15"
+    with scope(organization=org):
+        assert not Deal.objects.filter(external_id="300").exists()
+
+
+def test_same_day_stage_change_sets_creation(org, changelog):
+    with (changelog / "deal_changes.csv").open("a") as handle:
+        handle.write("300,2024-05-09 21:32:09,add_time,2024-05-09T21:32:09\n")
+        handle.write("300,2024-05-09 08:00:00,stage_id,1\n")
+        handle.write("300,2024-05-09 08:00:00,user_id,2\n")
+
+    result = run_import(org, changelog)
+
+    assert result.counts["deals"].created == 3
+    with scope(organization=org):
+        deal = Deal.objects.get(external_id="300")
+    # 08:00 in Berlin summer time (UTC+2).
+    assert deal.created_at == utc(2024, 5, 9, 6)
+
+
 def test_duplicate_email_merges_users(org, changelog):
     result = run_import(org, changelog)
     with scope(organization=org):

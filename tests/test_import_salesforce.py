@@ -132,3 +132,18 @@ def test_won_opportunity_with_empty_close_date_asks_to_fill_it(org, tmp_path):
     assert result.errors[0].column == "Close Date"
     assert result.errors[0].value == ""
     assert "fill in this cell" in str(result.errors[0].reason)
+
+
+def test_history_before_created_date_rejects_opportunity(org, tmp_path):
+    """A history row on an earlier day than Created Date rejects the opportunity instead of moving its creation."""
+    opportunities = OPPORTUNITIES.replace("2025-01-05 10:00", "2025-01-25 10:00")
+
+    result = run_import(org, export(tmp_path, opportunities=opportunities))
+
+    assert result.counts["deals"].created == 1
+    assert result.counts["deals"].rejected == 1
+    error = result.errors[0]
+    assert (error.file_name, error.line, error.column, error.value) == ("opportunities.csv", 2, "Created Date", "2025-01-25 10:00")
+    assert error.reason.params == {"entered": dt.date(2025, 1, 5), "created": dt.date(2025, 1, 25), "created_in": "Created Date"}
+    with scope(organization=org):
+        assert not Deal.objects.filter(external_id="0065g00000AbCdE").exists()

@@ -8,6 +8,7 @@ import pytest
 from django_scopes import scope
 
 from goals.models import Team, Territory
+from pipelines.importers.base import Message
 from pipelines.models import Account, Activity, Deal, DealStageChange, Stage, StageKind
 from pipelines.services_records import RecordsSourceError, records_import
 from spm.models import AuditLog, Membership, Role
@@ -317,3 +318,68 @@ def test_records_import_history_change_sets_updated_at(org):
         deal = Deal.objects.get(external_id="D3")
         assert deal.stage.name == "Engaging"
         assert deal.updated_at > dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.django_db
+def test_records_import_stage_change_before_creation_rejected(org):
+    """A stage change on an earlier day than created_at is rejected per record and leaves created_at alone."""
+    run(org, pipelines=[PIPELINE])
+    deal = {"external_id": "H1", "owner": "Rita Rep", "pipeline": "Sales", "stage": "Won", "created_at": "2017-03-08"}
+
+    result, _schedule = run(
+        org,
+        deals=[deal],
+        stage_changes=[
+            {"deal": "H1", "stage": "Prospecting", "changed_at": "2017-03-08"},
+            {"deal": "H1", "stage": "Won", "changed_at": "2017-01-01"},
+        ],
+    )
+
+    errors = [(error.entity, error.index, error.external_id, error.field, error.value) for error in result.record_errors]
+    assert errors == [("stage_changes", 1, "H1", "changed_at", "2017-01-01")]
+    assert str(result.record_errors[0].reason) == (
+        "stage change on 01/01/2017 is before the deal was created on 03/08/2017 (created_at); correct one of the two dates"
+    )
+    with scope(organization=org):
+        stored = Deal.objects.get(external_id="H1")
+        assert stored.created_at == dt.datetime(2017, 3, 8, 12, tzinfo=dt.timezone.utc)
+        assert list(stored.stage_changes.values_list("to_stage__name", flat=True)) == ["Prospecting"]
+
+
+@pytest.mark.django_db
+def test_records_import_stage_change_before_stored_creation_rejected(org):
+    load_all(org)
+
+    result, _schedule = run(org, stage_changes=[{"deal": "D1", "stage": "Engaging", "changed_at": "2016-12-31"}])
+
+    assert [(error.index, error.field, error.value) for error in result.record_errors] == [(0, "changed_at", "2016-12-31")]
+    assert result.record_errors[0].reason.params == {
+        "entered": dt.date(2016, 12, 31),
+        "created": dt.date(2017, 1, 10),
+        "created_in": Message("created_at of the stored deal"),
+    }
+    assert result.counts["stage_changes"].created == 0
+    with scope(organization=org):
+        assert Deal.objects.get(external_id="D1").created_at == dt.datetime(2017, 1, 10, 12, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.django_db
+def test_records_import_same_day_move_sets_creation(org):
+    """A move earlier on the creation day is accepted and becomes the creation time, in the call and for a stored deal."""
+    run(org, pipelines=[PIPELINE])
+    deal = {"external_id": "H1", "owner": "Rita Rep", "pipeline": "Sales", "created_at": "2017-03-08T15:00:00+01:00"}
+
+    first, _schedule = run(
+        org, deals=[deal], stage_changes=[{"deal": "H1", "stage": "Prospecting", "changed_at": "2017-03-08T11:00:00+01:00"}]
+    )
+    with scope(organization=org):
+        created_in_call = Deal.objects.get(external_id="H1").created_at
+    second, _schedule = run(
+        org, stage_changes=[{"deal": "H1", "stage": "Prospecting", "changed_at": "2017-03-08T09:00:00+01:00"}]
+    )
+
+    assert first.record_errors == []
+    assert second.record_errors == []
+    assert created_in_call == dt.datetime(2017, 3, 8, 10, tzinfo=dt.timezone.utc)
+    with scope(organization=org):
+        assert Deal.objects.get(external_id="H1").created_at == dt.datetime(2017, 3, 8, 8, tzinfo=dt.timezone.utc)

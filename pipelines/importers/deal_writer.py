@@ -115,6 +115,39 @@ def close_time_missing(*, column: str, in_file: bool, needs: Message) -> RowReje
     )
 
 
+def stage_entry_check(
+    *,
+    entered_at: dt.datetime,
+    created_at: dt.datetime,
+    time_zone: dt.tzinfo,
+    column: "str | Message",
+    value: str,
+    created_in: "str | Message",
+) -> None:
+    """Raise RowRejected when a stage move at `entered_at` lies on an earlier day than the deal's creation.
+
+    Days are compared in the organization's `time_zone`, because KPIs count a deal's
+    creation by day. A move earlier on the creation day is accepted, and the importer
+    moves the creation time to it: a creation date without a time is stored at 12:00 UTC,
+    so the first move of that day often precedes it. `column` and `value` name the move's
+    cell, and `created_in` names where the creation time comes from (e.g. "Create Date").
+    """
+    entered_day = entered_at.astimezone(time_zone).date()
+    created_day = created_at.astimezone(time_zone).date()
+    if entered_day < created_day:
+        raise RowRejected(
+            column,
+            value,
+            gettext_noop(
+                "stage change on %(entered)s is before the deal was created on %(created)s (%(created_in)s); "
+                "correct one of the two dates"
+            ),
+            entered=entered_day,
+            created=created_day,
+            created_in=created_in,
+        )
+
+
 class PipelineStages:
     """A pipeline's stages by case-insensitive name, with the missing stages and pipeline created only when used.
 

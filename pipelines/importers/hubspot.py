@@ -8,6 +8,9 @@ snapshot: it entered its stage when created and, if closed, closed on `Close Dat
 
 Stages are ordered as their columns appear, with won and lost stages last. A stage
 whose name ends in "Won" or "Lost" (or "gewonnen"/"verloren") is a won or lost stage.
+`Deal Stage` decides the deal's stage and status: a row whose current stage was not
+entered last, or with a "Date entered" or `Close Date` on an earlier day than
+`Create Date`, is rejected.
 A pipeline and its stages are created only once an accepted deal is in that pipeline.
 Then every stage that its "Date entered" columns list is created, and of the stages
 named only in rows, those that accepted deals use.
@@ -43,6 +46,7 @@ from pipelines.importers.deal_writer import (
     deal_owners_assign,
     deal_stages_assign,
     deals_write,
+    stage_entry_check,
 )
 from pipelines.importers.formats import (
     Table,
@@ -151,6 +155,46 @@ class HubSpotImport:
         self.result.report_progress(len(table.rows), len(table.rows))
         return self.result
 
+    def recorded_moves(self, row, entered_columns, pipeline_name, stage, created_at) -> list[PlannedMove]:
+        """Return the moves of the row's filled "Date entered" cells of its pipeline, the current `stage` last.
+
+        Rejects the row when a move lies on an earlier day than `Create Date`. Also rejects
+        it when another stage was entered after the current stage, because HubSpot stores
+        the latest entry into each stage. There the `Deal Stage` column and the dates disagree.
+        """
+        stages = self.stages_for(pipeline_name)
+        entries = []
+        for column, entered_stage, entered_pipeline in entered_columns:
+            if entered_pipeline.casefold() != pipeline_name.casefold() or not row.get(column):
+                continue
+            entered_at = self.moment(row, column)
+            stage_entry_check(
+                entered_at=entered_at,
+                created_at=created_at,
+                time_zone=self.time_zone,
+                column=column,
+                value=row[column],
+                created_in="Create Date",
+            )
+            entries.append((column, PlannedMove(stages.plan(entered_stage), entered_at)))
+        current_at = next((move.changed_at for _column, move in entries if move.stage is stage), None)
+        for column, move in entries:
+            if current_at is not None and move.changed_at > current_at:
+                raise RowRejected(
+                    column,
+                    row[column],
+                    gettext_noop(
+                        "later than the entry into the current stage %(stage)s on %(current)s, so Deal Stage and "
+                        "the Date entered columns disagree; correct one of them"
+                    ),
+                    stage=stage.name,
+                    current=current_at.astimezone(self.time_zone).date(),
+                )
+        moves = [move for _column, move in entries]
+        # Of two moves at the same time the one listed later is stored later, so the current stage goes last.
+        moves.sort(key=lambda move: (move.changed_at, move.stage is stage))
+        return moves
+
     def record(self, line, row, entered_columns, converter, first_line) -> DealRecord:
         external_id = text_cell(row.get("Record ID", ""), "Record ID", 200)
         if not external_id:
@@ -173,11 +217,7 @@ class HubSpotImport:
         if created_at is None:
             raise RowRejected("Create Date", "", gettext_noop("missing value"))
 
-        moves = []
-        for column, entered_stage, entered_pipeline in entered_columns:
-            if entered_pipeline.casefold() != pipeline_name.casefold() or not row.get(column):
-                continue
-            moves.append(PlannedMove(stages.plan(entered_stage), self.moment(row, column)))
+        moves = self.recorded_moves(row, entered_columns, pipeline_name, stage, created_at)
         close_date_text = row.get("Close Date", "")
         is_closed = stage.kind in (StageKind.WON, StageKind.LOST)
         closed_at = self.moment(row, "Close Date") if is_closed else None
@@ -187,11 +227,14 @@ class HubSpotImport:
                 in_file="Close Date" in self.table.header,
                 needs=Message(gettext_noop("a won or lost deal needs its close date")),
             )
+        if closed_at is not None and closed_at.astimezone(self.time_zone).date() < created_at.astimezone(self.time_zone).date():
+            raise RowRejected("Close Date", close_date_text, gettext_noop("close date is before the creation date"))
         if moves and not any(move.stage is stage for move in moves):
             # The current stage lacks its "Date entered": it was entered at the close, or by the latest move.
             latest = max(move.changed_at for move in moves)
             moves.append(PlannedMove(stage, max(closed_at or latest, latest), is_implied=True))
         if moves and min(move.changed_at for move in moves) < created_at:
+            # `recorded_moves` rejected moves on earlier days, so this stays on the creation day.
             created_at = min(move.changed_at for move in moves)
         expected = None
         if close_date_text and not is_closed:

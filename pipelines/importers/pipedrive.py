@@ -12,7 +12,9 @@ the organization's time zone. The mapping:
   matched by name without regard to case, because fields.csv spells "Qualified Lead"
   where stages.csv has "Qualified lead".
 - add_time → created_at; a deal with two add_time rows keeps the earliest, and the
-  other row is reported.
+  other row is reported. A deal whose first stage_id row lies on an earlier day than
+  add_time is rejected, because moving its creation back would shift its pipeline into
+  an earlier KPI period. A stage_id row earlier on the add_time day becomes created_at.
 - stage_id rows → recorded stage moves in time order; user_id → the owner is the last one.
 - lost_reason → kept as the custom field `lost_reason` only; the deal stays open. The log
   has a lost_reason event for every deal, including deals that reached the last stage
@@ -55,6 +57,7 @@ from pipelines.importers.deal_writer import (
     deal_owners_assign,
     deal_stages_assign,
     deals_write,
+    stage_entry_check,
 )
 from pipelines.importers.emails import email_check
 from pipelines.importers.formats import (
@@ -300,7 +303,7 @@ class PipedriveChangeLogImport:
             except RowRejected as rejection:
                 self.result.reject("deals", CHANGES_FILE, line, rejection)
                 continue
-            events[deal_id].append((changed_at, line, key, value))
+            events[deal_id].append((changed_at, line, key, value, row.get("change_time", "")))
             if line % PROGRESS_STEP == 0:
                 self.advance(PROGRESS_STEP)
 
@@ -309,7 +312,7 @@ class PipedriveChangeLogImport:
             deal_events.sort(key=lambda event: (event[0], event[1]))
             added = [event for event in deal_events if event[2] == "add_time"]
             added.sort(key=lambda event: event[3][0])
-            for _changed_at, line, _key, (_moment, text) in added[1:]:
+            for _changed_at, line, _key, (_moment, text), _time_text in added[1:]:
                 rejection = RowRejected(
                     "new_value",
                     text,
@@ -331,6 +334,22 @@ class PipedriveChangeLogImport:
                 self.result.reject("deals", CHANGES_FILE, first_line, rejection)
                 continue
             created_at = added[0][3][0] if added else deal_events[0][0]
+            if added:
+                # Events are in time order, so the first stage_id row is the earliest move.
+                _moved_at, move_line, _key, _stage, move_text = next(event for event in deal_events if event[2] == "stage_id")
+                try:
+                    stage_entry_check(
+                        entered_at=moves[0].changed_at,
+                        created_at=created_at,
+                        time_zone=self.time_zone,
+                        column="change_time",
+                        value=move_text,
+                        created_in=Message(gettext_noop("add_time on line %(line)d"), {"line": added[0][1]}),
+                    )
+                except RowRejected as rejection:
+                    self.result.reject("deals", CHANGES_FILE, move_line, rejection)
+                    continue
+            # Moves on earlier days were rejected above, so this keeps the creation day.
             created_at = min(created_at, moves[0].changed_at)
             custom_fields = {}
             reasons = [event[3] for event in deal_events if event[2] == "lost_reason"]

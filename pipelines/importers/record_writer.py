@@ -30,6 +30,7 @@ from pipelines.importers.deal_writer import (
     deal_owners_assign,
     deal_stages_assign,
     deals_write,
+    stage_entry_check,
     stage_kind_from_name,
     stage_moves_append,
 )
@@ -464,6 +465,9 @@ class RecordsWriter:
             deal = parsed.get(external_id)
             if deal is not None and not deal.is_delete_only:
                 deal.record.planned_moves = moves
+                # `stage_changes_parse` rejected moves on earlier days, so this keeps the creation day.
+                earliest = min(move.changed_at for move in moves)
+                deal.record.values["created_at"] = min(deal.record.values["created_at"], earliest)
                 if deal.record.stage is None:
                     deal.record.stage = max(moves, key=lambda move: move.changed_at).stage
             else:
@@ -614,14 +618,26 @@ class RecordsWriter:
                 deal = parsed.get(deal_key)
                 if deal is not None and not deal.is_delete_only:
                     stages = deal.pipeline
+                    created_at = deal.record.values["created_at"]
+                    created_in = "created_at"
                 elif deal_key in stored:
                     stages = self.stages_for(stored[deal_key].pipeline.name)
+                    created_at = stored[deal_key].created_at
+                    created_in = Message(gettext_noop("created_at of the stored deal"))
                 else:
                     raise RowRejected("deal", deal_key, gettext_noop("unknown deal; send it in deals first"))
                 stage = stages.plan(required_text(record, "stage", 200))
                 changed_at = moment_value(record, "changed_at", self.time_zone)
                 if changed_at is None:
                     raise RowRejected("changed_at", "", gettext_noop("missing value"))
+                stage_entry_check(
+                    entered_at=changed_at,
+                    created_at=created_at,
+                    time_zone=self.time_zone,
+                    column="changed_at",
+                    value=text_value(record, "changed_at"),
+                    created_in=created_in,
+                )
             except RowRejected as rejection:
                 self.reject("stage_changes", index, record, rejection)
                 continue
@@ -693,6 +709,12 @@ class RecordsWriter:
         moved_ids = stage_moves_append(
             organization=self.organization, records=records, deals=deals, result=self.result, observed_at=now
         )
+        for record in records:
+            # `stage_changes_parse` rejected moves on earlier days, so this keeps the creation day.
+            deal = deals[record.external_id]
+            earliest = min(move.changed_at for move in record.moves)
+            if earliest < deal.created_at:
+                Deal.all_objects.filter(pk=deal.pk).update(created_at=earliest, updated_at=now)
         if moved_ids:
             deal_close_state_refresh(organization=self.organization, deal_ids=moved_ids)
             Deal.all_objects.filter(organization=self.organization, pk__in=moved_ids).update(updated_at=now)

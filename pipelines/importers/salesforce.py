@@ -41,6 +41,7 @@ from pipelines.importers.deal_writer import (
     deal_owners_assign,
     deal_stages_assign,
     deals_write,
+    stage_entry_check,
     stage_kind_from_name,
 )
 from pipelines.importers.formats import (
@@ -287,8 +288,18 @@ class SalesforceImport:
         if moves and moves[-1].stage is not stage:
             # The report is newer than the history's last row: the deal moved since.
             moves.append(PlannedMove(stage, max(closed_at or moves[-1].changed_at, moves[-1].changed_at), is_implied=True))
-        if moves and moves[0].changed_at < created_at:
-            created_at = moves[0].changed_at
+        if moves:
+            # The move is in the history file, so the row's creation cell is the one reported.
+            stage_entry_check(
+                entered_at=moves[0].changed_at,
+                created_at=created_at,
+                time_zone=self.time_zone,
+                column=columns["created"],
+                value=row[columns["created"]],
+                created_in=columns["created"],
+            )
+            # Moves on earlier days were rejected above, so this keeps the creation day.
+            created_at = min(created_at, moves[0].changed_at)
 
         currency = (row.get(columns.get("currency", ""), "") or self.currency).strip().upper()
         if not is_currency_code(currency):
