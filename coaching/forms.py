@@ -14,11 +14,12 @@ from goals.attainment import organization_today
 from spm.date_limits import planning_range
 from spm.fiscal import QUARTER, YEAR, Period, parse_period, period_containing
 from spm.models import Membership, Organization
+from spm.widgets import IsoDateInput, IsoTimeInput
 
-DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+DATE_WIDGET = IsoDateInput()
 # Characters of a 1:1 note or a skill assessment's note.
 NOTE_MAX_LENGTH = 10000
-TIME_WIDGET = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+TIME_WIDGET = IsoTimeInput()
 
 
 def period_choices(*, organization: Organization, today: dt.date) -> tuple[list[Period], Period]:

@@ -16,6 +16,7 @@ from spm.models import (
     Role,
     time_zone_names,
 )
+from spm.widgets import IsoDateInput
 
 MONTH_NAMES = [
     _("January"), _("February"), _("March"), _("April"), _("May"), _("June"),
@@ -238,8 +239,8 @@ class MemberForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
     planned_date_fields = ("active_from", "active_to")
 
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
-    active_from = forms.DateField(label=_("First working day"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    active_to = forms.DateField(label=_("Last working day"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    active_from = forms.DateField(label=_("First working day"), required=False, widget=IsoDateInput())
+    active_to = forms.DateField(label=_("Last working day"), required=False, widget=IsoDateInput())
     ramp_schedule = forms.ModelChoiceField(
         label=_("Ramp schedule"), queryset=None, required=False, empty_label=_("– no ramp (full quota) –")
     )
@@ -258,9 +259,7 @@ class AssignmentForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
     territory = forms.ModelChoiceField(
         label=_("Territory"), queryset=Territory.objects.none(), required=False, empty_label=_("– no territory –")
     )
-    valid_from = forms.DateField(
-        label=_("Valid from"), initial=dt.date.today, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    valid_from = forms.DateField(label=_("Valid from"), initial=dt.date.today, widget=IsoDateInput())
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
 
     def __init__(self, *args, **kwargs):
@@ -271,8 +270,8 @@ class AssignmentForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
 
 class LeaveForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
     planned_date_fields = ("starts_on", "ends_on")
-    starts_on = forms.DateField(label=_("First day"), widget=forms.DateInput(attrs={"type": "date"}))
-    ends_on = forms.DateField(label=_("Last day"), widget=forms.DateInput(attrs={"type": "date"}))
+    starts_on = forms.DateField(label=_("First day"), widget=IsoDateInput())
+    ends_on = forms.DateField(label=_("Last day"), widget=IsoDateInput())
     reason = forms.CharField(label=_("Reason"), required=False, max_length=200)
 
 

@@ -25,6 +25,7 @@ from pipelines.selectors import membership_list_visible, team_list_visible
 from spm.date_limits import EARLIEST_DATE, planning_range, short_date
 from spm.models import Membership, Role
 from spm.tenancy import membership_ids_visible
+from spm.widgets import IsoDateInput
 
 
 class ContestForm(forms.Form):
@@ -32,8 +33,8 @@ class ContestForm(forms.Form):
 
     name = forms.CharField(label=_("Name"), max_length=200)
     metric = forms.ChoiceField(label=_("Metric"), choices=QuotaMetric.choices)
-    starts_on = forms.DateField(label=_("First day"), widget=forms.DateInput(attrs={"type": "date"}))
-    ends_on = forms.DateField(label=_("Last day"), widget=forms.DateInput(attrs={"type": "date"}))
+    starts_on = forms.DateField(label=_("First day"), widget=IsoDateInput())
+    ends_on = forms.DateField(label=_("Last day"), widget=IsoDateInput())
     normalization = forms.ChoiceField(label=_("Ranking"), choices=ContestNormalization.choices)
     is_team_mode = forms.BooleanField(label=_("Teams compete"), required=False)
     participants = forms.ModelMultipleChoiceField(label=_("Participants"), queryset=None, required=False)

@@ -14,6 +14,7 @@ from goals.views_scorecards import render_goal_page
 from spm.exports import csv_response
 from spm.fiscal import local_midnight
 from spm.models import Role
+from spm.widgets import IsoDateInput
 
 PAGE_SIZE = 50
 
@@ -21,8 +22,8 @@ PAGE_SIZE = 50
 class ViewLogFilterForm(forms.Form):
     viewer = forms.TypedChoiceField(label=_("Viewer"), required=False, coerce=int, empty_value=None)
     subject = forms.TypedChoiceField(label=_("Viewed member"), required=False, coerce=int, empty_value=None)
-    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label=_("Until (inclusive)"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(label=_("From"), required=False, widget=IsoDateInput())
+    until = forms.DateField(label=_("Until (inclusive)"), required=False, widget=IsoDateInput())
 
     def __init__(self, data, **kwargs):
         super().__init__(data, **kwargs)

@@ -11,6 +11,7 @@ from spm.audit_display import audit_entries_display, audit_json
 from spm.exports import Column, Table, csv_response, xlsx_response
 from spm.models import Membership
 from spm.security import admin_required
+from spm.widgets import IsoDateInput
 
 ROWS_PER_PAGE = 50
 # An export is capped so one request cannot stream an unbounded table; narrow the filter for more.
@@ -20,9 +21,9 @@ MAX_EXPORT_ROWS = 100_000
 class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(label=_("Action"), required=False)
     actor = forms.TypedChoiceField(label=_("Actor"), required=False, coerce=int, empty_value=None)
-    created_from = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    created_from = forms.DateField(label=_("From"), required=False, widget=IsoDateInput())
     created_to = forms.DateField(
-        label=pgettext_lazy("end of a date range", "To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=pgettext_lazy("end of a date range", "To"), required=False, widget=IsoDateInput()
     )
     object_type = forms.CharField(label=_("Object type"), required=False, max_length=64)
     object_id = forms.CharField(label=_("Object id"), required=False, max_length=64)

@@ -15,8 +15,9 @@ from dashboards.analytics.periods import parse_period_or_range
 from goals.attainment import organization_today
 from pipelines.models import Stage, StageKind
 from spm.date_limits import past_range, planning_range, short_date
+from spm.widgets import IsoDateInput
 
-DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+DATE_WIDGET = IsoDateInput()
 SHORT_TEXT = forms.Textarea(attrs={"rows": 2})
 
 
