@@ -329,6 +329,26 @@ def test_non_http_urls_rejected(url):
         outbound.url_validate(url)
 
 
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("de", "ftp://example.invalid/ muss mit http:// oder https:// beginnen."),
+        ("en", "ftp://example.invalid/ must start with http:// or https://."),
+    ],
+)
+def test_form_scheme_message_translated(org, admin_member, client, language, message):
+    client.force_login(admin_member.user)
+
+    response = client.post(
+        reverse("webhook_list", kwargs={"org_slug": org.slug}),
+        {"url": "ftp://example.invalid/", "events": ["deal.won"], "attainment_threshold_percent": "100"},
+        HTTP_ACCEPT_LANGUAGE=language,
+    )
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+
+
 def test_form_names_rejected_loopback_url(org, admin_member, client, settings):
     settings.WEBHOOKS_ALLOW_LOOPBACK = False
     client.force_login(admin_member.user)

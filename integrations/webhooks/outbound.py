@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
+from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 
 DEFAULT_TIMEOUT_SECONDS = 10
@@ -62,9 +63,9 @@ def url_check(url: str, *, schemes: tuple[str, ...] = ("http", "https")) -> tupl
         raise OutboundURLError(_("%(url)s is not a valid URL.") % {"url": url}) from None
     scheme = parts.scheme.lower()
     if scheme not in schemes:
-        raise OutboundURLError(
-            _("%(url)s must start with %(schemes)s.") % {"url": url, "schemes": " or ".join(f"{s}://" for s in schemes)}
-        )
+        # get_text_list joins with Django's translated "or", so German reads "http:// oder https://".
+        prefixes = get_text_list([f"{s}://" for s in schemes])
+        raise OutboundURLError(_("%(url)s must start with %(schemes)s.") % {"url": url, "schemes": prefixes})
     if not parts.hostname:
         raise OutboundURLError(_("%(url)s has no host name.") % {"url": url})
     if parts.username or parts.password:
