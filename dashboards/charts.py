@@ -16,7 +16,12 @@ from babel.numbers import format_currency
 from django.utils.translation import gettext as _
 
 from dashboards.kpis import KpiRow
-from dashboards.templatetags.spm_format import current_locale, format_money, format_percent
+from dashboards.templatetags.spm_format import (
+    current_locale,
+    format_days,
+    format_money,
+    format_percent,
+)
 from spm.fiscal import Period
 
 BAR_COLOR = "#0d6efd"
@@ -167,10 +172,27 @@ def time_in_stage_chart(rows) -> dict:
     names = [row.stage.name for row in rows]
     means = [float(row.days_mean) if row.days_mean is not None else None for row in rows]
     medians = [float(row.days_median) if row.days_median is not None else None for row in rows]
+    # Hover texts come formatted from Python: Plotly's %{y:.1f} rounds the binary float, so 1.15 would read 1.1.
+    mean_texts = [format_days(row.days_mean, locale) if row.days_mean is not None else "" for row in rows]
+    median_texts = [format_days(row.days_median, locale) if row.days_median is not None else "" for row in rows]
     figure = go.Figure(
         [
-            go.Bar(name=_("Mean"), x=names, y=means, marker_color=BAR_COLOR, hovertemplate="%{x}: %{y:.1f}<extra></extra>"),
-            go.Bar(name=_("Median"), x=names, y=medians, marker_color="#6c757d", hovertemplate="%{x}: %{y:.1f}<extra></extra>"),
+            go.Bar(
+                name=_("Mean"),
+                x=names,
+                y=means,
+                customdata=mean_texts,
+                marker_color=BAR_COLOR,
+                hovertemplate="%{x}: %{customdata}<extra></extra>",
+            ),
+            go.Bar(
+                name=_("Median"),
+                x=names,
+                y=medians,
+                customdata=median_texts,
+                marker_color="#6c757d",
+                hovertemplate="%{x}: %{customdata}<extra></extra>",
+            ),
         ]
     )
     figure.update_layout(
@@ -222,7 +244,23 @@ def velocity_trend_chart(series: list[tuple[Period, KpiRow | None]], *, currency
         float(row.pipeline_velocity) if row is not None and row.pipeline_velocity is not None else None
         for _period, row in series
     ]
-    figure = go.Figure(go.Scatter(x=months, y=values, mode="lines+markers", line={"color": BAR_COLOR}, connectgaps=False))
+    labels = [
+        _("%(amount)s per day") % {"amount": format_money(row.pipeline_velocity, currency, locale)}
+        if row is not None and row.pipeline_velocity is not None
+        else ""
+        for _period, row in series
+    ]
+    figure = go.Figure(
+        go.Scatter(
+            x=months,
+            y=values,
+            customdata=labels,
+            mode="lines+markers",
+            line={"color": BAR_COLOR},
+            connectgaps=False,
+            hovertemplate="%{x}: %{customdata}<extra></extra>",
+        )
+    )
     figure.update_layout(
         base_layout(
             locale,

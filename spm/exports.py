@@ -23,12 +23,14 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django_scopes import scope
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+
+from spm.rounding import decimal_of, round_half_up
 
 TEXT, INTEGER, MONEY, DECIMAL, PERCENT, DAYS, DATE = "text", "integer", "money", "decimal", "percent", "days", "date"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -87,13 +89,9 @@ def rounded_number(value, kind: str):
     places = DECIMAL_PLACES.get(kind)
     if places is None or not isinstance(value, (Decimal, float)):
         return value
-    # str() keeps a float's shortest repr, so 0.125 rounds as written, not as its binary value.
-    number = Decimal(str(value)) if isinstance(value, float) else value
-    if not number.is_finite():
+    if not decimal_of(value).is_finite():
         return value
-    result = number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    # -0.00001 rounds to -0.0000, which would be written with its sign.
-    return result.copy_abs() if result.is_zero() else result
+    return round_half_up(value, places)
 
 
 def _csv_value(value, kind: str) -> str:

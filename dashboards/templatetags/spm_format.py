@@ -2,7 +2,8 @@
 
 The active Django language picks the Babel locale, so German pages read
 `1.234,56 €`, `37,5 %` and `12,5 Tage`, English pages `€1,234.56`, `37.5%` and
-`12.5 days`. Babel puts a no-break space (U+00A0) between number and unit
+`12.5 days`. Every function rounds half up with `spm.rounding.round_half_up` before
+Babel formats, because Babel rounds half to even (3,977.125 would read 3,977.12). Babel puts a no-break space (U+00A0) between number and unit
 where the locale has one, so a unit never wraps onto its own line.
 
 A value of None is an undefined KPI: it renders as a focusable "–" whose
@@ -11,11 +12,15 @@ tooltip gives the reason, never as 0.
 
 import datetime as dt
 import functools
-from decimal import Decimal
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal, parse_pattern
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    get_currency_precision,
+    parse_pattern,
+)
 from babel.units import format_unit
 from django import template
 from django.utils.formats import date_format
@@ -30,6 +35,7 @@ from dashboards.analytics.periods import (
     range_input_text,
 )
 from spm.fiscal import MONTH, QUARTER, YEAR, Period
+from spm.rounding import round_half_up
 
 register = template.Library()
 
@@ -55,33 +61,36 @@ def _one_decimal(pattern_text: str, value, locale: Locale) -> str:
 
 
 def format_money(value, currency: str, locale: Locale | None = None) -> str:
-    """Format an amount with the currency's symbol and its usual two decimals."""
-    return format_currency(Decimal(value), currency, locale=locale or current_locale())
+    """Format an amount with the currency's symbol and its usual decimals (two for EUR, none for JPY), rounded half up."""
+    rounded = round_half_up(value, get_currency_precision(currency))
+    return format_currency(rounded, currency, locale=locale or current_locale())
 
 
 def format_percent(ratio, locale: Locale | None = None) -> str:
     """Format a ratio (0.375) as a percentage with one decimal (37,5 % / 37.5%)."""
     locale = locale or current_locale()
-    return _one_decimal(locale.percent_formats[None].pattern, Decimal(ratio), locale)
+    # One decimal of the percentage is three of the ratio: 0.5625 → 0.563 → 56.3 %.
+    return _one_decimal(locale.percent_formats[None].pattern, round_half_up(ratio, 3), locale)
 
 
 def format_days(days, locale: Locale | None = None) -> str:
     """Format a number of days with one decimal and the locale's unit word (12,5 Tage)."""
     locale = locale or current_locale()
-    text = format_unit(Decimal(days), "duration-day", locale=locale, format="#,##0.0")
+    text = format_unit(round_half_up(days, 1), "duration-day", locale=locale, format="#,##0.0")
     # CLDR's unit patterns use a plain space; a no-break space keeps "Tage" beside its number.
     return text.replace(" ", "\xa0")
 
 
 def format_number(value, locale: Locale | None = None) -> str:
-    """Format a count or plain number with the locale's grouping (1.234 / 1,234)."""
-    return format_decimal(value, locale=locale or current_locale())
+    """Format a count or plain number with the locale's grouping (1.234 / 1,234), at most 3 decimals rounded half up."""
+    # The locale's decimal pattern (#,##0.###) shows at most 3 decimals.
+    return format_decimal(round_half_up(value, 3), locale=locale or current_locale())
 
 
 def format_fixed(value, places: int, locale: Locale | None = None) -> str:
     """Format a number rounded to exactly `places` decimals, with the locale's grouping (1.234,5 / 1,234.5)."""
     pattern = "#,##0." + "0" * places if places > 0 else "#,##0"
-    return format_decimal(value, format=pattern, locale=locale or current_locale())
+    return format_decimal(round_half_up(value, places), format=pattern, locale=locale or current_locale())
 
 
 def format_value(value, value_format: str, currency: str) -> str:
@@ -143,7 +152,7 @@ def amount_input(value) -> str:
     """
     if value is None or value == "":
         return ""
-    return format_decimal(value, format="#,##0.00", locale=current_locale())
+    return format_decimal(round_half_up(value, 2), format="#,##0.00", locale=current_locale())
 
 
 @register.simple_tag(takes_context=True)

@@ -5,7 +5,14 @@ from django.utils.translation import gettext as _
 
 from coaching.skills.indicators import IndicatorValue
 from coaching.skills.models import Indicator
-from dashboards.templatetags.spm_format import format_days, format_money, format_number, format_percent, undefined_html
+from dashboards.templatetags.spm_format import (
+    format_days,
+    format_money,
+    format_number,
+    format_percent,
+    undefined_html,
+)
+from spm.rounding import round_half_up
 
 register = template.Library()
 
@@ -17,7 +24,7 @@ def _format(indicator: str, value, currency: str) -> str:
         return format_money(value, currency)
     if indicator == Indicator.TIME_IN_STAGE:
         return format_days(value)
-    return format_number(round(value, 1))
+    return format_number(round_half_up(value, 1))
 
 
 @register.simple_tag(takes_context=True)
