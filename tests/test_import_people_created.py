@@ -219,3 +219,19 @@ def test_command_without_created_people_prints_no_list(org, admin_member, globex
     assert "new member" not in output
     # Four open deals (Boss's row is rejected), each with the one move that it entered its stage when created.
     assert output.splitlines()[-1].split() == ["stage", "changes", "0", "0", "4", "0", "0"]
+
+
+def test_command_lists_created_people_by_name(org, tmp_path):
+    rows = "Nr;Verkäufer;Angelegt\nB-1;Zoë Zimmer;03.02.2025\nB-2;Björn Berg;03.02.2025\nB-3;Ärne Bauer;03.02.2025\nB-4;anna Adler;03.02.2025\n"
+    folder = export_folder(tmp_path / "sorted", {"deals.csv": rows})
+    stdout = io.StringIO()
+    maps = [f"--map={field}={column}" for field, column in MAPPING.items()]
+
+    call_command("import_crm", str(folder), *maps, org="acme", source="generic", language="en", stdout=stdout)
+
+    assert stdout.getvalue().splitlines()[-4:] == [
+        "  anna Adler <anna.adler@acme.example>: new account without password",
+        "  Ärne Bauer <aerne.bauer@acme.example>: new account without password",
+        "  Björn Berg <bjoern.berg@acme.example>: new account without password",
+        "  Zoë Zimmer <zoe.zimmer@acme.example>: new account without password",
+    ]

@@ -1,6 +1,9 @@
 """Error bodies of /api/v1/: every error names the field, the value sent and how to fix it."""
 
+import json
+
 from django.http import Http404
+from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
@@ -8,13 +11,17 @@ from rest_framework.views import exception_handler
 def api_exception_handler(error, context):
     """Return DRF's response with the body `{"detail": …, "errors": [{"field", "value", "reason"}]}`.
 
-    `errors` lists one entry per invalid value of a ValidationError; other errors
-    (401, 403, 404, 429) carry only `detail`.
+    `errors` lists one entry per invalid value of a ValidationError, or the one
+    reason of a request body that is not valid JSON; other errors (401, 403,
+    404, 429) carry only `detail`.
     """
     response = exception_handler(error, context)
     if response is None:
         return None
-    if isinstance(error, exceptions.ValidationError):
+    if isinstance(error, exceptions.ParseError):
+        reason = _parse_error_reason(error)
+        response.data = {"detail": reason, "errors": [{"field": "non_field_errors", "value": None, "reason": reason}]}
+    elif isinstance(error, exceptions.ValidationError):
         request = context.get("request")
         sent = _sent_values(request)
         errors = []
@@ -26,6 +33,21 @@ def api_exception_handler(error, context):
     elif isinstance(response.data, dict) and "detail" in response.data:
         response.data = {"detail": str(response.data["detail"])}
     return response
+
+
+def _parse_error_reason(error: exceptions.ParseError) -> str:
+    """Return the reason of a body DRF's JSONParser could not read, in the active language, with the position if known.
+
+    DRF words the message in English and raises ParseError inside its `except`, so the
+    JSONDecodeError with the line and column is the ParseError's `__context__`.
+    """
+    cause = error.__cause__ or error.__context__
+    if isinstance(cause, json.JSONDecodeError):
+        return _(
+            "The request body is not valid JSON (line %(line)d, column %(column)d); "
+            "send a JSON object such as {\"records\": [...]}."
+        ) % {"line": cause.lineno, "column": cause.colno}
+    return _("The request body is not valid JSON; send a JSON object such as {\"records\": [...]}.")
 
 
 def _sent_values(request) -> dict:
