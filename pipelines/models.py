@@ -432,6 +432,15 @@ class ImportRun(models.Model):
     preview = models.JSONField(_("preview rows"), default=list, blank=True)
     rejected_rows = models.JSONField(_("rejected rows"), default=list, blank=True)
     message = models.TextField(_("message"), blank=True)
+    message_data = models.JSONField(
+        _("message data"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "The message as a message id and parameters, so each reader sees it in their language. "
+            "Empty for runs stored before it existed, which show the message text."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)

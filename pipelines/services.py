@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from integrations.webhooks.events import deal_close_transitions_watch, deal_stage_changed_emit, import_finished_emit
 from pipelines.models import Deal, DealStageChange, DealStatus, Stage, StageKind
@@ -214,18 +214,23 @@ def crm_import(
     and, when anything changed, schedules a KPI recompute after commit.
     """
     from pipelines.importers import IMPORTERS
-    from pipelines.importers.base import ImportSourceError
+    from pipelines.importers.base import ImportSourceError, Message
 
     importer = IMPORTERS.get(source)
     if importer is None:
         raise ImportSourceError(
-            gettext("Unknown source %(source)s; choose one of: %(choices)s.")
-            % {"source": source, "choices": ", ".join(sorted(IMPORTERS))}
+            Message(
+                gettext_noop("Unknown source %(source)s; choose one of: %(choices)s."),
+                {"source": source, "choices": ", ".join(sorted(IMPORTERS))},
+            )
         )
     currency = (currency or organization.currency).upper()
     if not is_currency_code(currency):
         raise ImportSourceError(
-            gettext("Currency %(currency)s is not a three-letter ISO code such as EUR or USD.") % {"currency": currency}
+            Message(
+                gettext_noop("Currency %(currency)s is not a three-letter ISO code such as EUR or USD."),
+                {"currency": currency},
+            )
         )
     if today is None:
         today = timezone.localdate(timezone=organization.tzinfo)

@@ -20,11 +20,10 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from dashboards.templatetags.spm_format import format_fixed
-from pipelines.importers.base import ImportSourceError, PersonAccount, RowError
+from pipelines.importers.base import ImportSourceError, Message, PersonAccount, RowError
 from pipelines.importers.formats import encoding_detect
 from pipelines.importers.upload_checks import (
     WORKBOOK_SUFFIXES,
@@ -33,7 +32,6 @@ from pipelines.importers.upload_checks import (
     table_file_check,
 )
 from pipelines.models import (
-    MAX_MONEY_AMOUNT,
     Deal,
     DealStatus,
     ImportMapping,
@@ -262,7 +260,7 @@ def import_run_enqueue(*, run: ImportRun, dry_run: bool, actor: User | None) -> 
     status = ImportRunStatus.PREVIEWING if dry_run else ImportRunStatus.QUEUED
     with transaction.atomic():
         updated = ImportRun.objects.filter(pk=run.pk, status__in=allowed).update(
-            status=status, progress_done=0, progress_total=0, message=""
+            status=status, progress_done=0, progress_total=0, message="", message_data={}
         )
         # Already running, or imported: nothing to start.
         if not updated:
@@ -317,7 +315,9 @@ def import_run_execute(*, run: ImportRun, dry_run: bool) -> ImportRun:
     The dry run rolls back everything the importer wrote, including users, the audit
     entry and the KPI recompute it schedules. The import commits in one transaction, or
     on any error rolls back completely; the run then records the failure and its message
-    and an `import.failed` audit log entry is written.
+    and an `import.failed` audit log entry is written. An error in the work that the
+    import schedules for after its commit (KPI recompute, statistics, webhooks) cannot
+    undo the import, so the run succeeds with a warning and the error is logged.
     """
     organization = run.organization
     ImportRun.objects.filter(pk=run.pk).update(
@@ -328,9 +328,18 @@ def import_run_execute(*, run: ImportRun, dry_run: bool) -> ImportRun:
     if run.date_order:
         options["date_order"] = run.date_order
 
+    committed = False
+
+    def commit_note() -> None:
+        nonlocal committed
+        committed = True
+
+    warning = None
     with translation.override(run.language or organization.language):
         try:
             with transaction.atomic():
+                # Registered first, so it runs before the work that the import schedules for after its commit.
+                transaction.on_commit(commit_note)
                 result = crm_import(
                     organization=organization,
                     source=run.source,
@@ -343,22 +352,23 @@ def import_run_execute(*, run: ImportRun, dry_run: bool) -> ImportRun:
                 preview = _preview_rows(organization, run.source, result.deal_keys[:PREVIEW_ROWS])
                 if dry_run:
                     transaction.set_rollback(True)
-        except ImportSourceError as error:
-            return _import_run_fail(run, str(error), dry_run)
-        except DecimalException:
-            # A decimal error's text is Python's signal list ("[<class 'decimal.InvalidOperation'>]"), so
-            # the run gets a message about the numbers instead. One cause: the preview reading back, on
-            # SQLite, an amount that rounds up to 17 digits before the point.
-            logger.exception("Import run failed on a decimal value organization_id=%s import_run_id=%s", organization.pk, run.pk)
-            message = gettext(
-                "The import failed and changed nothing: a number in the files could not be calculated or stored "
-                "exactly. Amounts can be at most %(maximum)s, also after conversion to the base currency."
-            ) % {"maximum": format_fixed(MAX_MONEY_AMOUNT, 2)}
-            return _import_run_fail(run, message, dry_run)
-        except Exception as error:  # noqa: BLE001 - any failure must end the run as failed, not leave it running
-            logger.exception("Import run failed organization_id=%s import_run_id=%s", organization.pk, run.pk)
-            message = gettext("The import failed and changed nothing: %(error)s") % {"error": error}
-            return _import_run_fail(run, message, dry_run)
+        except Exception as error:  # noqa: BLE001 - any failure must end the run, not leave it running
+            if not committed:
+                return _import_run_fail(run, _failure_message(run, error), dry_run)
+            # Django runs the on_commit callbacks after the commit and passes their errors on,
+            # and with CELERY_TASK_ALWAYS_EAGER the KPI recompute runs inside such a callback.
+            # NOTE: Django skips the callbacks registered after the one that raised.
+            logger.exception(
+                "Work after the import's commit failed organization_id=%s import_run_id=%s", organization.pk, run.pk
+            )
+            warning = Message(
+                gettext_noop(
+                    "The data was imported, but updating the figures afterwards failed, so dashboards and reports "
+                    "may still show the figures from before the import. The error is logged with import run %(run)s; "
+                    "please tell your operator this number."
+                ),
+                {"run": run.pk},
+            )
 
     # Reasons are stored as message ids, so the page and the report show them in the reader's language.
     rejected = [error.as_json() for error in result.errors]
@@ -374,7 +384,7 @@ def import_run_execute(*, run: ImportRun, dry_run: bool) -> ImportRun:
         preview=preview,
         rejected_rows=rejected,
         finished_at=timezone.now(),
-        message="",
+        **_message_fields(warning, run),
     )
     logger.info(
         "Import run finished organization_id=%s import_run_id=%s dry_run=%s rejected_rows=%s seconds=%.2f",
@@ -388,17 +398,63 @@ def import_run_execute(*, run: ImportRun, dry_run: bool) -> ImportRun:
     return run
 
 
-def _import_run_fail(run: ImportRun, message: str, dry_run: bool) -> ImportRun:
-    ImportRun.objects.filter(pk=run.pk).update(
-        status=ImportRunStatus.FAILED, message=message, finished_at=timezone.now()
+def _failure_message(run: ImportRun, error: Exception) -> Message:
+    """Return the message that a failed run shows for `error`; logs errors that have no message for users.
+
+    A Python exception's text is for the operator, so users get a general message with the
+    run's id, which the log line carries too.
+    """
+    if isinstance(error, ImportSourceError):
+        return error.message
+    if isinstance(error, DecimalException):
+        # A decimal error's text is Python's signal list ("[<class 'decimal.InvalidOperation'>]"), so
+        # the run gets a message about the numbers instead. One cause: the preview reading back, on
+        # SQLite, an amount that rounds up to 17 digits before the point.
+        logger.exception(
+            "Import run failed on a decimal value organization_id=%s import_run_id=%s", run.organization_id, run.pk
+        )
+        return Message(
+            gettext_noop(
+                "The import failed and changed nothing: a number in the files could not be calculated or stored "
+                "exactly. Amounts can be at most 9,999,999,999,999.99, also after conversion to the base currency."
+            )
+        )
+    logger.exception("Import run failed organization_id=%s import_run_id=%s", run.organization_id, run.pk)
+    return Message(
+        gettext_noop(
+            "The import failed because of an unexpected error and changed nothing. The error is logged with "
+            "import run %(run)s; please tell your operator this number."
+        ),
+        {"run": run.pk},
     )
+
+
+def _message_fields(message: Message | None, run: ImportRun) -> dict:
+    """Return the run's `message` (text in the run's language) and `message_data` (shown in the reader's language)."""
+    if message is None:
+        return {"message": "", "message_data": {}}
+    with translation.override(run.language or run.organization.language):
+        text = str(message)
+    return {"message": text, "message_data": {} if message.is_literal else message.as_json()}
+
+
+def import_run_message(run: ImportRun) -> str:
+    """Return the run's failure or warning message in the active language; older runs show their stored text."""
+    if run.message_data:
+        return str(Message.from_json(run.message_data))
+    return run.message
+
+
+def _import_run_fail(run: ImportRun, message: Message, dry_run: bool) -> ImportRun:
+    fields = _message_fields(message, run)
+    ImportRun.objects.filter(pk=run.pk).update(status=ImportRunStatus.FAILED, finished_at=timezone.now(), **fields)
     AuditLog.objects.create(
         organization_id=run.organization_id,
         actor=run.created_by,
         action="import.failed",
         object_type="import_run",
         object_id=str(run.pk),
-        after={"source": run.source, "dry_run": dry_run, "message": message[:2000]},
+        after={"source": run.source, "dry_run": dry_run, "message": fields["message"][:2000]},
     )
     logger.warning("Import run failed organization_id=%s import_run_id=%s dry_run=%s", run.organization_id, run.pk, dry_run)
     run.refresh_from_db()
@@ -500,7 +556,14 @@ def import_people_created(run: ImportRun) -> list[dict[str, str]]:
 
 
 def import_rejected_table(run: ImportRun) -> Table:
-    """Return the rejected rows as a download table: file, line, column, value, reason, headed in the active language.
+    """Return the run's rejected rows as a download table; see `rejected_rows_table`."""
+    # The translated file name carries ".csv"; csv_response adds the suffix itself.
+    name = (gettext("rejected-rows-%(id)s.csv") % {"id": run.pk}).removesuffix(".csv")
+    return rejected_rows_table(import_rejected_rows(run), name=name)
+
+
+def rejected_rows_table(errors: Iterable[RowError], *, name: str) -> Table:
+    """Return rejected rows as a download table: file, line, column, value, reason, headed in the active language.
 
     The column and the reason are in the active language too (see `import_rejected_rows`).
     spm.exports prefixes cells a spreadsheet would run as formulas with `'`.
@@ -512,11 +575,7 @@ def import_rejected_table(run: ImportRun) -> Table:
         Column(gettext("Value")),
         Column(gettext("Reason")),
     ]
-    # The translated file name carries ".csv"; csv_response adds the suffix itself.
-    name = (gettext("rejected-rows-%(id)s.csv") % {"id": run.pk}).removesuffix(".csv")
-    rows = [
-        [error.file_name, error.line, str(error.column), error.value, str(error.reason)] for error in import_rejected_rows(run)
-    ]
+    rows = [[error.file_name, error.line, str(error.column), error.value, str(error.reason)] for error in errors]
     return Table(name=name, columns=columns, rows=rows)
 
 

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboards.templatetags.spm_format import format_number
 from pipelines.forms import ExchangeRateUploadForm, ImportMappingForm, ImportUploadForm
-from pipelines.importers.base import ImportSourceError
+from pipelines.importers.base import ImportSourceError, RowError
 from pipelines.importers.generic import generic_table_find
 from pipelines.models import ImportRun, ImportRunStatus
 from pipelines.services_imports import (
@@ -34,15 +34,22 @@ from pipelines.services_imports import (
     import_rejected_table,
     import_run_create,
     import_run_enqueue,
+    import_run_message,
     preview_rows_for_display,
+    rejected_rows_table,
     source_needs_mapping,
 )
 from pipelines.services_rates import exchange_rates_import
 from spm.exports import csv_response
 
 RUNS_LISTED = 50
-# Rejected rows listed on the run's page; the CSV download has all of them.
+# Rejected rows listed on the run's page and for the last rate upload; the CSV download has all of them.
 REJECTED_SHOWN = 20
+# The session keeps the rejected rows of the admin's last rate upload for the imports page and its CSV.
+RATES_REJECTED_SESSION_KEY = "exchange_rates_rejected"
+# Rejected rate rows kept in the session. A rate file has one row per day, so this covers
+# about 27 years of daily rates; the page states how many rows the CSV leaves out.
+RATES_REJECTED_STORED = 10_000
 
 
 def admin_required(view):
@@ -85,12 +92,17 @@ def import_list(request, org_slug):
                 import_run_enqueue(run=run, dry_run=True, actor=request.user)
                 return redirect("import_detail", org_slug=org_slug, pk=run.pk)
     runs = ImportRun.objects.select_related("created_by")[:RUNS_LISTED]
-    return render(
-        request,
-        "pipelines/imports/import_list.html",
-        {"form": form, "rates_form": ExchangeRateUploadForm(), "runs": runs},
-        status=400 if form.errors else 200,
-    )
+    context = {"form": form, "rates_form": ExchangeRateUploadForm(), "runs": runs}
+    rates_rejected = _rates_rejected_get(request)
+    if rates_rejected is not None:
+        rows = rates_rejected["rows"]
+        context["rates_rejected"] = {
+            "file": rates_rejected["file"],
+            "count": rates_rejected["count"],
+            "shown": [RowError.from_json(row) for row in rows[:REJECTED_SHOWN]],
+            "stored": len(rows),
+        }
+    return render(request, "pipelines/imports/import_list.html", context, status=400 if form.errors else 200)
 
 
 @admin_required
@@ -147,6 +159,7 @@ def _progress_render(request, run: ImportRun):
     people_created = import_people_created(run)
     context = {
         "run": run,
+        "run_message": import_run_message(run),
         "preview": preview_rows_for_display(run),
         "rejected_shown": import_rejected_rows(run, limit=REJECTED_SHOWN),
         "count_rows": import_count_rows(run),
@@ -200,9 +213,34 @@ def exchange_rates_upload(request, org_slug):
         messages.error(request, str(error))
         return redirect("import_list", org_slug=org_slug)
     messages.success(request, _rates_summary(outcome))
-    for error in outcome["errors"][:10]:
-        messages.warning(request, str(error))
+    errors = outcome["errors"]
+    if errors:
+        # Stored as message ids, so the page and the CSV show the reasons in the reader's language.
+        request.session[RATES_REJECTED_SESSION_KEY] = {
+            "organization": request.organization.pk,
+            "file": path.name,
+            "count": len(errors),
+            "rows": [error.as_json() for error in errors[:RATES_REJECTED_STORED]],
+        }
+    else:
+        request.session.pop(RATES_REJECTED_SESSION_KEY, None)
     return redirect(reverse("import_list", kwargs={"org_slug": org_slug}))
+
+
+def _rates_rejected_get(request) -> dict | None:
+    """Return the rejected rows of the last rate upload in this organization from the session, or None."""
+    stored = request.session.get(RATES_REJECTED_SESSION_KEY)
+    if not stored or stored.get("organization") != request.organization.pk:
+        return None
+    return stored
+
+
+@admin_required
+def exchange_rates_rejected_download(request, org_slug):
+    """Download the rejected rows of the last rate upload as CSV; without one the CSV has only its header row."""
+    stored = _rates_rejected_get(request) or {"rows": []}
+    errors = [RowError.from_json(row) for row in stored["rows"]]
+    return csv_response(rejected_rows_table(errors, name=gettext("rejected-rate-rows")))
 
 
 def _rates_summary(outcome: dict) -> str:

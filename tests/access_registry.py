@@ -291,6 +291,7 @@ URL_ACCESS: dict[str, OrgUrl | GlobalUrl | TokenUrl] = {
     "deal_detail": OrgUrl(roles=ALL_ROLES, params={"pk": "deal"}),
     "import_list": OrgUrl(roles=ADMINS),
     "exchange_rates_upload": OrgUrl(roles=ADMINS, get_status=405),
+    "exchange_rates_rejected": OrgUrl(roles=ADMINS),
     "import_detail": OrgUrl(roles=ADMINS, params={"pk": "import_run"}),
     # 400: a run that was only uploaded has no columns to map yet; the lookup itself succeeded.
     "import_mapping": OrgUrl(roles=ADMINS, params={"pk": "import_run"}, get_status=400),

@@ -1,7 +1,10 @@
 """Exchange rates: ECB and plain files, base-currency conversion, set-based recompute of deals."""
 
+import csv
 import datetime as dt
+import html
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -232,6 +235,7 @@ RATES_BAD = "currency,date,rate\nJPY,2017-13-01,0.0089\nJPY,2017-01-01,abc\nJPY,
 
 
 def rates_upload(client, name, text, language, date_order=""):
+    """Upload a rate file and return the messages and then the rejected rows that the imports page shows."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     response = client.post(
@@ -240,7 +244,14 @@ def rates_upload(client, name, text, language, date_order=""):
         HTTP_ACCEPT_LANGUAGE=language,
         follow=True,
     )
-    return [str(message) for message in response.context["messages"]]
+    return [str(message) for message in response.context["messages"]] + rejected_rate_rows(response.content.decode())
+
+
+def rejected_rate_rows(page: str) -> list[str]:
+    """Return the rejected-rate rows of the imports page as "line, column, value: reason"."""
+    rows = re.findall(r"<tr data-rates-rejected-row>(.*?)</tr>", page)
+    cells = [[html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in rows]
+    return [f"{line}, {column}, {value}: {reason}" for line, column, value, reason in cells]
 
 
 @pytest.mark.parametrize(
@@ -250,22 +261,22 @@ def rates_upload(client, name, text, language, date_order=""):
             "en",
             [
                 "Exchange rates: 0 new, 0 changed, 0 unchanged, 4 rows rejected; 0 deals converted again.",
-                "rates_bad.csv line 2, column date, value '2017-13-01': invalid date; no such day",
-                "rates_bad.csv line 3, column rate, value 'abc': invalid number; expected e.g. 1.234,56 or 1234.56",
-                "rates_bad.csv line 4, column date, value '01/02/2017': ambiguous date: it can be day/month or "
+                "2, date, 2017-13-01: invalid date; no such day",
+                "3, rate, abc: invalid number; expected e.g. 1.234,56 or 1234.56",
+                "4, date, 01/02/2017: ambiguous date: it can be day/month or "
                 "month/day; choose the date order (DD/MM/YYYY or MM/DD/YYYY) and import again",
-                "rates_bad.csv line 5, column currency, value 'XXXX': not a three-letter ISO currency code",
+                "5, currency, XXXX: not a three-letter ISO currency code",
             ],
         ),
         (
             "de",
             [
                 "Wechselkurse: 0 neu, 0 geändert, 0 unverändert, 4 Zeilen abgelehnt; 0 Deals neu umgerechnet.",
-                "rates_bad.csv Zeile 2, Spalte date, Wert '2017-13-01': ungültiges Datum; diesen Tag gibt es nicht",
-                "rates_bad.csv Zeile 3, Spalte rate, Wert 'abc': ungültige Zahl; erwartet wird z. B. 1.234,56 oder 1234.56",
-                "rates_bad.csv Zeile 4, Spalte date, Wert '01/02/2017': mehrdeutiges Datum: Es kann Tag/Monat oder "
+                "2, date, 2017-13-01: ungültiges Datum; diesen Tag gibt es nicht",
+                "3, rate, abc: ungültige Zahl; erwartet wird z. B. 1.234,56 oder 1234.56",
+                "4, date, 01/02/2017: mehrdeutiges Datum: Es kann Tag/Monat oder "
                 "Monat/Tag sein; wählen Sie die Datumsreihenfolge (TT/MM/JJJJ oder MM/TT/JJJJ) und importieren Sie erneut",
-                "rates_bad.csv Zeile 5, Spalte currency, Wert 'XXXX': kein dreistelliger ISO-Währungscode",
+                "5, currency, XXXX: kein dreistelliger ISO-Währungscode",
             ],
         ),
     ],
@@ -378,7 +389,7 @@ def test_rates_upload_rejects_far_future_date(org, admin_member, client, setting
     messages = rates_upload(client, "rates.csv", "currency;date;rate\nUSD;2099-01-01;1,1\n", "en")
 
     assert messages[0] == "Exchange rates: 0 new, 0 changed, 0 unchanged, 1 row rejected; 0 deals converted again."
-    assert messages[1].startswith("rates.csv line 2, column date, value '2099-01-01': 01/01/2099 is outside the allowed range")
+    assert messages[1].startswith("2, date, 2099-01-01: 01/01/2099 is outside the allowed range")
     with scope(organization=org):
         assert ExchangeRate.objects.count() == 0
 
@@ -400,3 +411,59 @@ def test_rates_summary_one_deal():
 
     with translation.override("en"):
         assert _rates_summary(outcome) == "Exchange rates: 1 new, 1 changed, 1 unchanged, 0 rows rejected; 1 deal converted again."
+
+
+# Two good rows, then 13 rows with a currency that is no ISO code, on lines 4 to 16.
+RATES_MANY_BAD = "currency,date,rate\nJPY,2017-01-02,0.009\nJPY,2017-01-03,0.0091\n" + "".join(
+    f"X{index:02d},2017-01-01,1\n" for index in range(13)
+)
+
+
+def test_rates_upload_lists_all_rejected_rows(org, admin_member, client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.force_login(admin_member.user)
+
+    messages = rates_upload(client, "rates.csv", RATES_MANY_BAD, "en")
+
+    assert messages[0] == "Exchange rates: 2 new, 0 changed, 0 unchanged, 13 rows rejected; 0 deals converted again."
+    assert messages[1:] == [
+        f"{line}, currency, X{line - 4:02d}: not a three-letter ISO currency code" for line in range(4, 17)
+    ]
+    page = client.get("/o/acme/imports/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'data-rates-rejected="13"' in page
+    assert "13 rejected rows in rates.csv" in page
+    assert "data-rates-rejected-note" not in page
+    response = client.get("/o/acme/imports/rates/rejected.csv", HTTP_ACCEPT_LANGUAGE="de")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert rows[0] == ["Datei", "Zeile", "Spalte", "Wert", "Grund"]
+    assert [row[:4] for row in rows[1:]] == [["rates.csv", str(line), "currency", f"X{line - 4:02d}"] for line in range(4, 17)]
+    assert rows[-1][4] == "kein dreistelliger ISO-Währungscode"
+
+
+def test_rates_rejected_rows_beyond_page(org, admin_member, client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.force_login(admin_member.user)
+    text = "currency,date,rate\n" + "".join(f"X{index:02d},2017-01-01,1\n" for index in range(25))
+
+    messages = rates_upload(client, "rates.csv", text, "en")
+
+    assert messages[0] == "Exchange rates: 0 new, 0 changed, 0 unchanged, 25 rows rejected; 0 deals converted again."
+    assert len(messages) == 1 + 20
+    page = html.unescape(client.get("/o/acme/imports/").content.decode())
+    assert "The first 20 are listed here; the CSV has all 25." in page
+    response = client.get("/o/acme/imports/rates/rejected.csv")
+    assert len(list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))) == 1 + 25
+
+
+def test_rates_rejected_rows_cleared_by_clean_upload(org, admin_member, client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.force_login(admin_member.user)
+    rates_upload(client, "rates.csv", RATES_MANY_BAD, "en")
+
+    messages = rates_upload(client, "rates.csv", "currency,date,rate\nJPY,2017-01-04,0.009\n", "en")
+
+    assert messages == ["Exchange rates: 1 new, 0 changed, 0 unchanged, 0 rows rejected; 0 deals converted again."]
+    response = client.get("/o/acme/imports/rates/rejected.csv")
+    assert list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")))) == [
+        ["File", "Line", "Column", "Value", "Reason"]
+    ]

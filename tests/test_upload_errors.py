@@ -5,7 +5,9 @@ rate list ends up counted as created, updated, unchanged or rejected.
 """
 
 import datetime as dt
+import html
 import io
+import re
 import zipfile
 from decimal import Decimal
 
@@ -275,9 +277,13 @@ RANGE_REASON = "rate out of range; allowed are 0.00000001 to 1,000,000,000"
 
 
 def rates_post(client, name: str, text: str) -> list[str]:
+    """Upload a rate file and return the messages, then each rejected row that the imports page lists, as one line."""
     response = client.post("/o/acme/imports/rates/", {"file": SimpleUploadedFile(name, text.encode())}, follow=True)
     assert response.status_code == 200
-    return [str(message) for message in response.context["messages"]]
+    rows = re.findall(r"<tr data-rates-rejected-row>(.*?)</tr>", response.content.decode())
+    cells = [[html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)] for row in rows]
+    rejected = [f"{name} line {line}, column {column}, value {value!r}: {reason}" for line, column, value, reason in cells]
+    return [str(message) for message in response.context["messages"]] + rejected
 
 
 def test_rate_list_counts_every_row(org, admin_member, client, settings, tmp_path):

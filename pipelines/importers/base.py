@@ -36,7 +36,18 @@ ENTITIES = ("people", "teams", "territories", "accounts", "products", "deals", "
 
 
 class ImportSourceError(Exception):
-    """The run as a whole cannot start: a file or column is missing, or an option is invalid."""
+    """The run as a whole cannot start: a file or column is missing, or an option is invalid.
+
+    `message` is a Message, so an import run that stores it shows it in the reader's
+    language. Text passed in place of a Message is kept as it is, as a literal.
+    """
+
+    def __init__(self, message: "str | Message", /):
+        self.message = message if isinstance(message, Message) else Message.literal(message)
+        super().__init__(self.message.msgid)
+
+    def __str__(self) -> str:
+        return str(self.message)
 
 
 # Parameter types a Message stores. A date is stored in JSON as its ISO string.

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
 
-from pipelines.importers.base import ImportSourceError, RowRejected
+from pipelines.importers.base import ImportSourceError, Message, RowRejected
 from pipelines.models import MAX_MONEY_AMOUNT
 
 logger = logging.getLogger(__name__)
@@ -66,8 +66,10 @@ class Table:
         missing = [name for name in columns if name not in self.header]
         if missing:
             raise ImportSourceError(
-                gettext("File %(file)s is missing the required column(s): %(columns)s.")
-                % {"file": self.file_name, "columns": ", ".join(missing)}
+                Message(
+                    gettext_noop("File %(file)s is missing the required column(s): %(columns)s."),
+                    {"file": self.file_name, "columns": ", ".join(missing)},
+                )
             )
 
 
@@ -113,7 +115,7 @@ def table_read(path: Path, *, sheet: str | None = None) -> Table:
     Holds every row in memory; `table_stream` reads a CSV file row by row.
     """
     if not path.is_file():
-        raise ImportSourceError(gettext("File %(path)s is missing.") % {"path": path.name})
+        raise ImportSourceError(Message(gettext_noop("File %(path)s is missing."), {"path": path.name}))
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _xlsx_read(path, sheet=sheet)
 
@@ -157,11 +159,13 @@ def _not_text_error(file_name: str, error: UnicodeDecodeError) -> ImportSourceEr
     """Return the error for a file that neither encoding reads, naming the first byte that failed."""
     byte = error.object[error.start]
     return ImportSourceError(
-        gettext(
-            "File %(file)s is neither UTF-8 nor Windows-1252: it contains the byte %(byte)s, which neither can read."
-            " Save it as CSV UTF-8 and upload it again."
+        Message(
+            gettext_noop(
+                "File %(file)s is neither UTF-8 nor Windows-1252: it contains the byte %(byte)s, which neither can read."
+                " Save it as CSV UTF-8 and upload it again."
+            ),
+            {"file": file_name, "byte": f"0x{byte:02X}"},
         )
-        % {"file": file_name, "byte": f"0x{byte:02X}"}
     )
 
 
@@ -212,8 +216,10 @@ class TableStream:
             except csv.Error as error:
                 # An unbalanced quote or a field over the csv module's size limit.
                 raise ImportSourceError(
-                    gettext("File %(file)s is not a valid CSV file (%(error)s).")
-                    % {"file": self.file_name, "error": error}
+                    Message(
+                        gettext_noop("File %(file)s is not a valid CSV file (%(error)s)."),
+                        {"file": self.file_name, "error": str(error)},
+                    )
                 ) from None
 
 
@@ -225,7 +231,7 @@ def table_stream(path: Path) -> TableStream:
     when the file is missing, empty or cannot be decoded.
     """
     if not path.is_file():
-        raise ImportSourceError(gettext("File %(path)s is missing.") % {"path": path.name})
+        raise ImportSourceError(Message(gettext_noop("File %(path)s is missing."), {"path": path.name}))
     encoding = encoding_detect(path)
     with path.open(encoding=encoding, newline="") as handle:
         first_line = handle.readline()
@@ -235,10 +241,13 @@ def table_stream(path: Path) -> TableStream:
             header = [name.strip() for name in next(csv.reader(handle, delimiter=delimiter), [])]
         except csv.Error as error:
             raise ImportSourceError(
-                gettext("File %(file)s is not a valid CSV file (%(error)s).") % {"file": path.name, "error": error}
+                Message(
+                    gettext_noop("File %(file)s is not a valid CSV file (%(error)s)."),
+                    {"file": path.name, "error": str(error)},
+                )
             ) from None
     if not any(header):
-        raise ImportSourceError(gettext("File %(file)s is empty or has no header row.") % {"file": path.name})
+        raise ImportSourceError(Message(gettext_noop("File %(file)s is empty or has no header row."), {"file": path.name}))
     return TableStream(path=path, file_name=path.name, header=header, encoding=encoding, delimiter=delimiter)
 
 
@@ -272,14 +281,17 @@ def _xlsx_read(path: Path, *, sheet: str | None) -> Table:
         # openpyxl's text is English and technical, so it goes to the log and not into the message.
         logger.warning("Opening XLSX workbook failed file=%s error=%r", path.name, error)
         raise ImportSourceError(
-            gettext("File %(file)s is not a readable XLSX workbook; save it again from Excel.") % {"file": path.name}
+            Message(
+                gettext_noop("File %(file)s is not a readable XLSX workbook; save it again from Excel."),
+                {"file": path.name},
+            )
         ) from None
     try:
         worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
         rows_iter = worksheet.iter_rows(values_only=True)
         header = [_cell_text(value) for value in next(rows_iter, ())]
         if not any(header):
-            raise ImportSourceError(gettext("File %(file)s is empty or has no header row.") % {"file": path.name})
+            raise ImportSourceError(Message(gettext_noop("File %(file)s is empty or has no header row."), {"file": path.name}))
         rows = []
         for line, cells in enumerate(rows_iter, start=2):
             if not any(_cell_text(cell) for cell in cells):

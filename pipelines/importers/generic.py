@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from pipelines.importers.base import (
@@ -84,7 +84,7 @@ def generic_table_find(path: Path) -> Table:
     for candidate in sorted(path.iterdir()) if path.is_dir() else [path]:
         if candidate.suffix.lower() in TABLE_SUFFIXES:
             return table_read(candidate)
-    raise ImportSourceError(gettext("No CSV or XLSX file found in the upload."))
+    raise ImportSourceError(Message(gettext_noop("No CSV or XLSX file found in the upload.")))
 
 
 def generic_import(
@@ -103,13 +103,18 @@ def generic_import(
     missing = [str(GENERIC_FIELDS[field]) for field in REQUIRED_FIELDS if field not in mapping]
     if missing:
         raise ImportSourceError(
-            gettext("The column mapping lacks the required field(s): %(fields)s.") % {"fields": ", ".join(missing)}
+            Message(
+                gettext_noop("The column mapping lacks the required field(s): %(fields)s."),
+                {"fields": ", ".join(missing)},
+            )
         )
     unknown = [column for column in mapping.values() if column not in table.header]
     if unknown:
         raise ImportSourceError(
-            gettext("File %(file)s has no column(s) %(columns)s; choose the mapping again.")
-            % {"file": table.file_name, "columns": ", ".join(unknown)}
+            Message(
+                gettext_noop("File %(file)s has no column(s) %(columns)s; choose the mapping again."),
+                {"file": table.file_name, "columns": ", ".join(unknown)},
+            )
         )
     importer = GenericImport(
         organization=organization, table=table, mapping=mapping, folder=path, currency=currency, today=today, options=options

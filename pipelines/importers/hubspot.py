@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
 
 from pipelines.importers.base import (
     ImportResult,
@@ -89,7 +89,7 @@ def hubspot_import(
                 )
                 importer.result.progress = progress
                 return importer.run()
-    raise ImportSourceError(gettext("No HubSpot deals export found: expected a CSV or XLSX file with the column \"Record ID\"."))
+    raise ImportSourceError(Message(gettext_noop("No HubSpot deals export found: expected a CSV or XLSX file with the column \"Record ID\".")))
 
 
 class HubSpotImport:

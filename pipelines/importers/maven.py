@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
 
 from goals.models import Team, Territory
 from pipelines.importers.base import (
     ImportResult,
     ImportSourceError,
+    Message,
     RowRejected,
     bulk_upsert,
     check_length,
@@ -158,7 +159,7 @@ def maven_file_read(folder: Path, file_name: str, required_columns) -> "MavenRow
     """
     path = folder / file_name
     if not path.is_file():
-        raise ImportSourceError(gettext("File %(path)s is missing.") % {"path": path})
+        raise ImportSourceError(Message(gettext_noop("File %(path)s is missing."), {"path": str(path)}))
     stream = table_stream(path)
     stream.require_columns(required_columns)
     return MavenRows(stream)
@@ -175,8 +176,10 @@ class MavenRows:
             # PostgreSQL text columns cannot store NUL, and no CSV export writes one: the file is binary.
             if "\x00" in "".join(row.values()):
                 raise ImportSourceError(
-                    gettext("File %(file)s contains a NUL character on line %(line)d; it is not a text CSV file.")
-                    % {"file": self.stream.file_name, "line": line}
+                    Message(
+                        gettext_noop("File %(file)s contains a NUL character on line %(line)d; it is not a text CSV file."),
+                        {"file": self.stream.file_name, "line": line},
+                    )
                 )
             yield line, row
 

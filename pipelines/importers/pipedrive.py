@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
 
 from pipelines.importers.base import (
     EntityCounts,
@@ -115,10 +115,10 @@ def pipedrive_import(
         importer.result.progress = progress
         return importer.run()
     raise ImportSourceError(
-        gettext(
+        Message(gettext_noop(
             "No Pipedrive export found: expected deal_changes.csv (change log) or a deals export with the column "
             "\"Deal - Title\"."
-        )
+        ))
     )
 
 

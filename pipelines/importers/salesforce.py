@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_noop
 
 from pipelines.importers.base import (
     ImportResult,
@@ -103,8 +103,10 @@ def column_map(table: Table, aliases: dict[str, tuple[str, ...]], required: tupl
     missing = [aliases[key][0] for key in required if key not in mapping]
     if missing:
         raise ImportSourceError(
-            gettext("File %(file)s is missing the required column(s): %(columns)s.")
-            % {"file": table.file_name, "columns": ", ".join(missing)}
+            Message(
+                gettext_noop("File %(file)s is missing the required column(s): %(columns)s."),
+                {"file": table.file_name, "columns": ", ".join(missing)},
+            )
         )
     return mapping
 
@@ -129,7 +131,7 @@ def salesforce_import(
         elif opportunities is None:
             opportunities = table
     if opportunities is None:
-        raise ImportSourceError(gettext("No Salesforce opportunity export found: expected a CSV or XLSX file of opportunities."))
+        raise ImportSourceError(Message(gettext_noop("No Salesforce opportunity export found: expected a CSV or XLSX file of opportunities.")))
     importer = SalesforceImport(
         organization=organization,
         opportunities=opportunities,

@@ -9,9 +9,9 @@ upload of tables uses them: people, quotas, exchange rates and the CRM imports.
 import zipfile
 from pathlib import Path
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 
-from pipelines.importers.base import ImportSourceError
+from pipelines.importers.base import ImportSourceError, Message
 
 # Bytes read from the start of a file to recognize its type and, for small files, its rows.
 HEAD_BYTES = 64 * 1024
@@ -34,47 +34,59 @@ def table_head_check(head: bytes, file_name: str) -> None:
     """
     if head.startswith(OLE2_SIGNATURE):
         raise ImportSourceError(
-            gettext(
-                "File %(file)s is an Excel 97-2003 workbook (.xls), which cannot be read. "
-                "Save it as an Excel workbook (.xlsx) or as CSV UTF-8 and upload it again."
+            Message(
+                gettext_noop(
+                    "File %(file)s is an Excel 97-2003 workbook (.xls), which cannot be read. "
+                    "Save it as an Excel workbook (.xlsx) or as CSV UTF-8 and upload it again."
+                ),
+                {"file": file_name},
             )
-            % {"file": file_name}
         )
     if file_name.lower().endswith(WORKBOOK_SUFFIXES):
         if head and not head.startswith(ZIP_SIGNATURE):
             raise ImportSourceError(
-                gettext(
-                    "File %(file)s is not an Excel workbook, although its name ends in .xlsx. "
-                    "Save it from Excel as .xlsx, or as CSV UTF-8 with the extension .csv, and upload it again."
+                Message(
+                    gettext_noop(
+                        "File %(file)s is not an Excel workbook, although its name ends in .xlsx. "
+                        "Save it from Excel as .xlsx, or as CSV UTF-8 with the extension .csv, and upload it again."
+                    ),
+                    {"file": file_name},
                 )
-                % {"file": file_name}
             )
         return
     if head.startswith(ZIP_SIGNATURE):
         raise ImportSourceError(
-            gettext(
-                "File %(file)s is a ZIP archive, not a CSV file. An Excel workbook is a ZIP archive too: "
-                "upload a workbook with the extension .xlsx, or export the data as CSV."
+            Message(
+                gettext_noop(
+                    "File %(file)s is a ZIP archive, not a CSV file. An Excel workbook is a ZIP archive too: "
+                    "upload a workbook with the extension .xlsx, or export the data as CSV."
+                ),
+                {"file": file_name},
             )
-            % {"file": file_name}
         )
     if head.startswith(PDF_SIGNATURE):
         raise ImportSourceError(
-            gettext("File %(file)s is a PDF document, not a CSV file. Export the data as CSV or XLSX and upload that file.")
-            % {"file": file_name}
+            Message(
+                gettext_noop("File %(file)s is a PDF document, not a CSV file. Export the data as CSV or XLSX and upload that file."),
+                {"file": file_name},
+            )
         )
     if head.startswith(UTF16_BYTE_ORDER_MARKS):
         raise ImportSourceError(
-            gettext("File %(file)s is UTF-16 text, which cannot be read. Save it as CSV UTF-8 and upload it again.")
-            % {"file": file_name}
+            Message(
+                gettext_noop("File %(file)s is UTF-16 text, which cannot be read. Save it as CSV UTF-8 and upload it again."),
+                {"file": file_name},
+            )
         )
     if b"\x00" in head:
         raise ImportSourceError(
-            gettext(
-                "File %(file)s is not a text file: it contains the byte 0x00, which no CSV file contains. "
-                "Save it as CSV UTF-8 and upload it again."
+            Message(
+                gettext_noop(
+                    "File %(file)s is not a text file: it contains the byte 0x00, which no CSV file contains. "
+                    "Save it as CSV UTF-8 and upload it again."
+                ),
+                {"file": file_name},
             )
-            % {"file": file_name}
         )
 
 
@@ -89,8 +101,10 @@ def table_file_check(path: Path) -> None:
 
 def no_data_rows_error(file_name: str) -> ImportSourceError:
     return ImportSourceError(
-        gettext("File %(file)s has a header row but no data rows; add at least one row below the header.")
-        % {"file": file_name}
+        Message(
+            gettext_noop("File %(file)s has a header row but no data rows; add at least one row below the header."),
+            {"file": file_name},
+        )
     )
 
 
