@@ -16,9 +16,21 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.cache import cache
-from django.db import connection, transaction
-from django.db import models
-from django.db.models import Case, Count, DurationField, F, IntegerField, Max, Min, Q, QuerySet, Sum, Value, When
+from django.db import connection, models, transaction
+from django.db.models import (
+    Case,
+    Count,
+    DurationField,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django_scopes import scope
@@ -35,8 +47,17 @@ from dashboards.selectors import (
 )
 from goals.models import Team, Territory
 from pipelines.models import Deal, DealStatus
+from spm.date_limits import EARLIEST_DATE, LATEST_COMPUTABLE_DATE
 from spm.db_functions import Median
-from spm.fiscal import MONTH, QUARTER, YEAR, Period, period_containing, periods_covering
+from spm.fiscal import (
+    MONTH,
+    QUARTER,
+    YEAR,
+    Period,
+    local_midnight,
+    period_containing,
+    periods_covering,
+)
 from spm.models import Membership, Organization
 
 logger = logging.getLogger(__name__)
@@ -50,6 +71,47 @@ _LOCK_KEY_BASE = 0x4B5049 << 32
 _CYCLE_DAYS_PLACES = Decimal("0.000001")
 _UPSERT_BATCH_SIZE = 1000
 _DELETE_BATCH_SIZE = 500
+
+# Deals whose created_at or closed_at lies outside EARLIEST_DATE to LATEST_COMPUTABLE_DATE
+# (local dates) are left out of every snapshot. Imports reject such dates, but rows stored
+# before they did may hold a year such as 0001 or 9999, whose fiscal periods do not fit
+# `datetime.date`, and one such deal would otherwise fail the recompute of its organization.
+# The same condition for the SQL statements, with the parameters of `_computable_bounds`.
+_COMPUTABLE_SQL = (
+    "AND d.created_at >= %(computable_from)s AND d.created_at < %(computable_until)s"
+    " AND (d.closed_at IS NULL OR (d.closed_at >= %(computable_from)s AND d.closed_at < %(computable_until)s))"
+)
+
+
+def _computable_bounds(organization: Organization) -> dict[str, dt.datetime]:
+    """Return the UTC instants from which and until which a deal's dates are computable, as SQL parameters."""
+    time_zone = organization.tzinfo
+    return {
+        "computable_from": local_midnight(EARLIEST_DATE, time_zone),
+        "computable_until": local_midnight(LATEST_COMPUTABLE_DATE + dt.timedelta(days=1), time_zone),
+    }
+
+
+def _computable_deals(organization: Organization) -> QuerySet[Deal]:
+    """Return the organization's deals that snapshots count: those with computable dates (see _COMPUTABLE_SQL).
+
+    Logs a warning with the number of deals left out, so that an admin can find and fix them.
+    """
+    bounds = _computable_bounds(organization)
+    in_range = Q(created_at__gte=bounds["computable_from"], created_at__lt=bounds["computable_until"]) & (
+        Q(closed_at__isnull=True) | Q(closed_at__gte=bounds["computable_from"], closed_at__lt=bounds["computable_until"])
+    )
+    deals = Deal.objects.filter(organization=organization).order_by()
+    skipped = deals.exclude(in_range).count()
+    if skipped:
+        logger.warning(
+            "KPI snapshots skip deals with dates outside %s to %s organization_id=%s deals=%s",
+            EARLIEST_DATE.isoformat(),
+            LATEST_COMPUTABLE_DATE.isoformat(),
+            organization.pk,
+            skipped,
+        )
+    return deals.filter(in_range)
 
 
 class CycleDays(models.Func):
@@ -121,7 +183,8 @@ def kpi_snapshot_recompute(*, organization: Organization) -> dict:
 
     Covers each fiscal year, fiscal quarter and calendar month from the one
     containing the earliest local creation or close date of a deal to the one
-    containing the latest, for the organization, territory, team and rep grains.
+    containing the organization's local today (or the latest such date, if it
+    lies after today), for the organization, territory, team and rep grains.
     A deal counts as won or lost in P when the local date of `closed_at` is in
     P, and as open at P's end when created before the end and not closed before
     it. Amounts are sums of `base_amount` in the base currency, and a missing
@@ -218,7 +281,7 @@ def _lock_organization(organization: Organization) -> None:
 
 def _snapshots_build(organization: Organization) -> tuple[list[KpiSnapshot], int]:
     """Aggregate the deals into unsaved KpiSnapshot rows; return them and the number of periods."""
-    deals = Deal.objects.filter(organization=organization).order_by()
+    deals = _computable_deals(organization)
     calendar = _calendar_build(organization, deals)
     # No deals: nothing to report, and every existing row is stale.
     if calendar is None:
@@ -257,7 +320,13 @@ def _snapshots_build(organization: Organization) -> tuple[list[KpiSnapshot], int
 
 
 def _calendar_build(organization: Organization, deals: QuerySet[Deal]) -> _Calendar | None:
-    """Find the span of the deals' local creation and close dates, and the periods it covers."""
+    """Find the span from the deals' first local creation or close date to today, and the periods it covers.
+
+    A deal open at a period's end counts in that period even when nothing happened in it,
+    so the span runs on to the period containing the organization's local today (or to
+    the latest creation or close date, if that lies after today). Periods after today are
+    left out: nothing can be counted in them yet. Returns None without deals.
+    """
     span = deals.aggregate(
         first_created=Min("created_at"),
         last_created=Max("created_at"),
@@ -271,7 +340,7 @@ def _calendar_build(organization: Organization, deals: QuerySet[Deal]) -> _Calen
     time_zone = organization.tzinfo
     start_month = organization.fiscal_year_start_month
     first_day = timezone.localtime(min(moments), time_zone).date()
-    last_day = timezone.localtime(max(moments), time_zone).date()
+    last_day = max(timezone.localtime(max(moments), time_zone).date(), timezone.localdate(timezone=time_zone))
 
     # Months run over the whole first and last fiscal year, so that every
     # quarter and year is made of whole months.
@@ -545,7 +614,7 @@ deals AS (
         CASE WHEN d.status IN ('won', 'lost') AND d.closed_at >= %(span_start)s AND d.closed_at < %(span_end)s
             THEN width_bucket(d.closed_at, %(month_starts_utc)s::timestamptz[]) END AS closed_month
     FROM pipelines_deal d {join}
-    WHERE d.organization_id = %(organization_id)s AND d.deleted_at IS NULL {subject_filter}
+    WHERE d.organization_id = %(organization_id)s AND d.deleted_at IS NULL {subject_filter} {computable}
 ),
 closed_months AS (
     SELECT subject_id, closed_month AS month,
@@ -644,7 +713,9 @@ def _grain_sql(grain: str) -> str:
     join = "JOIN spm_membership m ON m.id = d.owner_id" if grain == Grain.TEAM else ""
     subject = _GRAIN_SUBJECT_SQL[grain]
     subject_filter = "" if grain == Grain.ORGANIZATION else f"AND {subject} IS NOT NULL"
-    return _GRAIN_SQL.format(subject=subject, join=join, subject_filter=subject_filter, names=_GRAIN_NAME_SQL[grain])
+    return _GRAIN_SQL.format(
+        subject=subject, join=join, subject_filter=subject_filter, names=_GRAIN_NAME_SQL[grain], computable=_COMPUTABLE_SQL
+    )
 
 
 def _snapshots_write_postgresql(organization: Organization) -> tuple[int, int, int]:
@@ -654,7 +725,7 @@ def _snapshots_write_postgresql(organization: Organization) -> tuple[int, int, i
     `computed_at` (unlike `now()`, it differs between two runs in one
     transaction), so every other row of the organization is stale.
     """
-    deals = Deal.objects.filter(organization=organization).order_by()
+    deals = _computable_deals(organization)
     calendar = _calendar_build(organization, deals)
     rows_written = 0
     with connection.cursor() as cursor:
@@ -688,6 +759,7 @@ def _calendar_parameters(organization: Organization, calendar: _Calendar) -> dic
             # Months are numbered from 1, as width_bucket numbers them.
             last_months.append(calendar.last_month[kind][period] + 1)
     return {
+        **_computable_bounds(organization),
         "organization_id": organization.pk,
         "organization_name": organization.name,
         "kinds": kinds,
@@ -804,7 +876,7 @@ def kpi_snapshot_recompute_deals(*, organization: Organization, deal_ids: Iterab
     deal_ids = sorted(set(deal_ids))
     with scope(organization=organization), transaction.atomic():
         _lock_organization(organization)
-        deals = Deal.objects.filter(organization=organization).order_by()
+        deals = _computable_deals(organization)
         calendar = _calendar_build(organization, deals)
         added_from = None if calendar is None else _months_added_from(organization, calendar)
         if added_from is None:
@@ -851,13 +923,39 @@ def kpi_snapshot_recompute_deals(*, organization: Organization, deal_ids: Iterab
     }
 
 
+def kpi_snapshot_calendar_extend(*, organization: Organization) -> dict | None:
+    """Add the snapshot rows of the months, quarters and years begun since the last recompute.
+
+    Deals open at a period's end count in it, so a new month starts with rows
+    although no data changed. Returns None without a recompute when the
+    organization-grain row of the month containing the local today exists: every
+    later change of data recomputes its own periods. Otherwise runs
+    `kpi_snapshot_recompute_deals` without deals, which computes the new months
+    for every subject (or recomputes in full when the stored rows do not fit),
+    and returns its result.
+    """
+    today = timezone.localdate(timezone=organization.tzinfo)
+    month = period_containing(today, MONTH, organization.fiscal_year_start_month)
+    with scope(organization=organization):
+        is_current = KpiSnapshot.objects.filter(
+            organization=organization, grain=Grain.ORGANIZATION, period_kind=MONTH, period_start=month.start
+        ).exists()
+    if is_current:
+        return None
+    # NOTE: an organization without open deals never gets a row for the current month,
+    # so each run computes the months since its last close again and writes nothing.
+    return kpi_snapshot_recompute_deals(organization=organization, deal_ids=[], since=timezone.now())
+
+
 def _months_added_from(organization: Organization, calendar: _Calendar) -> int | None:
     """Return the index of the first calendar month without stored rows, or None when only a full recompute fits.
 
-    The first and last month of the data always have an organization-grain row
-    (a deal was created or closed in them). The stored rows fit when they start
-    at the calendar's first month and end at or before its last one; the months
-    after their end are new. Returns len(calendar.months) when none is new.
+    The first month of the data always has an organization-grain row (a deal was
+    created or closed in it). The stored rows fit when they start at the
+    calendar's first month and end at or before its last one; the months after
+    their end are new. Months without any open, won or lost deal have no row, so
+    after the last deal closed they count as new on every run and are computed
+    again, without a row to write. Returns len(calendar.months) when none is new.
     """
     span = KpiSnapshot.objects.filter(
         organization=organization, grain=Grain.ORGANIZATION, period_kind=MONTH
@@ -953,7 +1051,7 @@ def _incremental_aggregate_orm(
     from_month: int,
 ) -> tuple[dict, dict]:
     """Aggregate the touched periods' components and medians with ORM queries per subject; keyed (kind, period, grain, subject id)."""
-    deals = Deal.objects.filter(organization=organization).order_by()
+    deals = _computable_deals(organization)
     components: dict[tuple[str, Period, str, int], _Components] = {}
     medians: dict[tuple[str, Period, str, int], Decimal] = {}
     for grain, subject_id in subjects:
@@ -988,7 +1086,7 @@ won AS (
     JOIN spm_membership ms ON ms.id = d.owner_id
     CROSS JOIN LATERAL (VALUES (0, 0::bigint), (1, d.territory_id), (2, ms.team_id), (3, d.owner_id)) AS s(grain, subject_id)
     WHERE d.organization_id = %(organization_id)s AND d.status = 'won' AND d.deleted_at IS NULL
-        AND d.closed_at >= %(closed_from)s AND d.closed_at < %(span_end)s
+        AND d.closed_at >= %(closed_from)s AND d.closed_at < %(span_end)s """ + _COMPUTABLE_SQL + """
         AND (s.grain = 0 OR (s.grain = 1 AND s.subject_id = ANY(%(territory_ids)s::bigint[]))
             OR (s.grain = 2 AND s.subject_id = ANY(%(team_ids)s::bigint[])) OR (s.grain = 3 AND s.subject_id = ANY(%(rep_ids)s::bigint[])))
 )
@@ -1018,7 +1116,7 @@ FROM pipelines_deal d
 JOIN spm_membership ms ON ms.id = d.owner_id
 CROSS JOIN LATERAL (VALUES (0, 0::bigint), (1, d.territory_id), (2, ms.team_id), (3, d.owner_id)) AS s(grain, subject_id)
 WHERE d.organization_id = %(organization_id)s AND d.status = 'lost' AND d.deleted_at IS NULL
-    AND d.closed_at >= %(open_from)s AND d.closed_at < %(span_end)s
+    AND d.closed_at >= %(open_from)s AND d.closed_at < %(span_end)s """ + _COMPUTABLE_SQL + """
     AND (s.grain = 0 OR (s.grain = 1 AND s.subject_id = ANY(%(territory_ids)s::bigint[]))
         OR (s.grain = 2 AND s.subject_id = ANY(%(team_ids)s::bigint[])) OR (s.grain = 3 AND s.subject_id = ANY(%(rep_ids)s::bigint[])))
 GROUP BY 1, 2, 3
@@ -1035,7 +1133,7 @@ WITH deals AS (
             THEN width_bucket(GREATEST(d.created_at, d.closed_at), %(month_starts_utc)s::timestamptz[]) END AS left_month
     FROM pipelines_deal d JOIN spm_membership m ON m.id = d.owner_id
     WHERE d.organization_id = %(organization_id)s AND d.deleted_at IS NULL
-        AND (d.created_at >= %(open_from)s OR d.closed_at >= %(open_from)s)
+        AND (d.created_at >= %(open_from)s OR d.closed_at >= %(open_from)s) """ + _COMPUTABLE_SQL + """
 ),
 changes AS (
     SELECT territory_id, team_id, owner_id, created_month AS month, 1 AS deal_count, amount

@@ -187,7 +187,8 @@ def parse_day(value: str, column: str) -> dt.date:
         try:
             return dt.date(int(match["year"]), int(match["month"]), int(match["day"]))
         except ValueError:
-            pass
+            # The form is right, so the day itself is wrong, such as 2017-02-30.
+            raise RowRejected(column, value, gettext_noop("invalid date; no such day")) from None
     raise RowRejected(column, value, gettext_noop("invalid date; expected YYYY-MM-DD or DD.MM.YYYY"))
 
 

@@ -20,7 +20,7 @@ import re
 import zipfile
 import zoneinfo
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from django.utils.translation import gettext_noop
 
 from pipelines.importers.base import ImportSourceError, Message, RowRejected
 from pipelines.models import MAX_MONEY_AMOUNT
+from spm.date_limits import DateRange, planning_range
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ DOTTED_DATE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 SLASHED_DATE = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$")
 TIME_PART = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?$")
 OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+# Message ids that name a CSV separator in messages; a tab is invisible between quotes, so it is named.
+DELIMITER_NAMES = {";": "“;”", ",": "“,”", "\t": gettext_noop("tab"), "|": "“|”"}
 
 
 @dataclass
@@ -61,16 +64,50 @@ class Table:
     rows: list[tuple[int, dict[str, str]]]
     encoding: str = ""
     delimiter: str = ""
+    # The sheet read of a workbook, and every sheet of a workbook with several; empty for CSV.
+    sheet: str = ""
+    sheet_names: list[str] = field(default_factory=list)
 
     def require_columns(self, columns) -> None:
         missing = [name for name in columns if name not in self.header]
         if missing:
-            raise ImportSourceError(
+            raise self.columns_missing_error(missing)
+
+    def columns_missing_error(self, missing: list[str]) -> ImportSourceError:
+        """Return the error naming the `missing` columns and, for a workbook, the sheet read and the others."""
+        if not self.sheet:
+            return ImportSourceError(
                 Message(
                     gettext_noop("File %(file)s is missing the required column(s): %(columns)s."),
                     {"file": self.file_name, "columns": ", ".join(missing)},
                 )
             )
+        if not self.sheet_names:
+            # A title row above the header, often merged over the columns, is the usual cause.
+            return ImportSourceError(
+                Message(
+                    gettext_noop(
+                        "File %(file)s, sheet %(sheet)s, is missing the required column(s): %(columns)s. "
+                        "The column names must be in the first row of the sheet: remove any title rows above them."
+                    ),
+                    {"file": self.file_name, "sheet": self.sheet, "columns": ", ".join(missing)},
+                )
+            )
+        return ImportSourceError(
+            Message(
+                gettext_noop(
+                    "File %(file)s, sheet %(sheet)s, is missing the required column(s): %(columns)s. "
+                    "The column names must be in the first row of the sheet. The workbook has the sheets %(sheets)s: "
+                    "move the sheet with the data to the front, or remove the other sheets, and upload it again."
+                ),
+                {
+                    "file": self.file_name,
+                    "sheet": self.sheet,
+                    "columns": ", ".join(missing),
+                    "sheets": ", ".join(self.sheet_names),
+                },
+            )
+        )
 
 
 def bytes_decode(data: bytes, file_name: str) -> tuple[str, str]:
@@ -107,17 +144,19 @@ def delimiter_detect(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-def table_read(path: Path, *, sheet: str | None = None) -> Table:
+def table_read(path: Path, *, sheet: str | None = None, columns: tuple[str, ...] = ()) -> Table:
     """Read a CSV, TSV or XLSX file into a Table of stripped text cells.
 
     Blank rows are skipped. A missing trailing cell reads as "". Raises
     ImportSourceError when the file is missing, empty or cannot be decoded.
     Holds every row in memory; `table_stream` reads a CSV file row by row.
+    Of a workbook, the sheet named `sheet` is read, else the first sheet whose first
+    row names all `columns` (see `_sheet_choose`).
     """
     if not path.is_file():
         raise ImportSourceError(Message(gettext_noop("File %(path)s is missing."), {"path": path.name}))
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _xlsx_read(path, sheet=sheet)
+        return _xlsx_read(path, sheet=sheet, columns=tuple(columns))
 
     stream = table_stream(path)
     return Table(
@@ -196,8 +235,32 @@ class TableStream:
     encoding: str
     delimiter: str
 
+    # A CSV file has no sheets; these let Table's methods serve a TableStream too.
+    sheet = ""
+    sheet_names = ()
+    columns_missing_error = Table.columns_missing_error
+
     def require_columns(self, columns) -> None:
         Table.require_columns(self, columns)
+
+    def extra_cells_error(self, line: int, count: int) -> ImportSourceError:
+        """Return the error for a row with more filled cells than the header has columns.
+
+        Reading such a row by position would store a wrong value silently: `1,234.56` in a
+        comma-separated file is the two cells `1` and `234.56`. Empty cells after the last
+        column, which Excel writes, are not counted as extra.
+        """
+        delimiter = Message(DELIMITER_NAMES[self.delimiter]) if self.delimiter in DELIMITER_NAMES else f"“{self.delimiter}”"
+        return ImportSourceError(
+            Message(
+                gettext_noop(
+                    "File %(file)s, line %(line)d has %(count)d cells, but the header has %(columns)d columns. "
+                    "The likely cause is a value that contains the separator %(delimiter)s, such as an unquoted "
+                    "decimal comma in 1,234.56: put such values in quotes or export the file again."
+                ),
+                {"file": self.file_name, "line": line, "count": count, "columns": len(self.header), "delimiter": delimiter},
+            )
+        )
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
         named = [(index, name) for index, name in enumerate(self.header) if name]
@@ -212,6 +275,8 @@ class TableStream:
                         continue
                     if len(cells) < width:
                         cells = cells + [""] * (width - len(cells))
+                    elif len(cells) > width and "".join(cells[width:]).strip():
+                        raise self.extra_cells_error(reader.line_num, len(cells))
                     yield reader.line_num, {name: cells[index].strip() for index, name in named}
             except csv.Error as error:
                 # An unbalanced quote or a field over the csv module's size limit.
@@ -256,7 +321,13 @@ def _row_from_cells(header: list[str], cells: list) -> dict[str, str]:
 
 
 def _cell_text(value) -> str:
-    """Return a cell as stripped text; whole floats lose their `.0` and dates become ISO strings."""
+    """Return a cell as stripped text; whole floats lose their `.0` and dates become ISO strings.
+
+    Excel stores a date as a date and time, so openpyxl reads a date-only cell as a datetime
+    at 00:00:00. Such a cell becomes the date alone, which the importers store at 12:00 UTC
+    like the same date in a CSV file. NOTE: a cell that contains the time 00:00 itself reads
+    as a date too, because the value alone cannot tell the two apart.
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -264,13 +335,15 @@ def _cell_text(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, dt.datetime):
+        if value.tzinfo is None and value.time() == dt.time.min:
+            return value.date().isoformat()
         return value.isoformat(sep=" ")
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value).strip()
 
 
-def _xlsx_read(path: Path, *, sheet: str | None) -> Table:
+def _xlsx_read(path: Path, *, sheet: str | None, columns: tuple[str, ...]) -> Table:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -287,7 +360,7 @@ def _xlsx_read(path: Path, *, sheet: str | None) -> Table:
             )
         ) from None
     try:
-        worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
+        worksheet = workbook[sheet] if sheet else _sheet_choose(workbook, columns)
         rows_iter = worksheet.iter_rows(values_only=True)
         header = [_cell_text(value) for value in next(rows_iter, ())]
         if not any(header):
@@ -299,7 +372,37 @@ def _xlsx_read(path: Path, *, sheet: str | None) -> Table:
             rows.append((line, _row_from_cells(header, list(cells))))
     finally:
         workbook.close()
-    return Table(file_name=path.name, header=header, rows=rows, encoding="xlsx", delimiter="")
+    sheet_names = list(workbook.sheetnames)
+    return Table(
+        file_name=path.name,
+        header=header,
+        rows=rows,
+        encoding="xlsx",
+        delimiter="",
+        sheet=worksheet.title,
+        sheet_names=sheet_names if len(sheet_names) > 1 else [],
+    )
+
+
+# A first row with fewer named cells is a title or a note, such as "Export from CRM" on a cover sheet.
+HEADER_MIN_COLUMNS = 2
+
+
+def _sheet_choose(workbook, columns: tuple[str, ...]):
+    """Return the sheet to read when none is named: the first whose first row is a header.
+
+    With `columns`, that header must name all of them. Otherwise a header names at least
+    HEADER_MIN_COLUMNS columns. Without such a sheet, the first sheet is read, and the
+    missing columns are reported with the workbook's sheets.
+    """
+    for worksheet in workbook.worksheets:
+        first_row = next(worksheet.iter_rows(max_row=1, values_only=True), ())
+        names = [_cell_text(value) for value in first_row]
+        if columns and all(name in names for name in columns):
+            return worksheet
+        if not columns and sum(1 for name in names if name) >= HEADER_MIN_COLUMNS:
+            return worksheet
+    return workbook.worksheets[0]
 
 
 def is_formula(value: str) -> bool:
@@ -363,13 +466,41 @@ def parse_percent(value: str, column: str) -> int:
     return int(number.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def parse_day(value: str, column: str, *, date_order: str = "") -> dt.date:
+def import_date_range(today: dt.date) -> DateRange:
+    """Return the range of the deal, stage-change and activity dates that imports accept.
+
+    It is spm.date_limits.planning_range: from EARLIEST_DATE to PLANNING_YEARS after
+    `today`, the organization's local date. A year such as 0001 or 9999 is a typing or
+    export error, and the fiscal periods around it do not fit `datetime.date`.
+    """
+    return planning_range(today)
+
+
+def date_range_check(day: dt.date, column: str, value: str, allowed: DateRange | None) -> dt.date:
+    """Return `day`, or raise RowRejected naming `value` and the range when `day` lies outside `allowed`."""
+    if allowed is None or allowed.contains(day):
+        return day
+    raise RowRejected(
+        column,
+        value,
+        gettext_noop("date outside the allowed range; enter a date from %(earliest)s to %(latest)s"),
+        earliest=allowed.earliest,
+        latest=allowed.latest,
+    )
+
+
+def parse_day(value: str, column: str, *, date_order: str = "", allowed: DateRange | None = None) -> dt.date:
     """Parse `2025-04-03`, `03.04.2025` (day first) or `03/04/2025` with `date_order` "dmy" or "mdy".
 
     A slashed date whose day and month are both 12 or less is rejected when no date order
     is given, because it reads as two different days. One with a part above 12 is
-    unambiguous and accepted. A time after the date is ignored here.
+    unambiguous and accepted. A time after the date is ignored here. A day outside
+    `allowed` is rejected with the range in the message; None accepts any day.
     """
+    return date_range_check(_day_parse(value, column, date_order), column, value, allowed)
+
+
+def _day_parse(value: str, column: str, date_order: str) -> dt.date:
     # The common ISO spelling skips the regular expressions below; it is most of what CRMs export.
     if len(value) == 10 and value[4] == "-" and value[7] == "-" and value[:4].isdigit():
         if value[5:7].isdigit() and value[8:].isdigit():
@@ -412,14 +543,20 @@ def parse_day(value: str, column: str, *, date_order: str = "") -> dt.date:
     raise RowRejected(column, value, gettext_noop("invalid date; expected YYYY-MM-DD or DD.MM.YYYY"))
 
 
-def parse_moment(value: str, column: str, *, time_zone: zoneinfo.ZoneInfo, date_order: str = "") -> dt.datetime:
+def parse_moment(
+    value: str, column: str, *, time_zone: zoneinfo.ZoneInfo, date_order: str = "", allowed: DateRange | None = None
+) -> dt.datetime:
     """Parse a date with an optional time into an aware datetime.
 
     A value without an offset is a wall-clock time in `time_zone` (the organization's).
     During the autumn clock change the earlier of the two instants is taken, and a
     time in the spring gap is moved forward by the gap, as zoneinfo does with fold=0.
     A date without a time is taken as 12:00 UTC, like every date-only import.
+    The date as written must lie in `allowed` (see `import_date_range`); None accepts
+    any date. Every rejection names the whole value, not only its date part.
     """
+    if is_formula(value):
+        raise RowRejected(column, value, gettext_noop("formula cells are not evaluated; enter the date itself"))
     text = value.strip()
     offset = None
     if match := OFFSET_SUFFIX.search(text):
@@ -428,7 +565,11 @@ def parse_moment(value: str, column: str, *, time_zone: zoneinfo.ZoneInfo, date_
             offset = suffix
             text = text[: match.start()].strip()
     parts = re.split(r"[T ]", text, maxsplit=1)
-    day = parse_day(parts[0], column, date_order=date_order)
+    try:
+        # Checked before the time is added, so that converting a moment near year 1 or 9999 cannot overflow.
+        day = parse_day(parts[0], column, date_order=date_order, allowed=allowed)
+    except RowRejected as rejection:
+        raise RowRejected(column, value, rejection.reason) from None
     if len(parts) == 1 or not parts[1].strip():
         if offset is not None:
             raise RowRejected(column, value, gettext_noop("invalid date and time"))

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.utils import timezone
-from django.utils.translation import gettext_noop
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from pipelines.importers.base import (
     ImportResult,
@@ -31,6 +31,7 @@ from pipelines.importers.deal_writer import (
 )
 from pipelines.importers.formats import (
     Table,
+    import_date_range,
     parse_day,
     parse_moment,
     parse_money,
@@ -80,10 +81,18 @@ STATUS_WORDS = {
 
 
 def generic_table_find(path: Path) -> Table:
-    """Return the first CSV or XLSX file of folder `path` as a Table."""
+    """Return the first CSV or XLSX file of folder `path` as a Table.
+
+    Raises ImportSourceError when its first row names fewer columns than the required
+    fields need, which is a title or cover sheet above or before the header.
+    """
     for candidate in sorted(path.iterdir()) if path.is_dir() else [path]:
         if candidate.suffix.lower() in TABLE_SUFFIXES:
-            return table_read(candidate)
+            table = table_read(candidate)
+            named = [name for name in table.header if name]
+            if len(named) < len(REQUIRED_FIELDS):
+                table.require_columns([str(GENERIC_FIELDS[field]) for field in REQUIRED_FIELDS])
+            return table
     raise ImportSourceError(Message(gettext_noop("No CSV or XLSX file found in the upload.")))
 
 
@@ -131,9 +140,15 @@ class GenericImport:
         self.currency = currency
         self.today = today
         self.date_order = options.get("date_order", "")
+        self.allowed_days = import_date_range(today)
         self.time_zone = organization.tzinfo
         self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
         self.stages = None
+
+    def moment(self, text: str, field: str):
+        return parse_moment(
+            text, self.mapping.get(field), time_zone=self.time_zone, date_order=self.date_order, allowed=self.allowed_days
+        )
 
     def cell(self, row: dict, field: str) -> str:
         column = self.mapping.get(field)
@@ -207,7 +222,7 @@ class GenericImport:
         created_text = self.cell(row, "created_at")
         if not created_text:
             raise RowRejected(column("created_at"), "", gettext_noop("missing value"))
-        created_at = parse_moment(created_text, column("created_at"), time_zone=self.time_zone, date_order=self.date_order)
+        created_at = self.moment(created_text, "created_at")
 
         status_text = self.cell(row, "status")
         kind = None
@@ -234,11 +249,15 @@ class GenericImport:
         if is_closed:
             if not closed_text:
                 raise self.close_date_missing()
-            closed_at = parse_moment(closed_text, column("closed_at"), time_zone=self.time_zone, date_order=self.date_order)
+            closed_at = self.moment(closed_text, "closed_at")
             if closed_at < created_at:
                 raise RowRejected(column("closed_at"), closed_text, gettext_noop("close date is before the creation date"))
         expected_text = self.cell(row, "expected_close_on")
-        expected = parse_day(expected_text, column("expected_close_on"), date_order=self.date_order) if expected_text else None
+        expected = (
+            parse_day(expected_text, column("expected_close_on"), date_order=self.date_order, allowed=self.allowed_days)
+            if expected_text
+            else None
+        )
 
         currency = (self.cell(row, "currency") or self.currency).strip().upper()
         if not is_currency_code(currency):

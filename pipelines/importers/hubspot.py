@@ -50,6 +50,7 @@ from pipelines.importers.deal_writer import (
 )
 from pipelines.importers.formats import (
     Table,
+    import_date_range,
     parse_day,
     parse_moment,
     parse_money,
@@ -82,7 +83,7 @@ def hubspot_import(
     """Import the HubSpot deals export found in folder `path` (the first file with a `Record ID` column)."""
     for candidate in sorted(path.iterdir()) if path.is_dir() else [path]:
         if candidate.suffix.lower() in (".csv", ".xlsx", ".txt"):
-            table = table_read(candidate)
+            table = table_read(candidate, columns=("Record ID",))
             if "Record ID" in table.header:
                 importer = HubSpotImport(
                     organization=organization, table=table, folder=path, currency=currency, today=today, options=options or {}
@@ -99,13 +100,16 @@ class HubSpotImport:
         self.currency = currency
         self.today = today
         self.date_order = options.get("date_order", "")
+        self.allowed_days = import_date_range(today)
         self.time_zone = organization.tzinfo
         self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
         self.pipelines: dict[str, PipelineStages] = {}
 
     def moment(self, row: dict, column: str) -> dt.datetime | None:
         value = row.get(column, "")
-        return parse_moment(value, column, time_zone=self.time_zone, date_order=self.date_order) if value else None
+        if not value:
+            return None
+        return parse_moment(value, column, time_zone=self.time_zone, date_order=self.date_order, allowed=self.allowed_days)
 
     def stages_for(self, pipeline_name: str) -> PipelineStages:
         stages = self.pipelines.get(pipeline_name)
@@ -238,7 +242,7 @@ class HubSpotImport:
             created_at = min(move.changed_at for move in moves)
         expected = None
         if close_date_text and not is_closed:
-            expected = parse_day(close_date_text, "Close Date", date_order=self.date_order)
+            expected = parse_day(close_date_text, "Close Date", date_order=self.date_order, allowed=self.allowed_days)
 
         currency = self.currency
         for column in CURRENCY_COLUMNS:

@@ -31,7 +31,7 @@ from pipelines.importers.base import (
     fetch_by_keys,
     require_value,
 )
-from pipelines.importers.formats import parse_day, parse_money
+from pipelines.importers.formats import import_date_range, parse_day, parse_money
 from pipelines.models import (
     Account,
     Deal,
@@ -42,6 +42,7 @@ from pipelines.models import (
     StageKind,
 )
 from pipelines.services import deal_close_state_refresh
+from spm.date_limits import DateRange
 from spm.models import Membership, Organization
 
 logger = logging.getLogger(__name__)
@@ -78,10 +79,14 @@ class DealRow:
 
 
 class LatestDay:
-    """The latest valid engage_date or close_date seen in the file, rejected rows included."""
+    """The latest valid engage_date or close_date seen in the file, rejected rows included.
 
-    def __init__(self, date_order: str):
+    A date outside `allowed` is not valid, so a year such as 9999 never becomes the as-of date.
+    """
+
+    def __init__(self, date_order: str, allowed: DateRange):
         self.date_order = date_order
+        self.allowed = allowed
         self.day: dt.date | None = None
 
     def include(self, day: dt.date | None) -> None:
@@ -94,7 +99,7 @@ class LatestDay:
             value = row.get(column, "")
             if value:
                 try:
-                    self.include(_day_parse(value, column, date_order=self.date_order))
+                    self.include(_day_parse(value, column, date_order=self.date_order, allowed=self.allowed))
                 except RowRejected:
                     continue
 
@@ -171,7 +176,7 @@ def import_deals(
         today=today,
         date_order=date_order,
     )
-    latest = LatestDay(date_order)
+    latest = LatestDay(date_order, parser.allowed_days)
 
     def parsed_batches() -> Iterator[list[DealRow]]:
         first_line: dict[str, int] = {}
@@ -317,6 +322,7 @@ class DealRowParser:
     def __init__(self, *, organization, stages, memberships, accounts, products, currency, today, date_order=""):
         self.stages = stages
         self.date_order = date_order
+        self.allowed_days = import_date_range(today)
         self.currency = currency
         self.today = today
         self.rates = None if currency == organization.currency else ExchangeRateTable(
@@ -403,7 +409,9 @@ class DealRowParser:
                 )
             engaged_on = None
         else:
-            engaged_on = _day_parse(require_value(row, "engage_date"), "engage_date", date_order=self.date_order)
+            engaged_on = _day_parse(
+                require_value(row, "engage_date"), "engage_date", date_order=self.date_order, allowed=self.allowed_days
+            )
 
         if stage.kind == StageKind.OPEN:
             if close_text:
@@ -411,7 +419,9 @@ class DealRowParser:
                     "close_date", close_text, gettext_noop("an open deal must not have a close date; clear it or fix the stage")
                 )
             return engaged_on, None
-        closed_on = _day_parse(require_value(row, "close_date"), "close_date", date_order=self.date_order)
+        closed_on = _day_parse(
+            require_value(row, "close_date"), "close_date", date_order=self.date_order, allowed=self.allowed_days
+        )
         if closed_on < engaged_on:
             raise RowRejected(
                 "close_date",

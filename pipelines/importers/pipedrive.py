@@ -62,6 +62,7 @@ from pipelines.importers.deal_writer import (
 from pipelines.importers.emails import email_check
 from pipelines.importers.formats import (
     Table,
+    import_date_range,
     parse_bool,
     parse_day,
     parse_moment,
@@ -105,7 +106,7 @@ def pipedrive_import(
         importer = PipedriveChangeLogImport(organization=organization, folder=path, currency=currency, today=today, options=options)
     for candidate in sorted(path.iterdir()) if importer is None and path.is_dir() else []:
         if candidate.suffix.lower() in (".csv", ".xlsx", ".txt"):
-            table = table_read(candidate)
+            table = table_read(candidate, columns=("Deal - Title",))
             if "Deal - Title" in table.header:
                 importer = PipedriveDealsImport(
                     organization=organization, table=table, folder=path, currency=currency, today=today, options=options
@@ -144,6 +145,7 @@ class PipedriveChangeLogImport:
         self.folder = folder
         self.currency = currency
         self.today = today
+        self.allowed_days = import_date_range(today)
         self.time_zone = organization.tzinfo
         self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
         self.result.counts["activities"] = EntityCounts()
@@ -289,9 +291,11 @@ class PipedriveChangeLogImport:
             try:
                 if not deal_id:
                     raise RowRejected("deal_id", deal_id, gettext_noop("missing value"))
-                changed_at = parse_moment(row.get("change_time", ""), "change_time", time_zone=self.time_zone)
+                changed_at = parse_moment(
+                    row.get("change_time", ""), "change_time", time_zone=self.time_zone, allowed=self.allowed_days
+                )
                 if key == "add_time":
-                    value = (parse_moment(value, "new_value", time_zone=self.time_zone), value)
+                    value = (parse_moment(value, "new_value", time_zone=self.time_zone, allowed=self.allowed_days), value)
                 elif key == "stage_id":
                     if value not in stage_by_id:
                         raise RowRejected("new_value", value, gettext_noop("unknown stage id; it is not in stages.csv"))
@@ -407,7 +411,7 @@ class PipedriveChangeLogImport:
                 owner = self.user_members.get(row.get("assigned_to_user", ""))
                 if owner is None:
                     raise self.user_unknown("assigned_to_user", row.get("assigned_to_user", ""))
-                occurred_at = parse_moment(row.get("due_to", ""), "due_to", time_zone=self.time_zone)
+                occurred_at = parse_moment(row.get("due_to", ""), "due_to", time_zone=self.time_zone, allowed=self.allowed_days)
                 is_done = parse_bool(row.get("done", ""), "done")
             except RowRejected as rejection:
                 self.result.reject("activities", ACTIVITY_FILE, line, rejection)
@@ -455,12 +459,15 @@ class PipedriveDealsImport:
         self.currency = currency
         self.today = today
         self.date_order = options.get("date_order", "")
+        self.allowed_days = import_date_range(today)
         self.time_zone = organization.tzinfo
         self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
 
     def moment(self, row: dict, column: str) -> dt.datetime | None:
         value = row.get(column, "")
-        return parse_moment(value, column, time_zone=self.time_zone, date_order=self.date_order) if value else None
+        if not value:
+            return None
+        return parse_moment(value, column, time_zone=self.time_zone, date_order=self.date_order, allowed=self.allowed_days)
 
     def run(self) -> ImportResult:
         table = self.table
@@ -550,7 +557,11 @@ class PipedriveDealsImport:
             amount, currency, closed_at.astimezone(self.time_zone).date() if closed_at else None, "Deal - Value", amount_text
         )
         expected_text = row.get("Deal - Expected close date", "")
-        expected = parse_day(expected_text, "Deal - Expected close date", date_order=self.date_order) if expected_text else None
+        expected = (
+            parse_day(expected_text, "Deal - Expected close date", date_order=self.date_order, allowed=self.allowed_days)
+            if expected_text
+            else None
+        )
         first_line[external_id] = line
         return DealRecord(
             line=line,

@@ -22,6 +22,7 @@ from pipelines.importers.formats import (
     parse_money,
 )
 from pipelines.models import MAX_MONEY_AMOUNT
+from spm.date_limits import DateRange
 
 PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -84,14 +85,15 @@ def whole_number_value(record: Mapping, name: str, *, maximum: int = 2_147_483_6
     return parse_int(text, name, maximum=maximum)
 
 
-def moment_value(record: Mapping, name: str, time_zone) -> dt.datetime | None:
+def moment_value(record: Mapping, name: str, time_zone, allowed: DateRange | None) -> dt.datetime | None:
+    """Return the record's date or date and time as an aware datetime, or None when missing; see `parse_moment`."""
     text = text_value(record, name)
-    return parse_moment(text, name, time_zone=time_zone) if text else None
+    return parse_moment(text, name, time_zone=time_zone, allowed=allowed) if text else None
 
 
-def day_value(record: Mapping, name: str) -> dt.date | None:
+def day_value(record: Mapping, name: str, allowed: DateRange | None = None) -> dt.date | None:
     text = text_value(record, name)
-    return parse_day(text, name) if text else None
+    return parse_day(text, name, allowed=allowed) if text else None
 
 
 def bool_value(record: Mapping, name: str, default: bool) -> bool:

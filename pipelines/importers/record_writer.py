@@ -35,7 +35,7 @@ from pipelines.importers.deal_writer import (
     stage_moves_append,
 )
 from pipelines.importers.emails import email_check
-from pipelines.importers.formats import parse_percent
+from pipelines.importers.formats import import_date_range, parse_percent
 from pipelines.importers.generic import STATUS_WORDS
 from pipelines.importers.people import PeopleDirectory, Person
 from pipelines.importers.record_values import (
@@ -123,6 +123,7 @@ class RecordsWriter:
         self.source = source
         self.currency = currency
         self.time_zone = organization.tzinfo
+        self.allowed_days = import_date_range(today)
         self.result = RecordsImportResult(source=source, path=label, currency=currency)
         self.converter = BaseAmountConverter(organization=organization, today=today)
         self.pipeline_stages: dict[str, PipelineStages] = {}
@@ -130,6 +131,9 @@ class RecordsWriter:
         # People referenced as deal or activity owners, built after the people records are written.
         self.directory: PeopleDirectory | None = None
         self.deal_keys_with_history: set[str] = set()
+
+    def moment(self, record: Mapping, name: str) -> dt.datetime | None:
+        return moment_value(record, name, self.time_zone, self.allowed_days)
 
     def reject(self, entity: str, index: int, record: Any, rejection: RowRejected) -> None:
         external_id = ""
@@ -507,12 +511,12 @@ class RecordsWriter:
         current = stored.get(external_id)
         if is_deleted and current is not None:
             # A deal deleted in the source keeps its row; only the deletion time is recorded.
-            deleted_at = current.deleted_at or moment_value(record, "deleted_at", self.time_zone) or timezone.now()
+            deleted_at = current.deleted_at or self.moment(record, "deleted_at") or timezone.now()
             return ParsedDeal(index, DealRecord(line=index, external_id=external_id, values={"deleted_at": deleted_at}), None, True)
 
         owner = self.owner_person(record)
         stages = self.stages_for(text_value(record, "pipeline", 200) or default_pipeline)
-        created_at = moment_value(record, "created_at", self.time_zone)
+        created_at = self.moment(record, "created_at")
         if created_at is None:
             raise RowRejected("created_at", "", gettext_noop("missing value"))
 
@@ -537,7 +541,7 @@ class RecordsWriter:
         if entry_name:
             entry_stage = stages.plan(entry_name)
 
-        closed_at = moment_value(record, "closed_at", self.time_zone)
+        closed_at = self.moment(record, "closed_at")
         is_closed = stage is not None and stage.kind in (StageKind.WON, StageKind.LOST)
         if is_closed and closed_at is None and not self.has_history(external_id):
             raise RowRejected(
@@ -565,7 +569,7 @@ class RecordsWriter:
         product_name = text_value(record, "product", 200)
         deleted_at = None
         if is_deleted:
-            deleted_at = moment_value(record, "deleted_at", self.time_zone) or timezone.now()
+            deleted_at = self.moment(record, "deleted_at") or timezone.now()
 
         values = {
             "name": text_value(record, "name", 300),
@@ -577,7 +581,7 @@ class RecordsWriter:
             "base_amount": base_amount,
             "probability": probability,
             "created_at": created_at,
-            "expected_close_on": day_value(record, "expected_close_on"),
+            "expected_close_on": day_value(record, "expected_close_on", self.allowed_days),
             "lost_reason": text_value(record, "lost_reason", 300),
             "deal_source": text_value(record, "deal_source", 100),
             "custom_fields": dict(custom_fields),
@@ -627,7 +631,7 @@ class RecordsWriter:
                 else:
                     raise RowRejected("deal", deal_key, gettext_noop("unknown deal; send it in deals first"))
                 stage = stages.plan(required_text(record, "stage", 200))
-                changed_at = moment_value(record, "changed_at", self.time_zone)
+                changed_at = self.moment(record, "changed_at")
                 if changed_at is None:
                     raise RowRejected("changed_at", "", gettext_noop("missing value"))
                 stage_entry_check(
@@ -773,7 +777,7 @@ class RecordsWriter:
             raise RowRejected(
                 "kind", kind, gettext_noop("unknown activity type; expected one of: %(kinds)s"), kinds=", ".join(ActivityKind.values)
             )
-        occurred_at = moment_value(record, "occurred_at", self.time_zone)
+        occurred_at = self.moment(record, "occurred_at")
         if occurred_at is None:
             raise RowRejected("occurred_at", "", gettext_noop("missing value"))
         deal_key = text_value(record, "deal", 200)

@@ -46,6 +46,7 @@ from pipelines.importers.deal_writer import (
 )
 from pipelines.importers.formats import (
     Table,
+    import_date_range,
     parse_bool,
     parse_day,
     parse_moment,
@@ -153,13 +154,16 @@ class SalesforceImport:
         self.currency = currency
         self.today = today
         self.date_order = options.get("date_order", "")
+        self.allowed_days = import_date_range(today)
         self.time_zone = organization.tzinfo
         self.result = ImportResult(source=SOURCE, path=str(folder), currency=currency)
         self.stages = None
 
     def moment(self, row: dict, column: str | None) -> dt.datetime | None:
         value = row.get(column, "") if column else ""
-        return parse_moment(value, column, time_zone=self.time_zone, date_order=self.date_order) if value else None
+        if not value:
+            return None
+        return parse_moment(value, column, time_zone=self.time_zone, date_order=self.date_order, allowed=self.allowed_days)
 
     def run(self) -> ImportResult:
         columns = column_map(self.opportunities, OPPORTUNITY_COLUMNS, ("id", "stage", "created", "owner"))
@@ -286,7 +290,7 @@ class SalesforceImport:
                     needs=Message(gettext_noop("a won or lost deal needs its close date")),
                 )
         elif close_text:
-            expected = parse_day(close_text, close_column, date_order=self.date_order)
+            expected = parse_day(close_text, close_column, date_order=self.date_order, allowed=self.allowed_days)
         if moves and moves[-1].stage is not stage:
             # The report is newer than the history's last row: the deal moved since.
             moves.append(PlannedMove(stage, max(closed_at or moves[-1].changed_at, moves[-1].changed_at), is_implied=True))

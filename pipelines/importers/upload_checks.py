@@ -9,13 +9,15 @@ upload of tables uses them: people, quotas, exchange rates and the CRM imports.
 import zipfile
 from pathlib import Path
 
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import ImportSourceError, Message
 
 # Bytes read from the start of a file to recognize its type and, for small files, its rows.
 HEAD_BYTES = 64 * 1024
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
+# Files that the CRM importers read as tables.
+TABLE_SUFFIXES = (".csv", ".txt", ".tsv", *WORKBOOK_SUFFIXES)
 ZIP_SIGNATURE = b"PK\x03\x04"
 # Compound File Binary, the container of Excel 97-2003 workbooks (.xls).
 OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -105,6 +107,24 @@ def no_data_rows_error(file_name: str) -> ImportSourceError:
             gettext_noop("File %(file)s has a header row but no data rows; add at least one row below the header."),
             {"file": file_name},
         )
+    )
+
+
+def folder_data_rows_check(path: Path) -> None:
+    """Raise ImportSourceError when no table file of the folder (or the file) at `path` has a data row.
+
+    The same rule as for uploads: a single file without data rows may belong to an export
+    of several files, so only an export whose table files all lack them fails.
+    """
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    tables = [file for file in files if file.is_file() and file.suffix.lower() in TABLE_SUFFIXES]
+    if not tables or any(file_has_data_rows(table) for table in tables):
+        return
+    if len(tables) == 1:
+        raise no_data_rows_error(tables[0].name)
+    raise ImportSourceError(
+        gettext("None of the files %(files)s has data rows below its header row.")
+        % {"files": ", ".join(table.name for table in tables)}
     )
 
 

@@ -17,6 +17,7 @@ from dashboards.templatetags.spm_format import format_fixed, format_number
 from pipelines.importers import IMPORTERS
 from pipelines.importers.base import ImportSourceError
 from pipelines.importers.generic import GENERIC_FIELDS
+from pipelines.importers.upload_checks import folder_data_rows_check
 from pipelines.services import crm_import
 from pipelines.services_imports import import_mapping_get
 from spm.models import Organization
@@ -113,6 +114,8 @@ class Command(BaseCommand):
                 organization = self.organization_get(slug, create=options["create"], currency=options["currency"])
                 with translation.override(language or organization.language), scope(organization=organization):
                     try:
+                        # A file with only a header would import nothing and look like success.
+                        folder_data_rows_check(options["path"])
                         result = crm_import(
                             organization=organization,
                             source=options["source"],
