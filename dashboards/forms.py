@@ -87,6 +87,13 @@ class PeriodField(forms.CharField):
             raise ValidationError(str(error)) from None
 
 
+def _max_length_error(parameter: str) -> str:
+    # Django's MaxLengthValidator fills %(show_value)d and %(limit_value)d.
+    return gettext("Invalid %(parameter)s: %%(show_value)d characters; use at most %%(limit_value)d.") % {
+        "parameter": parameter
+    }
+
+
 def _choice_error(parameter: str, choices) -> str:
     # Django fills %(value)s with the rejected choice.
     return gettext("Invalid %(parameter)s %%(value)r; use one of: %(choices)s.") % {
@@ -144,6 +151,8 @@ class DealFilterForm(forms.Form):
         for name, values in choice_fields.items():
             self.fields[name].choices = [(value, value) for value in values]
             self.fields[name].error_messages["invalid_choice"] = _choice_error(name, values)
+        for name in ("q", "key"):
+            self.fields[name].error_messages["max_length"] = _max_length_error(name)
 
     def clean(self):
         cleaned = super().clean()

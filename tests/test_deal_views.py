@@ -219,6 +219,8 @@ def test_active_filters_shown_as_removable_chips(client, deals, admin_member, me
         ("grain=rep", "The grain 'rep' needs a subject id; add e.g. subject=12, or remove the grain."),
         ("status=pending", "Invalid status 'pending'; use one of: open, won, lost."),
         ("sort=price", "Invalid sort 'price'; use one of: name, owner, stage, amount, created, closed"),
+        ("q=" + "x" * 201, "Invalid q: 201 characters; use at most 200."),
+        ("key=" + "x" * 250, "Invalid key: 250 characters; use at most 200."),
     ],
 )
 def test_invalid_filter_shows_message(client, deals, admin_member, query, message):
@@ -229,6 +231,15 @@ def test_invalid_filter_shows_message(client, deals, admin_member, query, messag
     assert response.status_code == 400
     assert message in html.unescape(response.content.decode())
     assert "page" not in response.context or response.context["page"] is None
+
+
+def test_long_search_message_german(client, deals, admin_member):
+    client.force_login(admin_member.user)
+
+    response = client.get("/o/acme/deals/?q=" + "x" * 201, HTTP_ACCEPT_LANGUAGE="de")
+
+    assert response.status_code == 400
+    assert "Ungültiger Wert für q: 201 Zeichen; zulässig sind höchstens 200." in html.unescape(response.content.decode())
 
 
 def test_foreign_subject_id_yields_no_rows(client, deals, member, south_rep):
