@@ -130,7 +130,7 @@ class RampSchedule(models.Model):
     name = models.CharField(_("name"), max_length=200)
     month_percentages = models.JSONField(
         _("percent of full quota per month"),
-        help_text=_("One number per month after the start date; months after the list get 100 %."),
+        help_text=_("One number per month after the start date; months after the list get 100%."),
     )
 
     objects = ScopedManager(organization="organization")

@@ -158,6 +158,15 @@ def test_deal_category_override_by_owner_and_manager_only(client, org, manager_m
     assert audited == 2
 
 
+@pytest.mark.parametrize(("language", "expected"), [("de", "60\xa0%</td>"), ("en", "60%</td>")])
+def test_settings_stage_probability_per_language(client, org, admin_member, open_deals, language, expected):
+    client.force_login(admin_member.user)
+
+    page = client.get("/o/acme/forecast/settings/", HTTP_ACCEPT_LANGUAGE=language)
+
+    assert expected in page.content.decode()
+
+
 def test_settings_for_admin_only_and_audited(client, org, admin_member, manager_member, open_deals):
     with scopes_disabled():
         stage_id = open_deals["member"].stage_id

@@ -57,6 +57,15 @@ def test_percent_filter_per_language(language, expected):
         assert render("{{ value|percent }}", value=Decimal("0.375")) == expected
 
 
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [("de", f"40{NBSP}%"), ("en", "40%")],
+)
+def test_whole_percent_filter_per_language(language, expected):
+    with translation.override(language):
+        assert render("{{ value|whole_percent }}", value=40) == expected
+
+
 def test_percent_rounds_to_one_decimal():
     with translation.override("en"):
         assert format_percent(Decimal("2") / Decimal("3")) == "66.7%"

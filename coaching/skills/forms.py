@@ -138,7 +138,7 @@ class GoalForm(forms.Form):
         label=_("Target"),
         max_digits=14,
         decimal_places=4,
-        help_text=_("Conversion and win rate in percent (40 for 40 %), deal size in the base currency, time in days."),
+        help_text=_("Conversion and win rate in percent (40 for 40%), deal size in the base currency, time in days."),
     )
 
     def __init__(self, *args, organization, **kwargs):

@@ -12,6 +12,7 @@ tooltip gives the reason, never as 0.
 
 import datetime as dt
 import functools
+from decimal import Decimal
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
@@ -21,6 +22,7 @@ from babel.numbers import (
     get_currency_precision,
     parse_pattern,
 )
+from babel.numbers import format_percent as format_percent_babel
 from babel.units import format_unit
 from django import template
 from django.utils.formats import date_format
@@ -71,6 +73,11 @@ def format_percent(ratio, locale: Locale | None = None) -> str:
     locale = locale or current_locale()
     # One decimal of the percentage is three of the ratio: 0.5625 → 0.563 → 56.3 %.
     return _one_decimal(locale.percent_formats[None].pattern, round_half_up(ratio, 3), locale)
+
+
+def format_whole_percent(value, locale: Locale | None = None) -> str:
+    """Format a whole percentage (40, not 0.4) without decimals (40 % / 40%)."""
+    return format_percent_babel(Decimal(value) / 100, locale=locale or current_locale())
 
 
 def format_days(days, locale: Locale | None = None) -> str:
@@ -128,6 +135,14 @@ def percent(value):
     if value is None or value == "":
         return undefined_html(_generic_reason())
     return format_percent(value)
+
+
+@register.filter
+def whole_percent(value):
+    """`{{ 40|whole_percent }}` for a percentage between 0 and 100, such as a win probability or a progress."""
+    if value is None or value == "":
+        return undefined_html(_generic_reason())
+    return format_whole_percent(value)
 
 
 @register.filter
