@@ -13,6 +13,7 @@ from dashboards.templatetags.spm_format import period_name
 from goals.attainment import organization_today
 from spm.date_limits import planning_range
 from spm.fiscal import QUARTER, YEAR, Period, parse_period, period_containing
+from spm.ids import IdModelChoiceField
 from spm.models import Membership, Organization
 from spm.widgets import IsoDateInput, IsoTimeInput
 
@@ -81,7 +82,7 @@ class _ScheduleFields(forms.Form):
 
 
 class OneOnOneForm(_ScheduleFields):
-    rep = forms.ModelChoiceField(label=_("Rep"), queryset=Membership.objects.none(), empty_label=_("– choose a rep –"))
+    rep = IdModelChoiceField(label=_("Rep"), queryset=Membership.objects.none(), empty_label=_("– choose a rep –"))
 
     field_order = ["rep", "scheduled_on", "scheduled_time", "period"]
 

@@ -16,6 +16,7 @@ from pipelines.selectors import DEAL_SORT_FIELDS, DealFilters
 from dashboards.analytics.drilldown import ANALYSES, analysis_parse
 from dashboards.analytics.periods import parse_period_or_range
 from spm.fiscal import parse_period
+from spm.ids import id_parse
 
 # Labels of dashboards.selectors.METRICS for the filter select and the filter chips.
 METRIC_LABELS = {
@@ -35,14 +36,19 @@ DEFAULT_REP_SORT = "-won_amount"
 
 
 def parse_id(value: str, label: str) -> int:
-    """Parse a positive database id from the query string, naming the parameter on error."""
-    text = value.strip()
-    if not text.isdigit():
+    """Parse a database id (0 to spm.ids.MAX_ID) from the query string, naming the parameter on error."""
+    parsed = id_parse(value)
+    if parsed is not None:
+        return parsed
+    if value.strip().isascii() and value.strip().isdigit():
         raise ValidationError(
-            gettext("Invalid %(parameter)s %(value)r; use a numeric id, e.g. %(parameter)s=12.")
+            gettext("Invalid %(parameter)s %(value)r; no id is that large, use an id from the page, e.g. %(parameter)s=12.")
             % {"parameter": label, "value": value}
         )
-    return int(text)
+    raise ValidationError(
+        gettext("Invalid %(parameter)s %(value)r; use a numeric id, e.g. %(parameter)s=12.")
+        % {"parameter": label, "value": value}
+    )
 
 
 class IdField(forms.CharField):

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from goals.models import QuotaMetric, QuotaTemplate, Team, Territory
 from spm.date_limits import planning_range
+from spm.ids import IdModelChoiceField, IdModelMultipleChoiceField
 from spm.models import (
     TIME_ZONE_AREAS,
     LeaderboardPrivacy,
@@ -159,11 +160,11 @@ class QuotaTemplateForm(BootstrapFormMixin, forms.ModelForm):
 
 
 class QuotaTemplateApplyForm(BootstrapFormMixin, forms.Form):
-    template = forms.ModelChoiceField(
+    template = IdModelChoiceField(
         label=_("Template"), queryset=QuotaTemplate.objects.none(), empty_label=_("– choose a template –")
     )
     period = forms.CharField(label=_("Period"), help_text=_("2025, 2025-Q1 or 2025-03, matching the template."))
-    members = forms.ModelMultipleChoiceField(label=_("Reps"), queryset=Membership.objects.none())
+    members = IdModelMultipleChoiceField(label=_("Reps"), queryset=Membership.objects.none())
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
 
     def __init__(self, *args, **kwargs):
@@ -178,10 +179,10 @@ class QuotaTemplateApplyForm(BootstrapFormMixin, forms.Form):
 
 class TeamForm(BootstrapFormMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
-    parent = forms.ModelChoiceField(
+    parent = IdModelChoiceField(
         label=_("Parent team"), queryset=Team.objects.none(), required=False, empty_label=_("– none (top level) –")
     )
-    manager = forms.ModelChoiceField(
+    manager = IdModelChoiceField(
         label=_("Manager"), queryset=Membership.objects.none(), required=False, empty_label=_("– no manager –")
     )
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
@@ -197,7 +198,7 @@ class TeamForm(BootstrapFormMixin, forms.Form):
 
 class TerritoryForm(BootstrapFormMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
-    parent = forms.ModelChoiceField(
+    parent = IdModelChoiceField(
         label=_("Parent territory"), queryset=Territory.objects.none(), required=False, empty_label=_("– none (top level) –")
     )
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
@@ -241,7 +242,7 @@ class MemberForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
     active_from = forms.DateField(label=_("First working day"), required=False, widget=IsoDateInput())
     active_to = forms.DateField(label=_("Last working day"), required=False, widget=IsoDateInput())
-    ramp_schedule = forms.ModelChoiceField(
+    ramp_schedule = IdModelChoiceField(
         label=_("Ramp schedule"), queryset=None, required=False, empty_label=_("– no ramp (full quota) –")
     )
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
@@ -255,8 +256,8 @@ class MemberForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
 
 class AssignmentForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
     planned_date_fields = ("valid_from",)
-    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("– no team –"))
-    territory = forms.ModelChoiceField(
+    team = IdModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("– no team –"))
+    territory = IdModelChoiceField(
         label=_("Territory"), queryset=Territory.objects.none(), required=False, empty_label=_("– no territory –")
     )
     valid_from = forms.DateField(label=_("Valid from"), initial=dt.date.today, widget=IsoDateInput())

@@ -23,6 +23,7 @@ from goals.models import LeavePeriod, Team, Territory
 from goals.parsing import parse_number
 from pipelines.importers.base import ImportSourceError, RowRejected
 from spm import fiscal
+from spm.ids import id_or_404
 from spm.models import Membership
 
 MAX_PASTE_CELLS = 2000
@@ -303,13 +304,13 @@ def structure(request, org_slug):
             if kind == "team":
                 team_form = forms.TeamForm(request.POST, prefix="team")
                 if team_form.is_valid():
-                    team = get_object_or_404(Team, pk=request.POST["pk"]) if request.POST.get("pk") else None
+                    team = get_object_or_404(Team, pk=id_or_404(request.POST["pk"])) if request.POST.get("pk") else None
                     services.team_save(organization=request.organization, actor=request.user, team=team, **team_form.cleaned_data)
                     return redirect("goals_structure", org_slug=org_slug)
             elif kind == "territory":
                 territory_form = forms.TerritoryForm(request.POST, prefix="territory")
                 if territory_form.is_valid():
-                    territory = get_object_or_404(Territory, pk=request.POST["pk"]) if request.POST.get("pk") else None
+                    territory = get_object_or_404(Territory, pk=id_or_404(request.POST["pk"])) if request.POST.get("pk") else None
                     services.territory_save(
                         organization=request.organization, actor=request.user, territory=territory, **territory_form.cleaned_data
                     )
@@ -398,7 +399,7 @@ def person(request, org_slug, membership_id):
                     services.leave_period_add(membership=member, actor=request.user, **leave_form.cleaned_data)
                     return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
             elif kind == "leave_delete":
-                leave = get_object_or_404(LeavePeriod, pk=request.POST.get("leave"), membership=member)
+                leave = get_object_or_404(LeavePeriod, pk=id_or_404(request.POST.get("leave")), membership=member)
                 services.leave_period_delete(leave=leave, actor=request.user)
                 return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
             else:

@@ -23,6 +23,7 @@ from goals.privacy import contest_period_key, name_policy_for
 from goals.views_scorecards import render_goal_page
 from pipelines.selectors import membership_list_visible, team_list_visible
 from spm.date_limits import EARLIEST_DATE, planning_range, short_date
+from spm.ids import IdModelMultipleChoiceField
 from spm.models import Membership, Role
 from spm.tenancy import membership_ids_visible
 from spm.widgets import IsoDateInput
@@ -37,8 +38,8 @@ class ContestForm(forms.Form):
     ends_on = forms.DateField(label=_("Last day"), widget=IsoDateInput())
     normalization = forms.ChoiceField(label=_("Ranking"), choices=ContestNormalization.choices)
     is_team_mode = forms.BooleanField(label=_("Teams compete"), required=False)
-    participants = forms.ModelMultipleChoiceField(label=_("Participants"), queryset=None, required=False)
-    teams = forms.ModelMultipleChoiceField(label=_("Teams"), queryset=None, required=False)
+    participants = IdModelMultipleChoiceField(label=_("Participants"), queryset=None, required=False)
+    teams = IdModelMultipleChoiceField(label=_("Teams"), queryset=None, required=False)
 
     def __init__(self, *args, membership, today, **kwargs):
         super().__init__(*args, **kwargs)

@@ -30,6 +30,7 @@ from goals.views_admin import admin_required
 from goals.views_scorecards import render_goal_page
 from pipelines.importers.base import RowRejected
 from pipelines.models import Deal
+from spm.ids import id_parse
 from spm.models import Membership, Role
 from spm.tenancy import get_visible_or_404
 
@@ -120,8 +121,9 @@ def forecast_member(request, org_slug, member_id):
 
 
 def _back_to_page(org_slug: str, page_member: str, period_label: str):
-    if page_member.isdigit():
-        url = reverse("forecast_member", kwargs={"org_slug": org_slug, "member_id": int(page_member)})
+    member_id = id_parse(page_member)
+    if member_id is not None:
+        url = reverse("forecast_member", kwargs={"org_slug": org_slug, "member_id": member_id})
     else:
         url = reverse("forecast", kwargs={"org_slug": org_slug})
     return redirect(f"{url}?{urlencode({'period': period_label})}")

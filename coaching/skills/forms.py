@@ -15,6 +15,7 @@ from dashboards.analytics.periods import parse_period_or_range
 from goals.attainment import organization_today
 from pipelines.models import Stage, StageKind
 from spm.date_limits import past_range, planning_range, short_date
+from spm.ids import IdModelChoiceField
 from spm.widgets import IsoDateInput
 
 DATE_WIDGET = IsoDateInput()
@@ -117,7 +118,7 @@ class PlanForm(forms.Form):
 
 class GoalForm(forms.Form):
     indicator = forms.ChoiceField(label=_("Indicator"), choices=Indicator.choices)
-    stage = forms.ModelChoiceField(
+    stage = IdModelChoiceField(
         label=_("Stage"),
         queryset=Stage.objects.none(),
         required=False,

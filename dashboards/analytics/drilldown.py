@@ -28,6 +28,7 @@ from dashboards.analytics import funnel, snapshots, stages, velocity, waterfall,
 from dashboards.analytics.base import Window
 from pipelines.models import Deal, DealStatus, Pipeline, Stage
 from spm.fiscal import Period
+from spm.ids import id_parse
 from spm.models import Organization
 
 ANALYSES = {
@@ -60,9 +61,10 @@ class Analysis:
 
 
 def _stage(text: str) -> Stage:
-    if not text.isdigit():
+    stage_id = id_parse(text)
+    if stage_id is None:
         raise ValueError(_("Invalid key %(key)r; use a stage id, e.g. key=12.") % {"key": text})
-    stage = Stage.objects.select_related("pipeline").filter(pk=int(text)).first()
+    stage = Stage.objects.select_related("pipeline").filter(pk=stage_id).first()
     if stage is None:
         raise ValueError(_("No stage with id %(key)s in this organization.") % {"key": text})
     return stage
@@ -86,7 +88,8 @@ def analysis_parse(name: str, key: str, period: Period | None) -> Analysis:
 
     if name == "funnel" and key.startswith("won:"):
         pipeline_id = key.removeprefix("won:")
-        pipeline = Pipeline.objects.filter(pk=int(pipeline_id)).first() if pipeline_id.isdigit() else None
+        pipeline_pk = id_parse(pipeline_id)
+        pipeline = Pipeline.objects.filter(pk=pipeline_pk).first() if pipeline_pk is not None else None
         if pipeline is None:
             raise ValueError(_("No pipeline with id %(key)s in this organization.") % {"key": pipeline_id})
         return Analysis(name=name, key=key, pipeline=pipeline)

@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from integrations.capture.services import CALENDAR_MAX_BYTES, domain_normalize, webcal_to_https
 from integrations.webhooks import outbound
 from pipelines.models import Account
+from spm.ids import IdModelChoiceField
 
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -86,7 +87,7 @@ class MailboxForm(forms.Form):
 
 
 class AccountDomainForm(forms.Form):
-    account = forms.ModelChoiceField(
+    account = IdModelChoiceField(
         label=_("Account"),
         queryset=Account.objects.none(),
         empty_label=_("– choose an account –"),

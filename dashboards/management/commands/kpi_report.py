@@ -18,6 +18,7 @@ from dashboards.models import Grain
 from dashboards.selectors import kpi_rows
 from goals.attainment_report import attainment_report
 from pipelines.models import Pipeline
+from spm.ids import id_parse
 from spm.models import Organization
 
 FORMATS = ("json", "csv")
@@ -204,7 +205,8 @@ def _pipeline(text: str | None) -> Pipeline:
     """Find the pipeline by id or name, or the default one; CommandError when there is none."""
     pipelines = Pipeline.objects.order_by("-is_default", "name")
     if text:
-        found = pipelines.filter(pk=int(text)).first() if text.isdigit() else None
+        pipeline_id = id_parse(text)
+        found = pipelines.filter(pk=pipeline_id).first() if pipeline_id is not None else None
         found = found or pipelines.filter(name=text).first()
         if found is None:
             raise CommandError(
