@@ -215,12 +215,24 @@ class ContestStandings:
     own_entry: object
     # False for a contest stored with days outside what has_computable_days allows; nothing is ranked then.
     has_computable_days: bool = True
+    # Rank-1 entries that the own_rank privacy mode leaves out of `ranked` for this viewer.
+    hidden_first_count: int = 0
 
     @property
     def winners(self) -> list:
+        """Return the winners the viewer may see listed; empty until the contest has ended."""
         if not self.is_finished:
             return []
         return [entry for entry in self.ranked if entry.rank == 1]
+
+    @property
+    def hidden_winner_count(self) -> int:
+        """Count the winners whose names the privacy settings hide from the viewer; 0 until the contest has ended."""
+        return self.hidden_first_count if self.is_finished else 0
+
+    @property
+    def is_own_win(self) -> bool:
+        return self.is_finished and self.own_entry is not None and self.own_entry.rank == 1
 
 
 def contest_standings(
@@ -289,7 +301,10 @@ def contest_standings(
     ranked, unranked = entries_ranked(rows, values, policy=policy, level=level)
     ranked_count = len(ranked)
     own_entry = next((entry for entry in ranked + unranked if entry.is_self), None)
+    hidden_first_count = 0
     if level == QuotaLevel.REP:
+        # The winners are counted before the filter, so a hidden winner is still reported as one.
+        hidden_first_count = sum(1 for entry in ranked if entry.rank == 1 and not policy.is_listed(entry.subject_id))
         ranked = [entry for entry in ranked if policy.is_listed(entry.subject_id)]
         unranked = [entry for entry in unranked if policy.is_listed(entry.subject_id)]
     return ContestStandings(
@@ -301,6 +316,7 @@ def contest_standings(
         ranked_count=ranked_count,
         is_finished=today > contest.ends_on,
         own_entry=own_entry,
+        hidden_first_count=hidden_first_count,
     )
 
 

@@ -22,7 +22,7 @@ from goals.models import Contest, ContestNormalization, QuotaLevel, QuotaMetric
 from goals.privacy import contest_period_key, name_policy_for
 from pipelines.models import DealStatus
 from spm.fiscal import calendar_month, fiscal_quarter
-from spm.models import AuditLog
+from spm.models import AuditLog, LeaderboardPrivacy
 from spm.tenancy import membership_ids_visible
 from tests.attainment_data import deal_create, north_and_south_reps_create, quota_create, stages_create, utc
 
@@ -526,3 +526,57 @@ def test_stored_contest_with_bad_days_can_be_deleted(client, org, people, admin_
     assert response.status_code == 302
     with scopes_disabled():
         assert Contest.objects.count() == 0
+
+
+@pytest.fixture
+def own_rank(org):
+    with scopes_disabled():
+        org.leaderboard_privacy = LeaderboardPrivacy.OWN_RANK
+        org.save(update_fields=["leaderboard_privacy"])
+    return org
+
+
+def test_own_rank_standings_count_hidden_winners(own_rank, people, admin_member):
+    contest = create(own_rank, admin_member, people)
+
+    for_bert = standings_for(own_rank, contest, people["bert"])
+    for_anna = standings_for(own_rank, contest, people["anna"])
+
+    assert for_bert.winners == []
+    assert for_bert.hidden_winner_count == 2
+    assert for_bert.is_own_win is False
+    assert [entry.name for entry in for_anna.winners] == ["Anna"]
+    assert for_anna.hidden_winner_count == 1
+    assert for_anna.is_own_win is True
+
+
+def test_own_rank_running_contest_has_no_winner(own_rank, people, admin_member):
+    contest = create(own_rank, admin_member, people)
+
+    standings = standings_for(own_rank, contest, people["bert"], today=IN_MAY)
+
+    assert standings.hidden_winner_count == 0
+    assert standings.is_own_win is False
+
+
+def test_own_rank_contest_page_reports_hidden_winner(client, own_rank, people, admin_member):
+    contest = create(own_rank, admin_member, people, participants=[people["anna"], people["bert"], people["dirk"]])
+    client.force_login(people["bert"].user)
+
+    content = client.get(f"/o/acme/contests/{contest.pk}/").content.decode()
+
+    assert "The contest has a winner whose name the leaderboard privacy settings hide." in content
+    assert "without a ranked winner" not in content
+    assert "Anna" not in content
+    assert "You won this contest." not in content
+
+
+def test_own_rank_contest_page_tells_winner(client, own_rank, people, admin_member):
+    contest = create(own_rank, admin_member, people)
+    client.force_login(people["anna"].user)
+
+    content = client.get(f"/o/acme/contests/{contest.pk}/").content.decode()
+
+    assert "You won this contest." in content
+    assert "The contest has a winner whose name the leaderboard privacy settings hide." in content
+    assert "Cora" not in content
