@@ -52,9 +52,11 @@ def deal_list(request, org_slug):
     organization, membership = request.organization, request.membership
     visible_member_ids = membership_ids_visible(membership)
     form = DealFilterForm(request.GET, organization=organization)
+    teams = team_list_visible(membership=membership)
     context = {
         "form": form,
-        "teams": team_list_visible(membership=membership),
+        "teams": teams,
+        "team_names": _team_names(membership, teams),
         "stages": stage_list(),
         "owners": owner_choices_visible(visible_member_ids=visible_member_ids),
         "statuses": DealStatus.choices,
@@ -64,6 +66,10 @@ def deal_list(request, org_slug):
     status = 200
     if form.is_valid():
         filters = form.filters()
+        errors = _filter_id_errors(filters, context)
+    else:
+        errors = form.error_messages_flat()
+    if not errors:
         deals = deal_list_visible(organization=organization, visible_member_ids=visible_member_ids, filters=filters)
         totals = deal_totals_cached(
             deals, organization=organization, visible_member_ids=visible_member_ids, filters=filters
@@ -82,7 +88,7 @@ def deal_list(request, org_slug):
         deal_scores_attach(context["page"], currency=organization.currency, max_reasons=1)
     else:
         status = 400
-        context.update(errors=form.error_messages_flat(), chips=[])
+        context.update(errors=errors, chips=[])
 
     template_name = "pipelines/deal_list.html"
     if request.htmx and not request.htmx.history_restore_request:
@@ -132,6 +138,55 @@ def deal_detail(request, org_slug, pk):
     return render(request, "pipelines/deal_detail.html", context)
 
 
+def _team_names(membership, teams) -> dict[int, str]:
+    """Return {id: name} of the teams the member may filter by: the visible teams and their own team.
+
+    team_list_visible gives a rep no team, but a rep may narrow their own deals to their own team.
+    """
+    names = {team.pk: team.name for team in teams}
+    if membership.team_id is not None and membership.team_id not in names:
+        names[membership.team_id] = membership.team.name
+    return names
+
+
+def _filter_id_errors(filters, context) -> list[str]:
+    """Return a message for every id in `filters` that names nothing the member may filter by.
+
+    An unknown id would match no deal and look like an empty result, so it is reported
+    as the dashboard reports an unknown team.
+    """
+    errors = []
+    owner_ids = {owner.pk for owner in context["owners"]}
+    team_names = context["team_names"]
+    for team_id in filters.team_ids:
+        if team_id not in team_names:
+            errors.append(_("No team with id %(team)s among your teams; pick one from the list.") % {"team": team_id})
+    if filters.stage_id is not None and filters.stage_id not in {stage.pk for stage in context["stages"]}:
+        errors.append(
+            _("No stage with id %(stage)s in this organization; pick one from the list.") % {"stage": filters.stage_id}
+        )
+    if filters.owner_id is not None and filters.owner_id not in owner_ids:
+        errors.append(
+            _("No owner with id %(owner)s among the people you may see; pick one from the list.")
+            % {"owner": filters.owner_id}
+        )
+    if filters.grain == Grain.REP and filters.subject_id not in owner_ids:
+        errors.append(
+            _("No rep with id %(subject)s among the people you may see; remove grain and subject or fix the id.")
+            % {"subject": filters.subject_id}
+        )
+    elif filters.grain == Grain.TEAM and filters.subject_id not in team_names:
+        errors.append(
+            _("No team with id %(team)s among your teams; pick one from the list.") % {"team": filters.subject_id}
+        )
+    elif filters.grain == Grain.TERRITORY and territory_get(territory_id=filters.subject_id) is None:
+        errors.append(
+            _("No territory with id %(subject)s in this organization; remove grain and subject or fix the id.")
+            % {"subject": filters.subject_id}
+        )
+    return errors
+
+
 def _filter_chips(request, filters, context) -> list[tuple[str, str]]:
     """Return (text, URL without that filter) for every active filter, for the removable chips."""
     chips = []
@@ -145,7 +200,7 @@ def _filter_chips(request, filters, context) -> list[tuple[str, str]]:
         chips.append((text, _url_without(request, "period", "metric")))
     if filters.grain:
         chips.append((_subject_text(filters, context, request.organization), _url_without(request, "grain", "subject")))
-    team_names = {team.pk: team.name for team in context["teams"]}
+    team_names = context["team_names"]
     for team_id in filters.team_ids:
         text = _("Team: %(name)s") % {"name": team_names.get(team_id, f"#{team_id}")}
         chips.append((text, _url_without(request, "team", value=str(team_id))))
@@ -172,7 +227,7 @@ def _subject_text(filters, context, organization) -> str:
         names = {owner.pk: owner.display_name for owner in context["owners"]}
         return _("Rep: %(name)s") % {"name": names.get(filters.subject_id, f"#{filters.subject_id}")}
     if filters.grain == Grain.TEAM:
-        names = {team.pk: team.name for team in context["teams"]}
+        names = context["team_names"]
         return _("Team: %(name)s") % {"name": names.get(filters.subject_id, f"#{filters.subject_id}")}
     territory = territory_get(territory_id=filters.subject_id)
     name = territory.name if territory is not None else f"#{filters.subject_id}"

@@ -10,7 +10,14 @@ from django_scopes import scopes_disabled
 
 from pipelines.models import DealStatus
 from tests.attainment_data import utc
-from tests.factories import AccountFactory, DealFactory, DealStageChangeFactory, ProductFactory, TerritoryFactory
+from tests.factories import (
+    AccountFactory,
+    DealFactory,
+    DealStageChangeFactory,
+    ProductFactory,
+    TeamFactory,
+    TerritoryFactory,
+)
 
 NBSP = "\xa0"
 
@@ -101,14 +108,16 @@ def test_manager_gets_404_on_other_teams_deal(client, deals, manager_member):
     assert client.get(f"/o/acme/deals/{deals['bob'].pk}/").status_code == 200
 
 
-def test_owner_outside_visibility_yields_no_rows(client, deals, member, other_rep):
+def test_owner_outside_visibility_is_rejected(client, deals, member, other_rep):
     client.force_login(member.user)
 
     response = client.get(f"/o/acme/deals/?owner={other_rep.pk}")
 
-    assert response.status_code == 200
-    assert deal_names(response) == []
-    assert response.context["totals"].count == 0
+    assert response.status_code == 400
+    assert response.context["errors"] == [
+        f"No owner with id {other_rep.pk} among the people you may see; pick one from the list."
+    ]
+    assert "totals" not in response.context
 
 
 def test_empty_result_says_so(client, deals, admin_member):
@@ -242,13 +251,74 @@ def test_long_search_message_german(client, deals, admin_member):
     assert "Ungültiger Wert für q: 201 Zeichen; zulässig sind höchstens 200." in html.unescape(response.content.decode())
 
 
-def test_foreign_subject_id_yields_no_rows(client, deals, member, south_rep):
+def test_team_subject_outside_visibility_is_rejected(client, deals, member, south_rep):
     client.force_login(member.user)
 
     response = client.get(f"/o/acme/deals/?grain=team&subject={south_rep.team_id}")
 
-    assert response.status_code == 200
-    assert deal_names(response) == []
+    assert response.status_code == 400
+    assert response.context["errors"] == [
+        f"No team with id {south_rep.team_id} among your teams; pick one from the list."
+    ]
+    assert "totals" not in response.context
+
+
+def test_other_organizations_team_is_rejected(client, deals, admin_member, other_org):
+    with scopes_disabled():
+        foreign_team = TeamFactory(organization=other_org, name="Globex team")
+    client.force_login(admin_member.user)
+
+    response = client.get(f"/o/acme/deals/?team={foreign_team.pk}")
+
+    assert response.status_code == 400
+    assert response.context["errors"] == [
+        f"No team with id {foreign_team.pk} among your teams; pick one from the list."
+    ]
+    assert "Globex team" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("stage={unknown}", "No stage with id {unknown} in this organization; pick one from the list."),
+        (
+            "grain=rep&subject={unknown}",
+            "No rep with id {unknown} among the people you may see; remove grain and subject or fix the id.",
+        ),
+        (
+            "grain=territory&subject={unknown}",
+            "No territory with id {unknown} in this organization; remove grain and subject or fix the id.",
+        ),
+    ],
+)
+def test_unknown_filter_ids_are_rejected(client, deals, admin_member, query, message):
+    unknown = 987654
+    client.force_login(admin_member.user)
+
+    response = client.get("/o/acme/deals/?" + query.format(unknown=unknown))
+
+    assert response.status_code == 400
+    assert response.context["errors"] == [message.format(unknown=unknown)]
+
+
+def test_rep_filters_by_own_team_with_its_name(client, deals, member, team):
+    client.force_login(member.user)
+
+    by_team = client.get(f"/o/acme/deals/?team={team.pk}")
+    by_subject = client.get(f"/o/acme/deals/?grain=team&subject={team.pk}")
+
+    assert by_team.status_code == 200
+    assert [text for text, _url in by_team.context["chips"]] == ["Team: North"]
+    assert by_subject.status_code == 200
+    assert [text for text, _url in by_subject.context["chips"]] == ["Team: North"]
+
+
+def test_team_chip_shows_team_name(client, deals, admin_member, south_rep):
+    client.force_login(admin_member.user)
+
+    response = client.get(f"/o/acme/deals/?team={south_rep.team_id}")
+
+    assert [text for text, _url in response.context["chips"]] == ["Team: South"]
 
 
 # Sorting, pagination, totals
