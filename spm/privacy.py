@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django_scopes import scopes_disabled
 
 from spm import audit
@@ -209,9 +209,12 @@ def person_pseudonymize(*, membership: Membership, actor: User | None) -> str:
         other_organizations = Membership.objects.filter(user=user).exclude(organization=organization).count()
     if other_organizations:
         raise ValidationError(
-            gettext(
-                "This person also belongs to %(count)d other organization(s); their admins must remove "
-                "the person there first."
+            ngettext(
+                "This person also belongs to %(count)d other organization; its admins must remove "
+                "the person there first.",
+                "This person also belongs to %(count)d other organizations; their admins must remove "
+                "the person there first.",
+                other_organizations,
             )
             % {"count": other_organizations}
         )

@@ -17,7 +17,13 @@ from dashboards.services import kpi_snapshot_recompute
 from pipelines.models import Activity, ActivityKind, DealStatus, StageKind
 from spm import audit, privacy
 from spm.models import AuditLog, Membership, Role, User
-from tests.factories import DealFactory, MembershipFactory, PipelineFactory, StageFactory
+from tests.factories import (
+    DealFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    PipelineFactory,
+    StageFactory,
+)
 
 NOW = dt.datetime(2024, 6, 30, 12, tzinfo=dt.timezone.utc)
 
@@ -203,14 +209,22 @@ def test_erase_is_audited_without_real_name(admin_client, org, member):
     assert "rep@acme.example" not in json.dumps(entry.after)
 
 
-def test_erase_refused_for_member_of_other_organization(admin_client, member, other_org):
+@pytest.mark.parametrize(
+    "other_count, message",
+    [
+        (1, "This person also belongs to 1 other organization; its admins must remove the person there first."),
+        (2, "This person also belongs to 2 other organizations; their admins must remove the person there first."),
+    ],
+)
+def test_erase_refused_for_member_of_other_organization(admin_client, member, other_count, message):
     with scopes_disabled():
-        MembershipFactory(organization=other_org, user=member.user)
+        for number in range(other_count):
+            MembershipFactory(organization=OrganizationFactory(slug=f"other-{number}"), user=member.user)
 
     response = erase(admin_client, member, confirm="on")
 
     assert response.status_code == 400
-    assert "also belongs to 1 other organization" in response.content.decode()
+    assert message in response.content.decode()
     member.user.refresh_from_db()
     assert member.user.email == "rep@acme.example"
 
