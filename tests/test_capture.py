@@ -385,11 +385,49 @@ def test_feed_form_rejects_loopback_in_production(org, member, client, settings)
     settings.WEBHOOKS_ALLOW_LOOPBACK = False
     client.force_login(member.user)
 
-    response = client.post(reverse("calendar_capture", kwargs={"org_slug": org.slug}), {"url": "http://127.0.0.1:8000/cal.ics"})
+    response = client.post(reverse("calendar_capture", kwargs={"org_slug": org.slug}), {"url": "https://127.0.0.1:8000/cal.ics"})
 
     assert "only public addresses are allowed" in response.content.decode()
     with scopes_disabled():
         assert CalendarFeed.objects.count() == 0
+
+
+def test_feed_form_rejects_http_in_production(org, member, client, settings):
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+    client.force_login(member.user)
+
+    response = client.post(reverse("calendar_capture", kwargs={"org_slug": org.slug}), {"url": "http://cal.example/cal.ics"})
+
+    assert "http://cal.example/cal.ics must start with https://." in response.content.decode()
+    with scopes_disabled():
+        assert CalendarFeed.objects.count() == 0
+
+
+def test_feed_form_help_names_accepted_schemes(org, member, client):
+    client.force_login(member.user)
+
+    response = client.get(reverse("calendar_capture", kwargs={"org_slug": org.slug}))
+
+    assert "starting with https:// or webcal://" in response.content.decode()
+
+
+def test_feed_saved_as_http_is_not_read_in_production(org, member, settings):
+    with scopes_disabled():
+        feed = CalendarFeed.objects.create(organization=org, member=member, url="http://cal.example/cal.ics")
+    settings.WEBHOOKS_ALLOW_LOOPBACK = False
+
+    with scope(organization=org):
+        result = services.calendar_feed_poll(feed=feed, now=NOW)
+
+    assert result is None
+    assert feed.last_error == "http://cal.example/cal.ics must start with https://."
+
+
+def test_webcal_feed_stored_as_https(org, member):
+    with scope(organization=org):
+        feed = services.calendar_feed_save(member=member, url="webcal://127.0.0.1:9/cal.ics")
+
+    assert feed.url == "https://127.0.0.1:9/cal.ics"
 
 
 def test_rep_sees_and_removes_only_own_feed(org, member, other_rep, client):

@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from integrations.capture.services import CALENDAR_MAX_BYTES, domain_normalize, webcal_to_https
+from integrations.capture.services import CALENDAR_MAX_BYTES, calendar_feed_url_validate, domain_normalize
 from integrations.webhooks import outbound
 from pipelines.models import Account
 from spm.ids import IdModelChoiceField
@@ -22,7 +22,7 @@ class CalendarFeedForm(forms.Form):
 
     def clean_url(self):
         try:
-            return outbound.url_validate(webcal_to_https(self.cleaned_data["url"]))
+            return calendar_feed_url_validate(self.cleaned_data["url"])
         except outbound.OutboundURLError as error:
             raise ValidationError(str(error)) from None
 

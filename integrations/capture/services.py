@@ -227,12 +227,25 @@ def calendar_file_capture(
     return calendar_meetings_capture(member=member, meetings=meetings, now=now)
 
 
-def calendar_feed_save(*, member: Membership, url: str) -> CalendarFeed:
-    """Create or replace the member's feed URL and switch it on; the URL must be http(s) to a public address.
+def calendar_feed_url_validate(url: str) -> str:
+    """Return the feed URL to store, or raise OutboundURLError naming what is wrong.
 
-    A webcal:// address, which calendar apps offer for subscriptions, is stored as https://.
+    A webcal:// address, which calendar apps offer for subscriptions, becomes https://. A private
+    feed address is a secret, so plain http:// is accepted only with WEBHOOKS_ALLOW_LOOPBACK
+    (development and tests), like a private or loopback host.
     """
-    url = outbound.url_validate(webcal_to_https(url))
+    url = webcal_to_https(url)
+    outbound.url_check(url, schemes=_feed_schemes())
+    return outbound.url_validate(url)
+
+
+def _feed_schemes() -> tuple[str, ...]:
+    return ("http", "https") if outbound.loopback_allowed() else ("https",)
+
+
+def calendar_feed_save(*, member: Membership, url: str) -> CalendarFeed:
+    """Create or replace the member's feed URL and switch it on; see calendar_feed_url_validate for the rules."""
+    url = calendar_feed_url_validate(url)
     feed, _created = CalendarFeed.objects.update_or_create(
         organization=member.organization,
         member=member,
@@ -253,8 +266,11 @@ def calendar_feed_poll(*, feed: CalendarFeed, now: dt.datetime | None = None) ->
     """Fetch the feed and capture its meetings; on failure store the error on the feed and return None."""
     now = now or timezone.now()
     try:
+        # The schemes are checked on every read and redirect, because WEBHOOKS_ALLOW_LOOPBACK
+        # may have been switched off since an http:// feed was saved.
         response = outbound.http_get(
             feed.url,
+            schemes=_feed_schemes(),
             headers={"Accept": "text/calendar"},
             timeout=CALENDAR_FETCH_TIMEOUT_SECONDS,
             max_bytes=CALENDAR_MAX_BYTES,

@@ -161,14 +161,16 @@ def http_request(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     max_bytes: int = 64 * 1024,
     fail_on_oversize: bool = False,
+    schemes: tuple[str, ...] = ("http", "https"),
 ) -> OutboundResponse:
     """Send one request to `url` and return its status, headers and at most `max_bytes` of body.
 
     `timeout` (seconds) bounds connecting, each read and reading the whole body. With `fail_on_oversize`
     a longer body raises OutboundRequestError; otherwise it is cut. Raises
-    OutboundURLError for a rejected URL and OutboundRequestError for network failures.
+    OutboundURLError for a rejected URL (including a scheme outside `schemes`) and
+    OutboundRequestError for network failures.
     """
-    scheme, host, port, path = url_check(url)
+    scheme, host, port, path = url_check(url, schemes=schemes)
     address = url_resolve(host, port)
     connection_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(host, port, address=address, timeout=timeout)
