@@ -229,7 +229,13 @@ def waterfall_chart(steps: list[tuple[str, int, str]]) -> dict:
         base_layout(
             locale,
             xaxis={"type": "category", "automargin": True},
-            yaxis={"title": {"text": _("Open deals")}, "automargin": True},
+            yaxis={
+                "title": {"text": _("Open deals")},
+                # Plotly groups thousands only from five digits on unless told; 4.000 then matches 12.000.
+                "separatethousands": True,
+                "exponentformat": "none",
+                "automargin": True,
+            },
         )
     )
     return figure_to_dict(figure)
@@ -266,7 +272,8 @@ def velocity_trend_chart(series: list[tuple[Period, KpiRow | None]], *, currency
             locale,
             xaxis={"title": {"text": _("Month")}, "type": "category", "automargin": True},
             yaxis={
-                "title": {"text": _("Pipeline velocity (%(currency)s per day)") % {"currency": currency}},
+                # The card's title names the KPI; the longer "Pipeline velocity (USD per day)" was cut off in German.
+                "title": {"text": _("%(currency)s per day") % {"currency": currency}},
                 "tickprefix": prefix,
                 "ticksuffix": suffix,
                 "separatethousands": True,
