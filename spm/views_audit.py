@@ -34,6 +34,10 @@ class AuditFilterForm(forms.Form):
             (action, audit.ACTION_LABELS.get(action, action)) for action in actions
         ]
         self.fields["actor"].choices = [("", _("Anyone"))] + [(member.user_id, member.display_name) for member in members]
+        # The template renders plain `{{ field }}`, so Bootstrap's classes go on the widgets.
+        for field in self.fields.values():
+            css_class = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+            field.widget.attrs["class"] = css_class
 
     def clean(self):
         cleaned = super().clean()

@@ -3,6 +3,7 @@
 import csv
 import datetime as dt
 import io
+import re
 
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -304,3 +305,13 @@ def test_audit_page_shows_fields_instead_of_raw_dicts(admin_client, org, admin_m
     html = response.content.decode()
     assert "{&#x27;target&#x27;" not in html
     assert '<span class="text-decoration-line-through">1,000.00</span> → 1,500.00' in html
+
+
+def test_audit_filter_widgets_have_bootstrap_classes(admin_client, entries):
+    content = admin_client.get("/o/acme/audit/").content.decode()
+
+    for name in ("action", "actor"):
+        assert re.search(rf'<select name="{name}" class="form-select"', content), name
+    for name in ("created_from", "created_to", "object_type", "object_id"):
+        tag = re.search(rf'<input [^>]*name="{name}"[^>]*>', content).group(0)
+        assert 'class="form-control"' in tag, tag
