@@ -100,7 +100,7 @@ def test_dashboard_full_page_defaults_to_latest_quarter(client, scenario, admin_
     content = response.content.decode()
     assert response.status_code == 200
     assert "<html" in content
-    assert '<option value="2017-Q2" selected>' in content
+    assert '<option value="2017-Q2" data-start="2017-04-01" selected>' in content
     assert tile(content, "won_count") == "4"
     assert tile(content, "won_amount") == "€9,000.00"
     assert tile(content, "lost_count") == "3"
@@ -157,8 +157,8 @@ def test_dashboard_periods_grouped_in_picker(client, scenario, admin_member):
     assert '<optgroup label="Fiscal years">' in content
     assert '<optgroup label="Quarters">' in content
     assert '<optgroup label="Months">' in content
-    assert '<option value="2017">FY 2017</option>' in content
-    assert '<option value="2017-05">May 2017</option>' in content
+    assert '<option value="2017" data-start="2017-01-01">FY 2017</option>' in content
+    assert '<option value="2017-05" data-start="2017-05-01">May 2017</option>' in content
 
 
 def test_dashboard_tiles_have_definitions(client, scenario, admin_member):

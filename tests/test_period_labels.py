@@ -68,7 +68,7 @@ def test_pipeline_range_field_in_german(org, admin_member):
 
     assert 'placeholder="01.01.2017..31.03.2017"' in content
     assert 'value="01.04.2017..06.04.2017"' in content
-    assert '<option value="2017-04-01..2017-04-06" selected>01.04.2017 – 06.04.2017</option>' in content
+    assert '<option value="2017-04-01..2017-04-06" data-start="2017-04-01" selected>01.04.2017 – 06.04.2017</option>' in content
     assert "2017-01-01..2017-03-31" not in content
 
 

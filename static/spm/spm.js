@@ -26,3 +26,22 @@ function initUndefinedTooltips(root) {
 
 document.addEventListener("DOMContentLoaded", () => initUndefinedTooltips(document));
 document.addEventListener("htmx:afterSettle", (event) => initUndefinedTooltips(event.detail.elt));
+
+// The pipeline's "as of" day belongs to the period: picking another period moves it to that period's
+// first day, the server's default, instead of sending the old day along. Capture runs this before
+// htmx reads the form.
+document.addEventListener(
+  "change",
+  (event) => {
+    const select = event.target;
+    if (!select.matches("select[name=period]") || !select.form) {
+      return;
+    }
+    const asOf = select.form.querySelector("input[name=as_of]");
+    const start = select.selectedOptions[0]?.dataset.start;
+    if (asOf && start) {
+      asOf.value = start;
+    }
+  },
+  true,
+);
