@@ -14,8 +14,7 @@ from dashboards.selectors import METRICS
 from pipelines.models import DealStatus
 from pipelines.selectors import DEAL_SORT_FIELDS, DealFilters
 from dashboards.analytics.drilldown import ANALYSES, analysis_parse
-from dashboards.analytics.periods import parse_period_or_range
-from spm.fiscal import parse_period
+from dashboards.analytics.periods import parse_computable_period
 from spm.ids import id_parse
 
 # Labels of dashboards.selectors.METRICS for the filter select and the filter chips.
@@ -74,6 +73,7 @@ class PeriodField(forms.CharField):
     """A fiscal period label (2017, 2017-Q2, 2017-03) parsed with the organization's fiscal calendar.
 
     With `allow_range`, a date range `YYYY-MM-DD..YYYY-MM-DD` (inclusive end) is accepted too.
+    A period with a day outside spm.date_limits.COMPUTABLE_RANGE is invalid.
     """
 
     def __init__(self, *, fiscal_year_start_month: int = 1, allow_range: bool = False, **kwargs):
@@ -86,9 +86,7 @@ class PeriodField(forms.CharField):
         if text in self.empty_values:
             return None
         try:
-            if self.allow_range:
-                return parse_period_or_range(text, self.fiscal_year_start_month)
-            return parse_period(text, self.fiscal_year_start_month)
+            return parse_computable_period(text, self.fiscal_year_start_month, allow_range=self.allow_range)
         except ValueError as error:
             raise ValidationError(str(error)) from None
 

@@ -25,6 +25,7 @@ from dashboards.scorecards import default_period, periods_grouped
 from dashboards.selectors import kpi_periods_available
 from dashboards.views import render_kpi_page
 from pipelines.models import ActivityKind, Stage
+from spm.date_limits import COMPUTABLE_RANGE
 from spm.exports import csv_response, xlsx_response
 from spm.models import Role
 from spm.tenancy import membership_ids_visible
@@ -73,6 +74,7 @@ def _pipeline_context(request):
         "pipelines": pipelines,
         "pipeline": pipeline,
         "as_of_day": as_of_day,
+        "as_of_range": COMPUTABLE_RANGE,
         "dimension": form.dimension_value,
         "dimensions": tables.dimension_choices(),
         "errors": errors,

@@ -17,11 +17,13 @@ import io
 import json
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django_scopes import scope
 
 from goals.attainment import COUNT_METRICS, Attainment, attainment_list, organization_today
 from goals.models import QuotaLevel, QuotaMetric
+from spm.date_limits import COMPUTABLE_RANGE
 from spm.fiscal import Period
 from spm.models import Organization
 
@@ -105,6 +107,10 @@ def attainment_report(
         today = dt.date.fromisoformat(as_of) if as_of else organization_today(organization)
     except ValueError:
         raise ValueError(_("Invalid --as-of %(value)r; use a date like 2017-05-15.") % {"value": as_of}) from None
+    try:
+        COMPUTABLE_RANGE.check(today)
+    except ValidationError as error:
+        raise ValueError(error.messages[0]) from None
 
     with scope(organization=organization):
         rows = attainment_list(organization=organization, period=period, metric=metric, level=level, today=today)

@@ -18,6 +18,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from dashboards.analytics.periods import parse_computable_period
 from goals import forms, imports, selectors, services
 from goals.models import LeavePeriod, Team, Territory
 from goals.parsing import parse_number
@@ -264,7 +265,9 @@ def quota_template_apply(request, org_slug):
         return redirect("goals_quota_editor", org_slug=org_slug)
     template = form.cleaned_data["template"]
     try:
-        period = fiscal.parse_period(form.cleaned_data["period"], request.organization.fiscal_year_start_month)
+        period = parse_computable_period(
+            form.cleaned_data["period"], request.organization.fiscal_year_start_month, allow_range=False
+        )
         if period.kind != template.period_kind:
             raise ValidationError(
                 _("%(period)s is not a %(kind)s; the template %(name)s sets %(kind)s quotas.")

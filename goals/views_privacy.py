@@ -11,10 +11,10 @@ from django.utils.translation import gettext_lazy as _
 
 from goals.privacy import PERSONAL_METRICS, personal_metrics_table, scorecard_view_list, viewer_choices
 from goals.views_scorecards import render_goal_page
+from spm.date_limits import FilterDateField
 from spm.exports import csv_response
 from spm.fiscal import local_midnight
 from spm.models import Role
-from spm.widgets import IsoDateInput
 
 PAGE_SIZE = 50
 
@@ -22,8 +22,8 @@ PAGE_SIZE = 50
 class ViewLogFilterForm(forms.Form):
     viewer = forms.TypedChoiceField(label=_("Viewer"), required=False, coerce=int, empty_value=None)
     subject = forms.TypedChoiceField(label=_("Viewed member"), required=False, coerce=int, empty_value=None)
-    since = forms.DateField(label=_("From"), required=False, widget=IsoDateInput())
-    until = forms.DateField(label=_("Until (inclusive)"), required=False, widget=IsoDateInput())
+    since = FilterDateField(label=_("From"), required=False)
+    until = FilterDateField(label=_("Until (inclusive)"), required=False)
 
     def __init__(self, data, **kwargs):
         super().__init__(data, **kwargs)

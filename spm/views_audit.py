@@ -8,10 +8,10 @@ from django.utils.translation import pgettext_lazy
 
 from spm import audit
 from spm.audit_display import audit_entries_display, audit_json
+from spm.date_limits import FilterDateField
 from spm.exports import Column, Table, csv_response, xlsx_response
 from spm.models import Membership
 from spm.security import admin_required
-from spm.widgets import IsoDateInput
 
 ROWS_PER_PAGE = 50
 # An export is capped so one request cannot stream an unbounded table; narrow the filter for more.
@@ -21,10 +21,8 @@ MAX_EXPORT_ROWS = 100_000
 class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(label=_("Action"), required=False)
     actor = forms.TypedChoiceField(label=_("Actor"), required=False, coerce=int, empty_value=None)
-    created_from = forms.DateField(label=_("From"), required=False, widget=IsoDateInput())
-    created_to = forms.DateField(
-        label=pgettext_lazy("end of a date range", "To"), required=False, widget=IsoDateInput()
-    )
+    created_from = FilterDateField(label=_("From"), required=False)
+    created_to = FilterDateField(label=pgettext_lazy("end of a date range", "To"), required=False)
     object_type = forms.CharField(label=_("Object type"), required=False, max_length=64)
     object_id = forms.CharField(label=_("Object id"), required=False, max_length=64)
 

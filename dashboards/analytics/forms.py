@@ -6,13 +6,14 @@ from django.utils.translation import gettext_lazy as _
 
 from dashboards.analytics.winloss import DIMENSIONS, PRODUCT
 from dashboards.forms import IdField, PeriodField, PeriodFilterForm, _choice_error
+from spm.date_limits import FilterDateField
 
 
 class PipelineFilterForm(PeriodFilterForm):
     """`period` (fiscal period or date range), `pipeline` id, `as_of` date and win/loss `dimension`."""
 
     pipeline = IdField(label="pipeline", required=False)
-    as_of = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+    as_of = FilterDateField(required=False, input_formats=["%Y-%m-%d"])
     dimension = forms.ChoiceField(required=False)
 
     def __init__(self, data, *, organization, **kwargs):

@@ -3,8 +3,10 @@
 import datetime as dt
 import re
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from spm.date_limits import check_computable_period
 from spm.fiscal import Period, parse_period
 
 RANGE = "range"
@@ -61,6 +63,23 @@ def parse_period_or_range(text: str, fiscal_year_start_month: int) -> Period:
     if last_day == dt.date.max:
         raise ValueError(_("Invalid date range %(value)r: the end date is too late.") % {"value": text})
     return date_range(first_day, last_day)
+
+
+def parse_computable_period(text: str, fiscal_year_start_month: int, *, allow_range: bool = True) -> Period:
+    """Parse a period from a request: `parse_period_or_range`, or `parse_period` without `allow_range`.
+
+    Raises ValueError with a message naming `text` for an invalid period and for
+    one with a day outside spm.date_limits.COMPUTABLE_RANGE, so that no query
+    string reaches the date maths with a day it cannot convert to UTC.
+    """
+    if allow_range:
+        period = parse_period_or_range(text, fiscal_year_start_month)
+    else:
+        period = parse_period(text, fiscal_year_start_month)
+    try:
+        return check_computable_period(period, (text or "").strip())
+    except ValidationError as error:
+        raise ValueError(error.messages[0]) from None
 
 
 def range_input_text(period: Period, language: str) -> str:

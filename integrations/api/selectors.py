@@ -3,14 +3,16 @@
 import datetime as dt
 import json
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
-from dashboards.analytics.periods import RANGE, parse_period_or_range
+from dashboards.analytics.periods import RANGE, parse_computable_period
 from dashboards.management.commands.kpi_report import METRICS, kpi_report_data, metric_report_data
 from dashboards.models import Grain
 from goals.attainment_report import attainment_report
 from goals.models import QuotaLevel, QuotaMetric
+from spm.date_limits import COMPUTABLE_RANGE
 from spm.models import Organization
 
 
@@ -39,7 +41,7 @@ def kpi_report_build(
     if not period_text:
         raise KpiReportError("period", _("Missing period; give e.g. 2017, 2017-Q2 or 2017-03."))
     try:
-        period = parse_period_or_range(period_text, organization.fiscal_year_start_month)
+        period = parse_computable_period(period_text, organization.fiscal_year_start_month)
     except ValueError as error:
         raise KpiReportError("period", str(error)) from None
 
@@ -93,8 +95,12 @@ def _attainment_parameters_check(*, by: str | None, quota_metric: str | None, as
     _choice_check("quota_metric", quota_metric, QuotaMetric.values, required=False)
     if as_of is not None:
         try:
-            dt.date.fromisoformat(as_of)
+            day = dt.date.fromisoformat(as_of)
         except ValueError:
             raise KpiReportError(
                 "as_of", _("Invalid value %(value)r; give a date such as 2017-01-01.") % {"value": as_of}
             ) from None
+        try:
+            COMPUTABLE_RANGE.check(day)
+        except ValidationError as error:
+            raise KpiReportError("as_of", error.messages[0]) from None

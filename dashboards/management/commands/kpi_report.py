@@ -12,7 +12,7 @@ from django_scopes import scope
 
 from dashboards.analytics import funnel, stages, velocity, waterfall
 from dashboards.analytics.base import Window, deal_universe
-from dashboards.analytics.periods import RANGE, parse_period_or_range
+from dashboards.analytics.periods import RANGE, parse_computable_period
 from dashboards.kpis import KpiRow
 from dashboards.models import Grain
 from dashboards.selectors import kpi_rows
@@ -98,7 +98,7 @@ class Command(BaseCommand):
                 % {"slug": options["org"]}
             )
         try:
-            period = parse_period_or_range(options["period"], organization.fiscal_year_start_month)
+            period = parse_computable_period(options["period"], organization.fiscal_year_start_month)
         except ValueError as error:
             raise CommandError(str(error)) from None
         output_format = options["format"]
