@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from dashboards.kpis import KpiRow
 from dashboards.models import Grain, KpiSnapshot, PeriodKind
 from pipelines.models import Deal, DealStatus
+from spm.date_limits import COMPUTABLE_RANGE
 from spm.fiscal import Period, period_containing
 from spm.models import Organization
 
@@ -118,8 +119,14 @@ def kpi_periods_available(*, organization: Organization, kind: str | None = None
             % {"kind": kind, "choices": ", ".join(PeriodKind.values)}
         )
 
-    # Every period with any deal data has exactly one organization-grain row.
-    snapshots = KpiSnapshot.objects.filter(organization=organization, grain=Grain.ORGANIZATION)
+    # Every period with any deal data has exactly one organization-grain row. Rows of periods
+    # outside COMPUTABLE_RANGE, left by data imported before the date checks, are not offered.
+    snapshots = KpiSnapshot.objects.filter(
+        organization=organization,
+        grain=Grain.ORGANIZATION,
+        period_start__gte=COMPUTABLE_RANGE.earliest,
+        period_end__lte=COMPUTABLE_RANGE.latest + dt.timedelta(days=1),
+    )
     if kind is not None:
         snapshots = snapshots.filter(period_kind=kind)
     keys = snapshots.order_by("-period_start", "-period_end").values_list("period_kind", "period_start", "period_end")

@@ -20,6 +20,8 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from dashboards.analytics.periods import parse_computable_period
+from dashboards.models import Grain, KpiSnapshot, PeriodKind
+from dashboards.selectors import kpi_periods_available
 from goals.forecasts.accuracy import periods_with_forecasts
 from goals.models import ForecastPeriodKind, ForecastSubmission
 from spm.date_limits import COMPUTABLE_RANGE
@@ -198,6 +200,43 @@ def test_computable_period_without_range_rejects_range():
     assert str(caught.value) == (
         "Invalid period '2017-01-01..2017-03-31'; use a fiscal year (2017), a quarter (2017-Q2) or a month (2017-03)."
     )
+
+
+def test_kpi_periods_leave_out_stored_rows_outside_range(org):
+    with scopes_disabled():
+        for start, end in ((dt.date(1, 1, 1), dt.date(2, 1, 1)), (dt.date(2017, 1, 1), dt.date(2018, 1, 1))):
+            KpiSnapshot.objects.create(
+                organization=org,
+                period_kind=PeriodKind.YEAR,
+                period_start=start,
+                period_end=end,
+                grain=Grain.ORGANIZATION,
+                subject_id=org.pk,
+                subject_name="Acme",
+            )
+
+        periods = kpi_periods_available(organization=org)
+
+    assert [period.label for period in periods] == ["2017"]
+
+
+def test_forecast_periods_leave_out_stored_rows_outside_range(org, member):
+    with scopes_disabled():
+        for start in (dt.date(1, 1, 1), dt.date(2017, 1, 1)):
+            ForecastSubmission.objects.create(
+                organization=org,
+                subject=member,
+                submitted_by=member,
+                period_kind=ForecastPeriodKind.QUARTER,
+                period_start=start,
+                commit_amount=Decimal("100"),
+                best_case_amount=Decimal("200"),
+                submitted_at=dt.datetime(2017, 1, 2, tzinfo=dt.UTC),
+            )
+
+        periods = periods_with_forecasts(organization=org, kind=QUARTER, today=dt.date(2026, 12, 5))
+
+    assert [period.label for period in periods] == ["2017-Q1"]
 
 
 def test_computable_range_is_2000_to_2100():

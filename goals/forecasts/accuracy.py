@@ -26,6 +26,7 @@ from goals.forecasts.rollup import (
 )
 from goals.forecasts.snapshots import HORIZON_DAYS_BEFORE_END, horizon_instant
 from goals.models import ForecastHorizon, ForecastSnapshot, ForecastSubmission
+from spm.date_limits import COMPUTABLE_RANGE
 from spm.fiscal import Period, period_containing
 from spm.models import Membership, Organization
 
@@ -139,12 +140,23 @@ def _forecast_at(
 
 
 def periods_with_forecasts(*, organization: Organization, kind: str, today: dt.date, limit: int = 8) -> list[Period]:
-    """Return up to `limit` ended periods of `kind` with recorded snapshots or submissions, oldest first."""
+    """Return up to `limit` ended periods of `kind` with recorded snapshots or submissions, oldest first.
+
+    Periods with a day outside spm.date_limits.COMPUTABLE_RANGE are left out.
+    """
+    # Filtered in the query, because period_containing raises ValueError for a start in year 1
+    # when the fiscal year starts after January.
+    computable = {"period_start__range": (COMPUTABLE_RANGE.earliest, COMPUTABLE_RANGE.latest)}
     starts = set(
-        ForecastSnapshot.objects.filter(period_kind=kind).values_list("period_start", flat=True).distinct()
-    ) | set(ForecastSubmission.objects.filter(period_kind=kind).values_list("period_start", flat=True).distinct())
+        ForecastSnapshot.objects.filter(period_kind=kind, **computable).values_list("period_start", flat=True).distinct()
+    ) | set(
+        ForecastSubmission.objects.filter(period_kind=kind, **computable).values_list("period_start", flat=True).distinct()
+    )
     periods = [period_containing(start, kind, organization.fiscal_year_start_month) for start in starts]
-    ended = sorted((period for period in periods if period.end <= today), key=lambda period: period.start)
+    ended = sorted(
+        (period for period in periods if period.end <= today and COMPUTABLE_RANGE.contains_period(period)),
+        key=lambda period: period.start,
+    )
     return ended[-limit:]
 
 
