@@ -17,7 +17,7 @@ from dashboards import charts, display
 from dashboards.forms import REP_SORT_FIELDS
 from dashboards.kpis import KpiRow
 from dashboards.models import Grain
-from dashboards.selectors import kpi_row_series, kpi_rows
+from dashboards.selectors import kpi_quarter_last_closed, kpi_row_series, kpi_rows
 from goals.models import Team
 from spm.fiscal import MONTH, QUARTER, YEAR, Period, fiscal_year, fiscal_year_of, periods_covering
 from spm.models import Membership, Organization, Role
@@ -252,8 +252,16 @@ def periods_grouped(periods: list[Period], selected: Period | None = None) -> li
     return grouped
 
 
-def default_period(periods: list[Period]) -> Period | None:
-    """Return the newest quarter with data, else the newest period of any kind; None without data."""
+def default_period(periods: list[Period], *, organization: Organization) -> Period | None:
+    """Return the newest quarter with a won or lost deal, else the newest quarter with data, else the newest period.
+
+    Snapshot rows run to the running quarter because deals open at a period's end
+    count in it, so for data whose last close lies years back the newest quarter
+    with data would show open deals only. One query; None without data.
+    """
+    last_closed = kpi_quarter_last_closed(organization=organization)
+    if last_closed in periods:
+        return last_closed
     for period in periods:
         if period.kind == QUARTER:
             return period

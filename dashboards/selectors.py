@@ -18,7 +18,7 @@ from dashboards.kpis import KpiRow
 from dashboards.models import Grain, KpiSnapshot, PeriodKind
 from pipelines.models import Deal, DealStatus
 from spm.date_limits import COMPUTABLE_RANGE
-from spm.fiscal import Period, period_containing
+from spm.fiscal import QUARTER, Period, period_containing
 from spm.models import Organization
 
 METRIC_WON, METRIC_LOST, METRIC_CLOSED, METRIC_OPEN = "won", "lost", "closed", "open"
@@ -137,6 +137,20 @@ def kpi_periods_available(*, organization: Organization, kind: str | None = None
         if period.start == start and period.end == end:
             periods.append(period)
     return periods
+
+
+def kpi_quarter_last_closed(*, organization: Organization) -> Period | None:
+    """Return the newest fiscal quarter with a won or lost deal, from the organization-grain snapshot rows; None without one."""
+    start = (
+        KpiSnapshot.objects.filter(organization=organization, grain=Grain.ORGANIZATION, period_kind=PeriodKind.QUARTER)
+        .filter(Q(won_count__gt=0) | Q(lost_count__gt=0))
+        .order_by("-period_start")
+        .values_list("period_start", flat=True)
+        .first()
+    )
+    if start is None:
+        return None
+    return period_containing(start, QUARTER, organization.fiscal_year_start_month)
 
 
 def kpi_rows(

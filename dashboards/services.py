@@ -183,7 +183,8 @@ def kpi_snapshot_recompute(*, organization: Organization) -> dict:
 
     Covers each fiscal year, fiscal quarter and calendar month from the one
     containing the earliest local creation or close date of a deal to the one
-    containing the latest, for the organization, territory, team and rep grains.
+    containing the organization's local today (or the latest such date, if it
+    lies after today), for the organization, territory, team and rep grains.
     A deal counts as won or lost in P when the local date of `closed_at` is in
     P, and as open at P's end when created before the end and not closed before
     it. Amounts are sums of `base_amount` in the base currency, and a missing
@@ -319,7 +320,13 @@ def _snapshots_build(organization: Organization) -> tuple[list[KpiSnapshot], int
 
 
 def _calendar_build(organization: Organization, deals: QuerySet[Deal]) -> _Calendar | None:
-    """Find the span of the deals' local creation and close dates, and the periods it covers."""
+    """Find the span from the deals' first local creation or close date to today, and the periods it covers.
+
+    A deal open at a period's end counts in that period even when nothing happened in it,
+    so the span runs on to the period containing the organization's local today (or to
+    the latest creation or close date, if that lies after today). Periods after today are
+    left out: nothing can be counted in them yet. Returns None without deals.
+    """
     span = deals.aggregate(
         first_created=Min("created_at"),
         last_created=Max("created_at"),
@@ -333,7 +340,7 @@ def _calendar_build(organization: Organization, deals: QuerySet[Deal]) -> _Calen
     time_zone = organization.tzinfo
     start_month = organization.fiscal_year_start_month
     first_day = timezone.localtime(min(moments), time_zone).date()
-    last_day = timezone.localtime(max(moments), time_zone).date()
+    last_day = max(timezone.localtime(max(moments), time_zone).date(), timezone.localdate(timezone=time_zone))
 
     # Months run over the whole first and last fiscal year, so that every
     # quarter and year is made of whole months.
@@ -916,13 +923,39 @@ def kpi_snapshot_recompute_deals(*, organization: Organization, deal_ids: Iterab
     }
 
 
+def kpi_snapshot_calendar_extend(*, organization: Organization) -> dict | None:
+    """Add the snapshot rows of the months, quarters and years begun since the last recompute.
+
+    Deals open at a period's end count in it, so a new month starts with rows
+    although no data changed. Returns None without a recompute when the
+    organization-grain row of the month containing the local today exists: every
+    later change of data recomputes its own periods. Otherwise runs
+    `kpi_snapshot_recompute_deals` without deals, which computes the new months
+    for every subject (or recomputes in full when the stored rows do not fit),
+    and returns its result.
+    """
+    today = timezone.localdate(timezone=organization.tzinfo)
+    month = period_containing(today, MONTH, organization.fiscal_year_start_month)
+    with scope(organization=organization):
+        is_current = KpiSnapshot.objects.filter(
+            organization=organization, grain=Grain.ORGANIZATION, period_kind=MONTH, period_start=month.start
+        ).exists()
+    if is_current:
+        return None
+    # NOTE: an organization without open deals never gets a row for the current month,
+    # so each run computes the months since its last close again and writes nothing.
+    return kpi_snapshot_recompute_deals(organization=organization, deal_ids=[], since=timezone.now())
+
+
 def _months_added_from(organization: Organization, calendar: _Calendar) -> int | None:
     """Return the index of the first calendar month without stored rows, or None when only a full recompute fits.
 
-    The first and last month of the data always have an organization-grain row
-    (a deal was created or closed in them). The stored rows fit when they start
-    at the calendar's first month and end at or before its last one; the months
-    after their end are new. Returns len(calendar.months) when none is new.
+    The first month of the data always has an organization-grain row (a deal was
+    created or closed in it). The stored rows fit when they start at the
+    calendar's first month and end at or before its last one; the months after
+    their end are new. Months without any open, won or lost deal have no row, so
+    after the last deal closed they count as new on every run and are computed
+    again, without a row to write. Returns len(calendar.months) when none is new.
     """
     span = KpiSnapshot.objects.filter(
         organization=organization, grain=Grain.ORGANIZATION, period_kind=MONTH

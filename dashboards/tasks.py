@@ -81,6 +81,36 @@ def kpi_snapshot_recompute_deals(self, *, organization_id: int, deal_ids: list[i
     return result
 
 
+@shared_task(**RECOMPUTE_TASK_OPTIONS)
+def kpi_snapshot_calendar_extend(self, *, organization_id: int) -> dict | None:
+    """Add the snapshot rows of periods begun since the last recompute; see services.kpi_snapshot_calendar_extend."""
+    organization = Organization.objects.get(pk=organization_id)
+    result = services.kpi_snapshot_calendar_extend(organization=organization)
+    if result is not None:
+        logger.info(
+            "KPI snapshot calendar extended task_id=%s organization_id=%s mode=%s rows_written=%s",
+            self.request.id,
+            organization_id,
+            result["mode"],
+            result["rows_written"],
+        )
+    return result
+
+
+@shared_task(bind=True)
+def kpi_snapshot_calendar_extend_schedule(self) -> int:
+    """Enqueue `kpi_snapshot_calendar_extend` for every organization; celery beat runs this every hour.
+
+    Hourly, so that each organization's new month, quarter and year get their
+    rows soon after its own local midnight. Returns the number of tasks enqueued.
+    """
+    organization_ids = list(Organization.objects.values_list("pk", flat=True))
+    for organization_id in organization_ids:
+        kpi_snapshot_calendar_extend.delay(organization_id=organization_id)
+    logger.info("KPI snapshot calendar tasks enqueued task_id=%s organizations=%s", self.request.id, len(organization_ids))
+    return len(organization_ids)
+
+
 def kpi_snapshot_recompute_enqueue(*, organization_id: int) -> None:
     """Bump the organization's deal data version and enqueue its full recompute; call after the change commits.
 

@@ -100,11 +100,11 @@ def render_kpi_page_cached(request, template_name: str, *, audience: str, contex
     return response
 
 
-def _period_context(form, periods) -> tuple:
+def _period_context(form, periods, organization) -> tuple:
     """Return (period, errors): the requested period if valid, else the default with the error shown."""
     errors = [message for messages in form.errors.values() for message in messages]
     period = form.cleaned_data.get("period") if "period" not in form.errors else None
-    return period or default_period(periods), errors
+    return period or default_period(periods, organization=organization), errors
 
 
 def dashboard(request, org_slug):
@@ -124,7 +124,7 @@ def _dashboard_context(request, *, with_page: bool) -> dict:
     form = DashboardFilterForm(request.GET, organization=organization)
     form.is_valid()
     periods = kpi_periods_available(organization=organization)
-    period, errors = _period_context(form, periods)
+    period, errors = _period_context(form, periods, organization)
     teams = team_list_visible(membership=membership)
     team_id = form.cleaned_data.get("team")
     team = next((team for team in teams if team.pk == team_id), None)
@@ -169,7 +169,7 @@ def _me_context(request, *, with_page: bool) -> dict:
     form = PeriodFilterForm(request.GET, organization=organization)
     form.is_valid()
     periods = kpi_periods_available(organization=organization)
-    period, errors = _period_context(form, periods)
+    period, errors = _period_context(form, periods, organization)
     deals_url = reverse("deal_list", kwargs={"org_slug": organization.slug})
 
     page = None

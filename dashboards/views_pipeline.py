@@ -41,7 +41,7 @@ def _filters(request):
     periods = kpi_periods_available(organization=organization)
     errors = [message for field_errors in form.errors.values() for message in field_errors]
     period = form.cleaned_data.get("period") if "period" not in form.errors else None
-    return form, period or default_period(periods), errors, periods
+    return form, period or default_period(periods, organization=organization), errors, periods
 
 
 def _pipeline_context(request):

@@ -289,6 +289,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dashboards.tasks.pipeline_snapshot_schedule",
         "schedule": crontab(minute=5),
     },
+    # Hourly, so every organization's KPI snapshots gain the new month soon after its local midnight.
+    "kpi-snapshot-calendar": {
+        "task": "dashboards.tasks.kpi_snapshot_calendar_extend_schedule",
+        "schedule": crontab(minute=10),
+    },
     # Retrains each organization's win probability model and scores its open deals.
     "win-probability": {
         "task": "pipelines.tasks.win_model_train_schedule",

@@ -511,25 +511,26 @@ def test_me_for_every_role(client, scenario, admin_member, manager_member, membe
 def test_dashboard_query_count_admin(client, scenario, admin_member, django_assert_num_queries):
     client.force_login(admin_member.user)
 
-    # session, user, membership; periods; teams; headline row; rep rows; monthly series.
-    with django_assert_num_queries(8):
+    # session, user, membership; periods; newest quarter with a close; teams; headline row; rep rows;
+    # monthly series.
+    with django_assert_num_queries(9):
         client.get("/o/acme/dashboard/")
 
 
 def test_dashboard_query_count_manager(client, scenario, manager_member, django_assert_num_queries):
     client.force_login(manager_member.user)
 
-    # session, user, membership; periods; teams for the picker. Visibility reads teams and
-    # members; then the headline row, the rep rows and the monthly series.
-    with django_assert_num_queries(10):
+    # session, user, membership; periods; newest quarter with a close; teams for the picker.
+    # Visibility reads teams and members; then the headline row, the rep rows and the monthly series.
+    with django_assert_num_queries(11):
         client.get("/o/acme/dashboard/")
 
 
 def test_me_query_count(client, scenario, member, django_assert_num_queries):
     client.force_login(member.user)
 
-    # session, user, membership; periods; own row; team reps; their rows.
-    with django_assert_num_queries(7):
+    # session, user, membership; periods; newest quarter with a close; own row; team reps; their rows.
+    with django_assert_num_queries(8):
         client.get("/o/acme/me/")
 
 

@@ -2,7 +2,10 @@
 
 Each test moves deals through `deal_move_stage`, whose after-commit task runs
 the incremental recompute eagerly, then saves those rows, runs the full
-recompute and compares every row field by field.
+recompute and compares every row field by field. The snapshot calendar runs to
+the local today, so the tests pin the clock: to September 2018 by default, after
+the data's last close in January 2018, so that months holding nothing but open
+deals are compared as well.
 """
 
 import datetime as dt
@@ -11,10 +14,15 @@ from decimal import Decimal
 
 import pytest
 from django.forms.models import model_to_dict
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from dashboards.models import Grain, KpiSnapshot
-from dashboards.services import kpi_snapshot_recompute, kpi_snapshot_recompute_deals
+from dashboards.services import (
+    kpi_snapshot_calendar_extend,
+    kpi_snapshot_recompute,
+    kpi_snapshot_recompute_deals,
+)
 from pipelines.models import Deal, DealStageChange, DealStatus, StageKind
 from pipelines.services import deal_move_stage
 from tests.factories import (
@@ -31,6 +39,17 @@ from tests.factories import (
 
 def utc(*args) -> dt.datetime:
     return dt.datetime(*args, tzinfo=dt.timezone.utc)
+
+
+TODAY = dt.datetime(2018, 9, 14, 12, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def pinned_now(request, monkeypatch):
+    """Pin timezone.now() to TODAY, or to the moment an indirect parametrization passes."""
+    moment = getattr(request, "param", TODAY)
+    monkeypatch.setattr(timezone, "now", lambda: moment)
+    return moment
 
 
 def snapshot_rows(organization) -> list[dict]:
@@ -152,7 +171,9 @@ def test_move_into_new_month_matches_full(org, stages, book, django_capture_on_c
     assert incremental == snapshot_rows(org)
 
 
-def test_earlier_periods_left_alone(org, stages, book):
+def test_earlier_periods_left_alone(org, stages, book, monkeypatch):
+    # A later clock, so that rewritten rows get a new computed_at.
+    monkeypatch.setattr(timezone, "now", lambda: TODAY + dt.timedelta(hours=1))
     with scopes_disabled():
         deal = Deal.objects.filter(organization=org, status=DealStatus.OPEN).order_by("-created_at").first()
         before = dict(KpiSnapshot.objects.filter(organization=org).values_list("id", "computed_at"))
@@ -190,6 +211,8 @@ def test_several_deals_in_one_run_match_full(org, stages, book, django_capture_o
     assert incremental == snapshot_rows(org)
 
 
+# Today before the moves below, so that they move the data's end.
+@pytest.mark.parametrize("pinned_now", [utc(2018, 2, 15, 12)], indirect=True)
 def test_move_past_data_end_stays_incremental(org, stages, book, django_capture_on_commit_callbacks):
     with scopes_disabled():
         deal = Deal.objects.filter(organization=org, status=DealStatus.OPEN).order_by("created_at").first()
@@ -214,6 +237,8 @@ def test_move_past_data_end_stays_incremental(org, stages, book, django_capture_
     assert incremental == snapshot_rows(org)
 
 
+# Today before the moves below, so that they move the data's end.
+@pytest.mark.parametrize("pinned_now", [utc(2018, 2, 15, 12)], indirect=True)
 def test_move_shrinking_data_end_recomputes_fully(org, stages, book, django_capture_on_commit_callbacks):
     with scopes_disabled():
         deal = Deal.objects.filter(organization=org, status=DealStatus.OPEN).order_by("created_at").first()
@@ -231,4 +256,51 @@ def test_move_shrinking_data_end_recomputes_fully(org, stages, book, django_capt
     kpi_snapshot_recompute(organization=org)
 
     assert result["mode"] == "full"
+    assert incremental == snapshot_rows(org)
+
+
+def test_months_after_data_hold_open_deals(org, book):
+    with scopes_disabled():
+        open_now = Deal.objects.filter(organization=org, closed_at__isnull=True).count()
+        rows = dict(
+            KpiSnapshot.objects.filter(organization=org, grain=Grain.ORGANIZATION).values_list(
+                "period_start", "open_count"
+            ).filter(period_kind="month", period_start__gte=dt.date(2018, 2, 1))
+        )
+
+    # February (after the last close) to September 2018 (today), none later.
+    assert sorted(rows) == [dt.date(2018, month, 1) for month in range(2, 10)]
+    assert set(rows.values()) == {open_now}
+
+
+def test_new_month_extends_like_full(org, book, monkeypatch):
+    monkeypatch.setattr(timezone, "now", lambda: utc(2018, 11, 2, 9))
+
+    with scopes_disabled():
+        result = kpi_snapshot_calendar_extend(organization=org)
+        again = kpi_snapshot_calendar_extend(organization=org)
+        quarters = set(
+            KpiSnapshot.objects.filter(organization=org, grain=Grain.ORGANIZATION, period_kind="quarter").values_list(
+                "period_start", flat=True
+            )
+        )
+    extended = snapshot_rows(org)
+    kpi_snapshot_recompute(organization=org)
+
+    assert result["mode"] == "incremental"
+    assert again is None
+    assert dt.date(2018, 10, 1) in quarters
+    assert extended == snapshot_rows(org)
+
+
+def test_move_after_new_month_matches_full(org, stages, book, monkeypatch, django_capture_on_commit_callbacks):
+    monkeypatch.setattr(timezone, "now", lambda: utc(2019, 2, 1, 9))
+    with scopes_disabled():
+        deal = Deal.objects.filter(organization=org, status=DealStatus.OPEN).order_by("created_at").first()
+
+    # No run extended the calendar since September 2018: the move's recompute adds the months.
+    move(deal, stages["lost"], utc(2019, 1, 20, 12), django_capture_on_commit_callbacks)
+    incremental = snapshot_rows(org)
+    kpi_snapshot_recompute(organization=org)
+
     assert incremental == snapshot_rows(org)

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.db.models import Count, Sum
 from django.forms.models import model_to_dict
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from dashboards.models import Grain, KpiSnapshot
@@ -334,7 +335,15 @@ def test_drill_down_matches_every_snapshot_number(org, mixed_deals):
     assert checked > 100
 
 
-def test_drill_down_is_empty_before_first_month(org, mixed_deals):
+@pytest.fixture
+def pinned_now(request, monkeypatch):
+    """Pin timezone.now() to the moment the test passes by indirect parametrization; the calendar runs to today."""
+    monkeypatch.setattr(timezone, "now", lambda: request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("pinned_now", [utc(2017, 7, 20, 12)], indirect=True)
+def test_drill_down_is_empty_before_first_month(org, mixed_deals, pinned_now):
     kpi_snapshot_recompute(organization=org)
 
     with scope(organization=org):
@@ -465,7 +474,9 @@ def test_task_recomputes_in_eager_mode(org, member, monkeypatch):
     assert rows_of(org, "2017-03", Grain.ORGANIZATION)["Acme"].won_amount == Decimal("42.00")
 
 
-def test_recompute_logs_start_and_end_with_ids(org, member, caplog):
+# Today in the month of the data: its calendar is March 2017, Q1 2017 and 2017.
+@pytest.mark.parametrize("pinned_now", [utc(2017, 3, 20, 12)], indirect=True)
+def test_recompute_logs_start_and_end_with_ids(org, member, caplog, pinned_now):
     make_deal(member, status=WON, created=utc(2017, 3, 1, 12), closed=utc(2017, 3, 15, 12))
 
     with caplog.at_level("INFO", logger="dashboards.services"):
