@@ -96,7 +96,10 @@ class PipelineSnapshot(models.Model):
     pipeline = models.ForeignKey(
         "pipelines.Pipeline", on_delete=models.CASCADE, related_name="+", verbose_name=_("pipeline")
     )
-    stage = models.ForeignKey("pipelines.Stage", on_delete=models.CASCADE, related_name="+", verbose_name=_("stage"))
+    # Empty for a deal open on the day whose first recorded stage came later.
+    stage = models.ForeignKey(
+        "pipelines.Stage", on_delete=models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("stage")
+    )
     owner = models.ForeignKey(
         "spm.Membership", on_delete=models.CASCADE, related_name="+", verbose_name=_("owner")
     )

@@ -79,7 +79,8 @@ PIPELINE_KPIS = {
             _("Pipeline as of a date"),
             _(
                 "Open deals by stage at the start of the chosen day, from that day's snapshot; without one, "
-                "reconstructed from creation, close and stage history with today's amounts."
+                "reconstructed from creation, close and stage history with today's amounts. Deals whose first "
+                "recorded stage came later are listed as \"No stage recorded yet\", so the total is every open deal."
             ),
             MONEY,
         ),

@@ -119,6 +119,8 @@ def analysis_parse(name: str, key: str, period: Period | None) -> Analysis:
             raise ValueError(
                 _("Invalid key %(key)r; use <YYYY-MM-DD>:<stage id>, e.g. 2017-04-01:12.") % {"key": key}
             ) from None
+        if stage_text == snapshots.NO_STAGE_KEY:
+            return Analysis(name=name, key=key, day=day, value=snapshots.NO_STAGE_KEY)
         return Analysis(name=name, key=key, day=day, stage=_stage(stage_text))
     return Analysis(name=name, key=key)
 
@@ -148,7 +150,8 @@ def analysis_deals(
         return winloss.winloss_deals(
             deals, window=window, dimension=analysis.dimension, key=analysis.value, status=analysis.status
         )
-    return snapshots.pipeline_as_of_deals(deals, organization=organization, day=analysis.day, stage_id=analysis.stage.pk)
+    stage_id = analysis.stage.pk if analysis.stage is not None else None
+    return snapshots.pipeline_as_of_deals(deals, organization=organization, day=analysis.day, stage_id=stage_id)
 
 
 def analysis_label(analysis: Analysis) -> str:
@@ -159,6 +162,8 @@ def analysis_label(analysis: Analysis) -> str:
         if analysis.day is not None:
             detail = f"{analysis.stage.name}, {analysis.day.isoformat()}"
         return f"{title}: {detail}"
+    if analysis.name == "as_of":
+        return f"{title}: {snapshots.NO_STAGE_LABEL}, {analysis.day.isoformat()}"
     if analysis.name == "funnel":
         return f"{title}: {_('Won')}"
     if analysis.name == "waterfall":

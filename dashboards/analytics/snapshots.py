@@ -6,9 +6,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, Count, DateField, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    DateField,
+    Exists,
+    F,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from dashboards.models import PipelineSnapshot
 from dashboards.selectors import deal_filter_open_at
@@ -20,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT = "snapshot"
 RECONSTRUCTED = "reconstructed"
+# Drill-down key part of the row of deals without a recorded stage on the day, in place of a stage id.
+NO_STAGE_KEY = "none"
+NO_STAGE_LABEL = _("No stage recorded yet")
 
 # Column order of the INSERT; the SELECT below produces them in this order.
 _SNAPSHOT_COLUMNS = (
@@ -39,8 +56,9 @@ def snapshot_take(*, organization: Organization, day: dt.date | None = None) -> 
 
     One INSERT … SELECT … ON CONFLICT DO NOTHING, so a second run for the same
     day inserts only deals that were missing (e.g. imported since, with an
-    earlier creation date) and never changes a row. The stage is the one of
-    the deal's latest move before that midnight; owner, amount and expected
+    earlier creation date) and never changes a row. The stage is the deal's
+    stage at that midnight by `_deals_open_at_with_stage`, empty when no stage
+    was recorded yet; owner, amount and expected
     close date are copied as they are at the time of the run, which is right
     for the daily run just after midnight and approximate for a backfill.
     Returns the number of rows inserted.
@@ -105,9 +123,16 @@ def snapshot_exists(day: dt.date) -> bool:
 
 @dataclass(frozen=True)
 class StageAsOfRow:
-    stage: Stage
+    """The open deals of one stage on the day; `stage` is None for the deals without a recorded stage yet."""
+
+    stage: Stage | None
     deal_count: int
     base_amount: Decimal
+
+    @property
+    def drill_down_key(self) -> str:
+        """Return the stage part of the drill-down key: the stage id, or NO_STAGE_KEY."""
+        return NO_STAGE_KEY if self.stage is None else str(self.stage.pk)
 
 
 @dataclass(frozen=True)
@@ -132,19 +157,25 @@ class PipelineAsOf:
 
 
 def _deals_open_at_with_stage(deals: QuerySet[Deal], moment: dt.datetime) -> QuerySet[Deal]:
-    """Deals open at `moment`, annotated with `stage_then`: the stage of their latest move before it.
+    """Deals open at `moment`, annotated with `stage_then`: their stage at `moment` as the stage history records it.
 
-    Without history before `moment`, the current stage is used.
+    That is the target stage of the latest move before `moment`. A deal without
+    any move never moved, so it is in its current stage. A deal whose history
+    starts after `moment` was in the source stage of its first later move when
+    that move names one. Otherwise no stage was recorded yet and `stage_then`
+    is NULL: such deals are open but not put into a stage they entered later.
     """
-    # The outer queryset is already scoped to one organization, so the subquery filters on the deal alone.
-    latest_move = (
-        DealStageChange._base_manager.filter(deal_id=OuterRef("pk"), changed_at__lt=moment)
-        .order_by("-changed_at", "-id")
-        .values("to_stage_id")[:1]
-    )
+    # The outer queryset is already scoped to one organization, so the subqueries filter on the deal alone.
+    moves = DealStageChange._base_manager.filter(deal_id=OuterRef("pk"))
+    latest_before = moves.filter(changed_at__lt=moment).order_by("-changed_at", "-id").values("to_stage_id")[:1]
+    first_after = moves.filter(changed_at__gte=moment).order_by("changed_at", "id").values("from_stage_id")[:1]
+    never_moved = Case(When(~Exists(moves), then=F("stage_id")), default=None, output_field=BigIntegerField())
     return deals.filter(deal_filter_open_at(moment)).annotate(
         stage_then=Coalesce(
-            Subquery(latest_move, output_field=BigIntegerField()), F("stage_id"), output_field=BigIntegerField()
+            Subquery(latest_before, output_field=BigIntegerField()),
+            Subquery(first_after, output_field=BigIntegerField()),
+            never_moved,
+            output_field=BigIntegerField(),
         )
     )
 
@@ -186,14 +217,29 @@ def pipeline_as_of(deals: QuerySet[Deal], *, organization: Organization, day: dt
         )
         for stage in stages
     ]
+    # Deals open on the day whose first recorded stage came later; listed last, so that the total is every open deal.
+    unrecorded = by_stage.get(None)
+    if unrecorded is not None:
+        rows.append(
+            StageAsOfRow(
+                stage=None,
+                deal_count=unrecorded["deal_count"],
+                base_amount=unrecorded["base_amount"] or Decimal("0"),
+            )
+        )
     return PipelineAsOf(day=day, source=source, rows=rows)
 
 
 def pipeline_as_of_deals(
-    deals: QuerySet[Deal], *, organization: Organization, day: dt.date, stage_id: int
+    deals: QuerySet[Deal], *, organization: Organization, day: dt.date, stage_id: int | None
 ) -> QuerySet[Deal]:
-    """Return the deals behind one stage row of `pipeline_as_of`; same source rules."""
+    """Return the deals behind one stage row of `pipeline_as_of` (`stage_id` None: no stage recorded yet); same source rules."""
     if snapshot_exists(day):
-        return deals.filter(pk__in=PipelineSnapshot.objects.filter(snapshot_on=day, stage_id=stage_id).values("deal_id"))
+        in_stage = PipelineSnapshot.objects.filter(snapshot_on=day)
+        in_stage = in_stage.filter(stage__isnull=True) if stage_id is None else in_stage.filter(stage_id=stage_id)
+        return deals.filter(pk__in=in_stage.values("deal_id"))
     moment = local_midnight(day, organization.tzinfo)
-    return _deals_open_at_with_stage(deals, moment).filter(stage_then=stage_id)
+    reconstructed = _deals_open_at_with_stage(deals, moment)
+    if stage_id is None:
+        return reconstructed.filter(stage_then__isnull=True)
+    return reconstructed.filter(stage_then=stage_id)

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from django.utils.translation import gettext_lazy as _
 
 from dashboards.analytics import waterfall, winloss
+from dashboards.analytics.snapshots import NO_STAGE_LABEL
 from pipelines.models import ActivityKind
 from spm.exports import DATE, DAYS, DECIMAL, INTEGER, MONEY, PERCENT, TEXT, Column, Table
 
@@ -90,7 +91,12 @@ def _waterfall(page):
 
 def _as_of(page):
     columns = [Column(_("Pipeline")), Column(_("Stage")), Column(_("Deals"), INTEGER), Column(_("Amount"), MONEY)]
-    rows = [[row.stage.pipeline.name, row.stage.name, row.deal_count, row.base_amount] for row in page.as_of.rows]
+    rows = [
+        [row.stage.pipeline.name, row.stage.name, row.deal_count, row.base_amount]
+        if row.stage is not None
+        else ["", str(NO_STAGE_LABEL), row.deal_count, row.base_amount]
+        for row in page.as_of.rows
+    ]
     return columns, rows
 
 
