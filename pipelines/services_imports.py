@@ -23,7 +23,14 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from pipelines.importers.base import ImportSourceError, Message, PersonAccount, RowError
+from pipelines.importers.base import (
+    ImportSourceError,
+    Message,
+    PersonAccount,
+    RowError,
+    people_created_sorted,
+    person_sort_key,
+)
 from pipelines.importers.formats import encoding_detect
 from pipelines.importers.upload_checks import (
     WORKBOOK_SUFFIXES,
@@ -375,7 +382,8 @@ def import_run_execute(*, run: ImportRun, dry_run: bool) -> ImportRun:
     summary = {
         **result.as_dict(),
         "people_created_count": len(result.people_created),
-        "people_created": [person.as_json() for person in result.people_created[:PEOPLE_CREATED_STORED]],
+        # Sorted before the cut, so the page lists the first people by name, as import_crm prints them.
+        "people_created": [person.as_json() for person in people_created_sorted(result.people_created)[:PEOPLE_CREATED_STORED]],
     }
     status = ImportRunStatus.PREVIEWED if dry_run else ImportRunStatus.SUCCEEDED
     ImportRun.objects.filter(pk=run.pk).update(
@@ -546,9 +554,11 @@ def import_count_rows(run: ImportRun) -> list[dict]:
 
 
 def import_people_created(run: ImportRun) -> list[dict[str, str]]:
-    """Return the stored people the run created (or its dry run would create), with the account label translated."""
+    """Return the stored people the run created (or its dry run would create) by name, with the account label translated."""
     people = []
-    for person in (run.summary or {}).get("people_created", []):
+    stored = (run.summary or {}).get("people_created", [])
+    # Runs stored before the summary was sorted hold the people in file order.
+    for person in sorted(stored, key=lambda person: person_sort_key(person.get("name", ""), person.get("email", ""))):
         account = person.get("account", "")
         label = PersonAccount(account).label if account in PersonAccount.values else account
         people.append({**person, "account_label": label})

@@ -12,7 +12,12 @@ from django_scopes import scopes_disabled
 from pipelines.importers.base import CreatedPerson, PersonAccount
 from pipelines.models import ImportRun, ImportRunStatus
 from spm.models import Membership, Role, User
-from tests.import_helpers import export_folder, import_start, mapped_dry_run, run_file_import
+from tests.import_helpers import (
+    export_folder,
+    import_start,
+    mapped_dry_run,
+    run_file_import,
+)
 
 pytestmark = pytest.mark.usefixtures("import_storage")
 
@@ -156,6 +161,34 @@ def test_page_counts_people_beyond_stored_list(org, admin_client, globex_boss, d
     assert people_section(english) == ("2 new members the import will add", [["Eva Roth", "eva.roth@acme.example", "new account without password"]])
     assert "… and 1 more new member." in english
     assert "… und 1 weiteres neues Mitglied." in german
+
+
+UNSORTED_CSV = "Nr;Verkäufer;Angelegt\nB-1;Zoë Wolf;03.02.2025\nB-2;björn Adler;03.02.2025\nB-3;Ärne Berg;04.02.2025\n"
+
+
+def test_dry_run_page_lists_people_by_name(org, admin_member, admin_client, django_capture_on_commit_callbacks, monkeypatch):
+    # Two stored of three: the cut keeps the first two by name, as import_crm prints them, not the first two in the file.
+    monkeypatch.setattr("pipelines.services_imports.PEOPLE_CREATED_STORED", 2)
+    run = mapped_dry_run(org, admin_client, django_capture_on_commit_callbacks, UNSORTED_CSV, MAPPING)
+
+    page = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert [person["name"] for person in run.summary["people_created"]] == ["Ärne Berg", "björn Adler"]
+    assert [row[0] for row in people_section(page)[1]] == ["Ärne Berg", "björn Adler"]
+    assert "… and 1 more new member." in page
+
+
+def test_page_sorts_people_of_older_runs(org, admin_member, admin_client, django_capture_on_commit_callbacks):
+    run = mapped_dry_run(org, admin_client, django_capture_on_commit_callbacks, UNSORTED_CSV, MAPPING)
+    # Runs stored before the summary was sorted hold the people in file order.
+    by_name = {person["name"]: person for person in run.summary["people_created"]}
+    file_order = [by_name["Zoë Wolf"], by_name["björn Adler"], by_name["Ärne Berg"]]
+    with scopes_disabled():
+        ImportRun.objects.filter(pk=run.pk).update(summary={**run.summary, "people_created": file_order})
+
+    page = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert [row[0] for row in people_section(page)[1]] == ["Ärne Berg", "björn Adler", "Zoë Wolf"]
 
 
 def test_page_without_created_people_has_no_section(org, admin_member, admin_client, django_capture_on_commit_callbacks):

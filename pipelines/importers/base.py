@@ -12,6 +12,7 @@ them later, so a date parameter is stored as an ISO date and shown in the reader
 
 import datetime as dt
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -277,6 +278,22 @@ class CreatedPerson:
 
     def as_json(self) -> dict[str, str]:
         return {"key": self.key, "name": self.name, "email": self.email, "account": str(self.account.value)}
+
+
+def person_sort_key(name: str, email: str) -> tuple[str, str]:
+    """Return the key that orders people by name as a German or English reader expects: Ärne before Björn.
+
+    Accents are dropped before case folding, because casefold alone sorts "ä" after "z".
+    A person without a name sorts by their e-mail address.
+    """
+    decomposed = unicodedata.normalize("NFKD", name or email)
+    base = "".join(character for character in decomposed if not unicodedata.combining(character))
+    return base.casefold(), email
+
+
+def people_created_sorted(people: Iterable[CreatedPerson]) -> list[CreatedPerson]:
+    """Return the created members in the order that `import_crm` and the import page list them: by `person_sort_key`."""
+    return sorted(people, key=lambda person: person_sort_key(person.name, person.email))
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 import logging
 import time
-import unicodedata
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -15,7 +14,7 @@ from django_scopes import scope
 
 from dashboards.templatetags.spm_format import format_fixed, format_number
 from pipelines.importers import IMPORTERS
-from pipelines.importers.base import ImportSourceError
+from pipelines.importers.base import ImportSourceError, people_created_sorted
 from pipelines.importers.generic import GENERIC_FIELDS
 from pipelines.importers.upload_checks import folder_data_rows_check
 from pipelines.services import crm_import
@@ -28,18 +27,6 @@ logger = logging.getLogger(__name__)
 MAX_ERRORS_SHOWN = 50
 # New members printed by name; the rest are only counted.
 MAX_PEOPLE_SHOWN = 50
-
-
-def person_sort_key(person) -> tuple[str, str]:
-    """Return the key that orders created people by name as a German or English reader expects: Ärne before Björn.
-
-    Accents are dropped before case folding, because casefold alone sorts "ä" after "z".
-    A person without a name sorts by their e-mail address.
-    """
-    text = person.name or person.email
-    decomposed = unicodedata.normalize("NFKD", text)
-    base = "".join(character for character in decomposed if not unicodedata.combining(character))
-    return base.casefold(), person.email
 
 
 def entity_label(entity: str) -> str:
@@ -235,7 +222,7 @@ class Command(BaseCommand):
             )
             % {"count": format_number(len(people))}
         )
-        for person in sorted(people, key=person_sort_key)[:MAX_PEOPLE_SHOWN]:
+        for person in people_created_sorted(people)[:MAX_PEOPLE_SHOWN]:
             self.stdout.write(f"  {person.name or '–'} <{person.email}>: {person.account.label}")
         hidden = len(people) - MAX_PEOPLE_SHOWN
         if hidden > 0:
