@@ -7,7 +7,7 @@ settings page is for admins only; anyone else gets a 404.
 """
 
 from django.contrib import messages
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -124,7 +124,9 @@ def pipeline_export(request, org_slug):
     `table` (default funnel) names the table and `format` (csv or xlsx, default
     csv) the file type; the other parameters are the page's own, so the file
     has the numbers the page shows. Without KPI data the file has only its
-    header row. An unknown table or format is a 404.
+    header row. An unknown table or format is a 404. An invalid filter (such
+    as an unknown win/loss dimension) is a 400 whose plain-text body lists the
+    page's filter messages, instead of a file of the default selection.
     """
     table = request.GET.get("table", "funnel")
     export_format = request.GET.get("format", "csv")
@@ -132,11 +134,15 @@ def pipeline_export(request, org_slug):
         raise Http404("Unknown table or format.")
     # NOTE: this reads every table of the page to export one, so a download costs a page load.
     if table in tables.PIPELINE_TABLES:
-        page = _pipeline_context(request)["page"]
+        context = _pipeline_context(request)
     else:
-        page = _activity_context(request)["page"]
+        context = _activity_context(request)
+    if context["errors"]:
+        response = HttpResponse("\n".join(context["errors"]) + "\n", status=400, content_type="text/plain; charset=utf-8")
+        patch_vary_headers(response, ("Accept-Language", "Cookie"))
+        return response
 
-    export = tables.table_build(table, page, organization=request.organization)
+    export = tables.table_build(table, context["page"], organization=request.organization)
     response = csv_response(export) if export_format == "csv" else xlsx_response(export)
     patch_vary_headers(response, ("Accept-Language", "Cookie"))
     return response
