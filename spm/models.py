@@ -196,8 +196,10 @@ class Membership(models.Model):
     )
     active_from = models.DateField(_("active from"), null=True, blank=True)
     active_to = models.DateField(_("active to"), null=True, blank=True)
+    # 254 characters, the length of User.email, because importers that name people by e-mail address
+    # (Pipedrive users.csv, owner_email) store the address as the external id.
     external_id = models.CharField(
-        _("external id"), max_length=200, blank=True, help_text=_("The person's id or name in the source CRM.")
+        _("external id"), max_length=254, blank=True, help_text=_("The person's id or name in the source CRM.")
     )
     ramp_schedule = models.ForeignKey(
         "goals.RampSchedule",

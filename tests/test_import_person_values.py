@@ -174,6 +174,39 @@ def test_pipedrive_user_invalid_address_rejected(org, tmp_path):
     assert member_emails(org) == ["ada@example.org"]
 
 
+# A valid address of 240 characters: longer than other external ids may be, within User.email's 254.
+LONG_EMAIL = "a" * 60 + "@" + ("d" * 55 + ".") * 3 + "example.org"
+
+
+def test_pipedrive_user_long_address_imported(org, tmp_path):
+    folder = tmp_path / "export"
+    shutil.copytree(Path(__file__).parent / "data" / "pipedrive_changelog", folder)
+    users = (folder / "users.csv").read_text(encoding="utf-8")
+    (folder / "users.csv").write_text(users.replace("alan@example.org", LONG_EMAIL), encoding="utf-8")
+
+    result = run_file_import(org, "pipedrive", folder)
+
+    assert len(LONG_EMAIL) == 240
+    assert [row for row in rejections(result) if row[0] == "users.csv" and row[1] == 3] == []
+    with scopes_disabled():
+        member = Membership.objects.select_related("user").get(organization=org, user__email=LONG_EMAIL)
+    assert member.external_id == LONG_EMAIL
+
+
+def test_records_long_owner_email_and_id_accepted(org):
+    long_id = "P" * 254
+    people = [{"external_id": long_id, "email": "p@acme.example"}]
+    deals = [{"external_id": "D1", "owner_email": LONG_EMAIL, "stage": "Open", "created_at": "2025-02-03"}]
+
+    result = run_records(org, people=people, deals=deals)
+
+    assert record_rejections(result) == []
+    with scopes_disabled():
+        external_ids = sorted(Membership.objects.filter(organization=org).values_list("external_id", flat=True))
+    assert external_ids == [long_id, LONG_EMAIL]
+    assert deal_keys(org) == ["D1"]
+
+
 # The people upload (people page and import_people)
 
 

@@ -37,7 +37,7 @@ from pipelines.importers.deal_writer import (
 from pipelines.importers.emails import email_check
 from pipelines.importers.formats import import_date_range, parse_percent
 from pipelines.importers.generic import STATUS_WORDS
-from pipelines.importers.people import PeopleDirectory, Person
+from pipelines.importers.people import MAX_EXTERNAL_ID_LENGTH, PeopleDirectory, Person
 from pipelines.importers.record_values import (
     bool_value,
     day_value,
@@ -212,7 +212,7 @@ class RecordsWriter:
         parsed: dict[str, tuple[int, dict]] = {}
         for index, record in self.records_checked("people", records):
             try:
-                external_id = required_text(record, "external_id", 200)
+                external_id = required_text(record, "external_id", MAX_EXTERNAL_ID_LENGTH)
                 if external_id in parsed:
                     raise duplicate_rejection("external_id", external_id, parsed[external_id][0])
                 values = self.person_values(record)
@@ -304,7 +304,7 @@ class RecordsWriter:
             "email": email,
             "name": text_value(record, "name", 200),
             "role": role,
-            "manager": text_value(record, "manager", 200),
+            "manager": text_value(record, "manager", MAX_EXTERNAL_ID_LENGTH),
             "team": text_value(record, "team", 200),
             "territory": text_value(record, "territory", 200),
         }
@@ -357,7 +357,7 @@ class RecordsWriter:
 
     @staticmethod
     def owner_person(record: Mapping) -> Person:
-        key = text_value(record, "owner", 200)
+        key = text_value(record, "owner", MAX_EXTERNAL_ID_LENGTH)
         email = text_value(record, "owner_email").lower()
         if email:
             email_check(email, "owner_email", text_value(record, "owner_email"))
