@@ -24,7 +24,10 @@ people
     manager (the manager's external id), team (name; the team's manager is the first
     person with role manager whose record names that team), territory (name),
     active_from, active_to (dates). A person is matched by external id, then e-mail,
-    then name; unknown people become users without a password.
+    then name; unknown people become users without a password. A role sent for an
+    admin, and a name other than the stored one of an existing account (an account can
+    belong to several organizations), are not applied; `record_warnings` lists each
+    such value, and the rest of the record is written.
 accounts
     external_id (required), name (default: the external id), sector, country,
     year_established, employees (whole numbers), annual_revenue_amount (millions),
@@ -107,7 +110,9 @@ def records_import(
     code of deal amounts (default: the organization's base currency). `today` is the
     date at which open deals are converted to the base currency (default: today in the
     organization's time zone). `label` is stored in the audit entry (e.g. "api"). A
-    rejected record is listed in `record_errors` and skipped, and the others are kept.
+    rejected record is listed in `record_errors` and skipped, and the others are kept. A
+    value that a written record carried but the import did not apply is listed in
+    `record_warnings`.
     Raises RecordsSourceError for an invalid source or currency. See the module
     docstring for the record fields.
     """

@@ -702,6 +702,82 @@ def test_people_accounts_activities_round_trip(org):
     ]
 
 
+ADMIN_ROLE_KEPT = {
+    "en": "admins keep their role; change it on the people page",
+    "de": "Admins behalten ihre Rolle; ändern Sie sie auf der Personenseite",
+}
+ACCOUNT_NAME_KEPT = {
+    "en": (
+        "existing accounts keep their name because an account can belong to several organizations; "
+        "change it with a people upload on the people page"
+    ),
+    "de": (
+        "Bestehende Konten behalten ihren Namen, weil ein Konto zu mehreren Organisationen gehören kann; "
+        "ändern Sie ihn mit einem Personen-Upload auf der Personenseite"
+    ),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_people_post_warns_about_admin_role(org, admin_member, language):
+    _token, plain = make_token(org, "write")
+    record = {"external_id": "ADM", "email": "admin@acme.example", "role": "rep"}
+
+    first = client_for(plain, language).post(reverse("api_people"), {"records": [record]}, format="json").json()
+    second = client_for(plain, language).post(reverse("api_people"), {"records": [record]}, format="json").json()
+
+    warning = {"entity": "people", "index": 0, "external_id": "ADM", "field": "role", "value": "rep", "reason": ADMIN_ROLE_KEPT[language]}
+    # The first call stores the external id, so the record counts as updated; the role is not applied.
+    assert first["counts"]["people"] == {"created": 0, "updated": 1, "unchanged": 0, "deleted": 0, "rejected": 0}
+    assert first["rejected"] == []
+    assert first["warnings"] == [warning]
+    assert second["counts"]["people"] == {"created": 0, "updated": 0, "unchanged": 1, "deleted": 0, "rejected": 0}
+    assert second["warnings"] == [warning]
+    with scopes_disabled():
+        admin_member.refresh_from_db()
+    assert admin_member.role == "admin"
+    assert admin_member.external_id == "ADM"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_people_post_warns_about_account_name(org, admin_member, language):
+    _token, plain = make_token(org, "write")
+    with scopes_disabled():
+        admin_member.user.name = "Ada Admin"
+        admin_member.user.save(update_fields=["name"])
+    records = [
+        {"external_id": "ADM", "email": "admin@acme.example", "name": "Ada Renamed"},
+        {"external_id": "ADM2", "email": "new@acme.example", "name": "Nina New"},
+        {"external_id": "ADM", "email": "admin@acme.example", "name": "Ada Admin"},
+    ]
+
+    first = client_for(plain, language).post(reverse("api_people"), {"records": records[:2]}, format="json").json()
+    same_name = client_for(plain, language).post(reverse("api_people"), {"records": records[2:]}, format="json").json()
+
+    assert first["counts"]["people"] == {"created": 1, "updated": 1, "unchanged": 0, "deleted": 0, "rejected": 0}
+    assert first["warnings"] == [
+        {"entity": "people", "index": 0, "external_id": "ADM", "field": "name", "value": "Ada Renamed", "reason": ACCOUNT_NAME_KEPT[language]}
+    ]
+    assert same_name["warnings"] == []
+    with scopes_disabled():
+        admin_member.user.refresh_from_db()
+    assert admin_member.user.name == "Ada Admin"
+
+
+@pytest.mark.django_db
+def test_people_post_without_role_no_warning(org, admin_member):
+    _token, plain = make_token(org, "write")
+
+    body = client_for(plain).post(
+        reverse("api_people"), {"records": [{"external_id": "ADM", "email": "admin@acme.example"}]}, format="json"
+    ).json()
+
+    assert body["warnings"] == []
+    assert body["counts"]["people"]["updated"] == 1
+
+
 @pytest.mark.django_db
 def test_read_token_cannot_put(org):
     _token, plain = make_token(org, "read")

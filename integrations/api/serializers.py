@@ -227,3 +227,6 @@ class ImportResultSerializer(serializers.Serializer):
     source = serializers.CharField()
     counts = serializers.DictField(child=CountsSerializer())
     rejected = RecordErrorSerializer(many=True)
+    warnings = RecordErrorSerializer(
+        many=True, help_text=_("Values of written records that were not applied, with the reason; same fields as rejected.")
+    )

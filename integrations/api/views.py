@@ -244,6 +244,7 @@ class ListBatchView(TokenScopedMixin, generics.ListAPIView):
             "source": result.source,
             "counts": {name: counts.as_dict() for name, counts in result.counts.items()},
             "rejected": [error.as_dict() for error in result.record_errors],
+            "warnings": [warning.as_dict() for warning in result.record_warnings],
         }
         return Response(body, status=status.HTTP_200_OK)
 

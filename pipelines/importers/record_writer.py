@@ -96,12 +96,20 @@ class RecordError:
 class RecordsImportResult(ImportResult):
     counts: dict[str, EntityCounts] = field(default_factory=lambda: {name: EntityCounts() for name in COUNTED_ENTITIES})
     record_errors: list[RecordError] = field(default_factory=list)
+    # Values of written records that were not applied, such as a role sent for an admin.
+    record_warnings: list[RecordError] = field(default_factory=list)
 
     def reject_record(self, entity: str, index: int, external_id: str, rejection: RowRejected) -> None:
         self.counts[entity].rejected += 1
         self.errors.append(RowError.from_rejection(entity, index, rejection))
         self.record_errors.append(
             RecordError(entity, index, external_id, str(rejection.column), rejection.value, rejection.reason)
+        )
+
+    def warn_record(self, entity: str, index: int, external_id: str, ignored: RowRejected) -> None:
+        """Record a value that the written record `index` carried but the import did not apply; counts stay as they are."""
+        self.record_warnings.append(
+            RecordError(entity, index, external_id, str(ignored.column), ignored.value, ignored.reason)
         )
 
 
@@ -282,6 +290,7 @@ class RecordsWriter:
         outcome = bulk_upsert(
             model=Membership, existing=members, desired=desired, build=lambda key, values: None
         )
+        self.people_ignored_values_warn(parsed, members)
 
         counts = self.result.counts["people"]
         counts.created += len(new_keys)
@@ -291,11 +300,26 @@ class RecordsWriter:
             "People imported organization_id=%s created=%s updated=%s", self.organization.pk, counts.created, counts.updated
         )
 
+    def people_ignored_values_warn(self, parsed: dict[str, tuple[int, dict]], members: dict[str, Membership]) -> None:
+        """Warn about the role sent for an admin and the name sent for an existing account, which the import keeps."""
+        for key, (index, values) in parsed.items():
+            membership = members[key]
+            if values["role_sent"] and membership.role == Role.ADMIN:
+                reason = gettext_noop("admins keep their role; change it on the people page")
+                self.result.warn_record("people", index, key, RowRejected("role", values["role_sent"], reason))
+            if values["name"] and values["name"] != membership.user.name:
+                reason = gettext_noop(
+                    "existing accounts keep their name because an account can belong to several organizations; "
+                    "change it with a people upload on the people page"
+                )
+                self.result.warn_record("people", index, key, RowRejected("name", values["name"], reason))
+
     def person_values(self, record: Mapping) -> dict:
         email = text_value(record, "email").lower()
         if email:
             email_check(email, "email", text_value(record, "email"))
-        role = text_value(record, "role").lower() or Role.REP
+        role_sent = text_value(record, "role").lower()
+        role = role_sent or Role.REP
         if role not in (Role.REP, Role.MANAGER):
             raise RowRejected(
                 "role", role, gettext_noop("invalid role; expected rep or manager (admins are appointed on the members page)")
@@ -304,6 +328,8 @@ class RecordsWriter:
             "email": email,
             "name": text_value(record, "name", 200),
             "role": role,
+            # The role as the record gives it, empty when it gives none, so an admin is warned only about a sent role.
+            "role_sent": role_sent,
             "manager": text_value(record, "manager", MAX_EXTERNAL_ID_LENGTH),
             "team": text_value(record, "team", 200),
             "territory": text_value(record, "territory", 200),
