@@ -12,8 +12,9 @@ deals owned by one rep of team North, no territory:
 | C    | lost   | 2017-01-05 12:00 | 2017-02-10 12:00 | 400.00      | –          |
 | D    | open   | 2017-02-01 12:00 | –                | 750.25      | –          |
 
-The deals span January and February 2017, so the recompute writes January,
-February, Q1 2017 and FY2017 for the organization, team and rep grains: 12 rows.
+The snapshot calendar runs from January 2017 to the period containing today, and D
+stays open, so the recompute writes every month, quarter and fiscal year from
+January 2017 to today's for the organization, team and rep grains.
 At the end of January (2017-01-31 23:00 UTC) A, B and C are open; from
 February on only D is.
 """
@@ -23,19 +24,20 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from dashboards.models import Grain, KpiSnapshot, PeriodKind
 from dashboards.tasks import kpi_snapshot_recompute
 from pipelines.models import DealStatus, StageKind
 from spm.celery import app as celery_app
+from spm.fiscal import MONTH, QUARTER, YEAR, periods_covering
 from tests.factories import DealFactory, PipelineFactory, StageFactory
 
 pytestmark = pytest.mark.worker
 
 RESULT_TIMEOUT_SECONDS = 120
 LOG_WAIT_SECONDS = 10
-ROWS_PER_SUBJECT = 4  # January, February, Q1 2017, FY2017
 
 
 def utc(year, month, day, hour=12):
@@ -68,6 +70,13 @@ def deals(celery_worker, org, member):
                 created_at=utc(2017, 2, 1),
             ),
         }  # fmt: skip
+
+
+def expected_row_count(organization) -> int:
+    """Return 3 subjects × the months, quarters and years from January 2017 to the organization's local today."""
+    today = timezone.localdate(timezone=organization.tzinfo)
+    periods = sum(len(periods_covering(dt.date(2017, 1, 1), today, kind, 1)) for kind in (MONTH, QUARTER, YEAR))
+    return 3 * periods
 
 
 def recompute_through_worker(organization_id: int) -> dict:
@@ -118,7 +127,7 @@ def test_recompute_runs_in_worker_process(celery_worker, deals, org):
     assert celery_app.conf.task_always_eager is False
     assert result.state == "SUCCESS"
     assert summary["organization_id"] == org.pk
-    assert summary["rows_written"] == 3 * ROWS_PER_SUBJECT
+    assert summary["rows_written"] == expected_row_count(org)
     assert summary["rows_deleted"] == 0
     assert worker_log_mentions(celery_worker["log_path"], f"[{result.id}] succeeded")
 
@@ -127,7 +136,7 @@ def test_worker_writes_exact_snapshot_values(deals, org, team, member):
     recompute_through_worker(org.pk)
 
     rows = snapshot_rows(org)
-    assert len(rows) == 3 * ROWS_PER_SUBJECT
+    assert len(rows) == expected_row_count(org)
     subjects = {Grain.ORGANIZATION: 0, Grain.TEAM: team.pk, Grain.REP: member.pk}
     january = dt.date(2017, 1, 1)
     february = dt.date(2017, 2, 1)
@@ -152,8 +161,8 @@ def test_recompute_twice_keeps_same_rows(deals, org):
     second_summary = recompute_through_worker(org.pk)
     second_rows = snapshot_rows(org)
 
-    assert first_summary["rows_written"] == 3 * ROWS_PER_SUBJECT
-    assert second_summary["rows_written"] == 3 * ROWS_PER_SUBJECT
+    assert first_summary["rows_written"] == expected_row_count(org)
+    assert second_summary["rows_written"] == expected_row_count(org)
     assert second_summary["rows_deleted"] == 0
     assert second_rows == first_rows
 
