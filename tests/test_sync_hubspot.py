@@ -333,6 +333,38 @@ def test_owner_matched_by_email_to_existing_member(org, connection, admin_member
         assert Membership.objects.filter(user__email="hanna.huber@acme.example").count() == 1
 
 
+NAME_KEPT_MSGID = (
+    "existing accounts keep their name because an account can belong to several organizations; "
+    "change it with a people upload on the people page"
+)
+
+
+def test_owner_name_not_applied_is_reported(org, connection, admin_member, admin_client):
+    with scopes_disabled():
+        admin_member.user.email = "hanna.huber@acme.example"
+        admin_member.user.name = "Hanna Huber-Lang"
+        admin_member.user.save(update_fields=["email", "name"])
+
+    run = sync(connection)
+
+    assert run.warnings == [
+        {
+            "entity": "people",
+            "external_id": "hubspot:101",
+            "field": "name",
+            "value": "Hanna Huber",
+            "reason": {"msgid": NAME_KEPT_MSGID, "params": {}},
+        }
+    ]
+    assert run.errors == []
+    assert run.counts["people"]["rejected"] == 0
+    page = admin_client.get(f"/o/acme/integrations/{connection.pk}/runs/{run.pk}/", HTTP_ACCEPT_LANGUAGE="en")
+    assert f"<tr><td>people</td><td>hubspot:101</td><td>name: {NAME_KEPT_MSGID}</td></tr>" in page.content.decode()
+    with scopes_disabled():
+        admin_member.user.refresh_from_db()
+    assert admin_member.user.name == "Hanna Huber-Lang"
+
+
 def test_search_restarts_at_result_limit(org, connection, fake, monkeypatch):
     sync(connection)
     monkeypatch.setattr("integrations.sync.providers.hubspot.SEARCH_RESULT_LIMIT", 2)

@@ -131,7 +131,9 @@ class CrmSyncRun(models.Model):
     unchanged, rejected and deleted. `errors` lists rejected records as
     {"entity", "external_id", "field", "reason"}, the reason as `Message.as_json()` (runs stored
     before that hold {"entity", "external_id", "message"} with translated text); read them
-    through `rejected_records`. `message` is the error that stopped the run.
+    through `rejected_records`. `warnings` lists, in the same form, values of written records
+    that the import did not apply (an existing account's name); read them through
+    `warning_records`. `message` is the error that stopped the run.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
@@ -153,6 +155,7 @@ class CrmSyncRun(models.Model):
     request_count = models.PositiveIntegerField(_("API requests"), default=0)
     counts = models.JSONField(_("counts"), default=dict, blank=True)
     errors = models.JSONField(_("rejected records"), default=list, blank=True)
+    warnings = models.JSONField(_("values not applied"), default=list, blank=True)
     message = models.TextField(_("error"), blank=True)
 
     objects = ScopedManager(organization="organization")
@@ -192,17 +195,12 @@ class CrmSyncRun(models.Model):
     @property
     def rejected_records(self) -> list[dict[str, str]]:
         """Return the rejected records as {"entity", "external_id", "message"}, the message in the active language."""
-        from pipelines.importers.base import Message
+        return _records_shown(self.errors)
 
-        records = []
-        for error in self.errors:
-            if "reason" in error:
-                reason = str(Message.from_json(error["reason"]))
-                message = f"{error['field']}: {reason}" if error.get("field") else reason
-            else:
-                message = error.get("message", "")
-            records.append({"entity": error.get("entity", ""), "external_id": error.get("external_id", ""), "message": message})
-        return records
+    @property
+    def warning_records(self) -> list[dict[str, str]]:
+        """Return the values not applied as {"entity", "external_id", "message"}, the message in the active language."""
+        return _records_shown(self.warnings)
 
     @property
     def stage_changes_created(self) -> int:
@@ -225,3 +223,17 @@ class CrmSyncRun(models.Model):
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+def _records_shown(entries: list[dict]) -> list[dict[str, str]]:
+    from pipelines.importers.base import Message
+
+    records = []
+    for error in entries:
+        if "reason" in error:
+            reason = str(Message.from_json(error["reason"]))
+            message = f"{error['field']}: {reason}" if error.get("field") else reason
+        else:
+            message = error.get("message", "")
+        records.append({"entity": error.get("entity", ""), "external_id": error.get("external_id", ""), "message": message})
+    return records

@@ -306,11 +306,12 @@ def _crm_sync_execute(*, run: CrmSyncRun, sleep) -> CrmSyncRun:
 
     run.counts = _counts(result, newly_deleted)
     run.errors = _errors(result)[:MAX_ERRORS_STORED]
+    run.warnings = _warnings(result)[:MAX_ERRORS_STORED]
     run.cursor_after = changes.cursor
     run.request_count = changes.request_count
     run.status = SyncStatus.SUCCEEDED
     run.finished_at = timezone.now()
-    run.save(update_fields=["counts", "errors", "cursor_after", "request_count", "status", "finished_at"])
+    run.save(update_fields=["counts", "errors", "warnings", "cursor_after", "request_count", "status", "finished_at"])
     connection.cursor = changes.cursor
     logger.info(
         "CRM sync finished organization_id=%s connection_id=%s run_id=%s requests=%s deals_created=%s deals_updated=%s "
@@ -374,6 +375,20 @@ def _errors(result) -> list[dict]:
         if not (error.entity == "stage_changes" and error.external_id in rejected_deals)
     ]
     return errors
+
+
+def _warnings(result) -> list[dict]:
+    """Return the values of written records that the import did not apply, such as an existing account's name."""
+    return [
+        {
+            "entity": warning.entity,
+            "external_id": warning.external_id,
+            "field": warning.field,
+            "value": warning.value,
+            "reason": warning.reason.as_json(),
+        }
+        for warning in result.record_warnings
+    ]
 
 
 def crm_sync_schedule_all() -> int:
