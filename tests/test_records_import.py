@@ -104,6 +104,54 @@ def test_records_import_people_teams_and_territories(org):
 
 
 @pytest.mark.django_db
+def test_people_record_without_role_keeps_stored_values(org):
+    """The CRM sync sends people with e-mail address and name only; a manager must stay one."""
+    load_all(org)
+
+    result, _schedule = run(
+        org,
+        people=[
+            {"external_id": "Dana Boss", "name": "Dana Boss"},
+            {"external_id": "Rita Rep", "name": "Rita Rep"},
+        ],
+    )
+
+    assert result.counts["people"].updated == 0
+    assert result.counts["people"].unchanged == 2
+    with scope(organization=org):
+        boss = Membership.objects.get(external_id="Dana Boss")
+        rep = Membership.objects.get(external_id="Rita Rep")
+        assert boss.role == Role.MANAGER
+        assert boss.team == Team.objects.get(name="Dana Boss")
+        assert rep.manager == boss
+        assert rep.territory == Territory.objects.get(name="West")
+
+
+@pytest.mark.django_db
+def test_people_record_with_empty_team_clears_it(org):
+    load_all(org)
+
+    result, _schedule = run(org, people=[{"external_id": "Rita Rep", "name": "Rita Rep", "team": "", "manager": None}])
+
+    assert result.counts["people"].updated == 1
+    with scope(organization=org):
+        rep = Membership.objects.get(external_id="Rita Rep")
+        assert rep.team is None
+        assert rep.manager is None
+        assert rep.role == Role.REP
+        assert rep.territory == Territory.objects.get(name="West")
+
+
+@pytest.mark.django_db
+def test_new_person_without_role_becomes_rep(org):
+    result, _schedule = run(org, people=[{"external_id": "Nina New", "name": "Nina New"}])
+
+    assert result.counts["people"].created == 1
+    with scope(organization=org):
+        assert Membership.objects.get(external_id="Nina New").role == Role.REP
+
+
+@pytest.mark.django_db
 def test_records_import_second_run_changes_nothing(org):
     load_all(org)
     with scope(organization=org):

@@ -283,6 +283,12 @@ class RecordsWriter:
                 "team_id": teams[values["team"]].pk if values["team"] else None,
                 "manager_id": managers[values["manager"]].pk if values["manager"] else None,
             }
+            # A stored member keeps what the record leaves out: the CRM sync sends only the
+            # e-mail address and name, and must not turn managers into reps or clear teams.
+            if key not in new_keys:
+                for field_name, column in self.PERSON_KEPT_IF_OMITTED.items():
+                    if field_name not in values["sent"]:
+                        row[column] = getattr(membership, column)
             for name in ("active_from", "active_to"):
                 if name in values:
                     row[name] = values[name]
@@ -314,6 +320,9 @@ class RecordsWriter:
                 )
                 self.result.warn_record("people", index, key, RowRejected("name", values["name"], reason))
 
+    # Record fields that a stored member keeps when the record omits them, with their column.
+    PERSON_KEPT_IF_OMITTED = {"role": "role", "team": "team_id", "territory": "territory_id", "manager": "manager_id"}
+
     def person_values(self, record: Mapping) -> dict:
         email = text_value(record, "email").lower()
         if email:
@@ -333,6 +342,8 @@ class RecordsWriter:
             "manager": text_value(record, "manager", MAX_EXTERNAL_ID_LENGTH),
             "team": text_value(record, "team", 200),
             "territory": text_value(record, "territory", 200),
+            # The optional fields the record has at all; JSON null or "" clears a value, a missing key keeps it.
+            "sent": {name for name in self.PERSON_KEPT_IF_OMITTED if name in record},
         }
         if values["manager"] and values["manager"] == text_value(record, "external_id"):
             raise RowRejected("manager", values["manager"], gettext_noop("a person cannot be their own manager"))
