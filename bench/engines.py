@@ -72,7 +72,8 @@ def calendar_of(organization) -> Calendar:
     moments = [value for value in span.values() if value is not None]
     tz = organization.tzinfo
     first_day = timezone.localtime(min(moments), tz).date()
-    last_day = timezone.localtime(max(moments), tz).date()
+    # The product's periods run on to the one containing the organization's local today.
+    last_day = max(timezone.localtime(max(moments), tz).date(), timezone.localdate(timezone=tz))
     start_month = organization.fiscal_year_start_month
     first_year = period_containing(first_day, YEAR, start_month)
     last_year = period_containing(last_day, YEAR, start_month)
