@@ -11,6 +11,7 @@ from coaching.selectors import rep_choices_visible
 from dashboards.selectors import kpi_periods_available
 from dashboards.templatetags.spm_format import period_name
 from goals.attainment import organization_today
+from goals.selectors import default_goal_period
 from spm.date_limits import planning_range
 from spm.fiscal import QUARTER, YEAR, Period, parse_period, period_containing
 from spm.ids import IdModelChoiceField
@@ -27,9 +28,8 @@ def period_choices(*, organization: Organization, today: dt.date) -> tuple[list[
     """Return the periods a 1:1 can be about and the default one.
 
     They are the current and the previous quarter plus every quarter and
-    fiscal year with KPI data, newest first. The default is the current
-    quarter when it has data, else the newest quarter with data, else the
-    current quarter.
+    fiscal year with KPI data, newest first. The default is the goal pages'
+    (goals.selectors.default_goal_period).
     """
     start_month = organization.fiscal_year_start_month
     current = period_containing(today, QUARTER, start_month)
@@ -43,10 +43,11 @@ def period_choices(*, organization: Organization, today: dt.date) -> tuple[list[
             periods.append(period)
     periods.sort(key=lambda period: (period.end, period.kind == QUARTER), reverse=True)
 
-    quarters_with_data = [period for period in with_data if period.kind == QUARTER]
-    if current in quarters_with_data or not quarters_with_data:
-        return periods, current
-    return periods, quarters_with_data[0]
+    default = default_goal_period(organization, today)
+    if default not in periods:
+        periods.append(default)
+        periods.sort(key=lambda period: (period.end, period.kind == QUARTER), reverse=True)
+    return periods, default
 
 
 class _ScheduleFields(forms.Form):

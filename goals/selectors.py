@@ -15,7 +15,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from goals.models import Assignment, Team, Territory
+from dashboards.selectors import kpi_quarter_last_closed
+from goals.models import Assignment, Quota, Team, Territory
+from spm.fiscal import MONTH, QUARTER, YEAR, Period, period_containing, periods_covering
 from spm.models import Membership
 
 
@@ -260,3 +262,26 @@ def quota_off_calendar(*, organization, level: str, metric: str) -> list:
         for quota in quotas.order_by("period_start")
         if fiscal.period_containing(quota.period_start, quota.period_kind, start_month).start != quota.period_start
     ]
+
+
+def default_goal_period(organization, today: dt.date) -> Period:
+    """Return today's quarter, or the newest quarter with a won or lost deal when today's quarter has neither such a deal nor a quota.
+
+    Snapshot rows run to today's quarter because deals still open count in it, so
+    for data whose last close lies years back "today's quarter has KPI rows" would
+    always hold, and goal pages would open on a quarter with nothing won.
+    """
+    start_month = organization.fiscal_year_start_month
+    current = period_containing(today, QUARTER, start_month)
+    last_closed = kpi_quarter_last_closed(organization=organization)
+    if last_closed is None or last_closed.start >= current.start:
+        return current
+    # Quotas that cover today's quarter: its fiscal year's, its own and its months'.
+    covering_starts = {
+        period_containing(today, YEAR, start_month).start,
+        current.start,
+        *(month.start for month in periods_covering(current.start, current.last_day, MONTH, start_month)),
+    }
+    if Quota.objects.filter(organization=organization, period_start__in=covering_starts).exists():
+        return current
+    return last_closed

@@ -14,6 +14,7 @@ from goals.attainment import organization_today
 from goals.contests import contest_badges
 from goals.privacy import name_policy_for, scorecard_view_record
 from goals.scorecards import rep_scorecard_build
+from goals.selectors import default_goal_period
 from spm.fiscal import MONTH, QUARTER, YEAR, Period, period_containing
 from spm.models import Membership, Organization, Role
 from spm.tenancy import get_visible_or_404, membership_ids_visible
@@ -46,15 +47,6 @@ def period_choices(organization: Organization, today: dt.date) -> list[Period]:
     recent = set(choices)
     choices += [period for period in kpi_periods_available(organization=organization) if period not in recent]
     return sorted(choices, key=lambda period: period.start, reverse=True)
-
-
-def default_goal_period(organization: Organization, today: dt.date) -> Period:
-    """Return today's quarter, or the latest quarter with KPI data when today's quarter has none."""
-    current = period_containing(today, QUARTER, organization.fiscal_year_start_month)
-    quarters_with_data = kpi_periods_available(organization=organization, kind=QUARTER)
-    if quarters_with_data and current not in quarters_with_data:
-        return quarters_with_data[0]
-    return current
 
 
 def period_from_request(request) -> tuple[Period, list[str], list]:
