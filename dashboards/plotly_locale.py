@@ -6,7 +6,7 @@ with `Plotly.register` and passes its name as the `locale` of each chart's confi
 """
 
 from django.utils.translation import get_language, gettext
-from django.utils.translation import gettext_noop as N_
+from django.utils.translation import gettext_noop
 
 from dashboards.templatetags.spm_format import current_locale
 
@@ -14,19 +14,19 @@ from dashboards.templatetags.spm_format import current_locale
 # lasso select are removed in charts.js), the hints after a zoom or legend click, and the image download.
 # Plotly looks up each text by this exact English string.
 PLOTLY_TEXTS = (
-    N_("Autoscale"),
-    N_("Download plot"),
-    N_("Download plot as a PNG"),
-    N_("Double-click on legend to isolate one trace"),
-    N_("Double-click to zoom back out"),
-    N_("Image download succeeded"),
-    N_("Pan"),
-    N_("Preparing image - this may take a few seconds"),
-    N_("Reset axes"),
-    N_("Sorry, there was a problem downloading your image!"),
-    N_("Zoom"),
-    N_("Zoom in"),
-    N_("Zoom out"),
+    gettext_noop("Autoscale"),
+    gettext_noop("Download plot"),
+    gettext_noop("Download plot as a PNG"),
+    gettext_noop("Double-click on legend to isolate one trace"),
+    gettext_noop("Double-click to zoom back out"),
+    gettext_noop("Image download succeeded"),
+    gettext_noop("Pan"),
+    gettext_noop("Preparing image - this may take a few seconds"),
+    gettext_noop("Reset axes"),
+    gettext_noop("Sorry, there was a problem downloading your image!"),
+    gettext_noop("Zoom"),
+    gettext_noop("Zoom in"),
+    gettext_noop("Zoom out"),
 )
 
 

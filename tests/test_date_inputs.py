@@ -5,6 +5,7 @@ the form posts the field as empty and clears the stored date.
 """
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from django import forms
@@ -29,7 +30,10 @@ def project_form_classes() -> list[type[forms.BaseForm]]:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
         module = __import__(cls.__module__, fromlist=["_"])
-        if str(getattr(module, "__file__", "")).startswith(str(settings.BASE_DIR)) and not cls.__module__.startswith("tests"):
+        path = Path(getattr(module, "__file__", None) or "/")
+        # `make test` installs packages into .venv below BASE_DIR, so site-packages is excluded by name.
+        is_project = path.is_relative_to(settings.BASE_DIR) and "site-packages" not in path.parts
+        if is_project and not cls.__module__.startswith("tests"):
             found.append(cls)
     return found
 

@@ -305,8 +305,9 @@ def utc(year, month, day):
 def organization_with_deals(slug: str):
     """An organization whose rep owns A (won Feb 14, 1000.00), B (lost Feb 10, 400.00) and D (open, 750.25).
 
-    The recompute writes January, February, Q1 2017 and FY2017 for the
-    organization and rep grains: 8 rows.
+    D is still open, so the recompute writes every month, quarter and fiscal year
+    from January 2017 to today's for the organization and rep grains
+    (`keys_while_open`).
     """
     with scopes_disabled():
         organization = OrganizationFactory(name=slug.title(), slug=slug)
@@ -321,6 +322,21 @@ def organization_with_deals(slug: str):
         DealFactory(**common, stage=lost, status=DealStatus.LOST, amount=Decimal("400.00"), created_at=utc(2017, 1, 5), closed_at=utc(2017, 2, 10))
         open_deal = DealFactory(**common, stage=open_stage, status=DealStatus.OPEN, amount=Decimal("750.25"), created_at=utc(2017, 2, 1))
     return organization, admin, open_deal, won
+
+
+def keys_while_open(organization) -> set:
+    """Return the snapshot keys of `organization_with_deals` while D is open: January 2017 to today's periods."""
+    from django.utils import timezone
+
+    from spm.fiscal import periods_covering
+
+    today = timezone.localdate(timezone=organization.tzinfo)
+    return {
+        (grain, kind, period.start)
+        for grain in ("organization", "rep")
+        for kind in ("month", "quarter", "year")
+        for period in periods_covering(dt.date(2017, 1, 1), today, kind, organization.fiscal_year_start_month)
+    }
 
 
 def recompute_in_process(organization) -> None:
@@ -386,13 +402,23 @@ def test_killed_recompute_keeps_old_rows_then_reruns(private_db, workers):
     result.get(timeout=WAIT_TIMEOUT_SECONDS)
     new = snapshot_values(observer, organization.pk)
 
-    assert len(old) == 8
+    assert old.keys() == keys_while_open(organization)
     assert during == old
     assert after_kill == old
     assert old[FEBRUARY_ORGANIZATION][1:4] == (1, Decimal("1000.00"), 1)
     assert new[FEBRUARY_ORGANIZATION][1:4] == (2, Decimal("1750.25"), 0)
     assert len({values[-1] for values in new.values()}) == 1
-    assert new.keys() == old.keys()
+    # With D won on 21 February nothing is open after it: only January, February, Q1 and FY2017 keep rows.
+    assert new.keys() == {
+        (grain, kind, start)
+        for grain in ("organization", "rep")
+        for kind, start in (
+            ("month", dt.date(2017, 1, 1)),
+            ("month", dt.date(2017, 2, 1)),
+            ("quarter", dt.date(2017, 1, 1)),
+            ("year", dt.date(2017, 1, 1)),
+        )
+    }
 
 
 # --- 2. SIGKILL during an import -------------------------------------------------------------------
