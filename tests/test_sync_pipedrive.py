@@ -21,6 +21,8 @@ from pipelines.models import (
     Stage,
     StageKind,
 )
+from spm.models import Membership, Role
+from tests.factories import MembershipFactory, UserFactory
 from tests.fake_crm import (
     fixture_connection,  # noqa: F401 (pytest fixture, requested by name)
     fixture_server,  # noqa: F401 (pytest fixture, requested by name)
@@ -237,3 +239,23 @@ def test_bad_token_error_hides_token(org, connection, fake):
     assert run.status == SyncStatus.FAILED
     assert run.message.startswith("Pipedrive rejected the access token (HTTP 401).")
     assert "test-token" not in run.message
+
+
+def test_owner_matched_by_email_to_existing_member(org, connection, fake):
+    """A member created before the sync under another external id gets the deals of her CRM user."""
+    with scope(organization=org):
+        petra = MembershipFactory(
+            organization=org, role=Role.MANAGER, external_id="petra", user=UserFactory(email="petra.pohl@acme.example")
+        )
+
+    run = sync(connection)
+
+    assert run.status == SyncStatus.SUCCEEDED
+    assert deal(org, "100").owner == petra
+    assert deal(org, "102").owner == petra
+    with scope(organization=org):
+        assert Activity.objects.get(source="pipedrive", external_id="900").owner.external_id == "pipedrive:8"
+        assert not Membership.objects.filter(external_id="pipedrive:7").exists()
+        petra.refresh_from_db()
+    assert petra.role == Role.MANAGER
+    assert petra.external_id == "petra"

@@ -491,3 +491,25 @@ def test_broken_deal_workbook_message_without_library_text(tmp_path, caplog):
 
     assert str(raised.value) == BROKEN_WORKBOOK_MESSAGE
     assert "File is not a zip file" in caplog.text
+
+
+def test_deal_upload_workbook_after_title_sheet(org, admin_member, client, settings, tmp_path):
+    """A cover sheet holding only a title is skipped, as the importer skips it, so the data sheet counts."""
+    from openpyxl import Workbook
+
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(admin_member.user)
+    workbook = Workbook()
+    workbook.active.title = "Cover"
+    workbook.active.append(["Export"])
+    deals = workbook.create_sheet("Deals")
+    deals.append(["id", "owner", "created", "amount"])
+    deals.append(["G1", "Eva Roth", "2017-01-10", "100"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+
+    response = client.post("/o/acme/imports/", {"source": "generic", "files": SimpleUploadedFile("deals.xlsx", buffer.getvalue())})
+
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert ImportRun.objects.get(organization=org).file_names == ["deals.xlsx"]

@@ -8,6 +8,9 @@ into the core's record fields.
 
 import datetime as dt
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
 from integrations.sync.records import CrmActivity, CrmChanges, CrmDeal
 from pipelines.models import Deal
 
@@ -49,10 +52,12 @@ def records_build(*, provider: str, changes: CrmChanges, organization) -> tuple[
         for owner in changes.owners
     ]
 
+    owner_emails = _owner_emails(changes.owners)
     deals = []
     stage_changes = []
     for deal in changes.deals:
         record, moves = _deal_record(provider, deal, pipeline_names, stage_names, stage_pipelines)
+        _owner_email_add(record, owner_emails.get(deal.owner_external_id, ""))
         deals.append(record)
         stage_changes.extend(moves)
 
@@ -79,7 +84,11 @@ def records_build(*, provider: str, changes: CrmChanges, organization) -> tuple[
             external_id__in={activity.deal_external_id for activity in changes.activities} - {""},
         ).values_list("external_id", flat=True)
     )
-    activities = [_activity_record(provider, activity, known_deals) for activity in changes.activities]
+    activities = []
+    for activity in changes.activities:
+        record = _activity_record(provider, activity, known_deals)
+        _owner_email_add(record, owner_emails.get(activity.owner_external_id, ""))
+        activities.append(record)
 
     records = {
         "pipelines": pipelines,
@@ -89,6 +98,29 @@ def records_build(*, provider: str, changes: CrmChanges, organization) -> tuple[
         "activities": activities,
     }
     return records, newly_deleted
+
+
+def _owner_emails(owners) -> dict[str, str]:
+    """Map each CRM owner id to their e-mail address, for the owners whose address is valid."""
+    emails = {}
+    for owner in owners:
+        try:
+            validate_email(owner.email)
+        except ValidationError:
+            continue
+        emails[owner.external_id] = owner.email.lower()
+    return emails
+
+
+def _owner_email_add(record: dict, email: str) -> None:
+    """Add the owner's e-mail address to a deal or activity record that names an owner.
+
+    The owner key (`pipedrive:7`) matches only members the sync created. With the address,
+    a member who already exists under another external id, such as one created through
+    the API or a people upload, is matched by e-mail instead of getting a duplicate.
+    """
+    if record["owner"] and email:
+        record["owner_email"] = email
 
 
 def _deal_record(
