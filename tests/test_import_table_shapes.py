@@ -4,6 +4,7 @@ import datetime as dt
 import io
 
 import pytest
+from django.utils import translation
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_scopes import scope
@@ -67,9 +68,22 @@ def test_extra_cells_reject_file(tmp_path):
 
     assert str(caught.value) == (
         "File deals.csv, line 2 has 5 cells, but the header has 4 columns. The likely cause is a value that "
-        "contains the separator “,”, such as an unquoted decimal comma in 1,234.56: put such values in quotes "
-        "or export the file again."
+        "contains the separator “,” without quotes, such as the amount 1,234.56 in a comma-separated file: "
+        "put such values in quotes or export the file again."
     )
+
+
+def test_extra_cells_message_german_quotes(tmp_path):
+    path = tmp_path / "deals.csv"
+    path.write_text("id;owner;created;amount\nZ1;Eva Roth;2017-01-10;1;234\n", encoding="utf-8")
+
+    with translation.override("de"), pytest.raises(ImportSourceError) as caught:
+        table_read(path)
+
+    with translation.override("de"):
+        message = str(caught.value)
+    assert "das Trennzeichen „;“ ohne Anführungszeichen" in message
+    assert "“;”" not in message
 
 
 def test_extra_cells_of_rates_reject_file(tmp_path):

@@ -52,7 +52,8 @@ SLASHED_DATE = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$")
 TIME_PART = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?$")
 OFFSET_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 # Message ids that name a CSV separator in messages; a tab is invisible between quotes, so it is named.
-DELIMITER_NAMES = {";": "“;”", ",": "“,”", "\t": gettext_noop("tab"), "|": "“|”"}
+# Translated at display time, so German shows its own quotation marks („;“).
+DELIMITER_NAMES = {";": gettext_noop("“;”"), ",": gettext_noop("“,”"), "\t": gettext_noop("tab"), "|": gettext_noop("“|”")}
 
 
 @dataclass
@@ -255,8 +256,8 @@ class TableStream:
             Message(
                 gettext_noop(
                     "File %(file)s, line %(line)d has %(count)d cells, but the header has %(columns)d columns. "
-                    "The likely cause is a value that contains the separator %(delimiter)s, such as an unquoted "
-                    "decimal comma in 1,234.56: put such values in quotes or export the file again."
+                    "The likely cause is a value that contains the separator %(delimiter)s without quotes, such as "
+                    "the amount 1,234.56 in a comma-separated file: put such values in quotes or export the file again."
                 ),
                 {"file": self.file_name, "line": line, "count": count, "columns": len(self.header), "delimiter": delimiter},
             )
