@@ -398,9 +398,20 @@ def test_feed_form_rejects_http_in_production(org, member, client, settings):
 
     response = client.post(reverse("calendar_capture", kwargs={"org_slug": org.slug}), {"url": "http://cal.example/cal.ics"})
 
-    assert "http://cal.example/cal.ics must start with https://." in response.content.decode()
+    assert "http://cal.example/cal.ics must start with https:// or webcal://." in response.content.decode()
     with scopes_disabled():
         assert CalendarFeed.objects.count() == 0
+
+
+def test_feed_form_scheme_error_in_german(org, member, client, settings):
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    member.user.language = "de"
+    member.user.save(update_fields=["language"])
+    client.force_login(member.user)
+
+    response = client.post(reverse("calendar_capture", kwargs={"org_slug": org.slug}), {"url": "ftp://cal.example/cal.ics"})
+
+    assert "ftp://cal.example/cal.ics muss mit http://, https:// oder webcal:// beginnen." in response.content.decode()
 
 
 def test_feed_form_help_names_accepted_schemes(org, member, client):

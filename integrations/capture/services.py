@@ -11,10 +11,12 @@ import datetime as dt
 import hashlib
 import logging
 from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils import translation
+from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -234,8 +236,13 @@ def calendar_feed_url_validate(url: str) -> str:
     feed address is a secret, so plain http:// is accepted only with WEBHOOKS_ALLOW_LOOPBACK
     (development and tests), like a private or loopback host.
     """
+    schemes = _feed_schemes()
+    if urlsplit(url.strip()).scheme.lower() not in ("webcal", *schemes):
+        # outbound.url_check would name only the schemes left after the webcal:// rewrite.
+        prefixes = get_text_list([f"{scheme}://" for scheme in (*schemes, "webcal")])
+        raise outbound.OutboundURLError(_("%(url)s must start with %(schemes)s.") % {"url": url.strip(), "schemes": prefixes})
     url = webcal_to_https(url)
-    outbound.url_check(url, schemes=_feed_schemes())
+    outbound.url_check(url, schemes=schemes)
     return outbound.url_validate(url)
 
 
