@@ -431,3 +431,19 @@ def test_records_import_same_day_move_sets_creation(org):
     assert created_in_call == dt.datetime(2017, 3, 8, 10, tzinfo=dt.timezone.utc)
     with scope(organization=org):
         assert Deal.objects.get(external_id="H1").created_at == dt.datetime(2017, 3, 8, 8, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.django_db
+def test_resent_deal_keeps_same_day_move_creation(org):
+    """Sending the deal again with its date-only creation day keeps the earlier time a stored move set."""
+    run(org, pipelines=[PIPELINE])
+    deal = {"external_id": "H2", "owner": "Rita Rep", "pipeline": "Sales", "stage": "Prospecting", "created_at": "2024-01-05"}
+    run(org, deals=[deal])
+    run(org, stage_changes=[{"deal": "H2", "stage": "Engaging", "changed_at": "2024-01-05T08:00:00+00:00"}])
+
+    again, _schedule = run(org, deals=[deal])
+
+    assert again.counts["deals"].updated == 0
+    assert again.counts["deals"].unchanged == 1
+    with scope(organization=org):
+        assert Deal.objects.get(external_id="H2").created_at == dt.datetime(2024, 1, 5, 8, tzinfo=dt.timezone.utc)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Min
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -54,6 +55,7 @@ from pipelines.models import (
     Activity,
     ActivityKind,
     Deal,
+    DealStageChange,
     Pipeline,
     Product,
     StageKind,
@@ -499,6 +501,7 @@ class RecordsWriter:
                 self.reject("deals", index, record, rejection)
                 continue
             parsed[deal.record.external_id] = deal
+        self.stored_creation_day_kept(parsed, stored)
 
         moves_by_deal = self.stage_changes_parse(change_items, parsed)
         records_with_history = []
@@ -739,6 +742,36 @@ class RecordsWriter:
                     changed.append(pk)
         for batch in chunked(changed, 900):
             Deal.all_objects.filter(organization=self.organization, pk__in=batch).update(updated_at=now)
+
+    def stored_creation_day_kept(self, parsed: dict[str, "ParsedDeal"], stored: dict[str, Deal]) -> None:
+        """Keep the earlier creation time that a stored move on the deal's creation day set.
+
+        A stage change earlier on the creation day becomes the deal's `created_at`, so
+        sending the deal again with its date-only `created_at` (12:00 UTC) must not move
+        the creation back after that change: the deal would flip between the two times on
+        every sync.
+        """
+        stored_ids = {
+            deal.record.external_id: stored[deal.record.external_id].pk
+            for deal in parsed.values()
+            if not deal.is_delete_only and deal.record.external_id in stored
+        }
+        if not stored_ids:
+            return
+        earliest_moves = dict(
+            DealStageChange.all_objects.filter(organization=self.organization, deal_id__in=stored_ids.values())
+            .values("deal_id")
+            .annotate(earliest=Min("changed_at"))
+            .values_list("deal_id", "earliest")
+        )
+        time_zone = self.organization.tzinfo
+        for external_id, deal_id in stored_ids.items():
+            values = parsed[external_id].record.values
+            earliest = earliest_moves.get(deal_id)
+            if earliest is None or earliest >= values["created_at"]:
+                continue
+            if timezone.localtime(earliest, time_zone).date() == timezone.localtime(values["created_at"], time_zone).date():
+                values["created_at"] = earliest
 
     def history_append(self, records: list[DealRecord], now: dt.datetime) -> None:
         """Append moves to stored deals that this call did not send, and re-derive their state."""
