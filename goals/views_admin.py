@@ -20,10 +20,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboards.analytics.periods import parse_computable_period
 from goals import forms, imports, selectors, services
+from goals.attainment import organization_today
 from goals.models import LeavePeriod, Team, Territory
 from goals.parsing import parse_number
 from pipelines.importers.base import ImportSourceError, RowRejected
 from spm import fiscal
+from spm.date_limits import planning_range
 from spm.ids import id_or_404
 from spm.models import Membership
 
@@ -268,6 +270,8 @@ def quota_template_apply(request, org_slug):
         period = parse_computable_period(
             form.cleaned_data["period"], request.organization.fiscal_year_start_month, allow_range=False
         )
+        # Quotas are planned like the quota upload's: from 2000 to five years ahead.
+        planning_range(organization_today(request.organization)).check_period(period, form.cleaned_data["period"])
         if period.kind != template.period_kind:
             raise ValidationError(
                 _("%(period)s is not a %(kind)s; the template %(name)s sets %(kind)s quotas.")

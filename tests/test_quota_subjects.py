@@ -157,6 +157,23 @@ def test_template_apply_rejects_manager(admin_client, org, manager_member, membe
     assert rep_quotas(org) == []
 
 
+def test_template_apply_rejects_far_future_period(admin_client, org, member):
+    with scopes_disabled():
+        template = QuotaTemplate.objects.create(
+            organization=org, name="Standard", metric="won_revenue", period_kind="quarter", target=Decimal(30000)
+        )
+
+    response = admin_client.post(
+        "/o/acme/quotas/templates/apply/",
+        {"template": template.pk, "period": "2099-Q1", "members": [member.pk]},
+        follow=True,
+    )
+
+    assert "The period 2099-Q1 starts on " in response.content.decode()
+    assert "outside the allowed range" in response.content.decode()
+    assert rep_quotas(org) == []
+
+
 @pytest.mark.parametrize(
     ("level", "expected"),
     [
