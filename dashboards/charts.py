@@ -231,7 +231,7 @@ def waterfall_chart(steps: list[tuple[str, int, str]]) -> dict:
             xaxis={"type": "category", "automargin": True},
             yaxis={
                 "title": {"text": _("Open deals")},
-                # Plotly groups thousands only from five digits on unless told; 4.000 then matches 12.000.
+                # Without separatethousands, Plotly groups only numbers of five digits or more. With it, 4.000 matches 12.000.
                 "separatethousands": True,
                 "exponentformat": "none",
                 "automargin": True,

@@ -322,9 +322,9 @@ def _snapshots_build(organization: Organization) -> tuple[list[KpiSnapshot], int
 def _calendar_build(organization: Organization, deals: QuerySet[Deal]) -> _Calendar | None:
     """Find the span from the deals' first local creation or close date to today, and the periods it covers.
 
-    A deal open at a period's end counts in that period even when nothing happened in it,
-    so the span runs on to the period containing the organization's local today (or to
-    the latest creation or close date, if that lies after today). Periods after today are
+    A deal open at a period's end counts in that period even when nothing happened in it.
+    So the span runs on to the period containing the organization's local today, or to
+    the latest creation or close date if that lies after today. Periods after today are
     left out: nothing can be counted in them yet. Returns None without deals.
     """
     span = deals.aggregate(

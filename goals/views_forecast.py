@@ -143,8 +143,8 @@ def forecast_submit(request, org_slug):
     period, errors, today = _period_from_request(request, {"period": form.cleaned_data["period"]})
     try:
         if errors:
-            # The page the user returns to shows the default period, so say that the figures
-            # entered for the rejected period were dropped rather than moved to it.
+            # The page the user returns to shows the default period. The message states that the
+            # figures entered for the rejected period were dropped, not saved for the default one.
             errors.append(_("Your forecast for %(name)s was not saved.") % {"name": subject.display_name})
             raise ValidationError(errors)
         rollup.forecast_submit(

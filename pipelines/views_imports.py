@@ -47,8 +47,8 @@ RUNS_LISTED = 50
 REJECTED_SHOWN = 20
 # The session keeps the rejected rows of the admin's last rate upload for the imports page and its CSV.
 RATES_REJECTED_SESSION_KEY = "exchange_rates_rejected"
-# Rejected rate rows kept in the session. A rate file has one row per day, so this covers
-# about 27 years of daily rates; the page states how many rows the CSV leaves out.
+# Maximum rejected rate rows kept in the session: about 27 years of daily rates, because a
+# rate file has one row per day. The page states how many rows the CSV leaves out.
 RATES_REJECTED_STORED = 10_000
 
 

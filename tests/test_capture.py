@@ -422,7 +422,7 @@ def test_feed_form_help_names_accepted_schemes(org, member, client):
     assert "starting with https:// or webcal://" in response.content.decode()
 
 
-def test_feed_saved_as_http_is_not_read_in_production(org, member, settings):
+def test_stored_http_feed_not_polled(org, member, settings):
     with scopes_disabled():
         feed = CalendarFeed.objects.create(organization=org, member=member, url="http://cal.example/cal.ics")
     settings.WEBHOOKS_ALLOW_LOOPBACK = False

@@ -41,8 +41,11 @@ def pin_now(monkeypatch, moment: dt.datetime) -> None:
 
 @pytest.fixture
 def book(org, monkeypatch):
-    """Acme (Europe/Berlin): Ann's deal of 100.00 open since January 2024, her 250.00 won on 1 March,
-    Ben's 40.50 open since 15 March; recomputed on 20 November 2024."""
+    """Acme (Europe/Berlin), recomputed on 20 November 2024.
+
+    Ann's deal of 100.00 is open since January 2024 and her 250.00 was won on 1 March.
+    Ben's 40.50 is open since 15 March.
+    """
     pin_now(monkeypatch, utc(2024, 11, 20, 12))
     with scopes_disabled():
         stage = StageFactory(pipeline=PipelineFactory(organization=org))

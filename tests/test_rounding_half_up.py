@@ -7,13 +7,11 @@ Babel rounds half to even, so these values sit exactly on a tie: 31,817 ÷ 8 =
 from decimal import Decimal
 
 import pytest
-from django.template import Context, Template
 from django.utils import translation
 
 from coaching.skills.models import Indicator
 from coaching.skills.templatetags.skills_format import _format as skills_value_format
 from dashboards.charts import time_in_stage_chart, velocity_trend_chart
-from dashboards.kpis import KpiRow
 from dashboards.templatetags.spm_format import (
     format_fixed,
     format_money,
@@ -23,30 +21,7 @@ from dashboards.templatetags.spm_format import (
 from spm.exports import MONEY, PERCENT, rounded_number
 from spm.fiscal import parse_period
 from spm.rounding import round_half_up
-
-NBSP = "\xa0"
-
-
-def render(source: str, **context) -> str:
-    return Template("{% load spm_format %}" + source).render(Context(context))
-
-
-def kpi_row(**values) -> KpiRow:
-    defaults = dict(
-        grain="rep",
-        subject_id=1,
-        subject="Garret Kinder",
-        won_count=0,
-        lost_count=0,
-        won_amount=Decimal("0"),
-        lost_amount=Decimal("0"),
-        cycle_days_sum=Decimal("0"),
-        cycle_days_median=None,
-        open_count=0,
-        open_amount=Decimal("0"),
-    )
-    return KpiRow(**{**defaults, **values})
-
+from tests.test_formatting import NBSP, kpi_row, render
 
 @pytest.mark.parametrize(
     ("language", "expected"),

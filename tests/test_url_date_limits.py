@@ -1,4 +1,4 @@
-"""Out-of-range dates and periods in query strings: the page names the value and never answers 500.
+"""Out-of-range dates and periods in query strings: the page names the value and never returns a 500.
 
 Year 1 and year 9999 parse as dates, but 01/01/0001 00:00 in Europe/Berlin lies before the
 earliest UTC `datetime`, and the end of 12/31/9999 (midnight of the next day) cannot be

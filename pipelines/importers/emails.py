@@ -18,13 +18,13 @@ def email_check(email: str, column: "str | Message", value: str | None = None) -
 
     `value` is the cell as the file or record gives it, shown in the rejection; it defaults to `email`.
     """
-    shown = email if value is None else value
+    cell_value = email if value is None else value
     if len(email) > MAX_EMAIL_LENGTH:
-        raise RowRejected(column, shown, TOO_LONG, max_length=MAX_EMAIL_LENGTH)
+        raise RowRejected(column, cell_value, TOO_LONG, max_length=MAX_EMAIL_LENGTH)
     try:
         validate_email(email)
     except ValidationError:
-        raise RowRejected(column, shown, INVALID_EMAIL) from None
+        raise RowRejected(column, cell_value, INVALID_EMAIL) from None
     return email
 
 

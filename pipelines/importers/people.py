@@ -101,9 +101,9 @@ class PeopleDirectory:
         A person without an e-mail address gets `<name>@<org slug>.example`; the `.example`
         domain is reserved, so nothing is ever delivered there. New memberships store the
         person's key as external id, so the next import matches them even if the name changes.
-        A person with an invalid or too long value, whose generated address belongs to another
-        name, or whose address belongs to a user who is not a member of this organization, is
-        left out of the result and recorded in `conflicts`.
+        Some people are left out of the result and recorded in `conflicts`: those with an
+        invalid or too long value, those whose generated address belongs to another name, and
+        those whose address belongs to a user who is not a member of this organization.
         """
         found, missing, invalid = self._partition(people)
         self.conflicts.update(invalid)

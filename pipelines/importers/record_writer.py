@@ -746,9 +746,9 @@ class RecordsWriter:
     def stored_creation_day_kept(self, parsed: dict[str, "ParsedDeal"], stored: dict[str, Deal]) -> None:
         """Keep the earlier creation time that a stored move on the deal's creation day set.
 
-        A stage change earlier on the creation day becomes the deal's `created_at`, so
-        sending the deal again with its date-only `created_at` (12:00 UTC) must not move
-        the creation back after that change: the deal would flip between the two times on
+        A stage change earlier on the creation day becomes the deal's `created_at`. Sending
+        the deal again with its date-only `created_at` (12:00 UTC) must not move the creation
+        back after that change, because the deal would then flip between the two times on
         every sync.
         """
         stored_ids = {
