@@ -3,7 +3,10 @@
 FROM python:3.11-slim
 
 # PIP_CONSTRAINT: xstatic-bootstrap builds from an sdist that needs setuptools<81 (see constraints.txt).
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# DEBUG=0: the settings default to development mode, so the image sets production mode itself.
+# A container started without SECRET_KEY and ALLOWED_HOSTS then stops with an error naming them.
+ENV DEBUG=0 \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

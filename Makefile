@@ -37,6 +37,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP_INSTALL) -e '.[test]'
 	touch $@
 
+# The demo and the tests run in development mode whatever the shell exports: the settings then
+# use the development SECRET_KEY, localhost hosts and unhashed static files. Outgoing webhooks,
+# feeds and CRM sync stay limited to public https hosts unless WEBHOOKS_ALLOW_LOOPBACK=1 is set.
+demo test: export DEBUG = 1
+
 # The set-up steps print their own summaries; LOG_LEVEL=WARNING keeps their INFO log lines
 # (one per quota or forecast written) out of the way. The server logs at the default level.
 demo: $(VENV)/.installed

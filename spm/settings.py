@@ -61,7 +61,10 @@ DEBUG = env_bool("DEBUG", default=True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is missing; production (DEBUG=0) needs a long random value.")
+        raise ImproperlyConfigured(
+            "SECRET_KEY is missing; with DEBUG=0 (the Docker image's default) set SECRET_KEY to 50 or "
+            "more random characters, or set DEBUG=1 for a development server."
+        )
     # Only for the embedded default: sessions signed with it are worthless elsewhere.
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
@@ -330,9 +333,10 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "SPM <noreply@localhost>")
 
 # Outgoing webhooks and calendar feeds (integrations.webhooks, integrations.capture). URLs that
-# resolve to private or loopback addresses are rejected unless WEBHOOKS_ALLOW_LOOPBACK is on,
-# which it is only for development (DEBUG) and tests. The IMAP mailbox host follows the same rule.
-WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", default=DEBUG)
+# resolve to private or loopback addresses are rejected unless WEBHOOKS_ALLOW_LOOPBACK is on.
+# The IMAP mailbox host and CRM sync base URLs follow the same rule. It is off unless set, also
+# with DEBUG on, because a development server can still reach the host's private network.
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", default=False)
 # Attempts per delivery (the first plus retries after 1, 2, 4, 8 … minutes) and the number of
 # deliveries in a row that may fail before a webhook is switched off and its admins are notified.
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6)

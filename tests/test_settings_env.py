@@ -29,6 +29,7 @@ print(json.dumps({
     "CELERY_TASK_ALWAYS_EAGER": settings.CELERY_TASK_ALWAYS_EAGER,
     "ALLOWED_HOSTS": settings.ALLOWED_HOSTS,
     "LOG_LEVEL": settings.LOGGING["root"]["level"],
+    "WEBHOOKS_ALLOW_LOOPBACK": settings.WEBHOOKS_ALLOW_LOOPBACK,
 }))
 """
 
@@ -72,6 +73,46 @@ def test_no_variables_gives_sqlite_and_eager_celery():
     assert values["CELERY_RESULT_BACKEND"] is None
     assert values["ALLOWED_HOSTS"] == ["localhost", "127.0.0.1", "[::1]"]
     assert values["LOG_LEVEL"] == "INFO"
+    assert values["WEBHOOKS_ALLOW_LOOPBACK"] is False
+
+
+def test_loopback_stays_off_with_debug_on():
+    values = loaded_settings(DEBUG="1")
+
+    assert values["DEBUG"] is True
+    assert values["WEBHOOKS_ALLOW_LOOPBACK"] is False
+
+
+def test_loopback_variable_turns_it_on():
+    values = loaded_settings(WEBHOOKS_ALLOW_LOOPBACK="1")
+
+    assert values["WEBHOOKS_ALLOW_LOOPBACK"] is True
+
+
+def test_loopback_off_in_production():
+    values = loaded_settings(DEBUG="0", SECRET_KEY="x" * 50, ALLOWED_HOSTS="spm.example")
+
+    assert values["WEBHOOKS_ALLOW_LOOPBACK"] is False
+
+
+def dockerfile_environment() -> dict[str, str]:
+    """Return the variables set by the Dockerfile's ENV instructions, with continuation lines joined."""
+    text = (PROJECT_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    variables = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            for assignment in line.removeprefix("ENV ").split():
+                name, _, value = assignment.partition("=")
+                variables[name] = value
+    return variables
+
+
+def test_docker_image_runs_without_debug():
+    environment = dockerfile_environment()
+
+    assert environment["DEBUG"] == "0"
+    assert "SECRET_KEY" not in environment
+    assert "WEBHOOKS_ALLOW_LOOPBACK" not in environment
 
 
 def test_redis_url_sets_broker_and_disables_eager():
@@ -117,6 +158,7 @@ def test_debug_off_without_secret_key_is_rejected():
     message = configuration_error(DEBUG="0", ALLOWED_HOSTS="spm.example")
 
     assert "SECRET_KEY is missing" in message
+    assert "set DEBUG=1 for a development server" in message
 
 
 def test_debug_off_without_allowed_hosts_is_rejected():
