@@ -36,6 +36,7 @@ from spm import fiscal
 from spm.audit import REASON_QUOTA_TEMPLATE, audit_reason
 from spm.currencies import is_currency_code
 from spm.models import AuditLog, Membership, Organization, Role, User
+from spm.rounding import round_half_up
 from spm.tenancy import last_admin_check
 
 logger = logging.getLogger(__name__)
@@ -596,7 +597,7 @@ def quota_update(
                 code="quota_subject_role",
             )
     if target is not None:
-        target = target.quantize(Decimal("0.01"))
+        target = round_half_up(target, 2)
 
     before = None if quota is None else {"target": quota.target, "is_prorated": quota.is_prorated}
     if quota is None and target is None:
@@ -772,7 +773,7 @@ def demo_quotas_set(*, organization: Organization, year: int, actor: User | None
         # Without won deals there is no basis for a quota.
         return {"quota": None, **outcomes}
 
-    quota = (total / len(rep_ids) / 4 / DEMO_QUOTA_ROUNDING).quantize(Decimal(1)) * DEMO_QUOTA_ROUNDING
+    quota = round_half_up(total / len(rep_ids) / 4 / DEMO_QUOTA_ROUNDING, 0) * DEMO_QUOTA_ROUNDING
     quarters = fiscal.periods_covering(period.start, period.last_day, fiscal.QUARTER, organization.fiscal_year_start_month)
     for membership_id in rep_ids:
         for quarter in quarters:

@@ -129,6 +129,27 @@ def test_snapshot_recorded_once_per_key(org, member, other_rep, history):
     assert other_row.forecast_amount == Decimal("0")
 
 
+def test_snapshot_amounts_round_half_up(org, member):
+    # 10.10 × 25 % is exactly 2.525, which half-even rounding would store as 2.52.
+    with scopes_disabled():
+        stage = StageFactory(pipeline=PipelineFactory(organization=org), name="Qualified", probability=25)
+        DealFactory(
+            owner=member,
+            stage=stage,
+            amount=Decimal("10.10"),
+            created_at=utc(3, 1),
+            expected_close_on=dt.date(2017, 6, 15),
+        )
+    just_after_start = utc(3, 31, hour=22) + dt.timedelta(minutes=20)
+
+    with scope(organization=org):
+        snapshots.forecast_snapshot_record(organization=org, period=Q2, horizon=ForecastHorizon.START, now=just_after_start)
+        row = ForecastSnapshot.objects.get(membership=member, horizon=ForecastHorizon.START)
+
+    assert row.weighted_pipeline_amount == Decimal("2.53")
+    assert row.forecast_amount == Decimal("2.53")
+
+
 def test_backfill_marks_rows_reconstructed(org, member, history):
     with scope(organization=org):
         inserted = snapshots.forecast_snapshot_backfill(organization=org, periods=[Q2], now=utc(12, 1))

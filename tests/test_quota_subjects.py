@@ -190,3 +190,12 @@ def test_service_unknown_subject_named_by_level_in_german(org, level, expected):
         )  # fmt: skip
 
     assert error.value.messages == [expected]
+
+
+def test_service_rounds_target_half_up(org, member):
+    # Half-even rounding would store 1,000.125 as 1,000.12.
+    quota, outcome = rep_quota_set(org, member, Decimal("1000.125"))
+
+    assert outcome == "created"
+    assert quota.target == Decimal("1000.13")
+    assert rep_quotas(org) == [(member.pk, "won_revenue", Decimal("1000.13"))]

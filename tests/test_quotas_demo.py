@@ -54,3 +54,19 @@ def test_demo_quotas_from_won_revenue(org, manager_member, member, other_rep, la
     lines = output.getvalue().splitlines()
     assert lines[0] == first_run
     assert lines[5] == second_run
+
+
+def test_demo_quota_rounds_half_up(org, manager_member, member, other_rep):
+    # 100,000 / 2 reps / 4 is 12,500, exactly 2.5 steps of 5,000, which half-even rounding would make 10,000.
+    with scopes_disabled():
+        won = StageFactory(pipeline=PipelineFactory(organization=org), kind=StageKind.WON)
+        for owner in (member, other_rep):
+            DealFactory(owner=owner, stage=won, status=DealStatus.WON, amount=Decimal("50000"),
+                        closed_at=dt.datetime(2017, 6, 1, 12, tzinfo=dt.UTC))  # fmt: skip
+
+    call_command("demo_setup", org="acme", manager_email="manager@acme.example", rep_email="rep@acme.example",
+                 password="lunch-in-leipzig-42", quotas=2017, stdout=io.StringIO())  # fmt: skip
+
+    with scopes_disabled():
+        targets = set(Quota.objects.filter(organization=org).values_list("target", flat=True))
+    assert targets == {Decimal("15000.00")}

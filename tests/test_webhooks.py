@@ -598,6 +598,32 @@ def test_attainment_event_reaches_only_matching_threshold(org, member, stages, d
     assert data["threshold_percent"] == "50"
 
 
+def test_attainment_payload_rounds_half_up(org, member, stages, django_capture_on_commit_callbacks):
+    # 562.45 / 1,000.00 is exactly 0.56245, which half-even rounding would send as 0.5624.
+    today = dt.date(2026, 2, 15)
+    with LoopbackHTTPServer() as server:
+        subscription_create(org, server.url, ["quota.attainment_crossed"], threshold=Decimal("50"))
+        with scope(organization=org):
+            Quota.objects.create(
+                organization=org,
+                level="rep",
+                membership=member,
+                period_kind="quarter",
+                period_start=dt.date(2026, 1, 1),
+                metric="won_revenue",
+                target=Decimal("1000.00"),
+            )
+            attainment_levels_check(organization=org, emit=False, today=today)
+            deal_create(member, stages, DealStatus.WON, "562.45", closed_at=dt.datetime(2026, 2, 3, 10, tzinfo=dt.UTC))
+            with django_capture_on_commit_callbacks(execute=True):
+                attainment_levels_check(organization=org, today=today)
+
+    assert len(server.requests) == 1
+    data = json.loads(server.requests[0]["body"])["data"]["attainment"]
+    assert data["credited"] == "562.45"
+    assert data["attainment"] == "0.5625"
+
+
 def test_creating_attainment_webhook_records_starting_levels(org, member, stages):
     with scope(organization=org):
         Quota.objects.create(

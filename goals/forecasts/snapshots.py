@@ -29,6 +29,7 @@ from goals.models import ForecastHorizon, ForecastSnapshot
 from pipelines.models import Deal, DealStageChange, Stage, StageKind
 from spm.fiscal import Period, local_midnight, period_containing
 from spm.models import Membership, Organization
+from spm.rounding import round_half_up
 
 logger = logging.getLogger(__name__)
 
@@ -169,9 +170,9 @@ def forecast_snapshot_record(
                 period_start=period.start,
                 horizon=horizon,
                 as_of=as_of,
-                weighted_pipeline_amount=weighted.quantize(Decimal("0.01")),
+                weighted_pipeline_amount=round_half_up(weighted, 2),
                 won_amount=won,
-                forecast_amount=(weighted + won).quantize(Decimal("0.01")),
+                forecast_amount=round_half_up(weighted + won, 2),
                 is_reconstructed=is_reconstructed,
             )
         )

@@ -17,6 +17,7 @@ from integrations.webhooks.events import event_uuid
 from integrations.webhooks.models import AttainmentLevel, WebhookEvent, WebhookSubscription
 from spm import fiscal
 from spm.models import Organization
+from spm.rounding import round_half_up
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +119,8 @@ def _emit(event_emit, organization, period, row, threshold: Decimal) -> None:
             "metric": row.metric,
             "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
             "quota": str(row.quota),
-            "credited": str(row.credited if is_count else row.credited.quantize(Decimal("0.01"))),
-            "attainment": str(row.attainment.quantize(Decimal("0.0001"))),
+            "credited": str(row.credited if is_count else round_half_up(row.credited, 2)),
+            "attainment": str(round_half_up(row.attainment, 4)),
             "threshold_percent": _percent_key(threshold),
         }
     }
