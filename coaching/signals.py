@@ -104,6 +104,16 @@ class SignalThresholds:
 DEFAULT_THRESHOLDS = SignalThresholds()
 
 
+def team_median_min_values(organization: Organization, thresholds: SignalThresholds = DEFAULT_THRESHOLDS) -> int:
+    """Return how many defined values, the rep's own included, a team median needs before anyone sees it.
+
+    It is the threshold's `min_team_values`, raised to the organization's
+    minimum group size, so a median never stands in for one colleague's number.
+    The coaching signals and the rep scorecard share this rule.
+    """
+    return max(thresholds.min_team_values, organization.minimum_group_size or 0)
+
+
 @dataclass(frozen=True)
 class Signal:
     """One metric on which a rep deviates from the team median in a period.
@@ -288,7 +298,7 @@ def rep_signals_and_comparisons(
         organization=organization, member=membership, measures=measures, period=period, thresholds=thresholds
     )
 
-    min_team_values = max(thresholds.min_team_values, organization.minimum_group_size or 0)
+    min_team_values = team_median_min_values(organization, thresholds)
     comparisons = [
         MetricComparison(
             metric=measure.metric,
@@ -648,7 +658,7 @@ def _signals_of(
     thresholds: SignalThresholds,
 ) -> list[Signal]:
     """Turn the measures into the signals that matter for `member`, sorted by concern and severity."""
-    min_team_values = max(thresholds.min_team_values, organization.minimum_group_size or 0)
+    min_team_values = team_median_min_values(organization, thresholds)
     rep_deals = Deal.objects.filter(organization=organization, owner=member).order_by()
 
     signals = []

@@ -30,7 +30,12 @@ from coaching.forms import (
     OneOnOneForm,
 )
 from coaching.models import OneOnOne
-from coaching.signals import DEFAULT_THRESHOLDS, Signal, rep_signals_and_comparisons
+from coaching.signals import (
+    DEFAULT_THRESHOLDS,
+    Signal,
+    rep_signals_and_comparisons,
+    team_median_min_values,
+)
 from goals.attainment import organization_today
 from pipelines.models import Deal
 from spm.fiscal import parse_period
@@ -302,7 +307,7 @@ def _detail_context(request, one_on_one: OneOnOne, **forms) -> dict:
         "signal_rows": rows,
         "comparisons": comparisons,
         "thresholds": DEFAULT_THRESHOLDS,
-        "min_team_values": max(DEFAULT_THRESHOLDS.min_team_values, organization.minimum_group_size or 0),
+        "min_team_values": team_median_min_values(organization),
     }
     for section in (AGENDA, NOTES, ACTION_ITEMS):
         context.update(_section_context(request, one_on_one, section, **forms))

@@ -13,13 +13,22 @@ from urllib.parse import urlencode
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from coaching.signals import team_median_min_values
 from dashboards import charts, display
 from dashboards.forms import REP_SORT_FIELDS
 from dashboards.kpis import KpiRow
 from dashboards.models import Grain
 from dashboards.selectors import kpi_quarter_last_closed, kpi_row_series, kpi_rows
 from goals.models import Team
-from spm.fiscal import MONTH, QUARTER, YEAR, Period, fiscal_year, fiscal_year_of, periods_covering
+from spm.fiscal import (
+    MONTH,
+    QUARTER,
+    YEAR,
+    Period,
+    fiscal_year,
+    fiscal_year_of,
+    periods_covering,
+)
 from spm.models import Membership, Organization, Role
 
 
@@ -184,17 +193,39 @@ def headline_monthly_series(
     return series
 
 
+@dataclass(frozen=True)
+class TeamMedian:
+    """The team median of one KPI on the scorecard.
+
+    `value_count` is the number of reps with a defined value, the member's
+    own included. `value` is None when nobody has a value or when the median
+    is hidden because fewer than `min_values` reps have one.
+    """
+
+    value: Decimal | None
+    value_count: int
+    min_values: int
+
+    @property
+    def is_hidden(self) -> bool:
+        return 0 < self.value_count < self.min_values
+
+
 def scorecard_team_median(
     *, organization: Organization, membership: Membership, period: Period
-) -> dict[str, Decimal | None]:
+) -> dict[str, TeamMedian]:
     """Return the median of each table KPI over the rep rows of the member's team, keyed like display.TABLE_KEYS.
 
     The team is every rep of the member's own team who was active during the
     period (no end date before it, no start date after it), the member
     included. A rep without a snapshot row had no deals, so their counts and
     amounts are 0 and their rates undefined. Undefined values are left out of
-    each median, and a KPI undefined for everyone stays None. Returns {} for a
-    member without a team.
+    each median, and a KPI undefined for everyone has the value None.
+
+    A median over fewer values than coaching.signals.team_median_min_values
+    (3, or the organization's minimum group size if larger) is hidden, because
+    in a team of two the median is the mean and gives away the colleague's
+    exact figure. Returns {} for a member without a team.
     """
     if membership.team_id is None:
         return {}
@@ -208,6 +239,7 @@ def scorecard_team_median(
     rep_ids.add(membership.pk)
     team_rows = kpi_rows(organization=organization, period=period, grain=Grain.REP, subject_ids=rep_ids)
     rows = {row.subject_id: row for row in team_rows}
+    min_values = team_median_min_values(organization)
 
     medians = {}
     for key in display.TABLE_KEYS:
@@ -217,7 +249,12 @@ def scorecard_team_median(
             value = getattr(row, key) if row is not None else _value_without_row(key)
             if value is not None:
                 values.append(Decimal(value))
-        medians[key] = statistics.median(values) if values else None
+        has_enough_values = len(values) >= min_values
+        medians[key] = TeamMedian(
+            value=statistics.median(values) if has_enough_values else None,
+            value_count=len(values),
+            min_values=min_values,
+        )
     return medians
 
 
@@ -354,9 +391,12 @@ class ScorecardPage:
     """The member's own KPI row for one period beside the team median."""
 
     row: KpiRow | None
+    # (KPI, drill-down URL, TeamMedian or None without a team) per table KPI.
     lines: list
     has_team: bool
     deals_url: str
+    # Reps with a value a team median needs before it is shown (see scorecard_team_median).
+    min_team_values: int
 
 
 def scorecard_page(
@@ -377,4 +417,10 @@ def scorecard_page(
         )
         lines.append((kpi, url, medians.get(key)))
     own_deals_url = f"{deals_url}?{urlencode({'grain': Grain.REP, 'subject': membership.pk})}"
-    return ScorecardPage(row=row, lines=lines, has_team=bool(medians), deals_url=own_deals_url)
+    return ScorecardPage(
+        row=row,
+        lines=lines,
+        has_team=bool(medians),
+        deals_url=own_deals_url,
+        min_team_values=team_median_min_values(organization),
+    )

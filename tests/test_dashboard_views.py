@@ -31,8 +31,9 @@ from django_scopes import scopes_disabled
 from dashboards.models import KpiSnapshot
 from dashboards.services import kpi_snapshot_recompute
 from pipelines.models import DealStatus
+from spm.models import Role
 from tests.attainment_data import utc
-from tests.factories import DealFactory
+from tests.factories import DealFactory, MembershipFactory, UserFactory
 
 NBSP = "\xa0"
 
@@ -436,7 +437,37 @@ def test_drilldown_from_rep_row_lists_rep_deals(client, scenario, admin_member, 
 # Scorecard (/me/)
 
 
-def test_me_page_shows_row_and_median(client, scenario, member):
+def cell(content: str, attribute: str, key: str) -> str:
+    match = re.search(rf'{attribute}="{key}">(.*?)</td>', content, re.S)
+    assert match, f"no cell {attribute}={key}"
+    return re.sub(r"<[^>]+>", "", match.group(1)).strip()
+
+
+def north_rep_add(org, team, name, *deals):
+    """Add a rep to team North with `deals` as (stages, status, amount, created_at, closed_at) and recompute."""
+    with scopes_disabled():
+        rep = MembershipFactory(organization=org, role=Role.REP, team=team, user=UserFactory(name=name))
+        for stages, status, amount, created_at, closed_at in deals:
+            add_deal(rep, stages, status, amount, created_at, closed_at)
+    kpi_snapshot_recompute(organization=org)
+    return rep
+
+
+def median_hidden_reason(content: str, key: str) -> str:
+    """Return the tooltip of a median cell that shows no value, or fail if the cell shows one."""
+    match = re.search(rf'data-median="{key}">\s*<span class="undefined-value" title="([^"]*)"', content)
+    assert match, f"median cell {key} shows a value"
+    return html.unescape(match.group(1))
+
+
+HIDDEN_BELOW_THREE = (
+    "Hidden because fewer than 3 reps of your team have a value for this KPI, "
+    "so the median would give away a colleague's figures."
+)
+
+
+def test_me_page_shows_row_and_median(client, scenario, team, member):
+    north_rep_add(scenario, team, "Cat Third")
     client.force_login(member.user)
 
     response = client.get("/o/acme/me/")
@@ -444,20 +475,47 @@ def test_me_page_shows_row_and_median(client, scenario, member):
     content = response.content.decode()
     assert response.status_code == 200
     assert "<html" in content
-    # Ann: won 2 for 3,234.56; team median over Ann and Bob: (2 + 1) / 2 and (3,234.56 + 765.44) / 2.
+    # Ann: won 2 for 3,234.56. Team median over Ann, Bob and Cat (no deals): (2, 1, 0) and
+    # (3,234.56, 765.44, 0). Win rates: Ann 2/3 and Bob 1/3; Cat has none, so only two values.
     assert cell(content, "data-kpi", "won_count") == "2"
     assert cell(content, "data-kpi", "won_amount") == "€3,234.56"
     assert cell(content, "data-kpi", "win_rate") == "66.7%"
-    assert cell(content, "data-median", "won_count") == "1.5"
-    assert cell(content, "data-median", "won_amount") == "€2,000.00"
-    assert cell(content, "data-median", "win_rate") == "50.0%"
+    assert cell(content, "data-median", "won_count") == "1"
+    assert cell(content, "data-median", "won_amount") == "€765.44"
+    assert median_hidden_reason(content, "win_rate") == HIDDEN_BELOW_THREE
     assert "HX-Request" in response["Vary"]
 
 
-def cell(content: str, attribute: str, key: str) -> str:
-    match = re.search(rf'{attribute}="{key}">(.*?)</td>', content, re.S)
-    assert match, f"no cell {attribute}={key}"
-    return re.sub(r"<[^>]+>", "", match.group(1)).strip()
+def test_me_hides_median_in_team_of_two(client, scenario, member):
+    client.force_login(member.user)
+
+    content = client.get("/o/acme/me/").content.decode()
+
+    # Ann and Bob only: the median (2 + 1) / 2 would give away Bob's won count.
+    assert cell(content, "data-kpi", "won_count") == "2"
+    assert median_hidden_reason(content, "won_count") == HIDDEN_BELOW_THREE
+    assert median_hidden_reason(content, "won_amount") == HIDDEN_BELOW_THREE
+    assert median_hidden_reason(content, "win_rate") == HIDDEN_BELOW_THREE
+    assert "It is shown only when at least 3 reps have a value" in content
+
+
+def test_me_median_follows_minimum_group_size(client, scenario, team, member):
+    scenario.minimum_group_size = 4
+    scenario.save(update_fields=["minimum_group_size"])
+    north_rep_add(scenario, team, "Cat Third")
+    client.force_login(member.user)
+
+    three = client.get("/o/acme/me/").content.decode()
+    north_rep_add(scenario, team, "Dan Fourth")
+    four = client.get("/o/acme/me/").content.decode()
+
+    hidden_below_four = HIDDEN_BELOW_THREE.replace("3", "4")
+    assert median_hidden_reason(three, "won_count") == hidden_below_four
+    assert median_hidden_reason(three, "won_amount") == hidden_below_four
+    # Four reps at the threshold: (2, 1, 0, 0) and (3,234.56, 765.44, 0, 0).
+    assert cell(four, "data-median", "won_count") == "0.5"
+    assert cell(four, "data-median", "won_amount") == "€382.72"
+    assert "It is shown only when at least 4 reps have a value" in four
 
 
 def test_me_fragment_for_htmx(client, scenario, member):
@@ -471,15 +529,18 @@ def test_me_fragment_for_htmx(client, scenario, member):
     assert "HX-Request" in response["Vary"]
 
 
-def test_me_median_excludes_undefined_values(client, scenario, member):
+def test_me_median_excludes_undefined_values(client, scenario, team, stages, member):
+    north_rep_add(scenario, team, "Cat Third", (stages, DealStatus.WON, "50.00", utc(4, 5), utc(5, 5)))
+    north_rep_add(scenario, team, "Dan Fourth")
     client.force_login(member.user)
 
-    # Q1: Ann won 1 (cycle 27 days); Bob has no deal, so no win rate and no cycle.
-    content = client.get("/o/acme/me/?period=2017-Q1").content.decode()
+    content = client.get("/o/acme/me/").content.decode()
 
-    assert cell(content, "data-median", "win_rate") == "100.0%"
-    assert cell(content, "data-median", "sales_cycle_days_mean") == f"27.0{NBSP}days"
-    assert cell(content, "data-median", "won_count") == "0.5"
+    # Win rates: Ann 2/3, Bob 1/3, Cat 1/1; Dan closed nothing and is left out. Counted as 0,
+    # Dan would move the median to (1/3 + 2/3) / 2 = 50.0 %.
+    assert cell(content, "data-median", "win_rate") == "66.7%"
+    # Won counts (2, 1, 1, 0) include Dan's 0.
+    assert cell(content, "data-median", "won_count") == "1"
 
 
 def test_me_links_to_own_deals(client, scenario, member):
