@@ -349,6 +349,35 @@ def test_stage_change_backwards_through_api(org):
 
 
 @pytest.mark.django_db
+def test_same_day_earlier_stage_change_through_api(org):
+    """A move earlier on the creation day replaces the implied entry and decides the stage. Sending it again changes nothing."""
+    _token, plain = make_token(org, "write")
+    client = client_for(plain)
+    client.post(reverse("api_deals"), {"records": [DEAL_RECORD]}, format="json")
+    change = {"records": [{"deal": "D1", "stage": "Qualified", "changed_at": "2017-01-10T08:00:00Z"}]}
+
+    first = client.post(reverse("api_stage_changes"), change, format="json").json()
+    deal = client.get(reverse("api_deals")).json()["results"][0]
+    moves = client.get(reverse("api_stage_changes")).json()["results"]
+
+    assert first["counts"]["stage_changes"] == {"created": 1, "updated": 0, "unchanged": 0, "deleted": 1, "rejected": 0}
+    assert first["counts"]["deals"]["updated"] == 1
+    assert deal["stage"] == "Qualified"
+    assert deal["status"] == "open"
+    assert deal["created_at"] == "2017-01-10T08:00:00Z"
+    assert [(move["from_stage"], move["to_stage"], move["changed_at"], move["is_implied"]) for move in moves] == [
+        (None, "Qualified", "2017-01-10T08:00:00Z", False),
+    ]
+
+    again = client.post(reverse("api_stage_changes"), change, format="json").json()
+
+    assert again["counts"]["stage_changes"] == {"created": 0, "updated": 0, "unchanged": 1, "deleted": 0, "rejected": 0}
+    assert again["counts"]["deals"]["updated"] == 0
+    assert len(client.get(reverse("api_stage_changes")).json()["results"]) == 1
+    assert client.get(reverse("api_deals")).json()["results"][0]["stage"] == "Qualified"
+
+
+@pytest.mark.django_db
 def test_deleted_deal_keeps_row_through_api(org):
     _token, plain = make_token(org, "write")
     client = client_for(plain)

@@ -243,3 +243,32 @@ def test_close_date_before_creation_rejected(org, tmp_path):
     assert result.errors[0].column == "Close Date"
     assert result.errors[0].value == "2025-03-01"
     assert str(result.errors[0].reason) == "close date is before the creation date"
+
+
+def test_same_day_entry_replaces_implied_entry(org, tmp_path):
+    """An export without "Date entered" implies the entry, and a later entry earlier that day replaces it."""
+    folder = tmp_path / "x"
+    run_import(org, write(folder, HEADER + "506,Theta,Appointment Scheduled,Sales Pipeline,10,Eva Roth,2025-03-10 10:00,,,,,\n"))
+    with_history = HEADER + "506,Theta,Contract Sent,Sales Pipeline,10,Eva Roth,2025-03-10 10:00,,,2025-03-10 08:00,,\n"
+
+    result = run_import(org, write(folder, with_history))
+
+    assert result.errors == []
+    assert result.counts["stage_changes"].created == 1
+    assert result.counts["stage_changes"].deleted == 1
+    with scope(organization=org):
+        deal = Deal.objects.get(external_id="506")
+        contract_sent = Stage.objects.get(name="Contract Sent").pk
+    # March before the clock change: Berlin is UTC+1.
+    assert history(org, "506") == [(None, "Contract Sent", utc(2025, 3, 10, 7))]
+    assert deal.stage_id == contract_sent
+    assert deal.status == DealStatus.OPEN
+    assert deal.created_at == utc(2025, 3, 10, 7)
+
+    again = run_import(org, write(folder, with_history))
+
+    assert again.counts["deals"].unchanged == 1
+    assert again.counts["stage_changes"].created == 0
+    assert again.counts["stage_changes"].deleted == 0
+    assert again.counts["stage_changes"].unchanged == 1
+    assert history(org, "506") == [(None, "Contract Sent", utc(2025, 3, 10, 7))]

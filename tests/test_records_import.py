@@ -441,9 +441,163 @@ def test_resent_deal_keeps_same_day_move_creation(org):
     run(org, deals=[deal])
     run(org, stage_changes=[{"deal": "H2", "stage": "Engaging", "changed_at": "2024-01-05T08:00:00+00:00"}])
 
-    again, _schedule = run(org, deals=[deal])
+    # The move made Engaging the deal's stage, so the CRM now sends the deal in Engaging.
+    again, _schedule = run(org, deals=[{**deal, "stage": "Engaging"}])
 
     assert again.counts["deals"].updated == 0
     assert again.counts["deals"].unchanged == 1
     with scope(organization=org):
         assert Deal.objects.get(external_id="H2").created_at == dt.datetime(2024, 1, 5, 8, tzinfo=dt.timezone.utc)
+
+
+def utc(year, month, day, hour):
+    return dt.datetime(year, month, day, hour, tzinfo=dt.timezone.utc)
+
+
+def stage_ids(org):
+    with scope(organization=org):
+        return dict(Stage.objects.filter(pipeline__name="Sales").values_list("name", "pk"))
+
+
+def moves_of(org, external_id):
+    with scope(organization=org):
+        return list(
+            DealStageChange.objects.filter(deal__external_id=external_id)
+            .order_by("changed_at", "id")
+            .values_list("from_stage_id", "to_stage_id", "changed_at", "is_implied")
+        )
+
+
+def deal_state(org, external_id):
+    with scope(organization=org):
+        deal = Deal.objects.get(external_id=external_id)
+    return deal.stage_id, deal.status, deal.closed_at, deal.created_at
+
+
+@pytest.mark.django_db
+def test_earlier_same_day_move_replaces_implied_entry(org):
+    """A stored snapshot's implied entry gives way to a recorded move earlier on the creation day."""
+    run(org, pipelines=[PIPELINE])
+    run(org, deals=[{"external_id": "S1", "owner": "Rita Rep", "pipeline": "Sales", "stage": "Prospecting", "created_at": "2024-01-05"}])
+    change = {"deal": "S1", "stage": "Engaging", "changed_at": "2024-01-05T08:00:00+00:00"}
+    stages = stage_ids(org)
+
+    first, _schedule = run(org, stage_changes=[change])
+
+    assert first.record_errors == []
+    assert first.counts["stage_changes"].created == 1
+    assert first.counts["stage_changes"].deleted == 1
+    assert first.counts["deals"].updated == 1
+    assert moves_of(org, "S1") == [(None, stages["Engaging"], utc(2024, 1, 5, 8), False)]
+    assert deal_state(org, "S1") == (stages["Engaging"], "open", None, utc(2024, 1, 5, 8))
+
+    again, _schedule = run(org, stage_changes=[change])
+
+    assert again.counts["stage_changes"].created == 0
+    assert again.counts["stage_changes"].deleted == 0
+    assert again.counts["stage_changes"].unchanged == 1
+    assert again.counts["deals"].updated == 0
+    assert moves_of(org, "S1") == [(None, stages["Engaging"], utc(2024, 1, 5, 8), False)]
+    assert deal_state(org, "S1") == (stages["Engaging"], "open", None, utc(2024, 1, 5, 8))
+
+
+@pytest.mark.django_db
+def test_earlier_same_day_move_keeps_implied_close(org):
+    """Only the implied entry is replaced: the implied close stays and now follows the recorded move."""
+    run(org, pipelines=[PIPELINE])
+    deal = {
+        "external_id": "S2",
+        "owner": "Rita Rep",
+        "pipeline": "Sales",
+        "stage": "Won",
+        "entry_stage": "Prospecting",
+        "created_at": "2024-01-05",
+        "closed_at": "2024-02-01",
+    }
+    run(org, deals=[deal])
+    stages = stage_ids(org)
+
+    result, _schedule = run(org, stage_changes=[{"deal": "S2", "stage": "Engaging", "changed_at": "2024-01-05T08:00:00+00:00"}])
+
+    assert result.counts["stage_changes"].created == 1
+    assert result.counts["stage_changes"].deleted == 1
+    assert moves_of(org, "S2") == [
+        (None, stages["Engaging"], utc(2024, 1, 5, 8), False),
+        (stages["Engaging"], stages["Won"], utc(2024, 2, 1, 12), True),
+    ]
+    assert deal_state(org, "S2") == (stages["Won"], "won", utc(2024, 2, 1, 12), utc(2024, 1, 5, 8))
+
+
+@pytest.mark.django_db
+def test_later_same_day_move_keeps_implied_entry(org):
+    """A recorded move after the creation time leaves the implied entry in place."""
+    run(org, pipelines=[PIPELINE])
+    run(org, deals=[{"external_id": "S3", "owner": "Rita Rep", "pipeline": "Sales", "stage": "Prospecting", "created_at": "2024-01-05"}])
+    stages = stage_ids(org)
+
+    result, _schedule = run(org, stage_changes=[{"deal": "S3", "stage": "Engaging", "changed_at": "2024-01-05T15:00:00+00:00"}])
+
+    assert result.counts["stage_changes"].created == 1
+    assert result.counts["stage_changes"].deleted == 0
+    assert moves_of(org, "S3") == [
+        (None, stages["Prospecting"], utc(2024, 1, 5, 12), True),
+        (stages["Prospecting"], stages["Engaging"], utc(2024, 1, 5, 15), False),
+    ]
+    assert deal_state(org, "S3") == (stages["Engaging"], "open", None, utc(2024, 1, 5, 12))
+
+
+@pytest.mark.django_db
+def test_deal_resent_with_earlier_move_replaces_implied_entry(org):
+    """A CRM sync sends the deal with its history: the same-day move replaces the implied entry, and a resend changes nothing."""
+    run(org, pipelines=[PIPELINE])
+    deal = {"external_id": "S4", "owner": "Rita Rep", "pipeline": "Sales", "stage": "Prospecting", "created_at": "2024-01-05"}
+    run(org, deals=[deal])
+    stages = stage_ids(org)
+    synced = {
+        "deals": [{**deal, "stage": "Engaging"}],
+        "stage_changes": [{"deal": "S4", "stage": "Engaging", "changed_at": "2024-01-05T08:00:00+00:00"}],
+    }
+
+    first, _schedule = run(org, **synced)
+
+    assert first.counts["deals"].updated == 1
+    assert first.counts["stage_changes"].created == 1
+    assert first.counts["stage_changes"].deleted == 1
+    assert moves_of(org, "S4") == [(None, stages["Engaging"], utc(2024, 1, 5, 8), False)]
+    assert deal_state(org, "S4") == (stages["Engaging"], "open", None, utc(2024, 1, 5, 8))
+
+    again, _schedule = run(org, **synced)
+
+    assert again.counts["deals"].updated == 0
+    assert again.counts["deals"].unchanged == 1
+    assert again.counts["stage_changes"].created == 0
+    assert again.counts["stage_changes"].deleted == 0
+    assert again.counts["stage_changes"].unchanged == 1
+    assert moves_of(org, "S4") == [(None, stages["Engaging"], utc(2024, 1, 5, 8), False)]
+    assert deal_state(org, "S4") == (stages["Engaging"], "open", None, utc(2024, 1, 5, 8))
+
+
+@pytest.mark.django_db
+def test_snapshot_with_earlier_creation_moves_implied_entry(org):
+    """A snapshot sent again with an earlier creation time moves the implied entry along with it."""
+    run(org, pipelines=[PIPELINE])
+    deal = {"external_id": "S5", "owner": "Rita Rep", "pipeline": "Sales", "stage": "Prospecting", "created_at": "2024-01-05"}
+    run(org, deals=[deal])
+    stages = stage_ids(org)
+    earlier = {**deal, "created_at": "2024-01-05T08:00:00+00:00"}
+
+    first, _schedule = run(org, deals=[earlier])
+
+    assert first.counts["deals"].updated == 1
+    assert first.counts["stage_changes"].created == 1
+    assert first.counts["stage_changes"].deleted == 1
+    assert moves_of(org, "S5") == [(None, stages["Prospecting"], utc(2024, 1, 5, 8), True)]
+    assert deal_state(org, "S5") == (stages["Prospecting"], "open", None, utc(2024, 1, 5, 8))
+
+    again, _schedule = run(org, deals=[earlier])
+
+    assert again.counts["deals"].unchanged == 1
+    assert again.counts["stage_changes"].created == 0
+    assert again.counts["stage_changes"].deleted == 0
+    assert again.counts["stage_changes"].unchanged == 1
+    assert moves_of(org, "S5") == [(None, stages["Prospecting"], utc(2024, 1, 5, 8), True)]

@@ -13,6 +13,11 @@ the same or a newer export adds only the moves that are new. Two kinds of export
   not say when the deal moved. Every stored move of the deal that the import keeps counts
   as an unchanged stage change.
 
+When an import moves a deal's creation earlier (a recorded move earlier on the creation day,
+or a snapshot with an earlier `created_at`), the implied entry move at the old creation time
+is stale. Recorded history replaces it, because its earliest move states the stage the deal
+entered when created. A snapshot moves it to the new creation time.
+
 Status and `closed_at` are then derived from the history by `deal_close_state_refresh`.
 """
 
@@ -343,6 +348,8 @@ def deals_write(
     """
     keys = [record.external_id for record in records]
     existing = fetch_by_keys(Deal.all_objects.filter(organization=organization, source=source), "external_id", keys)
+    # `bulk_upsert` overwrites `created_at` in place, and `stage_moves_append` finds implied entries by the old value.
+    created_before = {deal.pk: deal.created_at for deal in existing.values()}
     desired = {}
     for record in records:
         values = dict(record.values)
@@ -362,7 +369,12 @@ def deals_write(
     result.deal_keys.extend(keys)
 
     moved_ids = stage_moves_append(
-        organization=organization, records=records, deals=outcome.instances, result=result, observed_at=observed_at
+        organization=organization,
+        records=records,
+        deals=outcome.instances,
+        result=result,
+        observed_at=observed_at,
+        created_before=created_before,
     )
     # A deal whose fields match but whose history grew has changed too: its stage moved.
     moved_keys = {key for key in outcome.unchanged if outcome.instances[key].pk in moved_ids}
@@ -391,79 +403,122 @@ def stage_moves_append(
     deals: dict[str, Deal],
     result: ImportResult,
     observed_at: dt.datetime,
+    created_before: dict[int, dt.datetime] | None = None,
 ) -> set[int]:
-    """Insert the moves of `records` that are not stored yet and return the ids of deals that got any.
+    """Insert the moves of `records` that are not stored yet and return the ids of deals whose history changed.
 
     Each new move's `from_stage` is the stage of the move before it in the merged
-    history. Implied moves later than a snapshot's close time are deleted, because the
-    file now states that the deal closed before them.
+    history, and stored moves whose predecessor changed get their `from_stage` updated.
+    Implied moves later than a snapshot's close time are deleted, because the file now
+    states that the deal closed before them. An implied entry move at the deal's old
+    creation time is deleted or moved when the import moves the creation earlier
+    (`implied_entry_update`). `created_before` holds the deals' creation times before this
+    import by deal id, for callers that already wrote the new ones to `deals`.
     """
     deal_ids = [deals[record.external_id].pk for record in records]
-    history: dict[int, list[tuple[dt.datetime, int, int, bool]]] = defaultdict(list)
+    history: dict[int, list[tuple[dt.datetime, int, int, bool, int | None]]] = defaultdict(list)
     for batch in chunked(deal_ids, 900):
         rows = DealStageChange.all_objects.filter(organization=organization, deal_id__in=batch).values_list(
-            "deal_id", "changed_at", "id", "to_stage_id", "is_implied"
+            "deal_id", "changed_at", "id", "to_stage_id", "is_implied", "from_stage_id"
         )
-        for deal_id, changed_at, change_id, to_stage_id, is_implied in rows:
-            history[deal_id].append((changed_at, change_id, to_stage_id, is_implied))
+        for deal_id, changed_at, change_id, to_stage_id, is_implied, from_stage_id in rows:
+            history[deal_id].append((changed_at, change_id, to_stage_id, is_implied, from_stage_id))
 
     stage_kinds = dict(Stage.objects.filter(organization=organization).values_list("pk", "kind"))
     new_changes: list[DealStageChange] = []
     stale_ids: list[int] = []
+    relinked: list[DealStageChange] = []
+    changed_deal_ids: set[int] = set()
     counts = result.counts["stage_changes"]
     for record in records:
         deal = deals[record.external_id]
         stored = sorted(history.get(deal.pk, []))
+        previous_created = (created_before or {}).get(deal.pk, deal.created_at)
         if record.moves:
             # Of two moves at the same time, the one listed later is stored later and so becomes the deal's stage.
             expected = sorted(dict.fromkeys(record.moves), key=lambda move: move.changed_at)
+            stale = []
         else:
             expected, stale = snapshot_moves(record, stored, stage_kinds, deal, observed_at)
-            stale_ids.extend(stale)
-            stored = [entry for entry in stored if entry[1] not in stale]
-        present = {(to_stage_id, changed_at) for changed_at, _id, to_stage_id, _implied in stored}
+        remaining = [entry for entry in stored if entry[1] not in stale]
+        entry_stale, moved_entries = implied_entry_update(record, remaining, previous_created)
+        stale = stale + entry_stale
+        expected = sorted(moved_entries + expected, key=lambda move: move.changed_at)
+        stale_ids.extend(stale)
+        stored = [entry for entry in stored if entry[1] not in stale]
+        present = {(to_stage_id, changed_at) for changed_at, _id, to_stage_id, _implied, _from in stored}
         fresh = [move for move in expected if (move.stage_id, move.changed_at) not in present]
         if record.moves:
             counts.unchanged += len(expected) - len(fresh)
         else:
             # A snapshot restates the deal's whole known history, so every stored move it keeps is unchanged.
             counts.unchanged += len(stored)
-        if not fresh:
+        if not fresh and not stale:
             continue
-        timeline = [(changed_at, 0, to_stage_id) for changed_at, _id, to_stage_id, _implied in stored]
-        timeline += [(move.changed_at, 1, move.stage_id) for move in fresh]
-        timeline.sort(key=lambda entry: (entry[0], entry[1]))
-        previous_stage = {}
+        changed_deal_ids.add(deal.pk)
+        # Stored moves sort before new ones at the same time, and stored ones among themselves by id.
+        timeline = [(changed_at, 0, change_id, to_stage_id, from_id) for changed_at, change_id, to_stage_id, _i, from_id in stored]
+        timeline += [(move.changed_at, 1, position, move.stage_id, None) for position, move in enumerate(fresh)]
+        timeline.sort(key=lambda entry: entry[:3])
         last = None
-        for changed_at, _is_new, to_stage_id in timeline:
-            previous_stage[(to_stage_id, changed_at)] = last
-            last = to_stage_id
-        for move in fresh:
-            from_stage_id = previous_stage[(move.stage_id, move.changed_at)]
-            new_changes.append(
-                DealStageChange(
-                    organization=organization,
-                    deal_id=deal.pk,
-                    from_stage_id=from_stage_id,
-                    to_stage_id=move.stage_id,
-                    changed_at=move.changed_at,
-                    is_implied=move.is_implied,
+        for changed_at, is_new, key, to_stage_id, from_stage_id in timeline:
+            if is_new:
+                move = fresh[key]
+                new_changes.append(
+                    DealStageChange(
+                        organization=organization,
+                        deal_id=deal.pk,
+                        from_stage_id=last,
+                        to_stage_id=move.stage_id,
+                        changed_at=move.changed_at,
+                        is_implied=move.is_implied,
+                    )
                 )
-            )
+            elif from_stage_id != last:
+                relinked.append(DealStageChange(pk=key, from_stage_id=last))
+            last = to_stage_id
     for batch in chunked(stale_ids, 900):
         DealStageChange.all_objects.filter(organization=organization, pk__in=batch).delete()
     counts.deleted += len(stale_ids)
+    DealStageChange.all_objects.bulk_update(relinked, ["from_stage_id"], batch_size=900)
     # Ids follow insertion order, which is time order per deal, so they break ties between equal times.
     new_changes.sort(key=lambda change: (change.deal_id, change.changed_at))
     DealStageChange.all_objects.bulk_create(new_changes, batch_size=1000)
     deal_stage_changes_emit(organization_id=organization.pk, changes=new_changes)
     counts.created += len(new_changes)
-    return {change.deal_id for change in new_changes}
+    return changed_deal_ids
+
+
+def implied_entry_update(
+    record: DealRecord, stored: list[tuple[dt.datetime, int, int, bool, int | None]], previous_created: dt.datetime
+) -> tuple[list[int], list[Move]]:
+    """Return (ids of stale implied entry moves, their replacements) when `record` moves the creation earlier.
+
+    The implied entry is an implied move at `previous_created`, the stored creation time.
+    The new creation time is the earliest of the record's `created_at` and its recorded
+    moves. A recorded move at the new creation time states the stage the deal entered, so
+    it replaces the entry. Otherwise the entry moves to the new creation time.
+    """
+    created_at = record.values.get("created_at") or previous_created
+    first_recorded = min((move.changed_at for move in record.moves), default=None)
+    if first_recorded is not None:
+        created_at = min(created_at, first_recorded)
+    if created_at >= previous_created:
+        return [], []
+    entries = [
+        (change_id, to_stage_id)
+        for changed_at, change_id, to_stage_id, is_implied, _from_stage_id in stored
+        if is_implied and changed_at == previous_created
+    ]
+    stale = [change_id for change_id, _stage_id in entries]
+    if first_recorded == created_at:
+        return stale, []
+    return stale, [Move(to_stage_id, created_at, True) for _change_id, to_stage_id in entries]
 
 
 def snapshot_moves(
     record: DealRecord,
-    stored: list[tuple[dt.datetime, int, int, bool]],
+    stored: list[tuple[dt.datetime, int, int, bool, int | None]],
     stage_kinds: dict[int, str],
     deal: Deal,
     observed_at: dt.datetime,
@@ -484,11 +539,11 @@ def snapshot_moves(
             moves.append(Move(stage_id, max(observed_at, created_at), True))
         return moves, []
 
-    latest_at, _id, latest_stage_id, _implied = stored[-1]
+    latest_at, _id, latest_stage_id, _implied, _from = stored[-1]
     if is_closed and record.closed_at is not None:
         if latest_stage_id == stage_id and latest_at == record.closed_at:
             return [Move(stage_id, record.closed_at, True)], []
-        stale = [change_id for changed_at, change_id, _stage, implied in stored if implied and changed_at > record.closed_at]
+        stale = [change_id for changed_at, change_id, _stage, implied, _from in stored if implied and changed_at > record.closed_at]
         return [Move(stage_id, record.closed_at, True)], stale
     if latest_stage_id == stage_id:
         # Nothing moved since the last import.
