@@ -8,6 +8,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from goals.models import QuotaMetric, QuotaTemplate, Team, Territory
+from pipelines.importers.base import ImportSourceError
+from pipelines.upload_limits import file_size_check
 from spm.date_limits import planning_range
 from spm.ids import IdModelChoiceField, IdModelMultipleChoiceField
 from spm.models import (
@@ -127,12 +129,26 @@ class QuotaGridForm(BootstrapFormMixin, forms.Form):
         }
 
 
-class QuotaUploadForm(BootstrapFormMixin, forms.Form):
+class TableUploadForm(BootstrapFormMixin, forms.Form):
+    """One CSV or XLSX file of at most IMPORT_MAX_UPLOAD_BYTES, the limit of the CRM imports."""
+
     file = forms.FileField(label=_("CSV or XLSX file"))
 
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            file_size_check(upload.name, upload.size)
+        except ImportSourceError as error:
+            raise ValidationError(str(error)) from None
+        return upload
 
-class PeopleUploadForm(BootstrapFormMixin, forms.Form):
-    file = forms.FileField(label=_("CSV or XLSX file"))
+
+class QuotaUploadForm(TableUploadForm):
+    pass
+
+
+class PeopleUploadForm(TableUploadForm):
+    pass
 
 
 class QuotaTemplateForm(BootstrapFormMixin, forms.ModelForm):

@@ -24,6 +24,7 @@ from pipelines.importers.upload_checks import (
     table_head_check,
 )
 from pipelines.models import MAX_MONEY_AMOUNT
+from pipelines.upload_limits import file_size_check, workbook_size_check
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,13 @@ def read_table(data: bytes, file_name: str, *, required: tuple[str, ...] = ()) -
     tabs or vertical bars, and is decoded and split as the CRM imports do (see
     pipelines.importers.formats). Raises ImportSourceError for a file that is
     not a CSV or XLSX file or cannot be decoded, a missing header, a header
-    without one of the `required` columns, and a file without data rows.
+    without one of the `required` columns, and a file without data rows. Raises it
+    too when the file, or an XLSX workbook unpacked, exceeds IMPORT_MAX_UPLOAD_BYTES.
     """
+    file_size_check(file_name, len(data))
     table_head_check(data[:HEAD_BYTES], file_name)
     if file_name.lower().endswith((".xlsx", ".xlsm")):
+        workbook_size_check(io.BytesIO(data), file_name)
         header, rows = _read_xlsx(data, file_name)
     else:
         header, rows = _read_csv(data, file_name)

@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from pipelines.importers.generic import GENERIC_FIELDS, REQUIRED_FIELDS
 from pipelines.models import ImportSource
+from pipelines.upload_limits import upload_too_large_message
 from spm.currencies import is_currency_code
 
 UPLOAD_SOURCES = [choice for choice in ImportSource.choices if choice[0] != ImportSource.MAVEN]
@@ -62,10 +63,7 @@ class ImportUploadForm(forms.Form):
         files = self.cleaned_data["files"]
         limit = settings.IMPORT_MAX_UPLOAD_BYTES
         if sum(upload.size for upload in files) > limit:
-            raise forms.ValidationError(
-                gettext("The upload is larger than %(size)d MB; split the export or ask for a higher limit.")
-                % {"size": limit // (1024 * 1024)}
-            )
+            raise forms.ValidationError(upload_too_large_message(limit))
         return files
 
 

@@ -47,6 +47,7 @@ from pipelines.models import (
     ImportSource,
 )
 from pipelines.services import crm_import
+from pipelines.upload_limits import upload_too_large_message, workbook_size_check
 from spm.exports import INTEGER, Column, Table
 from spm.models import AuditLog, Organization, User
 
@@ -82,11 +83,11 @@ def import_run_create(
 
     ZIP files are unpacked flat (folders inside are dropped), without the metadata files
     that macOS Finder adds. Each file and the sum of all, unpacked, may have at most
-    IMPORT_MAX_UPLOAD_BYTES. Raises ImportUploadError and stores nothing when a limit is
-    exceeded or a file type is not CSV, TXT, TSV, XLSX or ZIP, when two files get the
-    same name (jan/deals.csv and feb/deals.csv in one ZIP), when a file's content does
-    not fit its extension (a ZIP archive named .csv), and when no file has a data row
-    below its header. Writes an `import.uploaded` audit log entry.
+    IMPORT_MAX_UPLOAD_BYTES, and so may the unpacked parts of each XLSX workbook. Raises
+    ImportUploadError and stores nothing when a limit is exceeded or a file type is not
+    CSV, TXT, TSV, XLSX or ZIP, when two files get the same name (jan/deals.csv and
+    feb/deals.csv in one ZIP), when a file's content does not fit its extension (a ZIP
+    archive named .csv), and when no file has a data row below its header. Writes an `import.uploaded` audit log entry.
     """
     limit = settings.IMPORT_MAX_UPLOAD_BYTES
     relative = Path("imports") / str(organization.pk) / uuid.uuid4().hex
@@ -104,7 +105,7 @@ def import_run_create(
                     gettext("%(file)s is not a CSV, XLSX or ZIP file.") % {"file": name}
                 )
             if upload.size > limit or total + upload.size > limit:
-                raise ImportUploadError(_too_large_message(limit))
+                raise ImportUploadError(upload_too_large_message(limit))
             total += upload.size
             if suffix == ".zip":
                 total = _zip_extract(upload, directory, names, sources, total, limit)
@@ -151,13 +152,17 @@ def import_run_create(
 def _table_files_check(directory: Path, names: list[str]) -> None:
     """Raise ImportSourceError when a stored file does not match its extension or cannot be decoded, or when no file has a data row.
 
+    A workbook whose parts unpack to more than IMPORT_MAX_UPLOAD_BYTES fails too.
+
     A single file without data rows may belong to an export of several files (a Pipedrive
     change log without activities), so only an upload whose files all lack them fails.
     """
     for name in names:
         path = directory / name
         table_file_check(path)
-        if path.suffix.lower() not in WORKBOOK_SUFFIXES:
+        if path.suffix.lower() in WORKBOOK_SUFFIXES:
+            workbook_size_check(path, name)
+        else:
             # The importer reads the file the same way, so an undecodable file fails here and not in the run.
             encoding_detect(path)
     if any(file_has_data_rows(directory / name) for name in names):
@@ -167,12 +172,6 @@ def _table_files_check(directory: Path, names: list[str]) -> None:
     raise ImportSourceError(
         gettext("None of the files %(files)s has data rows below its header row.") % {"files": ", ".join(sorted(names))}
     )
-
-
-def _too_large_message(limit: int) -> str:
-    return gettext("The upload is larger than %(size)d MB; split the export or ask for a higher limit.") % {
-        "size": limit // (1024 * 1024)
-    }
 
 
 def _safe_name(name: str) -> str:
@@ -225,14 +224,14 @@ def _zip_extract(
             _name_claim(sources, name, f"{upload.name}/{member.filename}")
             total += member.file_size
             if total > limit:
-                raise ImportUploadError(_too_large_message(limit))
+                raise ImportUploadError(upload_too_large_message(limit))
             with archive.open(member) as source, open(directory / name, "wb") as target:
                 # Copy with a running count: the header's file_size may understate a crafted archive.
                 written = 0
                 while chunk := source.read(1024 * 1024):
                     written += len(chunk)
                     if written > member.file_size or total - member.file_size + written > limit:
-                        raise ImportUploadError(_too_large_message(limit))
+                        raise ImportUploadError(upload_too_large_message(limit))
                     target.write(chunk)
             names.append(name)
     return total

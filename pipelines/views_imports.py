@@ -40,6 +40,7 @@ from pipelines.services_imports import (
     source_needs_mapping,
 )
 from pipelines.services_rates import exchange_rates_import
+from pipelines.upload_limits import upload_too_large_message
 from spm.exports import csv_response
 
 RUNS_LISTED = 50
@@ -188,11 +189,7 @@ def exchange_rates_upload(request, org_slug):
         return redirect("import_list", org_slug=org_slug)
     upload = form.cleaned_data["file"]
     if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
-        messages.error(
-            request,
-            gettext("The upload is larger than %(size)d MB; split the export or ask for a higher limit.")
-            % {"size": settings.IMPORT_MAX_UPLOAD_BYTES // (1024 * 1024)},
-        )
+        messages.error(request, upload_too_large_message(settings.IMPORT_MAX_UPLOAD_BYTES))
         return redirect("import_list", org_slug=org_slug)
 
     # Each upload gets its own directory, so the file keeps the uploader's name, which messages show.
