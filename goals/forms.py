@@ -1,7 +1,5 @@
 """Forms of the goals admin pages: settings, quota editor filters, uploads, teams, territories, people."""
 
-import datetime as dt
-
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -276,7 +274,8 @@ class AssignmentForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
     territory = IdModelChoiceField(
         label=_("Territory"), queryset=Territory.objects.none(), required=False, empty_label=_("– no territory –")
     )
-    valid_from = forms.DateField(label=_("Valid from"), initial=dt.date.today, widget=IsoDateInput())
+    # timezone.localdate is today in the organization's time zone, which OrganizationMiddleware activates.
+    valid_from = forms.DateField(label=_("Valid from"), initial=timezone.localdate, widget=IsoDateInput())
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
 
     def __init__(self, *args, **kwargs):

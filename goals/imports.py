@@ -239,7 +239,8 @@ def people_import(
     an existing member by e-mail, else by a unique name; a new person needs an
     e-mail. Teams and territories that do not exist yet are created. A
     changed team or territory becomes an Assignment from the member's
-    active_from (new members) or from `today` (existing members). An empty
+    active_from (new members) or from `today` (existing members; default: today
+    in the organization's time zone). An empty
     cell leaves the member's value as it is. New users get no usable password.
     A row repeating an earlier accepted row's e-mail address (or, without one,
     its name) is rejected, so a file cannot change one person twice.
@@ -252,7 +253,7 @@ def people_import(
     """
     rows = parsing.read_table(data, file_name, required=PEOPLE_COLUMNS)
     result = UploadResult(file_name=file_name)
-    today = today or dt.date.today()
+    today = today or organization_today(organization)
     first_lines: dict[tuple[str, str], int] = {}
 
     with transaction.atomic():

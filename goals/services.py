@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
-from goals.attainment import COUNT_METRICS
+from goals.attainment import COUNT_METRICS, organization_today
 from goals.models import (
     Assignment,
     ForecastSnapshot,
@@ -335,10 +335,11 @@ def assignment_change(
     later are removed, because the new assignment replaces them. A member
     without history first gets a row with the current Membership.team and
     territory from `active_from` (or 1900-01-01), so earlier periods keep their
-    credit. Membership.team/territory follow when `valid_from` is today or earlier.
+    credit. Membership.team/territory follow when `valid_from` is `today` or earlier
+    (default: today in the organization's time zone).
     """
     organization = membership.organization
-    today = today or dt.date.today()
+    today = today or organization_today(organization)
     history = list(Assignment.objects.filter(membership=membership).order_by("valid_from"))
     current = next(
         (row for row in reversed(history) if row.valid_from <= valid_from and (row.valid_to is None or valid_from < row.valid_to)),
