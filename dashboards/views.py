@@ -13,17 +13,23 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from coaching.signals import team_median_min_values
 from dashboards.forms import DEFAULT_REP_SORT, DashboardFilterForm, PeriodFilterForm
-from dashboards.scorecards import dashboard_page, default_period, periods_grouped, scorecard_page
+from dashboards.scorecards import (
+    dashboard_page,
+    default_period,
+    periods_grouped,
+    scorecard_page,
+)
 from dashboards.selectors import kpi_periods_available
 from dashboards.services import kpi_data_version
 from pipelines.selectors import team_list_visible
 from spm.models import Role
-from spm.tenancy import membership_ids_visible
+from spm.tenancy import visibility_digest, visible_team_and_member_ids
 
-
-# A cached fragment outlives no recompute (the data version changes), but a change of
-# teams or memberships shows up only after this many seconds.
+# A recompute changes the data version and a change of what the member may see changes the
+# audience, so both miss the cache at once. Other changes of teams or memberships, such as a
+# renamed team, show up only after this many seconds.
 FRAGMENT_CACHE_SECONDS = 300
 
 
@@ -32,11 +38,22 @@ def _is_fragment_request(request) -> bool:
     return bool(request.htmx and not request.htmx.history_restore_request)
 
 
-def kpi_audience(membership) -> str:
-    """Cache key part naming whose numbers a dashboard shows: every admin sees the same, others their own."""
+def kpi_audience(membership, *, team_ids: set[int] | None, member_ids: set[int] | None) -> str:
+    """Cache key part naming whose numbers a dashboard shows: every admin sees the same, others their own.
+
+    `team_ids` and `member_ids` come from spm.tenancy.visible_team_and_member_ids.
+    A manager's part carries their digest, so reassigning a team or a rep to
+    another manager retires the cached fragment at once instead of showing the
+    former manager the rep's row for minutes.
+    """
     if membership.role == Role.ADMIN:
         return "admin"
-    return f"member-{membership.pk}"
+    return f"member-{membership.pk}-{visibility_digest(team_ids, member_ids)}"
+
+
+def scorecard_audience(membership, organization) -> str:
+    """Cache key part of a member's own scorecard: its team and the rule that hides small teams' medians."""
+    return f"member-{membership.pk}-team-{membership.team_id}-min-{team_median_min_values(organization)}"
 
 
 def kpi_fragment_cache_key(request, *, audience: str | None = None) -> str:
@@ -111,15 +128,16 @@ def dashboard(request, org_slug):
     membership = request.membership
     if membership.role == Role.REP:
         raise Http404("The dashboard is for managers and admins.")
+    team_ids, member_ids = visible_team_and_member_ids(membership)
     return render_kpi_page_cached(
         request,
         "dashboards/dashboard.html",
-        audience=kpi_audience(membership),
-        context_build=lambda with_page: _dashboard_context(request, with_page=with_page),
+        audience=kpi_audience(membership, team_ids=team_ids, member_ids=member_ids),
+        context_build=lambda with_page: _dashboard_context(request, with_page=with_page, visible_member_ids=member_ids),
     )
 
 
-def _dashboard_context(request, *, with_page: bool) -> dict:
+def _dashboard_context(request, *, with_page: bool, visible_member_ids: set[int] | None) -> dict:
     organization, membership = request.organization, request.membership
     form = DashboardFilterForm(request.GET, organization=organization)
     form.is_valid()
@@ -137,7 +155,7 @@ def _dashboard_context(request, *, with_page: bool) -> dict:
         page = dashboard_page(
             organization=organization,
             membership=membership,
-            visible_member_ids=membership_ids_visible(membership),
+            visible_member_ids=visible_member_ids,
             period=period,
             teams=teams,
             team=team,
@@ -159,7 +177,7 @@ def me(request, org_slug):
     return render_kpi_page_cached(
         request,
         "dashboards/me.html",
-        audience=f"member-{request.membership.pk}",
+        audience=scorecard_audience(request.membership, request.organization),
         context_build=lambda with_page: _me_context(request, with_page=with_page),
     )
 

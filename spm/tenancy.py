@@ -1,5 +1,7 @@
 """Role-based visibility inside the current organization's scope, and the rule that keeps one admin."""
 
+import hashlib
+
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
@@ -19,7 +21,43 @@ def membership_ids_visible(membership: Membership) -> set[int] | None:
         return None
     if membership.role == Role.REP:
         return {membership.pk}
+    _team_ids, member_ids = _manager_visible_ids(membership)
+    return member_ids
 
+
+def visible_team_and_member_ids(membership: Membership) -> tuple[set[int] | None, set[int] | None]:
+    """Return (team ids, member ids) whose numbers `membership` may see; (None, None) for an admin, who sees all.
+
+    The member ids equal membership_ids_visible(membership). A rep sees no team
+    and only themselves. Two queries for a manager, none otherwise.
+    """
+    if membership.role == Role.ADMIN:
+        return None, None
+    if membership.role == Role.REP:
+        return set(), {membership.pk}
+    return _manager_visible_ids(membership)
+
+
+def visibility_digest(team_ids: set[int] | None, member_ids: set[int] | None) -> str:
+    """Return a short digest of visible team and member ids (as from visible_team_and_member_ids) for cache keys.
+
+    A cache entry keyed with it is missed as soon as a team's manager, a
+    member's manager or a member's team changes what the viewer may see.
+    """
+    if team_ids is None and member_ids is None:
+        return "all"
+    teams = ",".join(map(str, sorted(team_ids or ())))
+    members = ",".join(map(str, sorted(member_ids or ())))
+    return hashlib.sha256(f"teams={teams}|members={members}".encode()).hexdigest()[:32]
+
+
+def _manager_visible_ids(membership: Membership) -> tuple[set[int], set[int]]:
+    """Return (team ids, member ids) that a manager may see.
+
+    The teams are the ones they manage and every sub-team below. The members
+    are those teams' members and everyone who reports to the manager directly
+    or transitively, the manager included.
+    """
     from goals.models import Team
 
     teams = list(Team.objects.values_list("id", "parent_id", "manager_id"))
@@ -35,7 +73,7 @@ def membership_ids_visible(membership: Membership) -> set[int] | None:
     while frontier:
         frontier = {pk for pk, manager_id, _team in people if manager_id in frontier} - visible
         visible |= frontier
-    return visible
+    return team_ids, visible
 
 
 def restrict_to_visible(queryset: QuerySet, membership: Membership, owner_field: str = "owner") -> QuerySet:

@@ -566,6 +566,60 @@ def test_me_for_every_role(client, scenario, admin_member, manager_member, membe
         assert client.get("/o/acme/me/").status_code == 200
 
 
+# Cached fragments and visibility changes
+
+
+def test_rep_manager_change_retires_cached_fragment(client, scenario, manager_member, south_rep):
+    with scopes_disabled():
+        south_rep.manager = manager_member
+        south_rep.save(update_fields=["manager"])
+    client.force_login(manager_member.user)
+    url = "/o/acme/dashboard/?period=2017-Q2"
+    before = client.get(url, headers={"HX-Request": "true"}).content.decode()
+
+    with scopes_disabled():
+        south_rep.manager = None
+        south_rep.save(update_fields=["manager"])
+    after = client.get(url, headers={"HX-Request": "true"}).content.decode()
+
+    assert "Sue South" in before
+    assert "Sue South" not in after
+    assert "Ann Member" in after
+
+
+def test_team_manager_change_retires_cached_fragment(client, scenario, team, admin_member, manager_member, member, other_rep):
+    with scopes_disabled():
+        # Ann and Bob are visible through team North only, not through their manager field.
+        for rep in (member, other_rep):
+            rep.manager = None
+            rep.save(update_fields=["manager"])
+    client.force_login(manager_member.user)
+    url = "/o/acme/dashboard/?period=2017-Q2"
+    before = client.get(url, headers={"HX-Request": "true"}).content.decode()
+
+    with scopes_disabled():
+        team.manager = admin_member
+        team.save(update_fields=["manager"])
+    after = client.get(url, headers={"HX-Request": "true"}).content.decode()
+
+    assert "Ann Member" in before
+    assert "Bob Other" in before
+    assert "Ann Member" not in after
+    assert "Bob Other" not in after
+
+
+def test_unchanged_visibility_reuses_cached_fragment(client, scenario, manager_member, django_assert_num_queries):
+    client.force_login(manager_member.user)
+    url = "/o/acme/dashboard/?period=2017-Q2"
+    client.get(url, headers={"HX-Request": "true"})
+
+    # session, user, membership; visibility reads teams and members; no KPI read.
+    with django_assert_num_queries(5):
+        response = client.get(url, headers={"HX-Request": "true"})
+
+    assert "Ann Member" in response.content.decode()
+
+
 # Query counts
 
 
