@@ -21,9 +21,15 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django_scopes import scope
 
-from goals.attainment import COUNT_METRICS, Attainment, attainment_list, organization_today
+from goals.attainment import (
+    COUNT_METRICS,
+    Attainment,
+    attainment_list,
+    organization_today,
+)
 from goals.models import QuotaLevel, QuotaMetric
 from spm.date_limits import COMPUTABLE_RANGE
+from spm.exports import report_csv_cell
 from spm.fiscal import Period
 from spm.models import Organization
 
@@ -121,7 +127,7 @@ def attainment_report(
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(COLUMNS)
         for row in report_rows:
-            writer.writerow(["" if row[column] is None else row[column] for column in COLUMNS])
+            writer.writerow([report_csv_cell(row[column]) for column in COLUMNS])
         return buffer.getvalue()
     report = {
         "organization": organization.slug,

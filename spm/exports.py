@@ -34,6 +34,7 @@ from spm.rounding import decimal_of, round_half_up
 
 TEXT, INTEGER, MONEY, DECIMAL, PERCENT, DAYS, DATE = "text", "integer", "money", "decimal", "percent", "days", "date"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Excel number formats per column kind; the spreadsheet localizes separators itself.
 XLSX_NUMBER_FORMATS = {
@@ -78,6 +79,20 @@ class Table:
 def cell_escape(text: str) -> str:
     """Prefix a text that a spreadsheet would run as a formula with an apostrophe."""
     return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
+
+
+def report_csv_cell(value):
+    """Return one value of a command's JSON-shaped report row as a CSV cell for csv.writer.
+
+    None becomes an empty cell, and numbers and booleans pass unchanged. Text goes through
+    cell_escape, except a decimal number written as text ("-1234.50", the reports' form for
+    money), which a spreadsheet reads as that number and not as a formula.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value if _DECIMAL_TEXT.fullmatch(value) else cell_escape(value)
+    return value
 
 
 def _is_number(value) -> bool:

@@ -18,6 +18,7 @@ from dashboards.models import Grain
 from dashboards.selectors import kpi_rows
 from goals.attainment_report import attainment_report
 from pipelines.models import Pipeline
+from spm.exports import report_csv_cell
 from spm.ids import id_parse
 from spm.models import Organization
 
@@ -278,5 +279,5 @@ def _csv_text(rows: list[dict], columns=COLUMNS) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row[column] is None else row[column] for column in columns])
+        writer.writerow([report_csv_cell(row[column]) for column in columns])
     return buffer.getvalue()
