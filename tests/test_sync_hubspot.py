@@ -9,6 +9,7 @@ Gamma (lost) from `hubspot_demo_deals`, plus Renewal in "Renewals".
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django_scopes import scope, scopes_disabled
@@ -24,6 +25,7 @@ from pipelines.models import (
     Stage,
     StageKind,
 )
+from pipelines.services import crm_import
 from spm.models import AuditLog, Membership
 from tests.fake_crm import (
     fixture_connection,  # noqa: F401 (pytest fixture, requested by name)
@@ -168,6 +170,35 @@ def test_incremental_run_reads_only_changes(org, connection, fake):
     assert (beta.status, beta.closed_at) == (DealStatus.WON, utc(2025, 2, 10, 9))
     assert deal(org, "5").stage.name == "Appointment scheduled"
     assert connection.cursor["deals"] == "2025-02-11T09:00:00+00:00"
+
+
+def test_close_date_in_organization_time_zone(org, other_org, connection, fake, tmp_path):
+    # HubSpot stores a close date picked as 1 March in a Berlin account as local midnight, 2025-02-28T23:00Z.
+    fake.add_deal(
+        "6",
+        name="Epsilon",
+        owner_id="102",
+        pipeline="default",
+        stage="appointmentscheduled",
+        created_at=utc(2025, 2, 11, 9),
+        amount="700",
+        close_date=dt.datetime(2025, 3, 1, tzinfo=ZoneInfo("Europe/Berlin")),
+    )
+    # The deals export writes the same close date as the account shows it.
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "hubspot-crm-exports-deals.csv").write_text(
+        "Record ID,Deal Name,Deal Stage,Pipeline,Amount,Deal owner,Create Date,Close Date\n"
+        "6,Epsilon,Appointment scheduled,Sales Pipeline,700,Jonas Keller,2025-02-11 10:00,2025-03-01 00:00\n"
+    )
+
+    sync(connection)
+    with scope(organization=other_org):
+        crm_import(organization=other_org, source="hubspot", path=export, today=dt.date(2025, 4, 1))
+        imported = Deal.objects.get(external_id="6")
+
+    assert deal(org, "6").expected_close_on == dt.date(2025, 3, 1)
+    assert imported.expected_close_on == dt.date(2025, 3, 1)
 
 
 def test_deal_moved_backwards_reopens_it(org, connection, fake):

@@ -43,7 +43,8 @@ MAX_ERRORS_STORED = 200
 def _source(connection: CrmConnection, sleep=None):
     if connection.provider == CrmProvider.HUBSPOT:
         return hubspot.HubSpotSource(
-            hubspot.hubspot_client(base_url=connection.base_url, access_token=connection.access_token, sleep=sleep)
+            hubspot.hubspot_client(base_url=connection.base_url, access_token=connection.access_token, sleep=sleep),
+            time_zone=connection.organization.tzinfo,
         )
     return pipedrive.PipedriveSource(
         pipedrive.pipedrive_client(base_url=connection.base_url, access_token=connection.access_token, sleep=sleep)

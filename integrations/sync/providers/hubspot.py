@@ -86,8 +86,11 @@ def hubspot_client(*, base_url: str, access_token: str, sleep=None) -> JsonClien
 class HubSpotSource:
     """Fetches one HubSpot portal's changes since a cursor; see the module docstring for the endpoints."""
 
-    def __init__(self, client: JsonClient):
+    def __init__(self, client: JsonClient, *, time_zone: dt.tzinfo):
+        # Close dates are read as days in `time_zone`, the organization's time zone.
+        # NOTE: this assumes that the HubSpot account uses the same time zone, because its setting is not read.
         self.client = client
+        self.time_zone = time_zone
 
     # --- pipelines and owners ----------------------------------------------------------------
 
@@ -147,7 +150,7 @@ class HubSpotSource:
                 seen.append(modified_at)
             if str(properties.get("pipeline") or "") not in pipeline_ids:
                 continue
-            deals.append(_deal(entry, modified_at))
+            deals.append(_deal(entry, modified_at, self.time_zone))
         return deals, cursor_advance(cursor, seen, started_at)
 
     def deleted_deals_fetch(self) -> list[CrmDeletedDeal]:
@@ -292,7 +295,7 @@ def _stage(entry: dict, order: int) -> CrmStage:
     )
 
 
-def _deal(entry: dict, modified_at: dt.datetime | None) -> CrmDeal:
+def _deal(entry: dict, modified_at: dt.datetime | None, time_zone: dt.tzinfo) -> CrmDeal:
     properties = entry.get("properties") or {}
     created_at = _moment(properties.get("createdate")) or _moment(entry.get("createdAt"))
     history = (entry.get("propertiesWithHistory") or {}).get("dealstage") or []
@@ -304,6 +307,9 @@ def _deal(entry: dict, modified_at: dt.datetime | None) -> CrmDeal:
         ),
         key=lambda move: move.changed_at,
     )
+    # HubSpot stores `closedate` as a UTC instant and shows its date in the account's time zone,
+    # which is also the date its deals export writes. A close date picked as 1 March in Berlin
+    # is 2025-02-28T23:00Z, so the date is taken in the organization's time zone.
     close_date = _moment(properties.get("closedate"))
     return CrmDeal(
         external_id=str(entry["id"]),
@@ -315,7 +321,7 @@ def _deal(entry: dict, modified_at: dt.datetime | None) -> CrmDeal:
         currency=(properties.get("deal_currency_code") or "").upper(),
         created_at=created_at,
         modified_at=modified_at or created_at,
-        expected_close_on=close_date.date() if close_date else None,
+        expected_close_on=close_date.astimezone(time_zone).date() if close_date else None,
         lost_reason=properties.get("closed_lost_reason") or "",
         moves=moves,
     )
