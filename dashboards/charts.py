@@ -6,6 +6,7 @@ from gettext, and `layout.separators` plus Babel-formatted bar labels make
 numbers read `1.234,56` on German pages.
 """
 
+import html
 import json
 import re
 from decimal import Decimal
@@ -25,6 +26,15 @@ from dashboards.templatetags.spm_format import (
 from spm.fiscal import Period
 
 BAR_COLOR = "#0d6efd"
+
+
+def plotly_text(text) -> str:
+    """Escape an imported name for Plotly, which renders tags such as <a href> and <b> in labels and hovers.
+
+    Plotly (plotly.js 4.1, svg_text_utils) decodes &amp;, &lt;, &gt; and numeric entities
+    back to characters, but not &quot;, so quotes are left as they are.
+    """
+    return html.escape(str(text), quote=False)
 
 
 def _separators(locale) -> str:
@@ -108,7 +118,7 @@ def win_rate_by_rep_chart(rows: list[KpiRow]) -> dict:
     """
     locale = current_locale()
     defined = sorted((row for row in rows if row.win_rate is not None), key=lambda row: row.win_rate)
-    names = [row.subject for row in defined]
+    names = [plotly_text(row.subject) for row in defined]
     percents = [float(row.win_rate * 100) for row in defined]
     labels = [format_percent(row.win_rate, locale) for row in defined]
 
@@ -139,7 +149,7 @@ def win_rate_by_rep_chart(rows: list[KpiRow]) -> dict:
 def funnel_chart(rows) -> dict:
     """Funnel of the deals that reached each step (dashboards.analytics.funnel rows), conversion in the hover."""
     locale = current_locale()
-    labels = [row.label for row in rows]
+    labels = [plotly_text(row.label) for row in rows]
     counts = [row.reached for row in rows]
     conversions = [
         format_percent(row.conversion, locale) if row.conversion is not None else "–" for row in rows
@@ -169,7 +179,7 @@ def funnel_chart(rows) -> dict:
 def time_in_stage_chart(rows) -> dict:
     """Grouped bars of mean and median days per stage; stages without completed stays have no bars."""
     locale = current_locale()
-    names = [row.stage.name for row in rows]
+    names = [plotly_text(row.stage.name) for row in rows]
     means = [float(row.days_mean) if row.days_mean is not None else None for row in rows]
     medians = [float(row.days_median) if row.days_median is not None else None for row in rows]
     # Hover texts come formatted from Python: Plotly's %{y:.1f} rounds the binary float, so 1.15 would read 1.1.
