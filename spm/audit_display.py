@@ -94,6 +94,7 @@ FIELD_LABELS = {
     "message": _("Message"),
     "snapshots_renamed": _("KPI snapshots renamed"),
     "calendar_feeds_deleted": _("Calendar feeds deleted"),
+    "api_tokens_revoked": _("API tokens revoked"),
     "created": _("Created"),
     "updated": _("Updated"),
     "unchanged": _("Unchanged"),

@@ -192,8 +192,8 @@ def person_pseudonymize(*, membership: Membership, actor: User | None) -> str:
     """Replace the person's identity by a pseudonym and disable their login; keep their numbers.
 
     The user's e-mail, names and password are replaced, the account is deactivated, and
-    its verified addresses, authenticators and pending sessions are removed. The
-    membership stays, with its deals, activities and quotas, so team and organization
+    its verified addresses, authenticators and pending sessions are removed, and the API
+    tokens the user created in the organization are revoked. The membership stays, with its deals, activities and quotas, so team and organization
     totals do not change; its external id and the rep-grain KPI snapshot names take the
     pseudonym, and a recompute is scheduled. Raises ValidationError when the user also
     belongs to another organization, whose admins would lose a member without being asked,
@@ -236,6 +236,7 @@ def person_pseudonymize(*, membership: Membership, actor: User | None) -> str:
         user.save()
         _delete_login_data(user)
         feeds_deleted = _delete_connection_data(membership)
+        tokens_revoked = _revoke_api_tokens(user=user, organization=organization, actor=actor)
 
         membership.external_id = pseudonym
         if membership.active_to is None:
@@ -251,7 +252,12 @@ def person_pseudonymize(*, membership: Membership, actor: User | None) -> str:
             action=audit.PERSON_PSEUDONYMIZED,
             object_type="membership",
             object_id=membership.pk,
-            after={"user_id": user.pk, "snapshots_renamed": snapshots_renamed, "calendar_feeds_deleted": feeds_deleted},
+            after={
+                "user_id": user.pk,
+                "snapshots_renamed": snapshots_renamed,
+                "calendar_feeds_deleted": feeds_deleted,
+                "api_tokens_revoked": tokens_revoked,
+            },
         )
         kpi_recompute_schedule(organization_id=organization.pk)
 
@@ -274,6 +280,21 @@ def _delete_connection_data(membership: Membership) -> int:
 
     deleted, _per_model = CalendarFeed.objects.filter(member=membership).delete()
     return deleted
+
+
+def _revoke_api_tokens(*, user: User, organization: Organization, actor: User | None) -> int:
+    """Revoke the organization's API tokens that `user` created and that are still active; return the count.
+
+    The API authenticates as a token's creator, so the tokens of a person whose
+    identity is erased stop working too. The rows stay, revoked, for the audit log.
+    """
+    from integrations.api.models import ApiToken
+
+    # The token's organization is pinned, so no other tenant's row is touched.
+    with scopes_disabled():
+        return ApiToken.objects.filter(organization=organization, created_by=user, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revoked_by=actor
+        )
 
 
 def _delete_login_data(user: User) -> None:

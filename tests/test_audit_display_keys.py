@@ -49,7 +49,7 @@ SAMPLES = [
     ("coaching.agenda_changed", "one_on_one", None, {"added": [AGENDA_SIGNAL]}),
     ("privacy.personal_data_exported", "membership", None, {"record_counts": {"pipelines.deal": 2}}),
     ("privacy.person_pseudonymized", "membership", None,
-     {"user_id": 1, "snapshots_renamed": 2, "calendar_feeds_deleted": 1}),
+     {"user_id": 1, "snapshots_renamed": 2, "calendar_feeds_deleted": 1, "api_tokens_revoked": 1}),
     ("audit.exported", "audit", None, {"format": "csv", "filters": {"action": "auth.login"}}),
     ("retention.activities_deleted", "activity", None,
      {"deleted": 3, "cutoff": "2017-10-01T00:00:00+00:00", "retention_days": 365}),

@@ -13,6 +13,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 
 from integrations.api.models import ApiToken
 from integrations.api.services import api_token_hash, api_token_touch
+from spm.models import Membership, Role
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +24,12 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 class ApiTokenAuthentication(BaseAuthentication):
     """Authenticate `Authorization: Bearer spm_<organization id>_<secret>`; `request.auth` becomes the ApiToken.
 
-    The user of the request is the token's creator (or an anonymous user when that
-    account was deleted), so nothing of a login session applies.
+    The user of the request is the token's creator, so nothing of a login session
+    applies. A token acts with its creator's authority: it stops working when the
+    creator's account is deactivated (401, which includes erasure) or the creator is
+    no longer an admin of the token's organization (403). A token without a creator
+    (made by `manage.py api_token_create`, or whose creator was deleted) authenticates
+    as an anonymous user.
     """
 
     keyword = "Bearer"
@@ -55,12 +60,46 @@ class ApiTokenAuthentication(BaseAuthentication):
             if not token.is_active:
                 logger.info("Revoked API token used organization_id=%s api_token_id=%s", token.organization_id, token.pk)
                 raise exceptions.AuthenticationFailed(_("This API token was revoked; ask an admin for a new one."))
+            _creator_check(token)
             api_token_touch(token=token)
 
         return (token.created_by or AnonymousUser(), token)
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="api"'
+
+
+def _creator_check(token: ApiToken) -> None:
+    """Reject a token whose creator was deactivated or is no longer an admin of the token's organization."""
+    # NOTE: a token whose creator was deleted has no creator left (SET_NULL) and keeps working,
+    # like a token made on the command line, until an admin revokes it.
+    creator = token.created_by
+    if creator is None:
+        return
+    if not creator.is_active:
+        logger.info(
+            "API token of a deactivated user used organization_id=%s api_token_id=%s user_id=%s",
+            token.organization_id,
+            token.pk,
+            creator.pk,
+        )
+        raise exceptions.AuthenticationFailed(
+            _("The account that created this API token is deactivated, so the token no longer works. Ask an admin for a new token.")
+        )
+    is_admin = Membership.objects.filter(organization_id=token.organization_id, user_id=creator.pk, role=Role.ADMIN).exists()
+    if not is_admin:
+        logger.info(
+            "API token of a former admin used organization_id=%s api_token_id=%s user_id=%s",
+            token.organization_id,
+            token.pk,
+            creator.pk,
+        )
+        raise exceptions.PermissionDenied(
+            _(
+                "The person who created this API token is no longer an admin of this organization, so the token no "
+                "longer works. Ask an admin for a new token."
+            )
+        )
 
 
 class HasApiToken(permissions.BasePermission):
