@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -133,6 +134,26 @@ def scorecard_view_record(*, organization: Organization, viewer: Membership, sub
         view.pk,
     )
     return view
+
+
+# An htmx period switch on an opened scorecard is not logged again within this window.
+SCORECARD_VIEW_REPEAT_WINDOW = dt.timedelta(minutes=30)
+
+
+def scorecard_view_record_fragment(
+    *, organization: Organization, viewer: Membership, subject: Membership
+) -> ScorecardView | None:
+    """Log an htmx fragment of `subject`'s scorecard unless `viewer` opened it within SCORECARD_VIEW_REPEAT_WINDOW.
+
+    Switching the period on an opened scorecard loads only a fragment, and
+    logging each switch would bury the openings in the log. A fragment with no
+    recent view is still logged, because a client can request fragments without
+    ever loading the full page. Returns the new view, or None when none was logged.
+    """
+    since = timezone.now() - SCORECARD_VIEW_REPEAT_WINDOW
+    if ScorecardView.objects.filter(viewer=viewer, subject=subject, viewed_at__gte=since).exists():
+        return None
+    return scorecard_view_record(organization=organization, viewer=viewer, subject=subject)
 
 
 def scorecard_view_list(

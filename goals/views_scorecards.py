@@ -12,7 +12,11 @@ from dashboards.scorecards import periods_grouped
 from dashboards.selectors import kpi_periods_available
 from goals.attainment import organization_today
 from goals.contests import contest_badges
-from goals.privacy import name_policy_for, scorecard_view_record
+from goals.privacy import (
+    name_policy_for,
+    scorecard_view_record,
+    scorecard_view_record_fragment,
+)
 from goals.scorecards import rep_scorecard_build
 from goals.selectors import default_goal_period
 from spm.fiscal import MONTH, QUARTER, YEAR, Period, period_containing
@@ -103,13 +107,17 @@ def my_attainment(request, org_slug):
 def rep_scorecard(request, org_slug, member_id):
     """Render a rep's attainment scorecard for managers and admins who may see the rep; 404 for anyone else.
 
-    Every opening of another member's scorecard is logged for the works council.
+    Every opening of another member's scorecard (a full-page request) is logged
+    for the works council. An htmx period switch is logged only without a recent view.
     """
     viewer = request.membership
     if viewer.role == Role.REP:
         raise Http404("Scorecards of other members are for managers and admins.")
     members = Membership.objects.select_related("user", "team")
     subject = get_visible_or_404(members, viewer, owner_field="pk", pk=member_id)
-    scorecard_view_record(organization=request.organization, viewer=viewer, subject=subject)
+    if request.htmx and not request.htmx.history_restore_request:
+        scorecard_view_record_fragment(organization=request.organization, viewer=viewer, subject=subject)
+    else:
+        scorecard_view_record(organization=request.organization, viewer=viewer, subject=subject)
     return render_goal_page(request, "goals/scorecard.html", "attainment-panel", _scorecard_context(request, subject))
 

@@ -18,13 +18,21 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from dashboards.services import kpi_snapshot_recompute
 from goals.models import ScorecardView
 from goals.scorecards import rep_scorecard_build
 from pipelines.models import Activity, ActivityKind, DealStatus
-from tests.attainment_data import Q2, deal_create, quota_create, rep_create, stages_create, utc
+from tests.attainment_data import (
+    Q2,
+    deal_create,
+    quota_create,
+    rep_create,
+    stages_create,
+    utc,
+)
 
 WON, LOST, OPEN = DealStatus.WON, DealStatus.LOST, DealStatus.OPEN
 TODAY = dt.date(2017, 5, 15)
@@ -192,6 +200,49 @@ def test_manager_opens_rep_scorecard_and_is_logged(client, org, people, manager_
     with scopes_disabled():
         views = list(ScorecardView.objects.values_list("viewer_id", "subject_id"))
     assert views == [(manager_member.pk, people["anna"].pk)]
+
+
+def test_period_switch_not_logged_again(client, org, people, manager_member):
+    client.force_login(manager_member.user)
+    url = f"/o/acme/reps/{people['anna'].pk}/"
+
+    client.get(url, {"period": "2017-Q2"})
+    for period in ("2017-Q1", "2017-Q3", "2017"):
+        assert client.get(url, {"period": period}, HTTP_HX_REQUEST="true").status_code == 200
+
+    with scopes_disabled():
+        views = list(ScorecardView.objects.values_list("viewer_id", "subject_id"))
+    assert views == [(manager_member.pk, people["anna"].pk)]
+
+
+def test_fragment_without_recent_view_is_logged(client, org, people, manager_member):
+    client.force_login(manager_member.user)
+    url = f"/o/acme/reps/{people['anna'].pk}/"
+    client.get(url, {"period": "2017-Q2"})
+    with scopes_disabled():
+        ScorecardView.objects.update(viewed_at=timezone.now() - dt.timedelta(minutes=31))
+
+    client.get(url, {"period": "2017-Q1"}, HTTP_HX_REQUEST="true")
+    client.get(f"/o/acme/reps/{people['bert'].pk}/", {"period": "2017-Q1"}, HTTP_HX_REQUEST="true")
+
+    with scopes_disabled():
+        views = list(ScorecardView.objects.order_by("pk").values_list("viewer_id", "subject_id"))
+    assert views == [
+        (manager_member.pk, people["anna"].pk),
+        (manager_member.pk, people["anna"].pk),
+        (manager_member.pk, people["bert"].pk),
+    ]
+
+
+def test_every_full_page_opening_is_logged(client, org, people, manager_member):
+    client.force_login(manager_member.user)
+    url = f"/o/acme/reps/{people['anna'].pk}/"
+
+    client.get(url, {"period": "2017-Q2"})
+    client.get(url, {"period": "2017-Q2"})
+
+    with scopes_disabled():
+        assert ScorecardView.objects.count() == 2
 
 
 def test_rep_scorecard_fragment(client, org, people, admin_member):
