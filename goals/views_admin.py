@@ -4,7 +4,6 @@ Every view returns 404 to anyone but an admin of the organization in the URL.
 """
 
 import datetime as dt
-from functools import wraps
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -28,18 +27,9 @@ from spm import fiscal
 from spm.date_limits import planning_range
 from spm.ids import id_or_404
 from spm.models import Membership
+from spm.security import admin_required
 
 MAX_PASTE_CELLS = 2000
-
-
-def admin_required(view):
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.membership is None or not request.membership.is_admin:
-            raise Http404("Admins only.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _language() -> str:

@@ -26,12 +26,12 @@ from goals.forecasts.page import (
 )
 from goals.models import ForecastCategory, ForecastPeriodKind
 from goals.parsing import parse_number
-from goals.views_admin import admin_required
 from goals.views_scorecards import render_goal_page
 from pipelines.importers.base import RowRejected
 from pipelines.models import Deal
 from spm.ids import id_parse
 from spm.models import Membership, Role
+from spm.security import admin_required
 from spm.tenancy import get_visible_or_404
 
 

@@ -4,13 +4,11 @@ Every view returns 404 to managers and reps, like any page they may not see, and
 organization scope makes runs of other organizations 404 as well.
 """
 
-import functools
 import uuid
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -42,6 +40,7 @@ from pipelines.services_imports import (
 from pipelines.services_rates import exchange_rates_import
 from pipelines.upload_limits import upload_too_large_message
 from spm.exports import csv_response
+from spm.security import admin_required
 
 RUNS_LISTED = 50
 # Rejected rows listed on the run's page and for the last rate upload; the CSV download has all of them.
@@ -51,16 +50,6 @@ RATES_REJECTED_SESSION_KEY = "exchange_rates_rejected"
 # Maximum rejected rate rows kept in the session: about 27 years of daily rates, because a
 # rate file has one row per day. The page states how many rows the CSV leaves out.
 RATES_REJECTED_STORED = 10_000
-
-
-def admin_required(view):
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.membership is None or not request.membership.is_admin:
-            raise Http404("Imports are for admins.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _run_get(pk: int) -> ImportRun:

@@ -3,25 +3,14 @@
 Managers and reps get 404 like any page they may not see.
 """
 
-import functools
 
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 
 from pipelines.scoring import services
 from pipelines.scoring.selectors import win_model_page
-
-
-def admin_required(view):
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.membership is None or not request.membership.is_admin:
-            raise Http404("The win-probability model page is for admins.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+from spm.security import admin_required
 
 
 @admin_required

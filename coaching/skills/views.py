@@ -13,17 +13,11 @@ from coaching.skills.models import Competency, TrainingItem
 from goals.attainment import organization_today
 from pipelines.selectors import membership_list_visible
 from spm.models import Role
+from spm.security import admin_required, role_required
 from spm.tenancy import get_visible_or_404, membership_ids_visible
 
-
-def _require_admin(request) -> None:
-    if request.membership.role != Role.ADMIN:
-        raise Http404("Only admins edit the rubric.")
-
-
-def _require_leader(request) -> None:
-    if request.membership.role not in (Role.ADMIN, Role.MANAGER):
-        raise Http404("Only managers and admins edit development plans.")
+# Only managers and admins edit development plans.
+leader_required = role_required(Role.ADMIN, Role.MANAGER)
 
 
 def _competency_or_404(competency_id: int) -> Competency:
@@ -33,8 +27,8 @@ def _competency_or_404(competency_id: int) -> Competency:
     return competency
 
 
+@admin_required
 def rubric(request, org_slug):
-    _require_admin(request)
     form = CompetencyForm(request.POST or None, initial={"order": len(selectors.competency_list()) + 1})
     if request.method == "POST" and form.is_valid():
         fields, levels = form.split()
@@ -51,8 +45,8 @@ def rubric(request, org_slug):
     return render(request, "coaching/skills/rubric.html", context, status=400 if form.errors else 200)
 
 
+@admin_required
 def rubric_default(request, org_slug):
-    _require_admin(request)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     added = services.rubric_load_default(organization=request.organization, actor=request.membership)
@@ -63,8 +57,8 @@ def rubric_default(request, org_slug):
     return redirect("skills_rubric", org_slug=org_slug)
 
 
+@admin_required
 def competency_edit(request, org_slug, competency_id):
-    _require_admin(request)
     competency = _competency_or_404(competency_id)
     form = CompetencyForm(request.POST or None, initial=CompetencyForm.initial_for(competency))
     if request.method == "POST" and form.is_valid():
@@ -86,8 +80,8 @@ def competency_edit(request, org_slug, competency_id):
     return render(request, "coaching/skills/competency.html", context, status=400 if form.errors else 200)
 
 
+@admin_required
 def competency_delete(request, org_slug, competency_id):
-    _require_admin(request)
     competency = _competency_or_404(competency_id)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -156,8 +150,8 @@ def plan_list(request, org_slug):
     return render(request, "coaching/skills/plan_list.html", {"plans": plans})
 
 
+@leader_required
 def plan_new(request, org_slug, member_id):
-    _require_leader(request)
     member = selectors.member_get_visible(viewer=request.membership, member_id=member_id)
     if member.pk == request.membership.pk:
         raise Http404("Development plans are set up by the member's manager.")
@@ -198,8 +192,8 @@ def plan_detail(request, org_slug, plan_id):
     return render(request, "coaching/skills/plan_detail.html", _plan_context(request, plan))
 
 
+@leader_required
 def plan_goal_add(request, org_slug, plan_id):
-    _require_leader(request)
     plan = selectors.plan_get_visible(viewer=request.membership, plan_id=plan_id)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
@@ -213,8 +207,8 @@ def plan_goal_add(request, org_slug, plan_id):
     return redirect("plan_detail", org_slug=org_slug, plan_id=plan.pk)
 
 
+@leader_required
 def plan_item_add(request, org_slug, plan_id):
-    _require_leader(request)
     plan = selectors.plan_get_visible(viewer=request.membership, plan_id=plan_id)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])

@@ -7,7 +7,7 @@ organization scope makes connections and runs of other organizations 404 as well
 import functools
 
 from django.contrib import messages
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext
@@ -17,6 +17,7 @@ from integrations.sync import selectors, services
 from integrations.sync.forms import CrmConnectionCreateForm, CrmConnectionSettingsForm
 from integrations.sync.http import CrmError
 from integrations.sync.models import CrmConnection, CrmSyncRun, SyncTrigger
+from spm.security import admin_required
 
 
 def lookup_then_post_only(view):
@@ -28,16 +29,6 @@ def lookup_then_post_only(view):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         return view(request, org_slug, connection, **kwargs)
-
-    return wrapper
-
-
-def admin_required(view):
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.membership is None or not request.membership.is_admin:
-            raise Http404("Integrations are for admins.")
-        return view(request, *args, **kwargs)
 
     return wrapper
 
