@@ -591,10 +591,23 @@ def parse_moment(
         return local.astimezone(dt.timezone.utc)
     if offset == "Z":
         return naive.replace(tzinfo=dt.timezone.utc)
+    return naive.replace(tzinfo=_offset_zone(offset, column, value)).astimezone(dt.timezone.utc)
+
+
+def _offset_zone(offset: str, column: str, value: str) -> dt.timezone:
+    """Return the fixed zone of an offset such as `+01:00` or `-0530`; reject one outside -23:59 to +23:59."""
     sign = -1 if offset[0] == "-" else 1
     digits = offset[1:].replace(":", "")
-    delta = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return naive.replace(tzinfo=dt.timezone(sign * delta)).astimezone(dt.timezone.utc)
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    # datetime.timezone raises ValueError for 24 hours or more, and 75 minutes is a typing error, not 1:15.
+    if hours > 23 or minutes > 59:
+        raise RowRejected(
+            column,
+            value,
+            gettext_noop("invalid time zone offset %(offset)s; offsets run from -23:59 to +23:59"),
+            offset=offset,
+        )
+    return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
 
 
 def parse_bool(value: str, column: str) -> bool:
