@@ -341,3 +341,44 @@ def test_history_reads_take_fixed_queries(org, rubric, history, member, django_a
         with django_assert_num_queries(0):
             skill_gaps(competencies=competencies, assessments=assessments)
             skill_history_charts(competencies=competencies, assessments=assessments)
+
+
+# --- success messages name the competency in the page's language ----------------------------------
+
+
+def success_messages(response) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [("de", "Kompetenz Kaltakquise hinzugefügt."), ("en", "Competency Prospecting added.")],
+)
+def test_added_message_names_page_language(client, org, admin_member, language, message):
+    client.force_login(admin_member.user)
+
+    response = client.post(
+        url("skills_rubric", org), competency_post("Kaltakquise", "Prospecting"), HTTP_ACCEPT_LANGUAGE=language, follow=True
+    )
+
+    assert response.status_code == 200
+    assert success_messages(response) == [message]
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [("de", "Kompetenz Abschlussstärke gespeichert."), ("en", "Competency Closing deals saved.")],
+)
+def test_saved_message_names_new_name(client, org, admin_member, rubric, language, message):
+    client.force_login(admin_member.user)
+    closing = rubric["Closing"]
+
+    response = client.post(
+        url("skills_competency", org, competency_id=closing.pk),
+        competency_post("Abschlussstärke", "Closing deals"),
+        HTTP_ACCEPT_LANGUAGE=language,
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert success_messages(response) == [message]

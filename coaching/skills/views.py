@@ -33,13 +33,14 @@ def rubric(request, org_slug):
     if request.method == "POST" and form.is_valid():
         fields, levels = form.split()
         try:
-            services.competency_save(
+            competency = services.competency_save(
                 organization=request.organization, actor=request.membership, competency=None, fields=fields, levels=levels
             )
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
-            messages.success(request, gettext("Competency %(name)s added.") % {"name": fields["name_en"]})
+            # Competency.name is the name in the page's language.
+            messages.success(request, gettext("Competency %(name)s added.") % {"name": competency.name})
             return redirect("skills_rubric", org_slug=org_slug)
     context = {"competencies": selectors.competency_list(), "form": form}
     return render(request, "coaching/skills/rubric.html", context, status=400 if form.errors else 200)
@@ -64,7 +65,7 @@ def competency_edit(request, org_slug, competency_id):
     if request.method == "POST" and form.is_valid():
         fields, levels = form.split()
         try:
-            services.competency_save(
+            saved = services.competency_save(
                 organization=request.organization,
                 actor=request.membership,
                 competency=competency,
@@ -74,7 +75,7 @@ def competency_edit(request, org_slug, competency_id):
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
-            messages.success(request, gettext("Competency %(name)s saved.") % {"name": competency.name})
+            messages.success(request, gettext("Competency %(name)s saved.") % {"name": saved.name})
             return redirect("skills_rubric", org_slug=org_slug)
     context = {"competency": competency, "form": form}
     return render(request, "coaching/skills/competency.html", context, status=400 if form.errors else 200)
