@@ -314,7 +314,34 @@ def table_stream(path: Path) -> TableStream:
             ) from None
     if not any(header):
         raise ImportSourceError(Message(gettext_noop("File %(file)s is empty or has no header row."), {"file": path.name}))
+    header_duplicates_check(header, path.name)
     return TableStream(path=path, file_name=path.name, header=header, encoding=encoding, delimiter=delimiter)
+
+
+def header_duplicates_check(header: list[str], file_name: str) -> None:
+    """Raise ImportSourceError naming every column name that `header` has more than once.
+
+    A row is read into a dict by column name, so the last of two `amount` columns would
+    silently win. Names are compared as written after stripping spaces; empty names are
+    ignored, because Excel writes empty cells after the last column.
+    """
+    seen = set()
+    duplicates = []
+    for name in header:
+        if name in seen and name not in duplicates:
+            duplicates.append(name)
+        if name:
+            seen.add(name)
+    if duplicates:
+        raise ImportSourceError(
+            Message(
+                gettext_noop(
+                    "File %(file)s has the column(s) %(columns)s more than once, so it is unclear which one to read. "
+                    "Rename or remove the extra column(s) and import the file again."
+                ),
+                {"file": file_name, "columns": ", ".join(duplicates)},
+            )
+        )
 
 
 def _row_from_cells(header: list[str], cells: list) -> dict[str, str]:
@@ -366,6 +393,7 @@ def _xlsx_read(path: Path, *, sheet: str | None, columns: tuple[str, ...]) -> Ta
         header = [_cell_text(value) for value in next(rows_iter, ())]
         if not any(header):
             raise ImportSourceError(Message(gettext_noop("File %(file)s is empty or has no header row."), {"file": path.name}))
+        header_duplicates_check(header, path.name)
         rows = []
         for line, cells in enumerate(rows_iter, start=2):
             if not any(_cell_text(cell) for cell in cells):
