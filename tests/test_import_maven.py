@@ -611,6 +611,23 @@ def test_amounts_converted_at_close_date_rate(org):
     assert deal(org, "ENG00001").base_amount == Decimal("52.25")
 
 
+def test_rate_taken_on_local_close_day(org):
+    """East of UTC+12, noon UTC of the close date is the next local day, whose rate applies."""
+    with scopes_disabled():
+        org.time_zone = "Pacific/Kiritimati"
+        org.save(update_fields=["time_zone"])
+        ExchangeRate.objects.create(organization=org, currency="USD", valid_from=dt.date(2017, 1, 1), rate=Decimal("0.9"))
+        ExchangeRate.objects.create(organization=org, currency="USD", valid_from=dt.date(2017, 3, 2), rate=Decimal("0.8"))
+
+    result = run_import(org, currency="USD")
+
+    assert result.errors == []
+    # WON00001 closes on 01.03.2017: 12:00 UTC is 02.03.2017 02:00 in Kiritimati (UTC+14).
+    won_march = deal(org, "WON00001")
+    assert won_march.closed_at == noon(2017, 3, 1)
+    assert won_march.base_amount == Decimal("470.40")
+
+
 def test_missing_rate_rejects_row(org):
     with scopes_disabled():
         ExchangeRate.objects.create(organization=org, currency="USD", valid_from=dt.date(2017, 3, 10), rate=Decimal("0.9"))

@@ -325,6 +325,7 @@ class DealRowParser:
         self.allowed_days = import_date_range(today)
         self.currency = currency
         self.today = today
+        self.time_zone = organization.tzinfo
         self.rates = None if currency == organization.currency else ExchangeRateTable(
             organization=organization, currency=currency
         )
@@ -378,7 +379,11 @@ class DealRowParser:
 
         engaged_on, closed_on = self.parse_dates(row, stage)
         amount, is_list_price = self.parse_amount(row, stage, product)
-        base_amount = self.base_amount(row, amount, closed_on or self.today)
+        # The deal closes at noon UTC of its close date, and KPIs count it on that moment's
+        # day in the organization's time zone, so the rate is the one valid on that day
+        # (the next day east of UTC+12).
+        rate_on = self.today if closed_on is None else _noon_utc(closed_on).astimezone(self.time_zone).date()
+        base_amount = self.base_amount(row, amount, rate_on)
         return DealRow(
             line=line,
             external_id=external_id,
