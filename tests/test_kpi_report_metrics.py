@@ -19,6 +19,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from tests.analytics_data import deal_with_history, sales_stages, utc
 
@@ -55,6 +56,13 @@ def test_funnel_metric_json(data):
     assert result["rows"][2]["conversion_to_next"] == 0.5
     assert result["rows"][4]["conversion_to_next"] is None
     assert result["rows"][4]["kind"] == "won"
+
+
+def test_funnel_won_step_same_in_german(data):
+    with translation.override("de"):
+        result = report("--period", "2017-Q2", "--metric", "funnel")
+
+    assert result["rows"][4]["stage"] == "Won"
 
 
 def test_time_in_stage_metric_over_range(data):

@@ -231,7 +231,8 @@ def _stage_metric_rows(metric: str, deals, window: Window, pipeline: Pipeline) -
                 "reached": row.reached,
                 "conversion_to_next": _number(row.conversion),
             }
-            for row in funnel.funnel_rows(deals, window=window, pipeline=pipeline, won_label=_("Won"))
+            # The won step is a key that programs match on, so it is not translated.
+            for row in funnel.funnel_rows(deals, window=window, pipeline=pipeline, won_label="Won")
         ]
     if metric == "time_in_stage":
         return [
