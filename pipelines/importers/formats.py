@@ -398,6 +398,7 @@ def _xlsx_read(path: Path, *, sheet: str | None, columns: tuple[str, ...]) -> Ta
         for line, cells in enumerate(rows_iter, start=2):
             if not any(_cell_text(cell) for cell in cells):
                 continue
+            _inexact_numbers_check(header, cells, file_name=path.name, sheet=worksheet.title, line=line)
             rows.append((line, _row_from_cells(header, list(cells))))
     finally:
         workbook.close()
@@ -411,6 +412,33 @@ def _xlsx_read(path: Path, *, sheet: str | None, columns: tuple[str, ...]) -> Ta
         sheet=worksheet.title,
         sheet_names=sheet_names if len(sheet_names) > 1 else [],
     )
+
+
+# Above 2**53 a float no longer holds every whole number, so such a cell has lost digits.
+FLOAT_EXACT_MAX = 2**53
+
+
+def _inexact_numbers_check(header: list[str], cells, *, file_name: str, sheet: str, line: int) -> None:
+    """Raise ImportSourceError for a whole-number cell stored as a float above FLOAT_EXACT_MAX.
+
+    Excel stores numbers as doubles with at most 15 significant digits, so an 18-digit id
+    typed into a number cell reads back with other last digits (123456789012345678 as
+    123456789012345696). Stored as text, the id keeps its digits. The file fails as a whole
+    rather than row by row, because an id column that lost digits has lost them in every row.
+    """
+    for index, value in enumerate(cells):
+        if isinstance(value, float) and value.is_integer() and abs(value) >= FLOAT_EXACT_MAX:
+            column = header[index] if index < len(header) else ""
+            raise ImportSourceError(
+                Message(
+                    gettext_noop(
+                        "File %(file)s, sheet %(sheet)s, line %(line)d, column %(column)s: the number %(value)s has "
+                        "more digits than Excel stores exactly, so its last digits are lost. Format the column as text "
+                        "in Excel, enter the values again (or paste them from the CRM's export), and import the file again."
+                    ),
+                    {"file": file_name, "sheet": sheet, "line": line, "column": column, "value": str(int(value))},
+                )
+            )
 
 
 # A first row with fewer named cells is a title or a note, such as "Export from CRM" on a cover sheet.
