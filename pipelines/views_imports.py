@@ -171,6 +171,9 @@ def import_rejected_download(request, org_slug, pk):
 @admin_required
 @require_POST
 def exchange_rates_upload(request, org_slug):
+    # The page shows the rejected rows of the latest upload only, so an upload that fails
+    # as a whole must not leave the rows of an earlier one in view.
+    request.session.pop(RATES_REJECTED_SESSION_KEY, None)
     form = ExchangeRateUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         for error in form.errors.get("file", []):
@@ -208,8 +211,6 @@ def exchange_rates_upload(request, org_slug):
             "count": len(errors),
             "rows": [error.as_json() for error in errors[:RATES_REJECTED_STORED]],
         }
-    else:
-        request.session.pop(RATES_REJECTED_SESSION_KEY, None)
     return redirect(reverse("import_list", kwargs={"org_slug": org_slug}))
 
 

@@ -467,3 +467,36 @@ def test_rates_rejected_rows_cleared_by_clean_upload(org, admin_member, client, 
     assert list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")))) == [
         ["File", "Line", "Column", "Value", "Reason"]
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "rates_header.csv",
+            "currency,date,rate\n",
+            "File rates_header.csv has a header row but no data rows; add at least one row below the header.",
+        ),
+        (
+            "rates.pdf",
+            "%PDF-1.4\n",
+            "File rates.pdf is a PDF document, not a CSV file. Export the data as CSV or XLSX and upload that file.",
+        ),
+        ("rates_empty.csv", "", "The submitted file is empty."),
+    ],
+)
+def test_failed_rate_upload_clears_rejected_rows(org, admin_member, client, settings, tmp_path, name, text, message):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client.force_login(admin_member.user)
+    rates_upload(client, "rates.csv", RATES_MANY_BAD, "en")
+
+    messages = rates_upload(client, name, text, "en")
+
+    assert messages == [message]
+    page = client.get("/o/acme/imports/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "data-rates-rejected" not in page
+    assert "rejected rows in rates.csv" not in page
+    response = client.get("/o/acme/imports/rates/rejected.csv")
+    assert list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")))) == [
+        ["File", "Line", "Column", "Value", "Reason"]
+    ]
