@@ -134,8 +134,7 @@ def quota_import(
     territory), name (a rep's e-mail or name, a team's or territory's name),
     period (`2025`, `2025-Q1` or `2025-03`), metric (won_revenue, won_deals,
     pipeline_created, activities, meetings), target (German or English number
-    format, see parsing.parse_number, with the organization's language
-    deciding `12.500`), and optionally prorate (yes/no/ja/nein; empty keeps an
+    format, see parsing.parse_number), and optionally prorate (yes/no/ja/nein; empty keeps an
     existing quota's setting, new quotas are prorated). A period must start
     within spm.date_limits.planning_range of `today` (default: the
     organization's local date). A row repeating the level, name, period and
@@ -214,7 +213,7 @@ def _quota_row(organization: Organization, index: _SubjectIndex, allowed_days: D
     if metric not in QuotaMetric.values:
         raise RowRejected("metric", row["metric"], gettext_noop("unknown metric; use %(choices)s"), choices=", ".join(QuotaMetric.values))
 
-    target = parsing.parse_number(require_value(row, "target"), "target", language=organization.language)
+    target = parsing.parse_number(require_value(row, "target"), "target")
     prorate_text = row.get("prorate", "")
     is_prorated = None if not prorate_text.strip() else parsing.parse_yes_no(prorate_text, "prorate", default=True)
     return level, subject_id, period, metric, target, is_prorated

@@ -12,7 +12,7 @@ import io
 import logging
 import re
 import zipfile
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 from django.utils.translation import gettext, gettext_noop
 
@@ -34,6 +34,11 @@ NUMBER_CHARACTERS = re.compile(r"^[0-9.,]+$")
 # The message id writes out MAX_MONEY_AMOUNT in English notation (a test checks that they agree),
 # and the German catalog writes it in German notation.
 NUMBER_TOO_LARGE = gettext_noop("number too large; the maximum is 9,999,999,999,999.99")
+# The German catalog writes the examples in German notation (12.500,00), so each reader sees their own.
+INVALID_NUMBER = gettext_noop("invalid number; expected for example 12,500.00")
+TOO_MANY_DECIMALS = gettext_noop("invalid number with more than two decimal places; round it to cents, for example 1,234.56")
+# One separator after one to three digits and before exactly three: thousands, as in 1,234 or 12.500.
+THOUSANDS_GROUP = re.compile(r"^[1-9]\d{0,2}[.,]\d{3}$")
 YES = {"yes", "ja", "y", "j", "true", "wahr", "1", "x"}
 NO = {"no", "nein", "n", "false", "falsch", "0"}
 
@@ -137,51 +142,53 @@ def require_columns(rows_header: set[str], required: tuple[str, ...], file_name:
         )
 
 
-def parse_number(value: str, column: str, *, language: str = "de") -> Decimal:
-    """Parse a non-negative number written the German (12.500,50) or English (12,500.50) way, rounded to cents.
+def parse_number(value: str, column: str) -> Decimal:
+    """Parse a non-negative number written the German (12.500,50) or English (12,500.50) way, in cents.
 
     A number above MAX_MONEY_AMOUNT is rejected, a count too, because quota targets of
     every metric and forecast amounts are stored as DecimalField(18, 2) like money.
 
-    With both separators the last one is the decimal separator. A single
-    separator used more than once, or followed by other than three digits, is
-    unambiguous. Only `12.500` or `12,500` (one separator, three digits after
-    it) depends on `language`: German reads a dot as thousands separator.
+    With both separators the last one is the decimal separator. A separator used more
+    than once separates thousands. A single separator after one to three digits (the
+    first not 0) and followed by exactly three digits separates thousands too, so
+    `12.500` and `12,500` are 12500 in either language, as the deal imports'
+    pipelines.importers.formats.parse_money reads them. Any other number with more
+    than two decimal places is rejected instead of rounded, because `1,234` read as
+    1.23 would be a thousandfold error.
     """
     text = value.replace("\u00a0", "").replace(" ", "").replace("'", "").replace("€", "").strip()
     if text.startswith("-"):
         raise RowRejected(column, value, gettext_noop("negative number; targets must be 0 or more"))
     if not text or not NUMBER_CHARACTERS.match(text):
-        raise RowRejected(column, value, gettext_noop("invalid number; expected for example 12.500,00 or 12500.00"))
+        raise RowRejected(column, value, INVALID_NUMBER)
 
     if "," in text and "." in text:
         decimal_mark = "," if text.rfind(",") > text.rfind(".") else "."
     elif "," in text or "." in text:
         mark = "," if "," in text else "."
-        decimals = len(text) - text.rfind(mark) - 1
-        if text.count(mark) > 1:
+        if text.count(mark) > 1 or THOUSANDS_GROUP.match(text):
             decimal_mark = "." if mark == "," else ","
-        elif decimals != 3:
-            decimal_mark = mark
         else:
-            decimal_mark = "," if language == "de" else "."
+            decimal_mark = mark
     else:
         decimal_mark = "."
     thousands_mark = "." if decimal_mark == "," else ","
 
     integer_part, _, fraction = text.partition(decimal_mark)
     if decimal_mark in fraction or thousands_mark in fraction:
-        raise RowRejected(column, value, gettext_noop("invalid number; expected for example 12.500,00 or 12500.00"))
+        raise RowRejected(column, value, INVALID_NUMBER)
     groups = integer_part.split(thousands_mark)
     if len(groups) > 1 and (not groups[0] or any(len(group) != 3 for group in groups[1:])):
         raise RowRejected(column, value, gettext_noop("invalid number; thousands separators must group three digits"))
+    if len(fraction) > 2:
+        raise RowRejected(column, value, TOO_MANY_DECIMALS)
     try:
         number = Decimal("".join(groups) + "." + fraction if fraction else "".join(groups))
     except InvalidOperation:
-        raise RowRejected(column, value, gettext_noop("invalid number; expected for example 12.500,00 or 12500.00")) from None
+        raise RowRejected(column, value, INVALID_NUMBER) from None
     if number > MAX_MONEY_AMOUNT:
         raise RowRejected(column, value, NUMBER_TOO_LARGE)
-    return number.quantize(CENT, rounding=ROUND_HALF_UP)
+    return number.quantize(CENT)
 
 
 def parse_day(value: str, column: str) -> dt.date:

@@ -13,7 +13,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -30,10 +29,6 @@ from spm.models import Membership
 from spm.security import admin_required
 
 MAX_PASTE_CELLS = 2000
-
-
-def _language() -> str:
-    return "de" if (get_language() or "de").startswith("de") else "en"
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -125,7 +120,7 @@ def quota_cell(request, org_slug):
     text = request.POST.get("value", "").strip()
     error = None
     try:
-        target = parse_number(text, "value", language=_language()) if text else None
+        target = parse_number(text, "value") if text else None
         services.quota_update(
             organization=request.organization,
             actor=request.user,
@@ -141,10 +136,12 @@ def quota_cell(request, org_slug):
         error = str(rejection.reason)
     except ValidationError as validation_error:
         error = " ".join(validation_error.messages)
+    if error:
+        error = _("%(value)s was not saved: %(error)s") % {"value": text, "error": error}
 
     if not request.htmx:
         if error:
-            messages.error(request, _("%(value)s was not saved: %(error)s") % {"value": text, "error": error})
+            messages.error(request, error)
         return redirect(f"{reverse('goals_quota_editor', kwargs={'org_slug': org_slug})}?{urlencode(values)}")
 
     context = _grid_context(request, values, column_label=period.label, edited_subject=subject_id, cell_error=error, cell_text=text)
@@ -181,7 +178,7 @@ def quota_paste(request, org_slug):
                 errors.append(_("Row %(row)d, column %(column)d: %(value)s lies outside the grid.") % {"row": line_index + 1, "column": column_index + 1, "value": text})
                 continue
             try:
-                target = parse_number(text.strip(), "value", language=_language()) if text.strip() else None
+                target = parse_number(text.strip(), "value") if text.strip() else None
             except RowRejected as rejection:
                 errors.append(
                     _("Row %(row)d, column %(column)d (%(subject)s, %(period)s): %(value)s is %(reason)s.")

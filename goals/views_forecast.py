@@ -11,8 +11,8 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
-from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboards.forms import PeriodField
@@ -45,9 +45,8 @@ class AmountField(forms.CharField):
         # parse_number's own reason for a negative number speaks of targets.
         if text.startswith("-"):
             raise ValidationError(_("%(label)s must be 0 or more, not %(value)s.") % {"label": self.label, "value": text})
-        language = "de" if (get_language() or "de").startswith("de") else "en"
         try:
-            return parse_number(text, str(self.label), language=language)
+            return parse_number(text, str(self.label))
         except RowRejected as error:
             raise ValidationError(
                 _("%(label)s: %(value)r is not valid (%(reason)s).")
