@@ -28,6 +28,7 @@ from django.utils.translation import gettext_noop
 
 from pipelines.importers.base import ImportSourceError, Message, RowRejected
 from pipelines.models import MAX_MONEY_AMOUNT
+from spm.currencies import is_currency_code
 from spm.date_limits import DateRange, planning_range
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,16 @@ AMOUNT_TOO_LARGE = gettext_noop("amount too large; the maximum is 9,999,999,999,
 MAX_WHOLE_AMOUNT_DIGITS = len(str(int(MAX_MONEY_AMOUNT)))
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DATE_ORDERS = ("dmy", "mdy")
-# Currency signs and codes that may surround an amount; the column or file states the currency.
-CURRENCY_MARKS = re.compile(r"(€|\$|£|¥|CHF|EUR|USD|GBP|JPY)", re.IGNORECASE)
+# A currency sign, or three letters standing alone that may be an ISO 4217 code (`500 EUR`, `500EUR`).
+CURRENCY_MARK = re.compile(r"[€$£¥]|(?<![A-Za-z])[A-Za-z]{3}(?![A-Za-z])")
+# The currencies each sign stands for. NOTE: "$" is also used by currencies not listed here;
+# an amount with "$" in one of those is rejected, and the sign must be removed from the amount.
+SIGN_CURRENCIES = {
+    "€": frozenset({"EUR"}),
+    "£": frozenset({"GBP"}),
+    "¥": frozenset({"JPY", "CNY"}),
+    "$": frozenset({"USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN"}),
+}
 SPACES = re.compile(r"[\s\u00a0\u202f]+")
 # A thousands group never starts with 0, so "0,005" is a decimal comma, not 5.
 GERMAN_NUMBER = re.compile(r"^-?[1-9]\d{0,2}(\.\d{3})+(,\d+)?$|^-?\d+,\d+$")
@@ -479,7 +488,7 @@ def parse_decimal(value: str, column: str) -> Decimal:
     A value with only one separator followed by exactly three digits (`1.234`, `1,234`)
     is read as thousands, the way both German and English Excel display it.
     """
-    text = SPACES.sub("", CURRENCY_MARKS.sub("", value))
+    text = SPACES.sub("", CURRENCY_MARK.sub(lambda match: "" if _mark_currencies(match[0]) else match[0], value))
     if is_formula(value) and not re.match(r"^-\s*[\d€$£¥]", value):
         raise RowRejected(column, value, gettext_noop("formula cells are not evaluated; enter the number itself"))
     if GERMAN_NUMBER.match(text) and not ENGLISH_NUMBER.match(text):
@@ -500,12 +509,43 @@ def parse_decimal(value: str, column: str) -> Decimal:
         raise RowRejected(column, value, gettext_noop("invalid number; expected e.g. 1.234,56 or 1234.56")) from None
 
 
-def parse_money(value: str, column: str) -> Decimal:
-    """Parse a non-negative amount in either number style, rounded half-up to cents, at most MAX_MONEY_AMOUNT."""
+def _mark_currencies(mark: str) -> frozenset[str]:
+    """Return the currencies a sign or code stands for; empty when `mark` is no ISO 4217 code."""
+    if mark in SIGN_CURRENCIES:
+        return SIGN_CURRENCIES[mark]
+    code = mark.upper()
+    return frozenset({code}) if is_currency_code(code) else frozenset()
+
+
+def currency_marks_check(value: str, column: str, currency: str) -> None:
+    """Reject `value` when a currency sign or code in it stands for another currency than `currency`."""
+    for match in CURRENCY_MARK.finditer(value):
+        currencies = _mark_currencies(match[0])
+        if currencies and currency not in currencies:
+            raise RowRejected(
+                column,
+                value,
+                gettext_noop(
+                    "the amount is marked %(mark)s, but the currency is %(currency)s; remove %(mark)s from the amount, "
+                    "or set the currency to the amount's currency"
+                ),
+                mark=match[0],
+                currency=currency,
+            )
+
+
+def parse_money(value: str, column: str, *, currency: str = "") -> Decimal:
+    """Parse a non-negative amount in either number style, rounded half-up to cents, at most MAX_MONEY_AMOUNT.
+
+    With `currency`, a sign or code in `value` must stand for that currency (`1.234,56 €`
+    in EUR), else the row is rejected. Without it, signs and codes are ignored.
+    """
     # Whole numbers, as most CRM exports write amounts, need none of parse_decimal's checks.
     if value.isascii() and value.isdigit() and len(value) <= MAX_WHOLE_AMOUNT_DIGITS:
         return Decimal(value).quantize(CENT)
     amount = parse_decimal(value, column)
+    if currency:
+        currency_marks_check(value, column, currency)
     if amount < 0:
         raise RowRejected(column, value, gettext_noop("negative amount; amounts must be 0 or more"))
     if amount > MAX_MONEY_AMOUNT:

@@ -263,7 +263,7 @@ class GenericImport:
         if not is_currency_code(currency):
             raise RowRejected(column("currency") or "", currency, gettext_noop("not an ISO 4217 currency code; use a code such as EUR, CHF or USD"))
         amount_text = self.cell(row, "amount")
-        amount = parse_money(amount_text, column("amount")) if amount_text else None
+        amount = parse_money(amount_text, column("amount"), currency=currency) if amount_text else None
         close_day = closed_at.astimezone(self.time_zone).date() if closed_at else None
         base_amount = converter.convert(amount, currency, close_day, column("amount") or "", amount_text)
         probability_text = self.cell(row, "probability")

@@ -252,7 +252,7 @@ class HubSpotImport:
         if len(currency) != 3 or not currency.isalpha():
             raise RowRejected("Currency", currency, gettext_noop("not a three-letter ISO currency code"))
         amount_text = row.get("Amount", "")
-        amount = parse_money(amount_text, "Amount") if amount_text else None
+        amount = parse_money(amount_text, "Amount", currency=currency) if amount_text else None
         close_day = None
         if is_closed:
             close_moment = closed_at or max(move.changed_at for move in moves if move.stage is stage)

@@ -451,7 +451,7 @@ class MavenImport:
                     "sector": check_length(row.get("sector", ""), "sector", 100),
                     "country": check_length(row.get("office_location", ""), "office_location", 100),
                     "year_established": optional(row, "year_established", parse_whole_number, maximum=9999),
-                    "annual_revenue_amount": optional(row, "revenue", parse_money),
+                    "annual_revenue_amount": optional(row, "revenue", parse_money, currency=self.currency),
                     "employees": optional(row, "employees", parse_whole_number),
                 }
                 parent = row.get("subsidiary_of", "")
@@ -517,7 +517,7 @@ class MavenImport:
                     )
                 values = {
                     "series": check_length(row.get("series", ""), "series", 100),
-                    "list_price_amount": optional(row, "sales_price", parse_money),
+                    "list_price_amount": optional(row, "sales_price", parse_money, currency=self.currency),
                 }
             except RowRejected as rejection:
                 self.reject("products", PRODUCTS_FILE, line, rejection)

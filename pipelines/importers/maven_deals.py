@@ -444,7 +444,7 @@ class DealRowParser:
         """
         text = row.get("close_value", "")
         if text:
-            return parse_money(text, "close_value"), False
+            return parse_money(text, "close_value", currency=self.currency), False
         if stage.kind != StageKind.OPEN:
             raise RowRejected("close_value", text, gettext_noop("missing value; a won or lost deal needs its close value"))
         return product.list_price_amount, product.list_price_amount is not None

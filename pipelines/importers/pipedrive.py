@@ -552,7 +552,7 @@ class PipedriveDealsImport:
         if not is_currency_code(currency):
             raise RowRejected("Deal - Currency of value", currency, gettext_noop("not an ISO 4217 currency code; use a code such as EUR, CHF or USD"))
         amount_text = row.get("Deal - Value", "")
-        amount = parse_money(amount_text, "Deal - Value") if amount_text else None
+        amount = parse_money(amount_text, "Deal - Value", currency=currency) if amount_text else None
         base_amount = converter.convert(
             amount, currency, closed_at.astimezone(self.time_zone).date() if closed_at else None, "Deal - Value", amount_text
         )

@@ -53,18 +53,19 @@ def required_text(record: Mapping, name: str, max_length: int) -> str:
     return text
 
 
-def money_value(record: Mapping, name: str) -> Decimal | None:
+def money_value(record: Mapping, name: str, *, currency: str = "") -> Decimal | None:
     """Return an amount rounded half-up to cents, or None when missing. An amount above MAX_MONEY_AMOUNT is rejected.
 
     JSON numbers and plain strings such as "1234.5" are read with a decimal point, so
     "1.234" is one point two three four. Other strings go through the file importers'
-    parser, which also reads `1.234,56 €`.
+    parser, which also reads `1.234,56 €` and, given `currency`, rejects a sign or code
+    of another currency.
     """
     text = text_value(record, name)
     if not text:
         return None
     if not PLAIN_NUMBER.match(text):
-        return parse_money(text, name)
+        return parse_money(text, name, currency=currency)
     try:
         amount = Decimal(text)
     except InvalidOperation:

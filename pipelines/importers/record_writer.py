@@ -418,7 +418,7 @@ class RecordsWriter:
                     "sector": text_value(record, "sector", 100),
                     "country": text_value(record, "country", 100),
                     "year_established": whole_number_value(record, "year_established", maximum=9999),
-                    "annual_revenue_amount": money_value(record, "annual_revenue_amount"),
+                    "annual_revenue_amount": money_value(record, "annual_revenue_amount", currency=self.currency),
                     "employees": whole_number_value(record, "employees"),
                 }
                 parent = text_value(record, "parent", 200)
@@ -595,7 +595,7 @@ class RecordsWriter:
         currency = (text_value(record, "currency") or self.currency).upper()
         if not is_currency_code(currency):
             raise RowRejected("currency", currency, gettext_noop("not an ISO 4217 currency code; use a code such as EUR, CHF or USD"))
-        amount = money_value(record, "amount")
+        amount = money_value(record, "amount", currency=currency)
         close_day = closed_at.astimezone(self.time_zone).date() if closed_at else None
         base_amount = self.converter.convert(amount, currency, close_day, "amount", text_value(record, "amount"))
         probability_text = text_value(record, "probability")

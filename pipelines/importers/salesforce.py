@@ -311,7 +311,7 @@ class SalesforceImport:
         if not is_currency_code(currency):
             raise RowRejected(columns.get("currency", "CurrencyIsoCode"), currency, gettext_noop("not an ISO 4217 currency code; use a code such as EUR, CHF or USD"))
         amount_text = row.get(columns.get("amount", ""), "")
-        amount = parse_money(amount_text, columns["amount"]) if amount_text else None
+        amount = parse_money(amount_text, columns["amount"], currency=currency) if amount_text else None
         close_day = None
         if is_closed:
             close_moment = closed_at or moves[-1].changed_at
