@@ -44,12 +44,17 @@ class Indicator:
 
 @dataclass(frozen=True)
 class GapToGoal:
-    """What it takes to reach the won-revenue quota by the period's end.
+    """What it takes to reach the won-revenue quota by the period's end, or how it ended.
 
     `deals_needed` = ceil(remaining ÷ (win rate × average deal size)), the
     qualified deals to work at the rep's own rates. `activities_needed` =
     ceil(remaining ÷ average deal size × activities per won deal). Each is
     None with `reason` saying why when an input is undefined.
+
+    Once the period is over (`is_ended`, its last day before the scorecard's
+    day) nothing can be worked any more: both counts are None, `remaining` is
+    the amount by which the quota was missed and `exceeded_by` the amount
+    credited beyond it.
     """
 
     remaining: Decimal | None
@@ -60,6 +65,9 @@ class GapToGoal:
     activities_needed: int | None
     reason: str
     window_label: str
+    is_ended: bool = False
+    # Credited minus quota when positive, else 0; None without a quota.
+    exceeded_by: Decimal | None = None
 
 
 @dataclass
@@ -157,9 +165,13 @@ def leading_indicators(
 
 
 def gap_to_goal(
-    *, organization: Organization, subject: Membership, revenue: Attainment, periods: list[Period]
+    *, organization: Organization, subject: Membership, revenue: Attainment, periods: list[Period], today: dt.date
 ) -> GapToGoal:
-    """Compute the gap-to-goal plan from the rep's rates over `periods` (the trend window)."""
+    """Compute the gap-to-goal plan from the rep's rates over `periods` (the trend window, ending with the shown period).
+
+    For a period that ended before `today` only the result counts: the amount
+    missed or exceeded, and no deals or activities still needed.
+    """
     window = custom_period(periods[0].start, periods[-1].last_day)
     series = kpi_row_series(organization=organization, periods=periods, grain=Grain.REP, subject_id=subject.pk)
     rows = [row for _period, row in series if row is not None]
@@ -172,10 +184,15 @@ def gap_to_goal(
     per_won_deal = ratio(activity_count, won_count) if activity_count else None
 
     remaining = revenue.remaining
+    is_ended = periods[-1].last_day < today
+    exceeded_by = None if revenue.quota is None else max(revenue.credited - revenue.quota, Decimal(0))
     deals_needed = activities_needed = None
     reason = ""
     if remaining is None:
         reason = _("No won-revenue quota is set for this period.")
+    elif is_ended:
+        # The template states the result from `remaining` and `exceeded_by`.
+        pass
     elif remaining == 0:
         reason = _("The quota is reached; nothing remains.")
     elif win_rate is None:
@@ -200,6 +217,8 @@ def gap_to_goal(
         deals_needed=deals_needed,
         activities_needed=activities_needed,
         reason=reason,
+        is_ended=is_ended,
+        exceeded_by=exceeded_by,
         # Shown on the scorecard, so the dates follow the active language's short date format.
         window_label=f"{date_format(window.start, 'SHORT_DATE_FORMAT')} – {date_format(window.last_day, 'SHORT_DATE_FORMAT')}",
     )
@@ -250,5 +269,5 @@ def rep_scorecard_build(
         leading=leading_indicators(organization=organization, period=period, subject=subject, by_metric=by_metric),
         lagging=lagging_rows[0] if lagging_rows else None,
         trend_chart=charts.attainment_trend_chart(list(zip(periods, trend_rows, strict=True))),
-        gap=gap_to_goal(organization=organization, subject=subject, revenue=revenue, periods=periods),
+        gap=gap_to_goal(organization=organization, subject=subject, revenue=revenue, periods=periods, today=today),
     )

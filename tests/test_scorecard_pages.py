@@ -73,7 +73,7 @@ def people(org, team, manager_member):
         activity_create(bert, 0, utc(4, 10))
         activity_create(bert, 1, utc(4, 11))
     kpi_snapshot_recompute(organization=org)
-    return {"anna": anna, "bert": bert, "cora": cora}
+    return {"anna": anna, "bert": bert, "cora": cora, "stages": stages}
 
 
 def build(org, subject, today=TODAY):
@@ -155,7 +155,9 @@ def test_warning_on_fixed_day(org, people):
 # --- pages ----------------------------------------------------------------------------------------
 
 
-def test_own_panel_full_page(client, org, people):
+def test_own_panel_full_page(client, org, people, monkeypatch):
+    # The plan of deals and activities is shown only while the period runs.
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW_IN_Q2)
     client.force_login(people["anna"].user)
 
     response = client.get("/o/acme/me/attainment/", {"period": "2017-Q2"})
@@ -284,3 +286,160 @@ def test_scorecard_on_a_past_day_credits_only_closes_up_to_it(org, people):
     # The 1,000 won on 05-03 comes after the day shown.
     assert revenue.credited == Decimal("3000.00")
     assert revenue.remaining == Decimal("7100.00")
+
+
+# --- gap to goal once the period has ended ------------------------------------------------------
+
+# Midday of TODAY in UTC, inside Q2 2017; pages compute their day from timezone.now().
+NOW_IN_Q2 = dt.datetime(2017, 5, 15, 12, 0, tzinfo=dt.UTC)
+
+
+def gap_text(response) -> str:
+    """Return the text of the gap-to-goal paragraph with its whitespace collapsed."""
+    body = response.content.decode()
+    start = body.index("<p data-gap>") + len("<p data-gap>")
+    return " ".join(body[start : body.index("</p>", start)].split())
+
+
+@pytest.fixture
+def dora(org, people):
+    """A rep in Anna's team who won 800.00 in Q2 against a quota set by each test."""
+    with scopes_disabled():
+        dora = rep_create(org, "Dora", team=people["anna"].team, manager=people["anna"].manager)
+        deal_create(dora, people["stages"], WON, "800.00", closed_at=utc(5, 4), created_at=utc(4, 5))
+    kpi_snapshot_recompute(organization=org)
+    return dora
+
+
+def test_gap_to_goal_after_period_end_has_no_plan(org, people):
+    gap = build(org, people["anna"], today=dt.date(2017, 7, 1)).gap
+
+    assert gap.is_ended is True
+    assert gap.remaining == Decimal("6100.00")
+    assert gap.exceeded_by == Decimal("0")
+    assert gap.deals_needed is None
+    assert gap.activities_needed is None
+    assert gap.reason == ""
+
+
+def test_gap_to_goal_on_last_day_still_plans(org, people):
+    gap = build(org, people["anna"], today=dt.date(2017, 6, 30)).gap
+
+    assert gap.is_ended is False
+    assert gap.deals_needed == 9
+    assert gap.activities_needed == 11
+
+
+def test_gap_to_goal_without_quota_after_period_end(org, people):
+    gap = build(org, people["bert"], today=dt.date(2017, 7, 1)).gap
+
+    assert gap.is_ended is True
+    assert gap.exceeded_by is None
+    assert gap.reason == "No won-revenue quota is set for this period."
+
+
+def test_ended_period_states_missed_amount(client, org, people, manager_member):
+    client.force_login(manager_member.user)
+
+    response = client.get(f"/o/acme/reps/{people['anna'].pk}/", {"period": "2017-Q2"})
+
+    assert response.status_code == 200
+    assert gap_text(response) == "The period has ended. Anna missed the quota by €6,100.00."
+    assert "Rates over" not in response.content.decode()
+
+
+def test_ended_period_states_missed_amount_in_german(client, org, people, manager_member):
+    manager_member.user.language = "de"
+    manager_member.user.save(update_fields=["language"])
+    client.force_login(manager_member.user)
+
+    response = client.get(f"/o/acme/reps/{people['anna'].pk}/", {"period": "2017-Q2"})
+
+    assert gap_text(response) == "Der Zeitraum ist abgelaufen. Anna hat die Quota um 6.100,00 € verfehlt."
+
+
+def test_ended_period_own_panel_states_missed_amount(client, org, people):
+    client.force_login(people["anna"].user)
+
+    response = client.get("/o/acme/me/attainment/", {"period": "2017-Q2"}, HTTP_HX_REQUEST="true")
+
+    assert gap_text(response) == "The period has ended. You missed the quota by €6,100.00."
+
+
+def test_ended_period_own_panel_in_german(client, org, people):
+    people["anna"].user.language = "de"
+    people["anna"].user.save(update_fields=["language"])
+    client.force_login(people["anna"].user)
+
+    response = client.get("/o/acme/me/attainment/", {"period": "2017-Q2"}, HTTP_HX_REQUEST="true")
+
+    assert gap_text(response) == "Der Zeitraum ist abgelaufen. Sie haben die Quota um 6.100,00 € verfehlt."
+
+
+@pytest.mark.parametrize(
+    ("target", "language", "expected"),
+    [
+        ("500.00", "en", "The period has ended. Dora exceeded the quota by €300.00."),
+        ("500.00", "de", "Der Zeitraum ist abgelaufen. Dora hat die Quota um 300,00 € übertroffen."),
+        ("800.00", "en", "The period has ended. Dora reached the quota exactly."),
+        ("800.00", "de", "Der Zeitraum ist abgelaufen. Dora hat die Quota genau erreicht."),
+    ],
+)
+def test_ended_period_states_exceeded_or_reached(client, org, dora, manager_member, target, language, expected):
+    with scopes_disabled():
+        quota_create(dora, target)
+    manager_member.user.language = language
+    manager_member.user.save(update_fields=["language"])
+    client.force_login(manager_member.user)
+
+    response = client.get(f"/o/acme/reps/{dora.pk}/", {"period": "2017-Q2"})
+
+    assert gap_text(response) == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "language", "expected"),
+    [
+        ("500.00", "en", "The period has ended. You exceeded the quota by €300.00."),
+        ("500.00", "de", "Der Zeitraum ist abgelaufen. Sie haben die Quota um 300,00 € übertroffen."),
+        ("800.00", "en", "The period has ended. You reached the quota exactly."),
+        ("800.00", "de", "Der Zeitraum ist abgelaufen. Sie haben die Quota genau erreicht."),
+    ],
+)
+def test_ended_period_own_panel_exceeded_or_reached(client, org, dora, target, language, expected):
+    with scopes_disabled():
+        quota_create(dora, target)
+    dora.user.language = language
+    dora.user.save(update_fields=["language"])
+    client.force_login(dora.user)
+
+    response = client.get("/o/acme/me/attainment/", {"period": "2017-Q2"}, HTTP_HX_REQUEST="true")
+
+    assert gap_text(response) == expected
+
+
+def test_running_period_still_states_what_is_needed(client, org, people, manager_member, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW_IN_Q2)
+    client.force_login(manager_member.user)
+
+    response = client.get(f"/o/acme/reps/{people['anna'].pk}/", {"period": "2017-Q2"})
+
+    assert gap_text(response) == (
+        "To reach the quota Anna needs €6,100.00 more. At their own win rate and deal size that is "
+        "9 more qualified deals and about 11 activities by the period end."
+    )
+    assert "Rates over" in response.content.decode()
+
+
+def test_running_period_still_states_what_is_needed_in_german(client, org, people, manager_member, monkeypatch):
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW_IN_Q2)
+    manager_member.user.language = "de"
+    manager_member.user.save(update_fields=["language"])
+    client.force_login(manager_member.user)
+
+    response = client.get(f"/o/acme/reps/{people['anna'].pk}/", {"period": "2017-Q2"})
+
+    assert gap_text(response) == (
+        "Um die Quota zu erreichen, benötigt Anna noch 6.100,00 €. Bei der eigenen Win Rate und Deal-Größe sind das "
+        "9 weitere qualifizierte Deals und etwa 11 Aktivitäten bis zum Ende des Zeitraums."
+    )
