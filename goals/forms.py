@@ -3,10 +3,12 @@
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from goals.models import QuotaMetric, QuotaTemplate, Team, Territory
-from pipelines.importers.base import ImportSourceError
+from goals.parsing import parse_number
+from pipelines.importers.base import ImportSourceError, RowRejected
 from pipelines.upload_limits import file_size_check
 from spm.date_limits import planning_range
 from spm.ids import IdModelChoiceField, IdModelMultipleChoiceField
@@ -149,7 +151,29 @@ class PeopleUploadForm(TableUploadForm):
     pass
 
 
+class AmountField(forms.CharField):
+    """A non-negative amount written the German (12.500,50) or English (12,500.50) way, at most MAX_MONEY_AMOUNT."""
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        if text in self.empty_values:
+            return None
+        # parse_number's own reason for a negative number speaks of targets.
+        if text.startswith("-"):
+            raise ValidationError(gettext("%(label)s must be 0 or more, not %(value)s.") % {"label": self.label, "value": text})
+        try:
+            return parse_number(text, str(self.label))
+        except RowRejected as error:
+            raise ValidationError(
+                gettext("%(label)s: %(value)r is not valid (%(reason)s).")
+                % {"label": self.label, "value": text, "reason": error.reason}
+            ) from None
+
+
 class QuotaTemplateForm(BootstrapFormMixin, forms.ModelForm):
+    # The model field would accept 18 digits and only the English notation.
+    target = AmountField(label=_("Target"))
+
     class Meta:
         model = QuotaTemplate
         fields = ["name", "metric", "period_kind", "target", "is_prorated"]
@@ -183,7 +207,8 @@ class QuotaTemplateApplyForm(BootstrapFormMixin, forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["template"].queryset = QuotaTemplate.objects.order_by("name")
+        # Deferred because SQLite cannot read back a target stored above 16 digits (see views_admin._template_target_check).
+        self.fields["template"].queryset = QuotaTemplate.objects.defer("target").order_by("name")
         # A template sets rep quotas, which goals.services.quota_update accepts only for the rep role.
         self.fields["members"].queryset = (
             Membership.objects.filter(role=Role.REP).select_related("user").order_by("user__name")

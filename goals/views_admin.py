@@ -4,6 +4,8 @@ Every view returns 404 to anyone but an admin of the organization in the URL.
 """
 
 import datetime as dt
+import logging
+from decimal import InvalidOperation
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -12,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.formats import number_format
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -22,11 +25,14 @@ from goals.attainment import organization_today
 from goals.models import LeavePeriod, Team, Territory
 from goals.parsing import parse_number
 from pipelines.importers.base import ImportSourceError, RowRejected
+from pipelines.models import MAX_MONEY_AMOUNT
 from spm import fiscal
 from spm.date_limits import planning_range
 from spm.ids import id_or_404
 from spm.models import Membership
 from spm.security import admin_required
+
+logger = logging.getLogger(__name__)
 
 MAX_PASTE_CELLS = 2000
 
@@ -259,6 +265,7 @@ def quota_template_apply(request, org_slug):
         )
         # Quotas are planned like the quota upload's: from 2000 to five years ahead.
         planning_range(organization_today(request.organization)).check_period(period, form.cleaned_data["period"])
+        _template_target_check(template)
         if period.kind != template.period_kind:
             raise ValidationError(
                 _("%(period)s is not a %(kind)s; the template %(name)s sets %(kind)s quotas.")
@@ -280,6 +287,28 @@ def quota_template_apply(request, org_slug):
             _("Template applied: %(created)d created, %(updated)d changed, %(unchanged)d unchanged.") % outcomes,
         )
     return redirect("goals_quota_editor", org_slug=org_slug)
+
+
+def _template_target_check(template) -> None:
+    """Raise ValidationError when the template's stored target is above MAX_MONEY_AMOUNT or cannot be read.
+
+    The template form accepted up to 18 digits before it checked the maximum. SQLite stores
+    such a target as a float that Django cannot quantize back to 18 digits, so reading it
+    raises decimal.InvalidOperation.
+    """
+    try:
+        target = template.target
+    except InvalidOperation:
+        logger.warning("Quota template target unreadable template_id=%s", template.pk)
+        target = None
+    if target is None or target > MAX_MONEY_AMOUNT:
+        raise ValidationError(
+            _(
+                "The template %(name)s has a target above the maximum of %(maximum)s, so it was not applied. "
+                "Create a template with a smaller target and apply that one."
+            )
+            % {"name": template.name, "maximum": number_format(MAX_MONEY_AMOUNT, decimal_pos=2, force_grouping=True)}
+        )
 
 
 # --- teams, territories, people -----------------------------------------------------------------

@@ -24,34 +24,14 @@ from goals.forecasts.page import (
     forecast_period_choices,
     forecast_period_default,
 )
+from goals.forms import AmountField
 from goals.models import ForecastCategory, ForecastPeriodKind
-from goals.parsing import parse_number
 from goals.views_scorecards import render_goal_page
-from pipelines.importers.base import RowRejected
 from pipelines.models import Deal
 from spm.ids import id_parse
 from spm.models import Membership, Role
 from spm.security import admin_required
 from spm.tenancy import get_visible_or_404
-
-
-class AmountField(forms.CharField):
-    """A non-negative amount written the German (12.500,50) or English (12,500.50) way, at most MAX_MONEY_AMOUNT."""
-
-    def to_python(self, value):
-        text = super().to_python(value)
-        if text in self.empty_values:
-            return None
-        # parse_number's own reason for a negative number speaks of targets.
-        if text.startswith("-"):
-            raise ValidationError(_("%(label)s must be 0 or more, not %(value)s.") % {"label": self.label, "value": text})
-        try:
-            return parse_number(text, str(self.label))
-        except RowRejected as error:
-            raise ValidationError(
-                _("%(label)s: %(value)r is not valid (%(reason)s).")
-                % {"label": self.label, "value": text, "reason": error.reason}
-            ) from None
 
 
 class SubmissionForm(forms.Form):
