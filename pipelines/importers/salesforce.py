@@ -176,7 +176,8 @@ class SalesforceImport:
         kinds = self.stage_kinds(columns)
         for stage_name, kind in kinds.items():
             self.stages.plan(stage_name, kind=kind)
-        history = self.read_history(history_columns) if history_columns else {}
+        report_ids = {salesforce_id(row.get(columns["id"], "")) for _line, row in self.opportunities.rows}
+        history = self.read_history(history_columns, report_ids) if history_columns else {}
 
         converter = BaseAmountConverter(organization=self.organization, today=self.today)
         records = []
@@ -225,14 +226,29 @@ class SalesforceImport:
             kinds[name] = kind
         return kinds
 
-    def read_history(self, columns: dict[str, str]) -> dict[str, list[PlannedMove]]:
-        """Return opportunity id (15 characters) → recorded moves; rejects rows with a bad date."""
+    def read_history(self, columns: dict[str, str], report_ids: set[str]) -> dict[str, list[PlannedMove]]:
+        """Return opportunity id (15 characters) → recorded moves.
+
+        Rejects rows with a bad date, and rows of an opportunity that is not in the report,
+        because the history alone lacks the owner and creation date a deal needs.
+        """
         snapshots = defaultdict(list)
         for line, row in self.history.rows:
             try:
                 opportunity_id = salesforce_id(row.get(columns["id"], ""))
                 if not opportunity_id:
                     raise RowRejected(columns["id"], "", gettext_noop("missing value"))
+                if opportunity_id not in report_ids:
+                    raise RowRejected(
+                        columns["id"],
+                        row[columns["id"]],
+                        gettext_noop(
+                            "opportunity %(id)s is not in the opportunity report %(file)s; add it to the report "
+                            "or remove its rows from the history file"
+                        ),
+                        id=row[columns["id"]],
+                        file=self.opportunities.file_name,
+                    )
                 stage_name = row.get(columns["stage"], "").strip()
                 if not stage_name:
                     raise RowRejected(columns["stage"], "", gettext_noop("missing value"))
