@@ -7,7 +7,10 @@ class SpmConfig(AppConfig):
     verbose_name = _("Organizations")
 
     def ready(self):
-        from . import db_functions  # noqa: F401  registers SQLite helpers on connect
+        from . import (
+            accounts,  # noqa: F401  connects the login receiver that verifies login addresses
+            db_functions,  # noqa: F401  registers SQLite helpers on connect
+        )
         from .audit import audit_receivers_connect
 
         audit_receivers_connect()

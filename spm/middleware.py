@@ -15,6 +15,7 @@ from django_scopes import scope, scopes_disabled
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from spm import audit
+from spm.accounts import has_totp
 from spm.models import Membership
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class OrganizationMiddleware:
         organization = membership.organization
         request.organization = organization
         request.membership = membership
-        if organization.requires_mfa and not _has_totp(request.user):
+        if organization.requires_mfa and not has_totp(request.user):
             messages.warning(
                 request,
                 _("%(organization)s requires two-factor authentication. Set up an authenticator app to continue.")
@@ -80,12 +81,6 @@ class OrganizationMiddleware:
             return redirect("mfa_activate_totp")
         with scope(organization=organization), timezone.override(organization.tzinfo):
             return self.get_response(request)
-
-
-def _has_totp(user) -> bool:
-    from allauth.mfa.models import Authenticator
-
-    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
 
 class AuditActorMiddleware:

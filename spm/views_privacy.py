@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from spm import audit, privacy
+from spm.accounts import has_totp
 from spm.exports import Column, Table, csv_response, xlsx_response
 from spm.models import Membership, Organization
 from spm.security import admin_required
@@ -23,6 +24,23 @@ class SecuritySettingsForm(forms.ModelForm):
     class Meta:
         model = Organization
         fields = ["requires_mfa", "activity_retention_days", "audit_retention_days"]
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_requires_mfa(self):
+        requires_mfa = self.cleaned_data["requires_mfa"]
+        # The duty sends every member without an authenticator app to its setup, this admin included,
+        # so an admin without one would lose the pages of the organization, this one among them.
+        if requires_mfa and not has_totp(self.user):
+            raise ValidationError(
+                _(
+                    "Set up an authenticator app for your own account first (account menu, "
+                    "Two-factor authentication), otherwise this setting locks you out of the organization."
+                )
+            )
+        return requires_mfa
 
 
 class EraseConfirmForm(forms.Form):
@@ -42,7 +60,7 @@ def data_protection(request, org_slug):
     organization = request.organization
     if request.method == "POST":
         before = {name: getattr(organization, name) for name in SecuritySettingsForm.Meta.fields}
-        form = SecuritySettingsForm(request.POST, instance=organization)
+        form = SecuritySettingsForm(request.POST, instance=organization, user=request.user)
         if form.is_valid():
             form.save()
             audit.audit_record(
@@ -57,7 +75,7 @@ def data_protection(request, org_slug):
             messages.success(request, _("The settings were saved."))
             return redirect("data_protection", org_slug=organization.slug)
     else:
-        form = SecuritySettingsForm(instance=organization)
+        form = SecuritySettingsForm(instance=organization, user=request.user)
     people = Membership.objects.select_related("user").order_by("user__name", "user__email")
     status = 400 if form.is_bound and not form.is_valid() else 200
     return render(request, "spm/privacy_overview.html", {"form": form, "people": people}, status=status)

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -316,7 +317,10 @@ def test_settings_form_error_in_german(admin_member, org):
     assert "Bitte eine ganze Zahl eingeben." in response.content.decode()
 
 
-def test_settings_form_saves_mfa_duty_and_audits(admin_client, org):
+def test_settings_form_saves_mfa_duty_and_audits(admin_client, admin_member, org):
+    # The form rejects the duty for an admin without an authenticator app (tests/test_mfa_activation.py).
+    TOTP.activate(admin_member.user, generate_totp_secret())
+
     response = admin_client.post(
         "/o/acme/data-protection/",
         {"requires_mfa": "on", "activity_retention_days": "365", "audit_retention_days": "3650"},
