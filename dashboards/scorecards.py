@@ -323,6 +323,14 @@ def kpi_line(row: KpiRow | None, *, deals_url: str, period: Period, **drilldown)
     return KpiLine(row=row, cells=cells)
 
 
+def subject_lines(
+    *, organization: Organization, period: Period, grain: str, subject_ids: set[int] | None, deals_url: str
+) -> list[KpiLine]:
+    """Return one KpiLine per team or territory row of `period`, by name, each cell linked to its deals; one query."""
+    rows = kpi_rows(organization=organization, period=period, grain=grain, subject_ids=subject_ids)
+    return [kpi_line(row, deals_url=deals_url, period=period, grain=grain, subject=row.subject_id) for row in rows]
+
+
 @dataclass(frozen=True)
 class DashboardPage:
     """Everything the dashboard's KPI content shows for one period and optional team."""
@@ -334,6 +342,9 @@ class DashboardPage:
     monthly_series: list
     won_amount_chart: dict
     win_rate_chart: dict
+    # Rows of the teams and territories below the rep table, empty where the page shows none.
+    team_lines: list = field(default_factory=list)
+    territory_lines: list = field(default_factory=list)
 
 
 def dashboard_page(
@@ -373,6 +384,26 @@ def dashboard_page(
         for row in rep_rows
     ]
 
+    # Without a team filter, an admin compares every team and territory, and a manager who
+    # leads several teams compares those. Territory rows count every rep's deals there, so
+    # only admins, who see every rep, get them.
+    team_lines, territory_lines = [], []
+    if team is None and membership.role == Role.ADMIN:
+        team_lines = subject_lines(
+            organization=organization, period=period, grain=Grain.TEAM, subject_ids=None, deals_url=deals_url
+        )
+        territory_lines = subject_lines(
+            organization=organization, period=period, grain=Grain.TERRITORY, subject_ids=None, deals_url=deals_url
+        )
+    elif team is None and len(teams) > 1:
+        team_lines = subject_lines(
+            organization=organization,
+            period=period,
+            grain=Grain.TEAM,
+            subject_ids={visible_team.pk for visible_team in teams},
+            deals_url=deals_url,
+        )
+
     months = fiscal_year_months(period, organization.fiscal_year_start_month)
     monthly_series = headline_monthly_series(organization=organization, headline=headline, months=months)
     return DashboardPage(
@@ -383,6 +414,8 @@ def dashboard_page(
         monthly_series=monthly_series,
         won_amount_chart=charts.won_amount_by_month_chart(monthly_series, currency=organization.currency),
         win_rate_chart=charts.win_rate_by_rep_chart(rep_rows),
+        team_lines=team_lines,
+        territory_lines=territory_lines,
     )
 
 

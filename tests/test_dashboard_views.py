@@ -30,7 +30,8 @@ from django_scopes import scopes_disabled
 
 from dashboards.models import KpiSnapshot
 from dashboards.services import kpi_snapshot_recompute
-from pipelines.models import DealStatus
+from goals.models import Territory
+from pipelines.models import Deal, DealStatus
 from spm.models import Role
 from tests.attainment_data import utc
 from tests.factories import DealFactory, MembershipFactory, UserFactory
@@ -279,7 +280,46 @@ def test_dashboard_non_numeric_team_shows_error(client, scenario, admin_member):
 
 def rep_order(content: str) -> list[str]:
     table = content[content.index('<table class="table table-sm table-hover align-middle kpi-table">') :]
-    return re.findall(r'<th scope="row">([^<]+)</th>', table)
+    return re.findall(r'<th scope="row">([^<]+)</th>', table[: table.index("</table>")])
+
+
+def subject_table(content: str, caption_start: str) -> dict[str, list[str]]:
+    """Return the cells of the team or territory table whose caption starts with `caption_start`, by row name."""
+    table = content[content.index(f'<caption class="visually-hidden">{caption_start}') :]
+    table = table[: table.index("</table>")]
+    rows = {}
+    for name, cells in re.findall(r'<th scope="row">([^<]+)</th>(.*?)</tr>', table, re.S):
+        rows[name] = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", cells, re.S)]
+    return rows
+
+
+def test_admin_sees_team_and_territory_tables(client, scenario, admin_member, south_rep):
+    with scopes_disabled():
+        territory = Territory.objects.create(organization=scenario, name="Süd")
+        Deal.objects.filter(owner=south_rep).update(territory=territory)
+    kpi_snapshot_recompute(organization=scenario)
+    client.force_login(admin_member.user)
+
+    content = client.get("/o/acme/dashboard/?period=2017-Q2").content.decode()
+
+    teams = subject_table(content, "KPIs per team")
+    # North: won 1,234.56 + 2,000.00 + 765.44; lost 500 + 1,000 + 1,000; win rate 3 / 6.
+    assert list(teams) == ["North", "South"]
+    assert teams["North"][:4] == ["3", "€4,000.00", "3", "50.0%"]
+    assert teams["South"][:2] == ["1", "€5,000.00"]
+    territories = subject_table(content, "KPIs per territory")
+    assert list(territories) == ["Süd"]
+    assert territories["Süd"][:2] == ["1", "€5,000.00"]
+    assert f"grain=territory&amp;subject={territory.pk}" in content
+
+
+def test_manager_with_one_team_sees_no_subject_tables(client, scenario, manager_member):
+    client.force_login(manager_member.user)
+
+    content = client.get("/o/acme/dashboard/?period=2017-Q2").content.decode()
+
+    assert "KPIs per team" not in content
+    assert "KPIs per territory" not in content
 
 
 def test_rep_table_sorted_by_won_amount_by_default(client, scenario, admin_member):
@@ -627,8 +667,8 @@ def test_dashboard_query_count_admin(client, scenario, admin_member, django_asse
     client.force_login(admin_member.user)
 
     # session, user, membership; periods; newest quarter with a close; teams; headline row; rep rows;
-    # monthly series.
-    with django_assert_num_queries(9):
+    # team rows; territory rows; monthly series.
+    with django_assert_num_queries(11):
         client.get("/o/acme/dashboard/")
 
 
