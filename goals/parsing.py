@@ -13,11 +13,17 @@ import logging
 import re
 import zipfile
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import CENT, ImportSourceError, RowRejected
-from pipelines.importers.formats import bytes_decode, delimiter_detect
+from pipelines.importers.formats import (
+    TableStream,
+    bytes_decode,
+    delimiter_detect,
+    header_duplicates_check,
+)
 from pipelines.importers.upload_checks import (
     HEAD_BYTES,
     no_data_rows_error,
@@ -81,10 +87,16 @@ def _read_csv(data: bytes, file_name: str) -> tuple[list[str], list[tuple[int, d
         header = [name.strip().lower() for name in next(reader, [])]
         if not any(header):
             raise ImportSourceError(gettext("File %(file)s is empty; expected a header row.") % {"file": file_name})
+        header_duplicates_check(header, file_name)
+        # Only its error message is used: it names the line, the separator and the likely cause.
+        stream = TableStream(path=Path(file_name), file_name=file_name, header=header, encoding="", delimiter=delimiter)
+        width = len(header)
         rows = []
         for cells in reader:
             if not any(cell.strip() for cell in cells):
                 continue
+            if len(cells) > width and "".join(cells[width:]).strip():
+                raise stream.extra_cells_error(reader.line_num, len(cells))
             values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in enumerate(header)}
             rows.append((reader.line_num, values))
     except csv.Error as error:
