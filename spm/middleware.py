@@ -16,6 +16,7 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from spm import audit
 from spm.accounts import has_totp
+from spm.context_processors import LAST_ORGANIZATION_SESSION_KEY
 from spm.models import Membership
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ class OrganizationMiddleware:
         organization = membership.organization
         request.organization = organization
         request.membership = membership
+        # The account pages outside organizations show this organization's menu (spm.context_processors).
+        if request.session.get(LAST_ORGANIZATION_SESSION_KEY) != slug:
+            request.session[LAST_ORGANIZATION_SESSION_KEY] = slug
         if organization.requires_mfa and not has_totp(request.user):
             messages.warning(
                 request,
