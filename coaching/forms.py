@@ -136,6 +136,15 @@ class NoteForm(forms.Form):
     )
 
 
+class NoteDeleteForm(forms.Form):
+    """Confirmation of a note's deletion; the box must be ticked, as for deleting a contest."""
+
+    confirm = forms.BooleanField(
+        label=_("I understand that the note is deleted for good."),
+        error_messages={"required": _("Tick the box to confirm that the note is deleted for good.")},
+    )
+
+
 class ActionItemForm(forms.Form):
     title = forms.CharField(label=_("Action item"), max_length=300)
     owner = forms.TypedChoiceField(

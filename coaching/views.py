@@ -25,6 +25,7 @@ from coaching.forms import (
     ActionItemForm,
     AgendaItemEditForm,
     AgendaItemForm,
+    NoteDeleteForm,
     NoteForm,
     OneOnOneEditForm,
     OneOnOneForm,
@@ -176,7 +177,7 @@ def note_add(request, org_slug, one_on_one_id):
 
 
 def note(request, org_slug, one_on_one_id, note_id):
-    """Save (`op=save`) or delete (`op=delete`) a note; only its author reaches it."""
+    """Save (`op=save`) or delete (`op=delete` with the `confirm` box ticked) a note; only its author reaches it."""
     one_on_one = _managed_one_on_one(request, one_on_one_id)
     coaching_note = selectors.note_get_visible(one_on_one=one_on_one, membership=request.membership, note_id=note_id)
     if request.method != "POST":
@@ -185,7 +186,11 @@ def note(request, org_slug, one_on_one_id, note_id):
         raise Http404("Only the author changes a note.")
     notice = ""
     if request.POST.get("op") == "delete":
-        services.note_delete(note=coaching_note, actor=request.membership)
+        form = NoteDeleteForm(request.POST)
+        if form.is_valid():
+            services.note_delete(note=coaching_note, actor=request.membership)
+        else:
+            notice = _("The note was not deleted: %(errors)s") % {"errors": _errors_text(form)}
     else:
         form = NoteForm(request.POST)
         if form.is_valid():

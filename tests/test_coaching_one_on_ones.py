@@ -644,3 +644,122 @@ def test_action_item_added_when_member_ids_have_thousands(org, team):
     assert response.status_code == 302
     with scope(organization=org):
         assert list(ActionItem.objects.filter(one_on_one=one_on_one).values_list("title", "owner_id")) == [("Call back", 4772)]
+
+
+# --- deleting a note needs a ticked confirmation box ----------------------------------------------
+
+
+def _private_note(org):
+    with scope(organization=org):
+        return CoachingNote.objects.get(visibility=NoteVisibility.PRIVATE)
+
+
+def _note_exists(org, note) -> bool:
+    with scope(organization=org):
+        return CoachingNote.objects.filter(pk=note.pk).exists()
+
+
+def test_note_delete_without_confirmation_keeps_note(org, manager_member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    private = _private_note(org)
+
+    response = _client(manager_member).post(
+        _url("coaching_note", org, one_on_one_id=one_on_one.pk, note_id=private.pk), {"op": "delete"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert [str(message) for message in response.context["messages"]] == [
+        "The note was not deleted: Tick the box to confirm that the note is deleted for good."
+    ]
+    assert _note_exists(org, private) is True
+    with scope(organization=org):
+        assert AuditLog.objects.filter(action="coaching.note_deleted").count() == 0
+
+
+def test_note_delete_without_confirmation_fragment(org, manager_member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    private = _private_note(org)
+
+    response = _client(manager_member).post(
+        _url("coaching_note", org, one_on_one_id=one_on_one.pk, note_id=private.pk),
+        {"op": "delete"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert content.lstrip().startswith('<section id="notes"')
+    assert (
+        '<div class="alert alert-warning py-2" role="status">'
+        "The note was not deleted: Tick the box to confirm that the note is deleted for good.</div>"
+    ) in content
+    assert f'data-note="{private.pk}"' in content
+    assert _note_exists(org, private) is True
+
+
+def test_note_delete_without_confirmation_in_german(org, manager_member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    private = _private_note(org)
+    manager_member.user.language = "de"
+    manager_member.user.save(update_fields=["language"])
+
+    response = _client(manager_member).post(
+        _url("coaching_note", org, one_on_one_id=one_on_one.pk, note_id=private.pk),
+        {"op": "delete"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert (
+        "Die Notiz wurde nicht gelöscht: Setzen Sie das Häkchen, um zu bestätigen, dass die Notiz endgültig gelöscht wird."
+        in response.content.decode()
+    )
+    assert _note_exists(org, private) is True
+
+
+def test_note_delete_with_confirmation(org, manager_member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    private = _private_note(org)
+
+    response = _client(manager_member).post(
+        _url("coaching_note", org, one_on_one_id=one_on_one.pk, note_id=private.pk), {"op": "delete", "confirm": "on"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/o/acme/coaching/1on1/{one_on_one.pk}/#notes"
+    assert _note_exists(org, private) is False
+    with scope(organization=org):
+        entry = AuditLog.objects.get(action="coaching.note_deleted")
+    assert entry.object_id == str(private.pk)
+    assert entry.before == {"one_on_one": one_on_one.pk, "visibility": "private"}
+
+
+def test_note_delete_with_confirmation_fragment(org, manager_member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    private = _private_note(org)
+
+    response = _client(manager_member).post(
+        _url("coaching_note", org, one_on_one_id=one_on_one.pk, note_id=private.pk),
+        {"op": "delete", "confirm": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert content.lstrip().startswith('<section id="notes"')
+    assert f'data-note="{private.pk}"' not in content
+    assert "Great demo at Kunde AG." in content
+    assert _note_exists(org, private) is False
+
+
+def test_note_delete_form_has_required_checkbox(org, manager_member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    private = _private_note(org)
+
+    content = _client(manager_member).get(_url("coaching_one_on_one", org, one_on_one_id=one_on_one.pk)).content.decode()
+
+    assert (
+        f'<input class="form-check-input" type="checkbox" name="confirm" id="note-delete-confirm-{private.pk}" required>'
+    ) in content
+    assert content.count("data-note-delete") == 2
+    # Saving the text no longer carries a delete button that skips the box.
+    assert content.count('name="op" value="delete"') == 2
