@@ -19,7 +19,7 @@ accepted opportunities are in, or moved through, are created.
 
 import datetime as dt
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,6 +87,10 @@ HISTORY_COLUMNS = {
     "probability": ("Probability", "Probability (%)"),
     "from_stage": ("FromOpportunityStageName",),
 }
+
+
+# The words a rejection uses for a stage kind.
+KIND_WORDS = {StageKind.OPEN: gettext_noop("open"), StageKind.WON: gettext_noop("won"), StageKind.LOST: gettext_noop("lost")}
 
 
 def salesforce_id(value: str) -> str:
@@ -173,9 +177,7 @@ class SalesforceImport:
         self.total = len(self.opportunities.rows) + (len(self.history.rows) if self.history else 0)
         self.stages = PipelineStages(organization=self.organization, name=PIPELINE_NAME)
         # Stages are planned in the file's order, and `deal_stages_assign` creates those that accepted rows use.
-        kinds = self.stage_kinds(columns)
-        for stage_name, kind in kinds.items():
-            self.stages.plan(stage_name, kind=kind)
+        self.stage_kinds_store(self.stage_kinds(columns))
         report_ids = {salesforce_id(row.get(columns["id"], "")) for _line, row in self.opportunities.rows}
         history = self.read_history(history_columns, report_ids) if history_columns else {}
 
@@ -203,28 +205,92 @@ class SalesforceImport:
         self.result.report_progress(self.total, self.total)
         return self.result
 
+    def flags_kind(self, row: dict, columns: dict[str, str]) -> str | None:
+        """Return the kind the row's Won and Closed flags give, or None when the file or row has no Closed flag.
+
+        Raises RowRejected for a flag that is no yes/no value, and for Won without Closed.
+        """
+        closed_column = columns.get("is_closed")
+        if not closed_column or not row.get(closed_column):
+            return None
+        is_closed = parse_bool(row[closed_column], closed_column)
+        won_column = columns.get("is_won")
+        is_won = bool(won_column) and parse_bool(row.get(won_column, ""), won_column)
+        if is_won and not is_closed:
+            raise RowRejected(
+                closed_column,
+                row[closed_column],
+                gettext_noop(
+                    "%(won_column)s=%(won)s with %(closed_column)s=%(closed)s is contradictory, because a won "
+                    "opportunity is closed; correct the flags in Salesforce and export again"
+                ),
+                won_column=won_column,
+                won=row[won_column],
+                closed_column=closed_column,
+                closed=row[closed_column],
+            )
+        if not is_closed:
+            return StageKind.OPEN
+        return StageKind.WON if is_won else StageKind.LOST
+
     def stage_kinds(self, columns: dict[str, str]) -> dict[str, str]:
-        """Return each stage name of the opportunity file → its kind, from the Won/Closed flags or the name."""
-        kinds = {}
+        """Return each stage name of the opportunity file → its kind, decided by most of its rows' Won/Closed flags.
+
+        In Salesforce the flags belong to the stage, so every row of a stage should agree.
+        On a tie the kind the name implies ("Closed Won") wins if it is among the tied
+        kinds, else the kind of the stage's first flagged row. A stage without flagged rows
+        is left out and keeps its stored kind, or gets the kind its name implies.
+        `record` rejects the rows whose flags disagree with the decided kind.
+        """
+        votes: dict[str, Counter] = {}
+        names: dict[str, str] = {}
+        first_kind: dict[str, list[str]] = defaultdict(list)
         for _line, row in self.opportunities.rows:
             name = row.get(columns["stage"], "").strip()
-            if not name or name in kinds:
+            if not name:
                 continue
-            kind = stage_kind_from_name(name)
             try:
-                if "is_closed" in columns and row.get(columns["is_closed"]):
-                    is_closed = parse_bool(row[columns["is_closed"]], columns["is_closed"])
-                    is_won = "is_won" in columns and parse_bool(row.get(columns["is_won"], ""), columns["is_won"])
-                    if not is_closed:
-                        kind = StageKind.OPEN
-                    elif is_won:
-                        kind = StageKind.WON
-                    else:
-                        kind = StageKind.LOST
+                kind = self.flags_kind(row, columns)
             except RowRejected:
-                pass  # The row itself reports the bad flag.
-            kinds[name] = kind
+                continue  # `record` rejects the row for its flags.
+            if kind is None:
+                continue
+            key = name.casefold()
+            names.setdefault(key, name)
+            votes.setdefault(key, Counter())[kind] += 1
+            first_kind[key].append(kind)
+        kinds = {}
+        for key, counts in votes.items():
+            top = max(counts.values())
+            tied = [kind for kind in first_kind[key] if counts[kind] == top]
+            name_kind = stage_kind_from_name(names[key])
+            kinds[names[key]] = name_kind if name_kind in tied else tied[0]
         return kinds
+
+    def stage_kinds_store(self, kinds: dict[str, str]) -> None:
+        """Plan each stage with its decided kind, and correct the kind of a stored stage that the flags contradict.
+
+        An earlier import may have stored a wrong kind, so the flags of the current file
+        decide. A probability left at the old kind's default (100 won, 0 lost) moves to the
+        new kind's default. NOTE: deals of the stage that this file does not list keep their
+        stored status until a file lists them again.
+        """
+        defaults = {StageKind.WON: 100, StageKind.LOST: 0, StageKind.OPEN: 0}
+        for stage_name, kind in kinds.items():
+            stage = self.stages.plan(stage_name, kind=kind)
+            if stage.pk is None or stage.kind == kind:
+                continue
+            logger.info(
+                "Salesforce import changed a stage's kind organization_id=%s stage_id=%s old=%s new=%s",
+                self.organization.pk,
+                stage.pk,
+                stage.kind,
+                kind,
+            )
+            if stage.probability == defaults[stage.kind]:
+                stage.probability = defaults[kind]
+            stage.kind = kind
+            stage.save(update_fields=["kind", "probability"])
 
     def read_history(self, columns: dict[str, str], report_ids: set[str]) -> dict[str, list[PlannedMove]]:
         """Return opportunity id (15 characters) → recorded moves.
@@ -288,6 +354,9 @@ class SalesforceImport:
         if not stage_name:
             raise RowRejected(columns["stage"], "", gettext_noop("missing value"))
         stage = self.stages.plan(stage_name)
+        flags_kind = self.flags_kind(row, columns)
+        if flags_kind is not None and flags_kind != stage.kind:
+            raise self.flags_contradiction(row, columns, stage, flags_kind)
         created_at = self.moment(row, columns["created"])
         if created_at is None:
             raise RowRejected(columns["created"], "", gettext_noop("missing value"))
@@ -356,4 +425,25 @@ class SalesforceImport:
             stage=stage,
             entry_stage=stage,
             planned_moves=moves,
+        )
+
+    def flags_contradiction(self, row: dict, columns: dict[str, str], stage, flags_kind: str) -> RowRejected:
+        """Return the rejection of a row whose Won/Closed flags give another kind than its stage's."""
+        won_column = columns.get("is_won")
+        closed_column = columns["is_closed"]
+        return RowRejected(
+            closed_column,
+            row[closed_column],
+            gettext_noop(
+                "%(won_column)s=%(won)s and %(closed_column)s=%(closed)s mean %(flags_kind)s, but stage %(stage)s is "
+                "%(stage_kind)s in this import, and all opportunities of a stage need the same flags; correct the flags "
+                "or the stage in Salesforce and export again"
+            ),
+            won_column=won_column or OPPORTUNITY_COLUMNS["is_won"][0],
+            won=row.get(won_column, "") if won_column else "",
+            closed_column=closed_column,
+            closed=row[closed_column],
+            flags_kind=Message(KIND_WORDS[flags_kind]),
+            stage=stage.name,
+            stage_kind=Message(KIND_WORDS[stage.kind]),
         )
