@@ -20,12 +20,19 @@ from allauth.mfa.totp.internal.auth import (
     hotp_value,
 )
 from django.core import mail
+from django.core.cache import cache
 from django.test import Client
 
 from spm.accounts import login_address_verify
 from tests.test_browser import MANAGER_PASSWORD
 
 TOTP_PERIOD_SECONDS = 30  # allauth's default MFA_TOTP_PERIOD
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    # allauth counts reauthentications per user id in the cache, and the ids repeat across tests.
+    cache.clear()
 
 
 def current_totp_code(secret: str) -> str:
