@@ -7,6 +7,11 @@ on its pages, in its e-mails, messages and form errors. Listing the msgids here 
 them in the project catalog, because makemessages drops entries that no source uses.
 tests/test_allauth_german.py fails when allauth's catalog has an informal German text
 whose msgid is missing here.
+
+Django REST framework's German catalog is informal as well, and as an installed app it takes
+precedence over Django's own catalog, so it also words Django's form errors, for example the
+"Enter a valid email address." of allauth's password reset page. INSTALLED_APP_FORMAL_MSGIDS
+lists those msgids.
 """
 
 from django.utils.translation import gettext_noop
@@ -53,4 +58,14 @@ ALLAUTH_FORMAL_MSGIDS = (
     gettext_noop("<strong>Note:</strong> you can still <a href=\"%(email_url)s\">change your email address</a>."),
     gettext_noop("You are about to generate a new set of recovery codes for your account."),
     gettext_noop("You are about to deactivate authenticator app based authentication. Are you sure?"),
+)
+
+# Informal German in the catalogs of other installed apps (rest_framework 3.x), for messages that
+# Django's forms and validators and the REST API show.
+INSTALLED_APP_FORMAL_MSGIDS = (
+    gettext_noop("Enter a valid email address."),
+    gettext_noop("Enter a valid URL."),
+    gettext_noop('Enter a valid "slug" consisting of letters, numbers, underscores or hyphens.'),
+    gettext_noop('Enter a valid "slug" consisting of Unicode letters, numbers, underscores, or hyphens.'),
+    gettext_noop("The submitted data was not a file. Check the encoding type on the form."),
 )

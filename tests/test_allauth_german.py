@@ -12,12 +12,14 @@ import allauth
 import pytest
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from django.apps import apps
 from django.core import mail
 from django.urls import reverse
 from django.utils import translation
 
-from spm.allauth_german import ALLAUTH_FORMAL_MSGIDS
+from spm.allauth_german import ALLAUTH_FORMAL_MSGIDS, INSTALLED_APP_FORMAL_MSGIDS
 from tests.test_browser import MANAGER_PASSWORD
 
 ALLAUTH_PO = Path(allauth.__file__).parent / "locale" / "de" / "LC_MESSAGES" / "django.po"
@@ -74,6 +76,22 @@ def allauth_informal_msgids() -> set[str]:
     return msgids
 
 
+def installed_app_informal_msgids() -> set[str]:
+    """Return the msgids that the German catalog of an installed app other than allauth translates informally."""
+    msgids = set()
+    for app in apps.get_app_configs():
+        mo_path = Path(app.path) / "locale" / "de" / "LC_MESSAGES" / "django.mo"
+        if app.name.startswith("allauth") or not mo_path.exists():
+            continue
+        with mo_path.open("rb") as mo_file:
+            catalog = read_mo(mo_file)
+        for message in catalog:
+            translations = message.string if isinstance(message.string, (tuple, list)) else (message.string,)
+            if message.id and any(text and INFORMAL.search(text) for text in translations):
+                msgids.add(message.id[0] if isinstance(message.id, tuple) else message.id)
+    return msgids
+
+
 def test_informal_allauth_msgids_listed():
     informal = allauth_informal_msgids()
 
@@ -81,7 +99,14 @@ def test_informal_allauth_msgids_listed():
     assert informal - set(ALLAUTH_FORMAL_MSGIDS) == set()
 
 
-@pytest.mark.parametrize("msgid", ALLAUTH_FORMAL_MSGIDS)
+def test_informal_installed_app_msgids_listed():
+    informal = installed_app_informal_msgids()
+
+    assert "Enter a valid email address." in informal
+    assert informal - set(INSTALLED_APP_FORMAL_MSGIDS) == set()
+
+
+@pytest.mark.parametrize("msgid", ALLAUTH_FORMAL_MSGIDS + INSTALLED_APP_FORMAL_MSGIDS)
 def test_listed_msgid_formal_in_german(msgid):
     with translation.override("de"):
         german = translation.gettext(msgid)
@@ -164,6 +189,15 @@ def test_password_reset_flow_formal(client, admin_member):
     done_text = visible_text(done_page.content.decode())
     assert "Ihr Passwort wurde geändert." in done_text
     assert informal_words(done_text) == []
+
+
+def test_reset_invalid_address_formal(client, admin_member):
+    response = client.post(reverse("account_reset_password"), {"email": "no-address"}, HTTP_ACCEPT_LANGUAGE="de")
+
+    text = visible_text(response.content.decode())
+    assert response.status_code == 200
+    assert "Bitte geben Sie eine gültige E-Mail-Adresse ein." in text
+    assert informal_words(text) == []
 
 
 def test_used_reset_link_formal(client, admin_member):
