@@ -153,8 +153,29 @@ def stage_entry_check(
         )
 
 
+def pipeline_by_name(organization: Organization, name: str) -> Pipeline | None:
+    """Return the organization's pipeline named `name`, ignoring case and surrounding spaces, or None.
+
+    An exact match wins over one that differs in case. The comparison uses str.casefold in
+    Python, because SQLite's case-insensitive lookups fold only ASCII letters.
+    """
+    name = name.strip()
+    matches = [
+        pipeline
+        for pipeline in Pipeline.objects.filter(organization=organization).order_by("pk")
+        if pipeline.name.strip().casefold() == name.casefold()
+    ]
+    exact = [pipeline for pipeline in matches if pipeline.name == name]
+    if exact:
+        return exact[0]
+    return matches[0] if matches else None
+
+
 class PipelineStages:
     """A pipeline's stages by case-insensitive name, with the missing stages and pipeline created only when used.
+
+    The pipeline, too, is found by its name ignoring case and surrounding spaces, so the
+    stored spelling is kept.
 
     `plan` returns a missing stage unsaved, and `planned_create` inserts the planned stages
     that accepted rows use, so a row rejected after naming a new stage creates nothing. `get`
@@ -168,7 +189,8 @@ class PipelineStages:
 
     def __init__(self, *, organization: Organization, name: str):
         self.organization = organization
-        pipeline = Pipeline.objects.filter(organization=organization, name=name).first()
+        name = name.strip()
+        pipeline = pipeline_by_name(organization, name)
         if pipeline is None:
             self.pipeline = Pipeline(organization=organization, name=name[:200])
             self.stages: dict[str, Stage] = {}

@@ -112,9 +112,11 @@ class HubSpotImport:
         return parse_moment(value, column, time_zone=self.time_zone, date_order=self.date_order, allowed=self.allowed_days)
 
     def stages_for(self, pipeline_name: str) -> PipelineStages:
-        stages = self.pipelines.get(pipeline_name)
+        """Return the stages of the pipeline named `pipeline_name`, ignoring case and surrounding spaces."""
+        key = pipeline_name.strip().casefold()
+        stages = self.pipelines.get(key)
         if stages is None:
-            stages = self.pipelines[pipeline_name] = PipelineStages(organization=self.organization, name=pipeline_name)
+            stages = self.pipelines[key] = PipelineStages(organization=self.organization, name=pipeline_name)
         return stages
 
     def run(self) -> ImportResult:
@@ -127,7 +129,7 @@ class HubSpotImport:
         # Plan the listed stages in column order first, so the pipeline's order follows HubSpot's.
         listed: dict[str, list[Stage]] = defaultdict(list)
         for _column, stage_name, pipeline_name in entered_columns:
-            listed[pipeline_name].append(self.stages_for(pipeline_name).plan(stage_name))
+            listed[pipeline_name.casefold()].append(self.stages_for(pipeline_name).plan(stage_name))
 
         converter = BaseAmountConverter(organization=self.organization, today=self.today)
         records = []
@@ -147,9 +149,9 @@ class HubSpotImport:
         )
         # A pipeline that accepted deals are in gets every stage its columns list, numbered before the stages named only in rows.
         used = {id(record.stages) for record in records}
-        for pipeline_name, stages in self.pipelines.items():
+        for pipeline_key, stages in self.pipelines.items():
             if id(stages) in used:
-                stages.planned_create(listed[pipeline_name])
+                stages.planned_create(listed[pipeline_key])
         deal_stages_assign(records=records, pipelines=self.pipelines.values())
         for stages in self.pipelines.values():
             stages.order_closed_last()

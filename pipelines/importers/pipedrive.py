@@ -511,9 +511,11 @@ class PipedriveDealsImport:
         if not owner:
             raise RowRejected("Deal - Owner", "", gettext_noop("missing value"))
         pipeline_name = row.get("Deal - Pipeline", "") or PIPELINE_NAME
-        stages = pipelines.get(pipeline_name)
+        # Pipelines are matched ignoring case and surrounding spaces, as PipelineStages matches stored ones.
+        pipeline_key = pipeline_name.strip().casefold()
+        stages = pipelines.get(pipeline_key)
         if stages is None:
-            stages = pipelines[pipeline_name] = PipelineStages(organization=self.organization, name=pipeline_name)
+            stages = pipelines[pipeline_key] = PipelineStages(organization=self.organization, name=pipeline_name)
         stage_name = text_cell(row.get("Deal - Stage", ""), "Deal - Stage", 200)
         if not stage_name:
             raise RowRejected("Deal - Stage", stage_name, gettext_noop("missing value"))

@@ -166,9 +166,10 @@ class RecordsWriter:
     # Pipelines and stages
 
     def stages_for(self, name: str) -> PipelineStages:
-        stages = self.pipeline_stages.get(name.casefold())
+        key = name.strip().casefold()
+        stages = self.pipeline_stages.get(key)
         if stages is None:
-            stages = self.pipeline_stages[name.casefold()] = PipelineStages(organization=self.organization, name=name)
+            stages = self.pipeline_stages[key] = PipelineStages(organization=self.organization, name=name)
         return stages
 
     def default_pipeline_name(self) -> str:
@@ -188,8 +189,8 @@ class RecordsWriter:
             except RowRejected as rejection:
                 self.reject("pipelines", index, record, rejection)
                 continue
-            existed = Pipeline.objects.filter(organization=self.organization, name=name).exists()
             stages = self.stages_for(name)
+            existed = stages.pipeline.pk is not None
             stages.pipeline_save()
             known = len(stages.stages)
             for stage_name, kind, probability in parsed:
