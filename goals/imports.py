@@ -47,6 +47,10 @@ NOT_FOUND_BY_NAME = {
     "team": gettext_noop("no team with this name"),
     "territory": gettext_noop("no territory with this name"),
 }
+NEW_PERSON_NAME_MISSING = gettext_noop(
+    "missing value; a new person needs a name. A merged cell is empty in every row below its first, "
+    "so unmerge such cells and fill in each row"
+)
 ROLE_WORDS = {
     "admin": Role.ADMIN,
     "administrator": Role.ADMIN,
@@ -193,6 +197,7 @@ def quota_import(
 
 
 def _quota_row(organization: Organization, index: _SubjectIndex, allowed_days: DateRange, row: dict):
+    parsing.formula_cells_check(row)
     level_text = require_value(row, "level")
     level = LEVEL_WORDS.get(level_text.strip().lower())
     if level is None:
@@ -320,6 +325,7 @@ def _group(model, organization, actor, name: str):
 def _person_row(
     organization: Organization, actor: User | None, row: dict, today: dt.date, add_existing_accounts: bool
 ) -> str:
+    parsing.formula_cells_check(row)
     name = check_length(row.get("name", "").strip(), "name", 200)
     email = row.get("email", "").strip().lower()
     if not name and not email:
@@ -345,6 +351,9 @@ def _person_row(
     if membership is None:
         if not email:
             raise RowRejected("email", email, gettext_noop("missing value; a new person needs an e-mail address"))
+        if not name:
+            # Otherwise the person would be shown by their e-mail address.
+            raise RowRejected("name", name, NEW_PERSON_NAME_MISSING)
         _person_create(organization, actor, email, name, role, active_from, active_to, team, territory, today)
         return "created"
 

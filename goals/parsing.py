@@ -19,7 +19,9 @@ from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import CENT, ImportSourceError, RowRejected
 from pipelines.importers.formats import (
+    Table,
     TableStream,
+    _sheet_choose,
     bytes_decode,
     delimiter_detect,
     header_duplicates_check,
@@ -45,14 +47,18 @@ INVALID_NUMBER = gettext_noop("invalid number; expected for example 12,500.00")
 TOO_MANY_DECIMALS = gettext_noop("invalid number with more than two decimal places; round it to cents, for example 1,234.56")
 # One separator after one to three digits and before exactly three: thousands, as in 1,234 or 12.500.
 THOUSANDS_GROUP = re.compile(r"^[1-9]\d{0,2}[.,]\d{3}$")
+FORMULA_CELL = gettext_noop(
+    "formula cell; formulas are not calculated. In Excel, copy the cells and paste them as values "
+    "(Paste Special, Values), then upload the file again"
+)
 YES = {"yes", "ja", "y", "j", "true", "wahr", "1", "x"}
 NO = {"no", "nein", "n", "false", "falsch", "0"}
 
 
 def read_table(data: bytes, file_name: str, *, required: tuple[str, ...] = ()) -> list[tuple[int, dict[str, str]]]:
-    """Read a CSV or XLSX file's first sheet into `(line, row)` pairs keyed by lower-case header.
+    """Read a CSV file, or an XLSX workbook's first sheet with the `required` columns, into `(line, row)` pairs.
 
-    Line 1 is the header. Empty rows are skipped. CSV may be UTF-8 (with or
+    Rows are keyed by lower-case header, and line 1 is the header. Empty rows are skipped. CSV may be UTF-8 (with or
     without a byte-order mark) or Windows-1252, separated by semicolons, commas,
     tabs or vertical bars, and is decoded and split as the CRM imports do (see
     pipelines.importers.formats). Raises ImportSourceError for a file that is
@@ -64,10 +70,10 @@ def read_table(data: bytes, file_name: str, *, required: tuple[str, ...] = ()) -
     table_head_check(data[:HEAD_BYTES], file_name)
     if file_name.lower().endswith((".xlsx", ".xlsm")):
         workbook_size_check(io.BytesIO(data), file_name)
-        header, rows = _read_xlsx(data, file_name)
+        header, rows = _read_xlsx(data, file_name, required)
     else:
         header, rows = _read_csv(data, file_name)
-    require_columns(set(header), required, file_name)
+        require_columns(set(header), required, file_name)
     if not rows:
         raise no_data_rows_error(file_name)
     return rows
@@ -119,30 +125,62 @@ def _cell_text(value) -> str:
     return str(value).strip()
 
 
-def _read_xlsx(data: bytes, file_name: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+def _read_xlsx(
+    data: bytes, file_name: str, required: tuple[str, ...]
+) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    # data_only=False: a formula cell reads as its formula text, which formula_cells_check rejects.
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, InvalidFileException) as error:
         # openpyxl's text is English and technical, so it goes to the log and not into the message.
         logger.warning("Opening XLSX workbook failed file=%s error=%r", file_name, error)
         raise ImportSourceError(
             gettext("File %(file)s is not a readable XLSX workbook; save it again from Excel.") % {"file": file_name}
         ) from None
-    sheet = workbook.worksheets[0]
-    rows_iter = sheet.iter_rows(values_only=True)
-    header = [_cell_text(value).lower() for value in next(rows_iter, ())]
-    if not any(header):
-        raise ImportSourceError(gettext("File %(file)s is empty; expected a header row.") % {"file": file_name})
-    rows = []
-    for line, cells in enumerate(rows_iter, start=2):
-        values = {name: _cell_text(cells[index]) if index < len(cells) else "" for index, name in enumerate(header)}
-        if any(values.values()):
-            rows.append((line, values))
-    workbook.close()
+    try:
+        sheet = _sheet_with_columns(workbook, required)
+        rows_iter = sheet.iter_rows(values_only=True)
+        header = [_cell_text(value).lower() for value in next(rows_iter, ())]
+        if not any(header):
+            raise ImportSourceError(gettext("File %(file)s is empty; expected a header row.") % {"file": file_name})
+        header_duplicates_check(header, file_name)
+        rows = []
+        for line, cells in enumerate(rows_iter, start=2):
+            values = {name: _cell_text(cells[index]) if index < len(cells) else "" for index, name in enumerate(header)}
+            if any(values.values()):
+                rows.append((line, values))
+    finally:
+        workbook.close()
+
+    missing = [name for name in required if name not in header]
+    if missing:
+        sheet_names = list(workbook.sheetnames)
+        table = Table(
+            file_name=file_name,
+            header=header,
+            rows=[],
+            sheet=sheet.title,
+            sheet_names=sheet_names if len(sheet_names) > 1 else [],
+        )
+        raise table.columns_missing_error(missing)
     return header, rows
+
+
+def _sheet_with_columns(workbook, required: tuple[str, ...]):
+    """Return the first sheet whose first row names every `required` column, in any case.
+
+    Without one, return the sheet that the deal imports' `_sheet_choose` reads, whose
+    missing columns are then reported together with the workbook's sheets.
+    """
+    for worksheet in workbook.worksheets:
+        first_row = next(worksheet.iter_rows(max_row=1, values_only=True), ())
+        names = {_cell_text(value).lower() for value in first_row}
+        if all(name in names for name in required):
+            return worksheet
+    return _sheet_choose(workbook, ())
 
 
 def require_columns(rows_header: set[str], required: tuple[str, ...], file_name: str) -> None:
@@ -201,6 +239,16 @@ def parse_number(value: str, column: str) -> Decimal:
     if number > MAX_MONEY_AMOUNT:
         raise RowRejected(column, value, NUMBER_TOO_LARGE)
     return number.quantize(CENT)
+
+
+def formula_cells_check(row: dict[str, str]) -> None:
+    """Raise RowRejected for the first cell of `row` that holds a spreadsheet formula such as `=1000*2`.
+
+    XLSX files are read without evaluating formulas, so a formula cell has no value to import.
+    """
+    for column, value in row.items():
+        if value.startswith("="):
+            raise RowRejected(column, value, FORMULA_CELL)
 
 
 def parse_day(value: str, column: str) -> dt.date:
