@@ -3,7 +3,6 @@
 Every view returns 404 to anyone but an admin of the organization in the URL.
 """
 
-import datetime as dt
 import logging
 from decimal import InvalidOperation
 
@@ -387,7 +386,7 @@ def person(request, org_slug, membership_id):
         prefix="member",
         initial={"role": member.role, "active_from": member.active_from, "active_to": member.active_to, "ramp_schedule": member.ramp_schedule},
     )
-    assignment_form = forms.AssignmentForm(prefix="assignment", initial={"team": member.team, "territory": member.territory, "valid_from": dt.date.today()})
+    assignment_form = forms.AssignmentForm(prefix="assignment", initial={"team": member.team, "territory": member.territory, "valid_from": organization_today(request.organization)})
     leave_form = forms.LeaveForm(prefix="leave")
     status = 200
     if request.method == "POST":
