@@ -23,6 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
+from pipelines.import_files import import_files_check
 from pipelines.importers.base import (
     ImportSourceError,
     Message,
@@ -87,7 +88,9 @@ def import_run_create(
     ImportUploadError and stores nothing when a limit is exceeded or a file type is not
     CSV, TXT, TSV, XLSX or ZIP, when two files get the same name (jan/deals.csv and
     feb/deals.csv in one ZIP), when a file's content does not fit its extension (a ZIP
-    archive named .csv), and when no file has a data row below its header. Writes an `import.uploaded` audit log entry.
+    archive named .csv), when no file has a data row below its header, and when the
+    importer of `source` would skip a file (see `import_files_check`). Writes an
+    `import.uploaded` audit log entry.
     """
     limit = settings.IMPORT_MAX_UPLOAD_BYTES
     relative = Path("imports") / str(organization.pk) / uuid.uuid4().hex
@@ -118,6 +121,7 @@ def import_run_create(
         if not names:
             raise ImportUploadError(gettext("The upload contains no file to import."))
         _table_files_check(directory, names)
+        import_files_check(source, directory, names)
     except (ImportUploadError, ImportSourceError, zipfile.BadZipFile) as error:
         shutil.rmtree(directory, ignore_errors=True)
         if isinstance(error, zipfile.BadZipFile):

@@ -78,10 +78,15 @@ def test_zip_member_same_name_as_upload_rejected(org, admin_client):
 
 
 def test_zip_different_names_kept(org, admin_client, django_capture_on_commit_callbacks):
-    archive = zip_bytes({"jan/deals.csv": DEALS_JANUARY.encode(), "jan/notes.csv": b"a;b\n1;2\n"})
+    archive = zip_bytes(
+        {
+            "log/deal_changes.csv": b"deal_id;change_time;changed_field_key;new_value\n1;2025-02-01 09:00;stage_id;1\n",
+            "log/stages.csv": b"stage_id;stage_name\n1;Lead\n",
+        }
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         response = import_upload(admin_client, "pipedrive", {"months.zip": archive})
 
     assert response.status_code == 302
-    assert only_import_run(org).file_names == ["deals.csv", "notes.csv"]
+    assert only_import_run(org).file_names == ["deal_changes.csv", "stages.csv"]

@@ -122,16 +122,17 @@ def test_deal_upload_all_files_header_only(org, admin_member, client, settings, 
 def test_deal_upload_allows_one_empty_file(org, admin_member, client, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     client.force_login(admin_member.user)
+    # A Pipedrive change log without activities has an activity.csv with only its header row.
     files = [
-        SimpleUploadedFile("deals.csv", HEADERS["deals"] + b"1,Big deal,closedwon,default,2025-01-01\n"),
-        SimpleUploadedFile("activities.csv", b"Subject,Date\n"),
+        SimpleUploadedFile("deal_changes.csv", b"deal_id,change_time,changed_field_key,new_value\n1,2025-01-01,stage_id,1\n"),
+        SimpleUploadedFile("activity.csv", b"activity_id,type,assigned_to_user,done,due_to\n"),
     ]
 
-    response = client.post("/o/acme/imports/", {"source": "hubspot", "files": files})
+    response = client.post("/o/acme/imports/", {"source": "pipedrive", "files": files})
 
     assert response.status_code == 302
     with scopes_disabled():
-        assert ImportRun.objects.get(organization=org).file_names == ["activities.csv", "deals.csv"]
+        assert ImportRun.objects.get(organization=org).file_names == ["activity.csv", "deal_changes.csv"]
 
 
 def test_deal_upload_header_only_workbook(org, admin_member, client, settings, tmp_path):

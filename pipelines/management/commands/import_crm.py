@@ -13,10 +13,11 @@ from django.utils.translation import gettext, ngettext
 from django_scopes import scope
 
 from dashboards.templatetags.spm_format import format_fixed, format_number
+from pipelines.import_files import import_files_check
 from pipelines.importers import IMPORTERS
 from pipelines.importers.base import ImportSourceError, people_created_sorted
 from pipelines.importers.generic import GENERIC_FIELDS
-from pipelines.importers.upload_checks import folder_data_rows_check
+from pipelines.importers.upload_checks import TABLE_SUFFIXES, folder_data_rows_check
 from pipelines.services import crm_import
 from pipelines.services_imports import import_mapping_get
 from spm.models import Organization
@@ -27,6 +28,11 @@ logger = logging.getLogger(__name__)
 MAX_ERRORS_SHOWN = 50
 # New members printed by name; the rest are only counted.
 MAX_PEOPLE_SHOWN = 50
+
+
+def folder_table_names(folder: Path) -> list[str]:
+    """Return the names of the CSV, TSV, TXT and XLSX files in `folder`, which the importers may read."""
+    return sorted(file.name for file in folder.iterdir() if file.is_file() and file.suffix.lower() in TABLE_SUFFIXES)
 
 
 def entity_label(entity: str) -> str:
@@ -103,6 +109,8 @@ class Command(BaseCommand):
                     try:
                         # A file with only a header would import nothing and look like success.
                         folder_data_rows_check(options["path"])
+                        if options["path"].is_dir():
+                            import_files_check(options["source"], options["path"], folder_table_names(options["path"]))
                         result = crm_import(
                             organization=organization,
                             source=options["source"],
