@@ -42,7 +42,8 @@ SALESFORCE_OPPORTUNITIES = (
     "0065g00000SF003,Drei,Jörg Weiß,Angebot,300,2025-05-30,2025-01-06 10:00\n"
     "0065g00000SF004,Vier,Joerg Weiss,Workshop,400,2025-05-30,2025-01-07 10:00\n"
 )
-# "Qualify" is in the history of the rejected SF001 only, "Orphan" in that of an opportunity the report lacks.
+# "Qualify" is in the history of the rejected SF001 only, "Orphan" in that of an opportunity the report lacks,
+# whose row is rejected.
 SALESFORCE_HISTORY = (
     "OpportunityId,StageName,CreatedDate\n"
     "0065g00000SF001AAA,Qualify,2025-01-05T09:00:00Z\n"
@@ -123,7 +124,8 @@ def test_salesforce_rejected_rows_add_no_stage(org, tmp_path):
 
     assert result.counts["deals"].created == 1
     assert result.counts["deals"].rejected == 3
-    assert rejected(result) == [(2, "Amount"), (3, "Created Date"), (5, "Opportunity Owner")]
+    assert result.counts["stage_changes"].rejected == 1
+    assert rejected(result) == [(5, "OpportunityId"), (2, "Amount"), (3, "Created Date"), (5, "Opportunity Owner")]
     assert pipeline_names(org) == ["Salesforce"]
     # Numbered in the order they were first named: the report's stages come before the history's.
     assert stage_rows(org) == [("Salesforce", "Angebot", 1, "open"), ("Salesforce", "Prospecting", 2, "open")]

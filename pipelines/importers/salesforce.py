@@ -233,41 +233,42 @@ class SalesforceImport:
             return StageKind.OPEN
         return StageKind.WON if is_won else StageKind.LOST
 
-    def stage_kinds(self, columns: dict[str, str]) -> dict[str, str]:
-        """Return each stage name of the opportunity file → its kind, decided by most of its rows' Won/Closed flags.
+    def stage_kinds(self, columns: dict[str, str]) -> dict[str, str | None]:
+        """Return each stage name of the opportunity file, in file order → its kind, decided by most of its rows' flags.
 
-        In Salesforce the flags belong to the stage, so every row of a stage should agree.
-        On a tie the kind the name implies ("Closed Won") wins if it is among the tied
+        In Salesforce the Won/Closed flags belong to the stage, so every row of a stage should
+        agree. On a tie the kind the name implies ("Closed Won") wins if it is among the tied
         kinds, else the kind of the stage's first flagged row. A stage without flagged rows
-        is left out and keeps its stored kind, or gets the kind its name implies.
+        maps to None: it keeps its stored kind, or gets the kind its name implies.
         `record` rejects the rows whose flags disagree with the decided kind.
         """
-        votes: dict[str, Counter] = {}
         names: dict[str, str] = {}
-        first_kind: dict[str, list[str]] = defaultdict(list)
+        flagged: dict[str, list[str]] = defaultdict(list)
         for _line, row in self.opportunities.rows:
             name = row.get(columns["stage"], "").strip()
             if not name:
                 continue
+            key = name.casefold()
+            names.setdefault(key, name)
             try:
                 kind = self.flags_kind(row, columns)
             except RowRejected:
                 continue  # `record` rejects the row for its flags.
-            if kind is None:
+            if kind is not None:
+                flagged[key].append(kind)
+        kinds: dict[str, str | None] = {}
+        for key, name in names.items():
+            if not flagged[key]:
+                kinds[name] = None
                 continue
-            key = name.casefold()
-            names.setdefault(key, name)
-            votes.setdefault(key, Counter())[kind] += 1
-            first_kind[key].append(kind)
-        kinds = {}
-        for key, counts in votes.items():
+            counts = Counter(flagged[key])
             top = max(counts.values())
-            tied = [kind for kind in first_kind[key] if counts[kind] == top]
-            name_kind = stage_kind_from_name(names[key])
-            kinds[names[key]] = name_kind if name_kind in tied else tied[0]
+            tied = [kind for kind in flagged[key] if counts[kind] == top]
+            name_kind = stage_kind_from_name(name)
+            kinds[name] = name_kind if name_kind in tied else tied[0]
         return kinds
 
-    def stage_kinds_store(self, kinds: dict[str, str]) -> None:
+    def stage_kinds_store(self, kinds: dict[str, str | None]) -> None:
         """Plan each stage with its decided kind, and correct the kind of a stored stage that the flags contradict.
 
         An earlier import may have stored a wrong kind, so the flags of the current file
@@ -278,7 +279,7 @@ class SalesforceImport:
         defaults = {StageKind.WON: 100, StageKind.LOST: 0, StageKind.OPEN: 0}
         for stage_name, kind in kinds.items():
             stage = self.stages.plan(stage_name, kind=kind)
-            if stage.pk is None or stage.kind == kind:
+            if kind is None or stage.pk is None or stage.kind == kind:
                 continue
             logger.info(
                 "Salesforce import changed a stage's kind organization_id=%s stage_id=%s old=%s new=%s",
