@@ -120,6 +120,19 @@ def _development_plan(owner: Membership):
     return DevelopmentPlan.objects.create(organization=owner.organization, member=owner, title="Better closing")
 
 
+def _development_goal(owner: Membership):
+    from coaching.skills.models import DevelopmentGoal
+
+    return DevelopmentGoal.objects.create(
+        organization=owner.organization,
+        plan=_development_plan(owner),
+        indicator="win_rate",
+        baseline_period_label="2017-Q2",
+        period_label="2017-Q3",
+        target_value="0.5",
+    )
+
+
 def _training_item(owner: Membership):
     from coaching.skills.models import TrainingItem
 
@@ -236,6 +249,7 @@ OBJECT_KINDS: dict[str, ObjectKind] = {
     # skills: the rubric belongs to the organization; a plan and its items to the plan's member.
     "competency": ObjectKind(create=_competency, owner_scoped=False),
     "development_plan": ObjectKind(create=_development_plan),
+    "development_goal": ObjectKind(create=_development_goal),
     "training_item": ObjectKind(create=_training_item),
     # coaching: the owner is the 1:1's rep; the other three kinds belong to that rep's 1:1.
     "one_on_one": ObjectKind(create=_one_on_one),
@@ -314,6 +328,12 @@ URL_ACCESS: dict[str, OrgUrl | GlobalUrl | TokenUrl] = {
     "plan_goal_add": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"plan_id": "development_plan"}, get_status=405),
     "plan_item_add": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"plan_id": "development_plan"}, get_status=405),
     "plan_item_done": OrgUrl(roles=ALL_ROLES, params={"item_id": "training_item"}, get_status=405),
+    "plan_edit": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"plan_id": "development_plan"}),
+    "plan_delete": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"plan_id": "development_plan"}, get_status=405),
+    "plan_goal_edit": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"goal_id": "development_goal"}),
+    "plan_goal_delete": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"goal_id": "development_goal"}, get_status=405),
+    "plan_item_edit": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"item_id": "training_item"}),
+    "plan_item_delete": OrgUrl(roles=MANAGERS_AND_ADMINS, params={"item_id": "training_item"}, get_status=405),
     # REST API: token admin page, and /api/v1/ (token only; the schema and its docs are public)
     "api_tokens": OrgUrl(roles=ADMINS),
     "api_token_revoke": OrgUrl(roles=ADMINS, params={"token_id": "api_token"}, get_status=405),

@@ -38,13 +38,27 @@ Progress = (current − baseline) ÷ (target − baseline):
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django_scopes import scope, scopes_disabled
 
 from coaching.skills.indicators import goal_progress, indicator_value
-from coaching.skills.models import DevelopmentGoal, DevelopmentPlan, Indicator, TrainingItem
+from coaching.skills.models import (
+    DevelopmentGoal,
+    DevelopmentPlan,
+    Indicator,
+    TrainingItem,
+)
 from coaching.skills.selectors import goal_progress_list
-from coaching.skills.services import plan_create, plan_goal_add, training_item_add
+from coaching.skills.services import (
+    plan_create,
+    plan_delete,
+    plan_goal_add,
+    plan_goal_delete,
+    plan_update,
+    training_item_add,
+    training_item_update,
+)
 from spm.fiscal import parse_period
 from tests.analytics_data import add_activity, deal_with_history, sales_stages, utc
 
@@ -326,3 +340,412 @@ def test_plan_list_takes_fixed_queries(org, plan, manager_member, django_assert_
             plans = list(plan_list_visible(viewer=manager_member))
 
     assert [(item.goal_count, item.item_count, item.done_count) for item in plans] == [(5, 1, 0)]
+
+
+# --- editing and deleting plans, goals and training items ------------------------------------------
+
+
+def plan_url(name, org, **kwargs):
+    return reverse(name, kwargs={"org_slug": org.slug, **kwargs})
+
+
+def goal_of(org, plan, indicator):
+    with scope(organization=org):
+        return plan.goals.get(indicator=indicator)
+
+
+def item_of(org, plan):
+    with scope(organization=org):
+        return plan.training_items.get()
+
+
+def edit_and_delete_urls(org, plan) -> list[tuple[str, str]]:
+    """Return (method, path) of every edit and delete URL of `plan`, its first goal and its training item."""
+    with scope(organization=org):
+        goal = plan.goals.order_by("id").first()
+        item = plan.training_items.get()
+    return [
+        ("get", plan_url("plan_edit", org, plan_id=plan.pk)),
+        ("post", plan_url("plan_edit", org, plan_id=plan.pk)),
+        ("post", plan_url("plan_delete", org, plan_id=plan.pk)),
+        ("get", plan_url("plan_goal_edit", org, goal_id=goal.pk)),
+        ("post", plan_url("plan_goal_edit", org, goal_id=goal.pk)),
+        ("post", plan_url("plan_goal_delete", org, goal_id=goal.pk)),
+        ("get", plan_url("plan_item_edit", org, item_id=item.pk)),
+        ("post", plan_url("plan_item_edit", org, item_id=item.pk)),
+        ("post", plan_url("plan_item_delete", org, item_id=item.pk)),
+    ]
+
+
+def assert_plan_unchanged(org, plan):
+    with scope(organization=org):
+        plan.refresh_from_db()
+        assert plan.title == "Move deals to proposal"
+        assert plan.goals.count() == 5
+        assert plan.training_items.get().title == "Proposal workshop"
+
+
+def test_plan_page_links_edit_pages_for_manager(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+    goal = goal_of(org, plan, Indicator.WIN_RATE)
+    item = item_of(org, plan)
+
+    text = client.get(plan_url("plan_detail", org, plan_id=plan.pk)).content.decode()
+
+    assert f'href="/o/acme/skills/plans/{plan.pk}/edit/"' in text
+    assert f'href="/o/acme/skills/goals/{goal.pk}/edit/"' in text
+    assert f'href="/o/acme/skills/items/{item.pk}/edit/"' in text
+
+
+def test_plan_page_has_no_edit_links_for_member(client, org, plan, member):
+    client.force_login(member.user)
+
+    text = client.get(plan_url("plan_detail", org, plan_id=plan.pk)).content.decode()
+
+    assert "/edit/" not in text
+
+
+def test_manager_renames_plan(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+    url = plan_url("plan_edit", org, plan_id=plan.pk)
+
+    form_page = client.get(url)
+    response = client.post(url, {"plan-title": "Win more proposals"}, follow=True)
+
+    assert form_page.status_code == 200
+    assert 'value="Move deals to proposal"' in form_page.content.decode()
+    assert response.redirect_chain == [(f"/o/acme/skills/plans/{plan.pk}/", 302)]
+    assert [str(message) for message in response.context["messages"]] == ["Development plan saved."]
+    with scope(organization=org):
+        plan.refresh_from_db()
+    assert plan.title == "Win more proposals"
+
+
+def test_plan_edit_rejects_blank_title(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+
+    response = client.post(plan_url("plan_edit", org, plan_id=plan.pk), {"plan-title": "  "})
+
+    assert response.status_code == 400
+    assert "This field is required." in response.content.decode()
+    assert_plan_unchanged(org, plan)
+
+
+def test_plan_delete_needs_ticked_box(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+
+    response = client.post(plan_url("plan_delete", org, plan_id=plan.pk), {})
+
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "Tick the box to confirm the deletion." in text
+    assert "I understand that the plan with its goals and training items is deleted for good." in text
+    assert_plan_unchanged(org, plan)
+
+
+def test_plan_delete_needs_ticked_box_in_german(client, org, plan, manager_member):
+    with scopes_disabled():
+        manager_member.user.language = "de"
+        manager_member.user.save(update_fields=["language"])
+    client.force_login(manager_member.user)
+
+    response = client.post(plan_url("plan_delete", org, plan_id=plan.pk), {})
+
+    text = response.content.decode()
+    assert response.status_code == 400
+    assert "Setzen Sie das Häkchen, um das Löschen zu bestätigen." in text
+    assert "Mir ist bewusst, dass der Plan mit seinen Zielen und Trainingsmaßnahmen endgültig gelöscht wird." in text
+
+
+def test_plan_delete_removes_goals_and_items(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+
+    response = client.post(plan_url("plan_delete", org, plan_id=plan.pk), {"confirm": "on"}, follow=True)
+
+    assert response.redirect_chain == [("/o/acme/skills/plans/", 302)]
+    assert [str(message) for message in response.context["messages"]] == [
+        "Development plan Move deals to proposal deleted."
+    ]
+    with scopes_disabled():
+        assert DevelopmentPlan.objects.count() == 0
+        assert DevelopmentGoal.objects.count() == 0
+        assert TrainingItem.objects.count() == 0
+
+
+def test_admin_deletes_plan_in_german(client, org, plan, admin_member):
+    with scopes_disabled():
+        admin_member.user.language = "de"
+        admin_member.user.save(update_fields=["language"])
+    client.force_login(admin_member.user)
+
+    response = client.post(plan_url("plan_delete", org, plan_id=plan.pk), {"confirm": "on"}, follow=True)
+
+    assert [str(message) for message in response.context["messages"]] == [
+        "Entwicklungsplan Move deals to proposal gelöscht."
+    ]
+    with scopes_disabled():
+        assert DevelopmentPlan.objects.count() == 0
+
+
+def test_goal_edit_shows_ratio_target_in_percent(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+    conversion = goal_of(org, plan, Indicator.STAGE_CONVERSION)
+    deal_size = goal_of(org, plan, Indicator.AVERAGE_DEAL_SIZE)
+
+    conversion_page = client.get(plan_url("plan_goal_edit", org, goal_id=conversion.pk)).content.decode()
+    deal_size_page = client.get(plan_url("plan_goal_edit", org, goal_id=deal_size.pk)).content.decode()
+
+    assert 'name="goal-target_value" value="75"' in conversion_page
+    assert 'name="goal-baseline_period_label" value="2017-Q2"' in conversion_page
+    assert f'<option value="{conversion.stage_id}" selected>' in conversion_page
+    assert 'name="goal-target_value" value="4000"' in deal_size_page
+
+
+def test_goal_edit_saves_every_field(client, org, plan, manager_member, stages):
+    client.force_login(manager_member.user)
+    goal = goal_of(org, plan, Indicator.STAGE_CONVERSION)
+
+    response = client.post(
+        plan_url("plan_goal_edit", org, goal_id=goal.pk),
+        {
+            "goal-indicator": Indicator.WIN_RATE,
+            "goal-stage": stages["Qualified"].pk,
+            "goal-baseline_period_label": "2017-Q1",
+            "goal-period_label": " 2017-Q4 ",
+            "goal-target_value": "60",
+        },
+        follow=True,
+    )
+
+    assert response.redirect_chain == [(f"/o/acme/skills/plans/{plan.pk}/", 302)]
+    assert [str(message) for message in response.context["messages"]] == ["Goal saved."]
+    with scope(organization=org):
+        goal.refresh_from_db()
+    assert goal.indicator == Indicator.WIN_RATE
+    # A win-rate goal has no stage, whatever the form sent.
+    assert goal.stage is None
+    assert goal.baseline_period_label == "2017-Q1"
+    assert goal.period_label == "2017-Q4"
+    assert goal.target_value == Decimal("0.6")
+
+
+def test_goal_edit_rejects_invalid_values(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+    goal = goal_of(org, plan, Indicator.WIN_RATE)
+
+    response = client.post(
+        plan_url("plan_goal_edit", org, goal_id=goal.pk),
+        {
+            "goal-indicator": Indicator.TIME_IN_STAGE,
+            "goal-baseline_period_label": "2017-Q3",
+            "goal-period_label": "2017-Q2",
+            "goal-target_value": "12",
+        },
+    )
+
+    text = response.content.decode()
+    assert response.status_code == 400
+    assert "This indicator needs a stage; choose one." in text
+    assert "The target period 2017-Q2 starts on" in text
+    with scope(organization=org):
+        goal.refresh_from_db()
+    assert goal.indicator == Indicator.WIN_RATE
+    assert goal.period_label == "2017-Q3"
+    assert goal.target_value == Decimal("1")
+
+
+def test_goal_edit_rejects_percentage_above_100(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+    goal = goal_of(org, plan, Indicator.WIN_RATE)
+
+    response = client.post(
+        plan_url("plan_goal_edit", org, goal_id=goal.pk),
+        {
+            "goal-indicator": Indicator.WIN_RATE,
+            "goal-baseline_period_label": "2017-Q2",
+            "goal-period_label": "2017-Q3",
+            "goal-target_value": "140",
+        },
+    )
+
+    assert response.status_code == 400
+    assert "140 is not a percentage; enter 0 to 100." in response.content.decode()
+    with scope(organization=org):
+        goal.refresh_from_db()
+    assert goal.target_value == Decimal("1")
+
+
+def test_goal_delete_needs_ticked_box(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+    goal = goal_of(org, plan, Indicator.WIN_RATE)
+
+    response = client.post(plan_url("plan_goal_delete", org, goal_id=goal.pk), {})
+
+    assert response.status_code == 400
+    assert "Tick the box to confirm the deletion." in response.content.decode()
+    assert_plan_unchanged(org, plan)
+
+
+def test_goal_delete_keeps_other_goals(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+    goal = goal_of(org, plan, Indicator.WIN_RATE)
+
+    response = client.post(plan_url("plan_goal_delete", org, goal_id=goal.pk), {"confirm": "on"}, follow=True)
+
+    assert response.redirect_chain == [(f"/o/acme/skills/plans/{plan.pk}/", 302)]
+    assert [str(message) for message in response.context["messages"]] == ["Goal deleted."]
+    with scope(organization=org):
+        assert sorted(plan.goals.values_list("indicator", flat=True)) == sorted(
+            [Indicator.STAGE_CONVERSION, Indicator.TIME_IN_STAGE, Indicator.ACTIVITY_COUNT, Indicator.AVERAGE_DEAL_SIZE]
+        )
+
+
+def test_item_edit_keeps_done_state(client, org, plan, manager_member, member):
+    item = item_of(org, plan)
+    client.force_login(member.user)
+    client.post(plan_url("plan_item_done", org, item_id=item.pk), {"done": "1"})
+    with scope(organization=org):
+        item.refresh_from_db()
+    done_at = item.done_at
+    client.force_login(manager_member.user)
+    url = plan_url("plan_item_edit", org, item_id=item.pk)
+
+    form_page = client.get(url).content.decode()
+    response = client.post(url, {"item-title": "Negotiation workshop", "item-due_on": "2017-10-20"}, follow=True)
+
+    assert 'value="Proposal workshop"' in form_page
+    assert 'value="2017-09-15"' in form_page
+    assert [str(message) for message in response.context["messages"]] == ["Training item saved."]
+    with scope(organization=org):
+        item.refresh_from_db()
+    assert item.title == "Negotiation workshop"
+    assert item.due_on.isoformat() == "2017-10-20"
+    assert item.done_at == done_at
+    assert item.done_by == member
+
+
+def test_item_edit_rejects_missing_values(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+    item = item_of(org, plan)
+
+    response = client.post(plan_url("plan_item_edit", org, item_id=item.pk), {"item-title": "", "item-due_on": "2017-13-01"})
+
+    text = response.content.decode()
+    assert response.status_code == 400
+    assert "This field is required." in text
+    assert "Enter a valid date." in text
+    assert_plan_unchanged(org, plan)
+
+
+def test_item_delete_needs_ticked_box(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+    item = item_of(org, plan)
+
+    response = client.post(plan_url("plan_item_delete", org, item_id=item.pk), {"confirm": ""})
+
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "Tick the box to confirm the deletion." in text
+    assert "I understand that the training item is deleted for good." in text
+    assert_plan_unchanged(org, plan)
+
+
+def test_item_delete_with_ticked_box(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+    item = item_of(org, plan)
+
+    response = client.post(plan_url("plan_item_delete", org, item_id=item.pk), {"confirm": "on"}, follow=True)
+
+    assert response.redirect_chain == [(f"/o/acme/skills/plans/{plan.pk}/", 302)]
+    assert [str(message) for message in response.context["messages"]] == ["Training item deleted."]
+    with scope(organization=org):
+        assert plan.training_items.count() == 0
+        assert plan.goals.count() == 5
+
+
+def test_delete_urls_reject_get(client, org, plan, manager_member):
+    client.force_login(manager_member.user)
+
+    statuses = [client.get(path).status_code for method, path in edit_and_delete_urls(org, plan) if "delete" in path]
+
+    assert statuses == [405, 405, 405]
+    assert_plan_unchanged(org, plan)
+
+
+@pytest.mark.parametrize("who", ["member", "other_rep", "other_org_admin"])
+def test_edit_and_delete_hidden_from_others(client, org, plan, who, request):
+    """The plan's own rep, another rep and a member of another organization get 404 on every URL."""
+    client.force_login(request.getfixturevalue(who).user)
+
+    statuses = [
+        getattr(client, method)(path, {"confirm": "on", "plan-title": "Hijacked"}).status_code
+        for method, path in edit_and_delete_urls(org, plan)
+    ]
+
+    assert statuses == [404] * 9
+    assert_plan_unchanged(org, plan)
+
+
+def test_manager_of_other_team_gets_404(client, org, plan, manager_member, admin_member, south_rep):
+    with scope(organization=org):
+        south_plan = plan_create(organization=org, creator=admin_member, member=south_rep, title="Move deals to proposal")
+        plan_goal_add(
+            plan=south_plan,
+            editor=admin_member,
+            indicator=Indicator.WIN_RATE,
+            stage=None,
+            baseline_period_label="2017-Q2",
+            period_label="2017-Q3",
+            target_value=Decimal("1"),
+        )
+        training_item_add(plan=south_plan, editor=admin_member, title="Proposal workshop", due_on=utc(9, 15).date())
+    client.force_login(manager_member.user)
+
+    statuses = [
+        getattr(client, method)(path, {"confirm": "on"}).status_code for method, path in edit_and_delete_urls(org, south_plan)
+    ]
+
+    assert statuses == [404] * 9
+    with scope(organization=org):
+        assert DevelopmentPlan.objects.filter(pk=south_plan.pk).exists()
+
+
+def test_manager_cannot_edit_own_plan(client, org, manager_member, admin_member):
+    with scope(organization=org):
+        own_plan = plan_create(organization=org, creator=admin_member, member=manager_member, title="Coach better")
+        plan_goal_add(
+            plan=own_plan,
+            editor=admin_member,
+            indicator=Indicator.ACTIVITY_COUNT,
+            stage=None,
+            baseline_period_label="2017-Q2",
+            period_label="2017-Q3",
+            target_value=Decimal("50"),
+        )
+        training_item_add(plan=own_plan, editor=admin_member, title="Coaching course", due_on=utc(9, 15).date())
+    client.force_login(manager_member.user)
+
+    statuses = [
+        getattr(client, method)(path, {"confirm": "on"}).status_code for method, path in edit_and_delete_urls(org, own_plan)
+    ]
+
+    assert statuses == [404] * 9
+    with scope(organization=org):
+        assert DevelopmentPlan.objects.filter(pk=own_plan.pk).exists()
+
+
+def test_services_reject_member_as_editor(org, plan, member):
+    goal = goal_of(org, plan, Indicator.WIN_RATE)
+    item = item_of(org, plan)
+
+    with scope(organization=org):
+        with pytest.raises(PermissionDenied):
+            plan_update(plan=plan, editor=member, title="Mine now")
+        with pytest.raises(PermissionDenied):
+            plan_goal_delete(goal=goal, editor=member)
+        with pytest.raises(PermissionDenied):
+            training_item_update(item=item, editor=member, title="Skip it", due_on=utc(9, 30).date())
+        with pytest.raises(PermissionDenied):
+            plan_delete(plan=plan, editor=member)
+
+    assert_plan_unchanged(org, plan)

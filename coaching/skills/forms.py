@@ -116,6 +116,31 @@ class PlanForm(forms.Form):
     title = forms.CharField(label=_("Title of the plan"), max_length=200)
 
 
+class _DeleteConfirmForm(forms.Form):
+    """A required confirmation box, as contests use before deleting; subclasses set the label."""
+
+    confirm_label = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["confirm"] = forms.BooleanField(
+            label=self.confirm_label,
+            error_messages={"required": _("Tick the box to confirm the deletion.")},
+        )
+
+
+class PlanDeleteForm(_DeleteConfirmForm):
+    confirm_label = _("I understand that the plan with its goals and training items is deleted for good.")
+
+
+class GoalDeleteForm(_DeleteConfirmForm):
+    confirm_label = _("I understand that the goal is deleted for good.")
+
+
+class TrainingItemDeleteForm(_DeleteConfirmForm):
+    confirm_label = _("I understand that the training item is deleted for good.")
+
+
 class GoalForm(forms.Form):
     indicator = forms.ChoiceField(label=_("Indicator"), choices=Indicator.choices)
     stage = IdModelChoiceField(
@@ -149,6 +174,20 @@ class GoalForm(forms.Form):
             Stage.objects.filter(kind=StageKind.OPEN).select_related("pipeline").order_by("pipeline__name", "order")
         )
         self.fields["stage"].label_from_instance = lambda stage: f"{stage.pipeline.name}: {stage.name}"
+
+    @classmethod
+    def initial_for(cls, goal) -> dict:
+        """Return the form values of a saved goal; ratio targets are shown in percent, as they are entered."""
+        target = goal.target_value * 100 if goal.indicator in RATIO_INDICATORS else goal.target_value
+        # 0.400000 × 100 is shown as 40, 12.500000 as 12.5; normalize() alone would write 4E+1.
+        target = target.quantize(Decimal(1)) if target == target.to_integral_value() else target.normalize()
+        return {
+            "indicator": goal.indicator,
+            "stage": goal.stage_id,
+            "baseline_period_label": goal.baseline_period_label,
+            "period_label": goal.period_label,
+            "target_value": target,
+        }
 
     def _clean_period(self, name: str) -> str:
         """Return the stripped label after checking that it parses and starts within its allowed range.

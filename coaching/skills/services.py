@@ -232,6 +232,30 @@ def plan_create(*, organization: Organization, creator: Membership, member: Memb
 
 
 @transaction.atomic
+def plan_update(*, plan: DevelopmentPlan, editor: Membership, title: str) -> DevelopmentPlan:
+    """Rename a plan; raises PermissionDenied unless `editor` may set up plans for the plan's member."""
+    plan_check_editor(editor=editor, member=plan.member)
+    if plan.title == title:
+        # Nothing changes, so nothing is written.
+        return plan
+    plan.title = title
+    plan.save(update_fields=["title"])
+    logger.info("Development plan renamed organization_id=%s plan_id=%s", plan.organization_id, plan.pk)
+    return plan
+
+
+@transaction.atomic
+def plan_delete(*, plan: DevelopmentPlan, editor: Membership) -> None:
+    """Delete a plan with its goals and training items; raises PermissionDenied as plan_update does."""
+    plan_check_editor(editor=editor, member=plan.member)
+    plan_id, member_id = plan.pk, plan.member_id
+    plan.delete()
+    logger.info(
+        "Development plan deleted organization_id=%s plan_id=%s member_id=%s", plan.organization_id, plan_id, member_id
+    )
+
+
+@transaction.atomic
 def plan_goal_add(
     *,
     plan: DevelopmentPlan,
@@ -268,11 +292,77 @@ def plan_goal_add(
 
 
 @transaction.atomic
+def plan_goal_update(
+    *,
+    goal: DevelopmentGoal,
+    editor: Membership,
+    indicator: str,
+    stage: Stage | None,
+    baseline_period_label: str,
+    period_label: str,
+    target_value: Decimal,
+) -> DevelopmentGoal:
+    """Change every field of a goal; the same rules as plan_goal_add apply, `target_value` is a fraction for ratios.
+
+    Raises PermissionDenied unless `editor` may set up the plan, and
+    ValidationError for a missing stage or an invalid period label.
+    """
+    plan = goal.plan
+    plan_check_editor(editor=editor, member=plan.member)
+    _check_goal(
+        organization=plan.organization,
+        indicator=indicator,
+        stage=stage,
+        baseline_period_label=baseline_period_label,
+        period_label=period_label,
+    )
+    goal.indicator = indicator
+    goal.stage = stage if indicator in STAGE_INDICATORS else None
+    goal.baseline_period_label = baseline_period_label.strip()
+    goal.period_label = period_label.strip()
+    goal.target_value = target_value
+    goal.save(update_fields=["indicator", "stage", "baseline_period_label", "period_label", "target_value"])
+    logger.info("Development goal changed organization_id=%s plan_id=%s goal_id=%s", plan.organization_id, plan.pk, goal.pk)
+    return goal
+
+
+@transaction.atomic
+def plan_goal_delete(*, goal: DevelopmentGoal, editor: Membership) -> None:
+    """Delete one goal of a plan; raises PermissionDenied unless `editor` may set up the plan."""
+    plan_check_editor(editor=editor, member=goal.plan.member)
+    goal_id = goal.pk
+    goal.delete()
+    logger.info(
+        "Development goal deleted organization_id=%s plan_id=%s goal_id=%s", goal.organization_id, goal.plan_id, goal_id
+    )
+
+
+@transaction.atomic
 def training_item_add(*, plan: DevelopmentPlan, editor: Membership, title: str, due_on: dt.date) -> TrainingItem:
     plan_check_editor(editor=editor, member=plan.member)
     item = TrainingItem.objects.create(organization=plan.organization, plan=plan, title=title, due_on=due_on)
     logger.info("Training item added organization_id=%s plan_id=%s item_id=%s", plan.organization_id, plan.pk, item.pk)
     return item
+
+
+@transaction.atomic
+def training_item_update(*, item: TrainingItem, editor: Membership, title: str, due_on: dt.date) -> TrainingItem:
+    """Change a training item's title and due date; its done state stays. Raises PermissionDenied as plan_update does."""
+    plan_check_editor(editor=editor, member=item.plan.member)
+    item.title = title
+    item.due_on = due_on
+    item.save(update_fields=["title", "due_on"])
+    logger.info("Training item changed organization_id=%s plan_id=%s item_id=%s", item.organization_id, item.plan_id, item.pk)
+    return item
+
+
+@transaction.atomic
+def training_item_delete(*, item: TrainingItem, editor: Membership) -> None:
+    """Delete a training item; raises PermissionDenied unless `editor` may set up the plan."""
+    plan_check_editor(editor=editor, member=item.plan.member)
+    item_id = item.pk
+    item.delete()
+    logger.info("Training item deleted organization_id=%s plan_id=%s item_id=%s", item.organization_id, item.plan_id, item_id)
 
 
 def training_item_set_done(*, item: TrainingItem, actor: Membership, is_done: bool) -> TrainingItem:

@@ -17,5 +17,11 @@ urlpatterns = [
     path("skills/plans/<int:plan_id>/", views.plan_detail, name="plan_detail"),
     path("skills/plans/<int:plan_id>/goals/", views.plan_goal_add, name="plan_goal_add"),
     path("skills/plans/<int:plan_id>/items/", views.plan_item_add, name="plan_item_add"),
+    path("skills/plans/<int:plan_id>/edit/", views.plan_edit, name="plan_edit"),
+    path("skills/plans/<int:plan_id>/delete/", views.plan_delete, name="plan_delete"),
+    path("skills/goals/<int:goal_id>/edit/", views.plan_goal_edit, name="plan_goal_edit"),
+    path("skills/goals/<int:goal_id>/delete/", views.plan_goal_delete, name="plan_goal_delete"),
     path("skills/items/<int:item_id>/done/", views.plan_item_done, name="plan_item_done"),
+    path("skills/items/<int:item_id>/edit/", views.plan_item_edit, name="plan_item_edit"),
+    path("skills/items/<int:item_id>/delete/", views.plan_item_delete, name="plan_item_delete"),
 ]

@@ -2,14 +2,29 @@
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.forms import BaseForm
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext
 
 from coaching.skills import selectors, services
 from coaching.skills.charts import skill_history_charts
-from coaching.skills.forms import AssessmentForm, CompetencyForm, GoalForm, PlanForm, TrainingItemForm
-from coaching.skills.models import Competency, TrainingItem
+from coaching.skills.forms import (
+    AssessmentForm,
+    CompetencyForm,
+    GoalDeleteForm,
+    GoalForm,
+    PlanDeleteForm,
+    PlanForm,
+    TrainingItemDeleteForm,
+    TrainingItemForm,
+)
+from coaching.skills.models import (
+    Competency,
+    DevelopmentGoal,
+    DevelopmentPlan,
+    TrainingItem,
+)
 from goals.attainment import organization_today
 from pipelines.selectors import membership_list_visible
 from spm.models import Role
@@ -232,3 +247,134 @@ def plan_item_done(request, org_slug, item_id):
         return HttpResponseNotAllowed(["POST"])
     services.training_item_set_done(item=item, actor=request.membership, is_done=request.POST.get("done") == "1")
     return redirect("plan_detail", org_slug=org_slug, plan_id=item.plan_id)
+
+
+# --- editing and deleting plans, goals and training items -------------------------------------------
+# The same members as for adding: managers and admins who may see the plan's member, never the member.
+
+
+def _check_not_own_plan(request, plan: DevelopmentPlan) -> None:
+    if plan.member_id == request.membership.pk:
+        raise Http404("Development plans are set up by the member's manager.")
+
+
+def _plan_for_editor(request, plan_id: int) -> DevelopmentPlan:
+    plan = selectors.plan_get_visible(viewer=request.membership, plan_id=plan_id)
+    _check_not_own_plan(request, plan)
+    return plan
+
+
+def _goal_for_editor(request, goal_id: int) -> DevelopmentGoal:
+    goal = get_visible_or_404(
+        DevelopmentGoal.objects.select_related("plan__member__user", "stage__pipeline"),
+        request.membership,
+        owner_field="plan__member",
+        pk=goal_id,
+    )
+    _check_not_own_plan(request, goal.plan)
+    return goal
+
+
+def _item_for_editor(request, item_id: int) -> TrainingItem:
+    item = get_visible_or_404(
+        TrainingItem.objects.select_related("plan__member__user"), request.membership, owner_field="plan__member", pk=item_id
+    )
+    _check_not_own_plan(request, item.plan)
+    return item
+
+
+def _render_edit_page(request, template: str, context: dict):
+    """Render an edit page with its edit and delete forms; the status is 400 when either form has errors."""
+    forms = [value for value in context.values() if isinstance(value, BaseForm)]
+    status = 400 if any(form.errors for form in forms) else 200
+    return render(request, f"coaching/skills/{template}", context, status=status)
+
+
+@leader_required
+def plan_edit(request, org_slug, plan_id):
+    plan = _plan_for_editor(request, plan_id)
+    form = PlanForm(request.POST or None, prefix="plan", initial={"title": plan.title})
+    if request.method == "POST" and form.is_valid():
+        services.plan_update(plan=plan, editor=request.membership, title=form.cleaned_data["title"])
+        messages.success(request, gettext("Development plan saved."))
+        return redirect("plan_detail", org_slug=org_slug, plan_id=plan.pk)
+    context = {"plan": plan, "plan_form": form, "delete_form": PlanDeleteForm()}
+    return _render_edit_page(request, "plan_edit.html", context)
+
+
+@leader_required
+def plan_delete(request, org_slug, plan_id):
+    """Delete a plan with its goals and training items once the confirmation box is ticked."""
+    plan = _plan_for_editor(request, plan_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = PlanDeleteForm(request.POST)
+    if not form.is_valid():
+        context = {"plan": plan, "plan_form": PlanForm(prefix="plan", initial={"title": plan.title}), "delete_form": form}
+        return _render_edit_page(request, "plan_edit.html", context)
+    title = plan.title
+    services.plan_delete(plan=plan, editor=request.membership)
+    messages.success(request, gettext("Development plan %(title)s deleted.") % {"title": title})
+    return redirect("plan_list", org_slug=org_slug)
+
+
+@leader_required
+def plan_goal_edit(request, org_slug, goal_id):
+    goal = _goal_for_editor(request, goal_id)
+    form = GoalForm(
+        request.POST or None, organization=request.organization, prefix="goal", initial=GoalForm.initial_for(goal)
+    )
+    if request.method == "POST" and form.is_valid():
+        services.plan_goal_update(goal=goal, editor=request.membership, **form.cleaned_data)
+        messages.success(request, gettext("Goal saved."))
+        return redirect("plan_detail", org_slug=org_slug, plan_id=goal.plan_id)
+    context = {"plan": goal.plan, "goal": goal, "goal_form": form, "delete_form": GoalDeleteForm()}
+    return _render_edit_page(request, "goal_edit.html", context)
+
+
+@leader_required
+def plan_goal_delete(request, org_slug, goal_id):
+    goal = _goal_for_editor(request, goal_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = GoalDeleteForm(request.POST)
+    if not form.is_valid():
+        goal_form = GoalForm(organization=request.organization, prefix="goal", initial=GoalForm.initial_for(goal))
+        context = {"plan": goal.plan, "goal": goal, "goal_form": goal_form, "delete_form": form}
+        return _render_edit_page(request, "goal_edit.html", context)
+    plan_id = goal.plan_id
+    services.plan_goal_delete(goal=goal, editor=request.membership)
+    messages.success(request, gettext("Goal deleted."))
+    return redirect("plan_detail", org_slug=org_slug, plan_id=plan_id)
+
+
+def _item_form(request, item: TrainingItem, data=None) -> TrainingItemForm:
+    initial = {"title": item.title, "due_on": item.due_on}
+    return TrainingItemForm(data, prefix="item", today=organization_today(request.organization), initial=initial)
+
+
+@leader_required
+def plan_item_edit(request, org_slug, item_id):
+    item = _item_for_editor(request, item_id)
+    form = _item_form(request, item, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.training_item_update(item=item, editor=request.membership, **form.cleaned_data)
+        messages.success(request, gettext("Training item saved."))
+        return redirect("plan_detail", org_slug=org_slug, plan_id=item.plan_id)
+    context = {"plan": item.plan, "item": item, "item_form": form, "delete_form": TrainingItemDeleteForm()}
+    return _render_edit_page(request, "item_edit.html", context)
+
+
+@leader_required
+def plan_item_delete(request, org_slug, item_id):
+    item = _item_for_editor(request, item_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    form = TrainingItemDeleteForm(request.POST)
+    if not form.is_valid():
+        context = {"plan": item.plan, "item": item, "item_form": _item_form(request, item), "delete_form": form}
+        return _render_edit_page(request, "item_edit.html", context)
+    plan_id = item.plan_id
+    services.training_item_delete(item=item, editor=request.membership)
+    messages.success(request, gettext("Training item deleted."))
+    return redirect("plan_detail", org_slug=org_slug, plan_id=plan_id)
