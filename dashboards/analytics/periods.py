@@ -4,6 +4,7 @@ import datetime as dt
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from spm.date_limits import check_computable_period
@@ -12,7 +13,11 @@ from spm.fiscal import Period, parse_period
 RANGE = "range"
 # A day as ISO 8601 (2017-03-31) or in German notation (31.03.2017), which German pages show.
 _DAY = r"\d{4}-\d{2}-\d{2}|\d{1,2}\.\d{1,2}\.\d{4}"
-_RANGE_PATTERN = re.compile(rf"^({_DAY})\s*\.\.\s*({_DAY})$")
+# English pages show a day month first (03/31/2017), so that form is read month first, in English only.
+_ENGLISH_DAY = rf"{_DAY}|\d{{1,2}}/\d{{1,2}}/\d{{4}}"
+# Two days joined by ".." or by the en dash with which period names show a range.
+_RANGE_PATTERN = re.compile(rf"^({_DAY})\s*(?:\.\.|–)\s*({_DAY})$")
+_ENGLISH_RANGE_PATTERN = re.compile(rf"^({_ENGLISH_DAY})\s*(?:\.\.|–)\s*({_ENGLISH_DAY})$")
 
 
 def date_range(first_day: dt.date, last_day: dt.date) -> Period:
@@ -28,23 +33,30 @@ def date_range(first_day: dt.date, last_day: dt.date) -> Period:
 def parse_period_or_range(text: str, fiscal_year_start_month: int) -> Period:
     """Parse a fiscal period (2017, 2017-Q2, 2017-03) or a date range.
 
-    A range is `YYYY-MM-DD..YYYY-MM-DD` or `DD.MM.YYYY..DD.MM.YYYY`. The two
-    notations may be mixed, and the label is always the ISO form. The range's
-    end date is inclusive; internally the period is half-open and ends the day
-    after. Raises ValueError with a message naming the value for an unparsable
-    text, an impossible date or an end before the start.
+    A range is `YYYY-MM-DD..YYYY-MM-DD` or `DD.MM.YYYY..DD.MM.YYYY`, and while
+    English is active also `MM/DD/YYYY..MM/DD/YYYY`, the form English pages show.
+    The notations may be mixed, the two days may be joined by an en dash instead
+    of `..`, and the label is always the ISO form. The range's end date is
+    inclusive; internally the period is half-open and ends the day after. Raises
+    ValueError with a message naming the value for an unparsable text, an
+    impossible date or an end before the start.
     """
     value = (text or "").strip()
-    match = _RANGE_PATTERN.match(value)
+    is_english = (get_language() or "").startswith("en")
+    match = (_ENGLISH_RANGE_PATTERN if is_english else _RANGE_PATTERN).match(value)
     if match is None:
-        if ".." in value:
-            raise ValueError(
-                _(
+        if ".." in value or "–" in value:
+            if is_english:
+                message = _(
+                    "Invalid date range %(value)r; use YYYY-MM-DD..YYYY-MM-DD, MM/DD/YYYY..MM/DD/YYYY or "
+                    "DD.MM.YYYY..DD.MM.YYYY, e.g. 2017-01-01..2017-03-31."
+                )
+            else:
+                message = _(
                     "Invalid date range %(value)r; use YYYY-MM-DD..YYYY-MM-DD or DD.MM.YYYY..DD.MM.YYYY, "
                     "e.g. 2017-01-01..2017-03-31."
                 )
-                % {"value": text}
-            )
+            raise ValueError(message % {"value": text})
         return parse_period(value, fiscal_year_start_month)
 
     try:
@@ -93,9 +105,12 @@ def range_input_text(period: Period, language: str) -> str:
 
 
 def _parse_day(text: str) -> dt.date:
-    """Parse `YYYY-MM-DD` or `DD.MM.YYYY`; raise ValueError for a day that does not exist."""
+    """Parse `YYYY-MM-DD`, `MM/DD/YYYY` or `DD.MM.YYYY`; raise ValueError for a day that does not exist."""
     if "-" in text:
         return dt.date.fromisoformat(text)
+    if "/" in text:
+        month, day, year = (int(part) for part in text.split("/"))
+        return dt.date(year, month, day)
     day, month, year = (int(part) for part in text.split("."))
     return dt.date(year, month, day)
 
