@@ -1,5 +1,7 @@
 """Forms of the goals admin pages: settings, quota editor filters, uploads, teams, territories, people."""
 
+import re
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -20,6 +22,9 @@ from spm.models import (
     time_zone_names,
 )
 from spm.widgets import IsoDateInput
+
+# Between a ramp schedule's monthly percentages, after percent signs are removed: slashes, semicolons, commas or spaces.
+RAMP_SEPARATORS = re.compile(r"[/;,\s]+")
 
 MONTH_NAMES = [
     _("January"), _("February"), _("March"), _("April"), _("May"), _("June"),
@@ -207,7 +212,7 @@ class QuotaTemplateApplyForm(BootstrapFormMixin, forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Deferred because SQLite cannot read back a target stored above 16 digits (see views_admin._template_target_check).
+        # Deferred because SQLite may fail to read back a target above the maximum (see views_admin._template_target_check).
         self.fields["template"].queryset = QuotaTemplate.objects.defer("target").order_by("name")
         # A template sets rep quotas, which goals.services.quota_update accepts only for the rep role.
         self.fields["members"].queryset = (
@@ -319,17 +324,26 @@ class LeaveForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
 class RampScheduleForm(BootstrapFormMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
     percentages = forms.CharField(
-        label=_("Percent of the full quota per month"), help_text=_("Separated by slashes, e.g. 25/50/75/100.")
+        label=_("Percent of the full quota per month"),
+        help_text=_("Separated by slashes, commas or spaces, e.g. 25/50/75/100."),
     )
 
     def clean_percentages(self):
         text = self.cleaned_data["percentages"]
-        try:
-            values = [int(part.strip().rstrip("%")) for part in text.replace(";", "/").split("/") if part.strip()]
-        except ValueError:
-            raise forms.ValidationError(_("%(value)s is invalid; write whole percentages such as 25/50/75/100."), params={"value": text}) from None
+        values = []
+        for part in RAMP_SEPARATORS.split(text.replace("%", " ").strip()):
+            if not part:
+                continue
+            try:
+                values.append(int(part))
+            except ValueError:
+                raise forms.ValidationError(
+                    _(
+                        "%(part)s in %(value)s is not a whole percentage; write whole numbers from 0 to 100 "
+                        "separated by slashes, commas or spaces, e.g. 25/50/75/100."
+                    ),
+                    params={"part": part, "value": text},
+                ) from None
         if not values or any(not 0 <= value <= 100 for value in values):
             raise forms.ValidationError(_("Each percentage must lie between 0 and 100, e.g. 25/50/75/100."))
         return values
-
-

@@ -1,0 +1,43 @@
+"""Ramp schedules typed on the structure page: separators and messages."""
+
+import pytest
+from django.utils import translation
+from django_scopes import scopes_disabled
+
+from goals.forms import RampScheduleForm
+from goals.models import RampSchedule
+
+
+def percentages_result(text: str, language: str = "en"):
+    with translation.override(language):
+        form = RampScheduleForm({"name": "New hire", "percentages": text})
+        if form.is_valid():
+            return form.cleaned_data["percentages"]
+        return [str(message) for message in form.errors["percentages"]]
+
+
+@pytest.mark.parametrize("text", ["25/50/75", "25, 50, 75", "25,50,75", "25; 50; 75", "25 50 75", "25 % / 50 % / 75 %"])
+def test_ramp_separators_accepted(text):
+    assert percentages_result(text) == [25, 50, 75]
+
+
+def test_ramp_fraction_named_in_english():
+    assert percentages_result("25/50.5/75") == [
+        "50.5 in 25/50.5/75 is not a whole percentage; write whole numbers from 0 to 100 separated by slashes, "
+        "commas or spaces, e.g. 25/50/75/100."
+    ]
+
+
+def test_ramp_fraction_named_in_german():
+    assert percentages_result("25/50.5/75", "de") == [
+        "50.5 in 25/50.5/75 ist kein ganzer Prozentwert; geben Sie ganze Zahlen von 0 bis 100 an, getrennt durch "
+        "Schrägstriche, Kommas oder Leerzeichen, z. B. 25/50/75/100."
+    ]
+
+
+def test_ramp_structure_page_saves_comma_list(admin_client, org):
+    response = admin_client.post("/o/acme/structure/", {"kind": "ramp", "ramp-name": "New hire", "ramp-percentages": "25, 50, 75"})
+
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert RampSchedule.objects.get(organization=org).month_percentages == [25, 50, 75]
