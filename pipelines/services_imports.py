@@ -120,7 +120,7 @@ def import_run_create(
             names.append(name)
         if not names:
             raise ImportUploadError(gettext("The upload contains no file to import."))
-        _table_files_check(directory, names)
+        table_files_check(directory, names)
         import_files_check(source, directory, names)
     except (ImportUploadError, ImportSourceError, zipfile.BadZipFile) as error:
         shutil.rmtree(directory, ignore_errors=True)
@@ -153,16 +153,24 @@ def import_run_create(
     return run
 
 
-def _table_files_check(directory: Path, names: list[str]) -> None:
-    """Raise ImportSourceError when a stored file does not match its extension or cannot be decoded, or when no file has a data row.
+def table_files_check(directory: Path, names: list[str]) -> None:
+    """Raise ImportSourceError when a table file is empty, does not match its extension or cannot be decoded, or when no file has a data row.
 
-    A workbook whose parts unpack to more than IMPORT_MAX_UPLOAD_BYTES fails too.
+    A workbook whose parts unpack to more than IMPORT_MAX_UPLOAD_BYTES fails too. The web
+    upload and `import_crm` run the same checks.
 
     A single file without data rows may belong to an export of several files (a Pipedrive
     change log without activities), so only an upload whose files all lack them fails.
     """
     for name in names:
         path = directory / name
+        if path.stat().st_size == 0:
+            raise ImportSourceError(
+                Message(
+                    gettext_noop("File %(file)s is empty (0 bytes); export the data again with its header row and data rows."),
+                    {"file": name},
+                )
+            )
         table_file_check(path)
         if path.suffix.lower() in WORKBOOK_SUFFIXES:
             workbook_size_check(path, name)

@@ -1,5 +1,6 @@
 """`manage.py import_crm`: import a CRM export folder into one organization."""
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -9,17 +10,17 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import translation
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_noop, ngettext
 from django_scopes import scope
 
 from dashboards.templatetags.spm_format import format_fixed, format_number
 from pipelines.import_files import import_files_check
 from pipelines.importers import IMPORTERS
-from pipelines.importers.base import ImportSourceError, people_created_sorted
-from pipelines.importers.generic import GENERIC_FIELDS
-from pipelines.importers.upload_checks import TABLE_SUFFIXES, folder_data_rows_check
+from pipelines.importers.base import ImportSourceError, Message, people_created_sorted
+from pipelines.importers.generic import GENERIC_FIELDS, REQUIRED_FIELDS
+from pipelines.importers.upload_checks import TABLE_SUFFIXES
 from pipelines.services import crm_import
-from pipelines.services_imports import import_mapping_get
+from pipelines.services_imports import import_mapping_get, table_files_check
 from spm.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -29,10 +30,51 @@ MAX_ERRORS_SHOWN = 50
 # New members printed by name; the rest are only counted.
 MAX_PEOPLE_SHOWN = 50
 
+# Importer messages that name controls of the import page, with the command's wording of each.
+# NOTE: they are matched by message id, so a message whose id changes in pipelines.importers
+# is printed with the page's wording again.
+COMMAND_WORDING = {
+    "ambiguous date: it can be day/month or month/day; choose the date order (DD/MM/YYYY or MM/DD/YYYY) and import "
+    "again": gettext_noop(
+        "ambiguous date: it can be day/month or month/day; pass --date-order dmy (DD/MM/YYYY) or --date-order mdy "
+        "(MM/DD/YYYY) and import again"
+    ),
+    "no exchange rate for %(currency)s valid on %(date)s; upload rates for %(currency)s valid from that date or "
+    "earlier": gettext_noop(
+        "no exchange rate for %(currency)s valid on %(date)s; import rates for %(currency)s valid from that date or "
+        "earlier with import_rates"
+    ),
+}
+MAPPING_COLUMNS_MISSING = "File %(file)s has no column(s) %(columns)s; choose the mapping again."
+
 
 def folder_table_names(folder: Path) -> list[str]:
     """Return the names of the CSV, TSV, TXT and XLSX files in `folder`, which the importers may read."""
     return sorted(file.name for file in folder.iterdir() if file.is_file() and file.suffix.lower() in TABLE_SUFFIXES)
+
+
+def command_message(message: Message, *, map_given: bool = False) -> Message:
+    """Return `message` in the command's wording when it names a control of the import page.
+
+    `map_given` is True when the generic column mapping came from --map, and False when it
+    came from the organization's saved mapping.
+    """
+    if message.is_literal:
+        return message
+    if message.msgid == MAPPING_COLUMNS_MISSING:
+        if map_given:
+            msgid = gettext_noop(
+                "File %(file)s has no column(s) %(columns)s, which --map names; give the column names as the file's "
+                "header row spells them."
+            )
+        else:
+            msgid = gettext_noop(
+                "File %(file)s has no column(s) %(columns)s, which the organization's saved mapping names; pass "
+                "--map FIELD=COLUMN with the column names of the file's header row."
+            )
+        return Message(msgid, message.params)
+    msgid = COMMAND_WORDING.get(message.msgid)
+    return Message(msgid, message.params) if msgid else message
 
 
 def entity_label(entity: str) -> str:
@@ -100,6 +142,12 @@ class Command(BaseCommand):
                     % {"slug": slug}
                 ) from None
 
+            path = options["path"]
+            if not path.exists():
+                raise CommandError(
+                    gettext("%(path)s not found; pass the folder of the CRM export or one of its files.") % {"path": path}
+                )
+
             # The organization is created in the same transaction as the import, so a
             # failed run leaves no empty organization behind.
             started = time.monotonic()
@@ -107,19 +155,16 @@ class Command(BaseCommand):
                 organization = self.organization_get(slug, create=options["create"], currency=options["currency"])
                 with translation.override(language or organization.language), scope(organization=organization):
                     try:
-                        # A file with only a header would import nothing and look like success.
-                        folder_data_rows_check(options["path"])
-                        if options["path"].is_dir():
-                            import_files_check(options["source"], options["path"], folder_table_names(options["path"]))
+                        self.export_files_check(path, options["source"])
                         result = crm_import(
                             organization=organization,
                             source=options["source"],
-                            path=options["path"],
+                            path=path,
                             currency=options["currency"],
                             options=self.importer_options(organization, options),
                         )
                     except ImportSourceError as error:
-                        raise CommandError(str(error)) from None
+                        raise CommandError(str(command_message(error.message, map_given=bool(options["map"])))) from None
                     self.report(organization, result)
             # This duration includes the commit, where PostgreSQL checks the deferred foreign keys
             # of the new rows. The importer's own duration ends before it.
@@ -140,6 +185,31 @@ class Command(BaseCommand):
                     ) % {"count": format_number(len(result.errors))}
                 raise CommandError(message, returncode=1)
 
+    def export_files_check(self, path: Path, source: str) -> None:
+        """Run the upload page's checks on the table files at `path`, a folder or one file; raise on the first problem.
+
+        A file whose content does not fit its extension, an empty file, a file that cannot
+        be decoded, an export without data rows and, for a folder, a file that the importer
+        would skip raise ImportSourceError with the page's message.
+        """
+        if path.is_dir():
+            directory, names = path, folder_table_names(path)
+            if not names:
+                raise CommandError(gettext("Folder %(path)s contains no CSV, TSV, TXT or XLSX file.") % {"path": path})
+        elif path.suffix.lower() in TABLE_SUFFIXES:
+            directory, names = path.parent, [path.name]
+        else:
+            raise CommandError(
+                gettext(
+                    "%(path)s is not a CSV, TSV, TXT or XLSX file; pass such a file or the folder of the export "
+                    "(unpack a ZIP file first)."
+                )
+                % {"path": path}
+            )
+        table_files_check(directory, names)
+        if path.is_dir():
+            import_files_check(source, directory, names)
+
     def importer_options(self, organization: Organization, options: dict) -> dict:
         """Return the importer's options: the date order and, for generic files, the column mapping."""
         importer_options = {"date_order": options["date_order"]}
@@ -154,7 +224,14 @@ class Command(BaseCommand):
                     % {"item": item, "fields": ", ".join(GENERIC_FIELDS)}
                 )
             mapping[field] = column
-        importer_options["mapping"] = mapping or import_mapping_get(organization=organization, source="generic")
+        mapping = mapping or import_mapping_get(organization=organization, source="generic")
+        missing = [field for field in REQUIRED_FIELDS if not mapping.get(field)]
+        if missing:
+            raise CommandError(
+                gettext("The column mapping lacks the required field(s) %(fields)s; pass --map FIELD=COLUMN for each of them.")
+                % {"fields": ", ".join(missing)}
+            )
+        importer_options["mapping"] = mapping
         return importer_options
 
     def organization_get(self, slug: str, *, create: bool, currency: str | None) -> Organization:
@@ -181,7 +258,7 @@ class Command(BaseCommand):
     def report(self, organization: Organization, result) -> None:
         """Print the rejected rows to stderr, and the per-entity counts and the new members to stdout."""
         for error in result.errors[:MAX_ERRORS_SHOWN]:
-            self.stderr.write(str(error))
+            self.stderr.write(str(dataclasses.replace(error, reason=command_message(error.reason))))
         hidden = len(result.errors) - MAX_ERRORS_SHOWN
         if hidden > 0:
             self.stderr.write(
