@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dashboards.templatetags.spm_format import format_number
 from pipelines.forms import ExchangeRateUploadForm, ImportMappingForm, ImportUploadForm
 from pipelines.importers.base import ImportSourceError, RowError
-from pipelines.importers.generic import generic_table_find
+from pipelines.importers.generic import generic_table_find, mapping_suggest
 from pipelines.models import ImportRun, ImportRunStatus
 from pipelines.services_imports import (
     ImportUploadError,
@@ -107,7 +107,11 @@ def import_mapping(request, org_slug, pk):
         return render(request, "pipelines/imports/import_mapping.html", {"run": run, "error": str(error)}, status=400)
 
     saved = import_mapping_get(organization=request.organization, source=run.source)
-    initial = {field: column for field, column in saved.items() if column in table.header}
+    # A saved mapping wins; fields it leaves open get the column that carries their name.
+    initial = {
+        field: column for field, column in mapping_suggest(table.header).items() if column not in saved.values()
+    }
+    initial.update({field: column for field, column in saved.items() if column in table.header})
     form = ImportMappingForm(request.POST or None, columns=table.header, initial=initial)
     if request.method == "POST" and form.is_valid():
         mapping = form.mapping()

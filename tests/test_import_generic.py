@@ -9,6 +9,7 @@ from django_scopes import scope
 from openpyxl import Workbook
 
 from pipelines.importers.base import ImportSourceError
+from pipelines.importers.generic import mapping_suggest
 from pipelines.models import Deal, DealStageChange, DealStatus
 from pipelines.services import crm_import
 
@@ -166,3 +167,24 @@ def test_reimport_after_stage_change_counts_created_and_unchanged(org, folder):
 
     assert result.counts["stage_changes"].created == 1
     assert result.counts["stage_changes"].unchanged == 3
+
+
+def test_mapping_suggests_german_and_english_headers():
+    columns = ["Deal-ID", "Besitzer", "Erstellt am", "Betrag", "Phase", "Status", "Notiz", "Währung", "Close date"]
+
+    suggested = mapping_suggest(columns)
+
+    assert suggested == {
+        "external_id": "Deal-ID",
+        "owner": "Besitzer",
+        "created_at": "Erstellt am",
+        "stage": "Phase",
+        "status": "Status",
+        "amount": "Betrag",
+        "currency": "Währung",
+        "closed_at": "Close date",
+    }
+
+
+def test_mapping_suggests_each_column_once():
+    assert mapping_suggest(["Name", "name"]) == {"name": "Name"}

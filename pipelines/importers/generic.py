@@ -8,10 +8,11 @@ deals go to the stage "Open", "Won" or "Lost" by status.
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
@@ -68,6 +69,22 @@ GENERIC_FIELD_LABELS = {
 }
 GENERIC_FIELDS = {field: _(label) for field, label in GENERIC_FIELD_LABELS.items()}
 REQUIRED_FIELDS = ("external_id", "owner", "created_at")
+# Column names, English and German, that the mapping page preselects for each field. They are
+# compared by column_name_key, so "Deal-ID", "deal id" and "DealID" are the same name.
+COLUMN_NAME_SUGGESTIONS = {
+    "external_id": ("id", "deal id", "external id", "record id", "nr"),
+    "owner": ("owner", "owner e-mail", "deal owner", "besitzer", "inhaber", "verantwortlich", "verkäufer"),
+    "created_at": ("created", "created at", "created on", "create date", "erstellt", "erstellt am", "angelegt", "angelegt am"),
+    "name": ("name", "deal name", "title", "titel", "dealname"),
+    "stage": ("stage", "deal stage", "phase", "dealphase", "deal-phase"),
+    "status": ("status",),
+    "amount": ("amount", "value", "betrag", "wert"),
+    "currency": ("currency", "währung"),
+    "closed_at": ("closed", "closed at", "close date", "abschluss", "abgeschlossen am", "abschlussdatum"),
+    "expected_close_on": ("expected close", "expected close date", "erwarteter abschluss", "erwartetes abschlussdatum"),
+    "probability": ("probability", "wahrscheinlichkeit"),
+    "lost_reason": ("lost reason", "verlustgrund"),
+}
 STATUS_WORDS = {
     "open": StageKind.OPEN,
     "offen": StageKind.OPEN,
@@ -78,6 +95,34 @@ STATUS_WORDS = {
     "verloren": StageKind.LOST,
     "closed lost": StageKind.LOST,
 }
+
+
+def column_name_key(name: str) -> str:
+    """Return `name` without a bracketed note, case, spaces and punctuation, for comparing column names."""
+    name = re.sub(r"\(.*?\)", "", name)
+    return "".join(character for character in name.casefold() if character.isalnum())
+
+
+def mapping_suggest(columns: list[str]) -> dict[str, str]:
+    """Return {field: column} for the fields whose label (in English or German) or usual name a column has.
+
+    Each column is suggested for one field at most, the first in GENERIC_FIELD_LABELS order.
+    """
+    columns_by_key = {}
+    for column in columns:
+        columns_by_key.setdefault(column_name_key(column), column)
+    suggested, used = {}, set()
+    for field, label in GENERIC_FIELD_LABELS.items():
+        with translation.override("de"):
+            german_label = translation.gettext(label)
+        names = (field, label, german_label, *COLUMN_NAME_SUGGESTIONS.get(field, ()))
+        for name in names:
+            column = columns_by_key.get(column_name_key(name))
+            if column is not None and column not in used:
+                suggested[field] = column
+                used.add(column)
+                break
+    return suggested
 
 
 def generic_table_find(path: Path) -> Table:
