@@ -2,8 +2,10 @@ from django_scopes import scopes_disabled
 
 from spm.models import Membership
 
-# Session key of the slug of the organization whose pages the user opened last (set by OrganizationMiddleware).
-LAST_ORGANIZATION_SESSION_KEY = "spm_last_organization"
+# Cookie with the slug of the organization whose pages the browser opened last (set by OrganizationMiddleware).
+# It only picks a menu: the slug counts only where the user is a member.
+LAST_ORGANIZATION_COOKIE = "spm_last_organization"
+LAST_ORGANIZATION_COOKIE_SECONDS = 365 * 24 * 3600
 
 
 def organization(request):
@@ -24,7 +26,7 @@ def _is_account_page(request) -> bool:
 def _account_page_membership(request) -> Membership | None:
     """Return the membership whose menu the account pages (django-allauth) show.
 
-    That is the organization the user opened last in this session, or their only one. The
+    That is the organization the browser opened last, if the user is a member of it, or their only one. The
     menu links only; the page itself runs outside every organization's scope.
     """
     user = getattr(request, "user", None)
@@ -33,7 +35,7 @@ def _account_page_membership(request) -> Membership | None:
     # A user's memberships span organizations; the filter pins them to this user.
     with scopes_disabled():
         memberships = Membership.objects.filter(user=user).select_related("organization")
-        slug = request.session.get(LAST_ORGANIZATION_SESSION_KEY)
+        slug = request.COOKIES.get(LAST_ORGANIZATION_COOKIE)
         if slug:
             last = memberships.filter(organization__slug=slug).first()
             if last is not None:

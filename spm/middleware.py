@@ -4,6 +4,7 @@ import logging
 import threading
 import time
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
@@ -16,7 +17,10 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from spm import audit
 from spm.accounts import has_totp
-from spm.context_processors import LAST_ORGANIZATION_SESSION_KEY
+from spm.context_processors import (
+    LAST_ORGANIZATION_COOKIE,
+    LAST_ORGANIZATION_COOKIE_SECONDS,
+)
 from spm.models import Membership
 
 logger = logging.getLogger(__name__)
@@ -73,18 +77,28 @@ class OrganizationMiddleware:
         organization = membership.organization
         request.organization = organization
         request.membership = membership
-        # The account pages outside organizations show this organization's menu (spm.context_processors).
-        if request.session.get(LAST_ORGANIZATION_SESSION_KEY) != slug:
-            request.session[LAST_ORGANIZATION_SESSION_KEY] = slug
         if organization.requires_mfa and not has_totp(request.user):
             messages.warning(
                 request,
                 _("%(organization)s requires two-factor authentication. Set up an authenticator app to continue.")
                 % {"organization": organization.name},
             )
-            return redirect("mfa_activate_totp")
-        with scope(organization=organization), timezone.override(organization.tzinfo):
-            return self.get_response(request)
+            response = redirect("mfa_activate_totp")
+        else:
+            with scope(organization=organization), timezone.override(organization.tzinfo):
+                response = self.get_response(request)
+        # The account pages outside organizations show this organization's menu (spm.context_processors).
+        # A cookie rather than the session, so that no request writes the session for it.
+        if request.COOKIES.get(LAST_ORGANIZATION_COOKIE) != slug:
+            response.set_cookie(
+                LAST_ORGANIZATION_COOKIE,
+                slug,
+                max_age=LAST_ORGANIZATION_COOKIE_SECONDS,
+                secure=settings.SESSION_COOKIE_SECURE,
+                httponly=True,
+                samesite="Lax",
+            )
+        return response
 
 
 class AuditActorMiddleware:

@@ -177,8 +177,6 @@ def test_page_names_objects_with_fixed_queries(org, admin_client, admin_member, 
             )  # fmt: skip
 
     add_entries()
-    # The first request of a session stores the organization opened last in the session.
-    _page(admin_client)
     with CaptureQueriesContext(connection) as few:
         _page(admin_client)
     add_entries()
