@@ -203,13 +203,14 @@ def kpi_snapshot_recompute(*, organization: Organization) -> dict:
     started = time.monotonic()
     logger.info("KPI snapshot recompute started organization_id=%s", organization.pk)
 
+    in_caller_transaction = connection.in_atomic_block
     with scope(organization=organization), transaction.atomic():
         _lock_organization(organization)
         if connection.vendor == "postgresql":
             rows_written, rows_deleted, period_count = _snapshots_write_postgresql(organization)
         else:
             rows_written, rows_deleted, period_count = _snapshots_write_orm(organization)
-        _data_version_bump_now_and_after_commit(organization.pk)
+        _data_version_bump_now_and_after_commit(organization.pk, in_caller_transaction=in_caller_transaction)
 
     duration_seconds = time.monotonic() - started
     logger.info(
@@ -792,13 +793,17 @@ def kpi_data_version(*, organization_id: int) -> str:
     return str(version)
 
 
-def _data_version_bump_now_and_after_commit(organization_id: int) -> None:
-    """Bump now, so this transaction's own reads miss the cache, and again after commit.
+def _data_version_bump_now_and_after_commit(organization_id: int, *, in_caller_transaction: bool) -> None:
+    """Bump the KPI data version after commit and, inside a caller's transaction, also now.
 
-    A request between the two bumps may cache the old rows under the first new
-    version; the second bump retires that entry.
+    Within a caller's transaction (an eager task in a request or an import) the
+    caller's own later reads must miss the cache before its commit. A worker's
+    recompute commits its own transaction, so it bumps only after commit: a bump
+    before it would let a dashboard request render and cache the old rows under
+    the new version, and the next request render again after the commit.
     """
-    kpi_data_version_bump(organization_id=organization_id)
+    if in_caller_transaction:
+        kpi_data_version_bump(organization_id=organization_id)
     transaction.on_commit(lambda: kpi_data_version_bump(organization_id=organization_id))
 
 
@@ -874,6 +879,7 @@ def kpi_snapshot_recompute_deals(*, organization: Organization, deal_ids: Iterab
     """
     started = time.monotonic()
     deal_ids = sorted(set(deal_ids))
+    in_caller_transaction = connection.in_atomic_block
     with scope(organization=organization), transaction.atomic():
         _lock_organization(organization)
         deals = _computable_deals(organization)
@@ -898,7 +904,7 @@ def kpi_snapshot_recompute_deals(*, organization: Organization, deal_ids: Iterab
             rows_deleted += _snapshots_delete_keys(organization, keys, snapshots)
             _snapshots_upsert(snapshots)
             rows_written += len(snapshots)
-            _data_version_bump_now_and_after_commit(organization.pk)
+            _data_version_bump_now_and_after_commit(organization.pk, in_caller_transaction=in_caller_transaction)
     if full:
         result = kpi_snapshot_recompute(organization=organization)
         return {**result, "mode": "full"}
