@@ -17,10 +17,13 @@ import pytest
 from babel import Locale
 from babel.messages.pofile import read_po
 from django.core.management import call_command
+from django.utils import translation
+from django.utils.translation import gettext_lazy
 from django_scopes import scopes_disabled
 
 from dashboards.charts import percent_tick_suffix
 from dashboards.services import kpi_snapshot_recompute
+from dashboards.templatetags.spm_format import undefined_html
 from pipelines.models import DealStatus, StageKind
 from tests.factories import DealFactory, StageFactory
 
@@ -276,3 +279,15 @@ def test_percent_axis_suffix_follows_locale():
     # German writes a no-break space between number and percent sign: 20 %.
     assert percent_tick_suffix(Locale.parse("de")) == "\u00a0%"
     assert percent_tick_suffix(Locale.parse("en")) == "%"
+
+
+def test_undefined_value_follows_language_of_lazy_reason():
+    reason = gettext_lazy("Not defined for this selection.")
+
+    with translation.override("en"):
+        english = undefined_html(reason)
+    with translation.override("de"):
+        german = undefined_html(reason)
+
+    assert 'title="Not defined for this selection."' in english
+    assert 'title="Für diese Auswahl nicht definiert."' in german

@@ -114,6 +114,13 @@ def format_value(value, value_format: str, currency: str) -> str:
 
 
 def undefined_html(reason: str):
+    # str() turns a lazy translation into the text of the active language before the cache sees it.
+    return _undefined_html(str(reason))
+
+
+# A dashboard with 300 reps renders a few thousand of these from a few dozen reasons.
+@functools.lru_cache(maxsize=512)
+def _undefined_html(reason: str):
     return format_html('<span class="undefined-value" title="{}" tabindex="0">–</span>', reason)
 
 
