@@ -1131,15 +1131,22 @@ _GRAIN_NUMBERS = (Grain.ORGANIZATION, Grain.TERRITORY, Grain.TEAM, Grain.REP)
 
 # Deals created or left (closed, see `_open_add`) from the first touched month on, per
 # touched subject and month: the changes that continue the stored open counts.
-_INCREMENTAL_OPEN_SQL = """
-WITH deals AS (
+_INCREMENTAL_OPEN_DEALS_SQL = """
     SELECT d.territory_id, m.team_id, d.owner_id, COALESCE(d.base_amount, 0) AS amount,
         width_bucket(d.created_at, %(month_starts_utc)s::timestamptz[]) AS created_month,
         CASE WHEN d.closed_at IS NOT NULL
             THEN width_bucket(GREATEST(d.created_at, d.closed_at), %(month_starts_utc)s::timestamptz[]) END AS left_month
     FROM pipelines_deal d JOIN spm_membership m ON m.id = d.owner_id
-    WHERE d.organization_id = %(organization_id)s AND d.deleted_at IS NULL
-        AND (d.created_at >= %(open_from)s OR d.closed_at >= %(open_from)s) """ + _COMPUTABLE_SQL + """
+    WHERE d.organization_id = %(organization_id)s AND d.deleted_at IS NULL """ + _COMPUTABLE_SQL
+# The deals created from `open_from` on, then those created before it and closed from it on.
+# Two branches rather than one OR, so that each is an index-only scan of a KPI cover
+# index (created_cover; closed_cover, whose leading status is listed in full): with the OR
+# the 1M-deal benchmark tenant fetched 21,018 heap pages, 294 ms instead of 41 ms.
+_INCREMENTAL_OPEN_SQL = """
+WITH deals AS (""" + _INCREMENTAL_OPEN_DEALS_SQL + """
+        AND d.created_at >= %(open_from)s
+    UNION ALL""" + _INCREMENTAL_OPEN_DEALS_SQL + """
+        AND d.created_at < %(open_from)s AND d.status = ANY(%(statuses)s) AND d.closed_at >= %(open_from)s
 ),
 changes AS (
     SELECT territory_id, team_id, owner_id, created_month AS month, 1 AS deal_count, amount
@@ -1184,6 +1191,8 @@ def _incremental_aggregate_postgresql(
     parameters["open_from"] = calendar.month_bounds[from_month][0]
     # width_bucket numbers months from 1.
     parameters["from_month"] = from_month + 1
+    # Every status, so that the closed-deal branch of _INCREMENTAL_OPEN_SQL can use closed_cover.
+    parameters["statuses"] = list(DealStatus.values)
 
     with connection.cursor() as cursor:
         cursor.execute(_INCREMENTAL_WON_SQL, parameters)
