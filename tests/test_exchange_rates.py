@@ -480,7 +480,7 @@ def test_rates_rejected_rows_cleared_by_clean_upload(org, admin_member, client, 
         (
             "rates.pdf",
             "%PDF-1.4\n",
-            "File rates.pdf is a PDF document, not a CSV file. Export the data as CSV or XLSX and upload that file.",
+            "File rates.pdf is a PDF document, not a CSV file; export the data as CSV UTF-8 or XLSX.",
         ),
         ("rates_empty.csv", "", "The submitted file is empty."),
     ],

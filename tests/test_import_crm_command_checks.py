@@ -1,12 +1,15 @@
 """`import_crm` runs the upload page's file checks and words its messages for the command line."""
 
+import ast
 import io
 import zipfile
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django_scopes import scope
 
+from pipelines.management.commands.import_crm import COMMAND_WORDING
 from pipelines.services_imports import import_mapping_save
 from tests.import_helpers import export_folder, import_upload
 
@@ -36,17 +39,31 @@ def command_error(path, *args, source="generic", language="en") -> str:
     [
         (
             GENERIC_DEALS.encode("utf-16"),
-            "File deals.csv is UTF-16 text, which cannot be read. Save it as CSV UTF-8 and upload it again.",
+            "File deals.csv is UTF-16 text, which cannot be read. Save it as CSV UTF-8 and import it again.",
         ),
         (
             b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01",
+            "File deals.csv is a PNG image, not a CSV file; export the data as CSV UTF-8 or XLSX.",
+        ),
+        (
+            GENERIC_HEADER.encode() + b"T1;Eva\x00Roth;2025-02-01;open\n",
             "File deals.csv is not a text file: it contains the byte 0x00, which no CSV file contains. "
-            "Save it as CSV UTF-8 and upload it again.",
+            "Save it as CSV UTF-8 and import it again.",
+        ),
+        (
+            GENERIC_HEADER.encode() + b"T1;Eva Roth;2025-02-01;\x81\n",
+            "File deals.csv is neither UTF-8 nor Windows-1252: it contains the byte 0x81, which neither can read. "
+            "Save it as CSV UTF-8 and import it again.",
+        ),
+        (
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100,
+            "File deals.csv is an Excel 97-2003 workbook (.xls), which cannot be read. "
+            "Save it as an Excel workbook (.xlsx) or as CSV UTF-8 and import it again.",
         ),
         (
             zip_bytes(),
-            "File deals.csv is a ZIP archive, not a CSV file. An Excel workbook is a ZIP archive too: upload a "
-            "workbook with the extension .xlsx, or export the data as CSV.",
+            "File deals.csv is a ZIP archive, not a CSV file. An Excel workbook is a ZIP archive too: give a "
+            "workbook the extension .xlsx, or export the data as CSV. Unpack other ZIP files first.",
         ),
         (b"", "File deals.csv is empty (0 bytes); export the data again with its header row and data rows."),
         (
@@ -64,6 +81,58 @@ def test_command_checks_file_content(org, tmp_path, content, message, target):
     path = folder if target == "folder" else folder / "deals.csv"
 
     assert command_error(path, *MAPS) == message
+
+
+FILE_TYPE_CASES = [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image", "ein PNG-Bild"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "a JPEG image", "ein JPEG-Bild"),
+    (b"GIF89a\x01\x00\x01\x00", "a GIF image", "ein GIF-Bild"),
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "a PDF document", "ein PDF-Dokument"),
+    (b"\x1f\x8b\x08\x00\x00\x00\x00\x00", "a gzip archive", "ein gzip-Archiv"),
+]
+
+
+@pytest.mark.parametrize(("content", "kind_en", "kind_de"), FILE_TYPE_CASES)
+def test_command_names_file_type(org, tmp_path, content, kind_en, kind_de):
+    folder = export_folder(tmp_path / "export", {})
+    (folder / "deals.csv").write_bytes(content)
+    (folder / "deals.xlsx").write_bytes(content)
+
+    assert command_error(folder / "deals.csv", *MAPS) == (
+        f"File deals.csv is {kind_en}, not a CSV file; export the data as CSV UTF-8 or XLSX."
+    )
+    assert command_error(folder / "deals.csv", *MAPS, language="de") == (
+        f"Die Datei deals.csv ist {kind_de}, keine CSV-Datei; exportieren Sie die Daten als „CSV UTF-8“ oder XLSX."
+    )
+    assert command_error(folder / "deals.xlsx", *MAPS) == (
+        f"File deals.xlsx is {kind_en}, not an Excel workbook; export the data as CSV UTF-8 or XLSX."
+    )
+    assert command_error(folder / "deals.xlsx", *MAPS, language="de") == (
+        f"Die Datei deals.xlsx ist {kind_de}, keine Excel-Arbeitsmappe; exportieren Sie die Daten als „CSV UTF-8“ "
+        "oder XLSX."
+    )
+
+
+def test_command_german_says_import_again(org, tmp_path):
+    folder = export_folder(tmp_path / "export", {})
+    (folder / "deals.csv").write_bytes(GENERIC_DEALS.encode("utf-16"))
+
+    assert command_error(folder, *MAPS, language="de") == (
+        "Die Datei deals.csv ist UTF-16-Text, der nicht gelesen werden kann. Speichern Sie sie als „CSV UTF-8“ und "
+        "importieren Sie sie erneut."
+    )
+
+
+def test_command_wording_keys_exist():
+    """Every message that the command rewords is still a message id in pipelines, so no rewording is lost."""
+    msgids = set()
+    for path in (settings.BASE_DIR / "pipelines").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "gettext_noop" and node.args:
+                msgids.add(getattr(node.args[0], "value", None))
+
+    for msgid in COMMAND_WORDING:
+        assert msgid in msgids, msgid
 
 
 def test_command_missing_path(org, tmp_path):

@@ -54,6 +54,8 @@ XLS_MESSAGE = (
     "File binary.csv is an Excel 97-2003 workbook (.xls), which cannot be read. Save it as an Excel workbook "
     "(.xlsx) or as CSV UTF-8 and upload it again."
 )
+PNG_MESSAGE = "File binary.csv is a PNG image, not a CSV file; export the data as CSV UTF-8 or XLSX."
+PDF_XLSX_MESSAGE = "File binary.xlsx is a PDF document, not an Excel workbook; export the data as CSV UTF-8 or XLSX."
 OLE2_HEAD = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100
 
 HEADERS = {
@@ -69,6 +71,8 @@ CONTENT_CASES = {
     "xls": ("binary.csv", OLE2_HEAD, XLS_MESSAGE),
     "text as xlsx": ("binary.xlsx", b"name,email\nAnna,anna@acme.example\n", XLSX_TEXT_MESSAGE),
     "header only": ("binary.csv", None, HEADER_ONLY_MESSAGE),
+    "png": ("binary.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", PNG_MESSAGE),
+    "pdf as xlsx": ("binary.xlsx", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", PDF_XLSX_MESSAGE),
 }
 
 

@@ -22,8 +22,20 @@ TABLE_SUFFIXES = (".csv", ".txt", ".tsv", *WORKBOOK_SUFFIXES)
 ZIP_SIGNATURE = b"PK\x03\x04"
 # Compound File Binary, the container of Excel 97-2003 workbooks (.xls).
 OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-PDF_SIGNATURE = b"%PDF-"
 UTF16_BYTE_ORDER_MARKS = (b"\xff\xfe", b"\xfe\xff")
+# Starts of common files that are no table, each with the noun phrase that names the file type.
+FILE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", gettext_noop("a PNG image")),
+    (b"\xff\xd8\xff", gettext_noop("a JPEG image")),
+    (b"GIF87a", gettext_noop("a GIF image")),
+    (b"GIF89a", gettext_noop("a GIF image")),
+    (b"II*\x00", gettext_noop("a TIFF image")),
+    (b"MM\x00*", gettext_noop("a TIFF image")),
+    (b"%PDF-", gettext_noop("a PDF document")),
+    (b"\x1f\x8b", gettext_noop("a gzip archive")),
+    (b"Rar!\x1a\x07", gettext_noop("a RAR archive")),
+    (b"7z\xbc\xaf\x27\x1c", gettext_noop("a 7-Zip archive")),
+)
 # Characters of a CSV line whose cells are all empty, as Excel writes them (";;;").
 EMPTY_ROW_CHARACTERS = " \t;,|\"'"
 
@@ -31,9 +43,10 @@ EMPTY_ROW_CHARACTERS = " \t;,|\"'"
 def table_head_check(head: bytes, file_name: str) -> None:
     """Raise ImportSourceError when `head`, the first bytes of the file, does not fit the extension of `file_name`.
 
-    An .xlsx or .xlsm file must be a ZIP archive. Any other file must be text: not a ZIP
-    archive, .xls workbook, PDF or UTF-16 text, and without NUL bytes, which CSV text
-    in UTF-8 or Windows-1252 never contains. An empty `head` passes.
+    No file may be an .xls workbook or a file type of FILE_SIGNATURES (PDF, PNG, …). An
+    .xlsx or .xlsm file must be a ZIP archive. Any other file must be text: not a ZIP
+    archive or UTF-16 text, and without NUL bytes, which CSV text in UTF-8 or
+    Windows-1252 never contains. An empty `head` passes.
     """
     if head.startswith(OLE2_SIGNATURE):
         raise ImportSourceError(
@@ -45,7 +58,9 @@ def table_head_check(head: bytes, file_name: str) -> None:
                 {"file": file_name},
             )
         )
-    if file_name.lower().endswith(WORKBOOK_SUFFIXES):
+    is_workbook = file_name.lower().endswith(WORKBOOK_SUFFIXES)
+    _signature_check(head, file_name, is_workbook=is_workbook)
+    if is_workbook:
         if head and not head.startswith(ZIP_SIGNATURE):
             raise ImportSourceError(
                 Message(
@@ -67,13 +82,6 @@ def table_head_check(head: bytes, file_name: str) -> None:
                 {"file": file_name},
             )
         )
-    if head.startswith(PDF_SIGNATURE):
-        raise ImportSourceError(
-            Message(
-                gettext_noop("File %(file)s is a PDF document, not a CSV file. Export the data as CSV or XLSX and upload that file."),
-                {"file": file_name},
-            )
-        )
     if head.startswith(UTF16_BYTE_ORDER_MARKS):
         raise ImportSourceError(
             Message(
@@ -91,6 +99,18 @@ def table_head_check(head: bytes, file_name: str) -> None:
                 {"file": file_name},
             )
         )
+
+
+def _signature_check(head: bytes, file_name: str, *, is_workbook: bool) -> None:
+    """Raise ImportSourceError naming the file type when `head` starts with one of FILE_SIGNATURES."""
+    for signature, kind in FILE_SIGNATURES:
+        if not head.startswith(signature):
+            continue
+        if is_workbook:
+            msgid = gettext_noop("File %(file)s is %(kind)s, not an Excel workbook; export the data as CSV UTF-8 or XLSX.")
+        else:
+            msgid = gettext_noop("File %(file)s is %(kind)s, not a CSV file; export the data as CSV UTF-8 or XLSX.")
+        raise ImportSourceError(Message(msgid, {"file": file_name, "kind": Message(kind)}))
 
 
 def table_file_check(path: Path) -> None:

@@ -44,6 +44,42 @@ COMMAND_WORDING = {
         "no exchange rate for %(currency)s valid on %(date)s; import rates for %(currency)s valid from that date or "
         "earlier with import_rates"
     ),
+    # The file checks of the upload page: the command reads files from a folder and uploads nothing.
+    "File %(file)s is an Excel 97-2003 workbook (.xls), which cannot be read. "
+    "Save it as an Excel workbook (.xlsx) or as CSV UTF-8 and upload it again.": gettext_noop(
+        "File %(file)s is an Excel 97-2003 workbook (.xls), which cannot be read. "
+        "Save it as an Excel workbook (.xlsx) or as CSV UTF-8 and import it again."
+    ),
+    "File %(file)s is not an Excel workbook, although its name ends in .xlsx. "
+    "Save it from Excel as .xlsx, or as CSV UTF-8 with the extension .csv, and upload it again.": gettext_noop(
+        "File %(file)s is not an Excel workbook, although its name ends in .xlsx. "
+        "Save it from Excel as .xlsx, or as CSV UTF-8 with the extension .csv, and import it again."
+    ),
+    "File %(file)s is a ZIP archive, not a CSV file. An Excel workbook is a ZIP archive too: "
+    "upload a workbook with the extension .xlsx, or export the data as CSV.": gettext_noop(
+        "File %(file)s is a ZIP archive, not a CSV file. An Excel workbook is a ZIP archive too: "
+        "give a workbook the extension .xlsx, or export the data as CSV. Unpack other ZIP files first."
+    ),
+    "File %(file)s is UTF-16 text, which cannot be read. Save it as CSV UTF-8 and upload it again.": gettext_noop(
+        "File %(file)s is UTF-16 text, which cannot be read. Save it as CSV UTF-8 and import it again."
+    ),
+    "File %(file)s is not a text file: it contains the byte 0x00, which no CSV file contains. "
+    "Save it as CSV UTF-8 and upload it again.": gettext_noop(
+        "File %(file)s is not a text file: it contains the byte 0x00, which no CSV file contains. "
+        "Save it as CSV UTF-8 and import it again."
+    ),
+    "File %(file)s is neither UTF-8 nor Windows-1252: it contains the byte %(byte)s, which neither can read."
+    " Save it as CSV UTF-8 and upload it again.": gettext_noop(
+        "File %(file)s is neither UTF-8 nor Windows-1252: it contains the byte %(byte)s, which neither can read."
+        " Save it as CSV UTF-8 and import it again."
+    ),
+    "File %(file)s, sheet %(sheet)s, is missing the required column(s): %(columns)s. "
+    "The column names must be in the first row of the sheet. The workbook has the sheets %(sheets)s: "
+    "move the sheet with the data to the front, or remove the other sheets, and upload it again.": gettext_noop(
+        "File %(file)s, sheet %(sheet)s, is missing the required column(s): %(columns)s. "
+        "The column names must be in the first row of the sheet. The workbook has the sheets %(sheets)s: "
+        "move the sheet with the data to the front, or remove the other sheets, and import it again."
+    ),
 }
 MAPPING_COLUMNS_MISSING = "File %(file)s has no column(s) %(columns)s; choose the mapping again."
 
