@@ -139,17 +139,72 @@ def test_conversion_without_cohort_names_reason(org, member, stages, deals):
 
 
 @pytest.mark.parametrize(
-    ("baseline", "target", "current", "expected"),
+    ("indicator", "baseline", "target", "current", "expected"),
     [
-        (Decimal("0.25"), Decimal("0.75"), Decimal("0.5"), Decimal("0.5")),
-        (Decimal("22.5"), Decimal("10"), Decimal("15"), Decimal("0.6")),
-        (Decimal("0.3"), Decimal("0.4"), Decimal("0.2"), Decimal("-1")),
-        (None, Decimal("1"), Decimal("0.5"), None),
-        (Decimal("0.5"), Decimal("0.5"), Decimal("0.5"), None),
+        (Indicator.STAGE_CONVERSION, Decimal("0.25"), Decimal("0.75"), Decimal("0.5"), Decimal("0.5")),
+        (Indicator.TIME_IN_STAGE, Decimal("22.5"), Decimal("10"), Decimal("15"), Decimal("0.6")),
+        (Indicator.WIN_RATE, Decimal("0.3"), Decimal("0.4"), Decimal("0.2"), Decimal("-1")),
+        (Indicator.ACTIVITIES_PER_WON_DEAL, Decimal("8"), Decimal("6"), Decimal("9"), Decimal("-0.5")),
+        (Indicator.WIN_RATE, None, Decimal("1"), Decimal("0.5"), None),
+        (Indicator.WIN_RATE, Decimal("0.5"), Decimal("0.5"), Decimal("0.5"), None),
+        # A target on the worse side of the baseline: (0.55 − 0.714) ÷ (0.7 − 0.714) would be 11.7.
+        (Indicator.WIN_RATE, Decimal("0.714"), Decimal("0.7"), Decimal("0.55"), None),
+        (Indicator.TIME_IN_STAGE, Decimal("10"), Decimal("12"), Decimal("11"), None),
+        (Indicator.ACTIVITIES_PER_WON_DEAL, Decimal("6"), Decimal("8"), Decimal("7"), None),
     ],
 )
-def test_goal_progress_share(baseline, target, current, expected):
-    assert goal_progress(baseline=baseline, target=target, current=current).value == expected
+def test_goal_progress_share(indicator, baseline, target, current, expected):
+    progress = goal_progress(indicator=indicator, baseline=baseline, target=target, current=current, currency="EUR")
+
+    assert progress.value == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "indicator", "baseline", "target", "expected"),
+    [
+        (
+            "en",
+            Indicator.WIN_RATE,
+            Decimal("0.714"),
+            Decimal("0.7"),
+            "The target 70.0% is not above the baseline 71.4%, but this indicator should rise. Progress is not defined.",
+        ),
+        (
+            "de",
+            Indicator.WIN_RATE,
+            Decimal("0.714"),
+            Decimal("0.7"),
+            "Der Zielwert 70,0\xa0% liegt nicht über dem Ausgangswert 71,4\xa0%, dieser Wert soll aber steigen. "
+            "Der Fortschritt ist nicht definiert.",
+        ),
+        (
+            "en",
+            Indicator.TIME_IN_STAGE,
+            Decimal("10"),
+            Decimal("12"),
+            "The target 12.0\xa0days is not below the baseline 10.0\xa0days, but this indicator should fall. "
+            "Progress is not defined.",
+        ),
+        (
+            "de",
+            Indicator.TIME_IN_STAGE,
+            Decimal("10"),
+            Decimal("12"),
+            "Der Zielwert 12,0\xa0Tage liegt nicht unter dem Ausgangswert 10,0\xa0Tage, dieser Wert soll aber sinken. "
+            "Der Fortschritt ist nicht definiert.",
+        ),
+    ],
+)
+def test_goal_progress_target_on_worse_side(language, indicator, baseline, target, expected):
+    from django.utils import translation
+
+    with translation.override(language):
+        progress = goal_progress(
+            indicator=indicator, baseline=baseline, target=target, current=Decimal("0.55"), currency="EUR"
+        )
+
+    assert progress.value is None
+    assert progress.reason == expected
 
 
 @pytest.fixture
@@ -265,6 +320,107 @@ def test_plan_form_rejects_bad_period(client, org, member, manager_member, stage
         assert DevelopmentPlan.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "en",
+            "The target 40.0% is not above the baseline 50.0%, but this indicator should rise. "
+            "Enter a target above the baseline of 2017-Q3.",
+        ),
+        (
+            "de",
+            "Der Zielwert 40,0\xa0% liegt nicht über dem Ausgangswert 50,0\xa0%, dieser Wert soll aber steigen. "
+            "Geben Sie einen Zielwert über dem Ausgangswert von 2017-Q3 ein.",
+        ),
+    ],
+)
+def test_plan_form_rejects_target_below_baseline(client, org, member, manager_member, deals, language, expected):
+    from django.utils import translation
+
+    client.force_login(manager_member.user)
+    url = reverse("plan_new", kwargs={"org_slug": org.slug, "member_id": member.pk})
+    data = {
+        "plan-title": "Win more",
+        "goal-indicator": Indicator.WIN_RATE,
+        "goal-baseline_period_label": "2017-Q3",
+        "goal-period_label": "2017-Q4",
+        "goal-target_value": "40",
+    }
+
+    with translation.override(language):
+        response = client.post(url, data, HTTP_ACCEPT_LANGUAGE=language)
+
+    assert response.status_code == 400
+    assert response.context["goal_form"].errors["target_value"] == [expected]
+    with scope(organization=org):
+        assert DevelopmentPlan.objects.count() == 0
+
+
+def test_goal_edit_rejects_longer_time_in_stage(client, org, plan, manager_member, deals, stages):
+    client.force_login(manager_member.user)
+    goal = goal_of(org, plan, Indicator.TIME_IN_STAGE)
+
+    response = client.post(
+        plan_url("plan_goal_edit", org, goal_id=goal.pk),
+        {
+            "goal-indicator": Indicator.TIME_IN_STAGE,
+            "goal-stage": stages["Qualified"].pk,
+            "goal-baseline_period_label": "2017-Q2",
+            "goal-period_label": "2017-Q3",
+            "goal-target_value": "30",
+        },
+    )
+
+    assert response.status_code == 400
+    assert response.context["goal_form"].errors["target_value"] == [
+        "The target 30.0\xa0days is not below the baseline 22.5\xa0days, but this indicator should fall. "
+        "Enter a target below the baseline of 2017-Q2."
+    ]
+    with scope(organization=org):
+        goal.refresh_from_db()
+    assert goal.target_value == Decimal("10")
+
+
+def test_goal_add_service_rejects_target_below_baseline(org, member, manager_member, deals):
+    from django.core.exceptions import ValidationError
+
+    with scope(organization=org):
+        plan = plan_create(organization=org, creator=manager_member, member=member, title="Win more")
+        with pytest.raises(ValidationError) as raised:
+            plan_goal_add(
+                plan=plan,
+                editor=manager_member,
+                indicator=Indicator.WIN_RATE,
+                stage=None,
+                baseline_period_label="2017-Q3",
+                period_label="2017-Q4",
+                target_value=Decimal("0.5"),
+            )
+        assert DevelopmentGoal.objects.count() == 0
+
+    assert raised.value.messages == [
+        "The target 50.0% is not above the baseline 50.0%, but this indicator should rise. "
+        "Enter a target above the baseline of 2017-Q3."
+    ]
+
+
+def test_plan_page_explains_target_below_baseline(client, org, plan, deals, manager_member):
+    client.force_login(manager_member.user)
+    # Saved before the deals defined the baseline: win rate 2017-Q2 is 0, 2017-Q3 is 0.5.
+    with scope(organization=org):
+        DevelopmentGoal.objects.filter(plan=plan, indicator=Indicator.WIN_RATE).update(
+            baseline_period_label="2017-Q3", period_label="2017-Q4", target_value=Decimal("0.4")
+        )
+        rows = goal_progress_list(organization=org, plan=plan)
+
+    win_rate_row = next(row for row in rows if row.goal.indicator == Indicator.WIN_RATE)
+    assert win_rate_row.progress.value is None
+    assert win_rate_row.progress.reason == (
+        "The target 40.0% is not above the baseline 50.0%, but this indicator should rise. Progress is not defined."
+    )
+
+
 def test_rep_cannot_create_plan(client, org, member):
     client.force_login(member.user)
 
@@ -325,7 +481,9 @@ def test_unchanged_value_shows_zero_progress():
 
     from coaching.skills.templatetags.skills_format import progress_value
 
-    progress = goal_progress(baseline=Decimal("1"), target=Decimal("0.7"), current=Decimal("1"))
+    progress = goal_progress(
+        indicator=Indicator.TIME_IN_STAGE, baseline=Decimal("1"), target=Decimal("0.7"), current=Decimal("1"), currency="EUR"
+    )
 
     with translation.override("en"):
         assert progress_value(progress) == "0.0%"

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from django.utils import translation
 
+from coaching.skills.indicators import format_indicator_value as skills_value_format
 from coaching.skills.models import Indicator
-from coaching.skills.templatetags.skills_format import _format as skills_value_format
 from dashboards.charts import time_in_stage_chart, velocity_trend_chart
 from dashboards.templatetags.spm_format import (
     format_fixed,

@@ -9,7 +9,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from coaching.forms import NOTE_MAX_LENGTH
-from coaching.skills.indicators import RATIO_INDICATORS
+from coaching.skills.indicators import RATIO_INDICATORS, target_direction_error
 from coaching.skills.models import LEVELS, Competency, Indicator
 from dashboards.analytics.periods import parse_period_or_range
 from goals.attainment import organization_today
@@ -167,9 +167,11 @@ class GoalForm(forms.Form):
         help_text=_("Conversion and win rate in percent (40 for 40%), deal size in the base currency, time in days."),
     )
 
-    def __init__(self, *args, organization, **kwargs):
+    def __init__(self, *args, organization, member=None, **kwargs):
+        """`member` is the plan's member; without it the target is not compared with the measured baseline."""
         super().__init__(*args, **kwargs)
         self.organization = organization
+        self.member = member
         self.fields["stage"].queryset = (
             Stage.objects.filter(kind=StageKind.OPEN).select_related("pipeline").order_by("pipeline__name", "order")
         )
@@ -251,7 +253,24 @@ class GoalForm(forms.Form):
                 self.add_error("target_value", _("%(value)s is not a percentage; enter 0 to 100.") % {"value": target})
             else:
                 data["target_value"] = target / 100
+        if self.member is not None and not self.errors:
+            self._check_target_direction(data)
         return data
+
+    def _check_target_direction(self, data: dict) -> None:
+        """Add an error unless the target is on the better side of the baseline measured for the member."""
+        baseline_label = data["baseline_period_label"]
+        error = target_direction_error(
+            organization=self.organization,
+            member=self.member,
+            indicator=data["indicator"],
+            stage=data.get("stage"),
+            baseline_period=parse_period_or_range(baseline_label, self.organization.fiscal_year_start_month),
+            baseline_label=baseline_label,
+            target=data["target_value"],
+        )
+        if error:
+            self.add_error("target_value", error)
 
 
 class TrainingItemForm(forms.Form):

@@ -21,13 +21,17 @@ from dashboards.analytics.funnel import funnel_rows
 from dashboards.analytics.stages import time_in_stage_rows
 from dashboards.analytics.winloss import closed_in
 from dashboards.kpis import average_deal_size, win_rate
+from dashboards.templatetags.spm_format import format_days, format_money, format_number, format_percent
 from pipelines.models import DealStatus, Stage, StageKind
 from spm.fiscal import Period
 from spm.models import Membership, Organization
+from spm.rounding import round_half_up
 
 # Indicators that need a stage, and those whose value is a fraction shown as a percentage.
 STAGE_INDICATORS = frozenset({Indicator.STAGE_CONVERSION, Indicator.TIME_IN_STAGE})
 RATIO_INDICATORS = frozenset({Indicator.STAGE_CONVERSION, Indicator.WIN_RATE})
+# Indicators a goal should lower. For the others a higher value is better.
+LOWER_IS_BETTER = frozenset({Indicator.TIME_IN_STAGE, Indicator.ACTIVITIES_PER_WON_DEAL})
 
 
 @dataclass(frozen=True)
@@ -125,19 +129,83 @@ def _closed_deal_indicator(deals, *, window: Window, indicator: str) -> Indicato
     return IndicatorValue(value)
 
 
-def goal_progress(*, baseline: Decimal | None, target: Decimal, current: Decimal | None) -> IndicatorValue:
+def format_indicator_value(indicator: str, value: Decimal, currency: str) -> str:
+    """Format a value in the unit of `indicator`: percent, money, days or a number with one decimal."""
+    if indicator in RATIO_INDICATORS:
+        return format_percent(value)
+    if indicator == Indicator.AVERAGE_DEAL_SIZE:
+        return format_money(value, currency)
+    if indicator == Indicator.TIME_IN_STAGE:
+        return format_days(value)
+    return format_number(round_half_up(value, 1))
+
+
+def target_is_better(*, indicator: str, baseline: Decimal, target: Decimal) -> bool:
+    """Return True when `target` lies strictly on the better side of `baseline` (below it for LOWER_IS_BETTER)."""
+    if indicator in LOWER_IS_BETTER:
+        return target < baseline
+    return target > baseline
+
+
+def target_direction_message(*, indicator: str, baseline: Decimal, target: Decimal, currency: str) -> str:
+    """Build the message for a target that is not better than the baseline, naming both values and the direction."""
+    params = {
+        "target": format_indicator_value(indicator, target, currency),
+        "baseline": format_indicator_value(indicator, baseline, currency),
+    }
+    if indicator in LOWER_IS_BETTER:
+        return _("The target %(target)s is not below the baseline %(baseline)s, but this indicator should fall.") % params
+    return _("The target %(target)s is not above the baseline %(baseline)s, but this indicator should rise.") % params
+
+
+def target_direction_error(
+    *,
+    organization: Organization,
+    member: Membership,
+    indicator: str,
+    stage: Stage | None,
+    baseline_period: Period,
+    baseline_label: str,
+    target: Decimal,
+) -> str:
+    """Measure the baseline and return why `target` is rejected, or "" when it is better or the baseline is undefined.
+
+    `target` is a fraction for ratio indicators. An undefined baseline is
+    accepted because data entered later may define it. If the target then
+    turns out not to be better, the plan page shows progress as undefined.
+    """
+    baseline = indicator_value(
+        organization=organization, member=member, indicator=indicator, period=baseline_period, stage=stage
+    ).value
+    if baseline is None or target_is_better(indicator=indicator, baseline=baseline, target=target):
+        return ""
+    message = target_direction_message(indicator=indicator, baseline=baseline, target=target, currency=organization.currency)
+    if indicator in LOWER_IS_BETTER:
+        advice = _("Enter a target below the baseline of %(period)s.")
+    else:
+        advice = _("Enter a target above the baseline of %(period)s.")
+    return message + " " + advice % {"period": baseline_label}
+
+
+def goal_progress(
+    *, indicator: str, baseline: Decimal | None, target: Decimal, current: Decimal | None, currency: str
+) -> IndicatorValue:
     """Share of the way from baseline to target: (current − baseline) ÷ (target − baseline).
 
-    Works for goals that lower a value (time in stage) too, because both
-    differences change sign. Not clamped: below 0 means the value moved away
-    from the target, above 1 means the target was passed.
+    Defined only when the target is on the better side of the baseline (below it
+    for LOWER_IS_BETTER indicators); otherwise the share would grow while the
+    value gets worse. Not clamped: below 0 means the value moved away from the
+    target, above 1 means the target was passed.
     """
     if baseline is None:
         return IndicatorValue(None, _("The baseline is not defined."))
-    if current is None:
-        return IndicatorValue(None, _("The current value is not defined."))
     if target == baseline:
         return IndicatorValue(None, _("The target equals the baseline, so there is no way to go."))
+    if not target_is_better(indicator=indicator, baseline=baseline, target=target):
+        message = target_direction_message(indicator=indicator, baseline=baseline, target=target, currency=currency)
+        return IndicatorValue(None, message + " " + _("Progress is not defined."))
+    if current is None:
+        return IndicatorValue(None, _("The current value is not defined."))
     share = (current - baseline) / (target - baseline)
     # 0 ÷ a negative number is Decimal("-0"), which would be shown as "-0.0 %".
     return IndicatorValue(share if share != 0 else Decimal(0))

@@ -130,7 +130,13 @@ def goal_progress_list(*, organization: Organization, plan: DevelopmentPlan) -> 
                 baseline=baseline,
                 current=current,
                 target=goal.target_value,
-                progress=goal_progress(baseline=baseline.value, target=goal.target_value, current=current.value),
+                progress=goal_progress(
+                    indicator=goal.indicator,
+                    baseline=baseline.value,
+                    target=goal.target_value,
+                    current=current.value,
+                    currency=organization.currency,
+                ),
                 due_on=period.last_day,
             )
         )

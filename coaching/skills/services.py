@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from coaching.skills.defaults import DEFAULT_RUBRIC
-from coaching.skills.indicators import STAGE_INDICATORS
+from coaching.skills.indicators import STAGE_INDICATORS, target_direction_error
 from coaching.skills.models import (
     LEVELS,
     Assessment,
@@ -25,6 +25,7 @@ from coaching.skills.models import (
 from dashboards.analytics.periods import parse_period_or_range
 from pipelines.models import Stage
 from spm.audit import audit_record
+from spm.date_limits import EARLIEST_DATE, LATEST_COMPUTABLE_DATE
 from spm.models import Membership, Organization, Role
 from spm.tenancy import membership_ids_visible
 
@@ -213,14 +214,38 @@ def plan_check_editor(*, editor: Membership, member: Membership) -> None:
         raise PermissionDenied("The member is not in the editor's teams.")
 
 
-def _check_goal(*, organization: Organization, indicator: str, stage: Stage | None, baseline_period_label: str, period_label: str):
+def _check_goal(
+    *,
+    organization: Organization,
+    member: Membership,
+    indicator: str,
+    stage: Stage | None,
+    baseline_period_label: str,
+    period_label: str,
+    target_value: Decimal,
+):
     if indicator in STAGE_INDICATORS and stage is None:
         raise ValidationError(_("This indicator needs a stage; choose one."))
+    periods = []
     for label in (baseline_period_label, period_label):
         try:
-            parse_period_or_range(label, organization.fiscal_year_start_month)
+            periods.append(parse_period_or_range(label.strip(), organization.fiscal_year_start_month))
         except ValueError as error:
             raise ValidationError(str(error)) from None
+    baseline_period = periods[0]
+    # A baseline outside the computable dates is not measured, and the plan page names that reason.
+    if baseline_period.start >= EARLIEST_DATE and baseline_period.last_day <= LATEST_COMPUTABLE_DATE:
+        error = target_direction_error(
+            organization=organization,
+            member=member,
+            indicator=indicator,
+            stage=stage if indicator in STAGE_INDICATORS else None,
+            baseline_period=baseline_period,
+            baseline_label=baseline_period_label.strip(),
+            target=target_value,
+        )
+        if error:
+            raise ValidationError(error)
 
 
 @transaction.atomic
@@ -268,15 +293,18 @@ def plan_goal_add(
 ) -> DevelopmentGoal:
     """Add a goal; `target_value` is a fraction for conversion and win rate (0.4 for 40 %).
 
-    Raises ValidationError for a missing stage or an invalid period label.
+    Raises ValidationError for a missing stage, an invalid period label or a target
+    that is not on the better side of the measured baseline (target_direction_error).
     """
     plan_check_editor(editor=editor, member=plan.member)
     _check_goal(
         organization=plan.organization,
+        member=plan.member,
         indicator=indicator,
         stage=stage,
         baseline_period_label=baseline_period_label,
         period_label=period_label,
+        target_value=target_value,
     )
     goal = DevelopmentGoal.objects.create(
         organization=plan.organization,
@@ -305,16 +333,18 @@ def plan_goal_update(
     """Change every field of a goal; the same rules as plan_goal_add apply, `target_value` is a fraction for ratios.
 
     Raises PermissionDenied unless `editor` may set up the plan, and
-    ValidationError for a missing stage or an invalid period label.
+    ValidationError as plan_goal_add does.
     """
     plan = goal.plan
     plan_check_editor(editor=editor, member=plan.member)
     _check_goal(
         organization=plan.organization,
+        member=plan.member,
         indicator=indicator,
         stage=stage,
         baseline_period_label=baseline_period_label,
         period_label=period_label,
+        target_value=target_value,
     )
     goal.indicator = indicator
     goal.stage = stage if indicator in STAGE_INDICATORS else None

@@ -172,7 +172,7 @@ def plan_new(request, org_slug, member_id):
     if member.pk == request.membership.pk:
         raise Http404("Development plans are set up by the member's manager.")
     plan_form = PlanForm(request.POST or None, prefix="plan")
-    goal_form = GoalForm(request.POST or None, organization=request.organization, prefix="goal")
+    goal_form = GoalForm(request.POST or None, organization=request.organization, member=member, prefix="goal")
     if request.method == "POST" and plan_form.is_valid() and goal_form.is_valid():
         plan = services.plan_create(
             organization=request.organization,
@@ -215,7 +215,7 @@ def plan_goal_add(request, org_slug, plan_id):
         return HttpResponseNotAllowed(["POST"])
     if plan.member_id == request.membership.pk:
         raise Http404("Development plans are set up by the member's manager.")
-    form = GoalForm(request.POST, organization=request.organization, prefix="goal")
+    form = GoalForm(request.POST, organization=request.organization, member=plan.member, prefix="goal")
     if not form.is_valid():
         return render(request, "coaching/skills/plan_detail.html", _plan_context(request, plan, goal_form=form), status=400)
     services.plan_goal_add(plan=plan, editor=request.membership, **form.cleaned_data)
@@ -322,7 +322,11 @@ def plan_delete(request, org_slug, plan_id):
 def plan_goal_edit(request, org_slug, goal_id):
     goal = _goal_for_editor(request, goal_id)
     form = GoalForm(
-        request.POST or None, organization=request.organization, prefix="goal", initial=GoalForm.initial_for(goal)
+        request.POST or None,
+        organization=request.organization,
+        member=goal.plan.member,
+        prefix="goal",
+        initial=GoalForm.initial_for(goal),
     )
     if request.method == "POST" and form.is_valid():
         services.plan_goal_update(goal=goal, editor=request.membership, **form.cleaned_data)

@@ -3,28 +3,13 @@
 from django import template
 from django.utils.translation import gettext as _
 
-from coaching.skills.indicators import IndicatorValue
-from coaching.skills.models import Indicator
+from coaching.skills.indicators import IndicatorValue, format_indicator_value
 from dashboards.templatetags.spm_format import (
-    format_days,
-    format_money,
-    format_number,
     format_percent,
     undefined_html,
 )
-from spm.rounding import round_half_up
 
 register = template.Library()
-
-
-def _format(indicator: str, value, currency: str) -> str:
-    if indicator in (Indicator.STAGE_CONVERSION, Indicator.WIN_RATE):
-        return format_percent(value)
-    if indicator == Indicator.AVERAGE_DEAL_SIZE:
-        return format_money(value, currency)
-    if indicator == Indicator.TIME_IN_STAGE:
-        return format_days(value)
-    return format_number(round_half_up(value, 1))
 
 
 @register.simple_tag(takes_context=True)
@@ -36,7 +21,7 @@ def goal_value(context, indicator: str, value):
     if value is None:
         return undefined_html(reason or _("Not defined for this selection."))
     organization = context.get("organization")
-    return _format(indicator, value, organization.currency if organization is not None else "EUR")
+    return format_indicator_value(indicator, value, organization.currency if organization is not None else "EUR")
 
 
 @register.simple_tag
