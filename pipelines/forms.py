@@ -6,6 +6,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from pipelines.importers.generic import GENERIC_FIELDS, REQUIRED_FIELDS
+from pipelines.importers.upload_checks import empty_file_error
 from pipelines.models import ImportSource
 from pipelines.upload_limits import upload_too_large_message
 from spm.currencies import is_currency_code
@@ -18,6 +19,15 @@ DATE_ORDER_CHOICES = [
 ]
 
 
+def empty_upload_check(upload) -> None:
+    """Raise ValidationError naming the file when `upload` has 0 bytes, in the words that `import_crm` uses.
+
+    The file fields allow empty files, because Django's own message does not name the file.
+    """
+    if upload.size == 0:
+        raise forms.ValidationError(str(empty_file_error(upload.name)))
+
+
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
@@ -27,6 +37,7 @@ class MultipleFileField(forms.FileField):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ".csv,.txt,.tsv,.xlsx,.zip"}))
+        kwargs.setdefault("allow_empty_file", True)
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
@@ -61,6 +72,8 @@ class ImportUploadForm(forms.Form):
 
     def clean_files(self) -> list:
         files = self.cleaned_data["files"]
+        for upload in files:
+            empty_upload_check(upload)
         limit = settings.IMPORT_MAX_UPLOAD_BYTES
         if sum(upload.size for upload in files) > limit:
             raise forms.ValidationError(upload_too_large_message(limit))
@@ -85,6 +98,7 @@ class ExchangeRateUploadForm(forms.Form):
         label=_("Exchange rates file"),
         help_text=_("The ECB reference rates CSV (Date,USD,JPY,… per 1 EUR) or a list with currency, date, rate."),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.xlsx"}),
+        allow_empty_file=True,
     )
     # The import list page also shows ImportUploadForm, whose date order select has the default id.
     date_order = forms.ChoiceField(
@@ -93,3 +107,8 @@ class ExchangeRateUploadForm(forms.Form):
         required=False,
         widget=forms.Select(attrs={"id": "id_rates_date_order"}),
     )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        empty_upload_check(upload)
+        return upload

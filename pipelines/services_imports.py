@@ -35,6 +35,7 @@ from pipelines.importers.base import (
 from pipelines.importers.formats import encoding_detect
 from pipelines.importers.upload_checks import (
     WORKBOOK_SUFFIXES,
+    empty_file_error,
     file_has_data_rows,
     no_data_rows_error,
     table_file_check,
@@ -165,12 +166,7 @@ def table_files_check(directory: Path, names: list[str]) -> None:
     for name in names:
         path = directory / name
         if path.stat().st_size == 0:
-            raise ImportSourceError(
-                Message(
-                    gettext_noop("File %(file)s is empty (0 bytes); export the data again with its header row and data rows."),
-                    {"file": name},
-                )
-            )
+            raise empty_file_error(name)
         table_file_check(path)
         if path.suffix.lower() in WORKBOOK_SUFFIXES:
             workbook_size_check(path, name)

@@ -482,7 +482,11 @@ def test_rates_rejected_rows_cleared_by_clean_upload(org, admin_member, client, 
             "%PDF-1.4\n",
             "File rates.pdf is a PDF document, not a CSV file; export the data as CSV UTF-8 or XLSX.",
         ),
-        ("rates_empty.csv", "", "The submitted file is empty."),
+        (
+            "rates_empty.csv",
+            "",
+            "File rates_empty.csv is empty (0 bytes); export the data again with its header row and data rows.",
+        ),
     ],
 )
 def test_failed_rate_upload_clears_rejected_rows(org, admin_member, client, settings, tmp_path, name, text, message):

@@ -177,6 +177,49 @@ def test_people_header_only_wrong_columns(db):
     assert str(raised.value) == "File people.csv is missing the required column(s): name, email."
 
 
+EMPTY_FILE_MESSAGES = {
+    "en": "File {file} is empty (0 bytes); export the data again with its header row and data rows.",
+    "de": "Die Datei {file} ist leer (0 Byte); exportieren Sie die Daten erneut mit Kopfzeile und Datenzeilen.",
+}
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+@pytest.mark.parametrize("file_name", ["deals.csv", "deals.xlsx", "export.zip"])
+def test_deal_upload_names_empty_file(org, admin_member, client, settings, tmp_path, language, file_name):
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(admin_member.user)
+
+    response = client.post(
+        "/o/acme/imports/",
+        {"source": "generic", "files": SimpleUploadedFile(file_name, b"")},
+        HTTP_ACCEPT_LANGUAGE=language,
+    )
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["files"] == [EMPTY_FILE_MESSAGES[language].format(file=file_name)]
+    with scopes_disabled():
+        assert ImportRun.objects.filter(organization=org).count() == 0
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_rate_upload_names_empty_file(org, admin_member, client, settings, tmp_path, language):
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(admin_member.user)
+
+    response = client.post(
+        "/o/acme/imports/rates/",
+        {"file": SimpleUploadedFile("rates.csv", b"")},
+        HTTP_ACCEPT_LANGUAGE=language,
+        follow=True,
+    )
+
+    assert [str(message) for message in response.context["messages"]] == [
+        EMPTY_FILE_MESSAGES[language].format(file="rates.csv")
+    ]
+    with scopes_disabled():
+        assert ExchangeRate.objects.filter(organization=org).count() == 0
+
+
 # --- quota upload form errors --------------------------------------------------------------------
 
 

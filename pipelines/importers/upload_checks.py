@@ -113,6 +113,16 @@ def _signature_check(head: bytes, file_name: str, *, is_workbook: bool) -> None:
         raise ImportSourceError(Message(msgid, {"file": file_name, "kind": Message(kind)}))
 
 
+def empty_file_error(file_name: str) -> ImportSourceError:
+    """Return the error for a file of 0 bytes, the same for every upload form and `import_crm`."""
+    return ImportSourceError(
+        Message(
+            gettext_noop("File %(file)s is empty (0 bytes); export the data again with its header row and data rows."),
+            {"file": file_name},
+        )
+    )
+
+
 def table_file_check(path: Path) -> None:
     """Run `table_head_check` on the first HEAD_BYTES of the file at `path`; a missing file is left to the reader."""
     if not path.is_file():
