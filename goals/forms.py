@@ -25,6 +25,8 @@ from spm.widgets import IsoDateInput
 
 # Between a ramp schedule's monthly percentages, after percent signs are removed: slashes, semicolons, commas or spaces.
 RAMP_SEPARATORS = re.compile(r"[/;,\s]+")
+# A comma between two digits, as in the German "25,5". It is read as a decimal comma, never as a separator.
+RAMP_DECIMAL_COMMA = re.compile(r"\d+(?:,\d+)+")
 
 MONTH_NAMES = [
     _("January"), _("February"), _("March"), _("April"), _("May"), _("June"),
@@ -325,11 +327,21 @@ class RampScheduleForm(BootstrapFormMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
     percentages = forms.CharField(
         label=_("Percent of the full quota per month"),
-        help_text=_("Separated by slashes, commas or spaces, e.g. 25/50/75/100."),
+        help_text=_("Whole percentages separated by slashes, semicolons, spaces or a comma and a space, e.g. 25/50/75/100."),
     )
 
     def clean_percentages(self):
         text = self.cleaned_data["percentages"]
+        decimal_comma = RAMP_DECIMAL_COMMA.search(text)
+        if decimal_comma is not None:
+            raise forms.ValidationError(
+                _(
+                    "%(part)s in %(value)s is read as a number with a decimal comma, but a ramp takes whole "
+                    "percentages only. Separate the months with semicolons, slashes, spaces or a comma and a space, "
+                    "e.g. 25; 50; 75 or 25/50/75."
+                ),
+                params={"part": decimal_comma.group(), "value": text},
+            )
         values = []
         for part in RAMP_SEPARATORS.split(text.replace("%", " ").strip()):
             if not part:

@@ -16,7 +16,9 @@ def percentages_result(text: str, language: str = "en"):
         return [str(message) for message in form.errors["percentages"]]
 
 
-@pytest.mark.parametrize("text", ["25/50/75", "25, 50, 75", "25,50,75", "25; 50; 75", "25 50 75", "25 % / 50 % / 75 %"])
+@pytest.mark.parametrize(
+    "text", ["25/50/75", "25, 50, 75", "25;50;75", "25; 50; 75", "25 50 75", "25 % / 50 % / 75 %", "25 ,50 ,75"]
+)
 def test_ramp_separators_accepted(text):
     assert percentages_result(text) == [25, 50, 75]
 
@@ -33,6 +35,34 @@ def test_ramp_fraction_named_in_german():
         "50.5 in 25/50.5/75 ist kein ganzer Prozentwert; geben Sie ganze Zahlen von 0 bis 100 an, getrennt durch "
         "Schrägstriche, Kommas oder Leerzeichen, z. B. 25/50/75/100."
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "part"),
+    [("25,5, 50", "25,5"), ("25,5", "25,5"), ("25,50,75", "25,50,75"), ("10 / 25,5 %", "25,5")],
+)
+def test_ramp_decimal_comma_rejected(text, part):
+    assert percentages_result(text) == [
+        f"{part} in {text} is read as a number with a decimal comma, but a ramp takes whole percentages only. "
+        "Separate the months with semicolons, slashes, spaces or a comma and a space, e.g. 25; 50; 75 or 25/50/75."
+    ]
+
+
+def test_ramp_decimal_comma_rejected_in_german():
+    assert percentages_result("25,5, 50", "de") == [
+        "25,5 in 25,5, 50 wird als Zahl mit Dezimalkomma gelesen, eine Rampe nimmt aber nur ganze Prozentwerte an. "
+        "Trennen Sie die Monate durch Semikolons, Schrägstriche, Leerzeichen oder ein Komma mit Leerzeichen, "
+        "z. B. 25; 50; 75 oder 25/50/75."
+    ]
+
+
+def test_ramp_structure_page_rejects_decimal_comma(admin_client, org):
+    response = admin_client.post("/o/acme/structure/", {"kind": "ramp", "ramp-name": "New hire", "ramp-percentages": "25,5, 50"})
+
+    assert response.status_code == 200
+    assert "25,5 in 25,5, 50 is read as a number with a decimal comma" in response.content.decode()
+    with scopes_disabled():
+        assert RampSchedule.objects.filter(organization=org).count() == 0
 
 
 def test_ramp_structure_page_saves_comma_list(admin_client, org):
