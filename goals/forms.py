@@ -1,13 +1,16 @@
 """Forms of the goals admin pages: settings, quota editor filters, uploads, teams, territories, people."""
 
 import re
+from decimal import Decimal
 
+from babel.numbers import format_percent
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from dashboards.templatetags.spm_format import current_locale
 from goals.models import QuotaMetric, QuotaTemplate, Team, Territory
 from goals.parsing import parse_number
 from pipelines.importers.base import ImportSourceError, RowRejected
@@ -298,6 +301,7 @@ class MemberForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields["ramp_schedule"].queryset = RampSchedule.objects.order_by("name")
+        self.fields["ramp_schedule"].label_from_instance = ramp_schedule_label
 
 
 class AssignmentForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
@@ -321,6 +325,17 @@ class LeaveForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
     starts_on = forms.DateField(label=_("First day"), widget=IsoDateInput())
     ends_on = forms.DateField(label=_("Last day"), widget=IsoDateInput())
     reason = forms.CharField(label=_("Reason"), required=False, max_length=200)
+
+
+def ramp_percentages_text(month_percentages: list[int]) -> str:
+    """Format a ramp's monthly percentages in the active language, e.g. "25% / 50% / 75%" or "25 % / 50 % / 75 %"."""
+    locale = current_locale()
+    return " / ".join(format_percent(Decimal(value) / 100, locale=locale) for value in month_percentages)
+
+
+def ramp_schedule_label(schedule) -> str:
+    """Name a ramp schedule with its monthly percentages, e.g. "New hire (25% / 50% / 75%)"."""
+    return f"{schedule.name} ({ramp_percentages_text(schedule.month_percentages)})"
 
 
 class RampScheduleForm(BootstrapFormMixin, forms.Form):

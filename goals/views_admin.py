@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dashboards.analytics.periods import parse_computable_period
 from goals import forms, imports, selectors, services
 from goals.attainment import organization_today
-from goals.models import LeavePeriod, Team, Territory
+from goals.models import LeavePeriod, RampSchedule, Team, Territory
 from goals.parsing import parse_number
 from pipelines.importers.base import ImportSourceError, RowRejected
 from pipelines.models import MAX_MONEY_AMOUNT
@@ -340,10 +340,12 @@ def structure(request, org_slug):
             elif kind == "ramp":
                 ramp_form = forms.RampScheduleForm(request.POST, prefix="ramp")
                 if ramp_form.is_valid():
-                    services.ramp_schedule_create(
+                    schedule = services.ramp_schedule_create(
                         organization=request.organization, actor=request.user,
                         name=ramp_form.cleaned_data["name"], month_percentages=ramp_form.cleaned_data["percentages"],
                     )  # fmt: skip
+                    params = {"name": schedule.name, "percentages": forms.ramp_percentages_text(schedule.month_percentages)}
+                    messages.success(request, _("Ramp schedule %(name)s created: %(percentages)s.") % params)
                     return redirect("goals_structure", org_slug=org_slug)
             else:
                 status = 400
@@ -356,6 +358,10 @@ def structure(request, org_slug):
         "team_form": team_form,
         "territory_form": territory_form,
         "ramp_form": ramp_form,
+        "ramp_schedules": [
+            (schedule, forms.ramp_percentages_text(schedule.month_percentages))
+            for schedule in RampSchedule.objects.order_by("name", "id")
+        ],
     }
     return render(request, "goals/admin/structure.html", context, status=status)
 

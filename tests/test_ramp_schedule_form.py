@@ -71,3 +71,48 @@ def test_ramp_structure_page_saves_comma_list(admin_client, org):
     assert response.status_code == 302
     with scopes_disabled():
         assert RampSchedule.objects.get(organization=org).month_percentages == [25, 50, 75]
+
+
+def test_ramp_created_message_and_list(admin_client, org):
+    response = admin_client.post(
+        "/o/acme/structure/", {"kind": "ramp", "ramp-name": "New hire", "ramp-percentages": "25; 50; 75"}, follow=True
+    )
+
+    assert response.redirect_chain == [("/o/acme/structure/", 302)]
+    assert [str(message) for message in response.context["messages"]] == [
+        "Ramp schedule New hire created: 25% / 50% / 75%."
+    ]
+    with scopes_disabled():
+        schedule = RampSchedule.objects.get(organization=org)
+    assert response.context["ramp_schedules"] == [(schedule, "25% / 50% / 75%")]
+    assert f'<li data-ramp="{schedule.pk}">New hire · <span class="text-body-secondary">25% / 50% / 75%</span></li>' in (
+        response.content.decode()
+    )
+
+
+def test_ramp_list_in_german(admin_client, org):
+    with scopes_disabled():
+        RampSchedule.objects.create(organization=org, name="Neu", month_percentages=[30, 60])
+
+    with translation.override("de"):
+        response = admin_client.get("/o/acme/structure/", HTTP_ACCEPT_LANGUAGE="de")
+
+    assert response.context["ramp_schedules"][0][1] == "30\xa0% / 60\xa0%"
+    assert "Ramp-up-Pläne" in response.content.decode()
+
+
+def test_ramp_list_empty(admin_client):
+    response = admin_client.get("/o/acme/structure/")
+
+    assert response.context["ramp_schedules"] == []
+    assert "No ramp schedules yet." in response.content.decode()
+
+
+def test_person_ramp_choices_show_percentages(admin_client, org, admin_member):
+    with scopes_disabled():
+        RampSchedule.objects.create(organization=org, name="New hire", month_percentages=[25, 50, 75, 100])
+
+    response = admin_client.get(f"/o/acme/people/{admin_member.pk}/")
+
+    choices = [label for _value, label in response.context["member_form"].fields["ramp_schedule"].choices]
+    assert choices == ["– no ramp (full quota) –", "New hire (25% / 50% / 75% / 100%)"]
