@@ -13,9 +13,9 @@ from spm.models import Membership, Role
 def membership_ids_visible(membership: Membership) -> set[int] | None:
     """Return the ids of the members whose numbers `membership` may see, or None for everyone.
 
-    Admins see everyone. Managers see themselves, every member who reports to
-    them directly or transitively, and every member of the teams they manage,
-    including sub-teams. Reps see only themselves.
+    Admins see everyone. Managers see themselves and every member who reports
+    to them directly or transitively, through the `manager` field or through a
+    team they lead (sub-teams included). Reps see only themselves.
     """
     if membership.role == Role.ADMIN:
         return None
@@ -52,27 +52,34 @@ def visibility_digest(team_ids: set[int] | None, member_ids: set[int] | None) ->
 
 
 def _manager_visible_ids(membership: Membership) -> tuple[set[int], set[int]]:
-    """Return (team ids, member ids) that a manager may see.
+    """Return (team ids, member ids) that a manager may see: everyone below them in the reporting tree.
 
-    The teams are the ones they manage and every sub-team below. The members
-    are those teams' members and everyone who reports to the manager directly
-    or transitively, the manager included.
+    A member reports to their `manager` and to the manager of their team or of
+    any parent team. Both links chain: the reps of a team led by one of the
+    manager's direct reports are visible too, and so are the direct reports of
+    a manager in one of their teams. The result contains the manager's subtree
+    of goals.forecasts.rollup.forecast_tree, so their forecast roll-up contains no
+    member whose pages they cannot open. The teams are the ones led by a
+    visible member, with their sub-teams.
     """
     from goals.models import Team
 
     teams = list(Team.objects.values_list("id", "parent_id", "manager_id"))
-    team_ids = {team_id for team_id, _parent, manager_id in teams if manager_id == membership.pk}
-    frontier = set(team_ids)
-    while frontier:
-        frontier = {team_id for team_id, parent_id, _m in teams if parent_id in frontier} - team_ids
-        team_ids |= frontier
-
     people = list(Membership.objects.values_list("id", "manager_id", "team_id"))
-    visible = {membership.pk} | {pk for pk, _manager, team_id in people if team_id in team_ids}
-    frontier = {membership.pk}
-    while frontier:
-        frontier = {pk for pk, manager_id, _team in people if manager_id in frontier} - visible
-        visible |= frontier
+    team_ids: set[int] = set()
+    visible = {membership.pk}
+    new_members = {membership.pk}
+    while new_members:
+        new_teams = {team_id for team_id, _parent, manager_id in teams if manager_id in new_members} - team_ids
+        sub_teams = set(new_teams)
+        while sub_teams:
+            sub_teams = {team_id for team_id, parent_id, _m in teams if parent_id in sub_teams} - team_ids - new_teams
+            new_teams |= sub_teams
+        team_ids |= new_teams
+        new_members = {
+            pk for pk, manager_id, team_id in people if manager_id in new_members or team_id in new_teams
+        } - visible
+        visible |= new_members
     return team_ids, visible
 
 
