@@ -115,7 +115,7 @@ def _named_files_check(names: list[str], known: tuple[str, ...], expected: str) 
 def _kind_files_check(directory: Path, names: list[str], column: str, expected: str) -> None:
     """Check an export of one deals file, which the importer recognizes by `column`."""
     deal_files = [
-        name for name in names if name.lower().endswith(CRM_EXPORT_SUFFIXES) and column in _header(directory / name, column)
+        name for name in names if name.lower().endswith(CRM_EXPORT_SUFFIXES) and column in table_header(directory / name, column)
     ]
     if not deal_files:
         return
@@ -133,7 +133,7 @@ def _salesforce_files_check(directory: Path, names: list[str]) -> None:
     for name in names:
         if not name.lower().endswith(CRM_EXPORT_SUFFIXES):
             continue
-        header = _header(directory / name)
+        header = table_header(directory / name)
         if any(column in header for column in SALESFORCE_HISTORY_COLUMNS):
             history.append(name)
         else:
@@ -146,7 +146,7 @@ def _salesforce_files_check(directory: Path, names: list[str]) -> None:
     _other_files_check(names, opportunities + history, SALESFORCE_EXPECTED)
 
 
-def _header(path: Path, column: str = "") -> list[str]:
+def table_header(path: Path, column: str = "") -> list[str]:
     """Return the header row of a table file, or [] when it cannot be read.
 
     A workbook's header comes from the sheet that the importer reads: with `column`, the

@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_lazy, gettext_noop
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from pipelines.import_files import import_files_check
+from pipelines.import_files import import_files_check, table_header
 from pipelines.importers.base import (
     ImportSourceError,
     Message,
@@ -32,7 +32,7 @@ from pipelines.importers.base import (
     people_created_sorted,
     person_sort_key,
 )
-from pipelines.importers.formats import encoding_detect
+from pipelines.importers.formats import header_duplicates_check, table_stream
 from pipelines.importers.upload_checks import (
     WORKBOOK_SUFFIXES,
     empty_file_error,
@@ -160,6 +160,9 @@ def table_files_check(directory: Path, names: list[str]) -> None:
     A workbook whose parts unpack to more than IMPORT_MAX_UPLOAD_BYTES fails too. The web
     upload and `import_crm` run the same checks.
 
+    A header row that names a column twice fails too, so that a generic file does not reach
+    the column mapping page, which cannot map such a header.
+
     A single file without data rows may belong to an export of several files (a Pipedrive
     change log without activities), so only an upload whose files all lack them fails.
     """
@@ -170,9 +173,13 @@ def table_files_check(directory: Path, names: list[str]) -> None:
         table_file_check(path)
         if path.suffix.lower() in WORKBOOK_SUFFIXES:
             workbook_size_check(path, name)
+            # NOTE: this checks the sheet that table_header picks without required columns, the
+            # first one with a header. An importer that looks for its columns may read another sheet.
+            header_duplicates_check(table_header(path), name)
         else:
-            # The importer reads the file the same way, so an undecodable file fails here and not in the run.
-            encoding_detect(path)
+            # The importer reads the file the same way, so a file that cannot be decoded or whose
+            # header row cannot be read or names a column twice fails here and not in the run.
+            table_stream(path)
     if any(file_has_data_rows(directory / name) for name in names):
         return
     if len(names) == 1:
