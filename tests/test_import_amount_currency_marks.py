@@ -60,7 +60,7 @@ def test_unknown_letters_are_invalid_number():
     with pytest.raises(RowRejected) as raised:
         parse_money("500 XYZ", "amount", currency="EUR")
 
-    assert str(raised.value.reason) == "invalid number; expected e.g. 1.234,56 or 1234.56"
+    assert str(raised.value.reason) == "invalid number; expected e.g. 1,234.56 or 1234.56"
 
 
 def test_generic_rows_checked_against_currency(org, tmp_path):

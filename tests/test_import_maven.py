@@ -461,7 +461,7 @@ BAD_LINE = GOOD_ROW_COUNT + 2
             "BAD00001,Zane Levy,GTX Basic,Cancity,Won,2017-01-01,2017-02-01,12abc",
             "close_value",
             "12abc",
-            "invalid number; expected e.g. 1.234,56 or 1234.56",
+            "invalid number; expected e.g. 1,234.56 or 1234.56",
         ),
         (
             ",Zane Levy,GTX Basic,Cancity,Engaging,2017-01-01,,",

@@ -37,6 +37,10 @@ CENT = Decimal("0.01")
 # The message id writes out MAX_MONEY_AMOUNT in English notation (a test checks that they agree),
 # and the German catalog writes it in German notation.
 AMOUNT_TOO_LARGE = gettext_noop("amount too large; the maximum is 9,999,999,999,999.99")
+# The example is in English notation, and the German catalog gives it in German notation.
+INVALID_NUMBER = gettext_noop("invalid number; expected e.g. 1,234.56 or 1234.56")
+# The earlier message id, kept in the catalog so that rejected rows stored with it still translate.
+INVALID_NUMBER_STORED_BEFORE = gettext_noop("invalid number; expected e.g. 1.234,56 or 1234.56")
 # A whole number with at most this many digits is within MAX_MONEY_AMOUNT.
 MAX_WHOLE_AMOUNT_DIGITS = len(str(int(MAX_MONEY_AMOUNT)))
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -500,13 +504,11 @@ def parse_decimal(value: str, column: str) -> Decimal:
         else:
             normalized = text.replace(",", "")
     else:
-        raise RowRejected(
-            column, value, gettext_noop("invalid number; expected e.g. 1.234,56 or 1234.56")
-        )
+        raise RowRejected(column, value, INVALID_NUMBER)
     try:
         return Decimal(normalized)
     except InvalidOperation:
-        raise RowRejected(column, value, gettext_noop("invalid number; expected e.g. 1.234,56 or 1234.56")) from None
+        raise RowRejected(column, value, INVALID_NUMBER) from None
 
 
 def _mark_currencies(mark: str) -> frozenset[str]:

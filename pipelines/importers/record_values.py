@@ -16,6 +16,7 @@ from pipelines.importers.base import (
 )
 from pipelines.importers.formats import (
     AMOUNT_TOO_LARGE,
+    INVALID_NUMBER,
     parse_bool,
     parse_day,
     parse_moment,
@@ -69,7 +70,7 @@ def money_value(record: Mapping, name: str, *, currency: str = "") -> Decimal | 
     try:
         amount = Decimal(text)
     except InvalidOperation:
-        raise RowRejected(name, text, gettext_noop("invalid number; expected e.g. 1.234,56 or 1234.56")) from None
+        raise RowRejected(name, text, INVALID_NUMBER) from None
     if amount < 0:
         raise RowRejected(name, text, gettext_noop("negative amount; amounts must be 0 or more"))
     if amount > MAX_MONEY_AMOUNT:
