@@ -441,6 +441,8 @@ def person(request, org_slug, membership_id):
         "assignment_form": assignment_form,
         "leave_form": leave_form,
         "assignments": selectors.assignment_history(membership_id=member.pk),
+        # The first row of a history recorded for a member without an active_from starts on this placeholder day.
+        "history_start": services.HISTORY_START,
         "leaves": LeavePeriod.objects.filter(membership=member).order_by("starts_on"),
     }
     return render(request, "goals/admin/person.html", context, status=status)
