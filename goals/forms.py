@@ -24,6 +24,7 @@ from spm.models import (
     Role,
     time_zone_names,
 )
+from spm.tenancy import manager_visible_ids
 from spm.widgets import IsoDateInput
 
 # Between a ramp schedule's monthly percentages, after percent signs are removed: slashes, semicolons, commas or spaces.
@@ -294,14 +295,44 @@ class MemberForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
     ramp_schedule = IdModelChoiceField(
         label=_("Ramp schedule"), queryset=None, required=False, empty_label=_("– no ramp (full quota) –")
     )
+    manager = IdModelChoiceField(
+        label=_("Direct manager"),
+        queryset=Membership.objects.none(),
+        required=False,
+        empty_label=_("– none –"),
+        help_text=_(
+            "The direct manager sees this member's pages and deals, besides the managers of their team. "
+            "A team change leaves the direct manager as it is."
+        ),
+    )
     reason = forms.CharField(label=_("Reason (for the audit log)"), required=False, max_length=500)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, member: Membership | None = None, **kwargs):
         from goals.models import RampSchedule
 
         super().__init__(*args, **kwargs)
+        self.member = member
         self.fields["ramp_schedule"].queryset = RampSchedule.objects.order_by("name")
         self.fields["ramp_schedule"].label_from_instance = ramp_schedule_label
+        managers = Membership.objects.filter(role__in=[Role.MANAGER, Role.ADMIN]).select_related("user")
+        if member is not None:
+            managers = managers.exclude(pk=member.pk)
+        self.fields["manager"].queryset = managers.order_by("user__name", "user__email")
+        self.fields["manager"].label_from_instance = lambda manager: manager.display_name
+
+    def clean_manager(self):
+        manager = self.cleaned_data["manager"]
+        if manager is not None and self.member is not None:
+            _team_ids, below = manager_visible_ids(self.member)
+            if manager.pk in below:
+                raise forms.ValidationError(
+                    _(
+                        "%(manager)s reports to %(member)s, so %(manager)s cannot be their manager; "
+                        "choose someone outside their reporting line."
+                    )
+                    % {"manager": manager.display_name, "member": self.member.display_name}
+                )
+        return manager
 
 
 class AssignmentForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):

@@ -390,8 +390,12 @@ def person(request, org_slug, membership_id):
     member = get_object_or_404(Membership.objects.select_related("user", "team", "territory"), pk=membership_id)
     member_form = forms.MemberForm(
         prefix="member",
-        initial={"role": member.role, "active_from": member.active_from, "active_to": member.active_to, "ramp_schedule": member.ramp_schedule},
-    )
+        member=member,
+        initial={
+            "role": member.role, "active_from": member.active_from, "active_to": member.active_to,
+            "ramp_schedule": member.ramp_schedule, "manager": member.manager,
+        },
+    )  # fmt: skip
     assignment_form = forms.AssignmentForm(prefix="assignment", initial={"team": member.team, "territory": member.territory, "valid_from": organization_today(request.organization)})
     leave_form = forms.LeaveForm(prefix="leave")
     status = 200
@@ -399,12 +403,12 @@ def person(request, org_slug, membership_id):
         kind = request.POST.get("kind")
         try:
             if kind == "member":
-                member_form = forms.MemberForm(request.POST, prefix="member")
+                member_form = forms.MemberForm(request.POST, prefix="member", member=member)
                 if member_form.is_valid():
                     data = member_form.cleaned_data
                     changed = services.membership_update(
                         membership=member, actor=request.user, role=data["role"], active_from=data["active_from"],
-                        active_to=data["active_to"], ramp_schedule=data["ramp_schedule"], manager=member.manager,
+                        active_to=data["active_to"], ramp_schedule=data["ramp_schedule"], manager=data["manager"],
                         reason=data["reason"],
                     )  # fmt: skip
                     if "role" in changed and member.pk == request.membership.pk:

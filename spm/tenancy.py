@@ -21,7 +21,7 @@ def membership_ids_visible(membership: Membership) -> set[int] | None:
         return None
     if membership.role == Role.REP:
         return {membership.pk}
-    _team_ids, member_ids = _manager_visible_ids(membership)
+    _team_ids, member_ids = manager_visible_ids(membership)
     return member_ids
 
 
@@ -35,7 +35,7 @@ def visible_team_and_member_ids(membership: Membership) -> tuple[set[int] | None
         return None, None
     if membership.role == Role.REP:
         return set(), {membership.pk}
-    return _manager_visible_ids(membership)
+    return manager_visible_ids(membership)
 
 
 def visibility_digest(team_ids: set[int] | None, member_ids: set[int] | None) -> str:
@@ -51,7 +51,7 @@ def visibility_digest(team_ids: set[int] | None, member_ids: set[int] | None) ->
     return hashlib.sha256(f"teams={teams}|members={members}".encode()).hexdigest()[:32]
 
 
-def _manager_visible_ids(membership: Membership) -> tuple[set[int], set[int]]:
+def manager_visible_ids(membership: Membership) -> tuple[set[int], set[int]]:
     """Return (team ids, member ids) that a manager may see: everyone below them in the reporting tree.
 
     A member reports to their `manager` and to the manager of their team or of
