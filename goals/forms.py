@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from dashboards.templatetags.spm_format import current_locale
 from goals.models import QuotaMetric, QuotaTemplate, Team, Territory
 from goals.parsing import parse_number
+from pipelines.forms import empty_upload_check
 from pipelines.importers.base import ImportSourceError, RowRejected
 from pipelines.upload_limits import file_size_check
 from spm.date_limits import planning_range
@@ -143,10 +144,12 @@ class QuotaGridForm(BootstrapFormMixin, forms.Form):
 class TableUploadForm(BootstrapFormMixin, forms.Form):
     """One CSV or XLSX file of at most IMPORT_MAX_UPLOAD_BYTES, the limit of the CRM imports."""
 
-    file = forms.FileField(label=_("CSV or XLSX file"))
+    # Empty files pass the field, so that clean_file names the file as the CRM import does.
+    file = forms.FileField(label=_("CSV or XLSX file"), allow_empty_file=True)
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
+        empty_upload_check(upload)
         try:
             file_size_check(upload.name, upload.size)
         except ImportSourceError as error:

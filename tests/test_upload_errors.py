@@ -226,7 +226,10 @@ def test_rate_upload_names_empty_file(org, admin_member, client, settings, tmp_p
 @pytest.mark.parametrize(
     ("post", "message"),
     [
-        ({"file": SimpleUploadedFile("quotas.csv", b"")}, "The submitted file is empty."),
+        (
+            {"file": SimpleUploadedFile("quotas.csv", b"")},
+            "File quotas.csv is empty (0 bytes); export the data again with its header row and data rows.",
+        ),
         ({}, "This field is required."),
     ],
     ids=["empty file", "no file"],
