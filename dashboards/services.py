@@ -1139,8 +1139,8 @@ _INCREMENTAL_OPEN_DEALS_SQL = """
     FROM pipelines_deal d JOIN spm_membership m ON m.id = d.owner_id
     WHERE d.organization_id = %(organization_id)s AND d.deleted_at IS NULL """ + _COMPUTABLE_SQL
 # The deals created from `open_from` on, then those created before it and closed from it on.
-# Two branches rather than one OR, so that each is an index-only scan of a KPI cover
-# index (created_cover; closed_cover, whose leading status is listed in full): with the OR
+# Two branches rather than one OR, so that each is an index-only scan of a KPI cover index:
+# created_cover, and closed_cover with its leading status listed in full. With the OR
 # the 1M-deal benchmark tenant fetched 21,018 heap pages, 294 ms instead of 41 ms.
 _INCREMENTAL_OPEN_SQL = """
 WITH deals AS (""" + _INCREMENTAL_OPEN_DEALS_SQL + """

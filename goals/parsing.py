@@ -13,18 +13,17 @@ import logging
 import re
 import zipfile
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 
 from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import CENT, ImportSourceError, RowRejected
 from pipelines.importers.formats import (
     Table,
-    TableStream,
-    _sheet_choose,
     bytes_decode,
     delimiter_detect,
+    extra_cells_error,
     header_duplicates_check,
+    sheet_choose,
 )
 from pipelines.importers.upload_checks import (
     HEAD_BYTES,
@@ -94,15 +93,15 @@ def _read_csv(data: bytes, file_name: str) -> tuple[list[str], list[tuple[int, d
         if not any(header):
             raise ImportSourceError(gettext("File %(file)s is empty; expected a header row.") % {"file": file_name})
         header_duplicates_check(header, file_name)
-        # Only its error message is used: it names the line, the separator and the likely cause.
-        stream = TableStream(path=Path(file_name), file_name=file_name, header=header, encoding="", delimiter=delimiter)
         width = len(header)
         rows = []
         for cells in reader:
             if not any(cell.strip() for cell in cells):
                 continue
             if len(cells) > width and "".join(cells[width:]).strip():
-                raise stream.extra_cells_error(reader.line_num, len(cells))
+                raise extra_cells_error(
+                    file_name, line=reader.line_num, count=len(cells), columns=width, delimiter=delimiter
+                )
             values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in enumerate(header)}
             rows.append((reader.line_num, values))
     except csv.Error as error:
@@ -172,7 +171,7 @@ def _read_xlsx(
 def _sheet_with_columns(workbook, required: tuple[str, ...]):
     """Return the first sheet whose first row names every `required` column, in any case.
 
-    Without one, return the sheet that the deal imports' `_sheet_choose` reads, whose
+    Without one, return the sheet that the deal imports' `sheet_choose` reads, whose
     missing columns are then reported together with the workbook's sheets.
     """
     for worksheet in workbook.worksheets:
@@ -180,7 +179,7 @@ def _sheet_with_columns(workbook, required: tuple[str, ...]):
         names = {_cell_text(value).lower() for value in first_row}
         if all(name in names for name in required):
             return worksheet
-    return _sheet_choose(workbook, ())
+    return sheet_choose(workbook, ())
 
 
 def require_columns(rows_header: set[str], required: tuple[str, ...], file_name: str) -> None:
@@ -242,7 +241,7 @@ def parse_number(value: str, column: str) -> Decimal:
 
 
 def formula_cells_check(row: dict[str, str]) -> None:
-    """Raise RowRejected for the first cell of `row` that holds a spreadsheet formula such as `=1000*2`.
+    """Raise RowRejected for the first cell of `row` that contains a spreadsheet formula such as `=1000*2`.
 
     XLSX files are read without evaluating formulas, so a formula cell has no value to import.
     """

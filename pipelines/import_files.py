@@ -13,7 +13,7 @@ from pathlib import Path
 from django.utils.translation import gettext_noop
 
 from pipelines.importers.base import ImportSourceError, Message
-from pipelines.importers.formats import _sheet_choose, table_stream
+from pipelines.importers.formats import sheet_choose, table_stream
 from pipelines.importers.maven import (
     ACCOUNTS_FILE,
     PIPELINE_FILE,
@@ -78,7 +78,10 @@ def import_files_check(source: str, directory: Path, names: list[str]) -> None:
 
 
 def _one_file_check(kind: str, names: list[str], used: str = "") -> None:
-    """Raise when `names` lists several files of a kind that the importer reads only one of; `used` is the one it reads, by default the first."""
+    """Raise ImportSourceError when `names` lists several files of a kind that the importer reads only one of.
+
+    `used` is the file it reads, by default the first.
+    """
     if len(names) < 2:
         return
     used = used or names[0]
@@ -167,7 +170,7 @@ def table_header(path: Path, column: str = "") -> list[str]:
     try:
         if not workbook.worksheets:
             return []
-        sheet = _sheet_choose(workbook, (column,) if column else ())
+        sheet = sheet_choose(workbook, (column,) if column else ())
         first_row = next(sheet.iter_rows(max_row=1, values_only=True), ())
         return ["" if cell is None else str(cell).strip() for cell in first_row]
     finally:

@@ -363,7 +363,7 @@ def test_preview_shows_status_label_in_german(org, admin_member, admin_client, d
     assert "<td>won</td>" not in page
 
 
-def test_imports_list_links_command_line_imports_to_audit_log(org, admin_client):
+def test_imports_list_links_audit_log(org, admin_client):
     content = admin_client.get("/o/acme/imports/").content.decode()
 
     assert "No imports yet." in content

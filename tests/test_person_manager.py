@@ -1,4 +1,4 @@
-"""The person page shows and changes a member's direct manager, who sees the member's pages besides the team's managers."""
+"""The person page shows and changes a member's direct manager, who may open the member's pages like the team's managers."""
 
 import pytest
 from django.test import Client

@@ -343,7 +343,9 @@ def plan_goal_delete(request, org_slug, goal_id):
         return HttpResponseNotAllowed(["POST"])
     form = GoalDeleteForm(request.POST)
     if not form.is_valid():
-        goal_form = GoalForm(organization=request.organization, prefix="goal", initial=GoalForm.initial_for(goal))
+        goal_form = GoalForm(
+            organization=request.organization, member=goal.plan.member, prefix="goal", initial=GoalForm.initial_for(goal)
+        )
         context = {"plan": goal.plan, "goal": goal, "goal_form": goal_form, "delete_form": form}
         return _render_edit_page(request, "goal_edit.html", context)
     plan_id = goal.plan_id

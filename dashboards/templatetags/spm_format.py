@@ -114,7 +114,7 @@ def format_value(value, value_format: str, currency: str) -> str:
 
 
 def undefined_html(reason: str):
-    # str() turns a lazy translation into the text of the active language before the cache sees it.
+    # str() turns a lazy translation into the active language's text before it becomes a cache key.
     return _undefined_html(str(reason))
 
 

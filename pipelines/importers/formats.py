@@ -47,8 +47,9 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DATE_ORDERS = ("dmy", "mdy")
 # A currency sign, or three letters standing alone that may be an ISO 4217 code (`500 EUR`, `500EUR`).
 CURRENCY_MARK = re.compile(r"[€$£¥]|(?<![A-Za-z])[A-Za-z]{3}(?![A-Za-z])")
-# The currencies each sign stands for. NOTE: "$" is also used by currencies not listed here;
-# an amount with "$" in one of those is rejected, and the sign must be removed from the amount.
+# The currencies each sign denotes.
+# NOTE: other currencies use "$" too. An amount marked "$" in one of those is rejected, so the
+# sign must be removed from it.
 SIGN_CURRENCIES = {
     "€": frozenset({"EUR"}),
     "£": frozenset({"GBP"}),
@@ -165,7 +166,7 @@ def table_read(path: Path, *, sheet: str | None = None, columns: tuple[str, ...]
     ImportSourceError when the file is missing, empty or cannot be decoded.
     Holds every row in memory; `table_stream` reads a CSV file row by row.
     Of a workbook, the sheet named `sheet` is read, else the first sheet whose first
-    row names all `columns` (see `_sheet_choose`).
+    row names all `columns` (see `sheet_choose`).
     """
     if not path.is_file():
         raise ImportSourceError(Message(gettext_noop("File %(path)s is missing."), {"path": path.name}))
@@ -234,6 +235,26 @@ def _decode_error(handle, encoding: str) -> UnicodeDecodeError | None:
     return None
 
 
+def extra_cells_error(file_name: str, *, line: int, count: int, columns: int, delimiter: str) -> ImportSourceError:
+    """Return the error for a row with more filled cells than the header's `columns`.
+
+    Reading such a row by position would store a wrong value silently: `1,234.56` in a
+    comma-separated file is the two cells `1` and `234.56`. Empty cells after the last
+    column, which Excel writes, are not counted as extra.
+    """
+    delimiter_name = Message(DELIMITER_NAMES[delimiter]) if delimiter in DELIMITER_NAMES else f"“{delimiter}”"
+    return ImportSourceError(
+        Message(
+            gettext_noop(
+                "File %(file)s, line %(line)d has %(count)d cells, but the header has %(columns)d columns. "
+                "The likely cause is a value that contains the separator %(delimiter)s without quotes, such as "
+                "the amount 1,234.56 in a comma-separated file: put such values in quotes or export the file again."
+            ),
+            {"file": file_name, "line": line, "count": count, "columns": columns, "delimiter": delimiter_name},
+        )
+    )
+
+
 @dataclass
 class TableStream:
     """A CSV file's header, read at once, and its rows, read from the file on each iteration.
@@ -258,23 +279,7 @@ class TableStream:
         Table.require_columns(self, columns)
 
     def extra_cells_error(self, line: int, count: int) -> ImportSourceError:
-        """Return the error for a row with more filled cells than the header has columns.
-
-        Reading such a row by position would store a wrong value silently: `1,234.56` in a
-        comma-separated file is the two cells `1` and `234.56`. Empty cells after the last
-        column, which Excel writes, are not counted as extra.
-        """
-        delimiter = Message(DELIMITER_NAMES[self.delimiter]) if self.delimiter in DELIMITER_NAMES else f"“{self.delimiter}”"
-        return ImportSourceError(
-            Message(
-                gettext_noop(
-                    "File %(file)s, line %(line)d has %(count)d cells, but the header has %(columns)d columns. "
-                    "The likely cause is a value that contains the separator %(delimiter)s without quotes, such as "
-                    "the amount 1,234.56 in a comma-separated file: put such values in quotes or export the file again."
-                ),
-                {"file": self.file_name, "line": line, "count": count, "columns": len(self.header), "delimiter": delimiter},
-            )
-        )
+        return extra_cells_error(self.file_name, line=line, count=count, columns=len(self.header), delimiter=self.delimiter)
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
         named = [(index, name) for index, name in enumerate(self.header) if name]
@@ -401,7 +406,7 @@ def _xlsx_read(path: Path, *, sheet: str | None, columns: tuple[str, ...]) -> Ta
             )
         ) from None
     try:
-        worksheet = workbook[sheet] if sheet else _sheet_choose(workbook, columns)
+        worksheet = workbook[sheet] if sheet else sheet_choose(workbook, columns)
         rows_iter = worksheet.iter_rows(values_only=True)
         header = [_cell_text(value) for value in next(rows_iter, ())]
         if not any(header):
@@ -427,7 +432,7 @@ def _xlsx_read(path: Path, *, sheet: str | None, columns: tuple[str, ...]) -> Ta
     )
 
 
-# Above 2**53 a float no longer holds every whole number, so such a cell has lost digits.
+# Above 2**53 a float cannot represent every whole number, so such a cell has lost digits.
 FLOAT_EXACT_MAX = 2**53
 
 
@@ -458,7 +463,7 @@ def _inexact_numbers_check(header: list[str], cells, *, file_name: str, sheet: s
 HEADER_MIN_COLUMNS = 2
 
 
-def _sheet_choose(workbook, columns: tuple[str, ...]):
+def sheet_choose(workbook, columns: tuple[str, ...]):
     """Return the sheet to read when none is named: the first whose first row is a header.
 
     With `columns`, that header must name all of them. Otherwise a header names at least

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import ImportSourceError, Message
-from pipelines.importers.formats import _sheet_choose
+from pipelines.importers.formats import sheet_choose
 
 # Bytes read from the start of a file to recognize its type and, for small files, its rows.
 HEAD_BYTES = 64 * 1024
@@ -188,7 +188,7 @@ def _workbook_has_data_rows(path: Path) -> bool:
         if not workbook.worksheets:
             return True
         # The sheet the importer reads: a cover sheet with only a title is skipped.
-        for cells in _sheet_choose(workbook, ()).iter_rows(min_row=2, values_only=True):
+        for cells in sheet_choose(workbook, ()).iter_rows(min_row=2, values_only=True):
             if any(cell is not None and str(cell).strip() for cell in cells):
                 return True
         return False
