@@ -348,10 +348,11 @@ def structure(request, org_slug):
                     messages.success(request, _("Ramp schedule %(name)s created: %(percentages)s.") % params)
                     return redirect("goals_structure", org_slug=org_slug)
             else:
-                status = 400
                 messages.error(request, _unknown_form_message(kind, ("team", "territory", "ramp")))
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
+        # Every accepted form redirects, so a POST that gets here was rejected.
+        status = 400
     context = {
         "teams": selectors.team_tree(),
         "territories": selectors.territory_tree(),
@@ -435,10 +436,11 @@ def person(request, org_slug, membership_id):
                 services.leave_period_delete(leave=leave, actor=request.user)
                 return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
             else:
-                status = 400
                 messages.error(request, _unknown_form_message(kind, ("member", "assignment", "leave", "leave_delete")))
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
+        # Every accepted form redirects, so a POST that gets here was rejected.
+        status = 400
     context = {
         "member": member,
         "member_form": member_form,

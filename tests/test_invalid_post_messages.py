@@ -90,3 +90,22 @@ def test_person_member_form_still_saves(admin_client, org, admin_member):
     assert response.status_code == 302
     rep.refresh_from_db()
     assert rep.role == Role.MANAGER
+
+
+def test_person_invalid_leave_400(admin_client, member):
+    response = admin_client.post(
+        f"/o/acme/people/{member.pk}/",
+        {"kind": "leave", "leave-starts_on": "2017-03-10", "leave-ends_on": "2017-03-01"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    assert response.status_code == 400
+    with scopes_disabled():
+        assert member.leave_periods.count() == 0
+
+
+def test_structure_invalid_team_400(admin_client, org):
+    response = admin_client.post("/o/acme/structure/", {"kind": "team", "team-name": ""})
+
+    assert response.status_code == 400
+    assert "This field is required." in response.content.decode()
