@@ -18,7 +18,7 @@ from goals.models import Team, Territory
 from pipelines.models import Deal, DealStageChange, Stage
 from spm.fiscal import Period
 from spm.models import Membership, Organization, Role
-from spm.tenancy import get_visible_or_404
+from spm.tenancy import get_visible_or_404, visibility_digest
 
 # Sort keys the deal list accepts, mapped to their ORDER BY columns; "-key" sorts descending.
 DEAL_SORT_FIELDS = {
@@ -160,7 +160,7 @@ def deal_totals_cached(
     """
     from dashboards.services import deal_cache_key
 
-    visible = "all" if visible_member_ids is None else ",".join(map(str, sorted(visible_member_ids)))
+    visible = visibility_digest(None, visible_member_ids)
     selection = f"{visible}|{dataclasses.replace(filters, sort='')!r}"
     key = deal_cache_key(organization=organization, kind="deal-totals", selection=selection)
     totals = cache.get(key)

@@ -27,6 +27,7 @@ from dashboards.analytics.stages import stalled_deals
 from dashboards.templatetags.spm_format import format_number, format_percent
 from pipelines.models import Deal, DealScore, DealStatus
 from spm.models import Organization
+from spm.tenancy import visibility_digest
 
 LOW_PROBABILITY = Decimal("0.25")
 REASON_WEIGHT = Decimal("0.5")
@@ -112,7 +113,7 @@ def next_steps_cache_key(
     from dashboards.services import deal_cache_key
 
     today = now.astimezone(zoneinfo.ZoneInfo(organization.time_zone)).date()
-    visible = "all" if visible_member_ids is None else ",".join(map(str, sorted(visible_member_ids)))
+    visible = visibility_digest(None, visible_member_ids)
     return deal_cache_key(
         organization=organization, kind="next-steps", selection=f"{model_run_id}|{today.isoformat()}|{visible}"
     )
