@@ -99,7 +99,9 @@ def test_manager_cannot_pick_members_outside_team(org, people, manager_member):
 def test_manager_picks_own_reps(org, people, manager_member):
     contest = create(org, manager_member, people, participants=[people["anna"], people["bert"]])
 
-    assert contest.pk is not None
+    with scope(organization=org):
+        assert set(contest.participants.values_list("pk", flat=True)) == {people["anna"].pk, people["bert"].pk}
+        assert contest.created_by == manager_member
 
 
 def test_rep_cannot_create_contest(org, people):

@@ -144,8 +144,10 @@ def test_picker_offers_no_rejected_period(admin_member, path):
 def test_pipeline_export_survives_out_of_range_period(member):
     response = _get(member, "pipeline/export/?table=funnel&format=csv&period=0001&as_of=9999-12-31", "en")
 
-    # The export either falls back to the default period (200) or lists the filter errors (400).
-    assert response.status_code in (200, 400)
+    content = response.content.decode()
+    assert response.status_code == 400
+    assert "The period 0001 starts on 01/01/0001, outside the allowed range;" in content
+    assert "12/31/9999 is outside the allowed range;" in content
 
 
 def test_pipeline_as_of_input_limits_date_picker(member):
