@@ -13,6 +13,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 
 from integrations.api.models import ApiToken
 from integrations.api.services import api_token_hash, api_token_touch
+from spm.ids import id_parse
 from spm.models import Membership, Role
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ class ApiTokenAuthentication(BaseAuthentication):
             )
         plain = parts[1].decode(errors="replace")
         match = TOKEN_PATTERN.match(plain)
-        if match is None:
+        # An organization id beyond the database's integer range names no organization.
+        organization_id = None if match is None else id_parse(match[1])
+        if organization_id is None:
             raise exceptions.AuthenticationFailed(_("Invalid API token; copy the whole token from the API tokens page."))
 
         # The organization is not known before the token is found, so this lookup runs
@@ -52,7 +55,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         with scopes_disabled():
             token = (
                 ApiToken.objects.select_related("organization", "created_by")
-                .filter(organization_id=int(match[1]), token_hash=api_token_hash(plain))
+                .filter(organization_id=organization_id, token_hash=api_token_hash(plain))
                 .first()
             )
             if token is None:
