@@ -89,6 +89,8 @@ CASES = [
     ("dashboard/?period=0001", MANAGERS_AND_ADMINS, YEAR_1),
     ("me/?period=0001", ALL, YEAR_1),
     ("deals/?period=0001-Q1&metric=won", ALL, QUARTER_1),
+    ("deals/?analysis=as_of&key=0001-01-01:1&period=2017-Q2", ALL, _date("01/01/0001", "01.01.0001")),
+    ("deals/?analysis=as_of&key=9999-12-31:none", ALL, _date("12/31/9999", "31.12.9999")),
 ]
 
 

@@ -19,6 +19,7 @@ list's count equals the number that linked to it.
 import datetime as dt
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -27,6 +28,7 @@ from django.utils.translation import gettext_lazy
 from dashboards.analytics import funnel, snapshots, stages, velocity, waterfall, winloss
 from dashboards.analytics.base import Window
 from pipelines.models import Deal, DealStatus, Pipeline, Stage
+from spm.date_limits import COMPUTABLE_RANGE
 from spm.fiscal import Period
 from spm.ids import id_parse
 from spm.models import Organization
@@ -119,6 +121,11 @@ def analysis_parse(name: str, key: str, period: Period | None) -> Analysis:
             raise ValueError(
                 _("Invalid key %(key)r; use <YYYY-MM-DD>:<stage id>, e.g. 2017-04-01:12.") % {"key": key}
             ) from None
+        # The day becomes a local midnight in UTC, which fails for days near date.min and date.max.
+        try:
+            COMPUTABLE_RANGE.check(day)
+        except ValidationError as error:
+            raise ValueError(" ".join(error.messages)) from None
         if stage_text == snapshots.NO_STAGE_KEY:
             return Analysis(name=name, key=key, day=day, value=snapshots.NO_STAGE_KEY)
         return Analysis(name=name, key=key, day=day, stage=_stage(stage_text))
