@@ -11,6 +11,7 @@ import logging
 import uuid
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
@@ -50,6 +51,9 @@ EXPORT_SKIPPED_MODELS = {
 EXPORT_PARENT_MODELS = {"coaching.oneonone", "coaching_skills.assessment", "coaching_skills.developmentplan"}
 # Credentials are never exported, even hashed: the export is a file that leaves the product.
 EXPORT_SECRET_FIELDS = {"token_hash", "access_token", "password", "secret"}
+# Fields that carry a credential inside another value, by model label: a private calendar
+# address holds its token in the path or the query, so only its scheme and host are exported.
+EXPORT_URL_HOST_ONLY_FIELDS = {"capture.calendarfeed": {"url"}}
 PSEUDONYM_DOMAIN = "erased.invalid"
 
 
@@ -63,11 +67,20 @@ def _plain(value: Any) -> Any:
 
 
 def _row(instance: models.Model) -> dict[str, Any]:
-    return {
-        field.attname: _plain(getattr(instance, field.attname))
-        for field in instance._meta.concrete_fields
-        if field.attname not in EXPORT_SECRET_FIELDS
-    }
+    host_only = EXPORT_URL_HOST_ONLY_FIELDS.get(instance._meta.label_lower, set())
+    row = {}
+    for field in instance._meta.concrete_fields:
+        if field.attname in EXPORT_SECRET_FIELDS:
+            continue
+        value = getattr(instance, field.attname)
+        row[field.attname] = _url_host(value) if field.attname in host_only else _plain(value)
+    return row
+
+
+def _url_host(url: str) -> str:
+    """Return the scheme and host of `url` followed by "/…", leaving out the path, query and any user info."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}/…" if parts.scheme else "…"
 
 
 def _children_export(records: dict[str, list[dict[str, Any]]]) -> None:

@@ -430,3 +430,20 @@ def test_erase_deletes_calendar_feeds(admin_client, org, member):
         assert not CalendarFeed.objects.filter(member=member).exists()
         entry = AuditLog.objects.get(action=audit.PERSON_PSEUDONYMIZED)
     assert entry.after["calendar_feeds_deleted"] == 1
+
+
+def test_export_shows_calendar_feed_host_only(admin_client, org, member):
+    from integrations.capture.models import CalendarFeed
+
+    with scope(organization=org):
+        CalendarFeed.objects.create(
+            organization=org, member=member, url="https://user:pw@calendar.example:8443/private-abc123/basic.ics?token=SECRET"
+        )
+
+    response = admin_client.get(f"/o/acme/data-protection/people/{member.pk}/export/?format=json")
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert json.loads(content)["records"]["capture.calendarfeed"][0]["url"] == "https://calendar.example/…"
+    assert "SECRET" not in content
+    assert "abc123" not in content
