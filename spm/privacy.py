@@ -52,7 +52,7 @@ EXPORT_PARENT_MODELS = {"coaching.oneonone", "coaching_skills.assessment", "coac
 # Credentials are never exported, even hashed: the export is a file that leaves the product.
 EXPORT_SECRET_FIELDS = {"token_hash", "access_token", "password", "secret"}
 # Fields that carry a credential inside another value, by model label: a private calendar
-# address holds its token in the path or the query, so only its scheme and host are exported.
+# address contains its token in the path or the query, so only its scheme and host are exported.
 EXPORT_URL_HOST_ONLY_FIELDS = {"capture.calendarfeed": {"url"}}
 PSEUDONYM_DOMAIN = "erased.invalid"
 
