@@ -12,6 +12,7 @@ from django.urls import reverse
 from django_scopes import scope, scopes_disabled
 
 from integrations.capture import ics, services
+from integrations.capture.forms import MailboxForm
 from integrations.capture.models import AccountDomain, CalendarFeed, Mailbox
 from integrations.capture.tasks import calendar_feed_poll_schedule, mailbox_poll_schedule
 from pipelines.models import Activity, ActivityKind, DealStatus
@@ -673,6 +674,29 @@ def test_mailbox_page_keeps_password_out_of_html_and_audit(org, admin_member, cl
     assert "pa55-word" not in page
     assert "pa55-word" not in str(audit.after)
     assert audit.after["password_changed"] is True
+
+
+@pytest.mark.parametrize("host", ["a b", "imap.example:993", "imap://imap.example", "imap.example/inbox", "-imap.example"])
+def test_mailbox_form_rejects_invalid_host(host):
+    form = MailboxForm({"host": host, "port": "993", "username": "capture", "password": "pw", "folder": "INBOX"})
+
+    assert not form.is_valid()
+    assert form.errors["host"] == [
+        f"{host} is not a valid host name; enter a name such as imap.example.com or an IP address, "
+        "without a port or protocol (the port has its own field)."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("host", "stored"),
+    [("::1", "::1"), ("[::1]", "::1"), ("127.0.0.1", "127.0.0.1"), ("localhost", "localhost"), ("imap.müller.example", "imap.müller.example")],
+)
+def test_mailbox_form_accepts_host_names_and_addresses(host, stored):
+    # The test settings allow loopback targets, so only the form of the host is checked here.
+    form = MailboxForm({"host": host, "port": "993", "username": "capture", "password": "pw", "folder": "INBOX"})
+
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["host"] == stored
 
 
 def test_domain_form_rejects_taken_and_invalid_domains(org, admin_member, customer, client):

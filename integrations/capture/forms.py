@@ -1,3 +1,4 @@
+import ipaddress
 import re
 
 from django import forms
@@ -65,11 +66,16 @@ class MailboxForm(forms.Form):
 
     def clean_host(self):
         host = self.cleaned_data["host"].strip()
-        try:
-            outbound.url_check(f"imap://{host}/", schemes=("imap",))
-        except outbound.OutboundURLError:
-            raise ValidationError(_("%(host)s is not a valid host name.") % {"host": host}) from None
-        return host
+        normalized = _host_normalize(host)
+        if normalized is None:
+            raise ValidationError(
+                _(
+                    "%(host)s is not a valid host name; enter a name such as imap.example.com or an IP address, "
+                    "without a port or protocol (the port has its own field)."
+                )
+                % {"host": host}
+            )
+        return normalized
 
     def clean(self):
         cleaned = super().clean()
@@ -84,6 +90,27 @@ class MailboxForm(forms.Form):
             except outbound.OutboundRequestError:
                 pass
         return cleaned
+
+
+# One label of a DNS name in ASCII (an internationalized name after its IDNA encoding).
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _host_normalize(text: str) -> str | None:
+    """Return `text` as a host name or an IP address (IPv6 without brackets), or None when it is neither."""
+    host = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    labels = ascii_host.removesuffix(".").split(".")
+    if len(ascii_host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return None
+    return host
 
 
 class AccountDomainForm(forms.Form):
