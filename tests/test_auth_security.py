@@ -51,6 +51,13 @@ def test_lockout_is_per_address(member, other_rep):
     assert response.status_code == 302
 
 
+def test_office_behind_one_address_logs_in(member):
+    # 60 people of one office log in within a minute; each succeeds.
+    for _person in range(60):
+        response = login(Client(), "rep@acme.example", PASSWORD)
+        assert response.status_code == 302
+
+
 def test_rate_limits_configured():
     limits = settings.ACCOUNT_RATE_LIMITS
 
