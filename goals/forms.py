@@ -11,6 +11,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from dashboards.templatetags.spm_format import current_locale
+from goals import services
 from goals.models import QuotaMetric, QuotaTemplate, Team, Territory
 from goals.parsing import parse_number
 from pipelines.forms import empty_upload_check
@@ -25,7 +26,6 @@ from spm.models import (
     Role,
     time_zone_names,
 )
-from spm.tenancy import manager_visible_ids
 from spm.widgets import IsoDateInput
 
 # Between a ramp schedule's monthly percentages, after percent signs are removed: slashes, semicolons, commas or spaces.
@@ -325,16 +325,8 @@ class MemberForm(PlannedDatesMixin, BootstrapFormMixin, forms.Form):
 
     def clean_manager(self):
         manager = self.cleaned_data["manager"]
-        if manager is not None and self.member is not None:
-            _team_ids, below = manager_visible_ids(self.member)
-            if manager.pk in below:
-                raise forms.ValidationError(
-                    _(
-                        "%(manager)s reports to %(member)s, so %(manager)s cannot be their manager; "
-                        "choose someone outside their reporting line."
-                    )
-                    % {"manager": manager.display_name, "member": self.member.display_name}
-                )
+        if self.member is not None:
+            services.manager_loop_check(member=self.member, manager=manager)
         return manager
 
 

@@ -27,6 +27,7 @@ from pipelines.importers.base import (
 )
 from pipelines.importers.emails import email_check
 from pipelines.importers.people import foreign_account_rejection
+from pipelines.services import kpi_recompute_schedule
 from spm import fiscal
 from spm.audit import (
     MEMBERSHIP_CREATED,
@@ -50,6 +51,10 @@ NOT_FOUND_BY_NAME = {
 NEW_PERSON_NAME_MISSING = gettext_noop(
     "missing value; a new person needs a name. A merged cell is empty in every row below its first, "
     "so unmerge such cells and fill in each row"
+)
+NAME_OF_ANOTHER_MEMBER = gettext_noop(
+    "the member with the e-mail address %(email)s already has this name; to change that member, "
+    "use %(email)s in this row, or to add a new person, give a name that tells the two apart"
 )
 ROLE_WORDS = {
     "admin": Role.ADMIN,
@@ -240,9 +245,11 @@ def people_import(
 
     Columns: name, email, and optionally role (admin, manager, rep), team,
     territory, active_from, active_to (YYYY-MM-DD or DD.MM.YYYY). A row matches
-    an existing member by e-mail, else by a unique name; a new person needs an
-    e-mail. Teams and territories that do not exist yet are created. A
-    changed team or territory becomes an Assignment from the member's
+    an existing member by e-mail; a row without an e-mail matches by a unique
+    name. A new person needs an e-mail, and a row whose new e-mail comes with
+    the name of an existing member is rejected. Teams and territories that do
+    not exist yet are created. A changed team or territory schedules one KPI
+    recompute for the whole upload. A changed team or territory becomes an Assignment from the member's
     active_from (new members) or from `today` (existing members; default: today
     in the organization's time zone). An empty
     cell leaves the member's value as it is. New users get no usable password.
@@ -259,6 +266,8 @@ def people_import(
     result = UploadResult(file_name=file_name)
     today = today or organization_today(organization)
     first_lines: dict[tuple[str, str], int] = {}
+    # Members whose team or territory changed, so the upload schedules one KPI recompute for all of them.
+    moved_ids: set[int] = set()
 
     with transaction.atomic():
         for line, row in rows:
@@ -269,7 +278,7 @@ def people_import(
                         key[0], row.get(key[0], ""), gettext_noop("repeats line %(line)d; keep one of them"), line=first_lines[key]
                     )
                 with transaction.atomic():
-                    outcome = _person_row(organization, actor, row, today, add_existing_accounts)
+                    outcome = _person_row(organization, actor, row, today, add_existing_accounts, moved_ids)
             except RowRejected as rejection:
                 result.reject(line, rejection)
                 continue
@@ -278,6 +287,8 @@ def people_import(
                 continue
             first_lines[key] = line
             result.count(outcome)
+        if moved_ids:
+            kpi_recompute_schedule(organization_id=organization.pk)
     logger.info(
         "People upload finished organization_id=%s created=%s updated=%s unchanged=%s rejected=%s",
         organization.pk,
@@ -298,10 +309,20 @@ def _person_key(row: dict) -> tuple[str, str]:
 
 
 def _find_member(email: str, name: str) -> Membership | None:
+    """Return the member with this e-mail address, or without an address the one member with this name.
+
+    A row with an address that no member has adds a new person, so a member who
+    already has the row's name is not changed: the row is rejected instead.
+    """
     if email:
         found = Membership.objects.select_related("user").filter(user__email__iexact=email).first()
         if found is not None:
             return found
+        if name:
+            namesake = Membership.objects.select_related("user").filter(user__name__iexact=name).order_by("user__email").first()
+            if namesake is not None:
+                raise RowRejected("name", name, NAME_OF_ANOTHER_MEMBER, email=namesake.user.email)
+        return None
     if name:
         matches = list(Membership.objects.select_related("user").filter(user__name__iexact=name)[:2])
         if len(matches) > 1:
@@ -323,8 +344,14 @@ def _group(model, organization, actor, name: str):
 
 
 def _person_row(
-    organization: Organization, actor: User | None, row: dict, today: dt.date, add_existing_accounts: bool
+    organization: Organization,
+    actor: User | None,
+    row: dict,
+    today: dt.date,
+    add_existing_accounts: bool,
+    moved_ids: set[int],
 ) -> str:
+    """Create or update the row's person and return the outcome; add the member's id to `moved_ids` on a move."""
     parsing.formula_cells_check(row)
     name = check_length(row.get("name", "").strip(), "name", 200)
     email = row.get("email", "").strip().lower()
@@ -378,10 +405,21 @@ def _person_row(
     team = team or membership.team
     territory = territory or membership.territory
     if (team, territory) != (membership.team, membership.territory):
-        assignment = services.assignment_change(
-            membership=membership, actor=actor, team=team, territory=territory, valid_from=today, today=today
-        )
+        try:
+            assignment = services.assignment_change(
+                membership=membership,
+                actor=actor,
+                team=team,
+                territory=territory,
+                valid_from=today,
+                today=today,
+                recompute=False,
+            )
+        except ValidationError as error:
+            # A move into a team led by one of the member's reports.
+            raise _rejection_from(error, "team", team_name) from error
         if assignment is not None:
+            moved_ids.add(membership.pk)
             outcome = "updated"
     return outcome
 

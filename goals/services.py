@@ -32,6 +32,7 @@ from goals.models import (
     Territory,
 )
 from pipelines.models import Deal, ExchangeRate
+from pipelines.services import kpi_recompute_schedule
 from spm import fiscal
 from spm.audit import REASON_QUOTA_TEMPLATE, audit_reason
 from spm.currencies import is_currency_code
@@ -90,12 +91,6 @@ def audit_write(
         before=None if before is None else {key: _json(value) for key, value in before.items()},
         after=after,
     )
-
-
-def _kpi_recompute_on_commit(organization_id: int) -> None:
-    from dashboards.tasks import kpi_snapshot_recompute
-
-    transaction.on_commit(lambda: kpi_snapshot_recompute.delay(organization_id=organization_id))
 
 
 # --- organization settings ----------------------------------------------------------------------
@@ -197,7 +192,7 @@ def organization_settings_update(
         reason=reason,
     )
     if any(name in RECOMPUTE_FIELDS for name in changed):
-        _kpi_recompute_on_commit(organization.pk)
+        kpi_recompute_schedule(organization_id=organization.pk)
     logger.info("Organization settings changed organization_id=%s fields=%s", organization.pk, ",".join(changed))
     return changed
 
@@ -244,11 +239,14 @@ def team_save(
 ) -> Team:
     """Create a team (`team=None`) or rename, move and reassign the manager of an existing one.
 
-    Raises ValidationError for an empty or duplicate name or a parent that
-    would create a cycle.
+    Raises ValidationError for an empty or duplicate name, a parent that
+    would create a cycle, or a parent or manager that would make someone
+    report to themselves (see team_loop_check).
     """
     name = _check_name(Team, organization, name, exclude_pk=team.pk if team else None)
     _check_parent(Team, team, parent)
+    if team is not None and (team.parent_id, team.manager_id) != (parent.pk if parent else None, manager.pk if manager else None):
+        team_loop_check(team=team, parent=parent, manager=manager)
     fields = ("name", "parent_id", "manager_id")
     before = None if team is None else {field: getattr(team, field) for field in fields}
 
@@ -314,6 +312,177 @@ def territory_save(
     return territory
 
 
+# --- reporting lines ----------------------------------------------------------------------------
+# A member reports to their `manager` and to the managers of their team and of its parent teams,
+# the tree that spm.tenancy.manager_visible_ids walks downward. The checks below walk it upward
+# and reject a change that would make someone report to themselves.
+
+
+def _teams_by_id() -> dict[int, tuple[int | None, int | None]]:
+    """Return each team id's (parent_id, manager_id)."""
+    return {pk: (parent_id, manager_id) for pk, parent_id, manager_id in Team.objects.values_list("id", "parent_id", "manager_id")}
+
+
+def _reporting_superiors(teams: dict[int, tuple[int | None, int | None]]) -> dict[int, set[int]]:
+    """Return each member id's direct superiors: their `manager` and the managers of their team chain in `teams`."""
+    superiors: dict[int, set[int]] = {}
+    for pk, manager_id, team_id in Membership.objects.values_list("id", "manager_id", "team_id"):
+        above = {manager_id} if manager_id is not None else set()
+        for _team_id, team_manager_id in _team_chain(teams, team_id):
+            if team_manager_id is not None:
+                above.add(team_manager_id)
+        # A manager who is a member of the team they lead does not report to themselves.
+        above.discard(pk)
+        superiors[pk] = above
+    return superiors
+
+
+def _team_chain(teams: dict[int, tuple[int | None, int | None]], team_id: int | None) -> list[tuple[int, int | None]]:
+    """Return (team id, manager id) of the team and each parent team, nearest first."""
+    chain = []
+    seen = set()
+    while team_id is not None and team_id in teams and team_id not in seen:
+        seen.add(team_id)
+        parent_id, manager_id = teams[team_id]
+        chain.append((team_id, manager_id))
+        team_id = parent_id
+    return chain
+
+
+def _reported_to(superiors: dict[int, set[int]], member_id: int) -> list[int]:
+    """Return the ids of everyone `member_id` reports to, directly or indirectly, nearest first."""
+    found: list[int] = []
+    seen = {member_id}
+    frontier = [member_id]
+    while frontier:
+        next_frontier = []
+        for pk in frontier:
+            for superior_id in sorted(superiors.get(pk, ())):
+                if superior_id not in seen:
+                    seen.add(superior_id)
+                    found.append(superior_id)
+                    next_frontier.append(superior_id)
+        frontier = next_frontier
+    return found
+
+
+def _member_name(member_id: int) -> str:
+    return Membership.objects.select_related("user").get(pk=member_id).display_name
+
+
+def manager_loop_check(*, member: Membership, manager: Membership | None) -> None:
+    """Raise ValidationError when `manager` is `member` or reports to `member`, so that choosing them would make a loop."""
+    if manager is None:
+        return
+    if manager.pk == member.pk:
+        raise ValidationError(_("A member cannot be their own manager; choose another manager."))
+    if member.pk in _reported_to(_reporting_superiors(_teams_by_id()), manager.pk):
+        raise ValidationError(
+            _(
+                "%(manager)s reports to %(member)s, so %(manager)s cannot be their manager; "
+                "choose someone outside their reporting line."
+            )
+            % {"manager": manager.display_name, "member": member.display_name}
+        )
+
+
+def team_loop_check(*, team: Team | None, parent: Team | None, manager: Membership | None) -> None:
+    """Raise ValidationError when giving `team` this parent and manager would make someone report to themselves.
+
+    The team's members, and those of its sub-teams, report to the team's manager and
+    to the managers of its parent teams. A loop forms when a new one of these managers
+    already reports to one of the members. A new manager is checked with the current
+    parent, so a loop that only the new parent makes names the parent team.
+    """
+    if team is None or team.pk is None:
+        # A new team has no members yet, so nobody can report to its manager in a loop.
+        return
+    teams = _teams_by_id()
+    old_parent_id, old_manager_id = teams[team.pk]
+    new_parent_id = parent.pk if parent else None
+    new_manager_id = manager.pk if manager else None
+    subtree = {team.pk}
+    while True:
+        below = {pk for pk, (parent_id, _manager_id) in teams.items() if parent_id in subtree} - subtree
+        if not below:
+            break
+        subtree |= below
+    members = dict(Membership.objects.filter(team_id__in=subtree).values_list("id", "team_id"))
+
+    if new_manager_id is not None and new_manager_id != old_manager_id:
+        teams[team.pk] = (old_parent_id, new_manager_id)
+        member_id = _member_reported_to(_reporting_superiors(teams), new_manager_id, members)
+        if member_id is not None:
+            raise ValidationError(
+                _(
+                    "%(manager)s reports to %(member)s, who belongs to %(member_team)s, so %(manager)s cannot lead "
+                    "%(team)s; choose a manager outside the team's reporting line."
+                )
+                % {
+                    "manager": _member_name(new_manager_id),
+                    "member": _member_name(member_id),
+                    "member_team": Team.objects.get(pk=members[member_id]).name,
+                    "team": team.name,
+                }
+            )
+    if new_parent_id == old_parent_id:
+        return
+    teams[team.pk] = (new_parent_id, new_manager_id)
+    superiors = _reporting_superiors(teams)
+    for led_team_id, leader_id in _team_chain(teams, team.pk)[1:]:
+        if leader_id is None:
+            continue
+        member_id = _member_reported_to(superiors, leader_id, members)
+        if member_id is not None:
+            raise ValidationError(
+                _(
+                    "%(team)s cannot be placed below %(parent)s, because %(manager)s, the manager of %(led_team)s, "
+                    "reports to %(member)s, who belongs to %(member_team)s; choose another parent team."
+                )
+                % {
+                    "team": team.name,
+                    "parent": parent.name,
+                    "manager": _member_name(leader_id),
+                    "led_team": Team.objects.get(pk=led_team_id).name,
+                    "member": _member_name(member_id),
+                    "member_team": Team.objects.get(pk=members[member_id]).name,
+                }
+            )
+
+
+def _member_reported_to(superiors: dict[int, set[int]], leader_id: int, members: dict[int, int]) -> int | None:
+    """Return the nearest of `members` (other than the leader) that `leader_id` reports to, or None."""
+    return next((pk for pk in _reported_to(superiors, leader_id) if pk in members and pk != leader_id), None)
+
+
+def assignment_loop_check(*, membership: Membership, team: Team | None) -> None:
+    """Raise ValidationError when moving `membership` into `team` would make someone report to themselves.
+
+    In the new team the member reports to its manager and to the managers of its
+    parent teams, so none of them may already report to the member.
+    """
+    if team is None:
+        return
+    teams = _teams_by_id()
+    superiors = _reporting_superiors(teams)
+    for led_team_id, leader_id in _team_chain(teams, team.pk):
+        if leader_id is None or leader_id == membership.pk:
+            continue
+        if membership.pk in _reported_to(superiors, leader_id):
+            raise ValidationError(
+                _(
+                    "%(member)s cannot move to %(team)s, because %(manager)s, the manager of %(led_team)s, reports to "
+                    "%(member)s; choose another team, or give %(led_team)s another manager first."
+                )
+                % {
+                    "member": membership.display_name,
+                    "team": team.name,
+                    "manager": _member_name(leader_id),
+                    "led_team": Team.objects.get(pk=led_team_id).name,
+                }
+            )
+
+
 # --- people -------------------------------------------------------------------------------------
 
 
@@ -327,6 +496,7 @@ def assignment_change(
     valid_from: dt.date,
     today: dt.date | None = None,
     reason: str = "",
+    recompute: bool = True,
 ) -> Assignment | None:
     """Assign a member to a team and territory from `valid_from` on; return the new row, or None if unchanged.
 
@@ -336,10 +506,21 @@ def assignment_change(
     without history first gets a row with the current Membership.team and
     territory from `active_from` (or 1900-01-01), so earlier periods keep their
     credit. Membership.team/territory follow when `valid_from` is `today` or earlier
-    (default: today in the organization's time zone).
+    (default: today in the organization's time zone). Raises ValidationError
+    when the new team's manager, or a parent team's, reports to the member
+    (see assignment_loop_check). A change schedules a KPI recompute after
+    commit, because team snapshots credit the member's deals to their current
+    team. A caller that moves many members passes `recompute=False` and
+    schedules one recompute itself.
     """
     organization = membership.organization
     today = today or organization_today(organization)
+    # The lock makes a concurrent change of the same member wait until this one commits,
+    # so both do not close the same assignment and add two overlapping ones.
+    Membership.objects.select_for_update().filter(pk=membership.pk).first()
+    membership.refresh_from_db(fields=["team", "territory", "active_from"])
+    if (team.pk if team else None) != membership.team_id:
+        assignment_loop_check(membership=membership, team=team)
     history = list(Assignment.objects.filter(membership=membership).order_by("valid_from"))
     current = next(
         (row for row in reversed(history) if row.valid_from <= valid_from and (row.valid_to is None or valid_from < row.valid_to)),
@@ -395,6 +576,8 @@ def assignment_change(
         after={"team_id": new_team_id, "territory_id": new_territory_id, "valid_from": valid_from},
         reason=reason,
     )
+    if recompute:
+        kpi_recompute_schedule(organization_id=organization.pk)
     logger.info(
         "Assignment changed organization_id=%s membership_id=%s assignment_id=%s",
         organization.pk,
@@ -419,8 +602,9 @@ def membership_update(
     """Change a member's role, employment dates, ramp schedule and manager; return the changed fields.
 
     Raises ValidationError when the end date lies before the start date, the
-    role is unknown, or the change would take the role from the organization's
-    only active admin. A role change is recorded as "membership.role_changed".
+    role is unknown, a new manager is the member or reports to them, or the
+    change would take the role from the organization's only active admin. A
+    role change is recorded as "membership.role_changed".
     """
     if role not in Role.values:
         raise ValidationError(_("Unknown role %(role)s; use admin, manager or rep.") % {"role": role})
@@ -428,8 +612,8 @@ def membership_update(
         last_admin_check(membership=membership)
     if active_from and active_to and active_to < active_from:
         raise ValidationError(_("The last day lies before the first day; correct one of the dates."))
-    if manager is not None and manager.pk == membership.pk:
-        raise ValidationError(_("A member cannot be their own manager; choose another manager."))
+    if manager is not None and manager.pk != membership.manager_id:
+        manager_loop_check(member=membership, manager=manager)
     values = {
         "role": role,
         "active_from": active_from,
@@ -568,7 +752,10 @@ def quota_update(
         quota_target_check(metric=metric, target=target)
     subject_field = _quota_subject_field(level)
     subject_model = {"rep": Membership, "team": Team, "territory": Territory}[level]
-    subject = subject_model.objects.filter(organization=organization, pk=subject_id).first()
+    # Locking the subject row makes two saves of the same cell take turns, so the second one finds
+    # the first one's quota and updates it. A lock on the quota row alone locks nothing while the
+    # row does not exist yet, and both saves would insert.
+    subject = subject_model.objects.select_for_update().filter(organization=organization, pk=subject_id).first()
     if subject is None:
         # One sentence per level, because German needs the level's own noun and article.
         not_found = {
@@ -677,7 +864,8 @@ def quota_template_apply(
     Each change is audited like an edit in the quota editor.
     """
     quota_period_check(organization=organization, period_kind=template.period_kind, period_start=period_start)
-    members = Membership.objects.filter(pk__in=membership_ids)
+    # In id order, so two concurrent applications lock the members' rows in the same order.
+    members = Membership.objects.filter(pk__in=membership_ids).order_by("pk")
     outcomes = {"created": 0, "updated": 0, "unchanged": 0}
     for membership in members:
         _quota, outcome = quota_update(
@@ -730,6 +918,12 @@ def quota_paste(
     The caller validates every pasted cell first and calls this only when all
     are valid, so a paste is saved completely or not at all.
     """
+    if level in ("rep", "team", "territory"):
+        # Lock all subjects in id order first, so two pastes over the same rows wait for each
+        # other instead of each locking some rows and deadlocking on the rest.
+        subject_model = {"rep": Membership, "team": Team, "territory": Territory}[level]
+        subject_ids = sorted({subject_id for (subject_id, _period), _target in cells})
+        list(subject_model.objects.select_for_update().filter(organization=organization, pk__in=subject_ids).order_by("pk"))
     changed = 0
     for (subject_id, period), target in cells:
         _quota, outcome = quota_update(
