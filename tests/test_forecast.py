@@ -21,6 +21,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django_scopes import scope, scopes_disabled
 
+from goals import services
 from goals.forecasts import accuracy, categories, pipeline, rollup
 from goals.models import (
     ForecastCategory,
@@ -278,6 +279,105 @@ def test_adjustment_and_manager_call_roll_up(org, tree_people):
     assert (after_call.commit, after_call.best_case) == (Decimal("3200.00"), Decimal("8000.00"))
     assert [line.member_id for line in organization_line.children] == [people["director"].pk]
     assert (organization_line.commit, organization_line.best_case) == (Decimal("3200.00"), Decimal("8000.00"))
+
+
+def _demote_to_rep(org, membership):
+    """Give `membership` the rep role through the service that the people page's member form calls."""
+    with scope(organization=org):
+        services.membership_update(
+            membership=membership,
+            actor=None,
+            role=Role.REP,
+            active_from=membership.active_from,
+            active_to=membership.active_to,
+            ramp_schedule=membership.ramp_schedule,
+            manager=membership.manager,
+        )
+
+
+def test_tree_skips_links_to_demoted_manager(org, team, manager_member, member):
+    """manager_member leads North and is `member`'s manager; as a rep they lead nobody in the tree."""
+    _demote_to_rep(org, manager_member)
+
+    with scope(organization=org):
+        tree = rollup.forecast_tree()
+
+    assert team.manager_id == manager_member.pk
+    assert tree.parent[member.pk] is None
+    assert tree.parent[manager_member.pk] is None
+    assert tree.subtree(manager_member.pk) == {manager_member.pk}
+    assert tree.children[None] == [manager_member.pk, member.pk]
+
+
+def test_tree_skips_rep_led_team(org, tree_people):
+    """East's lead becomes a rep: East's reps go to the manager of the parent team Sales."""
+    people = tree_people
+    _demote_to_rep(org, people["lead"])
+
+    with scope(organization=org):
+        tree = rollup.forecast_tree()
+
+    assert tree.parent[people["r1"].pk] == people["director"].pk
+    assert tree.parent[people["r2"].pk] == people["director"].pk
+    assert tree.parent[people["lead"].pk] == people["director"].pk
+    assert tree.subtree(people["lead"].pk) == {people["lead"].pk}
+
+
+def test_tree_loop_keeps_member_below(org):
+    """Managers by name: Dora → Abe, Abe → Bert, Bert → Abe. Dora is walked first and is not in the loop."""
+    with scopes_disabled():
+        abe, bert, dora = (
+            MembershipFactory(organization=org, role=Role.MANAGER, user=UserFactory(name=name))
+            for name in ("B Abe", "C Bert", "A Dora")
+        )
+        dora.manager, abe.manager, bert.manager = abe, bert, abe
+        for person in (dora, abe, bert):
+            person.save(update_fields=["manager"])
+
+    with scope(organization=org):
+        tree = rollup.forecast_tree()
+
+    assert list(tree.members) == [dora.pk, abe.pk, bert.pk]
+    assert tree.parent == {dora.pk: abe.pk, abe.pk: None, bert.pk: abe.pk}
+    assert tree.children == {abe.pk: [dora.pk, bert.pk], None: [abe.pk]}
+    assert tree.subtree(abe.pk) == {abe.pk, bert.pk, dora.pk}
+
+
+def test_tree_cuts_each_loop_once(org):
+    """Loops Abe ↔ Bert and Cleo → Dora → Eve → Cleo, with Finn reporting to Eve."""
+    with scopes_disabled():
+        abe, bert, cleo, dora, eve, finn = (
+            MembershipFactory(organization=org, role=Role.MANAGER, user=UserFactory(name=name))
+            for name in ("Abe", "Bert", "Cleo", "Dora", "Eve", "Finn")
+        )
+        for person, manager in ((abe, bert), (bert, abe), (cleo, dora), (dora, eve), (eve, cleo), (finn, eve)):
+            person.manager = manager
+            person.save(update_fields=["manager"])
+
+    with scope(organization=org):
+        tree = rollup.forecast_tree()
+
+    assert tree.parent == {
+        abe.pk: None,
+        bert.pk: abe.pk,
+        cleo.pk: None,
+        dora.pk: eve.pk,
+        eve.pk: cleo.pk,
+        finn.pk: eve.pk,
+    }
+
+
+def test_restricted_tree_moves_orphans_to_top(org, tree_people):
+    people = tree_people
+    with scope(organization=org):
+        tree = rollup.forecast_tree()
+
+    restricted = tree.restricted_to({people["lead"].pk, people["r1"].pk, people["r3"].pk})
+
+    assert restricted.parent == {people["lead"].pk: None, people["r1"].pk: people["lead"].pk, people["r3"].pk: None}
+    assert restricted.children == {None: [people["lead"].pk, people["r3"].pk], people["lead"].pk: [people["r1"].pk]}
+    assert set(restricted.members) == {people["lead"].pk, people["r1"].pk, people["r3"].pk}
+    assert restricted.subtree(None) == {people["lead"].pk, people["r1"].pk, people["r3"].pk}
 
 
 # --- submissions --------------------------------------------------------------------------------------

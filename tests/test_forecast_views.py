@@ -5,12 +5,13 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
-from django_scopes import scopes_disabled
+from django_scopes import scope, scopes_disabled
 
-from goals.forecasts import categories
+from goals import services
+from goals.forecasts import categories, rollup
 from goals.models import DealForecastCategory, ForecastSubmission, StageForecastCategory
 from spm.fiscal import period_containing
-from spm.models import AuditLog
+from spm.models import AuditLog, Role
 from tests.factories import DealFactory, PipelineFactory, StageFactory
 
 
@@ -129,6 +130,67 @@ def test_manager_adjusts_report_and_sees_rollup(client, org, manager_member, mem
     assert "data-rolled-up-commit>€800.00<" in body
     assert "Adjusted by" in body
     assert client.get(f"/o/acme/forecast/people/{member.pk}/").status_code == 200
+
+
+def test_demoted_manager_sees_only_own_forecast(client, org, team, manager_member, member, other_rep, open_deals):
+    """manager_member still leads North and is named as manager by both reps, but now has the rep role."""
+    with scopes_disabled():
+        open_deals["member"].name = "Secret rep deal"
+        open_deals["member"].save(update_fields=["name"])
+        DealFactory(
+            owner=manager_member,
+            name="Own deal",
+            stage=open_deals["member"].stage,
+            amount=Decimal("200.00"),
+            expected_close_on=open_deals["member"].expected_close_on,
+        )
+    with scope(organization=org):
+        services.membership_update(
+            membership=manager_member,
+            actor=None,
+            role=Role.REP,
+            active_from=manager_member.active_from,
+            active_to=manager_member.active_to,
+            ramp_schedule=manager_member.ramp_schedule,
+            manager=None,
+        )
+    client.force_login(manager_member.user)
+
+    response = client.get("/o/acme/forecast/")
+
+    assert response.status_code == 200
+    page = response.context["page"]
+    assert page.lines == []
+    assert page.deal_count == 1
+    assert [line.deal.name for line in page.deals] == ["Own deal"]
+    body = response.content.decode()
+    assert "Secret rep deal" not in body
+    assert f'data-member="{member.pk}"' not in body
+    assert "data-weighted-stage>€120.00<" in body
+    assert client.get(f"/o/acme/forecast/people/{member.pk}/").status_code == 404
+
+
+def test_page_limited_to_visible_members(
+    client, org, manager_member, member, other_rep, open_deals, monkeypatch
+):
+    """A tree that puts other_rep below the rep `member` still gives `member` only their own deals."""
+    role_blind_tree = rollup.ForecastTree(
+        members={manager_member.pk: manager_member, member.pk: member, other_rep.pk: other_rep},
+        parent={manager_member.pk: None, member.pk: manager_member.pk, other_rep.pk: member.pk},
+        children={None: [manager_member.pk], manager_member.pk: [member.pk], member.pk: [other_rep.pk]},
+    )
+    monkeypatch.setattr(rollup, "forecast_tree", lambda: role_blind_tree)
+    client.force_login(member.user)
+
+    response = client.get("/o/acme/forecast/")
+
+    assert response.status_code == 200
+    page = response.context["page"]
+    assert page.lines == []
+    assert page.rollup.report_count == 0
+    assert page.editable_ids == {member.pk}
+    assert [line.deal.pk for line in page.deals] == [open_deals["member"].pk]
+    assert f'data-deal="{open_deals["other_rep"].pk}"' not in response.content.decode()
 
 
 def test_admin_sees_organization_and_other_org_gets_404(client, org, admin_member, member, other_org_admin):

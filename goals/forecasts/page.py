@@ -62,10 +62,14 @@ def forecast_page_build(
 ) -> ForecastPage:
     """Read the forecast page of `subject` (None: the organization) for `period`, as `viewer` may see it.
 
-    The caller has checked that `viewer` may see `subject`. Lines of the roll-up that
-    `viewer` may see can be adjusted by them.
+    The caller has checked that `viewer` may see `subject`. The roll-up, its deals and
+    its history cover only members that spm.tenancy lets `viewer` see, and `viewer`
+    can adjust the lines of the roll-up.
     """
+    visible = membership_ids_visible(viewer)
     tree = rollup.forecast_tree()
+    if visible is not None:
+        tree = tree.restricted_to(visible)
     subject_id = subject.pk if subject is not None else None
     scope_ids = tree.subtree(subject_id) if subject_id is not None else None
     if subject is not None and subject_id not in tree.members:
@@ -82,12 +86,9 @@ def forecast_page_build(
     if scores:
         weighted_model, scored = pipeline.weighted_pipeline_model(deals, scores)
 
-    visible = membership_ids_visible(viewer)
     line_ids = [line.member_id for line in root.children]
-    editable_ids = {
-        member_id for member_id in [subject_id, *line_ids] if member_id is not None and (visible is None or member_id in visible)
-    }
-    history_ids = {member_id for member_id in [subject_id, *line_ids] if member_id is not None}
+    editable_ids = {member_id for member_id in [subject_id, *line_ids] if member_id is not None}
+    history_ids = set(editable_ids)
 
     kind = period.kind
     past = accuracy.periods_with_forecasts(organization=organization, kind=kind, today=today)

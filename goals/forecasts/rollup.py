@@ -1,8 +1,11 @@
 """The reporting tree, forecast submissions and their roll-up through teams.
 
 The tree: a member's parent is their `manager`; without one, the manager of their team,
-or of the nearest parent team that has a manager. A member without either is at the
-top, under the organization. Admins are in the tree only when someone reports to them.
+or of the nearest parent team that has a manager. Only managers and admins lead in the
+tree: a `manager` link or a team led by a member with the rep role (a demoted manager,
+say) counts as none, because spm.tenancy lets a rep see only themselves. A member
+without a parent is at the top, under the organization. Admins are in the tree only
+when someone reports to them.
 
 A person's forecast for a period ("in force") is their latest submission, whoever made
 it: their own call, or a manager's adjustment. Without a submission, a manager's
@@ -38,11 +41,31 @@ SOURCE_SYSTEM = "system"
 
 @dataclass
 class ForecastTree:
-    """Parent and children of every member in the forecast roll-up; `None` is the organization."""
+    """Parent and children of every member in the forecast roll-up; `None` is the organization.
+
+    `members` and every list of children are in name order.
+    """
 
     members: dict[int, Membership]
     parent: dict[int, int | None]
     children: dict[int | None, list[int]]
+
+    def restricted_to(self, member_ids: set[int]) -> "ForecastTree":
+        """Return the tree without the members outside `member_ids`; a member whose parent is left out goes to the top."""
+        parent = {
+            member_id: parent_id if parent_id in member_ids else None
+            for member_id, parent_id in self.parent.items()
+            if member_id in member_ids
+        }
+        children: dict[int | None, list[int]] = {}
+        for member_id in self.members:
+            if member_id in parent:
+                children.setdefault(parent[member_id], []).append(member_id)
+        return ForecastTree(
+            members={member_id: member for member_id, member in self.members.items() if member_id in parent},
+            parent=parent,
+            children=children,
+        )
 
     def subtree(self, member_id: int | None) -> set[int]:
         """Return `member_id` and everyone below it; `None` gives every member of the tree."""
@@ -61,7 +84,8 @@ def forecast_tree() -> ForecastTree:
     """Build the reporting tree of the current organization in two queries.
 
     A chain of managers that loops back on itself is cut where it would close the
-    loop, and the member there goes to the top.
+    loop: the first member of the loop in name order goes to the top. Members who
+    only report into a loop keep their parent.
     """
     members = {
         member.pk: member
@@ -71,28 +95,33 @@ def forecast_tree() -> ForecastTree:
         "id", "parent_id", "manager_id"
     )}
 
+    def leads(member: Membership, leader_id: int | None) -> bool:
+        leader = members.get(leader_id)
+        return leader is not None and leader_id != member.pk and leader.role in (Role.MANAGER, Role.ADMIN)
+
     def parent_of(member: Membership) -> int | None:
-        if member.manager_id and member.manager_id != member.pk and member.manager_id in members:
+        if leads(member, member.manager_id):
             return member.manager_id
         team_id, seen = member.team_id, set()
         while team_id is not None and team_id not in seen:
             seen.add(team_id)
             parent_team_id, manager_id = teams.get(team_id, (None, None))
-            if manager_id and manager_id != member.pk and manager_id in members:
+            if leads(member, manager_id):
                 return manager_id
             team_id = parent_team_id
         return None
 
     parent = {member_id: parent_of(member) for member_id, member in members.items()}
-    for member_id, parent_id in list(parent.items()):
-        # Walk up; a member met twice closes a loop, so its link to the parent is cut.
-        seen, current = {member_id}, parent_id
-        while current is not None:
-            if current in seen:
-                parent[member_id] = None
-                break
+    for member_id in members:
+        # Walk up. A walk that returns to the member closes a loop, so the member's link to its
+        # parent is cut. A walk that meets another member twice ran into a loop higher up and
+        # stops without a cut, because that loop is cut at one of its own members.
+        seen, current = {member_id}, parent[member_id]
+        while current is not None and current not in seen:
             seen.add(current)
             current = parent[current]
+        if current == member_id:
+            parent[member_id] = None
 
     has_reports = {parent_id for parent_id in parent.values() if parent_id is not None}
     in_tree = {
@@ -105,8 +134,8 @@ def forecast_tree() -> ForecastTree:
         if member_id in in_tree:
             children.setdefault(parent[member_id], []).append(member_id)
     return ForecastTree(
-        members={member_id: members[member_id] for member_id in in_tree},
-        parent={member_id: parent[member_id] for member_id in in_tree},
+        members={member_id: member for member_id, member in members.items() if member_id in in_tree},
+        parent={member_id: parent[member_id] for member_id in members if member_id in in_tree},
         children=children,
     )
 
