@@ -74,8 +74,8 @@ def dashboard_headline(
     """Pick the dashboard's headline row for the member.
 
     With a team selected it is that team's row. Otherwise an admin sees the
-    organization row, and a manager the sum of the teams in `teams` (those they
-    lead and their sub-teams), or that team's row when there is only one.
+    organization row, and a manager the sum of the teams in `teams` (as from
+    pipelines.selectors.team_list_visible), or that team's row when there is only one.
     Team rows count the deals of the team's direct members, so summing a team
     and its sub-teams counts no deal twice.
     """

@@ -18,7 +18,11 @@ from goals.models import Team, Territory
 from pipelines.models import Deal, DealStageChange, Stage
 from spm.fiscal import Period
 from spm.models import Membership, Organization, Role
-from spm.tenancy import get_visible_or_404, visibility_digest
+from spm.tenancy import (
+    get_visible_or_404,
+    visibility_digest,
+    visible_team_and_member_ids,
+)
 
 # Sort keys the deal list accepts, mapped to their ORDER BY columns; "-key" sorts descending.
 DEAL_SORT_FIELDS = {
@@ -183,24 +187,28 @@ def deal_stage_history(*, deal: Deal) -> list[DealStageChange]:
     )
 
 
-def team_list_visible(*, membership: Membership) -> list[Team]:
+def team_list_visible(
+    *, membership: Membership, visible: tuple[set[int] | None, set[int] | None] | None = None
+) -> list[Team]:
     """Return the teams whose numbers `membership` may see, by name.
 
-    Admins see every team. A manager sees the teams they manage and every
-    sub-team below them. A rep sees no team.
+    They are the teams of spm.tenancy.visible_team_and_member_ids: every team for
+    an admin, none for a rep, and for a manager the teams led by them or by anyone
+    who reports to them, with the sub-teams. `visible` passes on what
+    visible_team_and_member_ids(membership) returned when the caller has read it.
+    No query for a rep, one for an admin, two for a manager (one with `visible`).
     """
-    if membership.role == Role.ADMIN:
-        return list(Team.objects.order_by("name"))
-    if membership.role != Role.MANAGER:
+    if membership.role == Role.REP:
         return []
-
     teams = list(Team.objects.order_by("name"))
-    visible_ids = {team.pk for team in teams if team.manager_id == membership.pk}
-    frontier = set(visible_ids)
-    while frontier:
-        frontier = {team.pk for team in teams if team.parent_id in frontier} - visible_ids
-        visible_ids |= frontier
-    return [team for team in teams if team.pk in visible_ids]
+    if visible is None:
+        visible = visible_team_and_member_ids(
+            membership, teams=[(team.pk, team.parent_id, team.manager_id) for team in teams]
+        )
+    team_ids, _member_ids = visible
+    if team_ids is None:
+        return teams
+    return [team for team in teams if team.pk in team_ids]
 
 
 def membership_list_visible(*, visible_member_ids: set[int] | None) -> list[Membership]:

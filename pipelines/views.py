@@ -28,7 +28,7 @@ from pipelines.selectors import (
     team_list_visible,
     territory_get,
 )
-from spm.tenancy import membership_ids_visible
+from spm.tenancy import visible_team_and_member_ids
 
 DEALS_PER_PAGE = 50
 
@@ -50,9 +50,10 @@ class SkipJoinsPaginator(Paginator):
 
 def deal_list(request, org_slug):
     organization, membership = request.organization, request.membership
-    visible_member_ids = membership_ids_visible(membership)
+    visible = visible_team_and_member_ids(membership)
+    visible_member_ids = visible[1]
     form = DealFilterForm(request.GET, organization=organization)
-    teams = team_list_visible(membership=membership)
+    teams = team_list_visible(membership=membership, visible=visible)
     context = {
         "form": form,
         "teams": teams,

@@ -25,17 +25,20 @@ def membership_ids_visible(membership: Membership) -> set[int] | None:
     return member_ids
 
 
-def visible_team_and_member_ids(membership: Membership) -> tuple[set[int] | None, set[int] | None]:
+def visible_team_and_member_ids(
+    membership: Membership, *, teams: list[tuple[int, int | None, int | None]] | None = None
+) -> tuple[set[int] | None, set[int] | None]:
     """Return (team ids, member ids) whose numbers `membership` may see; (None, None) for an admin, who sees all.
 
     The member ids equal membership_ids_visible(membership). A rep sees no team
-    and only themselves. Two queries for a manager, none otherwise.
+    and only themselves. Two queries for a manager, none otherwise; one for a
+    manager when `teams` passes on (id, parent_id, manager_id) of every team.
     """
     if membership.role == Role.ADMIN:
         return None, None
     if membership.role == Role.REP:
         return set(), {membership.pk}
-    return manager_visible_ids(membership)
+    return manager_visible_ids(membership, teams=teams)
 
 
 def visibility_digest(team_ids: set[int] | None, member_ids: set[int] | None) -> str:
@@ -51,7 +54,9 @@ def visibility_digest(team_ids: set[int] | None, member_ids: set[int] | None) ->
     return hashlib.sha256(f"teams={teams}|members={members}".encode()).hexdigest()[:32]
 
 
-def manager_visible_ids(membership: Membership) -> tuple[set[int], set[int]]:
+def manager_visible_ids(
+    membership: Membership, *, teams: list[tuple[int, int | None, int | None]] | None = None
+) -> tuple[set[int], set[int]]:
     """Return (team ids, member ids) that a manager may see: everyone below them in the reporting tree.
 
     A member reports to their `manager` and to the manager of their team or of
@@ -59,12 +64,17 @@ def manager_visible_ids(membership: Membership) -> tuple[set[int], set[int]]:
     manager's direct reports are visible too, and so are the direct reports of
     a manager in one of their teams. The result contains the manager's subtree
     of goals.forecasts.rollup.forecast_tree, so their forecast roll-up contains no
-    member whose pages they cannot open. The teams are the ones led by a
-    visible member, with their sub-teams.
+    member whose pages they cannot open; the subtree can be smaller, because the
+    tree ignores links to members with the rep role and this closure follows them.
+    The teams are the ones led by a visible member, with their sub-teams.
+
+    `teams` takes (id, parent_id, manager_id) of every team when the caller has
+    read them, which saves a query; otherwise two queries.
     """
     from goals.models import Team
 
-    teams = list(Team.objects.values_list("id", "parent_id", "manager_id"))
+    if teams is None:
+        teams = list(Team.objects.values_list("id", "parent_id", "manager_id"))
     people = list(Membership.objects.values_list("id", "manager_id", "team_id"))
     team_ids: set[int] = set()
     visible = {membership.pk}

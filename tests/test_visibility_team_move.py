@@ -16,6 +16,7 @@ from dashboards.services import kpi_snapshot_recompute
 from goals import services
 from goals.forecasts.rollup import forecast_tree
 from pipelines.models import DealStatus
+from pipelines.selectors import team_list_visible
 from spm.models import LeaderboardPrivacy, Role
 from spm.tenancy import membership_ids_visible, visible_team_and_member_ids
 from tests.attainment_data import utc
@@ -274,3 +275,51 @@ def test_second_line_rep_scorecard_opens(client, manager_member, chains):
 def test_mixed_chain_leaves_other_teams_hidden(org, manager_member, chains, south_rep):
     with scope(organization=org):
         assert south_rep.pk not in membership_ids_visible(manager_member)
+
+
+def test_team_list_matches_visible_teams(org, team, manager_member, chains, django_assert_num_queries):
+    """East is led by Mike, who reports to North's manager, so it is among the manager's teams."""
+    with scope(organization=org):
+        with django_assert_num_queries(2):
+            teams = team_list_visible(membership=manager_member)
+        visible = visible_team_and_member_ids(manager_member)
+        with django_assert_num_queries(1):
+            teams_from_visible = team_list_visible(membership=manager_member, visible=visible)
+
+    assert [visible_team.name for visible_team in teams] == ["East", "North"]
+    assert {visible_team.pk for visible_team in teams} == visible[0]
+    assert [visible_team.name for visible_team in teams_from_visible] == ["East", "North"]
+
+
+def test_team_list_for_admin_and_rep(org, admin_member, manager_member, chains, south_rep, django_assert_num_queries):
+    with scope(organization=org):
+        with django_assert_num_queries(1):
+            admin_teams = team_list_visible(membership=admin_member)
+        with django_assert_num_queries(0):
+            rep_teams = team_list_visible(membership=chains["rita"])
+
+    assert [visible_team.name for visible_team in admin_teams] == ["East", "North", "South"]
+    assert rep_teams == []
+
+
+def test_deal_list_filters_by_second_line_team(client, org, manager_member, chains, stages):
+    with scopes_disabled():
+        DealFactory(owner=chains["rita"], name="Rita's deal", stage=stages[DealStatus.OPEN], status=DealStatus.OPEN)
+        DealFactory(owner=chains["ray"], name="Ray's deal", stage=stages[DealStatus.OPEN], status=DealStatus.OPEN)
+    client.force_login(manager_member.user)
+
+    response = client.get("/o/acme/deals/", {"team": chains["east"].pk})
+
+    assert response.status_code == 200
+    assert [deal.name for deal in response.context["page"].object_list] == ["Rita's deal"]
+    assert [visible_team.name for visible_team in response.context["teams"]] == ["East", "North"]
+
+
+def test_dashboard_accepts_second_line_team(client, org, manager_member, chains, anna_deal):
+    client.force_login(manager_member.user)
+
+    response = client.get("/o/acme/dashboard/", {"period": "2017-Q4", "team": chains["east"].pk})
+
+    assert response.status_code == 200
+    assert response.context["errors"] == []
+    assert response.context["team"] == chains["east"]

@@ -157,7 +157,7 @@ def velocity_trend(
     """Return the member's headline KPI row per month, for the pipeline velocity trend.
 
     An admin reads the organization row, a manager the sum of the teams they
-    lead (as on the dashboard), a rep their own row. One query per subject.
+    may see (as on the dashboard), a rep their own row. One query per subject.
     """
     # Imported here because dashboards.scorecards imports the forms, which import the drill-down.
     from dashboards.scorecards import Headline, dashboard_headline, headline_monthly_series
