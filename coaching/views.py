@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -40,6 +40,7 @@ from coaching.signals import (
 from goals.attainment import organization_today
 from pipelines.models import Deal
 from spm.fiscal import parse_period
+from spm.http import lookup_then_post_only
 from spm.models import Role
 
 ONE_ON_ONES_PER_PAGE = 25
@@ -122,10 +123,12 @@ def one_on_one_edit(request, org_slug, one_on_one_id):
 # --- agenda ---------------------------------------------------------------------------------------
 
 
-def agenda_add(request, org_slug, one_on_one_id):
-    one_on_one = _managed_one_on_one(request, one_on_one_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+def _managed_lookup(request, one_on_one_id):
+    return {"one_on_one": _managed_one_on_one(request, one_on_one_id)}
+
+
+@lookup_then_post_only(_managed_lookup)
+def agenda_add(request, org_slug, one_on_one):
     form = AgendaItemForm(request.POST)
     if form.is_valid():
         services.agenda_item_add(one_on_one=one_on_one, actor=request.membership, title=form.cleaned_data["title"])
@@ -133,21 +136,21 @@ def agenda_add(request, org_slug, one_on_one_id):
     return _section_response(request, one_on_one, AGENDA, agenda_form=form)
 
 
-def agenda_refresh(request, org_slug, one_on_one_id):
-    one_on_one = _managed_one_on_one(request, one_on_one_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+@lookup_then_post_only(_managed_lookup)
+def agenda_refresh(request, org_slug, one_on_one):
     added = services.agenda_refresh(one_on_one=one_on_one, actor=request.membership)
     notice = "" if added else _("The agenda already lists every open action item and current concern.")
     return _section_response(request, one_on_one, AGENDA, notice=notice)
 
 
-def agenda_item(request, org_slug, one_on_one_id, item_id):
-    """Save, move (`op=up` or `op=down`) or remove (`op=delete`) one agenda item."""
+def _agenda_item_lookup(request, one_on_one_id, item_id):
     one_on_one = _managed_one_on_one(request, one_on_one_id)
-    item = selectors.agenda_item_get(one_on_one=one_on_one, item_id=item_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    return {"one_on_one": one_on_one, "item": selectors.agenda_item_get(one_on_one=one_on_one, item_id=item_id)}
+
+
+@lookup_then_post_only(_agenda_item_lookup)
+def agenda_item(request, org_slug, one_on_one, item):
+    """Save, move (`op=up` or `op=down`) or remove (`op=delete`) one agenda item."""
     operation, actor, notice = request.POST.get("op", "save"), request.membership, ""
     if operation in ("up", "down"):
         services.agenda_item_move(item=item, actor=actor, offset=-1 if operation == "up" else 1)
@@ -165,10 +168,8 @@ def agenda_item(request, org_slug, one_on_one_id, item_id):
 # --- notes ----------------------------------------------------------------------------------------
 
 
-def note_add(request, org_slug, one_on_one_id):
-    one_on_one = _managed_one_on_one(request, one_on_one_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+@lookup_then_post_only(_managed_lookup)
+def note_add(request, org_slug, one_on_one):
     form = NoteForm(request.POST)
     if form.is_valid():
         services.note_add(one_on_one=one_on_one, author=request.membership, **form.cleaned_data)
@@ -176,12 +177,15 @@ def note_add(request, org_slug, one_on_one_id):
     return _section_response(request, one_on_one, NOTES, note_form=form)
 
 
-def note(request, org_slug, one_on_one_id, note_id):
-    """Save (`op=save`) or delete (`op=delete` with the `confirm` box ticked) a note; only its author reaches it."""
+def _note_lookup(request, one_on_one_id, note_id):
     one_on_one = _managed_one_on_one(request, one_on_one_id)
     coaching_note = selectors.note_get_visible(one_on_one=one_on_one, membership=request.membership, note_id=note_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    return {"one_on_one": one_on_one, "coaching_note": coaching_note}
+
+
+@lookup_then_post_only(_note_lookup)
+def note(request, org_slug, one_on_one, coaching_note):
+    """Save (`op=save`) or delete (`op=delete` with the `confirm` box ticked) a note; only its author reaches it."""
     if coaching_note.author_id != request.membership.pk:
         raise Http404("Only the author changes a note.")
     notice = ""
@@ -203,10 +207,8 @@ def note(request, org_slug, one_on_one_id, note_id):
 # --- action items ---------------------------------------------------------------------------------
 
 
-def action_item_add(request, org_slug, one_on_one_id):
-    one_on_one = _managed_one_on_one(request, one_on_one_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+@lookup_then_post_only(_managed_lookup)
+def action_item_add(request, org_slug, one_on_one):
     form = ActionItemForm(request.POST, one_on_one=one_on_one)
     if form.is_valid():
         services.action_item_add(
@@ -220,17 +222,20 @@ def action_item_add(request, org_slug, one_on_one_id):
     return _section_response(request, one_on_one, ACTION_ITEMS, action_item_form=form)
 
 
-def action_item(request, org_slug, one_on_one_id, action_item_id):
-    """Mark an action item done (`op=done`) or open again (`op=reopen`); its owner or the 1:1's managers."""
+def _action_item_lookup(request, one_on_one_id, action_item_id):
     membership = request.membership
     one_on_one = selectors.one_on_one_get_visible(membership=membership, one_on_one_id=one_on_one_id)
     item = selectors.action_item_get(one_on_one=one_on_one, action_item_id=action_item_id)
     if not selectors.may_tick_off(membership=membership, action_item=item, shown_in=one_on_one):
         raise Http404("Only the owner or the 1:1's manager ticks off an action item.")
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    return {"one_on_one": one_on_one, "item": item}
+
+
+@lookup_then_post_only(_action_item_lookup)
+def action_item(request, org_slug, one_on_one, item):
+    """Mark an action item done (`op=done`) or open again (`op=reopen`); its owner or the 1:1's managers."""
     services.action_item_set_done(
-        item=item, actor=membership, is_done=request.POST.get("op") != "reopen", shown_in=one_on_one
+        item=item, actor=request.membership, is_done=request.POST.get("op") != "reopen", shown_in=one_on_one
     )
     if request.POST.get("next") == "home":
         return redirect("coaching_home", org_slug=org_slug)

@@ -3,9 +3,10 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms import BaseForm
-from django.http import Http404, HttpResponseNotAllowed
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext
+from django.views.decorators.http import require_POST
 
 from coaching.skills import selectors, services
 from coaching.skills.charts import skill_history_charts
@@ -27,6 +28,7 @@ from coaching.skills.models import (
 )
 from goals.attainment import organization_today
 from pipelines.selectors import membership_list_visible
+from spm.http import lookup_then_post_only
 from spm.models import Role
 from spm.security import admin_required, role_required
 from spm.tenancy import get_visible_or_404, membership_ids_visible
@@ -40,6 +42,10 @@ def _competency_or_404(competency_id: int) -> Competency:
     if competency is None:
         raise Http404("No competency with this id in this organization.")
     return competency
+
+
+def _competency_lookup(request, competency_id):
+    return {"competency": _competency_or_404(competency_id)}
 
 
 @admin_required
@@ -62,9 +68,8 @@ def rubric(request, org_slug):
 
 
 @admin_required
+@require_POST
 def rubric_default(request, org_slug):
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     added = services.rubric_load_default(organization=request.organization, actor=request.membership)
     if added:
         messages.success(request, gettext("%(count)s competencies of the default rubric added.") % {"count": added})
@@ -97,10 +102,8 @@ def competency_edit(request, org_slug, competency_id):
 
 
 @admin_required
-def competency_delete(request, org_slug, competency_id):
-    competency = _competency_or_404(competency_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+@lookup_then_post_only(_competency_lookup)
+def competency_delete(request, org_slug, competency):
     name = competency.name
     services.competency_delete(organization=request.organization, actor=request.membership, competency=competency)
     messages.success(request, gettext("Competency %(name)s deleted with its ratings.") % {"name": name})
@@ -208,11 +211,13 @@ def plan_detail(request, org_slug, plan_id):
     return render(request, "coaching/skills/plan_detail.html", _plan_context(request, plan))
 
 
+def _plan_lookup(request, plan_id):
+    return {"plan": selectors.plan_get_visible(viewer=request.membership, plan_id=plan_id)}
+
+
 @leader_required
-def plan_goal_add(request, org_slug, plan_id):
-    plan = selectors.plan_get_visible(viewer=request.membership, plan_id=plan_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+@lookup_then_post_only(_plan_lookup)
+def plan_goal_add(request, org_slug, plan):
     if plan.member_id == request.membership.pk:
         raise Http404("Development plans are set up by the member's manager.")
     form = GoalForm(request.POST, organization=request.organization, member=plan.member, prefix="goal")
@@ -224,10 +229,8 @@ def plan_goal_add(request, org_slug, plan_id):
 
 
 @leader_required
-def plan_item_add(request, org_slug, plan_id):
-    plan = selectors.plan_get_visible(viewer=request.membership, plan_id=plan_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+@lookup_then_post_only(_plan_lookup)
+def plan_item_add(request, org_slug, plan):
     if plan.member_id == request.membership.pk:
         raise Http404("Development plans are set up by the member's manager.")
     form = TrainingItemForm(request.POST, prefix="item", today=organization_today(request.organization))
@@ -238,13 +241,16 @@ def plan_item_add(request, org_slug, plan_id):
     return redirect("plan_detail", org_slug=org_slug, plan_id=plan.pk)
 
 
-def plan_item_done(request, org_slug, item_id):
-    """Tick a training item off, or open it again; allowed for everyone who may see the plan, its member included."""
+def _item_lookup(request, item_id):
     item = get_visible_or_404(
         TrainingItem.objects.select_related("plan"), request.membership, owner_field="plan__member", pk=item_id
     )
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+    return {"item": item}
+
+
+@lookup_then_post_only(_item_lookup)
+def plan_item_done(request, org_slug, item):
+    """Tick a training item off, or open it again; allowed for everyone who may see the plan, its member included."""
     services.training_item_set_done(item=item, actor=request.membership, is_done=request.POST.get("done") == "1")
     return redirect("plan_detail", org_slug=org_slug, plan_id=item.plan_id)
 
@@ -283,6 +289,18 @@ def _item_for_editor(request, item_id: int) -> TrainingItem:
     return item
 
 
+def _plan_editor_lookup(request, plan_id):
+    return {"plan": _plan_for_editor(request, plan_id)}
+
+
+def _goal_editor_lookup(request, goal_id):
+    return {"goal": _goal_for_editor(request, goal_id)}
+
+
+def _item_editor_lookup(request, item_id):
+    return {"item": _item_for_editor(request, item_id)}
+
+
 def _render_edit_page(request, template: str, context: dict):
     """Render an edit page with its edit and delete forms; the status is 400 when either form has errors."""
     forms = [value for value in context.values() if isinstance(value, BaseForm)]
@@ -303,11 +321,9 @@ def plan_edit(request, org_slug, plan_id):
 
 
 @leader_required
-def plan_delete(request, org_slug, plan_id):
+@lookup_then_post_only(_plan_editor_lookup)
+def plan_delete(request, org_slug, plan):
     """Delete a plan with its goals and training items once the confirmation box is ticked."""
-    plan = _plan_for_editor(request, plan_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     form = PlanDeleteForm(request.POST)
     if not form.is_valid():
         context = {"plan": plan, "plan_form": PlanForm(prefix="plan", initial={"title": plan.title}), "delete_form": form}
@@ -337,10 +353,8 @@ def plan_goal_edit(request, org_slug, goal_id):
 
 
 @leader_required
-def plan_goal_delete(request, org_slug, goal_id):
-    goal = _goal_for_editor(request, goal_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+@lookup_then_post_only(_goal_editor_lookup)
+def plan_goal_delete(request, org_slug, goal):
     form = GoalDeleteForm(request.POST)
     if not form.is_valid():
         goal_form = GoalForm(
@@ -372,10 +386,8 @@ def plan_item_edit(request, org_slug, item_id):
 
 
 @leader_required
-def plan_item_delete(request, org_slug, item_id):
-    item = _item_for_editor(request, item_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
+@lookup_then_post_only(_item_editor_lookup)
+def plan_item_delete(request, org_slug, item):
     form = TrainingItemDeleteForm(request.POST)
     if not form.is_valid():
         context = {"plan": item.plan, "item": item, "item_form": _item_form(request, item), "delete_form": form}

@@ -4,10 +4,7 @@ Every view returns 404 to managers and reps, like any page they may not see, and
 organization scope makes connections and runs of other organizations 404 as well.
 """
 
-import functools
-
 from django.contrib import messages
-from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext
@@ -17,25 +14,17 @@ from integrations.sync import selectors, services
 from integrations.sync.forms import CrmConnectionCreateForm, CrmConnectionSettingsForm
 from integrations.sync.http import CrmError
 from integrations.sync.models import CrmConnection, CrmSyncRun, SyncTrigger
+from spm.http import lookup_then_post_only
 from spm.security import admin_required
-
-
-def lookup_then_post_only(view):
-    """Return 405 for any method but POST, after the view's object lookup, so another organization's id is a 404."""
-
-    @functools.wraps(view)
-    def wrapper(request, org_slug, pk, **kwargs):
-        connection = _connection_get(pk)
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        return view(request, org_slug, connection, **kwargs)
-
-    return wrapper
 
 
 def _connection_get(pk: int) -> CrmConnection:
     # The organization scope limits the lookup to this organization's connections.
     return get_object_or_404(CrmConnection, pk=pk)
+
+
+def _connection_lookup(request, pk):
+    return {"connection": _connection_get(pk)}
 
 
 @admin_required
@@ -109,7 +98,7 @@ def integration_detail(request, org_slug, pk):
 
 
 @admin_required
-@lookup_then_post_only
+@lookup_then_post_only(_connection_lookup)
 def integration_sync(request, org_slug, connection):
     """Queue a sync run now ("sync now")."""
     run = services.crm_sync_request(connection=connection, trigger=SyncTrigger.MANUAL, actor=request.user)
@@ -121,7 +110,7 @@ def integration_sync(request, org_slug, connection):
 
 
 @admin_required
-@lookup_then_post_only
+@lookup_then_post_only(_connection_lookup)
 def integration_pipelines_refresh(request, org_slug, connection):
     try:
         services.crm_pipelines_refresh(connection=connection)
@@ -133,7 +122,7 @@ def integration_pipelines_refresh(request, org_slug, connection):
 
 
 @admin_required
-@lookup_then_post_only
+@lookup_then_post_only(_connection_lookup)
 def integration_delete(request, org_slug, connection):
     services.crm_connection_delete(connection=connection, actor=request.user)
     messages.success(request, gettext("Connection removed. Synced deals stay."))
