@@ -52,6 +52,7 @@ from coaching.skills.models import (
 from coaching.skills.selectors import goal_progress_list
 from coaching.skills.services import (
     plan_create,
+    plan_create_with_goal,
     plan_delete,
     plan_goal_add,
     plan_goal_delete,
@@ -907,3 +908,152 @@ def test_services_reject_member_as_editor(org, plan, member):
             plan_delete(plan=plan, editor=member)
 
     assert_plan_unchanged(org, plan)
+
+
+# --- the baseline check of the service, which runs after the form's ------------------------------------
+# Deals entered between the form's checks and the service's can move the baseline, so the service
+# rejects a target the form let through. `baseline_moved` makes the service's check fail as it would then.
+
+MOVED_BASELINE_ERROR = "The target 60.0% is not above the baseline 70.0%, but this indicator should rise."
+
+
+@pytest.fixture
+def baseline_moved(monkeypatch):
+    monkeypatch.setattr("coaching.skills.services.target_direction_error", lambda **kwargs: MOVED_BASELINE_ERROR)
+
+
+WIN_RATE_GOAL = {
+    "goal-indicator": Indicator.WIN_RATE,
+    "goal-baseline_period_label": "2017-Q2",
+    "goal-period_label": "2017-Q3",
+    "goal-target_value": "60",
+}
+
+
+def test_plan_new_service_rejection_is_400(client, org, member, manager_member, baseline_moved):
+    client.force_login(manager_member.user)
+
+    response = client.post(
+        reverse("plan_new", kwargs={"org_slug": org.slug, "member_id": member.pk}),
+        {"plan-title": "Win more", **WIN_RATE_GOAL},
+    )
+
+    assert response.status_code == 400
+    assert response.context["goal_form"].errors["target_value"] == [MOVED_BASELINE_ERROR]
+    with scope(organization=org):
+        assert DevelopmentPlan.objects.count() == 0
+        assert DevelopmentGoal.objects.count() == 0
+
+
+def test_goal_add_service_rejection_is_400(client, org, plan, manager_member, baseline_moved):
+    client.force_login(manager_member.user)
+
+    response = client.post(plan_url("plan_goal_add", org, plan_id=plan.pk), WIN_RATE_GOAL)
+
+    assert response.status_code == 400
+    assert response.context["goal_form"].errors["target_value"] == [MOVED_BASELINE_ERROR]
+    assert_plan_unchanged(org, plan)
+
+
+def test_goal_edit_service_rejection_is_400(client, org, plan, manager_member, baseline_moved):
+    client.force_login(manager_member.user)
+    goal = goal_of(org, plan, Indicator.WIN_RATE)
+
+    response = client.post(plan_url("plan_goal_edit", org, goal_id=goal.pk), WIN_RATE_GOAL)
+
+    assert response.status_code == 400
+    assert response.context["goal_form"].errors["target_value"] == [MOVED_BASELINE_ERROR]
+    with scope(organization=org):
+        goal.refresh_from_db()
+    assert goal.target_value == Decimal("1")
+
+
+def test_plan_create_with_goal_saves_nothing_on_error(org, member, manager_member, deals):
+    from django.core.exceptions import ValidationError
+
+    with scope(organization=org):
+        with pytest.raises(ValidationError) as raised:
+            plan_create_with_goal(
+                organization=org,
+                creator=manager_member,
+                member=member,
+                title="Win more",
+                goal={
+                    "indicator": Indicator.WIN_RATE,
+                    "stage": None,
+                    "baseline_period_label": "2017-Q3",
+                    "period_label": "2017-Q4",
+                    "target_value": Decimal("0.4"),
+                },
+            )
+        assert DevelopmentPlan.objects.count() == 0
+
+    assert raised.value.message_dict == {
+        "target_value": [
+            "The target 40.0% is not above the baseline 50.0%, but this indicator should rise. "
+            "Enter a target above the baseline of 2017-Q3."
+        ]
+    }
+
+
+@pytest.fixture
+def measurements(monkeypatch):
+    """Count the indicator measurements; each baseline check measures once."""
+    from coaching.skills import indicators
+
+    calls = []
+    measure_indicator = indicators.indicator_value
+
+    def counted(**kwargs):
+        calls.append(kwargs["indicator"])
+        return measure_indicator(**kwargs)
+
+    monkeypatch.setattr(indicators, "indicator_value", counted)
+    return calls
+
+
+def test_plan_new_measures_baseline_once(client, org, member, manager_member, deals, measurements):
+    client.force_login(manager_member.user)
+
+    response = client.post(
+        reverse("plan_new", kwargs={"org_slug": org.slug, "member_id": member.pk}),
+        {"plan-title": "Win more", **WIN_RATE_GOAL},
+    )
+
+    assert response.status_code == 302
+    assert measurements == [Indicator.WIN_RATE]
+
+
+def test_goal_add_measures_baseline_once(client, org, plan, manager_member, deals, measurements):
+    client.force_login(manager_member.user)
+
+    response = client.post(plan_url("plan_goal_add", org, plan_id=plan.pk), WIN_RATE_GOAL)
+
+    assert response.status_code == 302
+    assert measurements == [Indicator.WIN_RATE]
+
+
+def test_goal_edit_measures_baseline_once(client, org, plan, manager_member, deals, measurements):
+    client.force_login(manager_member.user)
+    goal = goal_of(org, plan, Indicator.WIN_RATE)
+
+    response = client.post(plan_url("plan_goal_edit", org, goal_id=goal.pk), WIN_RATE_GOAL)
+
+    assert response.status_code == 302
+    assert measurements == [Indicator.WIN_RATE]
+
+
+def test_plan_new_shows_title_and_target_errors(client, org, member, manager_member, deals):
+    client.force_login(manager_member.user)
+    goal = {**WIN_RATE_GOAL, "goal-baseline_period_label": "2017-Q3", "goal-period_label": "2017-Q4", "goal-target_value": "40"}
+
+    response = client.post(
+        reverse("plan_new", kwargs={"org_slug": org.slug, "member_id": member.pk}), {"plan-title": "", **goal}
+    )
+
+    assert response.status_code == 400
+    assert response.context["plan_form"].errors["title"] == ["This field is required."]
+    assert response.context["goal_form"].errors["target_value"] == [
+        "The target 40.0% is not above the baseline 50.0%, but this indicator should rise. "
+        "Enter a target above the baseline of 2017-Q3."
+    ]

@@ -168,7 +168,10 @@ class GoalForm(forms.Form):
     )
 
     def __init__(self, *args, organization, member=None, **kwargs):
-        """`member` is the plan's member; without it the target is not compared with the measured baseline."""
+        """`member` is the plan's member, whose baseline the form measures to check the target's direction.
+
+        Without it the form leaves that check to the service that saves the goal.
+        """
         super().__init__(*args, **kwargs)
         self.organization = organization
         self.member = member

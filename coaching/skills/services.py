@@ -224,14 +224,18 @@ def _check_goal(
     period_label: str,
     target_value: Decimal,
 ):
+    """Raise ValidationError for a goal that plan_goal_add rejects, with each message keyed by its GoalForm field.
+
+    This measures the baseline, so a caller need not compare the target with it beforehand.
+    """
     if indicator in STAGE_INDICATORS and stage is None:
-        raise ValidationError(_("This indicator needs a stage; choose one."))
+        raise ValidationError({"stage": _("This indicator needs a stage; choose one.")})
     periods = []
-    for label in (baseline_period_label, period_label):
+    for field, label in (("baseline_period_label", baseline_period_label), ("period_label", period_label)):
         try:
             periods.append(parse_period_or_range(label.strip(), organization.fiscal_year_start_month))
         except ValueError as error:
-            raise ValidationError(str(error)) from None
+            raise ValidationError({field: str(error)}) from None
     baseline_period = periods[0]
     # A baseline outside the computable dates is not measured, and the plan page names that reason.
     if baseline_period.start >= EARLIEST_DATE and baseline_period.last_day <= LATEST_COMPUTABLE_DATE:
@@ -245,7 +249,7 @@ def _check_goal(
             target=target_value,
         )
         if error:
-            raise ValidationError(error)
+            raise ValidationError({"target_value": error})
 
 
 @transaction.atomic
@@ -253,6 +257,20 @@ def plan_create(*, organization: Organization, creator: Membership, member: Memb
     plan_check_editor(editor=creator, member=member)
     plan = DevelopmentPlan.objects.create(organization=organization, member=member, created_by=creator, title=title)
     logger.info("Development plan created organization_id=%s plan_id=%s member_id=%s", organization.pk, plan.pk, member.pk)
+    return plan
+
+
+@transaction.atomic
+def plan_create_with_goal(
+    *, organization: Organization, creator: Membership, member: Membership, title: str, goal: dict
+) -> DevelopmentPlan:
+    """Create a plan and its first goal in one transaction. `goal` contains plan_goal_add's goal arguments.
+
+    Raises PermissionDenied and ValidationError as plan_create and plan_goal_add
+    do, and then saves neither the plan nor the goal.
+    """
+    plan = plan_create(organization=organization, creator=creator, member=member, title=title)
+    plan_goal_add(plan=plan, editor=creator, **goal)
     return plan
 
 
@@ -294,7 +312,8 @@ def plan_goal_add(
     """Add a goal; `target_value` is a fraction for conversion and win rate (0.4 for 40 %).
 
     Raises ValidationError for a missing stage, an invalid period label or a target
-    that is not on the better side of the measured baseline (target_direction_error).
+    that is not on the better side of the measured baseline (target_direction_error),
+    with each message keyed by the GoalForm field it concerns.
     """
     plan_check_editor(editor=editor, member=plan.member)
     _check_goal(

@@ -175,17 +175,26 @@ def plan_new(request, org_slug, member_id):
     if member.pk == request.membership.pk:
         raise Http404("Development plans are set up by the member's manager.")
     plan_form = PlanForm(request.POST or None, prefix="plan")
-    goal_form = GoalForm(request.POST or None, organization=request.organization, member=member, prefix="goal")
+    # The baseline is measured once per request: by the service that saves the plan or, when
+    # the plan form has errors and nothing is saved, by the goal form, so all errors show at once.
+    goal_form_member = None if plan_form.is_valid() else member
+    goal_form = GoalForm(
+        request.POST or None, organization=request.organization, member=goal_form_member, prefix="goal"
+    )
     if request.method == "POST" and plan_form.is_valid() and goal_form.is_valid():
-        plan = services.plan_create(
-            organization=request.organization,
-            creator=request.membership,
-            member=member,
-            title=plan_form.cleaned_data["title"],
-        )
-        services.plan_goal_add(plan=plan, editor=request.membership, **goal_form.cleaned_data)
-        messages.success(request, gettext("Development plan created."))
-        return redirect("plan_detail", org_slug=org_slug, plan_id=plan.pk)
+        try:
+            plan = services.plan_create_with_goal(
+                organization=request.organization,
+                creator=request.membership,
+                member=member,
+                title=plan_form.cleaned_data["title"],
+                goal=goal_form.cleaned_data,
+            )
+        except ValidationError as error:
+            goal_form.add_error(None, error)
+        else:
+            messages.success(request, gettext("Development plan created."))
+            return redirect("plan_detail", org_slug=org_slug, plan_id=plan.pk)
     context = {"member": member, "plan_form": plan_form, "goal_form": goal_form}
     status = 400 if plan_form.errors or goal_form.errors else 200
     return render(request, "coaching/skills/plan_new.html", context, status=status)
@@ -220,12 +229,17 @@ def _plan_lookup(request, plan_id):
 def plan_goal_add(request, org_slug, plan):
     if plan.member_id == request.membership.pk:
         raise Http404("Development plans are set up by the member's manager.")
-    form = GoalForm(request.POST, organization=request.organization, member=plan.member, prefix="goal")
-    if not form.is_valid():
-        return render(request, "coaching/skills/plan_detail.html", _plan_context(request, plan, goal_form=form), status=400)
-    services.plan_goal_add(plan=plan, editor=request.membership, **form.cleaned_data)
-    messages.success(request, gettext("Goal added."))
-    return redirect("plan_detail", org_slug=org_slug, plan_id=plan.pk)
+    # Without `member` the form leaves the baseline to plan_goal_add, which measures it once.
+    form = GoalForm(request.POST, organization=request.organization, prefix="goal")
+    if form.is_valid():
+        try:
+            services.plan_goal_add(plan=plan, editor=request.membership, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, gettext("Goal added."))
+            return redirect("plan_detail", org_slug=org_slug, plan_id=plan.pk)
+    return render(request, "coaching/skills/plan_detail.html", _plan_context(request, plan, goal_form=form), status=400)
 
 
 @leader_required
@@ -337,17 +351,16 @@ def plan_delete(request, org_slug, plan):
 @leader_required
 def plan_goal_edit(request, org_slug, goal_id):
     goal = _goal_for_editor(request, goal_id)
-    form = GoalForm(
-        request.POST or None,
-        organization=request.organization,
-        member=goal.plan.member,
-        prefix="goal",
-        initial=GoalForm.initial_for(goal),
-    )
+    # Without `member` the form leaves the baseline to plan_goal_update, which measures it once.
+    form = GoalForm(request.POST or None, organization=request.organization, prefix="goal", initial=GoalForm.initial_for(goal))
     if request.method == "POST" and form.is_valid():
-        services.plan_goal_update(goal=goal, editor=request.membership, **form.cleaned_data)
-        messages.success(request, gettext("Goal saved."))
-        return redirect("plan_detail", org_slug=org_slug, plan_id=goal.plan_id)
+        try:
+            services.plan_goal_update(goal=goal, editor=request.membership, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, gettext("Goal saved."))
+            return redirect("plan_detail", org_slug=org_slug, plan_id=goal.plan_id)
     context = {"plan": goal.plan, "goal": goal, "goal_form": form, "delete_form": GoalDeleteForm()}
     return _render_edit_page(request, "goal_edit.html", context)
 
