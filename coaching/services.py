@@ -305,15 +305,16 @@ def action_item_set_done(
     if not selectors.may_tick_off(membership=actor, action_item=item, shown_in=shown_in):
         raise PermissionDenied("Only the owner or the 1:1's manager ticks off an action item.")
     done_at = timezone.now() if is_done else None
-    # A conditional update, so two clicks at once record one change.
-    changed = ActionItem.objects.filter(pk=item.pk, done_at__isnull=is_done).update(
-        done_at=done_at, done_by=actor if is_done else None
-    )
-    if not changed:
-        return False
-    before = _action_item_state(item)
-    item.done_at, item.done_by = done_at, actor if is_done else None
-    _audit(actor, ACTION_ITEM_CHANGED, "action_item", item.pk, before=before, after=_action_item_state(item))
+    with transaction.atomic():
+        # A conditional update, so two clicks at once record one change.
+        changed = ActionItem.objects.filter(pk=item.pk, done_at__isnull=is_done).update(
+            done_at=done_at, done_by=actor if is_done else None
+        )
+        if not changed:
+            return False
+        before = _action_item_state(item)
+        item.done_at, item.done_by = done_at, actor if is_done else None
+        _audit(actor, ACTION_ITEM_CHANGED, "action_item", item.pk, before=before, after=_action_item_state(item))
     return True
 
 

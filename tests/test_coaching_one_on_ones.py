@@ -601,6 +601,22 @@ def test_action_item_reopen(org, manager_member, first_one_on_one):
     assert done_item.done_by is None
 
 
+def test_action_item_done_rolls_back_without_audit(org, member, first_one_on_one, monkeypatch):
+    _one_on_one, open_item, _done = first_one_on_one
+
+    def audit_fails(*args, **kwargs):
+        raise RuntimeError("audit log unavailable")
+
+    monkeypatch.setattr(services, "_audit", audit_fails)
+    with scope(organization=org):
+        with pytest.raises(RuntimeError):
+            services.action_item_set_done(item=open_item, actor=member, is_done=True)
+        stored = ActionItem.objects.get(pk=open_item.pk)
+
+    assert stored.done_at is None
+    assert stored.done_by is None
+
+
 def test_rep_home_lists_own_open_items(org, member, first_one_on_one):
     response = _client(member).get(_url("coaching_home", org))
 
