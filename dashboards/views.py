@@ -79,11 +79,15 @@ def _fragment_response(html: str) -> HttpResponse:
 
 
 def render_kpi_page(request, template_name: str, context: dict):
-    """Render the whole page, or only its `kpi-content` partial for an htmx request, which is cached."""
+    """Render the whole page, or only its `kpi-content` partial for an htmx request, and cache neither.
+
+    The pipeline and activity pages use it. They read deals and activities
+    directly, while the KPI data version in kpi_fragment_cache_key changes only
+    when the KPI snapshots are recomputed, so a cached fragment could show
+    numbers from before a deal change.
+    """
     if _is_fragment_request(request):
-        html = render_to_string(f"{template_name}#kpi-content", context, request)
-        cache.set(kpi_fragment_cache_key(request), html, FRAGMENT_CACHE_SECONDS)
-        response = HttpResponse(html)
+        response = HttpResponse(render_to_string(f"{template_name}#kpi-content", context, request))
     else:
         response = render(request, template_name, context)
     patch_vary_headers(response, ("HX-Request",))

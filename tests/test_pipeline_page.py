@@ -82,6 +82,22 @@ def test_pipeline_fragment_for_htmx(client, data, admin_member):
     assert funnel_counts(content) == ["3", "2", "1", "1", "1"]
 
 
+@pytest.mark.parametrize("path", ["/o/acme/pipeline/?period=2017-Q2", "/o/acme/pipeline/activities/?period=2017-Q2"])
+def test_fragment_not_written_to_cache(client, data, admin_member, monkeypatch, path):
+    from unittest import mock
+
+    # The pipeline and activity pages read deals and activities directly, which the KPI data
+    # version in the fragment cache key does not follow, so their fragments must not be cached.
+    fragment_cache = mock.Mock()
+    monkeypatch.setattr("dashboards.views.cache", fragment_cache)
+    client.force_login(admin_member.user)
+
+    response = client.get(path, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    assert fragment_cache.mock_calls == []
+
+
 def test_manager_sees_only_visible_deals(client, data, manager_member):
     client.force_login(manager_member.user)
 
