@@ -186,7 +186,7 @@ def quota_paste(request, org_slug):
                 target = parse_number(text.strip(), "value") if text.strip() else None
             except RowRejected as rejection:
                 errors.append(
-                    _("Row %(row)d, column %(column)d (%(subject)s, %(period)s): %(value)s is %(reason)s.")
+                    _("Row %(row)d, column %(column)d (%(subject)s, %(period)s), value %(value)s: %(reason)s.")
                     % {"row": line_index + 1, "column": column_index + 1, "subject": grid.rows[row_number].label,
                        "period": labels[column_number], "value": text, "reason": rejection.reason}
                 )  # fmt: skip

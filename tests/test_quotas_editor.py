@@ -156,8 +156,8 @@ def test_paste_with_bad_cell_saves_nothing(admin_client, member):
     response = admin_client.post("/o/acme/quotas/paste/", data, HTTP_HX_REQUEST="true")
 
     body = response.content.decode()
-    assert "Row 1, column 2" in body
-    assert "abc" in body
+    assert "Row 1, column 2 (" in body
+    assert "), value abc: invalid number; expected for example 12,500.00." in body
     assert quota_of(member) is None
 
 
