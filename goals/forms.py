@@ -374,6 +374,15 @@ class RampScheduleForm(BootstrapFormMixin, forms.Form):
     def clean_percentages(self):
         text = self.cleaned_data["percentages"]
         decimal_comma = RAMP_DECIMAL_COMMA.search(text)
+        if decimal_comma is not None and decimal_comma.group() == text.strip():
+            raise forms.ValidationError(
+                _(
+                    "%(value)s is read as a number with a decimal comma, but a ramp takes whole "
+                    "percentages only. Separate the months with semicolons, slashes, spaces or a comma and a space, "
+                    "e.g. 25; 50; 75 or 25/50/75."
+                ),
+                params={"value": text.strip()},
+            )
         if decimal_comma is not None:
             raise forms.ValidationError(
                 _(

@@ -116,3 +116,10 @@ def test_person_ramp_choices_show_percentages(admin_client, org, admin_member):
 
     choices = [label for _value, label in response.context["member_form"].fields["ramp_schedule"].choices]
     assert choices == ["– no ramp (full quota) –", "New hire (25% / 50% / 75% / 100%)"]
+
+
+def test_ramp_whole_input_with_decimal_comma_named_once():
+    assert percentages_result("25,50,75") == [
+        "25,50,75 is read as a number with a decimal comma, but a ramp takes whole percentages only. "
+        "Separate the months with semicolons, slashes, spaces or a comma and a space, e.g. 25; 50; 75 or 25/50/75."
+    ]
