@@ -45,3 +45,18 @@ document.addEventListener(
   },
   true,
 );
+
+// htmx 2 (2.0.10 here) swaps no 4xx response by default (htmx.config.responseHandling). The
+// views return 400 and a fragment for the request's hx-target when htmx sends an invalid filter
+// or form, so 400 and 422 are swapped, while 403, 404 and 5xx responses still leave the page as
+// it is. base.html loads htmx before this file, and both run before htmx sends its first request
+// on DOMContentLoaded.
+// NOTE: Django's own 400 page (for a SuspiciousOperation) is a whole page and is swapped in too.
+if (window.htmx) {
+  window.htmx.config.responseHandling = [
+    { code: "204", swap: false },
+    { code: "[23]..", swap: true },
+    { code: "^(400|422)$", swap: true, error: false },
+    { code: "[45]..", swap: false, error: true },
+  ];
+}
