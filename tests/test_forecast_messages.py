@@ -59,8 +59,9 @@ def test_negative_commit_in_form_has_forecast_wording(client, org, member):
         "/o/acme/forecast/submit/",
         {"subject": member.pk, "period": quarter.label, "commit_amount": "-5", "best_case_amount": "10"},
     )
-    body = client.get(response["Location"]).content.decode()
+    body = response.content.decode()
 
+    assert response.status_code == 400
     assert "Commit must be 0 or more, not -5." in body
     assert "targets" not in body
     with scopes_disabled():
