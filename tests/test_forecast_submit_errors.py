@@ -260,3 +260,20 @@ def test_valid_submission_redirects(client, org, people):
     assert submission_count() == 2
     page = client.get(response["Location"])
     assert "Forecast for Mara Manager saved." in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("de", "Unbekannter Forecast-Zeitraum &#x27;week&#x27;; wählen Sie Quartal oder Monat."),
+        ("en", "Unknown forecast period &#x27;week&#x27;; choose Quarter or Month."),
+    ],
+)
+def test_unknown_period_kind_names_labels(client, org, admin_member, language, expected):
+    login(client, admin_member, language)
+
+    response = client.post("/o/acme/forecast/settings/", {"period_kind": "week"})
+
+    body = response.content.decode()
+    assert expected in body
+    assert "quarter oder month" not in body

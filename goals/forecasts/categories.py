@@ -8,10 +8,12 @@ commit, at least 50 % best case, below that pipeline).
 
 import logging
 
+from babel.lists import format_list
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from dashboards.templatetags.spm_format import current_locale
 from goals.models import (
     DealForecastCategory,
     ForecastCategory,
@@ -102,7 +104,8 @@ def forecast_settings_update(
     ValidationError for an unknown period kind, stage or category, or a won or lost stage.
     """
     if period_kind not in ForecastPeriodKind.values:
-        raise ValidationError(_("Unknown forecast period %(value)r; use quarter or month.") % {"value": period_kind})
+        kinds = format_list([str(label) for label in ForecastPeriodKind.labels], style="or", locale=current_locale())
+        raise ValidationError(_("Unknown forecast period %(value)r; choose %(kinds)s.") % {"value": period_kind, "kinds": kinds})
     stages = {stage.pk: stage for stage in Stage.objects.filter(pk__in=list(categories))}
     for stage_id, category in categories.items():
         stage = stages.get(stage_id)
