@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.formats import date_format, number_format
 from django.utils.text import capfirst
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from spm import audit
@@ -69,6 +69,9 @@ OBJECT_TYPE_LABELS = {
     "rubric": _("Skill rubric"),
     "audit": _("Audit log"),
 }
+# Object types whose rows store a name as their id: an import's source, an exchange-rate file's name.
+# Rows of every other type store a number, or no id at all.
+OBJECT_TYPES_WITH_NAME_IDS = ("import", "exchange_rate")
 # Labels of values that are not fields of the object's model.
 FIELD_LABELS = {
     "reason": _("Reason"),
@@ -106,6 +109,8 @@ FIELD_LABELS = {
     "starts_on": _("First day"),
     "ends_on": _("Last day"),
     "order": _("Order"),
+    "forecast_category": _("Forecast category"),
+    "forecast_category_override": _("Forecast category override"),
 }
 # Keys that audit rows store but the page does not show: `path` is a folder on the server.
 HIDDEN_KEYS = {"path"}
@@ -137,7 +142,6 @@ NAMED_BY_STR = {
     "goals.QuotaTemplate",
     "coaching.ActionItem",
     "coaching.AgendaItem",
-    "coaching.CoachingNote",
     "coaching_skills.Competency",
     "coaching_skills.DevelopmentPlan",
     "coaching_skills.TrainingItem",
@@ -146,6 +150,12 @@ NAMED_BY_STR = {
     "capture.Mailbox",
     "capture.AccountDomain",
     "crm_sync.CrmConnection",
+}
+# Visibility of a coaching note in the words of a reader other than its author. The choice labels
+# of NoteVisibility speak as the author ("only I can read it"), which misleads an admin.
+NOTE_VISIBILITY_LABELS = {
+    "private": pgettext_lazy("coaching note", "private"),
+    "shared": pgettext_lazy("coaching note", "shared"),
 }
 UNDEFINED = "–"
 COUNT_NAMES = ("created", "updated", "unchanged", "deleted", "rejected")
@@ -205,17 +215,26 @@ def audit_entries_display(entries: Iterable[AuditLog], *, organization: Organiza
             action_label=str(audit.ACTION_LABELS.get(entry.action, entry.action)),
             object_label=_object_label(entry, names),
             kind=_kind(entry.before, entry.after),
-            changes=audit_changes(entry.before, entry.after, model=_object_model(entry.object_type), formatter=formatter),
+            changes=audit_changes(
+                entry.before,
+                entry.after,
+                model=_object_model(entry.object_type),
+                formatter=formatter,
+                object_type=entry.object_type,
+            ),
         )
         for entry in entries
     ]
 
 
-def audit_changes(before, after, *, model: type[models.Model] | None = None, formatter=None) -> list[FieldChange]:
+def audit_changes(
+    before, after, *, model: type[models.Model] | None = None, formatter=None, object_type: str = ""
+) -> list[FieldChange]:
     """List the fields of an audit row's before/after values, one line per field.
 
     A row that is not a pair of dicts (a plain value, a list) shows as one unnamed field.
     Without a `formatter` (tests, exports) values are formatted without names or time zone.
+    `object_type` is the row's, for values whose meaning depends on it.
     """
     formatter = formatter or _ValueFormatter(organization=None, names=None)
     if not isinstance(before, dict) and not isinstance(after, dict):
@@ -232,8 +251,8 @@ def audit_changes(before, after, *, model: type[models.Model] | None = None, for
         changes.append(
             FieldChange(
                 name=_field_label(field, key),
-                before=formatter.text(field, key, before.get(key)),
-                after=formatter.text(field, key, after.get(key)),
+                before=formatter.text(field, key, before.get(key), object_type=object_type),
+                after=formatter.text(field, key, after.get(key), object_type=object_type),
                 changed=before.get(key) != after.get(key),
             )
         )
@@ -323,7 +342,7 @@ class _ValueFormatter:
         self.organization = organization
         self.names = names
 
-    def text(self, field: models.Field | None, key: str, value: Any) -> str:
+    def text(self, field: models.Field | None, key: str, value: Any, *, object_type: str = "") -> str:
         if value is None or value == "":
             return UNDEFINED
         if key == "reason":
@@ -332,6 +351,14 @@ class _ValueFormatter:
             return self._period(value)
         if key == "counts" and isinstance(value, dict):
             return self._entity_counts(value)
+        if key == "record_counts" and isinstance(value, dict):
+            return self._record_counts(value)
+        if key in ("forecast_category", "forecast_category_override") and isinstance(value, str):
+            from goals.models import ForecastCategory
+
+            return str(dict(ForecastCategory.choices).get(value, value))
+        if object_type == "rubric" and key == "added" and isinstance(value, list):
+            return self._default_competency_names(value)
         if field is not None:
             formatted = self._field_value(field, value)
             if formatted is not None:
@@ -348,6 +375,8 @@ class _ValueFormatter:
             name = self.names.name(field.related_model, int(value)) if self.names is not None else None
             return name if name is not None else f"#{value}"
         if field.choices:
+            if field.model._meta.label == "coaching.CoachingNote" and field.name == "visibility":
+                return capfirst(str(NOTE_VISIBILITY_LABELS.get(value, value)))
             return str(dict(field.flatchoices).get(value, value))
         if isinstance(field, models.BooleanField) and isinstance(value, bool):
             return _yes_no(value)
@@ -405,6 +434,27 @@ class _ValueFormatter:
                 text += ", " + gettext("%(deleted)s deleted") % {"deleted": values["deleted"]}
             parts.append(f"{label}: {text}")
         return "; ".join(parts) or UNDEFINED
+
+    def _record_counts(self, counts: dict) -> str:
+        """Format a personal-data export's record counts per model label, e.g. `Deals: 448; Quotas: 4`."""
+        parts = []
+        for label, count in counts.items():
+            try:
+                name = capfirst(str(apps.get_model(label)._meta.verbose_name_plural))
+            except (LookupError, ValueError):
+                # A model removed since the export keeps its stored label.
+                name = label
+            parts.append(f"{name}: {self._plain(count)}")
+        return "; ".join(parts) or UNDEFINED
+
+    def _default_competency_names(self, names: list) -> str:
+        """Return the default rubric's competencies, stored by English name, in the active language."""
+        from coaching.skills.defaults import DEFAULT_RUBRIC
+        from coaching.skills.models import _in_language
+
+        german_by_english = {name_en: name_de for name_de, name_en, *_texts in DEFAULT_RUBRIC}
+        # NOTE: a name that DEFAULT_RUBRIC no longer contains shows as stored, in English.
+        return ", ".join(_in_language(german_by_english.get(name, name), name) for name in names) or UNDEFINED
 
     def _date(self, text: str) -> str | None:
         try:
@@ -473,7 +523,7 @@ class _NameIndex:
 
 def _names_of(model: type[models.Model], ids: set[int], organization: Organization) -> dict[int, str]:
     """Return {id: name} of the objects of `model` with these ids in the organization; others are left out."""
-    from coaching.models import OneOnOne
+    from coaching.models import CoachingNote, OneOnOne
     from pipelines.models import ImportRun
 
     if model is User:
@@ -489,6 +539,11 @@ def _names_of(model: type[models.Model], ids: set[int], organization: Organizati
         for row in OneOnOne.objects.filter(pk__in=ids).select_related("rep__user"):
             day = date_format(timezone.localtime(row.scheduled_at, organization.tzinfo), "SHORT_DATE_FORMAT")
             names[row.pk] = gettext("%(rep)s on %(date)s") % {"rep": row.rep.display_name, "date": day}
+        return names
+    if model is CoachingNote:
+        names = {}
+        for pk, visibility in CoachingNote.objects.filter(pk__in=ids).values_list("pk", "visibility"):
+            names[pk] = f"({NOTE_VISIBILITY_LABELS.get(visibility, visibility)}) #{pk}"
         return names
     if model is ImportRun:
         names = {}

@@ -7,7 +7,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from spm import audit
-from spm.audit_display import audit_entries_display, audit_json
+from spm.audit_display import (
+    OBJECT_TYPES_WITH_NAME_IDS,
+    audit_entries_display,
+    audit_json,
+)
 from spm.date_limits import FilterDateField
 from spm.exports import Column, Table, csv_response, xlsx_response
 from spm.models import Membership
@@ -39,6 +43,14 @@ class AuditFilterForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        object_id = cleaned.get("object_id") or ""
+        is_number = object_id.isascii() and object_id.isdigit()
+        if object_id and not is_number and cleaned.get("object_type") not in OBJECT_TYPES_WITH_NAME_IDS:
+            self.add_error(
+                "object_id",
+                _("Invalid object id %(value)r; enter a number, or set the object type to import or exchange_rate.")
+                % {"value": object_id},
+            )
         start, end = cleaned.get("created_from"), cleaned.get("created_to")
         if start and end and start > end:
             raise forms.ValidationError(_("The start date must not be after the end date."))

@@ -58,6 +58,9 @@ SAMPLES = [
     ("capture.domain_added", "account", None, {"domain": "acme.example"}),
     ("stage.stall_threshold_changed", "stage", {"stalled_after_days": 10}, {"stalled_after_days": 20}),
     ("ramp_schedule.created", "ramp_schedule", None, {"name": "Ramp", "month_percentages": "25/50/75"}),
+    ("forecast.stage_category_changed", "stage", {"forecast_category": "pipeline"}, {"forecast_category": "commit"}),
+    ("forecast.deal_category_changed", "deal", {"forecast_category_override": None},
+     {"forecast_category_override": "commit"}),
 ]  # fmt: skip
 
 
