@@ -31,25 +31,39 @@ class ViewLogFilterForm(forms.Form):
         self.fields["viewer"].choices = choices
         self.fields["subject"].choices = choices
 
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError(_("The start date must not be after the end date."))
+        return cleaned
+
 
 def scorecard_views(request, org_slug):
     """Show admins the log of who opened whose scorecard, filtered by viewer, viewed member and dates."""
     if request.membership.role != Role.ADMIN:
         raise Http404("The scorecard view log is for admins.")
     form = ViewLogFilterForm(request.GET)
-    form.is_valid()
-    data = form.cleaned_data
-    tz = request.organization.tzinfo
-    since = local_midnight(data["since"], tz) if data.get("since") else None
-    until = local_midnight(data["until"] + dt.timedelta(days=1), tz) if data.get("until") else None
-    views = scorecard_view_list(
-        viewer_id=data.get("viewer"), subject_id=data.get("subject"), since=since, until=until
-    )
+    if form.is_valid():
+        data = form.cleaned_data
+        tz = request.organization.tzinfo
+        since = local_midnight(data["since"], tz) if data.get("since") else None
+        until = local_midnight(data["until"] + dt.timedelta(days=1), tz) if data.get("until") else None
+        views = scorecard_view_list(
+            viewer_id=data.get("viewer"), subject_id=data.get("subject"), since=since, until=until
+        )
+    else:
+        # The page lists the errors in place of the table, so no unfiltered rows pass for filtered ones.
+        views = []
     page = Paginator(views, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {"form": form, "page": page, "query": query.urlencode()}
-    return render_goal_page(request, "goals/privacy/views.html", "view-log", context)
+    response = render_goal_page(request, "goals/privacy/views.html", "view-log", context)
+    if form.errors:
+        # spm.js has htmx swap a 400 response, so the errors replace #view-log there too.
+        response.status_code = 400
+    return response
 
 
 def personal_metrics(request, org_slug):

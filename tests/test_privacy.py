@@ -141,6 +141,62 @@ def test_view_log_fragment_filters_by_viewer(client, org, admin_member, manager_
     assert "No scorecard views match." in body
 
 
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("en", "The start date must not be after the end date."),
+        ("de", "Das Startdatum darf nicht nach dem Enddatum liegen."),
+    ],
+)
+def test_view_log_rejects_reversed_dates(client, org, admin_member, manager_member, member, language, message):
+    with scopes_disabled():
+        admin_member.user.language = language
+        admin_member.user.save(update_fields=["language"])
+    client.force_login(manager_member.user)
+    client.get(f"/o/acme/reps/{member.pk}/")
+    client.force_login(admin_member.user)
+
+    response = client.get("/o/acme/privacy/views/", {"since": "2026-12-31", "until": "2026-12-01"})
+
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert message in body
+    assert "data-view-log" not in body
+
+
+def test_view_log_fragment_shows_filter_error(client, org, admin_member, manager_member, member):
+    client.force_login(manager_member.user)
+    client.get(f"/o/acme/reps/{member.pk}/")
+    client.force_login(admin_member.user)
+
+    fragment = client.get(
+        "/o/acme/privacy/views/", {"since": "2026-12-31", "until": "2026-12-01"}, HTTP_HX_REQUEST="true"
+    )
+
+    body = fragment.content.decode()
+    assert fragment.status_code == 400
+    assert "<html" not in body
+    assert body.lstrip().startswith('<section id="view-log"')
+    assert "The scorecard view log could not be filtered:" in body
+    assert "<li>The start date must not be after the end date.</li>" in body
+    # The unfiltered views are not listed in place of filtered ones.
+    assert "data-view-log" not in body
+    assert manager_member.display_name not in body
+
+
+def test_view_log_fragment_rejects_unknown_viewer(client, org, admin_member, manager_member, member):
+    client.force_login(manager_member.user)
+    client.get(f"/o/acme/reps/{member.pk}/")
+    client.force_login(admin_member.user)
+
+    fragment = client.get("/o/acme/privacy/views/", {"viewer": "999999"}, HTTP_HX_REQUEST="true")
+
+    body = fragment.content.decode()
+    assert fragment.status_code == 400
+    assert "Select a valid choice. 999999 is not one of the available choices." in body
+    assert "data-view-log" not in body
+
+
 def test_view_log_is_admin_only(client, org, manager_member, member):
     client.force_login(manager_member.user)
     assert client.get("/o/acme/privacy/views/").status_code == 404
