@@ -137,17 +137,23 @@ def dashboard(request, org_slug):
         request,
         "dashboards/dashboard.html",
         audience=kpi_audience(membership, team_ids=team_ids, member_ids=member_ids),
-        context_build=lambda with_page: _dashboard_context(request, with_page=with_page, visible_member_ids=member_ids),
+        context_build=lambda with_page: _dashboard_context(
+            request, with_page=with_page, visible=(team_ids, member_ids)
+        ),
     )
 
 
-def _dashboard_context(request, *, with_page: bool, visible_member_ids: set[int] | None) -> dict:
+def _dashboard_context(
+    request, *, with_page: bool, visible: tuple[set[int] | None, set[int] | None]
+) -> dict:
+    """Build the dashboard's context; `visible` is what visible_team_and_member_ids returned for the viewer."""
     organization, membership = request.organization, request.membership
+    visible_member_ids = visible[1]
     form = DashboardFilterForm(request.GET, organization=organization)
     form.is_valid()
     periods = kpi_periods_available(organization=organization)
     period, errors = _period_context(form, periods, organization)
-    teams = team_list_visible(membership=membership)
+    teams = team_list_visible(membership=membership, visible=visible)
     team_id = form.cleaned_data.get("team")
     team = next((team for team in teams if team.pk == team_id), None)
     if team_id is not None and team is None:

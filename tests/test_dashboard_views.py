@@ -675,10 +675,9 @@ def test_dashboard_query_count_admin(client, scenario, admin_member, django_asse
 def test_dashboard_query_count_manager(client, scenario, manager_member, django_assert_num_queries):
     client.force_login(manager_member.user)
 
-    # session, user, membership; periods; newest quarter with a close; teams for the picker and the
-    # members that decide which teams the manager sees. Visibility reads teams and members; then the
-    # headline row, the rep rows and the monthly series.
-    with django_assert_num_queries(12):
+    # session, user, membership; visibility reads teams and members; periods; newest quarter with
+    # a close; teams for the picker; then the headline row, the rep rows and the monthly series.
+    with django_assert_num_queries(11):
         client.get("/o/acme/dashboard/")
 
 
