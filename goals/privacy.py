@@ -282,8 +282,9 @@ PERSONAL_METRICS = (
         _("Notes a manager writes in a 1:1, private or shared with the person, and the action items agreed there."),
         _("Preparing and following up 1:1s."),
         _(
-            "Private notes: their author only. Shared notes and action items: the person, their managers (direct "
-            "and higher up) and admins."
+            "Private notes: their author only; an admin answering the person's data access request exports them "
+            "with the rest of their data. Shared notes and action items: the person, their managers (direct and "
+            "higher up) and admins."
         ),
     ),
     PersonalMetric(

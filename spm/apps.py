@@ -14,3 +14,15 @@ class SpmConfig(AppConfig):
         from .audit import audit_receivers_connect
 
         audit_receivers_connect()
+        _allauth_labels_translate()
+
+
+def _allauth_labels_translate() -> None:
+    """Give allauth's reauthentication code form a translatable field label.
+
+    allauth 65 declares its `recipient` field without a label, so Django shows the
+    untranslated field name "Recipient" on the German page.
+    """
+    from allauth.account.forms import RequestReauthenticationCodeForm
+
+    RequestReauthenticationCodeForm.base_fields["recipient"].label = _("Recipient")

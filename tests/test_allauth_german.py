@@ -245,3 +245,21 @@ def test_login_password_wrong_formal(client, admin_member):
     text = visible_text(response.content.decode())
     assert "Die E-Mail-Adresse und/oder das Passwort sind leider falsch." in text
     assert informal_words(text) == []
+
+
+def test_reauthentication_code_form_label_german(admin_member):
+    from allauth.account.forms import RequestReauthenticationCodeForm
+
+    with translation.override("de"):
+        form = RequestReauthenticationCodeForm(user=admin_member.user)
+        assert str(form.fields["recipient"].label) == "Empfänger"
+
+
+def test_already_signed_in_notice_german(client, admin_member):
+    client.force_login(admin_member.user)
+
+    response = client.get(reverse("account_reset_password"), HTTP_ACCEPT_LANGUAGE="de")
+
+    text = visible_text(response.content.decode())
+    assert "Hinweis: Sie sind bereits als" in text
+    assert "Notiz:" not in text
