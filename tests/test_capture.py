@@ -67,7 +67,7 @@ def recent_weekly() -> str:
 
 
 def parse(data: bytes, start=dt.datetime(2026, 1, 1, tzinfo=UTC), end=dt.datetime(2027, 1, 1, tzinfo=UTC)):
-    return ics.calendar_parse(data, start=start, end=end, floating_zone=BERLIN)
+    return ics.calendar_parse(data, start=start, end=end, floating_zone=BERLIN).meetings
 
 
 # --- parsing ---------------------------------------------------------------------------------------

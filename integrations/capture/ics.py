@@ -6,6 +6,13 @@ is read in the time zone passed in, which is the organization's. Recurring event
 recurring-ical-events within a window, so a weekly 10:00 meeting in Europe/Berlin stays at
 10:00 local time across a daylight-saving change while its UTC time moves by an hour.
 All-day events and cancelled events are skipped.
+
+Expansion is capped, because one line such as RRULE:FREQ=SECONDLY would otherwise yield
+millions of occurrences: an event with more than MAX_OCCURRENCES_PER_EVENT occurrences in
+the window, or whose rule needs more than MAX_RULE_STEPS recurrences from its DTSTART to the
+window's end, is skipped whole, and so is every event that would take the file past
+MAX_OCCURRENCES. The other events are read, and each skipped event is named in
+ParsedCalendar.skipped.
 """
 
 import datetime as dt
@@ -15,6 +22,7 @@ from dataclasses import dataclass, field
 
 import icalendar
 import recurring_ical_events
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -38,6 +46,17 @@ TIME_PROPERTIES = {
 }
 
 
+# Occurrences read of one event (its series: the rule, RDATEs and changed occurrences) within the window.
+# A daily meeting over the default window of 240 days has 240.
+MAX_OCCURRENCES_PER_EVENT = 1000
+# Occurrences read of all events of one file together.
+MAX_OCCURRENCES = 20000
+# Recurrences one RRULE may produce from its DTSTART to the end of the window, those before the window
+# included. dateutil generates each of them, so a rule that started years earlier costs time even
+# when few of its occurrences fall into the window.
+MAX_RULE_STEPS = 100_000
+
+
 class CalendarFileError(ValueError):
     """Data that is no usable iCalendar file; the message names the problem for the user."""
 
@@ -51,6 +70,13 @@ class Meeting:
     summary: str
     attendees: list[str] = field(default_factory=list)
     declined: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ParsedCalendar:
+    meetings: list[Meeting]
+    # One message per event that was not read because of the limits above, in file order.
+    skipped: list[str] = field(default_factory=list)
 
 
 def _address(value) -> str:
@@ -93,10 +119,11 @@ def calendar_parse(
     end: dt.datetime,
     floating_zone: zoneinfo.ZoneInfo,
     require_events: bool = False,
-) -> list[Meeting]:
+) -> ParsedCalendar:
     """Return the timed meetings of `data` that start in `[start, end)` (aware datetimes), recurrences expanded.
 
-    Raises CalendarFileError when the data is not text, not an iCalendar object, has no
+    Events over the expansion limits (see the module docstring) are left out and named in
+    the result's `skipped`. Raises CalendarFileError when the data is not text, not an iCalendar object, has no
     VCALENDAR, has a date, duration, recurrence rule or UTC offset that cannot be read,
     or its recurrence rules cannot be expanded; with `require_events`, also when it has
     no event at all.
@@ -120,7 +147,9 @@ def calendar_parse(
     if require_events and not calendar.walk("VEVENT"):
         raise CalendarFileError(_("The calendar file contains no events (no BEGIN:VEVENT)."))
     try:
-        occurrences = list(recurring_ical_events.of(calendar, components=["VEVENT"]).between(start, end))
+        query = recurring_ical_events.of(calendar, components=["VEVENT"])
+        skipped = _oversized_series_remove(query, start, end, floating_zone)
+        occurrences = query.between(start, end)
     except (ValueError, TypeError, recurring_ical_events.InvalidCalendar) as error:
         # The checks above catch the known causes; the library's English text stays in the log.
         logger.warning("Calendar events not expanded: %s", error)
@@ -163,7 +192,97 @@ def calendar_parse(
             )
         )
     meetings.sort(key=lambda meeting: (meeting.starts_at, meeting.uid))
-    return meetings
+    return ParsedCalendar(meetings=meetings, skipped=skipped)
+
+
+def _oversized_series_remove(query, start: dt.datetime, end: dt.datetime, floating_zone: zoneinfo.ZoneInfo) -> list[str]:
+    """Remove from `query` the series (events with their changed occurrences) over the expansion limits.
+
+    Returns one message per removed series. The counts come from iterating each RRULE
+    lazily, so a removed series costs at most MAX_RULE_STEPS recurrences and never a list
+    of its occurrences.
+    """
+    kept, skipped = [], []
+    total = 0
+    for series in query.series:
+        count = _series_occurrence_count(series, start, end, floating_zone)
+        name = _series_name(series)
+        if count is None:
+            skipped.append(
+                _(
+                    "Event %(event)s was skipped: its recurrence rule repeats more than %(limit)s times "
+                    "before the end of the period read. Shorten the rule in the calendar and export it again."
+                )
+                % {"event": name, "limit": number_format(MAX_RULE_STEPS, force_grouping=True)}
+            )
+        elif count > MAX_OCCURRENCES_PER_EVENT:
+            skipped.append(
+                _(
+                    "Event %(event)s was skipped: it occurs more than %(limit)s times between %(start)s and "
+                    "%(end)s. SPM reads at most %(limit)s occurrences of one event."
+                )
+                % {"event": name, "limit": number_format(MAX_OCCURRENCES_PER_EVENT, force_grouping=True), **_period(start, end)}
+            )
+        elif total + count > MAX_OCCURRENCES:
+            skipped.append(
+                _(
+                    "Event %(event)s was skipped: the calendar file has more than %(limit)s occurrences of events "
+                    "between %(start)s and %(end)s, and SPM reads at most %(limit)s from one file."
+                )
+                % {"event": name, "limit": number_format(MAX_OCCURRENCES, force_grouping=True), **_period(start, end)}
+            )
+        else:
+            total += count
+            kept.append(series)
+            continue
+        logger.warning("Calendar event skipped by the expansion limits: occurrences=%s", count)
+    query.series = kept
+    return skipped
+
+
+def _period(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
+    return {"start": start.date().isoformat(), "end": end.date().isoformat()}
+
+
+def _series_name(series) -> str:
+    component = series.recurrence.core._component if series.recurrence.has_core else None
+    uid = value_excerpt(str(series.uid).strip() or "?")
+    summary = str(component.get("SUMMARY", "")).strip() if component is not None else ""
+    return f"{uid} ({value_excerpt(summary)})" if summary else uid
+
+
+def _series_occurrence_count(series, start: dt.datetime, end: dt.datetime, floating_zone: zoneinfo.ZoneInfo) -> int | None:
+    """Return an upper bound of the occurrences of `series` that recurring-ical-events yields for `[start, end]`.
+
+    Returns None when a rule needs more than MAX_RULE_STEPS recurrences to pass the end.
+    The bound counts the distinct starts from DTSTART, the RRULEs and the RDATEs in the span
+    that the library queries (widened by the event's duration, as the library does) and every
+    changed occurrence; EXDATEs are not subtracted. Counting stops one past MAX_OCCURRENCES_PER_EVENT.
+    """
+    # NOTE: this reads attributes of recurring-ical-events 3.x series (recurrence.rrules,
+    # _subtract_from_start, _add_to_stop); pyproject.toml pins the library below 4.
+    # NOTE: MAX_RULE_STEPS counts produced recurrences only. A rule whose BY* parts match no
+    # day at all (BYMONTH=2;BYMONTHDAY=30) produces none, and dateutil 2.9 walks day by day
+    # to the year 9999 for it, which took about 17 seconds per such event here.
+    span_start = start - series._subtract_from_start
+    span_end = end + series._add_to_stop
+    modifications = len(series.modifications)
+    if not series.recurrence.has_core:
+        return modifications
+    starts: set[dt.datetime] = set()
+    # The first rule is a set of DTSTART and the RDATEs, the others are the event's RRULEs.
+    for rule in series.recurrence.rrules:
+        for step, recurrence in enumerate(iter(rule), start=1):
+            moment = recurrence if recurrence.tzinfo else recurrence.replace(tzinfo=floating_zone)
+            if moment > span_end:
+                break
+            if step > MAX_RULE_STEPS:
+                return None
+            if moment >= span_start:
+                starts.add(moment)
+                if len(starts) + modifications > MAX_OCCURRENCES_PER_EVENT:
+                    return len(starts) + modifications
+    return len(starts) + modifications
 
 
 def _content_lines(text: str) -> list[tuple[int, str]]:

@@ -10,12 +10,11 @@ the RECURRENCE-ID of the occurrence, and e-mails by their Message-ID.
 import datetime as dt
 import hashlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 from django.db import transaction
-from django.utils import timezone
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -52,9 +51,15 @@ class CaptureResult:
     without_member: int = 0
     # Read, but older than the organization's activity retention (e-mail only; calendars are not read that far back).
     too_old: int = 0
+    # Calendar events left out by the expansion limits of ics.calendar_parse, one message each.
+    skipped: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Return the counts, with `skipped` only when an event was skipped."""
+        counts = asdict(self)
+        if not counts["skipped"]:
+            del counts["skipped"]
+        return counts
 
 
 def _external_id(*parts: str) -> str:
@@ -223,10 +228,12 @@ def calendar_file_capture(
     """
     now = now or timezone.now()
     start, end = _window(member.organization, now)
-    meetings = ics.calendar_parse(
+    parsed = ics.calendar_parse(
         data, start=start, end=end, floating_zone=member.organization.tzinfo, require_events=require_events
     )
-    return calendar_meetings_capture(member=member, meetings=meetings, now=now)
+    result = calendar_meetings_capture(member=member, meetings=parsed.meetings, now=now)
+    result.skipped = parsed.skipped
+    return result
 
 
 def calendar_feed_url_validate(url: str) -> str:

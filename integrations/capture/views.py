@@ -24,6 +24,8 @@ def _result_message(request, result: services.CaptureResult) -> None:
         )
         % counts,
     )
+    for skipped in result.skipped:
+        messages.warning(request, skipped)
 
 
 @require_http_methods(["GET", "POST"])
