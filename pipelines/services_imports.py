@@ -280,8 +280,9 @@ def import_run_enqueue(*, run: ImportRun, dry_run: bool, actor: User | None) -> 
     )
     status = ImportRunStatus.PREVIEWING if dry_run else ImportRunStatus.QUEUED
     with transaction.atomic():
+        # The task id is cleared, so that the task claims the run (pipelines.tasks.import_run_execute).
         updated = ImportRun.objects.filter(pk=run.pk, status__in=allowed).update(
-            status=status, progress_done=0, progress_total=0, message="", message_data={}
+            status=status, task_id="", progress_done=0, progress_total=0, message="", message_data={}
         )
         # Already running, or imported: nothing to start.
         if not updated:
