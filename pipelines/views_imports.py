@@ -4,7 +4,7 @@ Every view returns 404 to managers and reps, like any page they may not see, and
 organization scope makes runs of other organizations 404 as well.
 """
 
-import uuid
+import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -188,23 +188,23 @@ def exchange_rates_upload(request, org_slug):
         messages.error(request, upload_too_large_message(settings.IMPORT_MAX_UPLOAD_BYTES))
         return redirect("import_list", org_slug=org_slug)
 
-    # Each upload gets its own directory, so the file keeps the uploader's name, which messages show.
-    directory = Path(settings.MEDIA_ROOT) / "imports" / str(request.organization.pk) / f"rates-{uuid.uuid4().hex}"
-    directory.mkdir(parents=True, exist_ok=False)
-    path = directory / _safe_name(upload.name)
-    with open(path, "wb") as handle:
-        for chunk in upload.chunks():
-            handle.write(chunk)
-    try:
-        outcome = exchange_rates_import(
-            organization=request.organization,
-            path=path,
-            actor=request.user,
-            date_order=form.cleaned_data["date_order"],
-        )
-    except ImportSourceError as error:
-        messages.error(request, str(error))
-        return redirect("import_list", org_slug=org_slug)
+    # The file is only read during this request, so it goes to a temporary directory that is
+    # deleted afterwards. A directory of its own keeps the uploader's file name, which messages show.
+    with tempfile.TemporaryDirectory(prefix="spm-rates-") as directory:
+        path = Path(directory) / _safe_name(upload.name)
+        with open(path, "wb") as handle:
+            for chunk in upload.chunks():
+                handle.write(chunk)
+        try:
+            outcome = exchange_rates_import(
+                organization=request.organization,
+                path=path,
+                actor=request.user,
+                date_order=form.cleaned_data["date_order"],
+            )
+        except ImportSourceError as error:
+            messages.error(request, str(error))
+            return redirect("import_list", org_slug=org_slug)
     messages.success(request, _rates_summary(outcome))
     errors = outcome["errors"]
     if errors:

@@ -5,6 +5,7 @@ import datetime as dt
 import html
 import io
 import re
+import tempfile
 from decimal import Decimal
 
 import pytest
@@ -286,8 +287,36 @@ def test_rates_upload_messages_name_uploaded_file(org, admin_member, client, set
     client.force_login(admin_member.user)
 
     assert rates_upload(client, "rates_bad.csv", RATES_BAD, language) == expected
-    stored = list((tmp_path / "media" / "imports" / str(org.pk)).glob("rates-*/*"))
-    assert [path.name for path in stored] == ["rates_bad.csv"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "rates.csv",
+            "currency,date,rate\nJPY,2017-02-01,0.009\n",
+            "Exchange rates: 1 new, 0 changed, 0 unchanged, 0 rows rejected; 0 deals converted again.",
+        ),
+        (
+            "Kurse.csv",
+            "name,value\nJPY,1\n",
+            "File Kurse.csv is neither the ECB shape (Date,USD,JPY,…) nor a list with the columns currency, date "
+            "and rate.",
+        ),
+    ],
+)
+def test_rates_upload_leaves_no_files(org, admin_member, client, settings, tmp_path, monkeypatch, name, text, expected):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    client.force_login(admin_member.user)
+
+    messages = rates_upload(client, name, text, "en")
+
+    assert messages == [expected]
+    assert list((tmp_path / "media").rglob("*")) == []
+    assert list(temporary.iterdir()) == []
 
 
 @pytest.mark.parametrize(("date_order", "valid_from"), [("dmy", dt.date(2017, 2, 1)), ("mdy", dt.date(2017, 1, 2))])
