@@ -38,6 +38,8 @@ def kpi_snapshot_recompute(self, *, organization_id: int) -> dict:
     transaction commits: `kpi_snapshot_recompute.delay(organization_id=...)`.
     """
     organization = Organization.objects.get(pk=organization_id)
+    # Read before the recompute reads any deal, so every change deferred up to this mark is included.
+    deferred_at = organization.kpi_recompute_deferred_at
     logger.info("KPI snapshot recompute task started task_id=%s organization_id=%s", self.request.id, organization_id)
     try:
         result = services.kpi_snapshot_recompute(organization=organization)
@@ -49,6 +51,18 @@ def kpi_snapshot_recompute(self, *, organization_id: int) -> dict:
             organization_id,
         )
         raise
+    if deferred_at is not None:
+        # A deferral during the recompute wrote a later time, so its change stays pending.
+        cleared = Organization.objects.filter(pk=organization_id, kpi_recompute_deferred_at=deferred_at).update(
+            kpi_recompute_deferred_at=None
+        )
+        logger.info(
+            "KPI recompute pending mark task_id=%s organization_id=%s deferred_at=%s cleared=%s",
+            self.request.id,
+            organization_id,
+            deferred_at.isoformat(),
+            bool(cleared),
+        )
     attainment_check_schedule(organization_id=organization_id)
     logger.info(
         "KPI snapshot recompute task finished task_id=%s organization_id=%s rows_written=%s rows_deleted=%s",
@@ -108,6 +122,28 @@ def kpi_snapshot_calendar_extend_schedule(self) -> int:
     for organization_id in organization_ids:
         kpi_snapshot_calendar_extend.delay(organization_id=organization_id)
     logger.info("KPI snapshot calendar tasks enqueued task_id=%s organizations=%s", self.request.id, len(organization_ids))
+    return len(organization_ids)
+
+
+@shared_task(bind=True)
+def kpi_snapshot_recompute_pending_schedule(self) -> int:
+    """Enqueue the full recompute of every organization whose recompute could not be queued; beat runs this hourly.
+
+    pipelines.services.kpi_recompute_defer marks such organizations while the broker is
+    unreachable, and `kpi_snapshot_recompute` clears the mark. Returns the number of
+    recomputes enqueued.
+    """
+    organization_ids = list(
+        Organization.objects.filter(kpi_recompute_deferred_at__isnull=False).order_by("pk").values_list("pk", flat=True)
+    )
+    for organization_id in organization_ids:
+        kpi_snapshot_recompute_enqueue(organization_id=organization_id)
+    logger.info(
+        "Pending KPI recomputes enqueued task_id=%s organizations=%s organization_ids=%s",
+        self.request.id,
+        len(organization_ids),
+        ",".join(str(organization_id) for organization_id in organization_ids),
+    )
     return len(organization_ids)
 
 

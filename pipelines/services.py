@@ -12,6 +12,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext, gettext_noop
+from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from integrations.webhooks.events import deal_close_transitions_watch, deal_stage_changed_emit, import_finished_emit
 from pipelines.models import Deal, DealStageChange, DealStatus, Stage, StageKind
@@ -158,18 +159,57 @@ def deal_move_stage(
 
 
 def kpi_recompute_schedule(*, organization_id: int) -> None:
-    """Enqueue the organization's KPI recompute once the current transaction commits."""
+    """Enqueue the organization's KPI recompute once the current transaction commits.
+
+    When the broker is unreachable, the recompute is marked pending instead (see
+    `kpi_recompute_defer`), because the change has committed and must not fail now.
+    """
     from dashboards.tasks import kpi_snapshot_recompute_enqueue
 
-    transaction.on_commit(lambda: kpi_snapshot_recompute_enqueue(organization_id=organization_id))
+    def enqueue() -> None:
+        try:
+            kpi_snapshot_recompute_enqueue(organization_id=organization_id)
+        except BrokerOperationalError as error:
+            kpi_recompute_defer(organization_id=organization_id, error=error)
+
+    transaction.on_commit(enqueue)
 
 
 def kpi_recompute_deals_schedule(*, organization_id: int, deal_ids: list[int], since: dt.datetime) -> None:
-    """Enqueue the recompute of only the KPI rows that a change of `deal_ids` from `since` on touches, after commit."""
+    """Enqueue the recompute of only the KPI rows that a change of `deal_ids` from `since` on touches, after commit.
+
+    When the broker is unreachable, the organization's full recompute is marked pending instead.
+    """
     from dashboards.tasks import kpi_snapshot_recompute_deals_enqueue
 
-    transaction.on_commit(
-        lambda: kpi_snapshot_recompute_deals_enqueue(organization_id=organization_id, deal_ids=deal_ids, since=since)
+    def enqueue() -> None:
+        try:
+            kpi_snapshot_recompute_deals_enqueue(organization_id=organization_id, deal_ids=deal_ids, since=since)
+        except BrokerOperationalError as error:
+            kpi_recompute_defer(organization_id=organization_id, error=error)
+
+    transaction.on_commit(enqueue)
+
+
+def kpi_recompute_defer(*, organization_id: int, error: Exception) -> None:
+    """Mark the organization's full KPI recompute as pending after its task could not be queued.
+
+    The hourly task dashboards.tasks.kpi_snapshot_recompute_pending_schedule queues the
+    recompute of marked organizations. The mark is the time of the latest deferral, and a
+    full recompute clears it only if it is unchanged since the recompute began, so a
+    deferral during a recompute stays pending. A request that defers is noted in
+    spm.celery.recompute_deferred_organizations, so that the middleware warns its user.
+    """
+    from spm.celery import recompute_deferred_organizations
+
+    Organization.objects.filter(pk=organization_id).update(kpi_recompute_deferred_at=timezone.now())
+    deferred = recompute_deferred_organizations.get()
+    if deferred is not None:
+        deferred.add(organization_id)
+    logger.error(
+        "KPI recompute not queued because the broker is unreachable, marked pending organization_id=%s error=%s",
+        organization_id,
+        error,
     )
 
 

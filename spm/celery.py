@@ -1,5 +1,6 @@
 """Celery application and the tenant-aware base task."""
 
+import contextvars
 import os
 
 from celery import Celery, Task
@@ -10,9 +11,17 @@ app = Celery("spm")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Ids of the organizations whose KPI recompute the current request could not queue because
+# the broker was unreachable, and which therefore wait for the hourly pending-recompute
+# task. spm.middleware.BrokerStatusMiddleware sets an empty set for each request and warns
+# the user when it is no longer empty. None outside requests (workers, commands).
+recompute_deferred_organizations: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar(
+    "recompute_deferred_organizations", default=None
+)
+
 
 class TenantTask(Task):
-    """Run the task body inside the django-scopes scope of `organization_id`.
+    """Run the task body inside the django-scopes scope of `organization_id`, in its language and time zone.
 
     Every tenant task takes `organization_id` as a keyword argument; the task
     loads nothing from another organization because the scope forbids it.

@@ -17,6 +17,7 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from spm import audit
 from spm.accounts import has_totp
+from spm.celery import recompute_deferred_organizations
 from spm.context_processors import (
     LAST_ORGANIZATION_COOKIE,
     LAST_ORGANIZATION_COOKIE_SECONDS,
@@ -167,8 +168,10 @@ class BrokerStatusMiddleware:
 
     Pages of an organization still render from the database, and a full-page GET
     gets a warning that the numbers may be out of date, because recomputes cannot
-    be queued. A request that fails because a task could not be sent returns 503
-    with an explanation instead of a 500.
+    be queued. A change whose KPI recompute could not be queued after it committed
+    stays saved, and its user is told that the figures follow later (see
+    pipelines.services.kpi_recompute_defer). A request that fails because a task
+    could not be sent returns 503 with an explanation instead of a 500.
     """
 
     def __init__(self, get_response):
@@ -189,7 +192,21 @@ class BrokerStatusMiddleware:
                     "They are updated automatically once it is back."
                 ),
             )
-        return self.get_response(request)
+        deferred = set()
+        token = recompute_deferred_organizations.set(deferred)
+        try:
+            response = self.get_response(request)
+        finally:
+            recompute_deferred_organizations.reset(token)
+        if deferred and request.path_info.startswith("/o/"):
+            messages.warning(
+                request,
+                _(
+                    "Your change is saved. The background service is unavailable, so the figures are updated "
+                    "within an hour after it is back."
+                ),
+            )
+        return response
 
     def process_exception(self, request, exception):
         if not isinstance(exception, BrokerOperationalError):

@@ -154,6 +154,13 @@ class Organization(models.Model):
         validators=[MinValueValidator(365), MaxValueValidator(36500)],
         help_text=_("Audit log entries older than this are deleted every night; empty keeps them. At least 365."),
     )
+    # The time of the latest change that committed while its KPI recompute could not be queued
+    # because the broker was unreachable; None when no recompute is pending. An hourly beat task
+    # (dashboards.tasks.kpi_snapshot_recompute_pending_schedule) queues the full recompute, and
+    # the recompute clears it unless a later deferral changed it meanwhile.
+    kpi_recompute_deferred_at = models.DateTimeField(
+        _("KPI recompute deferred at"), null=True, blank=True, editable=False
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -299,6 +299,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dashboards.tasks.kpi_snapshot_calendar_extend_schedule",
         "schedule": crontab(minute=10),
     },
+    # Hourly, so a KPI recompute that could not be queued while Redis was down runs within an hour after it is back.
+    "kpi-recompute-pending": {
+        "task": "dashboards.tasks.kpi_snapshot_recompute_pending_schedule",
+        "schedule": crontab(minute=25),
+    },
     # Retrains each organization's win probability model and scores its open deals.
     "win-probability": {
         "task": "pipelines.tasks.win_model_train_schedule",

@@ -36,6 +36,7 @@ from celery import Celery
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.db import connections
 from django_scopes import scopes_disabled
+from kombu import pools as kombu_pools
 
 from pipelines.models import Deal, DealStatus, ImportRun, ImportRunStatus, ImportSource, StageKind
 from spm.models import Role
@@ -586,9 +587,13 @@ class Gunicorn:
     def worker_pids(self) -> list[int]:
         return sorted(int(pid) for pid in subprocess.check_output(["pgrep", "-P", str(self.process.pid)], text=True).split())
 
-    def request(self, path: str, session_key: str, data: dict | None = None, language: str = "en"):
-        """Send GET (or POST with `data`) and return (status, body); CSRF is satisfied with a fixed token pair."""
-        headers = {"Cookie": f"sessionid={session_key}; csrftoken={CSRF_TOKEN}", "Accept-Language": language}
+    def request(self, path: str, session_key: str, data: dict | None = None, language: str = "en", cookies: str = ""):
+        """Send GET (or POST with `data`) and return (status, body); CSRF is satisfied with a fixed token pair.
+
+        `cookies` ("name=value; ...") are sent besides the session and CSRF cookies.
+        """
+        cookie = f"sessionid={session_key}; csrftoken={CSRF_TOKEN}" + (f"; {cookies}" if cookies else "")
+        headers = {"Cookie": cookie, "Accept-Language": language}
         body = None
         if data is not None:
             from urllib.parse import urlencode
@@ -676,6 +681,81 @@ def test_redis_down_dashboard_renders_and_write_is_refused(private_db, private_r
     assert start_status == 503
     assert "could not be queued" in start_page
     assert run.status == ImportRunStatus.PREVIEWED
+
+
+def upload_through(gunicorn: Gunicorn, path: str, session_key: str, file_name: str, content: bytes) -> tuple[int, str]:
+    """POST `content` as the multipart field `file` named `file_name`; return the status and the cookies set.
+
+    The cookies are returned as "name=value; ...", so a next request can send the messages cookie on.
+    """
+    boundary = uuid.uuid4().hex
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\"\r\n\r\n{CSRF_TOKEN}\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n"
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    headers = {
+        "Cookie": f"sessionid={session_key}; csrftoken={CSRF_TOKEN}",
+        "Accept-Language": "en",
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Referer": f"http://127.0.0.1:{gunicorn.port}/",
+    }
+    request = urllib.request.Request(f"http://127.0.0.1:{gunicorn.port}{path}", data=body, headers=headers)
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=30) as response:
+            status, headers = response.status, response.headers
+    except urllib.error.HTTPError as error:
+        status, headers = error.code, error.headers
+    cookies = [header.split(";", 1)[0] for header in headers.get_all("Set-Cookie") or []]
+    return status, "; ".join(cookies)
+
+
+DEFERRED_EN = "Your change is saved. The background service is unavailable, so the figures are updated within an hour"
+
+
+def deferred_at(organization) -> dt.datetime | None:
+    from spm.models import Organization
+
+    return Organization.objects.values_list("kpi_recompute_deferred_at", flat=True).get(pk=organization.pk)
+
+
+def test_redis_down_saved_change_recomputed_later(private_db, private_redis, gunicorn, workers):
+    organization, admin, _open_deal, _won = organization_with_deals("faults-deferred")
+    with scopes_disabled():
+        Deal.objects.filter(organization=organization, status=DealStatus.WON).update(currency="USD", base_amount=None)
+    recompute_in_process(organization)
+    observer = private_db.connect()
+    before = snapshot_values(observer, organization.pk)
+    session_key = session_for(admin.user)
+    imports = f"/o/{organization.slug}/imports/"
+
+    private_redis.stop()
+    try:
+        upload_status, cookies = upload_through(
+            gunicorn, f"{imports}rates/", session_key, "rates.csv", b"currency,date,rate\nUSD,2017-01-01,0.5\n"
+        )
+        page_status, page = gunicorn.request(imports, session_key, cookies=cookies)
+    finally:
+        private_redis.start()
+    marked = deferred_at(organization)
+    stale = snapshot_values(observer, organization.pk)
+
+    # kombu keeps its connection pools per broker URL for the whole process, and the restart closed their connections.
+    kombu_pools.reset()
+    workers.start()
+    enqueued = workers.send("dashboards.tasks.kpi_snapshot_recompute_pending_schedule").get(timeout=WAIT_TIMEOUT_SECONDS)
+    wait_until(lambda: deferred_at(organization) is None, "the pending recompute to clear the mark")
+    after = snapshot_values(observer, organization.pk)
+
+    assert upload_status == 302
+    assert page_status == 200
+    assert DEFERRED_EN in page
+    assert marked is not None
+    assert stale == before
+    # Without a rate the USD deal has no amount in the base currency, so it adds nothing to the won amount.
+    assert before[FEBRUARY_ORGANIZATION][1:3] == (1, Decimal("0.00"))
+    assert enqueued == 1
+    assert after[FEBRUARY_ORGANIZATION][1:3] == (1, Decimal("500.00"))
 
 
 def test_postgresql_restart_survived_without_process_restart(private_db, gunicorn):
