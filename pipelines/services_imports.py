@@ -61,6 +61,8 @@ PREVIEW_ROWS = 10
 PEOPLE_CREATED_STORED = 200
 # Seconds between two progress writes; the page polls every second.
 PROGRESS_INTERVAL_SECONDS = 0.5
+# Skipped file names listed in the error for a ZIP file without a table file.
+SKIPPED_NAMES_SHOWN = 10
 
 
 class ImportUploadError(Exception):
@@ -98,6 +100,8 @@ def import_run_create(
     directory = Path(settings.MEDIA_ROOT) / relative
     directory.mkdir(parents=True, exist_ok=False)
     names = []
+    # Files in ZIP archives that are no table file, named when nothing else is left to import.
+    skipped: list[str] = []
     try:
         total = 0
         sources: dict[str, str] = {}
@@ -112,7 +116,7 @@ def import_run_create(
                 raise ImportUploadError(upload_too_large_message(limit))
             total += upload.size
             if suffix == ".zip":
-                total = _zip_extract(upload, directory, names, sources, total, limit)
+                total = _zip_extract(upload, directory, names, sources, total, limit, skipped)
                 continue
             _name_claim(sources, name, upload.name)
             with open(directory / name, "wb") as handle:
@@ -120,7 +124,7 @@ def import_run_create(
                     handle.write(chunk)
             names.append(name)
         if not names:
-            raise ImportUploadError(gettext("The upload contains no file to import."))
+            raise ImportUploadError(_no_file_message(skipped))
         table_files_check(directory, names)
         import_files_check(source, directory, names)
     except (ImportUploadError, ImportSourceError, zipfile.BadZipFile) as error:
@@ -129,6 +133,10 @@ def import_run_create(
             raise ImportUploadError(gettext("The ZIP file is damaged and cannot be opened.")) from None
         if isinstance(error, ImportSourceError):
             raise ImportUploadError(str(error)) from None
+        raise
+    except BaseException:
+        # No run refers to the folder, so nothing would ever delete it.
+        shutil.rmtree(directory, ignore_errors=True)
         raise
 
     with transaction.atomic():
@@ -222,12 +230,30 @@ def _is_mac_metadata(member_path: str) -> bool:
     return base.startswith("._") or base == ".DS_Store"
 
 
+# Compression methods that Python's zipfile reads (ZIP application note, section 4.4.5).
+ZIP_READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+# Names of other methods that archivers write; 99 marks a WinZip AES-encrypted member.
+ZIP_METHOD_NAMES = {9: "Deflate64", 10: "PKWARE DCL Implode", 93: "Zstandard", 95: "XZ", 96: "JPEG", 97: "WavPack", 98: "PPMd"}
+ZIP_AES_METHOD = 99
+# The flag bit that marks a member encrypted with a password (ZIP application note, section 4.4.4).
+ZIP_ENCRYPTED_FLAG = 0x1
+
+
 def _zip_extract(
-    upload: UploadedFile, directory: Path, names: list[str], sources: dict[str, str], total: int, limit: int
+    upload: UploadedFile,
+    directory: Path,
+    names: list[str],
+    sources: dict[str, str],
+    total: int,
+    limit: int,
+    skipped: list[str],
 ) -> int:
     """Unpack the table files of a ZIP into `directory`; returns the new byte total. Counts unpacked sizes.
 
     Skips macOS metadata before the name is sanitized, which would drop its folder and leading dot.
+    Other files that are no table file (nested ZIP files too) are appended to `skipped`. Raises
+    ImportUploadError for a table file that is password-protected or uses a compression method
+    that zipfile cannot read.
     """
     with zipfile.ZipFile(upload) as archive:
         for member in archive.infolist():
@@ -235,7 +261,9 @@ def _zip_extract(
                 continue
             name = _safe_name(member.filename)
             if Path(name).suffix.lower() not in ALLOWED_SUFFIXES[:-1]:
+                skipped.append(member.filename)
                 continue
+            _zip_member_check(upload.name, member)
             _name_claim(sources, name, f"{upload.name}/{member.filename}")
             total += member.file_size
             if total > limit:
@@ -250,6 +278,43 @@ def _zip_extract(
                     target.write(chunk)
             names.append(name)
     return total
+
+
+def _zip_member_check(archive_name: str, member: zipfile.ZipInfo) -> None:
+    """Raise ImportUploadError when zipfile cannot unpack `member`: it has a password or an unreadable compression method."""
+    params = {"file": member.filename, "zip": archive_name}
+    if member.flag_bits & ZIP_ENCRYPTED_FLAG or member.compress_type == ZIP_AES_METHOD:
+        raise ImportUploadError(
+            gettext(
+                "%(file)s in %(zip)s is password-protected, so SPM cannot read it. Pack the files again without "
+                "a password and upload the new ZIP file."
+            )
+            % params
+        )
+    if member.compress_type not in ZIP_READABLE_METHODS:
+        method = ZIP_METHOD_NAMES.get(member.compress_type) or gettext("method %(number)s") % {
+            "number": member.compress_type
+        }
+        raise ImportUploadError(
+            gettext(
+                "%(file)s in %(zip)s uses a compression method that SPM cannot read (%(method)s). Pack the files "
+                "again with standard ZIP compression (Deflate) and upload the new ZIP file."
+            )
+            % {**params, "method": method}
+        )
+
+
+def _no_file_message(skipped: list[str]) -> str:
+    """Return the error for an upload without a table file, naming the files skipped in its ZIP files."""
+    if not skipped:
+        return gettext("The upload contains no file to import.")
+    shown = ", ".join(skipped[:SKIPPED_NAMES_SHOWN])
+    if len(skipped) > SKIPPED_NAMES_SHOWN:
+        shown += ", " + gettext("and %(count)s more") % {"count": len(skipped) - SKIPPED_NAMES_SHOWN}
+    return gettext(
+        "The upload contains no file to import. Skipped: %(files)s. SPM imports CSV, TSV, TXT, XLSX and XLSM "
+        "files; it does not unpack a ZIP file inside a ZIP file."
+    ) % {"files": shown}
 
 
 def import_mapping_save(*, organization: Organization, source: str, columns: dict[str, str], actor: User | None) -> ImportMapping:
