@@ -44,11 +44,17 @@ class TenantTask(Task):
             raise
 
     def __call__(self, *args, **kwargs):
-        from django.utils import translation
+        from django.utils import timezone, translation
         from django_scopes import scope
 
         from spm.models import Organization
 
         organization = Organization.objects.get(pk=kwargs["organization_id"])
-        with scope(organization=organization), translation.override(organization.language):
+        # The organization's time zone, as spm.middleware.OrganizationMiddleware sets it for a request,
+        # so that timezone.localdate() in a task returns the organization's date.
+        with (
+            scope(organization=organization),
+            translation.override(organization.language),
+            timezone.override(organization.tzinfo),
+        ):
             return super().__call__(*args, **kwargs)
