@@ -85,6 +85,8 @@ USERS_FILE = "users.csv"
 ACTIVITY_FILE = "activity.csv"
 ACTIVITY_TYPES_FILE = "activity_types.csv"
 FIELDS_FILE = "fields.csv"
+# Activity.type_name holds at most this many characters.
+ACTIVITY_TYPE_NAME_MAX_LENGTH = 100
 DEALS_COLUMNS = ("Deal - Title", "Deal - Stage", "Deal - Owner", "Deal - Status", "Deal - Creation date")
 # Rows between two progress reports.
 PROGRESS_STEP = 500
@@ -408,6 +410,13 @@ class PipedriveChangeLogImport:
                 type_key = row.get("type", "")
                 if type_key not in type_names:
                     raise RowRejected("type", type_key, gettext_noop("unknown activity type; it is not in activity_types.csv"))
+                if len(type_names[type_key]) > ACTIVITY_TYPE_NAME_MAX_LENGTH:
+                    raise RowRejected(
+                        "type",
+                        type_key,
+                        gettext_noop("the name of this activity type in activity_types.csv is too long; at most %(max_length)d characters"),
+                        max_length=ACTIVITY_TYPE_NAME_MAX_LENGTH,
+                    )
                 owner = self.user_members.get(row.get("assigned_to_user", ""))
                 if owner is None:
                     raise self.user_unknown("assigned_to_user", row.get("assigned_to_user", ""))
@@ -420,7 +429,7 @@ class PipedriveChangeLogImport:
             deal = deals.get(row.get("deal_id", ""))
             desired[activity_id] = {
                 "kind": activity_kind_from_type(type_names[type_key], type_key),
-                "type_name": type_names[type_key][:100],
+                "type_name": type_names[type_key],
                 "owner_id": owner.pk,
                 "deal_id": deal.pk if deal else None,
                 "occurred_at": occurred_at,
@@ -510,7 +519,8 @@ class PipedriveDealsImport:
         owner = row.get("Deal - Owner", "")
         if not owner:
             raise RowRejected("Deal - Owner", "", gettext_noop("missing value"))
-        pipeline_name = row.get("Deal - Pipeline", "") or PIPELINE_NAME
+        # A longer name would not fit Pipeline.name, and a cut one would not match on the next import.
+        pipeline_name = text_cell(row.get("Deal - Pipeline", ""), "Deal - Pipeline", 200) or PIPELINE_NAME
         # Pipelines are matched ignoring case and surrounding spaces, as PipelineStages matches stored ones.
         pipeline_key = pipeline_name.strip().casefold()
         stages = pipelines.get(pipeline_key)
