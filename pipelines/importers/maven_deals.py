@@ -321,6 +321,8 @@ class DealRowParser:
 
     def __init__(self, *, organization, stages, memberships, accounts, products, currency, today, date_order=""):
         self.stages = stages
+        # Stage names match ignoring case and surrounding spaces, as in the other importers.
+        self.stages_by_key = {name.strip().casefold(): stage for name, stage in stages.items()}
         self.date_order = date_order
         self.allowed_days = import_date_range(today)
         self.currency = currency
@@ -354,7 +356,7 @@ class DealRowParser:
         first_line[external_id] = line
 
         stage_name = require_value(row, "deal_stage")
-        stage = self.stages.get(stage_name)
+        stage = self.stages_by_key.get(stage_name.strip().casefold())
         if stage is None:
             raise RowRejected(
                 "deal_stage",
