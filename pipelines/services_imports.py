@@ -230,12 +230,12 @@ def _is_mac_metadata(member_path: str) -> bool:
     return base.startswith("._") or base == ".DS_Store"
 
 
-# Compression methods that Python's zipfile reads (ZIP application note, section 4.4.5).
+# Compression methods that Python's zipfile reads.
 ZIP_READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 # Names of other methods that archivers write; 99 marks a WinZip AES-encrypted member.
 ZIP_METHOD_NAMES = {9: "Deflate64", 10: "PKWARE DCL Implode", 93: "Zstandard", 95: "XZ", 96: "JPEG", 97: "WavPack", 98: "PPMd"}
 ZIP_AES_METHOD = 99
-# The flag bit that marks a member encrypted with a password (ZIP application note, section 4.4.4).
+# Bit 0 of a member's general purpose flags marks it as encrypted with a password.
 ZIP_ENCRYPTED_FLAG = 0x1
 
 

@@ -85,7 +85,7 @@ USERS_FILE = "users.csv"
 ACTIVITY_FILE = "activity.csv"
 ACTIVITY_TYPES_FILE = "activity_types.csv"
 FIELDS_FILE = "fields.csv"
-# Activity.type_name holds at most this many characters.
+# The maximum length of Activity.type_name.
 ACTIVITY_TYPE_NAME_MAX_LENGTH = 100
 DEALS_COLUMNS = ("Deal - Title", "Deal - Stage", "Deal - Owner", "Deal - Status", "Deal - Creation date")
 # Rows between two progress reports.
