@@ -73,6 +73,6 @@ def test_api_body_not_utf8_is_400_with_errors(org, admin_member):
 
     response = client.post(reverse("api_deals"), data=b'{"records": "\xff"}', content_type="application/json")
 
-    reason = 'The request body is not valid JSON; send a JSON object such as {"records": [...]}.'
+    reason = "The request body is not valid UTF-8 (byte 0xFF at offset 13); send the JSON encoded as UTF-8."
     assert response.status_code == 400
     assert response.json() == {"detail": reason, "errors": [{"field": "non_field_errors", "value": None, "reason": reason}]}

@@ -26,6 +26,11 @@ def api_exception_handler(error, context):
         sent = _sent_values(request)
         errors = []
         _flatten(error.detail, "", sent, errors)
+        data = getattr(request, "_full_data", None)
+        for entry in errors:
+            if entry["value"] is None and entry["field"].startswith("records."):
+                value = _value_at(data, entry["field"])
+                entry["value"] = None if value is None else str(value)[:200]
         response.data = {"detail": errors[0]["reason"] if errors else "", "errors": errors}
     elif isinstance(error, (Http404, exceptions.NotFound)):
         # Django's message names the model in English only ("No Deal matches …"); DRF's is translated.
@@ -36,12 +41,17 @@ def api_exception_handler(error, context):
 
 
 def _parse_error_reason(error: exceptions.ParseError) -> str:
-    """Return the reason of a body DRF's JSONParser could not read, in the active language, with the position if known.
+    """Return the reason of a body the API's parser could not read, in the active language, with the position if known.
 
-    DRF words the message in English and raises ParseError inside its `except`, so the
-    JSONDecodeError with the line and column is the ParseError's `__context__`.
+    The parser words the message in English and raises ParseError from the
+    UnicodeDecodeError or JSONDecodeError, which is the ParseError's `__cause__`.
     """
     cause = error.__cause__ or error.__context__
+    if isinstance(cause, UnicodeDecodeError):
+        return _(
+            "The request body is not valid UTF-8 (byte 0x%(byte)02X at offset %(offset)d); "
+            "send the JSON encoded as UTF-8."
+        ) % {"byte": cause.object[cause.start], "offset": cause.start}
     if isinstance(cause, json.JSONDecodeError):
         return _(
             "The request body is not valid JSON (line %(line)d, column %(column)d); "
@@ -58,6 +68,19 @@ def _sent_values(request) -> dict:
     if isinstance(data, dict):
         values.update({key: value for key, value in data.items() if key != "records"})
     return values
+
+
+def _value_at(data, field: str):
+    """Return the value at a path such as `records.0.ammount` in the request body, or None when there is none."""
+    value = data
+    for part in field.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
 
 
 def _flatten(detail, prefix: str, sent: dict, errors: list) -> None:

@@ -187,16 +187,87 @@ class KpiSnapshotSerializer(serializers.ModelSerializer):
 # Batches of records sent to POST and PUT
 
 
+# The fields that `records_import` reads from a record of each endpoint. Any other field
+# rejects the batch, so a misspelt field ("ammount") is not dropped without notice.
+# custom_fields is free-form JSON and is not checked.
+RECORD_FIELDS = {
+    "pipelines": ("name", "stages"),
+    "people": ("external_id", "email", "name", "role", "manager", "team", "territory", "active_from", "active_to"),
+    "accounts": (
+        "external_id",
+        "name",
+        "sector",
+        "country",
+        "year_established",
+        "employees",
+        "annual_revenue_amount",
+        "parent",
+    ),
+    "deals": (
+        "external_id",
+        "name",
+        "owner",
+        "owner_email",
+        "pipeline",
+        "stage",
+        "status",
+        "entry_stage",
+        "amount",
+        "currency",
+        "probability",
+        "created_at",
+        "closed_at",
+        "expected_close_on",
+        "lost_reason",
+        "deal_source",
+        "account",
+        "product",
+        "custom_fields",
+        "deleted",
+        "deleted_at",
+    ),
+    "stage_changes": ("deal", "stage", "changed_at"),
+    "activities": (
+        "external_id",
+        "kind",
+        "owner",
+        "owner_email",
+        "occurred_at",
+        "deal",
+        "account",
+        "type_name",
+        "subject",
+        "outcome",
+        "is_done",
+        "is_captured",
+        "duration_minutes",
+    ),
+}
+# The fields of one stage in a pipeline record's `stages`.
+STAGE_FIELDS = ("name", "kind", "probability")
+
+
 class RecordBatchSerializer(serializers.Serializer):
-    """A batch for an upsert: the source system of the external ids and up to API_BATCH_MAX_RECORDS records."""
+    """A batch for an upsert: the source system of the external ids and up to API_BATCH_MAX_RECORDS records.
+
+    The context's `entity` (a key of RECORD_FIELDS) selects the record fields that are
+    accepted. A field outside them, in the batch or in a record, is a 400 that names it
+    and lists the accepted ones, as an unknown query parameter of a list is.
+    """
 
     source = serializers.RegexField(
         r"^[a-z0-9_.-]{1,32}$",
         default="api",
         help_text=_("Source system of the external ids, e.g. hubspot; lower-case letters, digits, _ . - (default api)."),
+        error_messages={
+            "invalid": _("Invalid source; use 1 to 32 lower-case letters, digits, “_”, “.” or “-”, such as hubspot.")
+        },
     )
     currency = serializers.RegexField(
-        r"^[A-Z]{3}$", required=False, help_text=_("ISO code of the amounts (default: the organization's base currency).")
+        r"^[A-Z]{3}$",
+        required=False,
+        help_text=_("ISO code of the amounts (default: the organization's base currency)."),
+        error_messages={"invalid": _("Invalid currency; give a three-letter ISO 4217 code in capital letters, such as EUR.")},
     )
     records = serializers.ListField(
         child=serializers.DictField(),
@@ -204,6 +275,59 @@ class RecordBatchSerializer(serializers.Serializer):
         allow_empty=True,
         help_text=_("The records; see the fields of each endpoint."),
     )
+
+    def to_internal_value(self, data):
+        unknown = {}
+        if isinstance(data, dict):
+            unknown = {
+                name: [
+                    _("Unknown field %(name)r; a batch accepts: %(allowed)s.")
+                    % {"name": name, "allowed": ", ".join(sorted(self.fields))}
+                ]
+                for name in sorted(set(data) - set(self.fields))
+            }
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if unknown and isinstance(error.detail, dict):
+                raise serializers.ValidationError({**error.detail, **unknown}) from None
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
+
+    def validate_records(self, records: list) -> list:
+        errors = unknown_record_fields(records, self.context["entity"])
+        if errors:
+            raise serializers.ValidationError(errors)
+        return records
+
+
+def unknown_record_fields(records: list, entity: str) -> dict:
+    """Return the errors of fields outside RECORD_FIELDS[entity], by record index; each unknown name once, at its first record."""
+    allowed = RECORD_FIELDS[entity]
+    record_message = _("Unknown field %(name)r; records of this endpoint accept: %(allowed)s.")
+    stage_message = _("Unknown field %(name)r; a stage accepts: %(allowed)s.")
+    seen = set()
+    errors: dict = {}
+    for index, record in enumerate(records):
+        for name in sorted(set(record) - set(allowed)):
+            if name not in seen:
+                seen.add(name)
+                record_errors = errors.setdefault(index, {})
+                record_errors[name] = [record_message % {"name": name, "allowed": ", ".join(sorted(allowed))}]
+        stages = record.get("stages") if entity == "pipelines" else None
+        if not isinstance(stages, list):
+            continue
+        for position, stage in enumerate(stages):
+            if not isinstance(stage, dict):
+                continue
+            for name in sorted(set(stage) - set(STAGE_FIELDS)):
+                if ("stages", name) not in seen:
+                    seen.add(("stages", name))
+                    stage_errors = errors.setdefault(index, {}).setdefault("stages", {}).setdefault(position, {})
+                    stage_errors[name] = [stage_message % {"name": name, "allowed": ", ".join(sorted(STAGE_FIELDS))}]
+    return errors
 
 
 class RecordErrorSerializer(serializers.Serializer):

@@ -218,7 +218,7 @@ class ListBatchView(TokenScopedMixin, generics.ListAPIView):
         return self.batch_upsert(request)
 
     def batch_upsert(self, request):
-        batch = api_serializers.RecordBatchSerializer(data=request.data)
+        batch = api_serializers.RecordBatchSerializer(data=request.data, context={"entity": self.entity})
         batch.is_valid(raise_exception=True)
         token = request.auth
         try:
