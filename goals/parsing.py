@@ -18,11 +18,16 @@ from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import CENT, ImportSourceError, RowRejected
 from pipelines.importers.formats import (
+    TOO_MANY_DECIMALS,
+    NumberCell,
     Table,
     bytes_decode,
+    csv_error,
+    csv_rows,
     delimiter_detect,
     extra_cells_error,
     header_duplicates_check,
+    number_cell,
     sheet_choose,
 )
 from pipelines.importers.upload_checks import (
@@ -43,7 +48,6 @@ NUMBER_CHARACTERS = re.compile(r"^[0-9.,]+$")
 NUMBER_TOO_LARGE = gettext_noop("number too large; the maximum is 9,999,999,999,999.99")
 # The German catalog writes the examples in German notation (12.500,00), so each reader sees their own.
 INVALID_NUMBER = gettext_noop("invalid number; expected for example 12,500.00")
-TOO_MANY_DECIMALS = gettext_noop("invalid number with more than two decimal places; round it to cents, for example 1,234.56")
 # One separator after one to three digits and before exactly three: thousands, as in 1,234 or 12.500.
 THOUSANDS_GROUP = re.compile(r"^[1-9]\d{0,2}[.,]\d{3}$")
 FORMULA_CELL = gettext_noop(
@@ -87,28 +91,22 @@ def _read_csv(data: bytes, file_name: str) -> tuple[list[str], list[tuple[int, d
     text = _decode(data, file_name)
     delimiter = delimiter_detect(text.split("\n", 1)[0].rstrip("\r"))
 
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        header = [name.strip().lower() for name in next(reader, [])]
-        if not any(header):
-            raise ImportSourceError(gettext("File %(file)s is empty; expected a header row.") % {"file": file_name})
-        header_duplicates_check(header, file_name)
-        width = len(header)
-        rows = []
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) > width and "".join(cells[width:]).strip():
-                raise extra_cells_error(
-                    file_name, line=reader.line_num, count=len(cells), columns=width, delimiter=delimiter
-                )
-            values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in enumerate(header)}
-            rows.append((reader.line_num, values))
+        header = [name.strip().lower() for name in next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])]
     except csv.Error as error:
-        # An unbalanced quote or a field over the csv module's size limit.
-        raise ImportSourceError(
-            gettext("File %(file)s is not a valid CSV file (%(error)s).") % {"file": file_name, "error": error}
-        ) from None
+        raise csv_error(file_name, 1, error) from None
+    if not any(header):
+        raise ImportSourceError(gettext("File %(file)s is empty; expected a header row.") % {"file": file_name})
+    header_duplicates_check(header, file_name)
+    width = len(header)
+    rows = []
+    for line, cells in csv_rows(io.StringIO(text, newline=""), delimiter, file_name):
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) > width and "".join(cells[width:]).strip():
+            raise extra_cells_error(file_name, line=line, count=len(cells), columns=width, delimiter=delimiter)
+        values = {name: (cells[index].strip() if index < len(cells) else "") for index, name in enumerate(header)}
+        rows.append((line, values))
     return header, rows
 
 
@@ -119,8 +117,8 @@ def _cell_text(value) -> str:
         return value.date().isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return number_cell(value)
     return str(value).strip()
 
 
@@ -203,8 +201,11 @@ def parse_number(value: str, column: str) -> Decimal:
     `12.500` and `12,500` are 12500 in either language, as the deal imports'
     pipelines.importers.formats.parse_money reads them. Any other number with more
     than two decimal places is rejected instead of rounded, because `1,234` read as
-    1.23 would be a thousandfold error.
+    1.23 would be a thousandfold error. A NumberCell, an XLSX number cell, is its exact
+    value, so 12.345 there has three decimal places and is rejected.
     """
+    if isinstance(value, NumberCell):
+        return _cell_number_checked(value, column)
     text = value.replace("\u00a0", "").replace(" ", "").replace("'", "").replace("€", "").strip()
     if text.startswith("-"):
         raise RowRejected(column, value, gettext_noop("negative number; targets must be 0 or more"))
@@ -237,6 +238,17 @@ def parse_number(value: str, column: str) -> Decimal:
         raise RowRejected(column, value, INVALID_NUMBER) from None
     if number > MAX_MONEY_AMOUNT:
         raise RowRejected(column, value, NUMBER_TOO_LARGE)
+    return number.quantize(CENT)
+
+
+def _cell_number_checked(value: NumberCell, column: str) -> Decimal:
+    number = value.number
+    if number < 0:
+        raise RowRejected(column, value, gettext_noop("negative number; targets must be 0 or more"))
+    if number > MAX_MONEY_AMOUNT:
+        raise RowRejected(column, value, NUMBER_TOO_LARGE)
+    if number != number.quantize(CENT):
+        raise RowRejected(column, value, TOO_MANY_DECIMALS)
     return number.quantize(CENT)
 
 

@@ -10,6 +10,9 @@ are accepted:
   value for B is rejected. Cells "N/A" or blank mean no rate that day.
 - A plain `currency,date,rate` list whose rates are already base units per 1 unit.
 
+In a rate, a separator that occurs once is the decimal separator (`1.0898`, `27.023`,
+`27,023`), unlike in amounts, where `1.234` is a thousand.
+
 Both shapes reject, row by row, a currency that is no ISO 4217 code, a date outside
 spm.date_limits.planning_range (01.01.2000 to 5 years after today), a date that repeats
 an earlier row's (for the list: the same currency and date), and a rate that is not
@@ -39,9 +42,14 @@ from django.utils.translation import gettext, gettext_noop
 
 from pipelines.importers.base import ImportSourceError, RowError, RowRejected
 from pipelines.importers.formats import Table, parse_day, parse_decimal, table_read
-from pipelines.importers.upload_checks import no_data_rows_error, table_file_check
+from pipelines.importers.upload_checks import (
+    WORKBOOK_SUFFIXES,
+    no_data_rows_error,
+    table_file_check,
+)
 from pipelines.models import Deal, DealStatus, ExchangeRate
 from pipelines.services import kpi_recompute_schedule
+from pipelines.upload_limits import workbook_size_check
 from spm.currencies import is_currency_code
 from spm.date_limits import DateRange, planning_range
 from spm.models import AuditLog, Organization, User
@@ -67,6 +75,8 @@ def exchange_rates_parse(
     `date_order` ("dmy", "mdy" or "") is how slashed dates are read, as in `parse_day`.
     """
     table_file_check(path)
+    if path.suffix.lower() in WORKBOOK_SUFFIXES:
+        workbook_size_check(path, path.name)
     table = table_read(path)
     lowered = {name.strip().lower(): name for name in table.header}
     allowed_days = planning_range(today or timezone.localdate())
@@ -111,7 +121,7 @@ def _rate_list_parse(
                     gettext_noop("the base currency needs no rate, because its rate is always 1; remove the row"),
                 )
             day = _day_checked(row[date_column], date_column, allowed_days=allowed_days, date_order=date_order)
-            rate = _rate_checked(parse_decimal(row[rate_column], rate_column), rate_column, row[rate_column])
+            rate = _rate_checked(_rate_number(row[rate_column], rate_column), rate_column, row[rate_column])
             if (currency, day) in first_lines:
                 raise RowRejected(
                     date_column,
@@ -183,7 +193,7 @@ def _ecb_row_rates(row: dict[str, str], currencies: list[str], base_currency: st
         if text.upper() in MISSING_MARKS:
             continue
         currency = column.strip().upper()
-        per_euro[currency] = _positive(parse_decimal(text, column), column, text)
+        per_euro[currency] = _positive(_rate_number(text, column), column, text)
         cells[currency] = (column, text)
     if base_currency == ECB_BASE:
         base_per_euro = Decimal(1)
@@ -199,6 +209,15 @@ def _ecb_row_rates(row: dict[str, str], currencies: list[str], base_currency: st
         if currency != base_currency:
             day_rates[currency] = _rate_checked(base_per_euro / value, *cells[currency])
     return day_rates
+
+
+def _rate_number(text: str, column: str) -> Decimal:
+    """Parse a rate: a separator that occurs once is the decimal separator, so `27.023` and `27,023` are 27.023.
+
+    Rates often have three or more decimals, so the amounts' rule that reads `1.234` as
+    thousands would make them a thousand times too large.
+    """
+    return parse_decimal(text, column, single_separator_decimal=True)
 
 
 def _currency_checked(text: str, column: str) -> str:

@@ -139,7 +139,11 @@ def test_field_over_csv_limit_rejected(org, tmp_path, source_name):
     outcome, deals = _run(org, tmp_path, source_name, content)
 
     assert isinstance(outcome, ImportSourceError)
-    assert "is not a valid CSV file" in str(outcome)
+    assert str(outcome) == (
+        f"File {FUZZ_SOURCES[source_name].deal_file}, line 2: a cell is longer than 131072 characters, the most an "
+        "import reads. A quotation mark that is not closed makes the rest of the file one cell: close it, or "
+        "shorten the cell, and import the file again."
+    )
     assert deals == []
 
 

@@ -63,7 +63,7 @@ def test_invalid_flag_rejected(org, tmp_path):
     result = run_file_import(org, "salesforce", folder)
 
     assert [str(error) for error in result.errors] == [
-        "opportunities.csv line 3, column Closed, value 'maybe': invalid yes/no value; expected True or False"
+        "opportunities.csv line 3, column Closed, value 'maybe': invalid yes/no value; expected yes/no, true/false or 1/0"
     ]
 
 

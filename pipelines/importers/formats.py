@@ -39,6 +39,7 @@ CENT = Decimal("0.01")
 AMOUNT_TOO_LARGE = gettext_noop("amount too large; the maximum is 9,999,999,999,999.99")
 # The example is in English notation, and the German catalog gives it in German notation.
 INVALID_NUMBER = gettext_noop("invalid number; expected e.g. 1,234.56 or 1234.56")
+TOO_MANY_DECIMALS = gettext_noop("invalid number with more than two decimal places; round it to cents, for example 1,234.56")
 # The earlier message id, kept in the catalog so that rejected rows stored with it still translate.
 INVALID_NUMBER_STORED_BEFORE = gettext_noop("invalid number; expected e.g. 1.234,56 or 1234.56")
 # A whole number with at most this many digits is within MAX_MONEY_AMOUNT.
@@ -285,26 +286,58 @@ class TableStream:
         named = [(index, name) for index, name in enumerate(self.header) if name]
         width = len(self.header)
         with self.path.open(encoding=self.encoding, newline="") as handle:
-            reader = csv.reader(handle, delimiter=self.delimiter)
-            try:
-                next(reader, None)
-                for cells in reader:
-                    # Joined once, so a blank row costs one strip instead of one per cell.
-                    if not "".join(cells).strip():
-                        continue
-                    if len(cells) < width:
-                        cells = cells + [""] * (width - len(cells))
-                    elif len(cells) > width and "".join(cells[width:]).strip():
-                        raise self.extra_cells_error(reader.line_num, len(cells))
-                    yield reader.line_num, {name: cells[index].strip() for index, name in named}
-            except csv.Error as error:
-                # An unbalanced quote or a field over the csv module's size limit.
-                raise ImportSourceError(
-                    Message(
-                        gettext_noop("File %(file)s is not a valid CSV file (%(error)s)."),
-                        {"file": self.file_name, "error": str(error)},
-                    )
-                ) from None
+            for line, cells in csv_rows(handle, self.delimiter, self.file_name):
+                # Joined once, so a blank row costs one strip instead of one per cell.
+                if not "".join(cells).strip():
+                    continue
+                if len(cells) < width:
+                    cells = cells + [""] * (width - len(cells))
+                elif len(cells) > width and "".join(cells[width:]).strip():
+                    raise self.extra_cells_error(line, len(cells))
+                yield line, {name: cells[index].strip() for index, name in named}
+
+
+def csv_rows(handle, delimiter: str, file_name: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield `(line, cells)` for each row below the header, `line` being where the row ends, as csv counts it.
+
+    Raises ImportSourceError for a row the csv module cannot read, naming the line where that row starts.
+    """
+    reader = csv.reader(handle, delimiter=delimiter)
+    try:
+        next(reader, None)
+    except csv.Error as error:
+        raise csv_error(file_name, 1, error) from None
+    while True:
+        start_line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise csv_error(file_name, start_line, error) from None
+        yield reader.line_num, cells
+
+
+def csv_error(file_name: str, line: int, error: csv.Error) -> ImportSourceError:
+    """Return the error for a CSV row that starts on `line` and that the csv module cannot read."""
+    if "field larger than field limit" in str(error):
+        # An unclosed quotation mark makes the rest of the file one cell, which is the usual cause.
+        return ImportSourceError(
+            Message(
+                gettext_noop(
+                    "File %(file)s, line %(line)d: a cell is longer than %(limit)d characters, the most an import "
+                    "reads. A quotation mark that is not closed makes the rest of the file one cell: close it, or "
+                    "shorten the cell, and import the file again."
+                ),
+                {"file": file_name, "line": line, "limit": csv.field_size_limit()},
+            )
+        )
+    return ImportSourceError(
+        Message(
+            gettext_noop("File %(file)s is not a valid CSV file (%(error)s)."),
+            {"file": file_name, "error": str(error)},
+        )
+    )
 
 
 def table_stream(path: Path) -> TableStream:
@@ -312,7 +345,8 @@ def table_stream(path: Path) -> TableStream:
 
     Accepts what `table_read` accepts for CSV (UTF-8 with or without BOM,
     Windows-1252, separators `;`, `,`, tab and `|`). Raises ImportSourceError
-    when the file is missing, empty or cannot be decoded.
+    when the file is missing, empty or cannot be decoded, or has a row that the
+    csv module cannot read, such as a cell over its field size limit.
     """
     if not path.is_file():
         raise ImportSourceError(Message(gettext_noop("File %(path)s is missing."), {"path": path.name}))
@@ -324,15 +358,15 @@ def table_stream(path: Path) -> TableStream:
         try:
             header = [name.strip() for name in next(csv.reader(handle, delimiter=delimiter), [])]
         except csv.Error as error:
-            raise ImportSourceError(
-                Message(
-                    gettext_noop("File %(file)s is not a valid CSV file (%(error)s)."),
-                    {"file": path.name, "error": str(error)},
-                )
-            ) from None
-    if not any(header):
-        raise ImportSourceError(Message(gettext_noop("File %(file)s is empty or has no header row."), {"file": path.name}))
-    header_duplicates_check(header, path.name)
+            raise csv_error(path.name, 1, error) from None
+        if not any(header):
+            raise ImportSourceError(Message(gettext_noop("File %(file)s is empty or has no header row."), {"file": path.name}))
+        header_duplicates_check(header, path.name)
+        # Every row is read once here, so that a file with a row the csv module cannot read fails at
+        # the upload, before a run is created, and not on the mapping page or in the run.
+        handle.seek(0)
+        for _row in csv_rows(handle, delimiter, path.name):
+            pass
     return TableStream(path=path, file_name=path.name, header=header, encoding=encoding, delimiter=delimiter)
 
 
@@ -362,12 +396,51 @@ def header_duplicates_check(header: list[str], file_name: str) -> None:
         )
 
 
-def _row_from_cells(header: list[str], cells: list) -> dict[str, str]:
-    return {name: (_cell_text(cells[index]) if index < len(cells) else "") for index, name in enumerate(header) if name}
+def _row_from_cells(header: list[str], cells: list, number_formats: list) -> dict[str, str]:
+    return {
+        name: (_cell_text(cells[index], number_formats[index]) if index < len(cells) else "")
+        for index, name in enumerate(header)
+        if name
+    }
 
 
-def _cell_text(value) -> str:
-    """Return a cell as stripped text; whole floats lose their `.0` and dates become ISO strings.
+class NumberCell(str):
+    """The text of a spreadsheet's number cell, carrying the cell's exact value in `number`.
+
+    A number cell contains a value, not text, so the parsers take `number` as it is and never
+    read `1.234` as thousands the way they read such text. `percent` is set when the cell's
+    number format shows a percentage, where Excel stores 100 % as 1.
+    """
+
+    number: Decimal
+    percent: bool
+
+    def __new__(cls, text: str, number: Decimal, percent: bool = False):
+        cell = super().__new__(cls, text)
+        cell.number = number
+        cell.percent = percent
+        return cell
+
+    def __getnewargs__(self):
+        return (str(self), self.number, self.percent)
+
+    def strip(self, chars=None):
+        # The text has no surrounding spaces, and a plain str would lose `number` on its way to the parsers.
+        return self
+
+
+# Excel keeps 15 significant digits, so a float's further digits are binary noise (0.1 + 0.2 is 0.30000000000000004).
+EXCEL_SIGNIFICANT_DIGITS = 15
+
+
+def number_cell(value: int | float, number_format: str | None = None) -> NumberCell:
+    """Return a number cell's text and exact value, the value rounded to the 15 significant digits Excel keeps."""
+    number = Decimal(value) if isinstance(value, int) else Decimal(format(value, f".{EXCEL_SIGNIFICANT_DIGITS}g"))
+    return NumberCell(format(number, "f"), number, percent="%" in (number_format or ""))
+
+
+def _cell_text(value, number_format: str | None = None) -> str:
+    """Return a cell as stripped text; numbers become NumberCell, whole floats lose their `.0`, dates become ISO strings.
 
     Excel stores a date as a date and time, so openpyxl reads a date-only cell as a datetime
     at 00:00:00. Such a cell becomes the date alone, which the importers store at 12:00 UTC
@@ -378,8 +451,8 @@ def _cell_text(value) -> str:
         return ""
     if isinstance(value, bool):
         return "True" if value else "False"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, (int, float)):
+        return number_cell(value, number_format)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None and value.time() == dt.time.min:
             return value.date().isoformat()
@@ -407,17 +480,20 @@ def _xlsx_read(path: Path, *, sheet: str | None, columns: tuple[str, ...]) -> Ta
         ) from None
     try:
         worksheet = workbook[sheet] if sheet else sheet_choose(workbook, columns)
-        rows_iter = worksheet.iter_rows(values_only=True)
-        header = [_cell_text(value) for value in next(rows_iter, ())]
+        # Cells rather than values, because a percentage's number format shows that 1 is 100 %.
+        rows_iter = worksheet.iter_rows()
+        header = [_cell_text(cell.value) for cell in next(rows_iter, ())]
         if not any(header):
             raise ImportSourceError(Message(gettext_noop("File %(file)s is empty or has no header row."), {"file": path.name}))
         header_duplicates_check(header, path.name)
         rows = []
-        for line, cells in enumerate(rows_iter, start=2):
+        for line, row_cells in enumerate(rows_iter, start=2):
+            cells = [cell.value for cell in row_cells]
             if not any(_cell_text(cell) for cell in cells):
                 continue
             _inexact_numbers_check(header, cells, file_name=path.name, sheet=worksheet.title, line=line)
-            rows.append((line, _row_from_cells(header, list(cells))))
+            number_formats = [getattr(cell, "number_format", None) for cell in row_cells]
+            rows.append((line, _row_from_cells(header, cells, number_formats)))
     finally:
         workbook.close()
     sheet_names = list(workbook.sheetnames)
@@ -491,16 +567,23 @@ def csv_safe_cell(value: str) -> str:
     return value
 
 
-def parse_decimal(value: str, column: str) -> Decimal:
+def parse_decimal(value: str, column: str, *, single_separator_decimal: bool = False) -> Decimal:
     """Parse `1.234,56`, `1234,56`, `1,234.56` or `1234.56`, with or without a currency sign; may be negative.
 
     A value with only one separator followed by exactly three digits (`1.234`, `1,234`)
-    is read as thousands, the way both German and English Excel display it.
+    is read as thousands, the way both German and English Excel display amounts. With
+    `single_separator_decimal`, one separator that occurs once is the decimal separator
+    (`27.023` and `27,023` are 27.023), for numbers that often have three decimals, such as
+    exchange rates. A NumberCell, a spreadsheet's number cell, is its exact value.
     """
+    if isinstance(value, NumberCell):
+        return value.number
     text = SPACES.sub("", CURRENCY_MARK.sub(lambda match: "" if _mark_currencies(match[0]) else match[0], value))
     if is_formula(value) and not re.match(r"^-\s*[\d€$£¥]", value):
         raise RowRejected(column, value, gettext_noop("formula cells are not evaluated; enter the number itself"))
-    if GERMAN_NUMBER.match(text) and not ENGLISH_NUMBER.match(text):
+    if single_separator_decimal and re.match(r"^-?\d+[.,]\d+$", text):
+        normalized = text.replace(",", ".")
+    elif GERMAN_NUMBER.match(text) and not ENGLISH_NUMBER.match(text):
         normalized = text.replace(".", "").replace(",", ".")
     elif ENGLISH_NUMBER.match(text):
         if re.match(r"^-?[1-9]\d{0,2}\.\d{3}$", text):
@@ -561,10 +644,16 @@ def parse_money(value: str, column: str, *, currency: str = "") -> Decimal:
 
 
 def parse_percent(value: str, column: str) -> int:
-    """Parse a probability 0–100 written as `40`, `40 %`, `40,0` or `0.4` (fractions below 1 are scaled)."""
-    number = parse_decimal(value.replace("%", ""), column)
-    if Decimal(0) < number < Decimal(1) and "%" not in value:
-        number *= 100
+    """Parse a probability 0–100 written as `40`, `40 %`, `40,0` or `0.4` (fractions below 1 are scaled).
+
+    A number cell formatted as a percentage contains the fraction (1 for 100 %), so it is always scaled.
+    """
+    if isinstance(value, NumberCell) and value.percent:
+        number = value.number * 100
+    else:
+        number = parse_decimal(value.replace("%", ""), column)
+        if Decimal(0) < number < Decimal(1) and "%" not in value:
+            number *= 100
     if not Decimal(0) <= number <= Decimal(100):
         raise RowRejected(column, value, gettext_noop("out of range; expected 0 to 100"))
     return int(number.quantize(Decimal(1), rounding=ROUND_HALF_UP))
@@ -622,11 +711,19 @@ def _day_parse(value: str, column: str, date_order: str) -> dt.date:
             return dt.date(int(match[3]), int(match[2]), int(match[1]))
         if match := SLASHED_DATE.match(text):
             first, second, year = int(match[1]), int(match[2]), int(match[3])
+            if first > 12 and second > 12:
+                raise RowRejected(
+                    column,
+                    value,
+                    gettext_noop(
+                        "invalid date; neither part can be the month, so it is no date as DD/MM/YYYY or as MM/DD/YYYY"
+                    ),
+                )
             order = date_order
             if not order:
-                if first > 12 >= second:
+                if first > 12:
                     order = "dmy"
-                elif second > 12 >= first:
+                elif second > 12:
                     order = "mdy"
                 elif first != second:
                     raise RowRejected(
@@ -697,6 +794,29 @@ def parse_moment(
     return naive.replace(tzinfo=_offset_zone(offset, column, value)).astimezone(dt.timezone.utc)
 
 
+def has_time(value: str) -> bool:
+    """Return whether a date text that `parse_moment` reads also has a time (`2025-04-03 15:00`, `2025-04-03T15:00Z`)."""
+    parts = re.split(r"[T ]", value.strip(), maxsplit=1)
+    return len(parts) == 2 and bool(parts[1].strip())
+
+
+def close_time_settle(
+    closed_at: dt.datetime, created_at: dt.datetime, *, close_text: str, time_zone: zoneinfo.ZoneInfo
+) -> dt.datetime | None:
+    """Return the close time to store for a deal created at `created_at`, or None when it closed before its creation.
+
+    A close date without a time, which `parse_moment` puts at 12:00 UTC, is compared by its
+    day in `time_zone`, so a deal closed on the day it was created is accepted. Such a deal
+    closes at its creation time when that is later than 12:00 UTC, because the KPIs' cycle
+    days (closed_at − created_at) must not be negative. A close with a time is compared as it is.
+    """
+    if has_time(close_text):
+        return closed_at if closed_at >= created_at else None
+    if closed_at.astimezone(time_zone).date() < created_at.astimezone(time_zone).date():
+        return None
+    return max(closed_at, created_at)
+
+
 def _offset_zone(offset: str, column: str, value: str) -> dt.timezone:
     """Return the fixed zone of an offset such as `+01:00` or `-0530`; reject one outside -23:59 to +23:59."""
     sign = -1 if offset[0] == "-" else 1
@@ -713,13 +833,18 @@ def _offset_zone(offset: str, column: str, value: str) -> dt.timezone:
     return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
 
 
+# The earlier message id, kept in the catalog so that rejected rows stored with it still translate.
+INVALID_BOOL_STORED_BEFORE = gettext_noop("invalid yes/no value; expected True or False")
+
+
 def parse_bool(value: str, column: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("true", "yes", "ja", "1", "wahr", "x"):
         return True
     if lowered in ("false", "no", "nein", "0", "falsch", ""):
         return False
-    raise RowRejected(column, value, gettext_noop("invalid yes/no value; expected True or False"))
+    # The German catalog names the German words (ja/nein, wahr/falsch) too.
+    raise RowRejected(column, value, gettext_noop("invalid yes/no value; expected yes/no, true/false or 1/0"))
 
 
 def text_cell(value: str, column: str, max_length: int) -> str:

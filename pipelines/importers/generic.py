@@ -32,6 +32,7 @@ from pipelines.importers.deal_writer import (
 )
 from pipelines.importers.formats import (
     Table,
+    close_time_settle,
     import_date_range,
     parse_day,
     parse_moment,
@@ -294,8 +295,10 @@ class GenericImport:
         if is_closed:
             if not closed_text:
                 raise self.close_date_missing()
-            closed_at = self.moment(closed_text, "closed_at")
-            if closed_at < created_at:
+            closed_at = close_time_settle(
+                self.moment(closed_text, "closed_at"), created_at, close_text=closed_text, time_zone=self.time_zone
+            )
+            if closed_at is None:
                 raise RowRejected(column("closed_at"), closed_text, gettext_noop("close date is before the creation date"))
         expected_text = self.cell(row, "expected_close_on")
         expected = (

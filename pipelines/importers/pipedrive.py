@@ -62,6 +62,7 @@ from pipelines.importers.deal_writer import (
 from pipelines.importers.emails import email_check
 from pipelines.importers.formats import (
     Table,
+    close_time_settle,
     import_date_range,
     parse_bool,
     parse_day,
@@ -557,8 +558,11 @@ class PipedriveDealsImport:
             stage = stages.plan("Lost", kind=StageKind.LOST)
         elif status not in ("open", "offen", ""):
             raise RowRejected("Deal - Status", row.get("Deal - Status", ""), gettext_noop("unknown status; expected open, won or lost"))
-        if closed_at is not None and closed_at < created_at:
-            raise RowRejected("Deal - Creation date", row["Deal - Creation date"], gettext_noop("created after the deal was closed"))
+        if closed_at is not None:
+            close_column = "Deal - Won time" if stage.kind == StageKind.WON else "Deal - Lost time"
+            closed_at = close_time_settle(closed_at, created_at, close_text=row[close_column], time_zone=self.time_zone)
+            if closed_at is None:
+                raise RowRejected("Deal - Creation date", row["Deal - Creation date"], gettext_noop("created after the deal was closed"))
 
         currency = (row.get("Deal - Currency of value", "") or self.currency).upper()
         if not is_currency_code(currency):

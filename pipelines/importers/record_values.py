@@ -3,7 +3,7 @@
 import datetime as dt
 import re
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext_noop
@@ -16,17 +16,15 @@ from pipelines.importers.base import (
 )
 from pipelines.importers.formats import (
     AMOUNT_TOO_LARGE,
-    INVALID_NUMBER,
+    TOO_MANY_DECIMALS,
+    currency_marks_check,
     parse_bool,
     parse_day,
+    parse_decimal,
     parse_moment,
-    parse_money,
 )
 from pipelines.models import MAX_MONEY_AMOUNT
 from spm.date_limits import DateRange
-
-PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
-
 
 # Value parsing shared by all record kinds. Records come from JSON, so a value may be a
 # string, a number, a boolean or null; objects and lists are only valid for custom_fields.
@@ -55,27 +53,30 @@ def required_text(record: Mapping, name: str, max_length: int) -> str:
 
 
 def money_value(record: Mapping, name: str, *, currency: str = "") -> Decimal | None:
-    """Return an amount rounded half-up to cents, or None when missing. An amount above MAX_MONEY_AMOUNT is rejected.
+    """Return an amount in cents, or None when missing; reject one above MAX_MONEY_AMOUNT or with more than two decimals.
 
-    JSON numbers and plain strings such as "1234.5" are read with a decimal point, so
-    "1.234" is one point two three four. Other strings go through the file importers'
-    parser, which also reads `1.234,56 €` and, given `currency`, rejects a sign or code
-    of another currency.
+    A separator that occurs once is the decimal separator, as in JSON numbers, so "1.234"
+    and "1.234 $" are both one point two three four, and both are rejected rather than
+    rounded. A separator before the other one or used more than once groups thousands
+    (`1.234,56 €`, `1,234.56`, `1.234.567`). Given `currency`, a sign or code of another
+    currency rejects the amount.
+
+    NOTE: the CRM sync sends its amounts through here too, so a HubSpot or Pipedrive amount
+    with more than two decimals rejects its deal, and the sync run lists it.
     """
     text = text_value(record, name)
     if not text:
         return None
-    if not PLAIN_NUMBER.match(text):
-        return parse_money(text, name, currency=currency)
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise RowRejected(name, text, INVALID_NUMBER) from None
+    amount = parse_decimal(text, name, single_separator_decimal=True)
+    if currency:
+        currency_marks_check(text, name, currency)
     if amount < 0:
         raise RowRejected(name, text, gettext_noop("negative amount; amounts must be 0 or more"))
     if amount > MAX_MONEY_AMOUNT:
         raise RowRejected(name, text, AMOUNT_TOO_LARGE)
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    if amount != amount.quantize(CENT):
+        raise RowRejected(name, text, TOO_MANY_DECIMALS)
+    return amount.quantize(CENT)
 
 
 def whole_number_value(record: Mapping, name: str, *, maximum: int = 2_147_483_647) -> int | None:
