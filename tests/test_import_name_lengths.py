@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django_scopes import scope
 
-from pipelines.models import Activity, Deal
+from pipelines.models import Activity, Deal, Stage
 from tests.import_helpers import pipeline_names, run_file_import
 
 CHANGELOG = Path(__file__).parent / "data" / "pipedrive_changelog"
@@ -58,3 +58,29 @@ def test_pipedrive_long_activity_type_name_rejected(org, tmp_path):
     ]
     with scope(organization=org):
         assert sorted(Activity.objects.values_list("type_name", flat=True)) == ["Follow Up Call", "Follow Up Call"]
+
+
+def test_salesforce_long_history_stage_name_rejected(org, tmp_path):
+    from tests.test_import_salesforce import OPPORTUNITIES, export, run_import
+
+    long_stage = "Verhandlung " + "z" * 200
+    history = (
+        "OpportunityId,StageName,Amount,CloseDate,Probability,CreatedDate,FromOpportunityStageName,CurrencyIsoCode\n"
+        "0065g00000AbCdEAAX,Prospecting,10000,2025-03-31,10,2025-01-05T09:00:00Z,,USD\n"
+        f"0065g00000AbCdEAAX,{long_stage},10000,2025-03-31,80,2025-02-15T09:00:00Z,Prospecting,USD\n"
+        f"0065g00000AbCdEAAX,{long_stage},11000,2025-03-31,80,2025-02-20T09:00:00Z,{long_stage},USD\n"
+        "0065g00000AbCdEAAX,Closed Won,10000,2025-03-10,100,2025-03-10T16:00:00Z,Negotiation/Review,USD\n"
+    )
+    folder = export(tmp_path, OPPORTUNITIES, history)
+
+    first = run_import(org, folder)
+    second = run_import(org, folder)
+
+    expected = [
+        f"opportunity_history.csv line {line}, column StageName, value '{long_stage[:60]}…': too long; at most 200 characters"
+        for line in (3, 4)
+    ]
+    assert [str(error) for error in first.errors] == expected
+    assert [str(error) for error in second.errors] == expected
+    with scope(organization=org):
+        assert not Stage.objects.filter(name__startswith="Verhandlung").exists()

@@ -316,7 +316,8 @@ class SalesforceImport:
                         id=row[columns["id"]],
                         file=self.opportunities.file_name,
                     )
-                stage_name = row.get(columns["stage"], "").strip()
+                # Stage.name stores at most 200 characters, and a cut name would not match the same stage on its next row.
+                stage_name = text_cell(row.get(columns["stage"], "").strip(), columns["stage"], 200)
                 if not stage_name:
                     raise RowRejected(columns["stage"], "", gettext_noop("missing value"))
                 created = self.moment(row, columns["created"])
