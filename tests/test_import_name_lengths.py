@@ -3,8 +3,10 @@
 import shutil
 from pathlib import Path
 
+import pytest
 from django_scopes import scope
 
+from pipelines.importers.base import ImportSourceError
 from pipelines.models import Activity, Deal, Stage
 from tests.import_helpers import pipeline_names, run_file_import
 
@@ -84,3 +86,23 @@ def test_salesforce_long_history_stage_name_rejected(org, tmp_path):
     assert [str(error) for error in second.errors] == expected
     with scope(organization=org):
         assert not Stage.objects.filter(name__startswith="Verhandlung").exists()
+
+
+def test_hubspot_long_entered_stage_column_rejected(org, tmp_path):
+    long_stage = "Angebot " + "w" * 200
+    folder = tmp_path / "hubspot"
+    folder.mkdir()
+    (folder / "deals.csv").write_text(
+        f'Record ID,Deal Stage,Pipeline,Deal owner,Create Date,Date entered "{long_stage} (Sales Pipeline)"\n'
+        f"501,{long_stage},Sales Pipeline,Eva Roth,2025-01-10,2025-01-10\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(ImportSourceError) as raised:
+        run_file_import(org, "hubspot", folder)
+
+    assert str(raised.value) == (
+        f'Column Date entered "{long_stage[:46]}… names a stage or pipeline longer than 200 characters. '
+        "Shorten the name in HubSpot and export the deals again."
+    )
+    assert pipeline_names(org) == []

@@ -36,6 +36,7 @@ from pipelines.importers.base import (
     ImportSourceError,
     Message,
     RowRejected,
+    value_excerpt,
 )
 from pipelines.importers.deal_writer import (
     BaseAmountConverter,
@@ -69,6 +70,8 @@ DATE_ENTERED = re.compile(r'^Date entered [“"](?P<stage>.+) \((?P<pipeline>[^(
 CURRENCY_COLUMNS = ("Currency", "Deal currency code", "Currency code")
 DEFAULT_PIPELINE = "Sales Pipeline"
 PROGRESS_STEP = 500
+# The maximum length of Pipeline.name and Stage.name.
+NAME_MAX_LENGTH = 200
 
 
 def hubspot_import(
@@ -91,6 +94,24 @@ def hubspot_import(
                 importer.result.progress = progress
                 return importer.run()
     raise ImportSourceError(Message(gettext_noop("No HubSpot deals export found: expected a CSV or XLSX file with the column \"Record ID\".")))
+
+
+def entered_names_check(column: str, stage_name: str, pipeline_name: str) -> None:
+    """Raise ImportSourceError when a "Date entered" column names a stage or pipeline longer than the name columns.
+
+    A name cut to fit would not match the same stage in the next row, so the import would
+    plan it twice.
+    """
+    if len(stage_name) > NAME_MAX_LENGTH or len(pipeline_name) > NAME_MAX_LENGTH:
+        raise ImportSourceError(
+            Message(
+                gettext_noop(
+                    "Column %(column)s names a stage or pipeline longer than %(max_length)s characters. Shorten the "
+                    "name in HubSpot and export the deals again."
+                ),
+                {"column": value_excerpt(column), "max_length": NAME_MAX_LENGTH},
+            )
+        )
 
 
 class HubSpotImport:
@@ -126,6 +147,7 @@ class HubSpotImport:
         for column in table.header:
             if match := DATE_ENTERED.match(column):
                 entered_columns.append((column, match["stage"].strip(), match["pipeline"].strip()))
+                entered_names_check(column, match["stage"].strip(), match["pipeline"].strip())
         # Plan the listed stages in column order first, so the pipeline's order follows HubSpot's.
         listed: dict[str, list[Stage]] = defaultdict(list)
         for _column, stage_name, pipeline_name in entered_columns:
