@@ -71,8 +71,10 @@ def test_event_at_per_event_limit_kept(monkeypatch):
 
     assert [meeting.uid for meeting in parsed.meetings] == ["three@x", "three@x", "three@x"]
     assert parsed.skipped == [
-        "Event four@x (Stand-up) was skipped: it occurs more than 3 times between 2026-01-01 and 2027-01-01. "
-        "SPM reads at most 3 occurrences of one event."
+        (
+            "Event four@x (Stand-up) was skipped: it occurs more than 3 times between 2026-01-01 and 2027-01-01. "
+            "SPM reads at most 3 occurrences of one event."
+        )
     ]
 
 
@@ -84,8 +86,10 @@ def test_minutely_event_before_window_skipped():
 
     assert [meeting.uid for meeting in parsed.meetings] == ["kept@x", "kept@x"]
     assert parsed.skipped == [
-        "Event old@x (Old) was skipped: its recurrence rule repeats more than 100,000 times before the end of "
-        "the period read. Shorten the rule in the calendar and export it again."
+        (
+            "Event old@x (Old) was skipped: its recurrence rule repeats more than 100,000 times before the end of "
+            "the period read. Shorten the rule in the calendar and export it again."
+        )
     ]
 
 
@@ -96,8 +100,10 @@ def test_file_total_limit_skips_later_events(monkeypatch):
 
     assert [meeting.uid for meeting in parsed.meetings] == ["first@x", "second@x"] * 2 + ["second@x"]
     assert parsed.skipped == [
-        "Event third@x (Stand-up) was skipped: the calendar file has more than 5 occurrences of events between "
-        "2026-01-01 and 2027-01-01, and SPM reads at most 5 from one file."
+        (
+            "Event third@x (Stand-up) was skipped: the calendar file has more than 5 occurrences of events between "
+            "2026-01-01 and 2027-01-01, and SPM reads at most 5 from one file."
+        )
     ]
 
 

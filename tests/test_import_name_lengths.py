@@ -55,8 +55,10 @@ def test_pipedrive_long_activity_type_name_rejected(org, tmp_path):
 
     activity_errors = [str(error) for error in result.errors if error.file_name == "activity.csv"]
     assert activity_errors == [
-        "activity.csv line 2, column type, value 'meeting': the name of this activity type in activity_types.csv "
-        "is too long; at most 100 characters"
+        (
+            "activity.csv line 2, column type, value 'meeting': the name of this activity type in activity_types.csv "
+            "is too long; at most 100 characters"
+        )
     ]
     with scope(organization=org):
         assert sorted(Activity.objects.values_list("type_name", flat=True)) == ["Follow Up Call", "Follow Up Call"]

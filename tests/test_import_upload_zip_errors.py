@@ -104,9 +104,9 @@ def test_unknown_compression_method_named_by_number(org, admin_client, settings)
 
 
 def test_unexpected_error_removes_folder(org, admin_client, settings):
-    with mock.patch.object(services_imports, "table_files_check", side_effect=RuntimeError("disk failed")):
-        with pytest.raises(RuntimeError):
-            import_upload(admin_client, "generic", {"deals.csv": DEALS})
+    failure = mock.patch.object(services_imports, "table_files_check", side_effect=RuntimeError("disk failed"))
+    with failure, pytest.raises(RuntimeError):
+        import_upload(admin_client, "generic", {"deals.csv": DEALS})
 
     assert import_folders(settings, org) == []
 
