@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve
 from django.utils import timezone, translation
@@ -39,6 +39,10 @@ class UserLanguageMiddleware:
             translation.activate(user.language)
             request.LANGUAGE_CODE = user.language
         return self.get_response(request)
+
+
+# Methods of the pages under /o/<org-slug>/. The API under /api/ has its own rules.
+ORGANIZATION_PAGE_METHODS = ["GET", "HEAD", "POST"]
 
 
 class OrganizationMiddleware:
@@ -74,6 +78,10 @@ class OrganizationMiddleware:
             )
         if membership is None:
             raise Http404("No organization with this slug for this user.")
+        # The pages under /o/ are read with GET and changed by form POSTs; a view without its own
+        # method check would otherwise run its GET code for PUT, PATCH, DELETE or OPTIONS.
+        if request.method not in ORGANIZATION_PAGE_METHODS:
+            return HttpResponseNotAllowed(ORGANIZATION_PAGE_METHODS)
 
         organization = membership.organization
         request.organization = organization

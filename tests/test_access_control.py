@@ -243,3 +243,37 @@ def test_every_url_denies_other_tenants_and_roles(world, capsys):
         print(f"\naccess control: {probe.count} requests over {len(patterns)} URL patterns (URL × role × method)")
     assert probe.count > 0
     assert not probe.failures, f"{len(probe.failures)} of {probe.count} probes failed:\n" + "\n".join(probe.failures)
+
+
+def test_org_pages_reject_other_methods(world):
+    """PUT, PATCH, DELETE and OPTIONS get 405 on every page under /o/, before any view code runs."""
+    from spm.models import AuditLog
+
+    targets = []
+    for pattern in project_patterns():
+        rule = URL_ACCESS.get(pattern.name)
+        if not isinstance(rule, OrgUrl):
+            continue
+        role = next(role for role in (ADMIN, MANAGER, REP) if role in rule.roles)
+        values = {param: world.value(kind, world.visible_owner[role]) for param, kind in rule.params.items()}
+        targets.append((role, _path(pattern, world.org.slug, values)))
+    probe = Probe()
+    for member in world.probe_member.values():
+        probe.client(member.user)
+    # Creating the objects and logging in write audit rows; the requests below must write none.
+    with scopes_disabled():
+        audit_rows_before = AuditLog.objects.count()
+
+    for role, path in targets:
+        for method in ("put", "patch", "delete", "options"):
+            response = probe.send(world.probe_member[role].user, method, path)
+            if response.status_code != 405 or response.get("Allow") != "GET, HEAD, POST":
+                probe.failures.append(
+                    f"{method.upper()} {path} as {role}: expected 405 with Allow: GET, HEAD, POST, got "
+                    f"{response.status_code} with Allow: {response.get('Allow')}"
+                )
+
+    assert probe.count > 0
+    assert not probe.failures, f"{len(probe.failures)} of {probe.count} probes failed:\n" + "\n".join(probe.failures)
+    with scopes_disabled():
+        assert AuditLog.objects.count() == audit_rows_before
