@@ -58,9 +58,9 @@ def test_cell_error_names_value_in_german(admin_client, member):
 def test_forecast_amount_error_in_both_languages(org):
     data = {"subject": 1, "period": "2017-Q3", "commit_amount": "abc", "best_case_amount": "1"}
     with translation.override("en"):
-        english = SubmissionForm(data).errors["commit_amount"]
+        english = SubmissionForm(data, currency="EUR").errors["commit_amount"]
     with translation.override("de"):
-        german = SubmissionForm(data).errors["commit_amount"]
+        german = SubmissionForm(data, currency="EUR").errors["commit_amount"]
 
     assert english == ["Commit: 'abc' is not valid (invalid number; expected for example 12,500.00)."]
     assert german == ["Commit: 'abc' ist ungültig (ungültige Zahl; erwartet wird z. B. 12.500,00)."]

@@ -36,7 +36,7 @@ def test_quota_row_with_extra_cells_rejects_file(org, member):
     )
     assert in_language(error, "de") == (
         "Datei quotas.csv, Zeile 2 hat 6 Zellen, die Kopfzeile aber 5 Spalten. Wahrscheinlich enthält ein Wert das "
-        "Trennzeichen „,“ ohne Anführungszeichen, etwa der Betrag 1,234.56 in einer kommagetrennten Datei: Setzen Sie "
+        "Trennzeichen „,“ ohne Anführungszeichen, etwa der Betrag 1.234,56 in einer kommagetrennten Datei: Setzen Sie "
         "solche Werte in Anführungszeichen oder exportieren Sie die Datei erneut."
     )
     with scopes_disabled():
