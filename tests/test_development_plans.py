@@ -358,6 +358,80 @@ def test_plan_form_rejects_target_below_baseline(client, org, member, manager_me
         assert DevelopmentPlan.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("indicator", "target", "expected"),
+    [
+        (Indicator.TIME_IN_STAGE, "-5", "The target -5 is negative; enter 0 or more."),
+        (Indicator.ACTIVITIES_PER_WON_DEAL, "-3", "The target -3 is negative; enter 0 or more."),
+        (Indicator.AVERAGE_DEAL_SIZE, "-2500.5", "The target -2,500.5 is negative; enter 0 or more."),
+        (Indicator.ACTIVITY_COUNT, "-1", "The target -1 is negative; enter 0 or more."),
+        (Indicator.WIN_RATE, "-5", "-5 is not a percentage; enter 0 to 100."),
+        (Indicator.STAGE_CONVERSION, "101", "101 is not a percentage; enter 0 to 100."),
+    ],
+)
+def test_plan_form_rejects_negative_target(client, org, member, manager_member, stages, indicator, target, expected):
+    """Without deals no baseline is measured, so only the range check stops these targets."""
+    client.force_login(manager_member.user)
+    url = reverse("plan_new", kwargs={"org_slug": org.slug, "member_id": member.pk})
+    data = {
+        "plan-title": "Faster deals",
+        "goal-indicator": indicator,
+        "goal-stage": stages["Qualified"].pk,
+        "goal-baseline_period_label": "2017-Q2",
+        "goal-period_label": "2017-Q3",
+        "goal-target_value": target,
+    }
+
+    response = client.post(url, data, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 400
+    assert response.context["goal_form"].errors["target_value"] == [expected]
+    with scope(organization=org):
+        assert DevelopmentPlan.objects.count() == 0
+
+
+def test_plan_form_accepts_zero_days_target(client, org, member, manager_member, stages):
+    client.force_login(manager_member.user)
+    url = reverse("plan_new", kwargs={"org_slug": org.slug, "member_id": member.pk})
+    data = {
+        "plan-title": "Faster deals",
+        "goal-indicator": Indicator.TIME_IN_STAGE,
+        "goal-stage": stages["Qualified"].pk,
+        "goal-baseline_period_label": "2017-Q2",
+        "goal-period_label": "2017-Q3",
+        "goal-target_value": "0",
+    }
+
+    response = client.post(url, data)
+
+    assert response.status_code == 302
+    with scope(organization=org):
+        assert DevelopmentGoal.objects.get().target_value == Decimal("0")
+
+
+def test_goal_edit_rejects_negative_days_in_german(client, org, plan, manager_member, stages):
+    client.force_login(manager_member.user)
+    goal = goal_of(org, plan, Indicator.TIME_IN_STAGE)
+
+    response = client.post(
+        plan_url("plan_goal_edit", org, goal_id=goal.pk),
+        {
+            "goal-indicator": Indicator.TIME_IN_STAGE,
+            "goal-stage": stages["Qualified"].pk,
+            "goal-baseline_period_label": "2017-Q2",
+            "goal-period_label": "2017-Q3",
+            "goal-target_value": "-5.5",
+        },
+        HTTP_ACCEPT_LANGUAGE="de",
+    )
+
+    assert response.status_code == 400
+    assert "-5,5" in response.context["goal_form"].errors["target_value"][0]
+    with scope(organization=org):
+        goal.refresh_from_db()
+    assert goal.target_value == Decimal("10")
+
+
 def test_goal_edit_rejects_longer_time_in_stage(client, org, plan, manager_member, deals, stages):
     client.force_login(manager_member.user)
     goal = goal_of(org, plan, Indicator.TIME_IN_STAGE)

@@ -15,7 +15,13 @@ from django.utils import translation
 from django_scopes import scope, scopes_disabled
 
 from coaching.skills.charts import skill_history_charts
-from coaching.skills.models import Assessment, AssessmentKind, Competency, CompetencyLevel, Rating
+from coaching.skills.models import (
+    Assessment,
+    AssessmentKind,
+    Competency,
+    CompetencyLevel,
+    Rating,
+)
 from coaching.skills.selectors import assessment_list, competency_list, skill_gaps
 from coaching.skills.services import assessment_create, rubric_load_default
 from spm.models import AuditLog, Role
@@ -150,13 +156,45 @@ def test_duplicate_competency_name_rejected(client, org, admin_member, rubric):
 def test_admin_deletes_competency_with_ratings(client, org, admin_member, rubric, history):
     client.force_login(admin_member.user)
 
-    response = client.post(url("skills_competency_delete", org, competency_id=rubric["Closing"].pk))
+    response = client.post(url("skills_competency_delete", org, competency_id=rubric["Closing"].pk), {"confirm": "on"})
 
     assert response.status_code == 302
     with scope(organization=org):
         assert not Competency.objects.filter(name_en="Closing").exists()
         assert Rating.objects.count() == 1
         assert AuditLog.objects.filter(action="skills.competency_deleted").count() == 1
+
+
+def test_competency_delete_needs_ticked_box(client, org, admin_member, rubric, history):
+    client.force_login(admin_member.user)
+
+    response = client.post(url("skills_competency_delete", org, competency_id=rubric["Closing"].pk), {}, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "Tick the box to confirm the deletion." in text
+    assert "I understand that the competency is deleted for good, together with 3 ratings given on it." in text
+    with scope(organization=org):
+        assert Competency.objects.filter(name_en="Closing").exists()
+        assert Rating.objects.count() == 4
+        assert not AuditLog.objects.filter(action="skills.competency_deleted").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("Closing", "I understand that the competency is deleted for good, together with 3 ratings given on it."),
+        ("Discovery", "I understand that the competency is deleted for good, together with 1 rating given on it."),
+        ("Negotiation", "I understand that the competency is deleted for good. No rating was given on it."),
+    ],
+)
+def test_competency_page_states_rating_count(client, org, admin_member, rubric, history, name, label):
+    client.force_login(admin_member.user)
+
+    response = client.get(url("skills_competency", org, competency_id=rubric[name].pk), HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 200
+    assert label in response.content.decode()
 
 
 def test_manager_cannot_open_rubric(client, org, manager_member):

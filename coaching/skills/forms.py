@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django import forms
 from django.utils.formats import number_format
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from coaching.forms import NOTE_MAX_LENGTH
@@ -129,6 +129,22 @@ class _DeleteConfirmForm(forms.Form):
         )
 
 
+class CompetencyDeleteForm(_DeleteConfirmForm):
+    """The confirmation box of a competency, whose label states how many ratings go with it."""
+
+    def __init__(self, *args, rating_count: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        if rating_count:
+            label = ngettext(
+                "I understand that the competency is deleted for good, together with %(count)s rating given on it.",
+                "I understand that the competency is deleted for good, together with %(count)s ratings given on it.",
+                rating_count,
+            ) % {"count": number_format(rating_count, force_grouping=True)}
+        else:
+            label = gettext("I understand that the competency is deleted for good. No rating was given on it.")
+        self.fields["confirm"].label = label
+
+
 class PlanDeleteForm(_DeleteConfirmForm):
     confirm_label = _("I understand that the plan with its goals and training items is deleted for good.")
 
@@ -165,6 +181,7 @@ class GoalForm(forms.Form):
         max_digits=14,
         decimal_places=4,
         help_text=_("Conversion and win rate in percent (40 for 40%), deal size in the base currency, time in days."),
+        widget=forms.NumberInput(attrs={"min": "0"}),
     )
 
     def __init__(self, *args, organization, member=None, **kwargs):
@@ -256,6 +273,12 @@ class GoalForm(forms.Form):
                 self.add_error("target_value", _("%(value)s is not a percentage; enter 0 to 100.") % {"value": target})
             else:
                 data["target_value"] = target / 100
+        elif target is not None and target < 0:
+            # Deal sizes, counts and days cannot be negative, and an unmeasured baseline would not catch it.
+            self.add_error(
+                "target_value",
+                gettext("The target %(value)s is negative; enter 0 or more.") % {"value": number_format(target)},
+            )
         if self.member is not None and not self.errors:
             self._check_target_direction(data)
         return data

@@ -12,6 +12,7 @@ from coaching.skills import selectors, services
 from coaching.skills.charts import skill_history_charts
 from coaching.skills.forms import (
     AssessmentForm,
+    CompetencyDeleteForm,
     CompetencyForm,
     GoalDeleteForm,
     GoalForm,
@@ -97,13 +98,20 @@ def competency_edit(request, org_slug, competency_id):
         else:
             messages.success(request, gettext("Competency %(name)s saved.") % {"name": saved.name})
             return redirect("skills_rubric", org_slug=org_slug)
-    context = {"competency": competency, "form": form}
+    delete_form = CompetencyDeleteForm(rating_count=competency.ratings.count())
+    context = {"competency": competency, "form": form, "delete_form": delete_form}
     return render(request, "coaching/skills/competency.html", context, status=400 if form.errors else 200)
 
 
 @admin_required
 @lookup_then_post_only(_competency_lookup)
 def competency_delete(request, org_slug, competency):
+    """Delete a competency with every rating given on it once the confirmation box is ticked."""
+    form = CompetencyDeleteForm(request.POST, rating_count=competency.ratings.count())
+    if not form.is_valid():
+        edit_form = CompetencyForm(initial=CompetencyForm.initial_for(competency))
+        context = {"competency": competency, "form": edit_form, "delete_form": form}
+        return render(request, "coaching/skills/competency.html", context, status=400)
     name = competency.name
     services.competency_delete(organization=request.organization, actor=request.membership, competency=competency)
     messages.success(request, gettext("Competency %(name)s deleted with its ratings.") % {"name": name})
