@@ -3,6 +3,7 @@
 import datetime as dt
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -12,7 +13,7 @@ from dashboards.selectors import kpi_periods_available
 from dashboards.templatetags.spm_format import period_name
 from goals.attainment import organization_today
 from goals.selectors import default_goal_period
-from spm.date_limits import planning_range
+from spm.date_limits import planning_range, short_date
 from spm.fiscal import QUARTER, YEAR, Period, parse_period, period_containing
 from spm.ids import IdModelChoiceField
 from spm.models import Membership, Organization
@@ -99,8 +100,29 @@ class OneOnOneForm(_ScheduleFields):
 class OneOnOneEditForm(_ScheduleFields):
     status = forms.ChoiceField(label=_("Status"), choices=OneOnOneStatus.choices)
 
+    def __init__(self, *args, now: dt.datetime | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.now = now or timezone.now()
+
+    def clean(self):
+        data = super().clean()
+        if data.get("status") == OneOnOneStatus.HELD and data.get("scheduled_on") and data.get("scheduled_time"):
+            scheduled_at = self.scheduled_at()
+            if scheduled_at > self.now:
+                self.add_error(
+                    "status",
+                    gettext(
+                        "A 1:1 on %(date)s at %(time)s has not taken place yet, so it cannot be marked as held. "
+                        "Keep the status Scheduled or enter the date on which it was held."
+                    )
+                    % {"date": short_date(scheduled_at.date()), "time": scheduled_at.strftime("%H:%M")},
+                )
+        return data
+
     @classmethod
-    def for_instance(cls, one_on_one: OneOnOne, *, organization: Organization, today: dt.date, data=None):
+    def for_instance(
+        cls, one_on_one: OneOnOne, *, organization: Organization, today: dt.date, data=None, now: dt.datetime | None = None
+    ):
         local = one_on_one.scheduled_at.astimezone(organization.tzinfo)
         initial = {
             "scheduled_on": local.date(),
@@ -108,7 +130,7 @@ class OneOnOneEditForm(_ScheduleFields):
             "period": one_on_one.period_label,
             "status": one_on_one.status,
         }
-        form = cls(data, organization=organization, today=today, initial=initial)
+        form = cls(data, organization=organization, today=today, initial=initial, now=now)
         # A 1:1 about an older period keeps its period selectable.
         choices = list(form.fields["period"].choices)
         if one_on_one.period_label not in [label for label, _name in choices]:

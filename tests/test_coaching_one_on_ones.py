@@ -9,6 +9,7 @@ from django.utils import translation
 from django_scopes import scope, scopes_disabled
 
 from coaching import services
+from coaching.forms import OneOnOneEditForm
 from coaching.models import (
     ActionItem,
     AgendaItem,
@@ -18,6 +19,7 @@ from coaching.models import (
     OneOnOne,
 )
 from coaching.selectors import action_items_of
+from goals.attainment import organization_today
 from spm.fiscal import parse_period
 from spm.models import AuditLog, Role
 from tests.factories import MembershipFactory, UserFactory
@@ -482,6 +484,52 @@ def test_edit_page_changes_status(org, manager_member, member, first_one_on_one)
     assert one_on_one.scheduled_at == at(10, 2)
     assert entry.before["status"] == "scheduled"
     assert entry.after["status"] == "held"
+
+
+def test_edit_page_rejects_future_held(org, manager_member, member, first_one_on_one):
+    one_on_one, _open, _done = first_one_on_one
+    client = _client(manager_member)
+    url = _url("coaching_one_on_one_edit", org, one_on_one_id=one_on_one.pk)
+    future_day = organization_today(org) + dt.timedelta(days=2)
+
+    form = client.get(url).context["form"]
+    response = client.post(
+        url,
+        {"scheduled_on": future_day.isoformat(), "scheduled_time": "11:00", "period": form.initial["period"], "status": "held"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["status"] == [
+        f"A 1:1 on {future_day:%m/%d/%Y} at 11:00 has not taken place yet, so it cannot be marked as held. "
+        "Keep the status Scheduled or enter the date on which it was held."
+    ]
+    with scope(organization=org):
+        one_on_one.refresh_from_db()
+    assert one_on_one.status == "scheduled"
+    assert one_on_one.scheduled_at == at(10, 2)
+
+
+@pytest.mark.parametrize(
+    ("time", "status", "valid"),
+    [
+        # NOW is 12:00 UTC, 14:00 in Berlin.
+        ("13:59", "held", True),
+        ("14:00", "held", True),
+        ("14:01", "held", False),
+        ("14:01", "scheduled", True),
+        ("14:01", "cancelled", True),
+    ],
+)
+def test_edit_form_compares_held_time_in_organization_zone(org, first_one_on_one, time, status, valid):
+    one_on_one, _open, _done = first_one_on_one
+    data = {"scheduled_on": "2017-10-20", "scheduled_time": time, "period": "2017-Q4", "status": status}
+
+    with scope(organization=org), translation.override("en"):
+        form = OneOnOneEditForm.for_instance(one_on_one, organization=org, today=NOW.date(), data=data, now=NOW)
+        assert form.is_valid() is valid
+        if not valid:
+            assert form.errors["status"][0].startswith("A 1:1 on 10/20/2017 at 14:01 has not taken place yet")
 
 
 def test_edit_page_hidden_from_rep(org, member, first_one_on_one):
