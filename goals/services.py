@@ -36,6 +36,7 @@ from pipelines.services import kpi_recompute_schedule
 from spm import fiscal
 from spm.audit import REASON_QUOTA_TEMPLATE, audit_reason
 from spm.currencies import is_currency_code
+from spm.date_limits import short_date
 from spm.models import AuditLog, Membership, Organization, Role, User
 from spm.rounding import round_half_up
 from spm.tenancy import last_admin_check
@@ -649,9 +650,33 @@ def membership_update(
 def leave_period_add(
     *, membership: Membership, actor: User | None, starts_on: dt.date, ends_on: dt.date, reason: str = ""
 ) -> LeavePeriod:
-    """Record leave on the days `[starts_on, ends_on]` (inclusive); prorated quotas exclude them."""
+    """Record leave on the days `[starts_on, ends_on]` (inclusive); prorated quotas exclude them.
+
+    Raises ValidationError when the last day lies before the first or when the days
+    overlap a leave period the member already has, so that no day is excluded twice.
+    """
     if ends_on < starts_on:
         raise ValidationError(_("The last day lies before the first day; correct one of the dates."))
+    # Locking the member serializes two additions for the same member, so both cannot pass the overlap check.
+    Membership.objects.select_for_update().filter(pk=membership.pk).first()
+    overlapping = (
+        LeavePeriod.objects.filter(membership=membership, starts_on__lte=ends_on, ends_on__gte=starts_on)
+        .order_by("starts_on", "pk")
+        .first()
+    )
+    if overlapping is not None:
+        raise ValidationError(
+            _(
+                "The leave from %(starts_on)s to %(ends_on)s overlaps the recorded leave from %(existing_start)s "
+                "to %(existing_end)s; choose days outside it or delete that leave first."
+            )
+            % {
+                "starts_on": short_date(starts_on),
+                "ends_on": short_date(ends_on),
+                "existing_start": short_date(overlapping.starts_on),
+                "existing_end": short_date(overlapping.ends_on),
+            }
+        )
     leave = LeavePeriod.objects.create(
         organization=membership.organization, membership=membership, starts_on=starts_on, ends_on=ends_on, reason=reason
     )

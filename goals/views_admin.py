@@ -236,40 +236,48 @@ def quota_upload(request, org_slug):
     return render(request, "goals/quotas/editor.html", context, status=400 if form.errors or source_error else 200)
 
 
+def _editor_url(org_slug: str, values: dict) -> str:
+    """Return the quota editor's address showing the grid of `values` (year, granularity, level, metric)."""
+    return f"{reverse('goals_quota_editor', kwargs={'org_slug': org_slug})}?{urlencode(values)}"
+
+
+def _editor_with_rejected_template_form(request, values: dict, **template_forms):
+    """Show the editor again with a rejected template form, its input and its errors next to each field, as 400."""
+    context = _grid_context(
+        request,
+        values,
+        upload_form=forms.QuotaUploadForm(),
+        apply_form=template_forms.get("apply_form") or forms.QuotaTemplateApplyForm(),
+        template_form=template_forms.get("template_form") or forms.QuotaTemplateForm(),
+    )
+    return render(request, "goals/quotas/editor.html", context, status=400)
+
+
 @admin_required
 @require_POST
 def quota_template_create(request, org_slug):
+    # The grid's year, granularity, level and metric come in the query string, as for the upload.
+    values = _grid_values(request, request.GET)
     form = forms.QuotaTemplateForm(request.POST)
-    if form.is_valid():
-        template = form.save(commit=False)
-        template.organization = request.organization
-        template.save()
-        messages.success(request, _("Template %(name)s saved.") % {"name": template.name})
-    else:
-        messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
-    return redirect("goals_quota_editor", org_slug=org_slug)
+    if not form.is_valid():
+        return _editor_with_rejected_template_form(request, values, template_form=form)
+    template = form.save(commit=False)
+    template.organization = request.organization
+    template.save()
+    messages.success(request, _("Template %(name)s saved.") % {"name": template.name})
+    return redirect(_editor_url(org_slug, values))
 
 
 @admin_required
 @require_POST
 def quota_template_apply(request, org_slug):
+    values = _grid_values(request, request.GET)
     form = forms.QuotaTemplateApplyForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
-        return redirect("goals_quota_editor", org_slug=org_slug)
+        return _editor_with_rejected_template_form(request, values, apply_form=form)
     template = form.cleaned_data["template"]
     try:
-        period = parse_computable_period(
-            form.cleaned_data["period"], request.organization.fiscal_year_start_month, allow_range=False
-        )
-        # Quotas are planned like the quota upload's: from 2000 to five years ahead.
-        planning_range(organization_today(request.organization)).check_period(period, form.cleaned_data["period"])
-        _template_target_check(template)
-        if period.kind != template.period_kind:
-            raise ValidationError(
-                _("%(period)s is not a %(kind)s; the template %(name)s sets %(kind)s quotas.")
-                % {"period": period.label, "kind": template.get_period_kind_display(), "name": template.name}
-            )
+        period = _template_apply_period(request.organization, template, form.cleaned_data["period"])
         outcomes = services.quota_template_apply(
             organization=request.organization,
             actor=request.user,
@@ -278,14 +286,41 @@ def quota_template_apply(request, org_slug):
             period_start=period.start,
             reason=form.cleaned_data["reason"],
         )
-    except (ValueError, ValidationError) as error:
-        messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
-    else:
-        messages.success(
-            request,
-            _("Template applied: %(created)d created, %(updated)d changed, %(unchanged)d unchanged.") % outcomes,
-        )
-    return redirect("goals_quota_editor", org_slug=org_slug)
+    except ValidationError as error:
+        form.add_error(None, error)
+        return _editor_with_rejected_template_form(request, values, apply_form=form)
+    messages.success(
+        request,
+        _("Template applied: %(created)d created, %(updated)d changed, %(unchanged)d unchanged.") % outcomes,
+    )
+    return redirect(_editor_url(org_slug, values))
+
+
+def _template_apply_period(organization, template, period_text: str) -> fiscal.Period:
+    """Return the period that `period_text` names after checking it and `template`.
+
+    Raises ValidationError keyed by the apply form's field: "period" for a period that
+    cannot be read, lies outside the planning range or has another kind than the
+    template's, "template" for a template whose target is above the maximum.
+    """
+    try:
+        period = parse_computable_period(period_text, organization.fiscal_year_start_month, allow_range=False)
+        # Quotas are planned like the quota upload's: from 2000 to five years ahead.
+        planning_range(organization_today(organization)).check_period(period, period_text)
+        if period.kind != template.period_kind:
+            raise ValidationError(
+                _("%(period)s is not a %(kind)s; the template %(name)s sets %(kind)s quotas.")
+                % {"period": period.label, "kind": template.get_period_kind_display(), "name": template.name}
+            )
+    except ValueError as error:
+        raise ValidationError({"period": str(error)}) from None
+    except ValidationError as error:
+        raise ValidationError({"period": error.messages}) from None
+    try:
+        _template_target_check(template)
+    except ValidationError as error:
+        raise ValidationError({"template": error.messages}) from None
+    return period
 
 
 def _template_target_check(template) -> None:
@@ -327,15 +362,19 @@ def structure(request, org_slug):
                 team_form = forms.TeamForm(request.POST, prefix="team")
                 if team_form.is_valid():
                     team = get_object_or_404(Team, pk=id_or_404(request.POST["pk"])) if request.POST.get("pk") else None
-                    services.team_save(organization=request.organization, actor=request.user, team=team, **team_form.cleaned_data)
+                    saved = services.team_save(organization=request.organization, actor=request.user, team=team, **team_form.cleaned_data)
+                    message = _("Team %(name)s created.") if team is None else _("Team %(name)s saved.")
+                    messages.success(request, message % {"name": saved.name})
                     return redirect("goals_structure", org_slug=org_slug)
             elif kind == "territory":
                 territory_form = forms.TerritoryForm(request.POST, prefix="territory")
                 if territory_form.is_valid():
                     territory = get_object_or_404(Territory, pk=id_or_404(request.POST["pk"])) if request.POST.get("pk") else None
-                    services.territory_save(
+                    saved = services.territory_save(
                         organization=request.organization, actor=request.user, territory=territory, **territory_form.cleaned_data
                     )
+                    message = _("Territory %(name)s created.") if territory is None else _("Territory %(name)s saved.")
+                    messages.success(request, message % {"name": saved.name})
                     return redirect("goals_structure", org_slug=org_slug)
             elif kind == "ramp":
                 ramp_form = forms.RampScheduleForm(request.POST, prefix="ramp")

@@ -74,3 +74,37 @@ def test_quota_editor_arrow_keys_move(quota_setup, member, other_rep, live_serve
     assert focused_column == "1"
     assert first_row_next == "0"
     assert below_row == "1"
+
+
+def test_template_form_follows_grid_year(quota_setup, live_server, browser_page):  # noqa: F811
+    """After the year is changed without a reload, a rejected template shows that year's grid with the input kept.
+
+    The year field's change event stands for the htmx filter request, which swaps the grid but not the template forms.
+    """
+    from playwright.sync_api import expect
+
+    page = browser_page
+    editor_path = "/o/acme/quotas/?year=2025&granularity=quarter&level=rep&metric=won_revenue"
+    page.goto(f"{live_server.url}/accounts/login/?next={editor_path.replace('&', '%26').replace('?', '%3F')}")
+    page.get_by_label("E-Mail-Adresse").fill("admin@acme.example")
+    page.get_by_label("Passwort").fill(MANAGER_PASSWORD)
+    page.get_by_role("button", name="Anmelden").click()
+    page.wait_for_url(re.compile(r".*/o/acme/quotas/.*"))
+
+    page.locator("#id_year").fill("2017")
+    page.locator("#id_year").dispatch_event("change")
+    expect(page.locator('#quota-context input[name="year"]')).to_have_value("2017")
+    template_form = page.locator("form[data-template-create]")
+    template_form.get_by_label("Name").fill("Q1 reps")
+    template_form.locator('select[name="metric"]').select_option("won_revenue")
+    template_form.locator('select[name="period_kind"]').select_option("quarter")
+    # The browser accepts this text; the server rejects the exponent.
+    template_form.locator('input[name="target"]').fill("1e15")
+    template_form.get_by_role("button", name="Vorlage speichern").click()
+
+    page.wait_for_url(re.compile(r".*/o/acme/quotas/templates/\?year=2017&granularity=quarter&level=rep&metric=won_revenue$"))
+    expect(page.locator('#quota-context input[name="year"]')).to_have_value("2017")
+    expect(template_form.get_by_label("Name")).to_have_value("Q1 reps")
+    expect(template_form.locator(".alert-danger")).to_be_visible()
+    expect(template_form.locator('input[name="target"]')).to_have_value("1e15")
+    expect(template_form.locator(".invalid-feedback")).to_have_count(1)

@@ -15,8 +15,16 @@ APPLY = "/o/acme/quotas/templates/apply/"
 
 def create_template(client, target, *, language="en"):
     data = {"name": "Standard", "metric": "won_revenue", "period_kind": "quarter", "target": target, "is_prorated": "on"}
-    response = client.post(CREATE, data, HTTP_ACCEPT_LANGUAGE=language)
+    return client.post(CREATE, data, HTTP_ACCEPT_LANGUAGE=language)
+
+
+def messages_of(response):
     return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def target_errors(response):
+    assert response.status_code == 400
+    return response.context["template_form"].errors["target"]
 
 
 def stored_targets(org):
@@ -27,34 +35,34 @@ def stored_targets(org):
 @pytest.mark.parametrize(("text", "expected"), [("1.234,56", Decimal("1234.56")), ("12.500", Decimal("12500.00")),
                                                 ("12,500.00", Decimal("12500.00"))])  # fmt: skip
 def test_template_target_german_numbers(admin_client, org, text, expected):
-    messages = create_template(admin_client, text, language="de")
+    response = create_template(admin_client, text, language="de")
 
-    assert messages == ["Vorlage Standard gespeichert."]
+    assert messages_of(response) == ["Vorlage Standard gespeichert."]
     assert stored_targets(org) == [expected]
 
 
 def test_template_target_maximum_in_english(admin_client, org):
-    messages = create_template(admin_client, "9999999999999999.99")
+    response = create_template(admin_client, "9999999999999999.99")
 
-    assert messages == [
+    assert target_errors(response) == [
         "Target: '9999999999999999.99' is not valid (number too large; the maximum is 9,999,999,999,999.99)."
     ]
     assert stored_targets(org) == []
 
 
 def test_template_target_maximum_in_german(admin_client, org):
-    messages = create_template(admin_client, "9999999999999999.99", language="de")
+    response = create_template(admin_client, "9999999999999999.99", language="de")
 
-    assert messages == [
+    assert target_errors(response) == [
         "Zielwert: '9999999999999999.99' ist ungültig (Zahl zu groß; der Höchstwert ist 9.999.999.999.999,99)."
     ]
     assert stored_targets(org) == []
 
 
 def test_template_target_exponent_rejected(admin_client, org):
-    messages = create_template(admin_client, "1e15")
+    response = create_template(admin_client, "1e15")
 
-    assert messages == ["Target: '1e15' is not valid (invalid number; expected for example 12,500.00)."]
+    assert target_errors(response) == ["Target: '1e15' is not valid (invalid number; expected for example 12,500.00)."]
     assert stored_targets(org) == []
 
 
@@ -92,6 +100,7 @@ def test_oversized_template_apply_rejected(admin_client, org, member, oversized_
     data = {"template": oversized_template.pk, "period": "2025-Q1", "members": [member.pk]}
     response = admin_client.post(APPLY, data, HTTP_ACCEPT_LANGUAGE=language)
 
-    assert [str(message) for message in get_messages(response.wsgi_request)] == [expected]
+    assert response.status_code == 400
+    assert response.context["apply_form"].errors["template"] == [expected]
     with scopes_disabled():
         assert not Quota.objects.filter(membership=member).exists()

@@ -71,9 +71,27 @@
   });
 
   // The reason field sits in a form only to be included in requests; Enter must not submit it.
+  // The upload and template forms lie outside the grid that htmx swaps, so their query string
+  // is rewritten from the grid's current year, granularity, level and metric before they are sent.
   document.addEventListener("submit", (event) => {
-    if (event.target.id === "quota-context") {
+    const form = event.target;
+    if (form.id === "quota-context") {
       event.preventDefault();
+      return;
     }
+    const context = document.getElementById("quota-context");
+    if (!form.matches("form[data-grid-query]") || !context) {
+      return;
+    }
+    const query = new URLSearchParams();
+    for (const name of ["year", "granularity", "level", "metric"]) {
+      const input = context.elements.namedItem(name);
+      if (input) {
+        query.set(name, input.value);
+      }
+    }
+    const action = new URL(form.action, window.location.href);
+    action.search = query.toString();
+    form.action = action.toString();
   });
 })();
