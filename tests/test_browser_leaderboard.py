@@ -44,3 +44,29 @@ def test_leaderboard_german_ranks_and_ranking_switch(org, people, live_server, b
     expect(rows.nth(0)).to_contain_text("9.999,00 €")
     assert page.evaluate("window.leaderboardMarker") == 1
     expect(page).to_have_url(re.compile(r".*ranking=absolute.*"))
+
+
+def test_back_button_restores_ranking_select(org, people, live_server, browser_page):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page = browser_page
+    page.goto(f"{live_server.url}/accounts/login/?next=/o/acme/leaderboard/%3Fperiod%3D2017-Q2")
+    page.get_by_label("E-Mail-Adresse").fill("manager@acme.example")
+    page.get_by_label("Passwort").fill(MANAGER_PASSWORD)
+    page.get_by_role("button", name="Anmelden").click()
+    page.wait_for_url(re.compile(r".*/o/acme/leaderboard/.*"))
+    ranking = page.get_by_label("Sortieren nach")
+    rows = page.locator("[data-leaderboard] tbody tr")
+
+    ranking.select_option("absolute")
+    expect(page).to_have_url(re.compile(r".*ranking=absolute.*"))
+    expect(rows).to_have_count(4)
+    ranking.select_option("percent")
+    expect(page).to_have_url(re.compile(r".*ranking=percent.*"))
+    expect(rows).to_have_count(3)
+    page.go_back()
+
+    # The table and the select both show the absolute ranking of the restored address.
+    expect(page).to_have_url(re.compile(r".*ranking=absolute.*"))
+    expect(rows).to_have_count(4)
+    expect(ranking).to_have_value("absolute")

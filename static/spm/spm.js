@@ -60,3 +60,12 @@ if (window.htmx) {
     { code: "[45]..", swap: false, error: true },
   ];
 }
+
+// htmx restores Back and Forward from snapshots of the page's HTML, which keep the filter
+// selects and inputs as the page was first rendered rather than as the user set them, while the
+// swapped content follows the URL. Without snapshots the browser loads the URL again, and the
+// server renders controls and content from the same query string.
+if (window.htmx) {
+  window.htmx.config.historyCacheSize = 0;
+  window.htmx.config.refreshOnHistoryMiss = true;
+}
