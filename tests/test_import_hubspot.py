@@ -6,6 +6,8 @@ from decimal import Decimal
 import pytest
 from django_scopes import scope
 
+from dashboards.models import Grain, KpiSnapshot, PeriodKind
+from dashboards.services import kpi_snapshot_recompute
 from pipelines.models import Deal, DealStageChange, DealStatus, Stage, StageKind
 from pipelines.services import crm_import
 
@@ -243,6 +245,36 @@ def test_close_date_before_creation_rejected(org, tmp_path):
     assert result.errors[0].column == "Close Date"
     assert result.errors[0].value == "2025-03-01"
     assert str(result.errors[0].reason) == "close date is before the creation date"
+
+
+def test_close_on_creation_day_closes_at_creation(org, tmp_path):
+    """A Close Date earlier on the creation day, a date alone or with a time, closes the deal at its creation time."""
+    rows = (
+        "601,Iota,Closed Won,Sales Pipeline,100,Eva Roth,2017-03-01T14:00Z,2017-03-01,,,,\n"
+        "602,Kappa,Closed Lost,Sales Pipeline,100,Eva Roth,2017-03-01T14:00Z,2017-03-01 09:00,,,,\n"
+        "603,Lambda,Closed Won,Sales Pipeline,100,Eva Roth,2017-03-02 09:00,2017-03-02,,,,\n"
+    )
+
+    result = run_import(org, write(tmp_path / "x", HEADER + rows))
+    kpi_snapshot_recompute(organization=org)
+
+    assert result.errors == []
+    with scope(organization=org):
+        deals = {deal.external_id: deal for deal in Deal.objects.all()}
+        march = KpiSnapshot.objects.get(
+            period_kind=PeriodKind.MONTH, period_start=dt.date(2017, 3, 1), grain=Grain.ORGANIZATION
+        )
+    assert deals["601"].created_at == utc(2017, 3, 1, 14)
+    assert deals["601"].closed_at == utc(2017, 3, 1, 14)
+    assert deals["602"].closed_at == utc(2017, 3, 1, 14)
+    # 09:00 in Berlin is 08:00 UTC, earlier than the 12:00 UTC of a date alone, which stays the close time.
+    assert deals["603"].created_at == utc(2017, 3, 2, 8)
+    assert deals["603"].closed_at == utc(2017, 3, 2, 12)
+    assert march.won_count == 2
+    assert march.lost_count == 1
+    # Deal 601 adds 0 days and deal 603 adds 4 hours, 1/6 of a day.
+    assert march.cycle_days_sum == Decimal("0.166667")
+    assert march.cycle_days_median == Decimal("0.083333")
 
 
 def test_same_day_entry_replaces_implied_entry(org, tmp_path):

@@ -147,3 +147,24 @@ def test_history_before_created_date_rejects_opportunity(org, tmp_path):
     assert error.reason.params == {"entered": dt.date(2025, 1, 5), "created": dt.date(2025, 1, 25), "created_in": "Created Date"}
     with scope(organization=org):
         assert not Deal.objects.filter(external_id="0065g00000AbCdE").exists()
+
+
+def test_close_date_against_creation(org, tmp_path):
+    """A CloseDate earlier on the creation day closes at the creation time; one on an earlier day rejects the row."""
+    opportunities = (
+        "Opportunity ID,Opportunity Name,Opportunity Owner,Stage,Amount,Opportunity Currency,Close Date,Created Date,"
+        "Probability (%),Won,Closed\n"
+        "0065g00000AbCd1,Same day,Lena Vogt,Closed Won,10000,EUR,2025-01-05,2025-01-05 15:00,100,1,1\n"
+        "0065g00000AbCd2,Day before,Lena Vogt,Closed Lost,10000,EUR,2025-01-04,2025-01-05 15:00,0,0,1\n"
+        "0065g00000AbCd3,Morning,Lena Vogt,Closed Won,10000,EUR,2025-01-05,2025-01-05 09:00,100,1,1\n"
+    )
+
+    result = run_import(org, export(tmp_path, opportunities=opportunities, history=None))
+
+    assert [(error.line, error.column, error.value, str(error.reason)) for error in result.errors] == [
+        (3, "Close Date", "2025-01-04", "close date is before the creation date")
+    ]
+    with scope(organization=org):
+        stored = dict(Deal.objects.values_list("external_id", "closed_at"))
+    # 15:00 in Berlin is 14:00 UTC, later than the 12:00 UTC of a date alone; 09:00 is 08:00 UTC.
+    assert stored == {"0065g00000AbCd1": utc(2025, 1, 5, 14), "0065g00000AbCd3": utc(2025, 1, 5, 12)}

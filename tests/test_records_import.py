@@ -202,6 +202,38 @@ def test_records_import_reports_each_rejection(org):
 
 
 @pytest.mark.django_db
+def test_close_on_creation_day_accepted(org):
+    """A closed_at without a time is compared by the local day and stored no earlier than created_at."""
+    deals = [
+        {"external_id": "SAME", "owner": "Rita Rep", "status": "won", "created_at": "2017-03-01T14:00:00Z", "closed_at": "2017-03-01"},
+        {"external_id": "MORNING", "owner": "Rita Rep", "status": "won", "created_at": "2017-03-01 09:00", "closed_at": "2017-03-01"},
+        {
+            "external_id": "TIMED",
+            "owner": "Rita Rep",
+            "status": "lost",
+            "created_at": "2017-03-01T14:00:00Z",
+            "closed_at": "2017-03-01T10:00:00+01:00",
+        },
+        {"external_id": "EARLIER", "owner": "Rita Rep", "status": "lost", "created_at": "2017-03-02T14:00:00Z", "closed_at": "2017-03-01"},
+    ]
+
+    result, _schedule = run(org, deals=deals)
+
+    rejected = [(error.index, error.external_id, error.field, error.value, str(error.reason)) for error in result.record_errors]
+    assert rejected == [
+        (2, "TIMED", "closed_at", "2017-03-01T10:00:00+01:00", "close date is before the creation date"),
+        (3, "EARLIER", "closed_at", "2017-03-01", "close date is before the creation date"),
+    ]
+    with scope(organization=org):
+        stored = {deal.external_id: (deal.created_at, deal.closed_at) for deal in Deal.objects.all()}
+    assert stored == {
+        "SAME": (dt.datetime(2017, 3, 1, 14, tzinfo=dt.UTC), dt.datetime(2017, 3, 1, 14, tzinfo=dt.UTC)),
+        # 09:00 in Berlin is 08:00 UTC, earlier than the 12:00 UTC of a date alone.
+        "MORNING": (dt.datetime(2017, 3, 1, 8, tzinfo=dt.UTC), dt.datetime(2017, 3, 1, 12, tzinfo=dt.UTC)),
+    }
+
+
+@pytest.mark.django_db
 def test_records_import_rejection_in_reader_language(org):
     from django.utils import translation
 

@@ -10,7 +10,8 @@ Stages are ordered as their columns appear, with won and lost stages last. A sta
 whose name ends in "Won" or "Lost" (or "gewonnen"/"verloren") is a won or lost stage.
 `Deal Stage` decides the deal's stage and status: a row whose current stage was not
 entered last, or with a "Date entered" or `Close Date` on an earlier day than
-`Create Date`, is rejected.
+`Create Date`, is rejected. A `Close Date` earlier on the creation day, with or
+without a time, is stored at the creation time.
 A pipeline and its stages are created only once an accepted deal is in that pipeline.
 Then every stage that its "Date entered" columns list is created, and of the stages
 named only in rows, those that accepted deals use.
@@ -257,13 +258,17 @@ class HubSpotImport:
             )
         if closed_at is not None and closed_at.astimezone(self.time_zone).date() < created_at.astimezone(self.time_zone).date():
             raise RowRejected("Close Date", close_date_text, gettext_noop("close date is before the creation date"))
+        if moves and min(move.changed_at for move in moves) < created_at:
+            # `recorded_moves` rejected moves on earlier days, so this stays on the creation day.
+            created_at = min(move.changed_at for move in moves)
+        if closed_at is not None:
+            # A close on the creation day but before its time, such as a date alone at 12:00 UTC and
+            # a deal created at 14:00 UTC, closes at the creation time: cycle days must not be negative.
+            closed_at = max(closed_at, created_at)
         if moves and not any(move.stage is stage for move in moves):
             # The current stage lacks its "Date entered": it was entered at the close, or by the latest move.
             latest = max(move.changed_at for move in moves)
             moves.append(PlannedMove(stage, max(closed_at or latest, latest), is_implied=True))
-        if moves and min(move.changed_at for move in moves) < created_at:
-            # `recorded_moves` rejected moves on earlier days, so this stays on the creation day.
-            created_at = min(move.changed_at for move in moves)
         expected = None
         if close_date_text and not is_closed:
             expected = parse_day(close_date_text, "Close Date", date_order=self.date_order, allowed=self.allowed_days)

@@ -16,6 +16,7 @@ from pipelines.importers.base import (
 )
 from pipelines.importers.formats import (
     AMOUNT_TOO_LARGE,
+    INVALID_NUMBER,
     TOO_MANY_DECIMALS,
     currency_marks_check,
     parse_bool,
@@ -61,15 +62,23 @@ def money_value(record: Mapping, name: str, *, currency: str = "") -> Decimal | 
     (`1.234,56 €`, `1,234.56`, `1.234.567`). Given `currency`, a sign or code of another
     currency rejects the amount.
 
+    A JSON number is taken as its value, so 1e300 is too large rather than an invalid text
+    "1e+300", and a float that overflowed to infinity (1e400) is too large or negative.
+
     NOTE: the CRM sync sends its amounts through here too, so a HubSpot or Pipedrive amount
     with more than two decimals rejects its deal, and the sync run lists it.
     """
-    text = text_value(record, name)
-    if not text:
-        return None
-    amount = parse_decimal(text, name, single_separator_decimal=True)
-    if currency:
-        currency_marks_check(text, name, currency)
+    raw = record.get(name)
+    if isinstance(raw, (int, float, Decimal)) and not isinstance(raw, bool):
+        text = str(raw)
+        amount = number_amount(raw, name)
+    else:
+        text = text_value(record, name)
+        if not text:
+            return None
+        amount = parse_decimal(text, name, single_separator_decimal=True)
+        if currency:
+            currency_marks_check(text, name, currency)
     if amount < 0:
         raise RowRejected(name, text, gettext_noop("negative amount; amounts must be 0 or more"))
     if amount > MAX_MONEY_AMOUNT:
@@ -77,6 +86,15 @@ def money_value(record: Mapping, name: str, *, currency: str = "") -> Decimal | 
     if amount != amount.quantize(CENT):
         raise RowRejected(name, text, TOO_MANY_DECIMALS)
     return amount.quantize(CENT)
+
+
+def number_amount(value: float | Decimal, name: str) -> Decimal:
+    """Return a JSON number as a Decimal; reject NaN, which no comparison orders."""
+    # repr gives the shortest text that reads back as the same float, so 0.1 stays 0.1 and not 0.1000000000000000055….
+    amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if amount.is_nan():
+        raise RowRejected(name, str(value), INVALID_NUMBER)
+    return amount
 
 
 def whole_number_value(record: Mapping, name: str, *, maximum: int = 2_147_483_647) -> int | None:

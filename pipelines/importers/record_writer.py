@@ -36,7 +36,11 @@ from pipelines.importers.deal_writer import (
     stage_moves_append,
 )
 from pipelines.importers.emails import email_check
-from pipelines.importers.formats import import_date_range, parse_percent
+from pipelines.importers.formats import (
+    close_time_settle,
+    import_date_range,
+    parse_percent,
+)
 from pipelines.importers.generic import STATUS_WORDS
 from pipelines.importers.people import MAX_EXTERNAL_ID_LENGTH, PeopleDirectory, Person
 from pipelines.importers.record_values import (
@@ -588,8 +592,11 @@ class RecordsWriter:
             raise RowRejected(
                 "closed_at", "", gettext_noop("missing value; a won or lost deal needs closed_at, the time it was won or lost")
             )
-        if closed_at is not None and closed_at < created_at:
-            raise RowRejected("closed_at", text_value(record, "closed_at"), gettext_noop("close date is before the creation date"))
+        if closed_at is not None:
+            closed_text = text_value(record, "closed_at")
+            closed_at = close_time_settle(closed_at, created_at, close_text=closed_text, time_zone=self.time_zone)
+            if closed_at is None:
+                raise RowRejected("closed_at", closed_text, gettext_noop("close date is before the creation date"))
         if not is_closed:
             closed_at = None
 

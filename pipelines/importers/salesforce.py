@@ -6,6 +6,8 @@ field names (`Id`, `StageName`, `CloseDate`, …). The history file is recognize
 opportunity at `CreatedDate`; a row whose `StageName` differs from the one before is a
 stage move. Without a history file, or for an opportunity without history rows, the
 opportunity is a snapshot: it entered its stage when created and closed on `CloseDate`.
+A `CloseDate` on an earlier day than `CreatedDate` rejects the row, and one earlier on
+the creation day closes the opportunity at its creation time (see `close_time_settle`).
 
 Salesforce ids have a 15-character case-sensitive form and an 18-character form that
 appends a checksum. Reports and data exports mix them, so opportunities are matched
@@ -46,6 +48,7 @@ from pipelines.importers.deal_writer import (
 )
 from pipelines.importers.formats import (
     Table,
+    close_time_settle,
     import_date_range,
     parse_bool,
     parse_day,
@@ -378,9 +381,6 @@ class SalesforceImport:
                 )
         elif close_text:
             expected = parse_day(close_text, close_column, date_order=self.date_order, allowed=self.allowed_days)
-        if moves and moves[-1].stage is not stage:
-            # The report is newer than the history's last row: the deal moved since.
-            moves.append(PlannedMove(stage, max(closed_at or moves[-1].changed_at, moves[-1].changed_at), is_implied=True))
         if moves:
             # The move is in the history file, so the row's creation cell is the one reported.
             stage_entry_check(
@@ -393,6 +393,13 @@ class SalesforceImport:
             )
             # Moves on earlier days were rejected above, so this keeps the creation day.
             created_at = min(created_at, moves[0].changed_at)
+        if closed_at is not None:
+            closed_at = close_time_settle(closed_at, created_at, close_text=close_text, time_zone=self.time_zone)
+            if closed_at is None:
+                raise RowRejected(close_column, close_text, gettext_noop("close date is before the creation date"))
+        if moves and moves[-1].stage is not stage:
+            # The report is newer than the history's last row: the deal moved since.
+            moves.append(PlannedMove(stage, max(closed_at or moves[-1].changed_at, moves[-1].changed_at), is_implied=True))
 
         currency = (row.get(columns.get("currency", ""), "") or self.currency).strip().upper()
         if not is_currency_code(currency):
