@@ -184,12 +184,14 @@ class ActionItemForm(forms.Form):
             (one_on_one.manager_id, gettext("%(name)s (manager)") % {"name": one_on_one.manager.display_name}),
         ]
         self.fields["owner"].initial = one_on_one.rep_id
+        self.due_range = planning_range(organization_today(one_on_one.organization))
+        self.due_range.limit_widget(self.fields["due_on"])
 
     def clean_due_on(self) -> dt.date | None:
         due_on = self.cleaned_data["due_on"]
         if due_on is None:
             return None
-        return planning_range(organization_today(self.one_on_one.organization)).check(due_on)
+        return self.due_range.check(due_on)
 
     def owner_membership(self) -> Membership:
         if self.cleaned_data["owner"] == self.one_on_one.rep_id:

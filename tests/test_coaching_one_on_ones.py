@@ -827,3 +827,16 @@ def test_note_delete_form_has_required_checkbox(org, manager_member, first_one_o
     assert content.count("data-note-delete") == 2
     # Saving the text no longer carries a delete button that skips the box.
     assert content.count('name="op" value="delete"') == 2
+
+
+def test_action_item_due_date_picker_limited(org, first_one_on_one):
+    from coaching.forms import ActionItemForm
+    from spm.date_limits import PLANNING_YEARS, years_after
+
+    with scope(organization=org):
+        form = ActionItemForm(one_on_one=first_one_on_one[0])
+        today = organization_today(org)
+
+    attrs = form.fields["due_on"].widget.attrs
+    assert attrs["min"] == "2000-01-01"
+    assert attrs["max"] == years_after(today, PLANNING_YEARS).isoformat()
