@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dashboards.analytics.periods import parse_computable_period
 from goals import forms, imports, selectors, services
 from goals.attainment import organization_today
-from goals.models import LeavePeriod, RampSchedule, Team, Territory
+from goals.models import LeavePeriod, Quota, RampSchedule, Team, Territory
 from goals.parsing import parse_number
 from pipelines.importers.base import ImportSourceError, RowRejected
 from pipelines.models import MAX_MONEY_AMOUNT
@@ -80,8 +80,18 @@ def _grid_context(request, values: dict, **extra) -> dict:
 
 
 def _grid_values(request, data) -> dict:
-    today = timezone.localdate()
-    default_year = fiscal.fiscal_year_of(today, request.organization.fiscal_year_start_month)
+    """Return the grid's year, granularity, level and metric from `data`, with defaults for the missing ones.
+
+    The year defaults to today's fiscal year, or to the latest fiscal year with quotas when
+    today's has none and none lies later, so a data set of earlier years opens on its quotas.
+    """
+    start_month = request.organization.fiscal_year_start_month
+    default_year = fiscal.fiscal_year_of(timezone.localdate(), start_month)
+    latest_start = Quota.objects.order_by("-period_start").values_list("period_start", flat=True).first()
+    if latest_start is not None:
+        latest_year = fiscal.fiscal_year_of(latest_start, start_month)
+        if latest_year < default_year:
+            default_year = latest_year
     return forms.QuotaGridForm(data).values(default_year)
 
 

@@ -265,3 +265,24 @@ def test_person_assignment_change_closes_previous(admin_client, org, member, tea
     with scopes_disabled():
         rows = list(member.assignments.order_by("valid_from").values_list("team_id", "valid_from", "valid_to"))
     assert rows == [(team.pk, dt.date(1900, 1, 1), dt.date(2025, 3, 1)), (south.pk, dt.date(2025, 3, 1), None)]
+
+
+def test_editor_opens_on_latest_year_with_quotas(admin_client, member):
+    cell_post(admin_client, member.pk, "12500")  # a quota in 2025-Q1; today lies in a later year
+
+    response = admin_client.get(EDITOR)
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f'id="quota-cell-{member.pk}-0"' in body
+    assert "2025-Q1" in body
+    assert "12,500.00" in body
+
+
+def test_editor_opens_on_current_year_without_quotas(admin_client, member):
+    from django.utils import timezone
+
+    response = admin_client.get(EDITOR)
+
+    assert response.status_code == 200
+    assert f"{timezone.localdate().year}-Q1" in response.content.decode()
