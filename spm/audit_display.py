@@ -436,16 +436,20 @@ class _ValueFormatter:
         return "; ".join(parts) or UNDEFINED
 
     def _record_counts(self, counts: dict) -> str:
-        """Format a personal-data export's record counts per model label, e.g. `Deals: 448; Quotas: 4`."""
-        parts = []
+        """Format a personal-data export's record counts per model label, largest first, e.g. `Deals: 448; Quotas: 4`.
+
+        The order is set here because PostgreSQL's jsonb does not keep the stored order of keys.
+        """
+        named = []
         for label, count in counts.items():
             try:
                 name = capfirst(str(apps.get_model(label)._meta.verbose_name_plural))
             except (LookupError, ValueError):
                 # A model removed since the export keeps its stored label.
                 name = label
-            parts.append(f"{name}: {self._plain(count)}")
-        return "; ".join(parts) or UNDEFINED
+            named.append((name, count))
+        named.sort(key=lambda item: (-item[1] if isinstance(item[1], int) else 0, item[0]))
+        return "; ".join(f"{name}: {self._plain(count)}" for name, count in named) or UNDEFINED
 
     def _default_competency_names(self, names: list) -> str:
         """Return the default rubric's competencies, stored by English name, in the active language."""
