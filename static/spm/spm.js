@@ -61,11 +61,27 @@ if (window.htmx) {
   ];
 }
 
-// htmx restores Back and Forward from snapshots of the page's HTML, which keep the filter
-// selects and inputs as the page was first rendered rather than as the user set them, while the
-// swapped content follows the URL. Without snapshots the browser loads the URL again, and the
-// server renders controls and content from the same query string.
-if (window.htmx) {
-  window.htmx.config.historyCacheSize = 0;
-  window.htmx.config.refreshOnHistoryMiss = true;
+// htmx restores Back and Forward from snapshots of the page's HTML, taken when the page leaves an
+// address. The HTML keeps a select's or input's value as the page was rendered, and by the time
+// of the snapshot the user has already changed the control that triggered the navigation. So each
+// time htmx pushes a new address, the controls' values, which now match that address, are written
+// into the HTML, and the snapshot taken on leaving it restores them. (Loading the address again
+// instead fails for a page that a rejected form POST rendered, whose address accepts only POST.)
+function controlValuesToHtml() {
+  document.querySelectorAll("select").forEach((select) => {
+    select.querySelectorAll("option").forEach((option) => option.toggleAttribute("selected", option.selected));
+  });
+  document.querySelectorAll("input").forEach((input) => {
+    if (input.type === "checkbox" || input.type === "radio") {
+      input.toggleAttribute("checked", input.checked);
+    } else if (input.type !== "file" && input.type !== "password") {
+      input.setAttribute("value", input.value);
+    }
+  });
+  document.querySelectorAll("textarea").forEach((textarea) => {
+    textarea.textContent = textarea.value;
+  });
 }
+
+document.addEventListener("htmx:pushedIntoHistory", controlValuesToHtml);
+document.addEventListener("htmx:replacedInHistory", controlValuesToHtml);
