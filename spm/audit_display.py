@@ -284,11 +284,22 @@ def _model_field(model: type[models.Model] | None, key: str) -> models.Field | N
         return None
 
 
+# A competency's level descriptions, stored as `level_<number>_<language>` (coaching.skills.services).
+_LEVEL_KEY = re.compile(r"level_([1-9])_(de|en)")
+_LANGUAGE_NAMES = {"de": _("German"), "en": _("English")}
+
+
 def _field_label(field: models.Field | None, key: str) -> str:
     if field is not None and getattr(field, "verbose_name", None):
         return capfirst(str(field.verbose_name))
     if key in FIELD_LABELS:
         return str(FIELD_LABELS[key])
+    level = _LEVEL_KEY.fullmatch(key)
+    if level is not None:
+        return gettext("Level %(level)s (%(language)s)") % {
+            "level": level.group(1),
+            "language": _LANGUAGE_NAMES[level.group(2)],
+        }
     return capfirst(key.replace("_", " "))
 
 

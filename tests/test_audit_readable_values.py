@@ -210,3 +210,21 @@ def test_filter_accepts_import_source_id(org, admin_client):
 
     assert response.status_code == 200
     assert [row.pk for row in response.context["page"]] == [entry.pk]
+
+
+@pytest.mark.parametrize(
+    ("language", "label_de", "label_en"),
+    [("de", "Stufe 1 (Deutsch)", "Stufe 1 (Englisch)"), ("en", "Level 1 (German)", "Level 1 (English)")],
+)
+def test_competency_level_keys_labelled(org, admin_client, language, label_de, label_en):
+    entry = audit.audit_record(
+        organization=org,
+        action="skills.competency_deleted",
+        object_type="competency",
+        before={"level_1_de": "Fragt nach", "level_1_en": "Asks"},
+    )
+
+    row = _row_html(admin_client, entry, language)
+
+    assert _value(label_de, "Fragt nach") in row
+    assert _value(label_en, "Asks") in row
