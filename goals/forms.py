@@ -193,6 +193,8 @@ class QuotaTemplateForm(BootstrapFormMixin, forms.ModelForm):
         fields = ["name", "metric", "period_kind", "target", "is_prorated"]
 
     def __init__(self, *args, **kwargs):
+        # The quota editor's grid filter also has a metric field, so the two need distinct ids.
+        kwargs.setdefault("auto_id", "id_template_%s")
         super().__init__(*args, **kwargs)
         for name in ("metric", "period_kind"):
             field = self.fields[name]

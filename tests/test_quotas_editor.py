@@ -1,6 +1,7 @@
 """Quota editor pages: the grid, a cell POST (full page and htmx), paste, upload, templates, access."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -286,3 +287,10 @@ def test_editor_opens_on_current_year_without_quotas(admin_client, member):
 
     assert response.status_code == 200
     assert f"{timezone.localdate().year}-Q1" in response.content.decode()
+
+
+def test_editor_ids_unique(admin_client, member):
+    body = admin_client.get(EDITOR, {"year": 2025}).content.decode()
+
+    ids = re.findall(r'\sid="([^"]+)"', body)
+    assert sorted(name for name in set(ids) if ids.count(name) > 1) == []
