@@ -67,6 +67,14 @@ def _seconds(value) -> str:
     return "–" if value is None else f"{value:.2f} s"
 
 
+def _warmup_text(change: dict) -> str:
+    """Return ", which took N s" for the change phase's untimed first move, or nothing without one."""
+    warmup = change.get("warmup")
+    if not warmup or warmup.get("visible_seconds") is None:
+        return ""
+    return f", which took {_seconds(warmup['visible_seconds'])}"
+
+
 def _ms(value) -> str:
     return "–" if value is None else f"{value:.1f} ms"
 
@@ -157,7 +165,8 @@ def report_markdown(report: dict) -> str:
     if "runs" in change:
         lines.append(
             f"| one deal moved to Won → changed number in the dashboard fragment (real Celery worker,"
-            f" {len(change['runs'])} runs) | median {_seconds(change['median_seconds'])},"
+            f" {len(change['runs'])} runs after one warm-up move{_warmup_text(change)}) |"
+            f" median {_seconds(change['median_seconds'])},"
             f" max {_seconds(change['max_seconds'])} | {TARGETS['change']} | {change['load']} |"
             f" `{base} --only change` |"
         )
