@@ -364,24 +364,34 @@ def structure(request, org_slug):
     """Teams and territories as trees, with forms to create, rename, move and assign a manager."""
     team_form, territory_form = forms.TeamForm(prefix="team"), forms.TerritoryForm(prefix="territory")
     ramp_form = forms.RampScheduleForm(prefix="ramp")
+    edited = None
     status = 200
     if request.method == "POST":
         kind = request.POST.get("kind")
         try:
             if kind == "team":
-                team_form = forms.TeamForm(request.POST, prefix="team")
-                if team_form.is_valid():
-                    team = get_object_or_404(Team, pk=id_or_404(request.POST["pk"])) if request.POST.get("pk") else None
-                    saved = services.team_save(organization=request.organization, actor=request.user, team=team, **team_form.cleaned_data)
+                form = forms.TeamForm(request.POST, prefix="team")
+                team = get_object_or_404(Team, pk=id_or_404(request.POST["pk"])) if request.POST.get("pk") else None
+                # A rejected edit is shown at the edited team; the new-team form shows only its own input.
+                if team is None:
+                    team_form = form
+                else:
+                    edited = {"kind": "team", "pk": team.pk, "form": form}
+                if form.is_valid():
+                    saved = services.team_save(organization=request.organization, actor=request.user, team=team, **form.cleaned_data)
                     message = _("Team %(name)s created.") if team is None else _("Team %(name)s saved.")
                     messages.success(request, message % {"name": saved.name})
                     return redirect("goals_structure", org_slug=org_slug)
             elif kind == "territory":
-                territory_form = forms.TerritoryForm(request.POST, prefix="territory")
-                if territory_form.is_valid():
-                    territory = get_object_or_404(Territory, pk=id_or_404(request.POST["pk"])) if request.POST.get("pk") else None
+                form = forms.TerritoryForm(request.POST, prefix="territory")
+                territory = get_object_or_404(Territory, pk=id_or_404(request.POST["pk"])) if request.POST.get("pk") else None
+                if territory is None:
+                    territory_form = form
+                else:
+                    edited = {"kind": "territory", "pk": territory.pk, "form": form}
+                if form.is_valid():
                     saved = services.territory_save(
-                        organization=request.organization, actor=request.user, territory=territory, **territory_form.cleaned_data
+                        organization=request.organization, actor=request.user, territory=territory, **form.cleaned_data
                     )
                     message = _("Territory %(name)s created.") if territory is None else _("Territory %(name)s saved.")
                     messages.success(request, message % {"name": saved.name})
@@ -408,6 +418,7 @@ def structure(request, org_slug):
         "team_form": team_form,
         "territory_form": territory_form,
         "ramp_form": ramp_form,
+        "edited": edited,
         "ramp_schedules": [
             (schedule, forms.ramp_percentages_text(schedule.month_percentages))
             for schedule in RampSchedule.objects.order_by("name", "id")

@@ -1,6 +1,7 @@
 """Admin forms that report their outcome: quota templates keep the grid and input, structure saves confirm, leave overlaps."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -162,6 +163,45 @@ def test_territory_move_confirmed(admin_client, org):
     assert messages_of(response) == ["Territory DACH saved."]
     dach.refresh_from_db()
     assert dach.parent_id == europe.pk
+
+
+def new_form_input(body: str, element_id: str) -> str:
+    """Return the <input> tag of the new-team or new-territory form's name field."""
+    return re.search(rf'<input[^>]*id="{element_id}"[^>]*>', body)[0]
+
+
+def test_rejected_team_edit_shown_at_the_team(admin_client, team):
+    response = admin_client.post(
+        "/o/acme/structure/", {"kind": "team", "pk": team.pk, "team-name": ""}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    body = " ".join(response.content.decode().split())
+    assert response.status_code == 400
+    # The edited team's section is open with the error, and the new-team form stays empty.
+    assert f'<details open> <summary>{team.name}' in body
+    assert '<div class="text-danger small" role="alert">Name: This field is required.</div>' in body
+    assert "value=" not in new_form_input(body, "id_team-name")
+    team.refresh_from_db()
+    assert team.name == "North"
+
+
+def test_rejected_territory_move_shown_at_the_territory(admin_client, org):
+    with scopes_disabled():
+        europe = TerritoryFactory(organization=org, name="Europe")
+        dach = TerritoryFactory(organization=org, name="DACH", parent=europe)
+
+    response = admin_client.post(
+        "/o/acme/structure/",
+        {"kind": "territory", "pk": europe.pk, "territory-name": "Europe", "territory-parent": dach.pk},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    body = " ".join(response.content.decode().split())
+    assert response.status_code == 400
+    assert "<details open> <summary>Europe</summary>" in body
+    assert "value=" not in new_form_input(body, "id_territory-name")
+    europe.refresh_from_db()
+    assert europe.parent_id is None
 
 
 # --- leave ---
