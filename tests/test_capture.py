@@ -699,6 +699,20 @@ def test_mailbox_form_accepts_host_names_and_addresses(host, stored):
     assert form.cleaned_data["host"] == stored
 
 
+def test_mailbox_page_rejects_invalid_host_with_400(org, admin_member, client):
+    client.force_login(admin_member.user)
+    url = reverse("mailbox_settings", kwargs={"org_slug": org.slug})
+
+    response = client.post(
+        url, {"host": "a b", "port": "993", "username": "capture", "password": "pw", "folder": "INBOX"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    assert response.status_code == 400
+    assert "a b is not a valid host name" in response.content.decode()
+    with scopes_disabled():
+        assert not Mailbox.objects.exists()
+
+
 def test_domain_form_rejects_taken_and_invalid_domains(org, admin_member, customer, client):
     client.force_login(admin_member.user)
     url = reverse("account_domain_add", kwargs={"org_slug": org.slug})

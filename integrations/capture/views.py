@@ -89,7 +89,7 @@ def mailbox_settings(request, org_slug):
         "domain_form": AccountDomainForm(),
         "domains": AccountDomain.objects.select_related("account"),
     }
-    return render(request, "capture/mailbox.html", context)
+    return render(request, "capture/mailbox.html", context, status=400 if form.errors else 200)
 
 
 @admin_required
