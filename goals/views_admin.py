@@ -480,20 +480,27 @@ def person(request, org_slug, membership_id):
                             % {"organization": request.organization.name},
                         )
                         return redirect("organization_home", org_slug=org_slug)
+                    if changed:
+                        messages.success(request, _("%(name)s saved.") % {"name": member.display_name})
+                    else:
+                        messages.info(request, _("Nothing changed for %(name)s.") % {"name": member.display_name})
                     return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
             elif kind == "assignment":
                 assignment_form = forms.AssignmentForm(request.POST, prefix="assignment")
                 if assignment_form.is_valid():
                     services.assignment_change(membership=member, actor=request.user, **assignment_form.cleaned_data)
+                    messages.success(request, _("Team and territory of %(name)s saved.") % {"name": member.display_name})
                     return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
             elif kind == "leave":
                 leave_form = forms.LeaveForm(request.POST, prefix="leave")
                 if leave_form.is_valid():
                     services.leave_period_add(membership=member, actor=request.user, **leave_form.cleaned_data)
+                    messages.success(request, _("Leave of %(name)s added.") % {"name": member.display_name})
                     return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
             elif kind == "leave_delete":
                 leave = get_object_or_404(LeavePeriod, pk=id_or_404(request.POST.get("leave")), membership=member)
                 services.leave_period_delete(leave=leave, actor=request.user)
+                messages.success(request, _("Leave of %(name)s deleted.") % {"name": member.display_name})
                 return redirect("goals_person", org_slug=org_slug, membership_id=member.pk)
             else:
                 messages.error(request, _unknown_form_message(kind, ("member", "assignment", "leave", "leave_delete")))

@@ -238,7 +238,8 @@ def test_overlapping_leave_rejected(admin_client, member, starts_on, ends_on):
         f"The leave from {first:%m/%d/%Y} to {last:%m/%d/%Y} overlaps the recorded leave from 05/01/2017 "
         "to 05/10/2017; choose days outside it or delete that leave first."
     )
-    assert messages_of(response) == [expected]
+    # The first leave's confirmation is still unread, because the test does not follow its redirect.
+    assert messages_of(response) == [f"Leave of {member.display_name} added.", expected]
     assert leave_days(member) == [(dt.date(2017, 5, 1), dt.date(2017, 5, 10))]
 
 
@@ -248,7 +249,7 @@ def test_overlapping_leave_named_in_german_dates(admin_client, member):
     response = add_leave(admin_client, member, "2017-05-05", "2017-05-20", language="de")
 
     assert response.status_code == 400
-    [message] = messages_of(response)
+    [_first_added, message] = messages_of(response)
     assert "05.05.2017" in message
     assert "20.05.2017" in message
     assert "01.05.2017" in message
@@ -268,3 +269,29 @@ def test_adjacent_leave_accepted(admin_client, member, other_rep):
         (dt.date(2017, 5, 1), dt.date(2017, 5, 10)),
         (dt.date(2017, 5, 11), dt.date(2017, 5, 20)),
     ]
+
+
+# --- person page confirmations ---
+
+
+def test_person_saves_confirmed(admin_client, member):
+    name = member.display_name
+    url = f"/o/acme/people/{member.pk}/"
+
+    def shown(data) -> str:
+        # Following the redirect shows the message on the person page and uses it up.
+        return admin_client.post(url, data, HTTP_ACCEPT_LANGUAGE="en", follow=True).content.decode()
+
+    added = shown({"kind": "leave", "leave-starts_on": "2017-05-01", "leave-ends_on": "2017-05-10"})
+    with scopes_disabled():
+        leave = LeavePeriod.objects.get(membership=member)
+    deleted = shown({"kind": "leave_delete", "leave": leave.pk})
+    kept_manager = member.manager_id or ""
+    unchanged = shown({"kind": "member", "member-role": "rep", "member-manager": kept_manager})
+    promoted = shown({"kind": "member", "member-role": "manager", "member-manager": kept_manager})
+
+    assert f"Leave of {name} added." in added
+    assert f"Leave of {name} deleted." in deleted
+    assert f"Nothing changed for {name}." in unchanged
+    assert f"{name} saved." in promoted
+    assert "Nothing changed" not in promoted
