@@ -54,6 +54,15 @@ class BootstrapFormMixin:
                 css_class = "form-control form-control-sm"
             widget.attrs["class"] = f"{widget.attrs.get('class', '')} {css_class}".strip()
 
+    def full_clean(self):
+        """Validate, then mark the widgets of fields with errors as invalid for Bootstrap and screen readers."""
+        super().full_clean()
+        for name in self.errors:
+            if name in self.fields:
+                widget = self.fields[name].widget
+                widget.attrs["class"] = f"{widget.attrs.get('class', '')} is-invalid".strip()
+                widget.attrs["aria-invalid"] = "true"
+
 
 # Empty choice of a required select. Django's default label "---------" is not translated.
 CHOOSE_LABEL = _("– choose –")

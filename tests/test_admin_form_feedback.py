@@ -41,6 +41,10 @@ def test_empty_template_errors_keyed_by_field(admin_client):
     assert errors["metric"] == ["This field is required."]
     assert errors["target"] == ["This field is required."]
     assert messages_of(response) == []
+    body = response.content.decode()
+    assert re.search(r'<select name="metric" class="[^"]*is-invalid"[^>]*aria-invalid="true"[^>]*id="id_template_metric"', body)
+    assert re.search(r'<input type="text" name="name" value="Q1 reps"[^>]*id="id_template_name"', body)
+    assert 'aria-invalid="true" id="id_template_name"' not in body
 
 
 def test_rejected_template_keeps_input_and_grid(admin_client):
