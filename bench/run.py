@@ -532,9 +532,9 @@ def phase_change(size: str) -> dict:
             last_instant = Deal.objects.filter(organization=organization).order_by("-created_at").values_list(
                 "created_at", flat=True
             )[0]
-        # Run 0 warms this process and the freshly started worker (connections, first query
-        # plans), as the GET before each run warms the server; a running installation's worker
-        # is warm. It is reported apart and left out of the median and maximum.
+        # Run 0 warms this process and the freshly started worker (connections, first query plans),
+        # as the GET before each run warms the server. A running installation's worker is warm, so
+        # run 0 is reported apart and left out of the median and maximum.
         for run in range(6):
             _status, before, _seconds = client.get(path, htmx=True)
             deal = (

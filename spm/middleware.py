@@ -78,8 +78,8 @@ class OrganizationMiddleware:
             )
         if membership is None:
             raise Http404("No organization with this slug for this user.")
-        # The pages under /o/ are read with GET and changed by form POSTs; a view without its own
-        # method check would otherwise run its GET code for PUT, PATCH, DELETE or OPTIONS.
+        # Pages under /o/ are read with GET and changed by form POSTs. A view without its own method
+        # check would run its GET code for PUT, PATCH, DELETE or OPTIONS, so those get 405 here.
         if request.method not in ORGANIZATION_PAGE_METHODS:
             return HttpResponseNotAllowed(ORGANIZATION_PAGE_METHODS)
 

@@ -2,10 +2,8 @@
 
 import datetime as dt
 import html
-import re
 
 import pytest
-from django.test import Client
 from django_scopes import scope
 
 from coaching import services as coaching_services
@@ -13,24 +11,11 @@ from coaching.skills import services as skills_services
 from spm import audit
 from spm.fiscal import parse_period
 from spm.models import AuditLog
+from tests.test_audit_display_keys import _row_html, admin_client  # noqa: F401 (fixture)
 
 DEFAULT_NAMES_DE = "Bedarfsanalyse, Qualifizierung, Präsentation, Verhandlung, Abschluss, Einwandbehandlung"
 DEFAULT_NAMES_EN = "Discovery, Qualification, Presentation, Negotiation, Closing, Objection handling"
 RECORD_COUNTS = {"pipelines.deal": 448, "goals.quota": 4, "coaching_skills.developmentplan": 2}
-
-
-@pytest.fixture
-def admin_client(admin_member):
-    client = Client()
-    client.force_login(admin_member.user)
-    return client
-
-
-def _row_html(client, entry: AuditLog, language: str) -> str:
-    page = client.get("/o/acme/audit/", HTTP_ACCEPT_LANGUAGE=language).content.decode()
-    match = re.search(rf'<tr data-audit-entry="{entry.pk}">(.*?)</tr>', page, re.DOTALL)
-    assert match is not None, f"no row for audit entry {entry.pk}"
-    return re.sub(r"\s+", " ", match[1])
 
 
 def _value(label: str, value: str) -> str:

@@ -17,15 +17,20 @@ def named_manager(org, manager_member, member):
     return manager_member
 
 
-def test_best_case_below_commit_keeps_typed_values(named_manager, member, live_server, browser_page):  # noqa: F811
-    from playwright.sync_api import expect
-
-    page = browser_page
+def manager_opens_forecast(page, live_server):
+    """Log in as the manager in German and land on the forecast page."""
     page.goto(f"{live_server.url}/accounts/login/?next=/o/acme/forecast/")
     page.get_by_label("E-Mail-Adresse").fill("manager@acme.example")
     page.get_by_label("Passwort").fill(MANAGER_PASSWORD)
     page.get_by_role("button", name="Anmelden").click()
     page.wait_for_url("**/o/acme/forecast/")
+
+
+def test_best_case_below_commit_keeps_typed_values(named_manager, member, live_server, browser_page):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page = browser_page
+    manager_opens_forecast(page, live_server)
 
     page.locator("#own-commit").fill("5.000")
     page.locator("#own-best-case").fill("1.000")
@@ -50,11 +55,7 @@ def test_back_to_rejected_submission_restores_page(named_manager, member, live_s
     from playwright.sync_api import expect
 
     page = browser_page
-    page.goto(f"{live_server.url}/accounts/login/?next=/o/acme/forecast/")
-    page.get_by_label("E-Mail-Adresse").fill("manager@acme.example")
-    page.get_by_label("Passwort").fill(MANAGER_PASSWORD)
-    page.get_by_role("button", name="Anmelden").click()
-    page.wait_for_url("**/o/acme/forecast/")
+    manager_opens_forecast(page, live_server)
     page.locator("#own-commit").fill("5.000")
     page.locator("#own-best-case").fill("1.000")
     page.locator("[data-submit-form] button[type=submit]").click()
@@ -67,7 +68,7 @@ def test_back_to_rejected_submission_restores_page(named_manager, member, live_s
     page.wait_for_url(f"**/o/acme/forecast/?period={other}*")
     page.go_back()
 
-    # The address of the rejected POST answers only POST; Back restores the page without loading it.
+    # The address of the rejected POST accepts only POST, so Back must restore the page without loading it.
     expect(page).to_have_url(f"{live_server.url}/o/acme/forecast/submit/")
     expect(page.locator("#own-best-case-error")).to_be_visible()
     expect(period).to_have_value(shown)

@@ -16,15 +16,20 @@ from tests.test_leaderboard import people  # noqa: F401 (fixture)
 pytestmark = pytest.mark.browser
 
 
-def test_leaderboard_german_ranks_and_ranking_switch(org, people, live_server, browser_page):  # noqa: F811
-    from playwright.sync_api import expect
-
-    page = browser_page
+def manager_opens_leaderboard(page, live_server):
+    """Log in as the manager in German and land on the Q2 2017 leaderboard."""
     page.goto(f"{live_server.url}/accounts/login/?next=/o/acme/leaderboard/%3Fperiod%3D2017-Q2")
     page.get_by_label("E-Mail-Adresse").fill("manager@acme.example")
     page.get_by_label("Passwort").fill(MANAGER_PASSWORD)
     page.get_by_role("button", name="Anmelden").click()
     page.wait_for_url(re.compile(r".*/o/acme/leaderboard/.*"))
+
+
+def test_leaderboard_german_ranks_and_ranking_switch(org, people, live_server, browser_page):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page = browser_page
+    manager_opens_leaderboard(page, live_server)
 
     rows = page.locator("[data-leaderboard] tbody tr")
     expect(rows).to_have_count(3)
@@ -50,11 +55,7 @@ def test_back_button_restores_ranking_select(org, people, live_server, browser_p
     from playwright.sync_api import expect
 
     page = browser_page
-    page.goto(f"{live_server.url}/accounts/login/?next=/o/acme/leaderboard/%3Fperiod%3D2017-Q2")
-    page.get_by_label("E-Mail-Adresse").fill("manager@acme.example")
-    page.get_by_label("Passwort").fill(MANAGER_PASSWORD)
-    page.get_by_role("button", name="Anmelden").click()
-    page.wait_for_url(re.compile(r".*/o/acme/leaderboard/.*"))
+    manager_opens_leaderboard(page, live_server)
     ranking = page.get_by_label("Sortieren nach")
     rows = page.locator("[data-leaderboard] tbody tr")
 
