@@ -90,8 +90,14 @@ class PipelineSnapshot(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
     snapshot_on = models.DateField(_("snapshot date"))
+    # No foreign key constraint: pipelines_deal is partitioned (pipelines.partitions), and
+    # pipelines.reference_checks checks the reference instead.
     deal = models.ForeignKey(
-        "pipelines.Deal", on_delete=models.CASCADE, related_name="pipeline_snapshots", verbose_name=_("deal")
+        "pipelines.Deal",
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        related_name="pipeline_snapshots",
+        verbose_name=_("deal"),
     )
     pipeline = models.ForeignKey(
         "pipelines.Pipeline", on_delete=models.CASCADE, related_name="+", verbose_name=_("pipeline")

@@ -384,8 +384,10 @@ class DealForecastCategory(models.Model):
     """A per-deal override of the category its stage implies, set by the owner or a manager above."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
+    # No foreign key constraint: pipelines_deal is partitioned (pipelines.partitions), and
+    # pipelines.reference_checks checks the reference instead.
     deal = models.ForeignKey(
-        "pipelines.Deal", on_delete=models.CASCADE, related_name="+", verbose_name=_("deal")
+        "pipelines.Deal", on_delete=models.CASCADE, db_constraint=False, related_name="+", verbose_name=_("deal")
     )
     category = models.CharField(_("forecast category"), max_length=16, choices=ForecastCategory.choices)
     set_by = models.ForeignKey(

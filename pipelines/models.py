@@ -350,8 +350,15 @@ class Activity(models.Model):
     owner = models.ForeignKey(
         Membership, on_delete=models.PROTECT, related_name="activities", verbose_name=_("owner")
     )
+    # No foreign key constraint on the partitioned deal table; pipelines.reference_checks checks it.
     deal = models.ForeignKey(
-        Deal, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities", verbose_name=_("deal")
+        Deal,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="activities",
+        verbose_name=_("deal"),
     )
     account = models.ForeignKey(
         Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities", verbose_name=_("account")
@@ -583,7 +590,10 @@ class DealScore(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
     # A ForeignKey with the unique constraint below rather than a OneToOneField, whose
     # unique index on deal_id alone would not start with the organization.
-    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="win_scores", verbose_name=_("deal"))
+    # No foreign key constraint on the partitioned deal table; pipelines.reference_checks checks it.
+    deal = models.ForeignKey(
+        Deal, on_delete=models.CASCADE, db_constraint=False, related_name="win_scores", verbose_name=_("deal")
+    )
     model = models.ForeignKey(WinModel, on_delete=models.CASCADE, related_name="scores", verbose_name=_("model"))
     probability = models.DecimalField(
         _("win probability"), max_digits=5, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(1)]

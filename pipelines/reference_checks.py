@@ -10,7 +10,7 @@ UPDATE statement, over the distinct values of the statement's rows:
 - deleting a referenced row (AFTER DELETE, per statement) fails while a deal or stage
   change still refers to it.
 
-Pipelines migrations 0008 and 0009 install them. SQLite gets no triggers.
+Pipelines migrations 0008, 0009 and 0011 install them. SQLite gets no triggers.
 """
 
 # (table, its referencing columns as (column, referenced table)). Every referenced table
@@ -38,7 +38,17 @@ REFERENCES = (
         ),
     ),
 )
+# The deal references of other tables (pipelines migration 0011). pipelines_deal is
+# partitioned (pipelines.partitions), and a foreign key cannot point at a partitioned
+# table without organization_id in the key.
+DEAL_REFERENCES = tuple(
+    (table, (("organization_id", "spm_organization"), ("deal_id", "pipelines_deal")))
+    for table in ("pipelines_activity", "pipelines_dealscore", "goals_dealforecastcategory", "dashboards_pipelinesnapshot")
+)
 TENANT_TABLE = "spm_organization"
+# Partitioned by organization_id: a lookup by id alone would probe every organization's
+# partition, so the checks join on the organization too.
+PARTITIONED_TABLES = ("pipelines_deal", "pipelines_dealstagechange")
 
 
 def _array_name(column: str) -> str:
@@ -58,17 +68,21 @@ def _missing_raise_sql(column: str, parent: str, value: str, organization: str) 
 def _single_tenant_check_sql(column: str, parent: str) -> str:
     """Return the PL/pgSQL that locks and checks `column`'s values when all rows share one organization."""
     other_tenant = "" if parent == TENANT_TABLE else " OR p.organization_id <> statement_organization_id"
+    # Joined on the primary key alone where possible: with the organization in the join
+    # condition, stale statistics of a new organization led the planner to a nested loop
+    # over its rows. A partitioned table needs it to read one partition only.
+    join = "p.id = r.value"
+    if parent in PARTITIONED_TABLES:
+        join, other_tenant = "p.organization_id = statement_organization_id AND p.id = r.value", ""
     values = _array_name(column)
     return f"""
         IF {values} IS NOT NULL THEN
             -- A join rather than `p.id = ANY (array)`: a generic plan scans the table and searches the
             -- array linearly for each row, which took minutes for 100,000 deal ids.
-            PERFORM 1 FROM unnest({values}) AS r(value) JOIN {parent} AS p ON p.id = r.value
+            PERFORM 1 FROM unnest({values}) AS r(value) JOIN {parent} AS p ON {join}
             ORDER BY p.id FOR KEY SHARE OF p;
-            -- Joined on the primary key alone: with the organization in the join condition, stale
-            -- statistics of a new organization led the planner to a nested loop over its rows.
             SELECT r.value INTO missing_id
-            FROM unnest({values}) AS r(value) LEFT JOIN {parent} AS p ON p.id = r.value
+            FROM unnest({values}) AS r(value) LEFT JOIN {parent} AS p ON {join}
             WHERE p.id IS NULL{other_tenant}
             LIMIT 1;
 {_missing_raise_sql(column, parent, "missing_id", "statement_organization_id")}
@@ -78,15 +92,19 @@ def _single_tenant_check_sql(column: str, parent: str) -> str:
 def _pair_check_sql(column: str, parent: str, rows: str) -> str:
     """Return the PL/pgSQL that locks and checks each distinct (organization, `column`) pair of `rows` (a FROM item)."""
     other_tenant = "" if parent == TENANT_TABLE else " OR p.organization_id <> r.organization_id"
+    join = "p.id = r.value"
+    if parent in PARTITIONED_TABLES:
+        join, other_tenant = "p.organization_id = r.organization_id AND p.id = r.value", ""
     return f"""
         SELECT array_agg(d.value), array_agg(d.organization_id) INTO referenced_ids, referencing_organization_ids
         FROM (SELECT DISTINCT {column} AS value, organization_id FROM {rows} WHERE {column} IS NOT NULL) AS d;
         IF referenced_ids IS NOT NULL THEN
-            PERFORM 1 FROM unnest(referenced_ids) AS r(value) JOIN {parent} AS p ON p.id = r.value
+            PERFORM 1 FROM unnest(referenced_ids, referencing_organization_ids) AS r(value, organization_id)
+            JOIN {parent} AS p ON {join}
             ORDER BY p.id FOR KEY SHARE OF p;
             SELECT r.value, r.organization_id INTO missing
             FROM unnest(referenced_ids, referencing_organization_ids) AS r(value, organization_id)
-            LEFT JOIN {parent} AS p ON p.id = r.value
+            LEFT JOIN {parent} AS p ON {join}
             WHERE p.id IS NULL{other_tenant}
             LIMIT 1;
 {_missing_raise_sql(column, parent, "missing.value", "missing.organization_id")}
@@ -177,19 +195,19 @@ END
 $$"""
 
 
-def _parents() -> dict[str, list[tuple[str, str]]]:
+def _parents(references) -> dict[str, list[tuple[str, str]]]:
     """Return {referenced table: [(referencing table, column), ...]}."""
     parents: dict[str, list[tuple[str, str]]] = {}
-    for table, columns in REFERENCES:
+    for table, columns in references:
         for column, parent in columns:
             parents.setdefault(parent, []).append((table, column))
     return parents
 
 
-def checks_create(apps, schema_editor):
+def _checks_create(schema_editor, references) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
-    for table, columns in REFERENCES:
+    for table, columns in references:
         # No parameters: the function bodies contain % placeholders of RAISE.
         schema_editor.execute(_child_function_sql(table, columns), params=None)
         for event, transition_tables in (
@@ -200,7 +218,7 @@ def checks_create(apps, schema_editor):
                 f"CREATE TRIGGER {table}_references_{event.lower()} AFTER {event} ON {table}"
                 f" REFERENCING {transition_tables} FOR EACH STATEMENT EXECUTE FUNCTION {table}_references_check()"
             )
-    for parent, children in _parents().items():
+    for parent, children in _parents(references).items():
         schema_editor.execute(_parent_function_sql(parent, children), params=None)
         schema_editor.execute(
             f"CREATE TRIGGER {parent}_references_keep AFTER DELETE ON {parent}"
@@ -208,19 +226,33 @@ def checks_create(apps, schema_editor):
         )
 
 
-def checks_drop(apps, schema_editor):
+def _checks_drop(schema_editor, references) -> None:
     if schema_editor.connection.vendor != "postgresql":
         return
-    for parent in _parents():
+    for parent in _parents(references):
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {parent}_references_keep ON {parent}")
         schema_editor.execute(f"DROP FUNCTION IF EXISTS {parent}_references_keep()")
-    for table, _columns in REFERENCES:
+    for table, _columns in references:
         for event in ("insert", "update"):
             schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_references_{event} ON {table}")
         schema_editor.execute(f"DROP FUNCTION IF EXISTS {table}_references_check()")
+
+
+# Migrations 0008 and 0009 install the checks of deals and stage changes only; 0011 adds
+# the deal references of other tables.
+def checks_create(apps, schema_editor):
+    _checks_create(schema_editor, REFERENCES)
+
+
+def checks_drop(apps, schema_editor):
+    _checks_drop(schema_editor, REFERENCES)
 
 
 def checks_replace(apps, schema_editor):
     """Drop and create every trigger and function again, so a database migrated earlier gets the current ones."""
     checks_drop(apps, schema_editor)
     checks_create(apps, schema_editor)
+
+
+def all_checks_create(apps, schema_editor):
+    _checks_create(schema_editor, REFERENCES + DEAL_REFERENCES)

@@ -11,6 +11,7 @@ import pytest
 from django.db import DataError, connection
 from django_scopes import scope
 
+from pipelines import partitions
 from pipelines.importers import bulk, maven_deals
 from pipelines.models import Deal, DealStageChange
 from tests.test_import_maven import (  # noqa: F401 - collected again under the batch size below
@@ -33,9 +34,25 @@ def two_row_batches(monkeypatch):
     monkeypatch.setattr(maven_deals, "ROW_BATCH", 2)
 
 
+def merge_path_force():
+    """Make the import merge, as into an organization created before this transaction (pipelines.partitions)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, '', true)", [partitions.CREATED_SETTING])
+
+
+def partition_index_names(org) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename IN (%s, %s) ORDER BY indexname",
+            [partitions.partition_name(table, org.pk) for table in partitions.PARTITIONED_TABLES],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the worker thread writes on PostgreSQL only")
 def test_failed_batch_rolls_back_import(org, monkeypatch):
     """An error in the worker's second batch reaches the caller as Django's error, and no deal stays."""
+    merge_path_force()
     merge = bulk._BatchWriter._merge
     calls = []
 
@@ -93,9 +110,37 @@ def test_failed_batch_reported_over_parser_query(org, export, monkeypatch):
 
     monkeypatch.setattr(bulk._BatchWriter, "_merge", merge_failing_second)
     monkeypatch.setattr(maven_deals.DealRowParser, "prefetch", prefetch_after_failure)
+    merge_path_force()
 
     with pytest.raises(DataError, match="division by zero"):
         run_import(org, export)
 
     assert merges == [["LOST0001", "ENG00001"], ["ENG00002"]]
     assert len(prefetches) == 3
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions exist on PostgreSQL only")
+def test_failed_fresh_batch_keeps_partition_indexes(org, monkeypatch):
+    """A failed batch of a new organization's load rolls back the dropped indexes with the rows."""
+    indexes = partition_index_names(org)
+    batch_write = bulk._FreshPartitionWriter.batch_write
+    calls = []
+
+    def batch_write_failing_second(self, rows):
+        calls.append(rows)
+        if len(calls) == 2:
+            with self.raw_connection.cursor() as cursor:
+                cursor.execute("SELECT 1 / 0")
+        return batch_write(self, rows)
+
+    monkeypatch.setattr(bulk._FreshPartitionWriter, "batch_write", batch_write_failing_second)
+
+    with pytest.raises(DataError, match="division by zero"):
+        run_import(org)
+
+    assert len(calls) == 2
+    assert len(indexes) == len(partitions.DEAL_INDEXES) + len(partitions.MOVE_INDEXES)
+    assert partition_index_names(org) == indexes
+    with scope(organization=org):
+        assert Deal.objects.count() == 0
+        assert DealStageChange.objects.count() == 0

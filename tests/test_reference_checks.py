@@ -12,7 +12,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django_scopes import scopes_disabled
 
-from pipelines.models import Account, Deal, DealStageChange
+from pipelines.models import Account, Activity, Deal, DealStageChange
 from tests.attainment_data import stages_create
 from tests.factories import (
     AccountFactory,
@@ -201,3 +201,33 @@ def test_unreferenced_owner_delete_passes(org):
     idle.delete()
 
     assert not type(idle).objects.filter(pk=idle.pk).exists()
+
+
+def test_activity_with_other_organizations_deal(org, member, other_org, foreign_stages):
+    """pipelines_deal is partitioned, so an activity's deal is checked by a trigger instead of a foreign key."""
+    foreign_member = MembershipFactory(organization=other_org)
+    foreign_deal = DealFactory(
+        organization=other_org, owner=foreign_member, stage=foreign_stages["open"], created_at=CREATED
+    )
+    activity = Activity(
+        organization=org, source="test", external_id="A1", kind="call", owner=member, occurred_at=CREATED,
+        deal_id=foreign_deal.pk,
+    )  # fmt: skip
+
+    message = _violation(activity.save)
+
+    assert f"deal_id = {foreign_deal.pk} has no row in pipelines_deal of organization {org.pk}" in message
+
+
+def test_deal_delete_with_activity(org, member, deal):
+    Activity.objects.create(
+        organization=org, source="test", external_id="A1", kind="call", owner=member, occurred_at=CREATED, deal=deal
+    )
+
+    def raw_delete():
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM pipelines_deal WHERE organization_id = %s AND id = %s", [org.pk, deal.pk])
+
+    message = _violation(raw_delete)
+
+    assert "rows of pipelines_activity still refer to it through deal_id" in message

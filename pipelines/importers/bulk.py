@@ -24,6 +24,13 @@ in file order, and the undated ones get theirs after every dated deal.
 
 Deals that existed before keep the general path: the caller syncs their history and
 refreshes them with the ORM functions, so moves a person recorded are respected.
+
+An organization created in the same transaction (`import_crm --create`) has empty
+partitions that no other session can see yet (pipelines.partitions). For it the
+import drops the partitions' indexes, moves each staged batch into them with plain
+INSERT ... SELECT statements, checks the references once, and builds the indexes at
+the end. Building an index over the loaded rows is several times cheaper than
+updating it row by row.
 """
 
 import datetime as dt
@@ -31,7 +38,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from django.db import connection
+from django.db import IntegrityError, connection
+
+from pipelines import partitions
 
 # Columns of the staging table, in COPY order.
 STAGING_COLUMNS = (
@@ -58,8 +67,10 @@ STAGING_COLUMNS = (
 _COMPARED = ("name", "owner_id", "account_id", "product_id", "pipeline_id", "stage_id", "territory_id",
              "currency", "amount", "base_amount", "created_at", "expected_close_on")  # fmt: skip
 
+# Into the organization's partition (pipelines.partitions): ON CONFLICT needs the unique
+# constraint as its arbiter, and the partitioned parent has none.
 _MERGE_SQL = """
-INSERT INTO pipelines_deal (
+INSERT INTO {partition} AS pipelines_deal (
     organization_id, source, external_id, name, owner_id, account_id, product_id, pipeline_id, stage_id,
     territory_id, currency, amount, base_amount, probability, status, created_at, expected_close_on,
     closed_at, lost_reason, deal_source, custom_fields, updated_at
@@ -84,7 +95,7 @@ RETURNING id, external_id, (xmax = 0) AS created
 # deal. The created deals come as arrays of (id, external id) from the merge's RETURNING,
 # so the statement reads the staged rows alone and never the organization's deals.
 _MOVES_SQL = """
-INSERT INTO pipelines_dealstagechange (organization_id, deal_id, from_stage_id, to_stage_id, changed_at, is_implied)
+INSERT INTO {target} (organization_id, deal_id, from_stage_id, to_stage_id, changed_at, is_implied)
 SELECT %(organization_id)s, c.id, m.from_stage_id, m.to_stage_id, m.changed_at, true
 FROM unnest(%(created_ids)s::bigint[], %(created_keys)s::text[]) AS c(id, external_id)
 JOIN {table} s ON s.external_id = c.external_id
@@ -140,13 +151,13 @@ def deals_merge(
     connection.ensure_connection()
     # The worker thread must not touch Django's connection wrapper, which belongs to this
     # thread. The psycopg connection underneath serializes the two threads' statements.
-    writer = _BatchWriter(
-        connection.connection,
-        {"organization_id": organization_id, "source": source, "pipeline_id": pipeline_id, "currency": currency},
-    )
+    raw_connection = connection.connection
+    parameters = {"organization_id": organization_id, "source": source, "pipeline_id": pipeline_id, "currency": currency}
     # The writer's raw psycopg errors become Django's (IntegrityError, DataError, ...), as
     # the ORM's would.
     with connection.wrap_database_errors:
+        fresh = _partitions_fresh(raw_connection, organization_id)
+        writer = (_FreshPartitionWriter if fresh else _BatchWriter)(raw_connection, parameters)
         writer.tables_create()
         pending: Future | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="deal-merge") as executor:
@@ -250,7 +261,11 @@ class _BatchWriter:
         updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _COMPARED)
         current = ", ".join(f"pipelines_deal.{name}" for name in _COMPARED)
         excluded = ", ".join(f"EXCLUDED.{name}" for name in _COMPARED)
-        cursor.execute(_MERGE_SQL.format(table=table, updates=updates, current=current, excluded=excluded), parameters)
+        partition = partitions.partition_name("pipelines_deal", self.parameters["organization_id"])
+        cursor.execute(
+            _MERGE_SQL.format(partition=partition, table=table, updates=updates, current=current, excluded=excluded),
+            parameters,
+        )
         created_ids, created_keys = [], []
         for deal_id, external_id, is_created in cursor.fetchall():
             outcome.ids[external_id] = deal_id
@@ -263,13 +278,171 @@ class _BatchWriter:
 
         if created_ids:
             cursor.execute(
-                _MOVES_SQL.format(table=table), {**parameters, "created_ids": created_ids, "created_keys": created_keys}
+                _MOVES_SQL.format(table=table, target="pipelines_dealstagechange"),
+                {**parameters, "created_ids": created_ids, "created_keys": created_keys},
             )
             outcome.moves_created += cursor.rowcount
 
         # Updated and unchanged deals existed before: the caller syncs their history.
         existing = set(keys).difference(created_keys)
         outcome.existing_moves.update(_existing_moves(cursor, table, existing, created_default))
+
+
+def _partitions_fresh(raw_connection, organization_id: int) -> bool:
+    """Return whether this transaction created the organization's partitions and they are still empty."""
+    with raw_connection.cursor() as cursor:
+        if not partitions.created_in_transaction(cursor, organization_id):
+            return False
+        checks = " AND ".join(
+            f"NOT EXISTS (SELECT 1 FROM {partitions.partition_name(table, organization_id)})"
+            for table in partitions.PARTITIONED_TABLES
+        )
+        cursor.execute(f"SELECT {checks}")
+        return cursor.fetchone()[0]
+
+
+# The fresh path's statements. A staged batch row carries its deal id, drawn from the deal
+# sequence as COPY stores it, so ids follow the file and the moves need no join. The
+# undated rows get theirs from the column default, after every dated deal.
+_FRESH_DEALS_SQL = """
+INSERT INTO {target} (
+    {id_column}organization_id, source, external_id, name, owner_id, account_id, product_id, pipeline_id,
+    stage_id, territory_id, currency, amount, base_amount, probability, status, created_at, expected_close_on,
+    closed_at, lost_reason, deal_source, custom_fields, updated_at
+)
+SELECT {id_value}%(organization_id)s, %(source)s, s.external_id, s.name, s.owner_id, s.account_id, s.product_id,
+    %(pipeline_id)s, s.stage_id, s.territory_id, %(currency)s, s.amount, s.base_amount, NULL, s.status,
+    COALESCE(s.created_at, %(created_default)s), s.expected_close_on, s.closed_at, '', '',
+    CASE WHEN s.is_list_price THEN '{{"amount_source": "list_price"}}'::jsonb ELSE '{{}}'::jsonb END, now()
+FROM {table} s
+"""
+_FRESH_MOVES_SQL = """
+INSERT INTO {move_partition} (organization_id, deal_id, from_stage_id, to_stage_id, changed_at, is_implied)
+SELECT %(organization_id)s, s.id, m.from_stage_id, m.to_stage_id, m.changed_at, true
+FROM {table} s
+CROSS JOIN LATERAL (VALUES
+    (1, NULL::bigint, s.first_stage_id, s.created_at),
+    (2, s.first_stage_id, s.close_stage_id, s.closed_at)
+) AS m(number, from_stage_id, to_stage_id, changed_at)
+WHERE m.number = 1 OR s.close_stage_id IS NOT NULL
+ORDER BY s.id, m.number
+"""
+# The staged columns that refer to other tables, checked once at the end (the partitions
+# have no reference-check triggers while they load).
+_REFERENCE_COLUMNS = {
+    "owner_id": "spm_membership",
+    "account_id": "pipelines_account",
+    "product_id": "pipelines_product",
+    "territory_id": "goals_territory",
+    "stage_id": "pipelines_stage",
+    "first_stage_id": "pipelines_stage",
+    "close_stage_id": "pipelines_stage",
+}
+
+
+class _FreshPartitionWriter(_BatchWriter):
+    """Writer into the empty partitions of an organization created in this transaction; see the module doc.
+
+    The dated rows of each batch go into the partitions, which have no indexes or
+    triggers until the end, and the undated rows follow after the last batch. Then the
+    references of all rows are checked and locked, and the partitions get their indexes
+    and triggers.
+    """
+
+    def __init__(self, raw_connection, parameters: dict):
+        super().__init__(raw_connection, parameters)
+        organization_id = parameters["organization_id"]
+        self.deal_partition = partitions.partition_name("pipelines_deal", organization_id)
+        self.move_partition = partitions.partition_name("pipelines_dealstagechange", organization_id)
+        self.references: dict[str, set[int]] = {column: set() for column in _REFERENCE_COLUMNS}
+        self.column_positions = {name: index for index, (name, _kind) in enumerate(STAGING_COLUMNS)}
+
+    def tables_create(self) -> None:
+        super().tables_create()
+        with self.raw_connection.cursor() as cursor:
+            # Each staged row draws its deal id as COPY stores it, in file order.
+            cursor.execute(f"ALTER TABLE {_BATCH_TABLE} ADD COLUMN id bigint DEFAULT nextval('pipelines_deal_id_seq')")
+            partitions.indexes_drop(cursor, self.parameters["organization_id"])
+
+    def batch_write(self, rows: list[tuple]) -> None:
+        dated = [row for row in rows if row[_CREATED_AT] is not None]
+        undated = [row for row in rows if row[_CREATED_AT] is None]
+        self.keys.extend(row[0] for row in rows)
+        for column, values in self.references.items():
+            position = self.column_positions[column]
+            values.update(row[position] for row in rows if row[position] is not None)
+        with self.raw_connection.cursor() as cursor:
+            if undated:
+                self._copy(cursor, _UNDATED_TABLE, undated)
+                self.undated_keys.extend(row[0] for row in undated)
+            if not dated:
+                return
+            cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
+            self._copy(cursor, _BATCH_TABLE, dated)
+            parameters = {**self.parameters, "created_default": None}
+            cursor.execute(
+                _FRESH_DEALS_SQL.format(table=_BATCH_TABLE, target=self.deal_partition, id_column="id, ", id_value="s.id, "),
+                parameters,
+            )
+            cursor.execute(
+                _FRESH_MOVES_SQL.format(table=_BATCH_TABLE, move_partition=self.move_partition), self.parameters
+            )
+            self.outcome.moves_created += cursor.rowcount
+            cursor.execute(f"SELECT external_id, id FROM {_BATCH_TABLE}")
+            created = dict(cursor.fetchall())
+        self.outcome.ids.update(created)
+        self.outcome.created.update(created)
+
+    def undated_write(self, created_default: dt.datetime) -> None:
+        """Insert the rows without a creation time into the partitions, after every dated deal."""
+        if not self.undated_keys:
+            return
+        parameters = {**self.parameters, "created_default": created_default}
+        with self.raw_connection.cursor() as cursor:
+            cursor.execute(
+                _FRESH_DEALS_SQL.format(table=_UNDATED_TABLE, target=self.deal_partition, id_column="", id_value="")
+                + "ORDER BY s.line RETURNING id, external_id",
+                parameters,
+            )
+            created_ids, created_keys = [], []
+            for deal_id, external_id in cursor.fetchall():
+                self.outcome.ids[external_id] = deal_id
+                self.outcome.created.add(external_id)
+                created_ids.append(deal_id)
+                created_keys.append(external_id)
+            cursor.execute(
+                _MOVES_SQL.format(table=_UNDATED_TABLE, target=self.move_partition),
+                {**parameters, "created_ids": created_ids, "created_keys": created_keys},
+            )
+            self.outcome.moves_created += cursor.rowcount
+
+    def outcome_finish(self) -> MergeOutcome:
+        with self.raw_connection.cursor() as cursor:
+            self._references_check(cursor)
+            partitions.indexes_build(cursor, self.parameters["organization_id"])
+        return super().outcome_finish()
+
+    def _references_check(self, cursor) -> None:
+        """Lock the rows the loaded deals and moves refer to, as the triggers would, and fail on a missing one."""
+        organization_id = self.parameters["organization_id"]
+        by_table: dict[str, set[int]] = {}
+        for column, parent in _REFERENCE_COLUMNS.items():
+            by_table.setdefault(parent, set()).update(self.references[column])
+        by_table.setdefault("pipelines_pipeline", set()).add(self.parameters["pipeline_id"])
+        for parent, values in by_table.items():
+            if not values:
+                continue
+            cursor.execute(
+                f"SELECT p.id FROM {parent} AS p WHERE p.id = ANY(%s) AND p.organization_id = %s"
+                " ORDER BY p.id FOR KEY SHARE",
+                [sorted(values), organization_id],
+            )
+            missing = values.difference(row[0] for row in cursor.fetchall())
+            if missing:
+                raise IntegrityError(
+                    f'insert on table "pipelines_deal" violates reference check: {min(missing)} has no row'
+                    f" in {parent} of organization {organization_id}"
+                )
 
 
 def _existing_moves(
