@@ -131,17 +131,25 @@ def report_markdown(report: dict) -> str:
         if baseline:
             memory += f" ({baseline:.0f} MB for a 1,000-deal import)"
         lines.append(
-            f"| import of a {imported['deals']:,}-deal Maven CSV folder (`import_crm`), from the start of the"
+            f"| import of a {imported['deals']:,}-deal Maven CSV folder into a new organization (`import_crm --create`),"
+            f" from the start of the"
             f" import to its commit | {imported['deals_per_second']:,.0f} deals/s"
             f" ({_seconds(imported['committed_seconds'])}; {_seconds(imported['import_seconds'])} before the commit,"
             f" {_seconds(imported['command_seconds'])} for the whole command), {memory}"
             f" | {TARGETS['import']} | {imported['load']} | `{base} --only import` |"
         )
+        if imported.get("existing_deals_per_second"):
+            lines.append(
+                f"| import of another {imported['deals']:,} new deals into that organization, which now exists"
+                f" (merge into its indexed partitions) | {imported['existing_deals_per_second']:,.0f} deals/s"
+                f" ({_seconds(imported['existing_committed_seconds'])}) | – | {imported['load']}"
+                f" | `{base} --only import` |"
+            )
         floor = imported.get("copy_floor")
         if floor:
             lines.append(
-                f"| floor: COPY of the same {floor['deals']:,} deals and {floor['moves']:,} stage changes into"
-                f" the product's tables, and the commit | {_seconds(floor['seconds'])}"
+                f"| COPY of the first import's {floor['deals']:,} deals and {floor['moves']:,} stage changes into"
+                f" the organization's indexed partitions, and the commit | {_seconds(floor['seconds'])}"
                 f" ({_seconds(floor['deals_seconds'])} for the deals) ="
                 f" {floor['deals'] / floor['seconds']:,.0f} deals/s; the import takes"
                 f" {imported['committed_seconds'] / floor['seconds']:.2f} × this | – | {imported['load']}"

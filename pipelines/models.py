@@ -183,6 +183,10 @@ class Deal(models.Model):
     deal's organization (pipelines.reference_checks): per-row checks of the seven
     references cost more than the rows' own insert in a bulk import. Django still
     applies `on_delete`. NOTE: on SQLite these references are not checked at all.
+
+    On PostgreSQL the table is partitioned by organization (pipelines.partitions). The
+    indexes and the unique constraint below exist on each partition, created by that
+    module rather than by Django's migrations.
     """
 
     organization = checked_reference(Organization, on_delete=models.CASCADE, verbose_name=_("organization"))
@@ -260,7 +264,7 @@ class Deal(models.Model):
             ),
         ]
         # The KPI queries on status, close and creation time use the cover indexes of
-        # dashboards migrations 0004 and 0005.
+        # pipelines.partitions.DEAL_INDEXES (dashboards migrations 0004 and 0005 before).
         indexes = [
             # A rep's own deal list.
             models.Index(fields=["organization", "owner"], name="pipelines_deal_owner"),

@@ -117,6 +117,8 @@ _CREATED_AT = [name for name, _kind in STAGING_COLUMNS].index("created_at")
 
 @dataclass
 class MergeOutcome:
+    # Deal id by key. The load of a new organization's empty partitions creates every
+    # deal and leaves it empty: the caller needs the ids of deals that existed only.
     ids: dict[str, int] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)
     updated: set[str] = field(default_factory=set)
@@ -144,9 +146,9 @@ def deals_merge(
     A staged row without `created_at` gets `created_default()`, called once after
     the last row is staged.
 
-    PostgreSQL only; the caller owns the transaction. Returns every key's deal id,
-    the keys created, updated and unchanged, and how many moves were written for
-    the created deals.
+    PostgreSQL only; the caller owns the transaction. Returns the deal ids (see
+    MergeOutcome.ids), the keys created, updated and unchanged, and how many moves
+    were written for the created deals.
     """
     connection.ensure_connection()
     # The worker thread must not touch Django's connection wrapper, which belongs to this
@@ -355,7 +357,6 @@ class _FreshPartitionWriter(_BatchWriter):
         self.deal_partition = partitions.partition_name("pipelines_deal", organization_id)
         self.move_partition = partitions.partition_name("pipelines_dealstagechange", organization_id)
         self.references: dict[str, set[int]] = {column: set() for column in _REFERENCE_COLUMNS}
-        self.column_positions = {name: index for index, (name, _kind) in enumerate(STAGING_COLUMNS)}
 
     def tables_create(self) -> None:
         super().tables_create()
@@ -368,9 +369,6 @@ class _FreshPartitionWriter(_BatchWriter):
         dated = [row for row in rows if row[_CREATED_AT] is not None]
         undated = [row for row in rows if row[_CREATED_AT] is None]
         self.keys.extend(row[0] for row in rows)
-        for column, values in self.references.items():
-            position = self.column_positions[column]
-            values.update(row[position] for row in rows if row[position] is not None)
         with self.raw_connection.cursor() as cursor:
             if undated:
                 self._copy(cursor, _UNDATED_TABLE, undated)
@@ -388,10 +386,7 @@ class _FreshPartitionWriter(_BatchWriter):
                 _FRESH_MOVES_SQL.format(table=_BATCH_TABLE, move_partition=self.move_partition), self.parameters
             )
             self.outcome.moves_created += cursor.rowcount
-            cursor.execute(f"SELECT external_id, id FROM {_BATCH_TABLE}")
-            created = dict(cursor.fetchall())
-        self.outcome.ids.update(created)
-        self.outcome.created.update(created)
+            self._references_collect(cursor, _BATCH_TABLE)
 
     def undated_write(self, created_default: dt.datetime) -> None:
         """Insert the rows without a creation time into the partitions, after every dated deal."""
@@ -406,8 +401,6 @@ class _FreshPartitionWriter(_BatchWriter):
             )
             created_ids, created_keys = [], []
             for deal_id, external_id in cursor.fetchall():
-                self.outcome.ids[external_id] = deal_id
-                self.outcome.created.add(external_id)
                 created_ids.append(deal_id)
                 created_keys.append(external_id)
             cursor.execute(
@@ -415,12 +408,24 @@ class _FreshPartitionWriter(_BatchWriter):
                 {**parameters, "created_ids": created_ids, "created_keys": created_keys},
             )
             self.outcome.moves_created += cursor.rowcount
+            self._references_collect(cursor, _UNDATED_TABLE)
 
     def outcome_finish(self) -> MergeOutcome:
+        """Check the references, build the indexes and drop the staging tables. Every key was created."""
         with self.raw_connection.cursor() as cursor:
             self._references_check(cursor)
             partitions.indexes_build(cursor, self.parameters["organization_id"])
-        return super().outcome_finish()
+            cursor.execute(f"DROP TABLE {_BATCH_TABLE}, {_UNDATED_TABLE}")
+        self.outcome.created = set(self.keys)
+        return self.outcome
+
+    def _references_collect(self, cursor, table: str) -> None:
+        """Add the distinct references of the rows staged in `table` to `self.references`, read by the database."""
+        columns = list(_REFERENCE_COLUMNS)
+        aggregates = ", ".join(f"array_agg(DISTINCT {column}) FILTER (WHERE {column} IS NOT NULL)" for column in columns)
+        cursor.execute(f"SELECT {aggregates} FROM {table}")
+        for column, values in zip(columns, cursor.fetchone(), strict=True):
+            self.references[column].update(values or ())
 
     def _references_check(self, cursor) -> None:
         """Lock the rows the loaded deals and moves refer to, as the triggers would, and fail on a missing one."""
