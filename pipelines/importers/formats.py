@@ -307,15 +307,15 @@ def csv_rows(handle, delimiter: str, file_name: str) -> Iterator[tuple[int, list
         next(reader, None)
     except csv.Error as error:
         raise csv_error(file_name, 1, error) from None
-    while True:
-        start_line = reader.line_num + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            raise csv_error(file_name, start_line, error) from None
-        yield reader.line_num, cells
+    # The line where the next row starts: the one after the line where the row before it ended.
+    start_line = reader.line_num + 1
+    try:
+        for cells in reader:
+            line = reader.line_num
+            yield line, cells
+            start_line = line + 1
+    except csv.Error as error:
+        raise csv_error(file_name, start_line, error) from None
 
 
 def csv_error(file_name: str, line: int, error: csv.Error) -> ImportSourceError:

@@ -165,6 +165,10 @@ def maven_file_read(folder: Path, file_name: str, required_columns) -> "MavenRow
     return MavenRows(stream)
 
 
+# Bytes read at a time while looking for a NUL byte.
+NUL_SCAN_CHUNK_BYTES = 1 << 20
+
+
 class MavenRows:
     """The rows of one export file, read from disk on each iteration (see formats.TableStream)."""
 
@@ -172,6 +176,20 @@ class MavenRows:
         self.stream = stream
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
+        # In UTF-8 and Windows-1252 only the character NUL is encoded with the byte 0, so a
+        # file without that byte needs no check per row, which would join every row's cells.
+        if not self.has_nul_byte():
+            return iter(self.stream)
+        return self.rows_checked()
+
+    def has_nul_byte(self) -> bool:
+        with self.stream.path.open("rb") as handle:
+            while chunk := handle.read(NUL_SCAN_CHUNK_BYTES):
+                if b"\x00" in chunk:
+                    return True
+        return False
+
+    def rows_checked(self) -> Iterator[tuple[int, dict[str, str]]]:
         for line, row in self.stream:
             # PostgreSQL text columns cannot store NUL, and no CSV export writes one: the file is binary.
             if "\x00" in "".join(row.values()):

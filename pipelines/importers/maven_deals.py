@@ -11,7 +11,7 @@ import functools
 import itertools
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -29,7 +29,6 @@ from pipelines.importers.base import (
     convert_amount,
     date_at_noon_utc,
     fetch_by_keys,
-    require_value,
 )
 from pipelines.importers.formats import import_date_range, parse_day, parse_money
 from pipelines.models import (
@@ -42,17 +41,17 @@ from pipelines.models import (
     StageKind,
 )
 from pipelines.services import deal_close_state_refresh
-from spm.date_limits import DateRange
 from spm.models import Membership, Organization
 
 logger = logging.getLogger(__name__)
 
 # An export has a few thousand distinct dates at most, repeated over its rows, so
-# parsing each spelling once and building each noon once saves most of that work.
-# parse_day is a pure function of its arguments and raises for an invalid value,
-# which the cache does not store.
-_day_parse = functools.lru_cache(maxsize=16_384)(parse_day)
+# building each noon once saves most of that work.
 _noon_utc = functools.lru_cache(maxsize=16_384)(date_at_noon_utc)
+# The maximum number of distinct texts that one parser remembers per kind of value (dates,
+# amounts, stage spellings). An export repeats a few thousand of each over its rows, and the
+# limit keeps memory flat for a file whose every row differs, such as dates with times.
+PARSED_TEXTS_MAX = 16_384
 
 # Rows parsed between two lookups of earlier imports' names, and staged by one COPY.
 ROW_BATCH = 10_000
@@ -63,7 +62,7 @@ PRODUCT_ALIASES = {"GTXPro": "GTX Pro"}
 AMOUNT_SOURCE_LIST_PRICE = "list_price"
 
 
-@dataclass
+@dataclass(slots=True)
 class DealRow:
     line: int
     external_id: str
@@ -81,12 +80,12 @@ class DealRow:
 class LatestDay:
     """The latest valid engage_date or close_date seen in the file, rejected rows included.
 
-    A date outside `allowed` is not valid, so a year such as 9999 never becomes the as-of date.
+    `day_parse(value, column)` rejects a date outside the import's allowed range, so a
+    year such as 9999 never becomes the as-of date.
     """
 
-    def __init__(self, date_order: str, allowed: DateRange):
-        self.date_order = date_order
-        self.allowed = allowed
+    def __init__(self, day_parse: Callable[[str, str], dt.date]):
+        self.day_parse = day_parse
         self.day: dt.date | None = None
 
     def include(self, day: dt.date | None) -> None:
@@ -99,7 +98,7 @@ class LatestDay:
             value = row.get(column, "")
             if value:
                 try:
-                    self.include(_day_parse(value, column, date_order=self.date_order, allowed=self.allowed))
+                    self.include(self.day_parse(value, column))
                 except RowRejected:
                     continue
 
@@ -118,25 +117,27 @@ class NameLookup:
 
     `prefetch` loads the earlier rows of a batch's names in one query before the batch
     is parsed. On PostgreSQL the connection is busy with COPY while rows are parsed,
-    so `get` itself never queries.
+    so a lookup never queries. `by_name` is one plain dict of both kinds of rows, so
+    the parser resolves a name with one dict lookup.
     """
 
     def __init__(self, provided: dict, queryset, field_name: str):
         self.provided = provided
         self.queryset = queryset
         self.field_name = field_name
-        self.earlier: dict = {}
+        self.by_name: dict = dict(provided)
         self.looked_up: set[str] = set()
 
     def prefetch(self, names: set[str]) -> None:
+        # Only names the other files did not provide are fetched, so an earlier row never
+        # replaces a provided one in `by_name`.
         unknown = names - self.provided.keys() - self.looked_up - {""}
         if unknown:
-            self.earlier.update(fetch_by_keys(self.queryset, self.field_name, unknown))
+            self.by_name.update(fetch_by_keys(self.queryset, self.field_name, unknown))
             self.looked_up |= unknown
 
     def get(self, name: str):
-        row = self.provided.get(name)
-        return self.earlier.get(name) if row is None else row
+        return self.by_name.get(name)
 
 
 def import_deals(
@@ -176,7 +177,7 @@ def import_deals(
         today=today,
         date_order=date_order,
     )
-    latest = LatestDay(date_order, parser.allowed_days)
+    latest = LatestDay(parser.day_parse)
 
     def parsed_batches() -> Iterator[list[DealRow]]:
         first_line: dict[str, int] = {}
@@ -316,16 +317,30 @@ def _staged_row(deal_row: DealRow, engaging_id: int, pipeline_id: int) -> tuple:
     )  # fmt: skip
 
 
+def value_missing(column: str) -> RowRejected:
+    """Return the rejection of a blank or missing cell, as `base.require_value` raises it."""
+    return RowRejected(column, "", gettext_noop("missing value"))
+
+
 class DealRowParser:
-    """Check one sales_pipeline.csv row and resolve its names; raise RowRejected on the first bad value."""
+    """Check one sales_pipeline.csv row and resolve its names; raise RowRejected on the first bad value.
+
+    A parser serves one import run. It remembers the valid dates and amounts it parsed
+    by their text (up to PARSED_TEXTS_MAX of each) and the stage of each spelling it
+    matched. An invalid text is never remembered, so it is parsed again on each row and
+    every row gets its own rejection.
+    """
 
     def __init__(self, *, organization, stages, memberships, accounts, products, currency, today, date_order=""):
         self.stages = stages
         # Stage names match ignoring case and surrounding spaces, as in the other importers.
         self.stages_by_key = {name.strip().casefold(): stage for name, stage in stages.items()}
+        self.stages_by_text: dict[str, Stage] = {}
         self.date_order = date_order
         self.allowed_days = import_date_range(today)
+        self.days_by_text: dict[str, dt.date] = {}
         self.currency = currency
+        self.amounts_by_text: dict[str, Decimal] = {}
         self.today = today
         self.time_zone = organization.tzinfo
         self.rates = None if currency == organization.currency else ExchangeRateTable(
@@ -337,6 +352,10 @@ class DealRowParser:
             accounts, Account.objects.filter(organization=organization).only("id", "external_id", "name"), "external_id"
         )
         self.products = NameLookup(products, Product.objects.filter(organization=organization), "name")
+        # The lookups' dicts, which `prefetch` extends in place.
+        self.owners_by_name = self.memberships.by_name
+        self.accounts_by_name = self.accounts.by_name
+        self.products_by_name = self.products.by_name
 
     def prefetch(self, batch: list[tuple[int, dict[str, str]]]) -> None:
         """Load the earlier imports' rows that the batch names and the other files did not provide."""
@@ -345,7 +364,10 @@ class DealRowParser:
         self.products.prefetch({PRODUCT_ALIASES.get(name, name) for name in (row.get("product", "") for _line, row in batch)})
 
     def parse(self, line: int, row: dict[str, str], first_line: dict[str, int]) -> DealRow:
-        external_id = check_length(require_value(row, "opportunity_id"), "opportunity_id", 200)
+        external_id = row.get("opportunity_id", "")
+        if not external_id:
+            raise value_missing("opportunity_id")
+        check_length(external_id, "opportunity_id", 200)
         if external_id in first_line:
             raise RowRejected(
                 "opportunity_id",
@@ -355,7 +377,44 @@ class DealRowParser:
             )
         first_line[external_id] = line
 
-        stage_name = require_value(row, "deal_stage")
+        stage_name = row.get("deal_stage", "")
+        if not stage_name:
+            raise value_missing("deal_stage")
+        stage = self.stage_find(stage_name)
+
+        agent = row.get("sales_agent", "")
+        if not agent:
+            raise value_missing("sales_agent")
+        owner = self.owners_by_name.get(agent)
+        if owner is None:
+            raise RowRejected("sales_agent", agent, gettext_noop("unknown sales agent; add them to sales_teams.csv"))
+
+        product_name = row.get("product", "")
+        if not product_name:
+            raise value_missing("product")
+        product = self.products_by_name.get(PRODUCT_ALIASES.get(product_name, product_name))
+        if product is None:
+            raise RowRejected("product", product_name, gettext_noop("unknown product; add it to products.csv"))
+
+        account_name = row.get("account", "")
+        account = None
+        if account_name:
+            account = self.accounts_by_name.get(account_name)
+            if account is None:
+                raise RowRejected("account", account_name, gettext_noop("unknown account; add it to accounts.csv"))
+
+        engaged_on, closed_on = self.parse_dates(row, stage)
+        amount, is_list_price = self.parse_amount(row, stage, product)
+        base_amount = amount
+        if self.rates is not None:
+            base_amount = self.base_amount(row, amount, closed_on)
+        # Positional arguments, each named as its field: keywords take twice as long here.
+        return DealRow(line, external_id, owner, product, account, stage, engaged_on, closed_on, amount, base_amount, is_list_price)
+
+    def stage_find(self, stage_name: str) -> Stage:
+        stage = self.stages_by_text.get(stage_name)
+        if stage is not None:
+            return stage
         stage = self.stages_by_key.get(stage_name.strip().casefold())
         if stage is None:
             raise RowRejected(
@@ -364,41 +423,20 @@ class DealRowParser:
                 gettext_noop("unknown stage; expected one of: %(stages)s"),
                 stages=", ".join(self.stages),
             )
-        agent = require_value(row, "sales_agent")
-        owner = self.memberships.get(agent)
-        if owner is None:
-            raise RowRejected("sales_agent", agent, gettext_noop("unknown sales agent; add them to sales_teams.csv"))
-        product_name = require_value(row, "product")
-        product = self.products.get(PRODUCT_ALIASES.get(product_name, product_name))
-        if product is None:
-            raise RowRejected("product", product_name, gettext_noop("unknown product; add it to products.csv"))
-        account_name = row.get("account", "")
-        account = None
-        if account_name:
-            account = self.accounts.get(account_name)
-            if account is None:
-                raise RowRejected("account", account_name, gettext_noop("unknown account; add it to accounts.csv"))
+        # Only spellings that match a stage are remembered, so unknown texts never fill the dict.
+        if len(self.stages_by_text) < PARSED_TEXTS_MAX:
+            self.stages_by_text[stage_name] = stage
+        return stage
 
-        engaged_on, closed_on = self.parse_dates(row, stage)
-        amount, is_list_price = self.parse_amount(row, stage, product)
-        # The deal closes at noon UTC of its close date, and KPIs count it on that moment's
-        # day in the organization's time zone, so the rate is the one valid on that day
-        # (the next day east of UTC+12).
-        rate_on = self.today if closed_on is None else _noon_utc(closed_on).astimezone(self.time_zone).date()
-        base_amount = self.base_amount(row, amount, rate_on)
-        return DealRow(
-            line=line,
-            external_id=external_id,
-            owner=owner,
-            product=product,
-            account=account,
-            stage=stage,
-            engaged_on=engaged_on,
-            closed_on=closed_on,
-            amount=amount,
-            base_amount=base_amount,
-            is_list_price=is_list_price,
-        )
+    def day_parse(self, value: str, column: str) -> dt.date:
+        """Parse a date cell with `formats.parse_day` in the import's date order and allowed range."""
+        day = self.days_by_text.get(value)
+        if day is not None:
+            return day
+        day = parse_day(value, column, date_order=self.date_order, allowed=self.allowed_days)
+        if len(self.days_by_text) < PARSED_TEXTS_MAX:
+            self.days_by_text[value] = day
+        return day
 
     def parse_dates(self, row: dict[str, str], stage: Stage) -> tuple[dt.date | None, dt.date | None]:
         """Return (engage date, close date), which the stage requires or forbids.
@@ -416,9 +454,9 @@ class DealRowParser:
                 )
             engaged_on = None
         else:
-            engaged_on = _day_parse(
-                require_value(row, "engage_date"), "engage_date", date_order=self.date_order, allowed=self.allowed_days
-            )
+            if not engage_text:
+                raise value_missing("engage_date")
+            engaged_on = self.day_parse(engage_text, "engage_date")
 
         if stage.kind == StageKind.OPEN:
             if close_text:
@@ -426,9 +464,9 @@ class DealRowParser:
                     "close_date", close_text, gettext_noop("an open deal must not have a close date; clear it or fix the stage")
                 )
             return engaged_on, None
-        closed_on = _day_parse(
-            require_value(row, "close_date"), "close_date", date_order=self.date_order, allowed=self.allowed_days
-        )
+        if not close_text:
+            raise value_missing("close_date")
+        closed_on = self.day_parse(close_text, "close_date")
         if closed_on < engaged_on:
             raise RowRejected(
                 "close_date",
@@ -446,14 +484,28 @@ class DealRowParser:
         """
         text = row.get("close_value", "")
         if text:
-            return parse_money(text, "close_value", currency=self.currency), False
+            return self.money_parse(text), False
         if stage.kind != StageKind.OPEN:
             raise RowRejected("close_value", text, gettext_noop("missing value; a won or lost deal needs its close value"))
         return product.list_price_amount, product.list_price_amount is not None
 
-    def base_amount(self, row: dict[str, str], amount: Decimal | None, rate_on: dt.date) -> Decimal | None:
+    def money_parse(self, text: str) -> Decimal:
+        """Parse a close_value cell with `formats.parse_money` in the import's currency."""
+        amount = self.amounts_by_text.get(text)
+        if amount is not None:
+            return amount
+        amount = parse_money(text, "close_value", currency=self.currency)
+        if len(self.amounts_by_text) < PARSED_TEXTS_MAX:
+            self.amounts_by_text[text] = amount
+        return amount
+
+    def base_amount(self, row: dict[str, str], amount: Decimal | None, closed_on: dt.date | None) -> Decimal | None:
         if amount is None or self.rates is None:
             return amount
+        # The deal closes at noon UTC of its close date, and KPIs count it on that moment's
+        # day in the organization's time zone, so the rate is the one valid on that day
+        # (the next day east of UTC+12). An open deal takes today's rate.
+        rate_on = self.today if closed_on is None else _noon_utc(closed_on).astimezone(self.time_zone).date()
         rate = self.rates.rate_on(rate_on)
         if rate is None:
             raise RowRejected(
