@@ -6,8 +6,10 @@ the importer writes the moves these dates imply, marked `is_implied`, and derive
 status and `closed_at` from them with `deal_close_state_refresh`.
 """
 
+import contextlib
 import datetime as dt
 import functools
+import gc
 import itertools
 import logging
 from collections import defaultdict
@@ -196,16 +198,17 @@ def import_deals(
                 parsed.append(deal_row)
             yield parsed
 
-    if connection.vendor == "postgresql":
-        changed_ids = _deals_write_bulk(
-            organization, source, parsed_batches(), result, pipeline, stages, currency, lambda: latest.as_of(today)
-        )
-    else:
-        # A later row with the same id was rejected as a duplicate, so the dict keeps file order.
-        parsed = {deal_row.external_id: deal_row for batch in parsed_batches() for deal_row in batch}
-        changed_ids = _deals_write_orm(
-            organization, source, parsed, result, pipeline, stages, currency, latest.as_of(today)
-        )
+    with _older_objects_frozen():
+        if connection.vendor == "postgresql":
+            changed_ids = _deals_write_bulk(
+                organization, source, parsed_batches(), result, pipeline, stages, currency, lambda: latest.as_of(today)
+            )
+        else:
+            # A later row with the same id was rejected as a duplicate, so the dict keeps file order.
+            parsed = {deal_row.external_id: deal_row for batch in parsed_batches() for deal_row in batch}
+            changed_ids = _deals_write_orm(
+                organization, source, parsed, result, pipeline, stages, currency, latest.as_of(today)
+            )
     deal_close_state_refresh(organization=organization, deal_ids=changed_ids)
     counts = result.counts["deals"]
     logger.info(
@@ -217,6 +220,27 @@ def import_deals(
         counts.unchanged,
         counts.rejected,
     )
+
+
+@contextlib.contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """Leave the objects that exist on entry out of the garbage collector's passes until exit.
+
+    A batch keeps its 10,000 parsed rows alive, so they reach the collector's oldest
+    generation, and each full pass over it also walked every object of the process.
+    That took about a fifth of the parse time of a 100,000-row export (measured on
+    2 cores). Objects that become garbage while frozen are collected after exit.
+    When something else froze objects before (a server may do so before it forks),
+    nothing is frozen or unfrozen here.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _batches(rows: Iterable, size: int) -> Iterator[list]:
