@@ -69,7 +69,7 @@ MOVE_INDEXES = (
 TABLE_INDEXES = {"pipelines_deal": DEAL_INDEXES, "pipelines_dealstagechange": MOVE_INDEXES}
 
 # The transaction-local setting that lists the organizations whose partitions this
-# transaction created, as ",<id>,<id>". Nobody else can see such partitions before the
+# transaction created, as ",<id>,<id>". No other session can see such partitions before the
 # commit, so the bulk import may drop and rebuild their indexes without blocking anyone.
 CREATED_SETTING = "spm.partitions_created"
 
