@@ -3,7 +3,7 @@
 pipelines_deal and pipelines_dealstagechange are partitioned by LIST (organization_id).
 Each organization's rows live in its own two tables, pipelines_deal_o<id> and
 pipelines_dealstagechange_o<id>. A trigger on spm_organization creates them with the
-organization and drops them with it.
+organization.
 
 The reason is the first import of an organization's history. An index updated row by
 row cost about 3 µs per row and index, so loading 100,000 deals and 185,000 stage
@@ -11,6 +11,18 @@ changes into the shared tables with their eleven indexes took 3.6 s. Loaded into
 without indexes, whose indexes are built afterwards, the same rows took 1.4 s (2-core
 machine, PostgreSQL 15, 2026-12-05). Only tables that no other organization reads allow
 that, see pipelines.importers.bulk.
+
+Deleting an organization keeps its partitions, empty. Dropping or detaching a partition
+in a transaction locks the parent ACCESS EXCLUSIVE until the commit. That lock waits for
+the longest running transaction that reads deals, and every other organization's deal
+queries wait behind it. `orphans_drop` (the `partitions_drop_orphans` command) drops
+them later with DETACH PARTITION CONCURRENTLY, which takes SHARE UPDATE EXCLUSIVE on
+the parent.
+
+NOTE: creating an organization takes SHARE UPDATE EXCLUSIVE on both parents (ATTACH
+PARTITION) until its transaction ends. Reads and writes of deals do not wait for it, but
+a second transaction that creates an organization does: `import_crm --create` makes
+every other organization's creation wait until the import commits.
 
 The partitioned parents have no indexes. A partition whose index is attached to an
 index of its parent cannot drop it, and a unique index of the parent would have to
@@ -104,6 +116,18 @@ def _checks_sql(table: str, partition: str) -> list[str]:
     ]
 
 
+def _keep_sql(partition: str) -> str:
+    """Return the statement that fails a DELETE naming the deal partition `partition` while rows still refer to the deals.
+
+    A DELETE through the parent fires the parent's trigger (pipelines.reference_checks)
+    and not this one, so each deleted row is checked once.
+    """
+    return (
+        f"CREATE TRIGGER {partition}_references_keep AFTER DELETE ON {partition}"
+        f" REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pipelines_deal_references_keep()"
+    )
+
+
 def indexes_build(cursor, organization_id: int) -> None:
     """Create the indexes and reference-check triggers of `organization_id`'s partitions."""
     for table in PARTITIONED_TABLES:
@@ -138,12 +162,18 @@ def created_in_transaction(cursor, organization_id: int) -> bool:
 
 
 def _function_sql() -> str:
-    """Return the PL/pgSQL functions that create and drop an organization's partitions, and their triggers."""
+    """Return the PL/pgSQL function that creates an organization's partitions, and the trigger that calls it.
+
+    An organization only counts as created in this transaction (CREATED_SETTING) when
+    its partitions did not exist before. A partition left by a deleted organization
+    whose id comes again, after the sequence was reset, is visible to every session.
+    """
     creates = []
     for table in PARTITIONED_TABLES:
         partition = f"{table}_o' || organization_id || '"
         creates.append(f"""
     IF to_regclass('{table}_o' || organization_id) IS NULL THEN
+        created := true;
         EXECUTE 'CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)';
         -- ATTACH takes SHARE UPDATE EXCLUSIVE on the parent, which readers and writers of other
         -- organizations do not wait for. CREATE TABLE ... PARTITION OF would take ACCESS EXCLUSIVE.
@@ -153,36 +183,95 @@ def _function_sql() -> str:
             creates.append(f"\n        EXECUTE '{statement}';")
         for statement in _checks_sql(table, partition):
             creates.append(f"\n        EXECUTE '{statement}';")
+        if table == "pipelines_deal":
+            creates.append(f"\n        EXECUTE '{_keep_sql(partition)}';")
         creates.append("\n    END IF;")
-    drops = "".join(
-        f"\n    EXECUTE 'DROP TABLE IF EXISTS {table}_o' || organization_id;" for table in PARTITIONED_TABLES
-    )
     return f"""
 CREATE FUNCTION pipelines_partitions_create(organization_id bigint) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    created boolean := false;
 BEGIN{"".join(creates)}
-    PERFORM set_config('{CREATED_SETTING}', coalesce(current_setting('{CREATED_SETTING}', true), '') || ',' || organization_id, true);
-END
-$$;
-
-CREATE FUNCTION pipelines_partitions_drop(organization_id bigint) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN{drops}
+    IF created THEN
+        PERFORM set_config('{CREATED_SETTING}', coalesce(current_setting('{CREATED_SETTING}', true), '') || ',' || organization_id, true);
+    END IF;
 END
 $$;
 
 CREATE FUNCTION spm_organization_partitions() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM pipelines_partitions_create(NEW.id);
-    ELSE
-        PERFORM pipelines_partitions_drop(OLD.id);
-    END IF;
+    PERFORM pipelines_partitions_create(NEW.id);
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER spm_organization_partitions AFTER INSERT OR DELETE ON spm_organization
+CREATE TRIGGER spm_organization_partitions AFTER INSERT ON spm_organization
     FOR EACH ROW EXECUTE FUNCTION spm_organization_partitions();
 """
+
+
+def functions_replace(apps, schema_editor):
+    """Replace the partition functions and trigger of migration 0011 by the current ones (pipelines migration 0012).
+
+    The trigger no longer drops a deleted organization's partitions, and every deal
+    partition gets the DELETE reference check of `_keep_sql`.
+    """
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    execute = schema_editor.execute
+    execute("DROP TRIGGER IF EXISTS spm_organization_partitions ON spm_organization")
+    execute("DROP FUNCTION IF EXISTS spm_organization_partitions()")
+    execute("DROP FUNCTION IF EXISTS pipelines_partitions_create(bigint)")
+    execute("DROP FUNCTION IF EXISTS pipelines_partitions_drop(bigint)")
+    execute(_function_sql(), params=None)
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'pipelines_deal'::regclass ORDER BY c.relname"
+        )
+        deal_partitions = [row[0] for row in cursor.fetchall()]
+    for partition in deal_partitions:
+        execute(f"DROP TRIGGER IF EXISTS {partition}_references_keep ON {partition}")
+        execute(_keep_sql(partition))
+
+
+def orphans_drop(connection) -> list[str]:
+    """Detach and drop the partitions of deleted organizations; return the names of the dropped tables.
+
+    `connection` must be in autocommit mode: DETACH PARTITION CONCURRENTLY cannot run in
+    a transaction block. It waits for the transactions that may read the partition, and
+    other sessions do not wait for it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.relname, c.relname, i.inhdetachpending FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+            " WHERE p.relname = ANY(%s) AND c.relname ~ '_o[0-9]+$'"
+            " AND NOT EXISTS (SELECT 1 FROM spm_organization o"
+            " WHERE c.relname = p.relname || '_o' || o.id)"
+            " ORDER BY c.relname",
+            [list(PARTITIONED_TABLES)],
+        )
+        orphans = cursor.fetchall()
+        for parent, partition, pending in orphans:
+            # A DETACH ... CONCURRENTLY that was cancelled leaves the partition pending; FINALIZE completes it.
+            mode = "FINALIZE" if pending else "CONCURRENTLY"
+            cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {partition} {mode}")
+            cursor.execute(f"DROP TABLE {partition}")
+    return [partition for _parent, partition, _pending in orphans]
+
+
+def _sequence_continue_sql(sequence: str, old_table: str, old_sequence: str) -> str:
+    """Return the statement that sets `sequence` to continue where `old_sequence` stopped.
+
+    The old sequence may be past max(id) of `old_table` when the last rows were deleted
+    or an insert rolled back. Their ids must not be given out again, because other
+    tables, logs and links may still name them.
+    """
+    return (
+        f"SELECT setval('{sequence}', greatest("
+        f"(SELECT coalesce(max(id), 0) FROM {old_table}),"
+        f" (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {old_sequence})) + 1, false)"
+    )
 
 
 def partitioning_install(apps, schema_editor):
@@ -204,7 +293,7 @@ def partitioning_install(apps, schema_editor):
         execute(f"ALTER SEQUENCE {table}_id_seq RENAME TO {old}_id_seq")
         execute(f"CREATE TABLE {table} (LIKE {old} INCLUDING CONSTRAINTS) PARTITION BY LIST (organization_id)")
         execute(f"CREATE SEQUENCE {table}_id_seq OWNED BY {table}.id")
-        execute(f"SELECT setval('{table}_id_seq', (SELECT coalesce(max(id), 0) + 1 FROM {old}), false)")
+        execute(_sequence_continue_sql(f"{table}_id_seq", old, f"{old}_id_seq"))
         execute(f"ALTER TABLE {table} ALTER COLUMN id SET DEFAULT nextval('{table}_id_seq')")
     execute(_function_sql(), params=None)
     all_checks_create(apps, schema_editor)
