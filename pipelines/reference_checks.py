@@ -10,7 +10,7 @@ UPDATE statement, over the distinct values of the statement's rows:
 - deleting a referenced row (AFTER DELETE, per statement) fails while a deal or stage
   change still refers to it.
 
-Pipelines migrations 0008, 0009 and 0011 install them. SQLite gets no triggers.
+Pipelines migrations 0008, 0009, 0011 and 0013 install them. SQLite gets no triggers.
 """
 
 # (table, its referencing columns as (column, referenced table)). Every referenced table
@@ -121,6 +121,28 @@ def _changed_rows_sql(columns) -> str:
     )
 
 
+def _plan_mode_sql(columns) -> str:
+    """Return the function option that plans each run for its organization, when `columns` refer to a partitioned table.
+
+    After five runs PL/pgSQL may keep a generic plan, in which statement_organization_id
+    is a parameter. PostgreSQL 15 locks every partition of such a plan before it prunes
+    them at run time: each checked statement locked every organization's deal partition
+    and its indexes, 16 locks per organization. A custom plan reads and locks one partition.
+    """
+    if any(parent in PARTITIONED_TABLES for _column, parent in columns):
+        return " SET plan_cache_mode = force_custom_plan"
+    return ""
+
+
+def plan_mode_set(apps, schema_editor):
+    """Give the existing check functions that read a partitioned table the option of `_plan_mode_sql` (pipelines migration 0013)."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for table, columns in REFERENCES + DEAL_REFERENCES:
+        if _plan_mode_sql(columns):
+            schema_editor.execute(f"ALTER FUNCTION {table}_references_check() SET plan_cache_mode = force_custom_plan")
+
+
 def _child_function_sql(table: str, columns) -> str:
     """Return the function that checks the references of the rows one INSERT or UPDATE on `table` wrote.
 
@@ -142,7 +164,7 @@ def _child_function_sql(table: str, columns) -> str:
     # old_rows exists only for the UPDATE trigger. PL/pgSQL plans a statement when it first
     # runs it, so the INSERT trigger never plans the UPDATE branches.
     return f"""
-CREATE FUNCTION {table}_references_check() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {table}_references_check() RETURNS trigger LANGUAGE plpgsql{_plan_mode_sql(columns)} AS $$
 DECLARE{declarations}
     statement_organization_id bigint;
     referenced_ids bigint[];

@@ -10,7 +10,7 @@ from django_scopes import scope, scopes_disabled
 
 from pipelines import partitions
 from pipelines.importers import bulk
-from pipelines.models import Deal, DealStageChange, Stage
+from pipelines.models import Activity, ActivityKind, Deal, DealStageChange, Stage
 from tests.factories import (
     DealFactory,
     DealStageChangeFactory,
@@ -223,3 +223,38 @@ def test_import_counts_with_fresh_load(org):
         assert Deal.objects.count() == result.counts["deals"].created
         assert DealStageChange.objects.count() == result.counts["stage_changes"].created
     assert SMALL_EXPORT.exists()
+
+
+def deal_partition_locks() -> set[tuple[str, str]]:
+    """Return the (partition, mode) locks this session holds on deal partitions."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relation::regclass::text, mode FROM pg_locks WHERE pid = pg_backend_pid()"
+            " AND relation::regclass::text ~ '^pipelines_deal_o[0-9]+$'"
+        )
+        return set(cursor.fetchall())
+
+
+def test_reference_check_locks_own_partition(org, other_org):
+    """A generic plan would lock every organization's deal partition; the check locks its own only."""
+    with scopes_disabled():
+        deal = DealFactory(owner=MembershipFactory(organization=org))
+        DealFactory(owner=MembershipFactory(organization=other_org))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+
+    before = deal_partition_locks()
+    with transaction.atomic(), scopes_disabled():
+        Activity.objects.create(
+            organization=org,
+            owner=deal.owner,
+            deal=deal,
+            source="test",
+            external_id="A1",
+            kind=ActivityKind.CALL,
+            occurred_at=deal.created_at,
+        )
+    locked = {partition for partition, _mode in deal_partition_locks() - before}
+
+    # The check locks the referenced deal FOR KEY SHARE: RowShareLock on its partition.
+    assert locked == {partitions.partition_name("pipelines_deal", org.pk)}
