@@ -143,6 +143,15 @@ def plan_mode_set(apps, schema_editor):
             schema_editor.execute(f"ALTER FUNCTION {table}_references_check() SET plan_cache_mode = force_custom_plan")
 
 
+def plan_mode_reset(apps, schema_editor):
+    """Undo `plan_mode_set`."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for table, columns in REFERENCES + DEAL_REFERENCES:
+        if _plan_mode_sql(columns):
+            schema_editor.execute(f"ALTER FUNCTION {table}_references_check() RESET plan_cache_mode")
+
+
 def _child_function_sql(table: str, columns) -> str:
     """Return the function that checks the references of the rows one INSERT or UPDATE on `table` wrote.
 

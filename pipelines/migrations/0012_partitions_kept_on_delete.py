@@ -4,6 +4,9 @@ Dropping a partition locked the partitioned parent ACCESS EXCLUSIVE until the de
 transaction ended, so deleting one organization made every other organization's deal
 queries wait (see pipelines.partitions). The partitions of deleted organizations are
 now dropped by the `partitions_drop_orphans` command.
+
+Going back is not supported, as for migration 0011: a reverse that did nothing would mark
+the migration unapplied while its functions stay.
 """
 
 from django.db import migrations
@@ -17,5 +20,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(functions_replace, migrations.RunPython.noop),
+        migrations.RunPython(functions_replace),
     ]

@@ -6,7 +6,7 @@ indexes for each checked statement (see pipelines.reference_checks._plan_mode_sq
 
 from django.db import migrations
 
-from pipelines.reference_checks import plan_mode_set
+from pipelines.reference_checks import plan_mode_reset, plan_mode_set
 
 
 class Migration(migrations.Migration):
@@ -15,5 +15,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(plan_mode_set, migrations.RunPython.noop),
+        migrations.RunPython(plan_mode_set, plan_mode_reset),
     ]
