@@ -37,6 +37,10 @@ or MOVE_INDEXES and rebuild the partitions' indexes; Django's own AddIndex would
 an index on the parent that every partition then inherits.
 """
 
+import logging
+
+logger = logging.getLogger(__name__)
+
 PARTITIONED_TABLES = ("pipelines_deal", "pipelines_dealstagechange")
 
 # Each index as (suffix, SQL). `{table}` is the partition; the index or constraint is
@@ -235,7 +239,7 @@ def functions_replace(apps, schema_editor):
 
 
 def orphans_drop(connection) -> list[str]:
-    """Detach and drop the partitions of deleted organizations; return the names of the dropped tables.
+    """Detach and drop the empty partitions of deleted organizations; return the names of the dropped tables.
 
     `connection` must be in autocommit mode: DETACH PARTITION CONCURRENTLY cannot run in
     a transaction block. It waits for the transactions that may read the partition, and
@@ -251,13 +255,20 @@ def orphans_drop(connection) -> list[str]:
             " ORDER BY c.relname",
             [list(PARTITIONED_TABLES)],
         )
-        orphans = cursor.fetchall()
-        for parent, partition, pending in orphans:
+        dropped = []
+        for parent, partition, pending in cursor.fetchall():
+            # Rows can outlive their organization only where the reference checks were bypassed
+            # (TRUNCATE, disabled triggers). They are left for a person to look at.
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {partition})")
+            if cursor.fetchone()[0]:
+                logger.warning("Partition of a deleted organization kept because it has rows table=%s", partition)
+                continue
             # A DETACH ... CONCURRENTLY that was cancelled leaves the partition pending; FINALIZE completes it.
             mode = "FINALIZE" if pending else "CONCURRENTLY"
             cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {partition} {mode}")
             cursor.execute(f"DROP TABLE {partition}")
-    return [partition for _parent, partition, _pending in orphans]
+            dropped.append(partition)
+    return dropped
 
 
 def _sequence_continue_sql(sequence: str, old_table: str, old_sequence: str) -> str:
