@@ -1,4 +1,4 @@
-"""Drop the deal and stage-change partitions of deleted organizations (PostgreSQL)."""
+"""Drop the empty deal and stage-change partitions of deleted organizations (PostgreSQL)."""
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
@@ -9,7 +9,7 @@ from pipelines import partitions
 
 class Command(BaseCommand):
     help = (
-        "Detach and drop the deal and stage-change partitions left by deleted organizations. "
+        "Detach and drop the empty deal and stage-change partitions left by deleted organizations. "
         "PostgreSQL only; run it outside a transaction. Other sessions do not wait for it."
     )
 
