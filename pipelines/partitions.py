@@ -238,8 +238,10 @@ def functions_replace(apps, schema_editor):
         execute(_keep_sql(partition))
 
 
-def orphans_drop(connection) -> list[str]:
+def orphans_drop(connection, kept: list[str] | None = None) -> list[str]:
     """Detach and drop the empty partitions of deleted organizations; return the names of the dropped tables.
+
+    The names of orphan partitions that still have rows, and so stay, are appended to `kept`.
 
     `connection` must be in autocommit mode: DETACH PARTITION CONCURRENTLY cannot run in
     a transaction block. It waits for the transactions that may read the partition, and
@@ -262,6 +264,8 @@ def orphans_drop(connection) -> list[str]:
             cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {partition})")
             if cursor.fetchone()[0]:
                 logger.warning("Partition of a deleted organization kept because it has rows table=%s", partition)
+                if kept is not None:
+                    kept.append(partition)
                 continue
             # A DETACH ... CONCURRENTLY that was cancelled leaves the partition pending; FINALIZE completes it.
             mode = "FINALIZE" if pending else "CONCURRENTLY"

@@ -4,7 +4,11 @@ A new organization's first import loads its partitions without indexes and build
 afterwards. Its rows must equal those of the merge path that every later import takes.
 """
 
+import io
+
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 from django_scopes import scope, scopes_disabled
 
@@ -118,12 +122,15 @@ def test_orphans_drop_keeps_partition_with_rows():
         finally:
             cursor.execute("SET session_replication_role = DEFAULT")
 
-    dropped = partitions.orphans_drop(connection)
+    output = io.StringIO()
+    with pytest.raises(CommandError, match="1 partition of a deleted organization still has rows and was kept."):
+        call_command("partitions_drop_orphans", "--language", "en", stdout=output)
 
+    deal_partition = partitions.partition_name("pipelines_deal", organization_id)
     # Other tests' organizations, removed by the flush after each transactional test, may leave partitions too.
-    assert partitions.partition_name("pipelines_dealstagechange", organization_id) in dropped
-    assert partitions.partition_name("pipelines_deal", organization_id) not in dropped
-    assert table_exists(partitions.partition_name("pipelines_deal", organization_id))
+    assert f"Dropped {partitions.partition_name('pipelines_dealstagechange', organization_id)}" in output.getvalue()
+    assert f"Kept {deal_partition}: it still has rows of the deleted organization." in output.getvalue()
+    assert table_exists(deal_partition)
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE pipelines_deal")
 
