@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from dateutil import rrule as dateutil_rrule
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django_scopes import scope, scopes_disabled
@@ -147,3 +148,34 @@ def test_feed_with_secondly_event_reports_it(org, member, customer, client):  # 
     client.force_login(member.user)
     page = client.get(reverse("calendar_capture", kwargs={"org_slug": org.slug})).content.decode()
     assert expected in page
+
+
+@pytest.mark.parametrize(
+    "rule",
+    ["FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "FREQ=MONTHLY;BYMONTHDAY=31;BYMONTH=4,6,9,11", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"],
+)
+def test_rule_matching_no_date_skipped(monkeypatch, rule):
+    # dateutil rebuilds its per-year tables once per candidate year or month it checks.
+    rebuilds = []
+    rebuild = dateutil_rrule._iterinfo.rebuild
+
+    def counting_rebuild(info, *args):
+        rebuilds.append(args)
+        return rebuild(info, *args)
+
+    monkeypatch.setattr(dateutil_rrule._iterinfo, "rebuild", counting_rebuild)
+    never = event("never@customer.example", "DTSTART:20260105T100000Z", "DTEND:20260105T110000Z", "Never", f"RRULE:{rule}")
+
+    result = parse(calendar(never, demo(dt.date(2026, 3, 2))))
+
+    assert [meeting.uid for meeting in result.meetings] == ["demo@customer.example"]
+    assert result.skipped == [
+        (
+            "Event never@customer.example (Never) was skipped: its recurrence rule matches no date, because no day "
+            "fits all of its BYMONTH, BYMONTHDAY, BYYEARDAY, BYWEEKNO and BYDAY parts (such as BYMONTH=2;BYMONTHDAY=30). "
+            "Correct the rule in the calendar and export it again."
+        )
+    ]
+    # The probe checks the 400 years 9600 to 9999 once. Without it, dateutil checks every year or
+    # month from 2026 to 9999 (7,974 years, 95,688 months).
+    assert len(rebuilds) == 400
