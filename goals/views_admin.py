@@ -131,6 +131,11 @@ def _cell_from_post(request, values: dict):
 def quota_cell(request, org_slug):
     """Save one cell. htmx gets the cell and, out of band, the column's other cells and total; others a redirect."""
     values = _grid_values(request, request.POST)
+    # The editor posts only ids of its own rows, so a malformed id, or one that names no rep, team or
+    # territory of this organization, is a crafted request and gets a 404 like other foreign ids.
+    # The service rejects such an id too, but the htmx response draws only cells of grid rows and would show no error.
+    subject_model = {"rep": Membership, "team": Team, "territory": Territory}[values["level"]]
+    get_object_or_404(subject_model, organization=request.organization, pk=id_or_404(request.POST.get("subject")))
     subject_id, period = _cell_from_post(request, values)
     text = request.POST.get("value", "").strip()
     error = None

@@ -224,7 +224,7 @@ def test_other_org_admin_gets_404(client, admin_member, other_org_admin):
 def test_cell_post_for_other_org_subject_fails(admin_client, other_org_admin):
     response = cell_post(admin_client, other_org_admin.pk, "9000")
 
-    assert response.status_code == 302
+    assert response.status_code == 404
     with scopes_disabled():
         assert not Quota.objects.exists()
     assert admin_client.get(EDITOR).status_code == 200
