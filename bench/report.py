@@ -37,8 +37,9 @@ KNOWN_CAUSES = [
     " with them (2026-12-05, 19:05 UTC, load below 1). An INSERT ... SELECT runs without parallel"
     " workers on PostgreSQL 15, so each grain aggregates into a temporary table with CREATE TABLE"
     " ... AS and inserts from there; the full recompute then took 7.7 to 9.5 s in three runs between"
-    " 19:13 and 19:16 UTC against 8.8 to 11.8 s before. The figures swing by a quarter from run to"
-    " run on this machine at the same load, so the ratio to the floor lies between about 1.3 and 1.6."
+    " 19:13 and 19:16 UTC against 8.8 to 11.8 s before. This machine's speed changed by up to 1.7"
+    " times between runs at the same load: in four full runs between 19:05 and 19:58 UTC the floor"
+    " took 5.79 to 10.32 s and the ratio was 1.05 to 1.52."
     " The delete of the rows not written again read about 0.4 s in one run, most of it dead row"
     " versions left by the upserts of earlier runs.",
     "- **Change → dashboard.** The worker's incremental recompute reads the won deals of the fiscal"
