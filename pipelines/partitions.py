@@ -238,10 +238,10 @@ def functions_replace(apps, schema_editor):
         execute(_keep_sql(partition))
 
 
-def orphans_drop(connection, kept: list[str] | None = None) -> list[str]:
+def orphans_drop(connection, kept_with_rows: list[str] | None = None) -> list[str]:
     """Detach and drop the empty partitions of deleted organizations; return the names of the dropped tables.
 
-    The names of orphan partitions that still have rows, and so stay, are appended to `kept`.
+    The names of orphan partitions that still have rows, and so stay, are appended to `kept_with_rows`.
 
     `connection` must be in autocommit mode: DETACH PARTITION CONCURRENTLY cannot run in
     a transaction block. It waits for the transactions that may read the partition, and
@@ -264,8 +264,8 @@ def orphans_drop(connection, kept: list[str] | None = None) -> list[str]:
             cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {partition})")
             if cursor.fetchone()[0]:
                 logger.warning("Partition of a deleted organization kept because it has rows table=%s", partition)
-                if kept is not None:
-                    kept.append(partition)
+                if kept_with_rows is not None:
+                    kept_with_rows.append(partition)
                 continue
             # A DETACH ... CONCURRENTLY that was cancelled leaves the partition pending; FINALIZE completes it.
             mode = "FINALIZE" if pending else "CONCURRENTLY"

@@ -90,7 +90,7 @@ def test_deleted_organization_keeps_partitions_unlocked(db):
 @pytest.mark.django_db(transaction=True)
 def test_orphans_drop_removes_deleted_partitions():
     with scopes_disabled():
-        kept = OrganizationFactory()
+        remaining_organization = OrganizationFactory()
         deleted = OrganizationFactory()
         deleted_id = deleted.pk
         deleted.delete()
@@ -100,9 +100,9 @@ def test_orphans_drop_removes_deleted_partitions():
     # Other tests' organizations, removed by the flush after each transactional test, may leave partitions too.
     assert partitions.partition_name("pipelines_deal", deleted_id) in dropped
     assert partitions.partition_name("pipelines_dealstagechange", deleted_id) in dropped
-    assert partitions.partition_name("pipelines_deal", kept.pk) not in dropped
+    assert partitions.partition_name("pipelines_deal", remaining_organization.pk) not in dropped
     assert not table_exists(partitions.partition_name("pipelines_deal", deleted_id))
-    assert table_exists(partitions.partition_name("pipelines_deal", kept.pk))
+    assert table_exists(partitions.partition_name("pipelines_deal", remaining_organization.pk))
     assert partitions.orphans_drop(connection) == []
 
 

@@ -218,7 +218,11 @@ class _BatchWriter:
             if dated:
                 cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
                 self._copy(cursor, _BATCH_TABLE, dated)
-                self._merge(cursor, _BATCH_TABLE, [row[0] for row in dated], created_default=None)
+                self._dated_write(cursor, [row[0] for row in dated])
+
+    def _dated_write(self, cursor, keys: list[str]) -> None:
+        """Write the batch's dated rows, staged in _BATCH_TABLE under `keys`, into the deal tables."""
+        self._merge(cursor, _BATCH_TABLE, keys, created_default=None)
 
     def undated_write(self, created_default: dt.datetime) -> None:
         """Merge the rows without a creation time, which get `created_default`."""
@@ -365,28 +369,16 @@ class _FreshPartitionWriter(_BatchWriter):
             cursor.execute(f"ALTER TABLE {_BATCH_TABLE} ADD COLUMN id bigint DEFAULT nextval('pipelines_deal_id_seq')")
             partitions.indexes_drop(cursor, self.parameters["organization_id"])
 
-    def batch_write(self, rows: list[tuple]) -> None:
-        dated = [row for row in rows if row[_CREATED_AT] is not None]
-        undated = [row for row in rows if row[_CREATED_AT] is None]
-        self.keys.extend(row[0] for row in rows)
-        with self.raw_connection.cursor() as cursor:
-            if undated:
-                self._copy(cursor, _UNDATED_TABLE, undated)
-                self.undated_keys.extend(row[0] for row in undated)
-            if not dated:
-                return
-            cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
-            self._copy(cursor, _BATCH_TABLE, dated)
-            parameters = {**self.parameters, "created_default": None}
-            cursor.execute(
-                _FRESH_DEALS_SQL.format(table=_BATCH_TABLE, target=self.deal_partition, id_column="id, ", id_value="s.id, "),
-                parameters,
-            )
-            cursor.execute(
-                _FRESH_MOVES_SQL.format(table=_BATCH_TABLE, move_partition=self.move_partition), self.parameters
-            )
-            self.outcome.moves_created += cursor.rowcount
-            self._references_collect(cursor, _BATCH_TABLE)
+    def _dated_write(self, cursor, keys: list[str]) -> None:
+        """Move the staged dated rows into the partitions with their drawn ids, and their implied moves."""
+        parameters = {**self.parameters, "created_default": None}
+        cursor.execute(
+            _FRESH_DEALS_SQL.format(table=_BATCH_TABLE, target=self.deal_partition, id_column="id, ", id_value="s.id, "),
+            parameters,
+        )
+        cursor.execute(_FRESH_MOVES_SQL.format(table=_BATCH_TABLE, move_partition=self.move_partition), self.parameters)
+        self.outcome.moves_created += cursor.rowcount
+        self._references_collect(cursor, _BATCH_TABLE)
 
     def undated_write(self, created_default: dt.datetime) -> None:
         """Insert the rows without a creation time into the partitions, after every dated deal."""

@@ -29,26 +29,26 @@ class Command(BaseCommand):
             raise CommandError(
                 gettext("DETACH PARTITION CONCURRENTLY cannot run in a transaction; run the command outside one.")
             )
-        kept: list[str] = []
-        dropped = partitions.orphans_drop(connection, kept=kept)
+        kept_with_rows: list[str] = []
+        dropped = partitions.orphans_drop(connection, kept_with_rows=kept_with_rows)
         for name in dropped:
             self.stdout.write(gettext("Dropped %(table)s") % {"table": name})
         self.stdout.write(
             ngettext("%(count)d partition dropped.", "%(count)d partitions dropped.", len(dropped))
             % {"count": len(dropped)}
         )
-        for name in kept:
+        for name in kept_with_rows:
             self.stdout.write(
                 gettext("Kept %(table)s: it still has rows of the deleted organization. Check them before dropping it.")
                 % {"table": name}
             )
-        if kept:
+        if kept_with_rows:
             raise CommandError(
                 ngettext(
                     "%(count)d partition of a deleted organization still has rows and was kept.",
                     "%(count)d partitions of deleted organizations still have rows and were kept.",
-                    len(kept),
+                    len(kept_with_rows),
                 )
-                % {"count": len(kept)},
+                % {"count": len(kept_with_rows)},
                 returncode=1,
             )
