@@ -286,17 +286,16 @@ def _deals_write_bulk(organization, source, deal_batches, result, pipeline, stag
     the merge read back from the staging table. Returns the ids whose state needs
     `deal_close_state_refresh`.
     """
-    engaging_id = stages[ENGAGING].pk
-    pipeline_id = pipeline.pk
+    staging = _StagingLines(engaging_id=stages[ENGAGING].pk)
 
     def staged():
         for batch in deal_batches:
-            yield [_staged_row(deal_row, engaging_id, pipeline_id) for deal_row in batch]
+            yield staging.batch(batch)
 
     outcome = bulk.deals_merge(
         organization_id=organization.pk,
         source=source,
-        pipeline_id=pipeline_id,
+        pipeline_id=pipeline.pk,
         currency=currency,
         batches=staged(),
         created_default=lambda: _noon_utc(as_of()),
@@ -312,33 +311,86 @@ def _deals_write_bulk(organization, source, deal_batches, result, pipeline, stag
     return {outcome.ids[key] for key in outcome.updated} | rewritten
 
 
-def _staged_row(deal_row: DealRow, engaging_id: int, pipeline_id: int) -> tuple:
-    """Build one row of bulk.STAGING_COLUMNS: the values of `deal_values` and the moves of `implied_moves`, without a dict.
+@functools.lru_cache(maxsize=16_384)
+def _noon_utc_text(day: dt.date) -> str:
+    return _noon_utc(day).isoformat()
 
-    A Prospecting row has no date, so its creation time stays empty until the merge.
+
+@functools.lru_cache(maxsize=16_384)
+def _day_text(day: dt.date) -> str:
+    return day.isoformat()
+
+
+class _StagingLines:
+    """Build the staged lines (bulk.StagedBatch) of parsed rows: the values of `deal_values` and the moves of `implied_moves`.
+
+    The texts that repeat over an export are built once per run: a deal's name and
+    ids for each product and account, an owner's ids, the texts of each day. This
+    runs in the parser's thread for every row, so it reads `.id` rather than the
+    `.pk` property and builds no dict.
     """
-    created_at = None if deal_row.engaged_on is None else _noon_utc(deal_row.engaged_on)
-    stage = deal_row.stage
-    account = deal_row.account
-    product = deal_row.product
-    owner = deal_row.owner
-    name = product.name if account is None else f"{product.name} · {account.name}"
-    # Prospecting deals start in their stage; every other deal starts in Engaging and, once
-    # won or lost, moves to its stage on the close date. `.id` rather than `.pk`: this runs
-    # for every row, and `.pk` is a property.
-    if stage.name == PROSPECTING:
-        first_stage_id, close_stage_id, closed_at = stage.id, None, None
-    else:
-        first_stage_id = engaging_id
-        has_close = deal_row.closed_on is not None
-        close_stage_id = stage.id if has_close else None
-        closed_at = _noon_utc(deal_row.closed_on) if has_close else None
-    # The latest implied move is into the row's stage, so its kind is the status.
-    return (
-        deal_row.external_id, name[:300], owner.id, None if account is None else account.id, product.id,
-        owner.territory_id, stage.id, stage.kind, deal_row.amount, deal_row.base_amount, created_at,
-        deal_row.closed_on, closed_at, deal_row.is_list_price, first_stage_id, close_stage_id, deal_row.line,
-    )  # fmt: skip
+
+    def __init__(self, *, engaging_id: int):
+        self.engaging_id = engaging_id
+        # (product id, account id or None) -> (name, "account id<TAB>product id")
+        self.names: dict[tuple[int, int | None], tuple[str, str]] = {}
+        # owner id -> (owner id, territory id)
+        self.owners: dict[int, tuple[str, str]] = {}
+
+    def batch(self, deal_rows: list[DealRow]) -> bulk.StagedBatch:
+        staged = bulk.StagedBatch()
+        for deal_row in deal_rows:
+            line = self.line(deal_row)
+            if deal_row.engaged_on is None:
+                staged.undated.append(line)
+                staged.undated_keys.append(deal_row.external_id)
+            else:
+                staged.dated.append(line)
+                staged.dated_keys.append(deal_row.external_id)
+        return staged
+
+    def line(self, deal_row: DealRow) -> str:
+        """Return the row's line of bulk.STAGING_COLUMNS.
+
+        A Prospecting row has no date, so its creation time stays empty until the merge.
+        """
+        stage = deal_row.stage
+        account = deal_row.account
+        product = deal_row.product
+        owner = deal_row.owner
+
+        key = (product.id, None if account is None else account.id)
+        names = self.names.get(key)
+        if names is None:
+            name = product.name if account is None else f"{product.name} · {account.name}"
+            account_id = bulk.NULL if account is None else str(account.id)
+            names = self.names[key] = (bulk.copy_text(name[:300]), f"{account_id}\t{product.id}")
+        owner_ids = self.owners.get(owner.id)
+        if owner_ids is None:
+            territory_id = bulk.NULL if owner.territory_id is None else str(owner.territory_id)
+            owner_ids = self.owners[owner.id] = (str(owner.id), territory_id)
+
+        # Prospecting deals start in their stage; every other deal starts in Engaging and, once
+        # won or lost, moves to its stage on the close date.
+        closed_on = deal_row.closed_on
+        created_at = bulk.NULL if deal_row.engaged_on is None else _noon_utc_text(deal_row.engaged_on)
+        if stage.name == PROSPECTING:
+            first_stage_id, close_stage_id, closed_at = stage.id, bulk.NULL, bulk.NULL
+        else:
+            first_stage_id = self.engaging_id
+            close_stage_id = bulk.NULL if closed_on is None else stage.id
+            closed_at = bulk.NULL if closed_on is None else _noon_utc_text(closed_on)
+
+        amount = bulk.NULL if deal_row.amount is None else str(deal_row.amount)
+        base_amount = bulk.NULL if deal_row.base_amount is None else str(deal_row.base_amount)
+        # The latest implied move is into the row's stage, so its kind is the status.
+        expected_close_on = bulk.NULL if closed_on is None else _day_text(closed_on)
+        is_list_price = "t" if deal_row.is_list_price else "f"
+        return (
+            f"{bulk.copy_text(deal_row.external_id)}\t{names[0]}\t{owner_ids[0]}\t{names[1]}\t{owner_ids[1]}"
+            f"\t{stage.id}\t{stage.kind}\t{amount}\t{base_amount}\t{created_at}\t{expected_close_on}\t{closed_at}"
+            f"\t{is_list_price}\t{first_stage_id}\t{close_stage_id}\t{deal_row.line}\n"
+        )
 
 
 def value_missing(column: str) -> RowRejected:
