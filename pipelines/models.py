@@ -265,11 +265,12 @@ class Deal(models.Model):
         ]
         # The KPI queries on status, close and creation time use the cover indexes of
         # pipelines.partitions.DEAL_INDEXES (dashboards migrations 0004 and 0005 before).
+        # organization_id comes last where it is the same in every row of a partition.
         indexes = [
             # A rep's own deal list.
-            models.Index(fields=["organization", "owner"], name="pipelines_deal_owner"),
+            models.Index(fields=["owner", "organization"], name="pipelines_deal_owner"),
             # integrations.capture.matching: an account's open deals for a captured e-mail or meeting.
-            models.Index(fields=["organization", "account"], name="pipelines_deal_account"),
+            models.Index(fields=["account", "organization"], name="pipelines_deal_account"),
         ]
 
     def __str__(self):
@@ -321,13 +322,14 @@ class DealStageChange(models.Model):
         ordering = ["changed_at", "id"]
         constraints = [
             # Re-imports append only new history: one move per deal, target stage and instant.
+            # On PostgreSQL it also serves every lookup of a deal's moves, see MOVE_INDEXES.
             models.UniqueConstraint(
-                fields=["organization", "deal", "to_stage", "changed_at"], name="pipelines_stagechange_unique_move"
+                fields=["deal", "to_stage", "changed_at", "organization"], name="pipelines_stagechange_unique_move"
             ),
         ]
         indexes = [
             # Time-in-stage and conversion read a cohort's moves ordered in time.
-            models.Index(fields=["organization", "changed_at"], name="pipelines_stagechange_changed"),
+            models.Index(fields=["changed_at", "organization"], name="pipelines_stagechange_changed"),
         ]
 
 

@@ -291,3 +291,78 @@ def test_reference_check_locks_own_partition(org, other_org):
 
     # The check locks the referenced deal FOR KEY SHARE: RowShareLock on its partition.
     assert locked == {partitions.partition_name("pipelines_deal", org.pk)}
+
+
+# pg_indexes.indexdef of each partition index without "CREATE ... INDEX <name> ON <partition>
+# USING btree", by table and suffix. organization_id is last in every key that the cover
+# indexes and the merge key do not fix (see pipelines.partitions).
+INDEX_DEFINITIONS = {
+    ("pipelines_deal", "pkey"): "UNIQUE (id)",
+    ("pipelines_deal", "unique_external"): "UNIQUE (organization_id, source, external_id)",
+    ("pipelines_deal", "owner"): "(owner_id, organization_id)",
+    ("pipelines_deal", "account"): "(account_id, organization_id)",
+    ("pipelines_deal", "closed_at"): "(closed_at, organization_id)",
+    ("pipelines_deal", "closed_cover"): "(organization_id, status, closed_at)"
+    " INCLUDE (created_at, base_amount, owner_id, territory_id) WHERE (deleted_at IS NULL)",
+    ("pipelines_deal", "created_cover"): "(organization_id, created_at)"
+    " INCLUDE (closed_at, base_amount, owner_id, territory_id) WHERE (deleted_at IS NULL)",
+    ("pipelines_dealstagechange", "pkey"): "UNIQUE (id)",
+    ("pipelines_dealstagechange", "unique_move"): "UNIQUE (deal_id, to_stage_id, changed_at, organization_id)",
+    ("pipelines_dealstagechange", "changed"): "(changed_at, organization_id)",
+}
+
+
+def table_index_definitions(table: str, relation: str) -> dict[tuple[str, str], str]:
+    """Return the indexes of `relation`, a partition or copy of `table`, as in INDEX_DEFINITIONS."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [relation])
+        rows = cursor.fetchall()
+    definitions = {}
+    for name, definition in rows:
+        prefix = f"INDEX {name} ON public.{relation} USING btree "
+        unique = definition.startswith("CREATE UNIQUE ")
+        key = definition.split(prefix, 1)[1]
+        definitions[(table, name.removeprefix(f"{relation}_"))] = f"UNIQUE {key}" if unique else key
+    return definitions
+
+
+def index_definitions(organization_id: int) -> dict[tuple[str, str], str]:
+    """Return the indexes of the organization's partitions, as in INDEX_DEFINITIONS."""
+    definitions = {}
+    for table in partitions.PARTITIONED_TABLES:
+        definitions |= table_index_definitions(table, partitions.partition_name(table, organization_id))
+    return definitions
+
+
+def test_new_partitions_index_definitions(org):
+    assert index_definitions(org.pk) == INDEX_DEFINITIONS
+
+
+def test_partition_indexes_equal_templates(org):
+    """The function that creates an organization's partitions builds what DEAL_INDEXES and MOVE_INDEXES say."""
+    templates = {}
+    with connection.cursor() as cursor:
+        for table in partitions.PARTITIONED_TABLES:
+            copy = f"{table}_template"
+            cursor.execute(f"CREATE TABLE {copy} (LIKE {table})")
+            for suffix, template in partitions.TABLE_INDEXES[table]:
+                cursor.execute(template.format(table=copy, name=f"{copy}_{suffix}"))
+            templates |= table_index_definitions(table, copy)
+
+    assert index_definitions(org.pk) == templates
+
+
+def test_fresh_load_builds_index_definitions(org, monkeypatch):
+    """The first import drops and builds the partition indexes again, with the same definitions."""
+    built = []
+    indexes_build = partitions.indexes_build
+
+    def indexes_build_recorded(cursor, organization_id):
+        built.append(organization_id)
+        indexes_build(cursor, organization_id)
+
+    monkeypatch.setattr(partitions, "indexes_build", indexes_build_recorded)
+    run_import(org)
+
+    assert built == [org.pk]
+    assert index_definitions(org.pk) == INDEX_DEFINITIONS
