@@ -40,7 +40,7 @@ from pipelines.importers.formats import (
     parse_money,
     table_stream,
 )
-from pipelines.importers.maven_deals import import_deals
+from pipelines.importers.maven_deals import DEAL_COLUMNS, import_deals
 from pipelines.models import Account, Pipeline, Product, Stage, StageKind
 from spm.models import Membership, Organization, Role, User
 
@@ -182,6 +182,12 @@ class MavenRows:
             return iter(self.stream)
         return self.rows_checked()
 
+    def cell_rows(self, columns: tuple[str, ...]) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """Yield `(line, cells)` with the cells of `columns`, as formats.TableStream.cell_rows does."""
+        if not self.has_nul_byte():
+            return self.stream.cell_rows(columns)
+        return ((line, tuple(row.get(column, "") for column in columns)) for line, row in self.rows_checked())
+
     def has_nul_byte(self) -> bool:
         with self.stream.path.open("rb") as handle:
             while chunk := handle.read(NUL_SCAN_CHUNK_BYTES):
@@ -245,7 +251,7 @@ class MavenImport:
         pipeline, stages = self.pipeline_ensure()
         import_deals(
             organization=self.organization,
-            rows=rows[PIPELINE_FILE],
+            rows=rows[PIPELINE_FILE].cell_rows(DEAL_COLUMNS),
             file_name=PIPELINE_FILE,
             source=SOURCE,
             result=self.result,

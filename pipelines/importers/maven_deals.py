@@ -57,6 +57,10 @@ PARSED_TEXTS_MAX = 16_384
 
 # Rows parsed between two lookups of earlier imports' names, and staged by one COPY.
 ROW_BATCH = 10_000
+# The columns of sales_pipeline.csv that the parser reads, in the order of its `cells`.
+DEAL_COLUMNS = (
+    "opportunity_id", "sales_agent", "product", "account", "deal_stage", "engage_date", "close_date", "close_value",
+)  # fmt: skip
 PROSPECTING = "Prospecting"
 ENGAGING = "Engaging"
 # sales_pipeline.csv spells one product differently from products.csv.
@@ -94,10 +98,9 @@ class LatestDay:
         if day is not None and (self.day is None or day > self.day):
             self.day = day
 
-    def include_row(self, row: dict[str, str]) -> None:
+    def include_texts(self, engage_text: str, close_text: str) -> None:
         """Include the valid dates of a rejected row and skip its invalid ones."""
-        for column in ("engage_date", "close_date"):
-            value = row.get(column, "")
+        for column, value in (("engage_date", engage_text), ("close_date", close_text)):
             if value:
                 try:
                     self.include(self.day_parse(value, column))
@@ -145,7 +148,7 @@ class NameLookup:
 def import_deals(
     *,
     organization: Organization,
-    rows: Iterable[tuple[int, dict[str, str]]],
+    rows: Iterable[tuple[int, tuple[str, ...]]],
     file_name: str,
     source: str,
     result: ImportResult,
@@ -160,8 +163,8 @@ def import_deals(
 ) -> None:
     """Upsert one deal per opportunity_id, rewrite the implied history of changed deals and refresh their status.
 
-    `rows` is read once. On PostgreSQL parsed rows go straight into COPY, so memory
-    does not grow with the file.
+    `rows` yields `(line, cells)` with the cells of DEAL_COLUMNS and is read once. On
+    PostgreSQL parsed rows go straight into COPY, so memory does not grow with the file.
 
     `memberships`, `accounts` and `products` are the rows imported from the other files
     by source name. Names missing there are looked up among the organization's earlier
@@ -186,12 +189,12 @@ def import_deals(
         for batch in _batches(rows, ROW_BATCH):
             parser.prefetch(batch)
             parsed = []
-            for line, row in batch:
+            for line, cells in batch:
                 try:
-                    deal_row = parser.parse(line, row, first_line)
+                    deal_row = parser.parse(line, cells, first_line)
                 except RowRejected as rejection:
                     result.reject("deals", file_name, line, rejection)
-                    latest.include_row(row)
+                    latest.include_texts(cells[5], cells[6])
                     continue
                 latest.include(deal_row.engaged_on)
                 latest.include(deal_row.closed_on)
@@ -433,14 +436,15 @@ class DealRowParser:
         self.accounts_by_name = self.accounts.by_name
         self.products_by_name = self.products.by_name
 
-    def prefetch(self, batch: list[tuple[int, dict[str, str]]]) -> None:
+    def prefetch(self, batch: list[tuple[int, tuple[str, ...]]]) -> None:
         """Load the earlier imports' rows that the batch names and the other files did not provide."""
-        self.memberships.prefetch({row.get("sales_agent", "") for _line, row in batch})
-        self.accounts.prefetch({row.get("account", "") for _line, row in batch})
-        self.products.prefetch({PRODUCT_ALIASES.get(name, name) for name in (row.get("product", "") for _line, row in batch)})
+        self.memberships.prefetch({cells[1] for _line, cells in batch})
+        self.accounts.prefetch({cells[3] for _line, cells in batch})
+        self.products.prefetch({PRODUCT_ALIASES.get(cells[2], cells[2]) for _line, cells in batch})
 
-    def parse(self, line: int, row: dict[str, str], first_line: dict[str, int]) -> DealRow:
-        external_id = row.get("opportunity_id", "")
+    def parse(self, line: int, cells: tuple[str, ...], first_line: dict[str, int]) -> DealRow:
+        """Check the row's `cells` (DEAL_COLUMNS) and return it parsed; `first_line` maps the ids seen so far to their lines."""
+        external_id, agent, product_name, account_name, stage_name, engage_text, close_text, value_text = cells
         if not external_id:
             raise value_missing("opportunity_id")
         check_length(external_id, "opportunity_id", 200)
@@ -453,37 +457,33 @@ class DealRowParser:
             )
         first_line[external_id] = line
 
-        stage_name = row.get("deal_stage", "")
         if not stage_name:
             raise value_missing("deal_stage")
         stage = self.stage_find(stage_name)
 
-        agent = row.get("sales_agent", "")
         if not agent:
             raise value_missing("sales_agent")
         owner = self.owners_by_name.get(agent)
         if owner is None:
             raise RowRejected("sales_agent", agent, gettext_noop("unknown sales agent; add them to sales_teams.csv"))
 
-        product_name = row.get("product", "")
         if not product_name:
             raise value_missing("product")
         product = self.products_by_name.get(PRODUCT_ALIASES.get(product_name, product_name))
         if product is None:
             raise RowRejected("product", product_name, gettext_noop("unknown product; add it to products.csv"))
 
-        account_name = row.get("account", "")
         account = None
         if account_name:
             account = self.accounts_by_name.get(account_name)
             if account is None:
                 raise RowRejected("account", account_name, gettext_noop("unknown account; add it to accounts.csv"))
 
-        engaged_on, closed_on = self.parse_dates(row, stage)
-        amount, is_list_price = self.parse_amount(row, stage, product)
+        engaged_on, closed_on = self.parse_dates(engage_text, close_text, stage)
+        amount, is_list_price = self.parse_amount(value_text, stage, product)
         base_amount = amount
         if self.rates is not None:
-            base_amount = self.base_amount(row, amount, closed_on)
+            base_amount = self.base_amount(value_text, amount, closed_on)
         # Positional arguments, each named as its field: keywords take twice as long here.
         return DealRow(line, external_id, owner, product, account, stage, engaged_on, closed_on, amount, base_amount, is_list_price)
 
@@ -514,15 +514,13 @@ class DealRowParser:
             self.days_by_text[value] = day
         return day
 
-    def parse_dates(self, row: dict[str, str], stage: Stage) -> tuple[dt.date | None, dt.date | None]:
+    def parse_dates(self, engage_text: str, close_text: str, stage: Stage) -> tuple[dt.date | None, dt.date | None]:
         """Return (engage date, close date), which the stage requires or forbids.
 
         Prospecting has neither date, Engaging only the engage date, and Won and Lost
         both, with the close date on or after the engage date. A date the stage
         contradicts is rejected, not dropped silently.
         """
-        engage_text = row.get("engage_date", "")
-        close_text = row.get("close_date", "")
         if stage.name == PROSPECTING:
             if engage_text:
                 raise RowRejected(
@@ -552,13 +550,12 @@ class DealRowParser:
             )
         return engaged_on, closed_on
 
-    def parse_amount(self, row: dict[str, str], stage: Stage, product: Product) -> tuple[Decimal | None, bool]:
+    def parse_amount(self, text: str, stage: Stage, product: Product) -> tuple[Decimal | None, bool]:
         """Return (amount, whether it is the product's list price).
 
         Won and Lost deals need `close_value` (the file has 0 on every Lost deal). Open
         deals have a blank one, so their expected amount is the product's list price.
         """
-        text = row.get("close_value", "")
         if text:
             return self.money_parse(text), False
         if stage.kind != StageKind.OPEN:
@@ -575,7 +572,7 @@ class DealRowParser:
             self.amounts_by_text[text] = amount
         return amount
 
-    def base_amount(self, row: dict[str, str], amount: Decimal | None, closed_on: dt.date | None) -> Decimal | None:
+    def base_amount(self, text: str, amount: Decimal | None, closed_on: dt.date | None) -> Decimal | None:
         if amount is None or self.rates is None:
             return amount
         # The deal closes at noon UTC of its close date, and KPIs count it on that moment's
@@ -586,7 +583,7 @@ class DealRowParser:
         if rate is None:
             raise RowRejected(
                 "close_value",
-                row.get("close_value", ""),
+                text,
                 gettext_noop(
                     "no exchange rate for %(currency)s valid on %(date)s; add a rate for %(currency)s "
                     "valid from that date or earlier"
@@ -594,7 +591,7 @@ class DealRowParser:
                 currency=self.currency,
                 date=rate_on,
             )
-        return convert_amount(amount, rate, column="close_value", value=row.get("close_value", ""))
+        return convert_amount(amount, rate, column="close_value", value=text)
 
 
 def deal_values(
