@@ -385,7 +385,11 @@ class _StagingLines:
             closed_at = bulk.NULL if closed_on is None else _noon_utc_text(closed_on)
 
         amount = bulk.NULL if deal_row.amount is None else str(deal_row.amount)
-        base_amount = bulk.NULL if deal_row.base_amount is None else str(deal_row.base_amount)
+        if deal_row.base_amount is deal_row.amount:
+            # Without a conversion the base amount is the amount itself.
+            base_amount = amount
+        else:
+            base_amount = bulk.NULL if deal_row.base_amount is None else str(deal_row.base_amount)
         # The latest implied move is into the row's stage, so its kind is the status.
         expected_close_on = bulk.NULL if closed_on is None else _day_text(closed_on)
         is_list_price = "t" if deal_row.is_list_price else "f"
