@@ -255,6 +255,20 @@ def parse_whole_number(value: str, column: str, *, maximum: int = 2_147_483_647)
         raise RowRejected(column, value, rejection.reason) from None
 
 
+@dataclass(frozen=True)
+class StoredPeople:
+    """The stored rows that match the people of sales_teams.csv, loaded once per import.
+
+    `users_by_email` contains the users with the generated address of a person who has no
+    membership with their name as external id, and `memberships_by_user_id` contains this
+    organization's memberships of those users.
+    """
+
+    memberships_by_external_id: dict[str, Membership]
+    users_by_email: dict[str, User]
+    memberships_by_user_id: dict[int, Membership]
+
+
 class MavenImport:
     def __init__(
         self, *, organization: Organization, folder: Path, currency: str, today: dt.date, date_order: str = ""
@@ -344,7 +358,7 @@ class MavenImport:
             email_owner[person_email(name, slug)] = name
             email_owner[person_email(manager, slug)] = manager
             agents[name] = (line, manager, office)
-        self.foreign_people_reject(agents)
+        stored = self.foreign_people_reject(agents)
 
         manager_office: dict[str, str] = {}
         for _line, manager, office in agents.values():
@@ -354,7 +368,7 @@ class MavenImport:
         office_of.update(manager_office)
 
         territories = self.territories_upsert({office for office in office_of.values() if office})
-        existing, user_ids = self.people_existing(people)
+        existing, user_ids = self.people_existing(people, stored)
 
         def role_for(name: str) -> str:
             current = existing.get(name)
@@ -405,12 +419,13 @@ class MavenImport:
         counts.unchanged += len(people - created - updated)
         self.memberships = everyone.instances
 
-    def foreign_people_reject(self, agents: dict[str, tuple[int, str, str]]) -> None:
+    def foreign_people_reject(self, agents: dict[str, tuple[int, str, str]]) -> "StoredPeople":
         """Reject, and remove from `agents`, each row whose agent or manager has a foreign account.
 
         A person without a membership here whose generated address belongs to a stored user
         is such a person: that user is outside this organization and keeps their password,
-        so the import must not make them a member.
+        so the import must not make them a member. Returns what the lookup found about
+        everyone `agents` named before the rejections, for `people_existing`.
         """
         memberships = Membership.objects.filter(organization=self.organization)
         people = set(agents) | {manager for _line, manager, _office in agents.values()}
@@ -425,18 +440,21 @@ class MavenImport:
                 continue
             self.reject("people", TEAMS_FILE, line, maven_foreign_rejection(column, person, foreign[person]))
             del agents[name]
+        return StoredPeople(memberships_by_external_id=known, users_by_email=users, memberships_by_user_id=members)
 
-    def people_existing(self, people: set[str]) -> tuple[dict[str, Membership], dict[str, int]]:
+    def people_existing(self, people: set[str], stored: "StoredPeople") -> tuple[dict[str, Membership], dict[str, int]]:
         """Find each person's membership (by external id, then by user) and create missing users.
 
-        Returns the memberships found by name and, for everyone without one, the id of
-        their user. A user with the person's e-mail address is reused as is.
+        `people` must be among those whom `stored` was loaded for, and nothing may have written
+        users or memberships since. Returns the memberships found by name and, for everyone
+        without one, the id of their user. A user with the person's e-mail address is reused as is.
         """
-        existing = fetch_by_keys(Membership.objects.filter(organization=self.organization), "external_id", people)
+        known = stored.memberships_by_external_id
+        existing = {name: known[name] for name in people & known.keys()}
         without_membership = sorted(people - existing.keys())
         emails = {name: person_email(name, self.organization.slug) for name in without_membership}
 
-        users = fetch_by_keys(User.objects.all(), "email", emails.values())
+        users = {email: stored.users_by_email[email] for email in emails.values() if email in stored.users_by_email}
         new_users = []
         for name in without_membership:
             if emails[name] not in users:
@@ -449,9 +467,9 @@ class MavenImport:
             logger.info("Import created users organization_id=%s count=%s", self.organization.pk, len(new_users))
 
         user_ids = {name: users[emails[name]].pk for name in without_membership}
-        by_user = fetch_by_keys(Membership.objects.filter(organization=self.organization), "user_id", user_ids.values())
+        # A user created above has no membership yet, so the stored users' memberships are all there are.
         for name in without_membership:
-            membership = by_user.get(user_ids[name])
+            membership = stored.memberships_by_user_id.get(user_ids[name])
             if membership is not None:
                 existing[name] = membership
         return existing, user_ids
@@ -534,7 +552,8 @@ class MavenImport:
         accounts = Account.objects.filter(organization=self.organization)
         written = bulk_upsert(
             model=Account,
-            existing=fetch_by_keys(accounts, "external_id", parsed),
+            # `known` contains every stored external id, so the other names need no query.
+            existing=fetch_by_keys(accounts, "external_id", parsed.keys() & known),
             desired={name: {"external_id": name, **values} for name, (_line, values, _parent) in parsed.items()},
             build=lambda name, values: Account(organization=self.organization, **values),
         )
