@@ -11,6 +11,7 @@ deals are compared as well.
 import datetime as dt
 import random
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.forms.models import model_to_dict
@@ -62,6 +63,10 @@ def snapshot_rows(organization) -> list[dict]:
             ),
             key=lambda row: (row["period_kind"], row["period_start"], row["grain"], row["subject_id"]),
         )
+
+
+def organization_rows(organization) -> list[dict]:
+    return [row for row in snapshot_rows(organization) if row["grain"] == Grain.ORGANIZATION]
 
 
 @pytest.fixture
@@ -304,3 +309,50 @@ def test_move_after_new_month_matches_full(org, stages, book, monkeypatch, djang
     kpi_snapshot_recompute(organization=org)
 
     assert incremental == snapshot_rows(org)
+
+
+def test_wins_at_year_boundary_match_full(org, stages, book, django_capture_on_commit_callbacks):
+    # Fiscal years from October: local midnight of 1 October 2017 starts a month, a quarter and a year.
+    org.fiscal_year_start_month = 10
+    org.save(update_fields=["fiscal_year_start_month"])
+    kpi_snapshot_recompute(organization=org)
+    boundary = dt.datetime(2017, 10, 1, tzinfo=ZoneInfo("Europe/Berlin"))
+    with scopes_disabled():
+        first, second = Deal.objects.filter(
+            organization=org, status=DealStatus.OPEN, created_at__lt=boundary - dt.timedelta(days=1)
+        ).order_by("created_at")[:2]
+
+    # One deal won at the first instant of the new fiscal year, one at the last microsecond of the old one.
+    move(first, stages["won"], boundary, django_capture_on_commit_callbacks)
+    move(second, stages["won"], boundary - dt.timedelta(microseconds=1), django_capture_on_commit_callbacks)
+    incremental = snapshot_rows(org)
+    with scopes_disabled():
+        won_in_year = Deal.objects.filter(
+            organization=org, status=DealStatus.WON, closed_at__gte=boundary, closed_at__lt=boundary.replace(year=2018)
+        ).count()
+    year_row = next(
+        row
+        for row in incremental
+        if (row["period_kind"], row["period_start"], row["grain"]) == ("year", dt.date(2017, 10, 1), Grain.ORGANIZATION)
+    )
+    kpi_snapshot_recompute(organization=org)
+
+    assert year_row["won_count"] == won_in_year
+    assert incremental == snapshot_rows(org)
+
+
+def test_run_without_deals_matches_full(org, book):
+    with scopes_disabled():
+        deal = Deal.objects.filter(organization=org, status=DealStatus.WON).order_by("-closed_at").first()
+        # No signal and no task: only the run below reads the new amount, which counts from the creation on.
+        Deal.objects.filter(pk=deal.pk).update(base_amount=Decimal("12345.67"))
+    before = organization_rows(org)
+
+    with scopes_disabled():
+        result = kpi_snapshot_recompute_deals(organization=org, deal_ids=[], since=deal.created_at)
+    incremental = organization_rows(org)
+    kpi_snapshot_recompute(organization=org)
+
+    assert result["mode"] == "incremental"
+    assert incremental != before
+    assert incremental == organization_rows(org)
