@@ -420,6 +420,7 @@ def bulk_upsert(
     desired: Mapping[Hashable, Mapping[str, Any]],
     build: Callable[[Hashable, Mapping[str, Any]], models.Model],
     batch_size: int = BATCH_SIZE,
+    create: Callable[[list[models.Model]], None] | None = None,
 ) -> UpsertOutcome:
     """Create the keys missing from `existing` and update the fields that differ, in batches.
 
@@ -428,6 +429,9 @@ def bulk_upsert(
     `auto_now` are refreshed on the rows that change. Rows are compared with `==`, so
     Decimal("5") equals Decimal("5.00"). Returns every key's instance, with created
     instances carrying their primary key.
+
+    `create` inserts the new instances and sets their primary keys. It defaults to
+    `bulk_create` in batches of `batch_size`.
     """
     outcome = UpsertOutcome(instances={})
     to_create = []
@@ -461,7 +465,9 @@ def bulk_upsert(
         # The base manager, because a default manager may hide rows that `existing` contains (Deal.objects
         # hides deals deleted in the CRM, and a re-sent deal must be restored); the rows are matched by pk.
         model._base_manager.bulk_update(to_update, sorted(changed_fields | set(auto_now_fields)), batch_size=batch_size)
-    if to_create:
+    if to_create and create is not None:
+        create(to_create)
+    elif to_create:
         model.objects.bulk_create(to_create, batch_size=batch_size)
     return outcome
 
