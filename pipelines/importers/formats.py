@@ -362,13 +362,15 @@ def csv_error(file_name: str, line: int, error: csv.Error) -> ImportSourceError:
     )
 
 
-def table_stream(path: Path) -> TableStream:
+def table_stream(path: Path, *, rows_check: bool = True) -> TableStream:
     """Open a CSV or TSV file for reading row by row: check its encoding and read its header.
 
     Accepts what `table_read` accepts for CSV (UTF-8 with or without BOM,
     Windows-1252, separators `;`, `,`, tab and `|`). Raises ImportSourceError
-    when the file is missing, empty or cannot be decoded, or has a row that the
-    csv module cannot read, such as a cell over its field size limit.
+    when the file is missing, empty or cannot be decoded, or, unless `rows_check`
+    is false, has a row that the csv module cannot read, such as a cell over its
+    field size limit. Without that pass over every row, such a row raises the same
+    error when the rows are read.
     """
     if not path.is_file():
         raise ImportSourceError(Message(gettext_noop("File %(path)s is missing."), {"path": path.name}))
@@ -384,11 +386,12 @@ def table_stream(path: Path) -> TableStream:
         if not any(header):
             raise ImportSourceError(Message(gettext_noop("File %(file)s is empty or has no header row."), {"file": path.name}))
         header_duplicates_check(header, path.name)
-        # Every row is read once here, so that a file with a row the csv module cannot read fails at
-        # the upload, before a run is created, and not on the mapping page or in the run.
-        handle.seek(0)
-        for _row in csv_rows(handle, delimiter, path.name):
-            pass
+        if rows_check:
+            # Every row is read once here, so that a file with a row the csv module cannot read fails at
+            # the upload, before a run is created, and not on the mapping page or in the run.
+            handle.seek(0)
+            for _row in csv_rows(handle, delimiter, path.name):
+                pass
     return TableStream(path=path, file_name=path.name, header=header, encoding=encoding, delimiter=delimiter)
 
 

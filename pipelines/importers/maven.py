@@ -11,7 +11,6 @@ The files may be the original comma-separated UTF-8 or what German Excel saves
 read and parsed with `pipelines.importers.formats`, like every other source.
 """
 
-import csv
 import datetime as dt
 import logging
 import unicodedata
@@ -39,10 +38,6 @@ from pipelines.importers.base import (
 from pipelines.importers.emails import generated_email_check
 from pipelines.importers.formats import (
     TableStream,
-    csv_error,
-    delimiter_detect,
-    encoding_detect,
-    header_duplicates_check,
     parse_decimal,
     parse_money,
     table_stream,
@@ -170,34 +165,9 @@ def maven_file_read(folder: Path, file_name: str, required_columns) -> "MavenRow
         raise ImportSourceError(Message(gettext_noop("File %(path)s is missing."), {"path": str(path)}))
     # The deal import reads sales_pipeline.csv whole and raises on a row it cannot read, so
     # the pass of `table_stream` over every row would only read the largest file once more.
-    stream = table_stream_open(path) if file_name == PIPELINE_FILE else table_stream(path)
+    stream = table_stream(path, rows_check=file_name != PIPELINE_FILE)
     stream.require_columns(required_columns)
     return MavenRows(stream)
-
-
-def table_stream_open(path: Path) -> TableStream:
-    """Open a CSV file like `formats.table_stream`, but without its pass over every row.
-
-    Checks the encoding, which takes one pass of decoding, and reads the header row. Raises
-    ImportSourceError with the messages of `table_stream` when the file cannot be decoded, has
-    no header row, or names a column twice. A row that the csv module cannot read raises only
-    when the rows are read.
-    """
-    # NOTE: this repeats the header part of formats.table_stream, so a change there belongs here too.
-    encoding = encoding_detect(path)
-    with path.open(encoding=encoding, newline="") as handle:
-        delimiter = delimiter_detect(handle.readline().rstrip("\r\n"))
-        handle.seek(0)
-        try:
-            header = [name.strip() for name in next(csv.reader(handle, delimiter=delimiter), [])]
-        except csv.Error as error:
-            raise csv_error(path.name, 1, error) from None
-    if not any(header):
-        raise ImportSourceError(
-            Message(gettext_noop("File %(file)s is empty or has no header row."), {"file": path.name})
-        )
-    header_duplicates_check(header, path.name)
-    return TableStream(path=path, file_name=path.name, header=header, encoding=encoding, delimiter=delimiter)
 
 
 # Bytes read at a time while looking for a NUL byte.
