@@ -60,6 +60,13 @@ KNOWN_CAUSES = [
 ]
 
 
+def _tasks_sent(imported: dict) -> str:
+    """Return the clause on sending the import's scheduled tasks after the commit, or "" for older results."""
+    if imported.get("tasks_sent_seconds") is None:
+        return ""
+    return f" then {_seconds(imported['tasks_sent_seconds'])} to send the scheduled tasks to the broker,"
+
+
 def _seconds(value) -> str:
     return "–" if value is None else f"{value:.2f} s"
 
@@ -132,7 +139,7 @@ def report_markdown(report: dict) -> str:
             f" from the start of the"
             f" import to its commit | {imported['deals_per_second']:,.0f} deals/s"
             f" ({_seconds(imported['committed_seconds'])}; {_seconds(imported['import_seconds'])} before the commit,"
-            f" {_seconds(imported['command_seconds'])} for the whole command), {memory}"
+            f"{_tasks_sent(imported)} {_seconds(imported['command_seconds'])} for the whole command), {memory}"
             f" | {TARGETS['import']} | {imported['load']} | `{base} --only import` |"
         )
         if imported.get("existing_deals_per_second"):

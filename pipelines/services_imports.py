@@ -162,7 +162,7 @@ def import_run_create(
     return run
 
 
-def table_files_check(directory: Path, names: list[str]) -> None:
+def table_files_check(directory: Path, names: list[str], *, rows_check: bool = True) -> None:
     """Raise ImportSourceError when a table file is empty, does not match its extension or cannot be decoded, or when no file has a data row.
 
     A workbook whose parts unpack to more than IMPORT_MAX_UPLOAD_BYTES fails too. The web
@@ -173,6 +173,8 @@ def table_files_check(directory: Path, names: list[str]) -> None:
 
     A single file without data rows may belong to an export of several files (a Pipedrive
     change log without activities), so only an upload whose files all lack them fails.
+    With `rows_check` false, a CSV row that the csv module cannot read is left to the
+    importer, which raises the same error when it reads the rows (formats.table_stream).
     """
     for name in names:
         path = directory / name
@@ -187,7 +189,7 @@ def table_files_check(directory: Path, names: list[str]) -> None:
         else:
             # The importer reads the file the same way, so a file that cannot be decoded or whose
             # header row cannot be read or names a column twice fails here and not in the run.
-            table_stream(path)
+            table_stream(path, rows_check=rows_check)
     if any(file_has_data_rows(directory / name) for name in names):
         return
     if len(names) == 1:

@@ -10,8 +10,11 @@ from django.core.management import CommandError, call_command
 from django_scopes import scope
 
 from pipelines.management.commands.import_crm import COMMAND_WORDING
+from pipelines.models import Account, Deal
 from pipelines.services_imports import import_mapping_save
+from spm.models import Organization
 from tests.import_helpers import export_folder, import_upload
+from tests.test_import_maven import SMALL_EXPORT
 
 GENERIC_HEADER = "external_id;owner;created_at;status\n"
 GENERIC_DEALS = GENERIC_HEADER + "T1;Eva Roth;2025-02-01;open\n"
@@ -213,3 +216,32 @@ def test_upload_zip_with_empty_file_rejected(org, admin_client, settings, tmp_pa
     assert response.context["form"].errors["files"] == [
         "File deals.csv is empty (0 bytes); export the data again with its header row and data rows."
     ]
+
+
+@pytest.mark.parametrize("create", [False, True], ids=["existing", "created"])
+def test_command_maven_unreadable_deal_row(org, tmp_path, create):
+    """A deal row that the csv module cannot read fails the Maven import with the check's message, writing nothing.
+
+    The command leaves reading the Maven deal file to the importer, which raises the same error.
+    """
+    folder = tmp_path / "export"
+    export_folder(folder, {path.name: path.read_text() for path in SMALL_EXPORT.iterdir()})
+    with (folder / "sales_pipeline.csv").open("a") as handle:
+        handle.write(f'"{"x" * 200_000}",a,b\n')
+    slug = "fresh" if create else "acme"
+
+    with pytest.raises(CommandError) as raised:
+        call_command(
+            "import_crm", str(folder), *(["--create"] if create else []), org=slug, source="maven", language="en",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+
+    assert str(raised.value) == (
+        "File sales_pipeline.csv, line 8: a cell is longer than 131072 characters, the most an import reads. "
+        "A quotation mark that is not closed makes the rest of the file one cell: close it, or shorten the cell, "
+        "and import the file again."
+    )
+    assert not Organization.objects.filter(slug="fresh").exists()
+    with scope(organization=org):
+        assert Account.objects.count() == 0
+        assert Deal.objects.count() == 0

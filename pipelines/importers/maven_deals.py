@@ -57,6 +57,8 @@ PARSED_TEXTS_MAX = 16_384
 
 # Rows parsed between two lookups of earlier imports' names, and staged by one COPY.
 ROW_BATCH = 10_000
+# The first batch is smaller, so the writer starts after a short wait instead of one whole batch.
+FIRST_ROW_BATCH = 1_000
 # The columns of sales_pipeline.csv that the parser reads, in the order of its `cells`.
 DEAL_COLUMNS = (
     "opportunity_id", "sales_agent", "product", "account", "deal_stage", "engage_date", "close_date", "close_value",
@@ -186,7 +188,7 @@ def import_deals(
 
     def parsed_batches() -> Iterator[list[DealRow]]:
         first_line: dict[str, int] = {}
-        for batch in _batches(rows, ROW_BATCH):
+        for batch in _batches(rows, first_size=min(FIRST_ROW_BATCH, ROW_BATCH), size=ROW_BATCH):
             parser.prefetch(batch)
             parsed = []
             for line, cells in batch:
@@ -246,10 +248,13 @@ def _older_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _batches(rows: Iterable, size: int) -> Iterator[list]:
+def _batches(rows: Iterable, *, first_size: int, size: int) -> Iterator[list]:
+    """Yield `rows` in lists of `first_size` rows first and `size` rows after, the last one possibly shorter."""
     iterator = iter(rows)
-    while batch := list(itertools.islice(iterator, size)):
+    batch_size = first_size
+    while batch := list(itertools.islice(iterator, batch_size)):
         yield batch
+        batch_size = size
 
 
 def _deals_write_orm(organization, source, parsed, result, pipeline, stages, currency, as_of) -> set[int]:
