@@ -719,7 +719,7 @@ def test_command_prints_summary(org):
     stdout, stderr = call_import(str(SMALL_EXPORT), org="acme", source="maven", language="en")
 
     lines = stdout.splitlines()
-    assert lines[0].startswith(f"Imported maven export {SMALL_EXPORT} into Acme in ")
+    assert lines[0].startswith(f"Imported {SMALL_EXPORT} (Maven CRM sample) into Acme in ")
     assert lines[1].split() == ["created", "updated", "unchanged", "deleted", "rejected"]
     assert lines[2].split() == ["people", "6", "0", "0", "0", "0"]
     assert lines[7].split() == ["deals", "6", "0", "0", "0", "0"]
@@ -731,7 +731,7 @@ def test_command_summary_in_german(org):
     stdout, _stderr = call_import(str(SMALL_EXPORT), org="acme", source="maven", language="de")
 
     first = stdout.splitlines()[0]
-    assert first.startswith(f"maven-Export {SMALL_EXPORT} in ")
+    assert first.startswith(f"{SMALL_EXPORT} (Maven-CRM-Beispieldaten) in ")
     assert re.search(r" in \d+,\d s nach Acme", first), first
 
 

@@ -19,6 +19,7 @@ from pipelines.importers import IMPORTERS
 from pipelines.importers.base import ImportSourceError, Message, people_created_sorted
 from pipelines.importers.generic import GENERIC_FIELDS, REQUIRED_FIELDS
 from pipelines.importers.upload_checks import TABLE_SUFFIXES
+from pipelines.models import ImportSource
 from pipelines.services import crm_import
 from pipelines.services_imports import import_mapping_get, table_files_check
 from spm.models import Organization
@@ -315,9 +316,9 @@ class Command(BaseCommand):
             )
 
         self.stdout.write(
-            gettext("Imported %(source)s export %(path)s into %(organization)s in %(seconds)s s.")
+            gettext("Imported %(path)s (%(source)s) into %(organization)s in %(seconds)s s.")
             % {
-                "source": result.source,
+                "source": ImportSource(result.source).label,
                 "path": result.path,
                 "organization": organization.name,
                 "seconds": format_fixed(result.duration_seconds, 1),
