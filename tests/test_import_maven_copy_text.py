@@ -6,6 +6,7 @@ reads like COPY's NULL marker stays a text.
 """
 
 import shutil
+import sys
 from decimal import Decimal
 
 import pytest
@@ -78,3 +79,32 @@ def test_escaped_values_rerun_unchanged(org, export):
     assert result.counts["deals"].unchanged == 6 + len(ODD_IDS)
     assert result.counts["deals"].created == 0
     assert result.counts["deals"].updated == 0
+
+
+def test_switch_interval_overlapping_loads_restore():
+    """Two imports in threads of one process whose loads overlap, and that finish in the order they started."""
+    original = sys.getswitchinterval()
+    first = bulk._switch_interval(bulk.WRITER_SWITCH_INTERVAL)
+    second = bulk._switch_interval(bulk.WRITER_SWITCH_INTERVAL)
+    try:
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+
+        # The interval is stored in whole microseconds, so it reads back as 9.999999999999999e-05.
+        assert sys.getswitchinterval() == pytest.approx(bulk.WRITER_SWITCH_INTERVAL, rel=1e-9)
+
+        second.__exit__(None, None, None)
+
+        assert sys.getswitchinterval() == pytest.approx(original, rel=1e-9)
+    finally:
+        sys.setswitchinterval(original)
+
+
+def test_switch_interval_restored_on_error():
+    original = sys.getswitchinterval()
+
+    with pytest.raises(ValueError, match="^failed$"), bulk._switch_interval(bulk.WRITER_SWITCH_INTERVAL):
+        raise ValueError("failed")
+
+    assert sys.getswitchinterval() == pytest.approx(original, rel=1e-9)

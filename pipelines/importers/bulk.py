@@ -39,6 +39,7 @@ updating it row by row.
 import contextlib
 import datetime as dt
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -221,18 +222,34 @@ def deals_merge(
 WRITER_SWITCH_INTERVAL = 0.0001
 
 
+# Imports whose load runs in this process (threads of a worker or server), and the switch
+# interval from before the first of them.
+_switch_interval_lock = threading.Lock()
+_switch_interval_users = 0
+_switch_interval_previous = 0.0
+
+
 @contextlib.contextmanager
 def _switch_interval(seconds: float) -> Iterator[None]:
-    """Set Python's thread switch interval to `seconds` until exit, then restore the previous one.
+    """Set Python's thread switch interval to `seconds` until exit, then restore the one from before.
 
     The interval is the process's, so other threads switch sooner too while it is set.
+    Loads that overlap in one process share the setting, and the last one to exit
+    restores the interval from before the first, whatever order they exit in.
     """
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
+    global _switch_interval_users, _switch_interval_previous
+    with _switch_interval_lock:
+        if _switch_interval_users == 0:
+            _switch_interval_previous = sys.getswitchinterval()
+            sys.setswitchinterval(seconds)
+        _switch_interval_users += 1
     try:
         yield
     finally:
-        sys.setswitchinterval(previous)
+        with _switch_interval_lock:
+            _switch_interval_users -= 1
+            if _switch_interval_users == 0:
+                sys.setswitchinterval(_switch_interval_previous)
 
 
 class _BatchWriter:
