@@ -4,7 +4,11 @@ A new organization's first import loads its partitions without indexes and build
 afterwards. Its rows must equal those of the merge path that every later import takes.
 """
 
+import datetime as dt
 import io
+import shutil
+from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -13,15 +17,27 @@ from django.db import IntegrityError, connection, transaction
 from django_scopes import scope, scopes_disabled
 
 from pipelines import partitions
-from pipelines.importers import bulk
-from pipelines.models import Activity, ActivityKind, Deal, DealStageChange, Stage
+from pipelines.importers import bulk, maven_deals
+from pipelines.models import (
+    Activity,
+    ActivityKind,
+    Deal,
+    DealStageChange,
+    ExchangeRate,
+    Stage,
+)
 from tests.factories import (
     DealFactory,
     DealStageChangeFactory,
     MembershipFactory,
     OrganizationFactory,
 )
-from tests.test_import_maven import SMALL_EXPORT, run_import
+from tests.test_import_maven import (
+    PIPELINE_FILE,
+    SMALL_EXPORT,
+    append_lines,
+    run_import,
+)
 from tests.test_import_maven_batches import merge_path_force, partition_index_names
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions exist on PostgreSQL only")
@@ -366,3 +382,55 @@ def test_fresh_load_builds_index_definitions(org, monkeypatch):
 
     assert built == [org.pk]
     assert index_definitions(org.pk) == INDEX_DEFINITIONS
+
+
+# Fields of a deal that the COPY path and the ORM path must both write. updated_at is left
+# out because the ORM path sets it from Python's clock.
+COMPARED_DEAL_FIELDS = tuple(name for name in DEAL_FIELDS if name != "updated_at")
+# A product and an account whose deal name is longer than its 300 characters, with a
+# backslash as the 300th character and a tab, a line break and non-ASCII letters before it.
+LONG_PRODUCT = "Über\\Produkt " + "p" * 96
+_ACCOUNT_START = "Zürich\tLine\nBreak "
+LONG_ACCOUNT = _ACCOUNT_START + "a" * (299 - len(f"{LONG_PRODUCT} · {_ACCOUNT_START}")) + "\\tail"
+
+
+def deals_and_moves(org) -> tuple[list, list]:
+    """Return the organization's deals and moves, sorted by their values."""
+    with scope(organization=org):
+        deals = sorted(Deal.all_objects.values_list(*COMPARED_DEAL_FIELDS), key=repr)
+        moves = sorted(DealStageChange.all_objects.values_list(*MOVE_FIELDS), key=repr)
+    return deals, moves
+
+
+def test_copy_load_equals_orm_path(org, other_org, tmp_path, monkeypatch):
+    """Deals staged as COPY text get the values that the ORM path (deal_values, implied_moves) stores."""
+    export = shutil.copytree(SMALL_EXPORT, tmp_path / "export")
+    append_lines(export, "accounts.csv", f'"{LONG_ACCOUNT}",software,1998,10.00,12,Germany,')
+    append_lines(export, "products.csv", f'"{LONG_PRODUCT}",GTX,99.90')
+    append_lines(
+        export,
+        PIPELINE_FILE,
+        f'"BACK\\SLASH",Moses Frase,GTX Basic,"{LONG_ACCOUNT}",Won,2017-02-01,2017-04-20,1234.5',
+        f'"\\N",Moses Frase,"{LONG_PRODUCT}","{LONG_ACCOUNT}",Engaging,2017-02-02,,',
+        f'"PROSP\\.",Moses Frase,GTX Basic,"{LONG_ACCOUNT}",Prospecting,,,',
+    )
+    with scopes_disabled():
+        for organization in (org, other_org):
+            ExchangeRate.objects.create(
+                organization=organization, currency="USD", valid_from=dt.date(2016, 1, 1), rate=Decimal("0.9")
+            )
+
+    copied = run_import(org, export, currency="USD")
+    monkeypatch.setattr(maven_deals, "connection", SimpleNamespace(vendor="sqlite"))
+    stored = run_import(other_org, export, currency="USD")
+
+    assert copied.errors == stored.errors == []
+    assert copied.counts["deals"].created == stored.counts["deals"].created == 9
+    copied_deals, copied_moves = deals_and_moves(org)
+    stored_deals, stored_moves = deals_and_moves(other_org)
+    assert copied_deals == stored_deals
+    assert copied_moves == stored_moves
+    with scope(organization=org):
+        names = set(Deal.objects.filter(external_id__in=["BACK\\SLASH", "\\N", "PROSP\\."]).values_list("name", flat=True))
+    assert names == {f"GTX Basic · {LONG_ACCOUNT}", f"{LONG_PRODUCT} · {LONG_ACCOUNT}"[:300]}
+    assert f"{LONG_PRODUCT} · {LONG_ACCOUNT}"[299] == "\\"
