@@ -356,3 +356,56 @@ def test_run_without_deals_matches_full(org, book):
     assert result["mode"] == "incremental"
     assert incremental != before
     assert incremental == organization_rows(org)
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "fiscal_year_start_month"), [("Pacific/Auckland", 4), ("America/Los_Angeles", 7)]
+)
+def test_random_runs_in_zone_match_full(org, stages, book, time_zone, fiscal_year_start_month):
+    """Runs over several deals of different subjects, with fiscal years that do not start in January."""
+    org.time_zone = time_zone
+    org.fiscal_year_start_month = fiscal_year_start_month
+    org.save(update_fields=["time_zone", "fiscal_year_start_month"])
+    kpi_snapshot_recompute(organization=org)
+    rng = random.Random(fiscal_year_start_month)
+    for _ in range(5):
+        deals = rng.sample(book, 3)
+        earliest = utc(2017, 12, 31, 12)
+        for deal in deals:
+            with scopes_disabled():
+                deal.refresh_from_db()
+            target = rng.choice([stage for stage in stages.values() if stage.pk != deal.stage_id])
+            at = latest_move(deal) + dt.timedelta(days=rng.randrange(0, 60), hours=rng.randrange(1, 24))
+            # Stay inside 2017, so the moves keep the data's first and last month.
+            at = min(at, utc(2017, 12, 20, 12))
+            if at <= latest_move(deal):
+                continue
+            earliest = min(earliest, at, deal.closed_at or at)
+            with scope(organization=org):
+                deal_move_stage(deal=deal, to_stage=target, changed_at=at)
+
+        with scopes_disabled():
+            result = kpi_snapshot_recompute_deals(organization=org, deal_ids=[deal.pk for deal in deals], since=earliest)
+        incremental = snapshot_rows(org)
+        kpi_snapshot_recompute(organization=org)
+
+        assert result["mode"] == "incremental"
+        assert incremental == snapshot_rows(org)
+
+
+def test_deleted_deals_match_full(org, book):
+    """Deals deleted in the CRM leave the won, lost and open counts of their subjects and the organization."""
+    with scopes_disabled():
+        deleted = [
+            next(deal for deal in book if deal.status == status and deal.territory_id is not None)
+            for status in (DealStatus.WON, DealStatus.LOST, DealStatus.OPEN)
+        ]
+        Deal.all_objects.filter(pk__in=[deal.pk for deal in deleted]).update(deleted_at=TODAY)
+        since = min(deal.created_at for deal in deleted)
+
+        result = kpi_snapshot_recompute_deals(organization=org, deal_ids=[deal.pk for deal in deleted], since=since)
+    incremental = snapshot_rows(org)
+    kpi_snapshot_recompute(organization=org)
+
+    assert result["mode"] == "incremental"
+    assert incremental == snapshot_rows(org)
