@@ -165,6 +165,14 @@ def quota_cell(request, org_slug):
         return redirect(f"{reverse('goals_quota_editor', kwargs={'org_slug': org_slug})}?{urlencode(values)}")
 
     context = _grid_context(request, values, column_label=period.label, edited_subject=subject_id, cell_error=error, cell_text=text)
+    if subject_id not in {row.subject_id for row in context["grid"].rows}:
+        # The response below draws only the cells of grid rows. A member who is no row, such as a rep
+        # who became a manager after the page was opened, gets the whole grid with the message above it.
+        response = render(request, "goals/quotas/editor.html#quota-grid", {**context, "grid_error": error})
+        response["HX-Retarget"] = "#quota-grid"
+        response["HX-Reswap"] = "outerHTML"
+        patch_vary_headers(response, ("HX-Request",))
+        return response
     column = next(index for index, column_period in enumerate(context["grid"].periods) if column_period.label == period.label)
     context["column"] = column
     context["column_cells"] = [(row, row.cells[column]) for row in context["grid"].rows]

@@ -116,3 +116,22 @@ def test_cell_own_subject_still_saves(admin_client, member):
     assert response.status_code == 200
     assert quota_rows() == [("acme", "rep", member.pk, Decimal("5.00"))]
     assert quota_audit_count() == 1
+
+
+@pytest.mark.parametrize("role", ["manager", "admin"])
+def test_cell_member_outside_grid_shows_error(admin_client, member, role):
+    """A member of this organization who is no rep row (a page opened before a role change) gets the grid with the message."""
+    with scopes_disabled():
+        other = MembershipFactory(organization=member.organization, role=role, user=UserFactory(email=f"other-{role}@acme.example"))
+
+    response = cell_post(admin_client, other.pk, "5", htmx=True)
+
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == "#quota-grid"
+    assert response["HX-Reswap"] == "outerHTML"
+    body = response.content.decode()
+    assert 'id="quota-grid"' in body
+    assert "5 was not saved:" in body
+    assert "rep quotas are for members with the rep role" in body
+    assert quota_rows() == []
+    assert quota_audit_count() == 0
