@@ -14,7 +14,11 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext, gettext_noop
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from integrations.webhooks.events import deal_close_transitions_watch, deal_stage_changed_emit, import_finished_emit
+from integrations.webhooks.events import (
+    deal_close_transitions_watch,
+    deal_stage_changed_emit,
+    import_finished_emit,
+)
 from pipelines.models import Deal, DealStageChange, DealStatus, Stage, StageKind
 from spm.currencies import is_currency_code
 from spm.models import AuditLog, Organization, User
@@ -225,8 +229,18 @@ def table_statistics_refresh_schedule(result) -> None:
             for table in IMPORT_TABLES.get(entity, ())
         }
     )
-    if tables:
-        transaction.on_commit(lambda: table_statistics_refresh.delay(tables=tables))
+    if not tables:
+        return
+
+    def enqueue() -> None:
+        # The import has committed, and autovacuum analyzes the tables later anyway, so an
+        # unreachable broker only costs the earlier statistics and must not fail the import.
+        try:
+            table_statistics_refresh.delay(tables=tables)
+        except BrokerOperationalError as error:
+            logger.warning("Table statistics refresh not queued because the broker is unreachable tables=%s error=%s", tables, error)
+
+    transaction.on_commit(enqueue)
 
 
 def crm_import(

@@ -23,8 +23,10 @@ from dashboards.tasks import (
     kpi_snapshot_recompute_deals,
     kpi_snapshot_recompute_pending_schedule,
 )
+from pipelines import services as pipeline_services
 from pipelines.models import DealStageChange, DealStatus, ExchangeRate, StageKind
 from pipelines.services import deal_move_stage
+from pipelines.tasks import table_statistics_refresh
 from spm.models import Organization
 from tests.factories import (
     DealFactory,
@@ -33,6 +35,7 @@ from tests.factories import (
     PipelineFactory,
     StageFactory,
 )
+from tests.test_import_maven import run_import
 
 ECB = "Date,USD,JPY,GBP,\n2025-03-11,1.0000,160.00,0.8000,\n2025-03-10,1.2500,N/A,0.8500,\n"
 DEFERRED_EN = (
@@ -193,3 +196,20 @@ def test_beat_runs_pending_recompute_hourly():
     assert entry["task"] == "dashboards.tasks.kpi_snapshot_recompute_pending_schedule"
     assert entry["schedule"].minute == {25}
     assert entry["schedule"].hour == set(range(24))
+
+
+def test_import_broker_down_marks_pending(org, broker_down, monkeypatch, django_capture_on_commit_callbacks, caplog):
+    """An import whose statistics refresh and recompute cannot be queued keeps its rows and marks the recompute pending."""
+
+    def refuse(*args, **kwargs):
+        raise BrokerOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(pipeline_services, "STATISTICS_REFRESH_ROWS", 1)
+    monkeypatch.setattr(table_statistics_refresh, "apply_async", refuse)
+
+    with caplog.at_level(logging.WARNING), django_capture_on_commit_callbacks(execute=True):
+        result = run_import(org)
+
+    assert result.counts["deals"].created == 6
+    assert deferred_at(org) is not None
+    assert "Table statistics refresh not queued because the broker is unreachable" in caplog.text
