@@ -295,10 +295,10 @@ class TableStream:
         makes it the cheaper way to read a file with many rows.
         """
         width = len(self.header)
-        # A column that the header lacks reads the blank cell added after the last column.
+        # A column that the header lacks reads a blank cell added after the last column.
         indexes = [self.header.index(column) if column in self.header else width for column in columns]
         pick = operator.itemgetter(*indexes) if len(indexes) > 1 else (lambda cells: (cells[indexes[0]],))
-        for line, cells in self._cells(width=width + 1):
+        for line, cells in self._cells(width=max(indexes) + 1):
             yield line, tuple(map(str.strip, pick(cells)))
 
     def _cells(self, width: int) -> Iterator[tuple[int, list[str]]]:
