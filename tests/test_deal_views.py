@@ -486,3 +486,48 @@ def test_deal_detail_query_count(client, detailed_deal, member, django_assert_nu
     # session, user, membership, the deal with its relations, its history, its score, the win model.
     with django_assert_num_queries(7):
         client.get(f"/o/acme/deals/{detailed_deal.pk}/")
+
+
+def test_deal_detail_date_only_times_show_date_german(client, detailed_deal, member, stages):
+    with scopes_disabled():
+        DealStageChangeFactory(
+            deal=detailed_deal,
+            from_stage=stages["won"],
+            to_stage=stages["open"],
+            changed_at=dt.datetime(2017, 6, 1, 9, 30, tzinfo=dt.timezone.utc),
+        )
+    member.user.language = "de"
+    member.user.save(update_fields=["language"])
+    client.force_login(member.user)
+
+    content = client.get(f"/o/acme/deals/{detailed_deal.pk}/").content.decode()
+
+    assert 'data-created>01.03.2017</dd>' in content
+    assert 'data-closed>08.05.2017</dd>' in content
+    assert '<td class="num">01.03.2017</td>' in content
+    assert '<td class="num">08.05.2017</td>' in content
+    # A real time keeps its time, in the organization's time zone (Europe/Berlin, UTC+2 in June).
+    assert '<td class="num">01.06.2017 11:30</td>' in content
+    assert "14:00" not in content
+
+
+def test_deal_detail_date_only_times_show_date_english(client, detailed_deal, member):
+    client.force_login(member.user)
+
+    content = client.get(f"/o/acme/deals/{detailed_deal.pk}/").content.decode()
+
+    assert '<td class="num">03/01/2017</td>' in content
+    assert '<td class="num">05/08/2017</td>' in content
+    assert "p.m." not in content
+
+
+def test_deal_list_keeps_utc_date_of_date_only_value(client, detailed_deal, admin_member, org):
+    # In Auckland (UTC+12), 12:00 UTC of 1 March is already 2 March, but the source said 1 March.
+    org.time_zone = "Pacific/Auckland"
+    org.save(update_fields=["time_zone"])
+    client.force_login(admin_member.user)
+
+    content = client.get("/o/acme/deals/").content.decode()
+
+    assert '<td class="num">03/01/2017</td>' in content
+    assert '<td class="num">03/02/2017</td>' not in content

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.template import Context, Template
-from django.utils import translation
+from django.utils import timezone, translation
 
 from dashboards.kpis import KpiRow
 from dashboards.templatetags.spm_format import format_days, format_money, format_number, format_percent, period_name
@@ -203,3 +203,27 @@ def test_amount_input_in_locale_notation():
     with translation.override("en"):
         assert amount_input(Decimal("12345.6")) == "12,345.60"
     assert amount_input(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("moment", "language", "expected"),
+    [
+        (dt.datetime(2016, 10, 20, 12, tzinfo=dt.timezone.utc), "de", "20.10.2016"),
+        (dt.datetime(2016, 10, 20, 12, tzinfo=dt.timezone.utc), "en", "10/20/2016"),
+        (dt.datetime(2016, 10, 20, 12, 0, 1, tzinfo=dt.timezone.utc), "de", "20.10.2016 14:00"),
+        (dt.datetime(2016, 10, 20, 12, 0, 0, 1, tzinfo=dt.timezone.utc), "en", "10/20/2016 2 p.m."),
+        (dt.datetime(2016, 10, 20, 9, 30, tzinfo=dt.timezone.utc), "de", "20.10.2016 11:30"),
+        (None, "de", ""),
+    ],
+)
+def test_date_or_datetime_drops_noon_utc_time(moment, language, expected):
+    with translation.override(language), timezone.override("Europe/Berlin"):
+        assert render("{{ moment|date_or_datetime }}", moment=moment) == expected
+
+
+def test_date_or_datetime_keeps_source_date_far_east():
+    moment = dt.datetime(2016, 10, 20, 12, tzinfo=dt.timezone.utc)
+
+    with translation.override("de"), timezone.override("Pacific/Kiritimati"):
+        assert render("{{ moment|date_or_datetime }}", moment=moment) == "20.10.2016"
+        assert render("{{ moment|date_of }}", moment=moment) == "20.10.2016"

@@ -363,6 +363,23 @@ def test_preview_shows_status_label_in_german(org, admin_member, admin_client, d
     assert "<td>won</td>" not in page
 
 
+def test_preview_shows_date_only_values_without_time(org, admin_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(admin_client)
+    run = latest_run(org)
+    # A date-only source value is stored as 12:00 UTC; the Pipedrive times above are real times.
+    run.preview[1]["created_at"] = "2016-10-20T12:00:00+00:00"
+    run.save(update_fields=["preview"])
+
+    english = admin_client.get(f"/o/acme/imports/{run.pk}/").content.decode()
+    german = admin_client.get(f"/o/acme/imports/{run.pk}/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+
+    assert '<td class="num">10/20/2016</td>' in english
+    assert '<td class="num">02/01/2025 9 a.m.</td>' in english
+    assert '<td class="num">20.10.2016</td>' in german
+    assert '<td class="num">01.02.2025 09:00</td>' in german
+
+
 def test_imports_list_links_audit_log(org, admin_client):
     content = admin_client.get("/o/acme/imports/").content.decode()
 

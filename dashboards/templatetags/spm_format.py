@@ -25,6 +25,7 @@ from babel.numbers import (
 from babel.numbers import format_percent as format_percent_babel
 from babel.units import format_unit
 from django import template
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import get_language, gettext, to_locale
@@ -126,6 +127,44 @@ def _undefined_html(reason: str):
 
 def _generic_reason() -> str:
     return gettext("Not defined for this selection.")
+
+
+def is_date_only(value: dt.datetime) -> bool:
+    """Tell whether `value` is the stored form of a date-only source value: exactly 12:00:00.000000 UTC.
+
+    Importers store a source value without a time (a CSV date column) as 12:00 UTC of its
+    date (pipelines.importers.base.date_at_noon_utc), so that the date is the same local date
+    from UTC−11 to UTC+11. A real time at exactly that microsecond is taken as date-only too.
+    """
+    if timezone.is_naive(value):
+        return False
+    utc = value.astimezone(dt.timezone.utc)
+    return (utc.hour, utc.minute, utc.second, utc.microsecond) == (12, 0, 0, 0)
+
+
+@register.filter
+def date_or_datetime(value: dt.datetime | None) -> str:
+    """Format a deal or stage-change time with SHORT_DATETIME_FORMAT, or its date only when it is date-only.
+
+    A date-only value (see `is_date_only`) shows its UTC date with SHORT_DATE_FORMAT, because
+    the 12:00 UTC time is not in the source: 20.10.2016 rather than 20.10.2016 14:00. A real time
+    shows in the active time zone, as the `date` filter shows it. None renders as "".
+    """
+    if value is None:
+        return ""
+    if is_date_only(value):
+        return date_format(value.astimezone(dt.timezone.utc).date(), "SHORT_DATE_FORMAT")
+    return date_format(timezone.template_localtime(value), "SHORT_DATETIME_FORMAT")
+
+
+@register.filter
+def date_of(value: dt.datetime | None) -> str:
+    """Format the date of a deal time with SHORT_DATE_FORMAT: the UTC date of a date-only value, else the local date."""
+    if value is None:
+        return ""
+    if is_date_only(value):
+        return date_format(value.astimezone(dt.timezone.utc).date(), "SHORT_DATE_FORMAT")
+    return date_format(timezone.template_localtime(value).date(), "SHORT_DATE_FORMAT")
 
 
 @register.filter

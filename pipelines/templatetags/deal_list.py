@@ -22,7 +22,7 @@ from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.utils.timezone import template_localtime
 from django.utils.translation import get_language, gettext
 
-from dashboards.templatetags.spm_format import money, percent
+from dashboards.templatetags.spm_format import is_date_only, money, percent
 from pipelines.models import Deal, DealStatus, WinModel, WinModelStatus
 from spm.models import Organization
 
@@ -152,13 +152,16 @@ class _WinProbabilityCells:
 def _short_date(value: dt.date | dt.datetime | None, *, language: str | None) -> str:
     """Format a date or datetime like `{{ value|date:"SHORT_DATE_FORMAT" }}` in the active language, `language`.
 
-    A datetime is first converted to the active time zone, as the `date` filter does. Only its
-    local date is formatted: Django raises TypeError for a time specifier in a date's format,
-    so a SHORT_DATE_FORMAT that works here has date specifiers only and gives the same text.
+    A datetime is first converted to the active time zone, as the `date` filter does, except a
+    date-only value (spm_format.is_date_only), which keeps its UTC date, as the `date_of` filter
+    shows it. Only the date is formatted: Django raises TypeError for a time specifier in a date's
+    format, so a SHORT_DATE_FORMAT that works here has date specifiers only and gives the same text.
     """
     if value is None:
         return ""
-    if isinstance(value, dt.datetime):
+    if isinstance(value, dt.datetime) and is_date_only(value):
+        value = value.astimezone(dt.timezone.utc).date()
+    elif isinstance(value, dt.datetime):
         value = template_localtime(value).date()
     return _short_date_text(language, value)
 
