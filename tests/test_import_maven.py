@@ -757,6 +757,25 @@ def test_command_rejected_rows_exit_one(org, export):
         assert Deal.objects.count() == 6
 
 
+def test_command_line_rejected_rows_without_class_name(org, export, capsys, monkeypatch):
+    from pipelines.management.commands.import_crm import Command
+
+    append_lines(export, PIPELINE_FILE, "BAD00001,Zane Levy,GTX Basic,Cancity,Closed,2017-01-01,,")
+    # run_from_argv closes the connections at its end, which would end the test's transaction.
+    monkeypatch.setattr("django.core.management.base.connections.close_all", lambda: None)
+    argv = ["manage.py", "import_crm", str(export), "--org", "acme", "--source", "maven", "--language", "de"]
+
+    with pytest.raises(SystemExit) as excinfo:
+        Command().run_from_argv(argv)
+
+    stderr_lines = capsys.readouterr().err.splitlines()
+    assert excinfo.value.code == 1
+    assert stderr_lines[-1] == "1 Zeile wurde abgelehnt; die übrigen Zeilen wurden importiert."
+    assert not any("CommandError" in line for line in stderr_lines)
+    with scope(organization=org):
+        assert Deal.objects.count() == 6
+
+
 def test_command_caps_printed_errors(org, export):
     append_lines(export, PIPELINE_FILE, *(f"BAD{n:05d},Zane Levy,GTX Basic,Cancity,Closed,2017-01-01,," for n in range(55)))
     stderr = io.StringIO()

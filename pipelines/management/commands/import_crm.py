@@ -134,6 +134,18 @@ class Command(BaseCommand):
         "Exits with status 1 when rows were rejected; the accepted rows are kept."
     )
 
+    # Set by run_from_argv: the command runs from manage.py, not from call_command.
+    from_command_line = False
+
+    def run_from_argv(self, argv):
+        """Run from manage.py, which prints rejected rows' summary without Django's "CommandError: " prefix.
+
+        BaseCommand.run_from_argv writes a CommandError as "CommandError: <message>", which put
+        an English class name before a German sentence. call_command still raises CommandError.
+        """
+        self.from_command_line = True
+        super().run_from_argv(argv)
+
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path, help="Folder with the export's CSV or XLSX files.")
         parser.add_argument("--org", required=True, help="Slug of the organization to import into.")
@@ -229,6 +241,10 @@ class Command(BaseCommand):
                         "%(count)s rows were rejected; the accepted rows were imported.",
                         len(result.errors),
                     ) % {"count": format_number(len(result.errors))}
+                if self.from_command_line and not options["traceback"]:
+                    # Exit status 1, as a CommandError with returncode=1 gives, because scripts check it.
+                    self.stderr.write(message)
+                    raise SystemExit(1)
                 raise CommandError(message, returncode=1)
 
     def export_files_check(self, path: Path, source: str) -> None:
