@@ -257,3 +257,62 @@ def test_deal_category_hides_foreign_deal_for_get(client, org, member, open_deal
 
     assert own.status_code == 405
     assert foreign.status_code == 404
+
+
+@pytest.fixture
+def old_won_deal(org, member):
+    """A deal won on 2017-11-15 with its KPI rows, and nothing in today's quarter."""
+    from dashboards.services import kpi_snapshot_recompute
+
+    with scopes_disabled():
+        stage = StageFactory(pipeline=PipelineFactory(organization=org, name="History"), name="Won", probability=100, kind="won")
+        deal = DealFactory(
+            owner=member,
+            stage=stage,
+            status="won",
+            amount=Decimal("800.00"),
+            created_at=dt.datetime(2017, 10, 2, 12, tzinfo=dt.timezone.utc),
+            closed_at=dt.datetime(2017, 11, 15, 12, tzinfo=dt.timezone.utc),
+            expected_close_on=dt.date(2017, 11, 15),
+        )
+    with scope(organization=org):
+        kpi_snapshot_recompute(organization=org)
+    return deal
+
+
+def test_empty_current_period_opens_latest_with_data(client, org, member, old_won_deal):
+    client.force_login(member.user)
+
+    response = client.get("/o/acme/forecast/")
+
+    assert response.status_code == 200
+    assert response.context["period"].label == "2017-Q4"
+    labels = [period.label for period in response.context["periods"]]
+    assert "2017-Q4" in labels
+    assert _current_quarter(org).label in labels
+
+
+def test_current_period_with_deals_stays_default(client, org, member, old_won_deal, open_deals):
+    client.force_login(member.user)
+
+    response = client.get("/o/acme/forecast/")
+
+    assert response.context["period"] == _current_quarter(org)
+
+
+def test_current_period_with_submission_stays_default(client, org, member, old_won_deal):
+    client.force_login(member.user)
+    _submit(client, member, org=org)
+
+    response = client.get("/o/acme/forecast/")
+
+    assert response.context["period"] == _current_quarter(org)
+
+
+def test_explicit_period_kept_when_current_empty(client, org, member, old_won_deal):
+    client.force_login(member.user)
+    current = _current_quarter(org)
+
+    response = client.get(f"/o/acme/forecast/?period={current.label}")
+
+    assert response.context["period"] == current

@@ -4,9 +4,14 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db.models import Q
+
+from dashboards.models import Grain, KpiSnapshot
 from goals.forecasts import accuracy, charts, pipeline, rollup
 from goals.forecasts.categories import forecast_period_kind
-from spm.fiscal import Period, period_containing
+from goals.models import ForecastSubmission
+from pipelines.models import Deal, DealStatus
+from spm.fiscal import Period, local_midnight, period_containing
 from spm.models import Membership, Organization
 from spm.tenancy import membership_ids_visible
 
@@ -40,11 +45,54 @@ class ForecastPage:
 
 
 def forecast_period_default(organization: Organization, today: dt.date) -> Period:
-    return period_containing(today, forecast_period_kind(organization), organization.fiscal_year_start_month)
+    """Return the period the forecast page shows without `?period=`.
+
+    That is the current period, because forecasts are submitted for it, as long as it has a deal
+    or a submission. An empty current period (data whose last deal lies years back, like the
+    demo's) gives way to the latest period with a won or lost deal, as on the dashboard.
+    """
+    kind = forecast_period_kind(organization)
+    current = period_containing(today, kind, organization.fiscal_year_start_month)
+    if _period_has_forecast_data(organization, current):
+        return current
+    return _period_last_closed(organization, kind) or current
 
 
-def forecast_period_choices(organization: Organization, today: dt.date) -> list[Period]:
-    """Return the periods of the picker, newest first: the next, the current, four before, and any with forecasts."""
+def _period_has_forecast_data(organization: Organization, period: Period) -> bool:
+    """Tell whether `period` has an open deal expected to close in it, a deal closed in it, or a submission."""
+    deals = Deal.objects.filter(organization=organization, deleted_at__isnull=True)
+    expected = deals.filter(
+        status=DealStatus.OPEN, expected_close_on__gte=period.start, expected_close_on__lt=period.end
+    )
+    closed = deals.filter(closed_at__gte=local_midnight(period.start, organization.tzinfo)).filter(
+        closed_at__lt=local_midnight(period.end, organization.tzinfo)
+    )
+    submissions = ForecastSubmission.objects.filter(
+        organization=organization, period_kind=period.kind, period_start=period.start
+    )
+    return expected.exists() or closed.exists() or submissions.exists()
+
+
+def _period_last_closed(organization: Organization, kind: str) -> Period | None:
+    """Return the newest period of `kind` with a won or lost deal, from the organization-grain KPI rows."""
+    start = (
+        KpiSnapshot.objects.filter(organization=organization, grain=Grain.ORGANIZATION, period_kind=kind)
+        .filter(Q(won_count__gt=0) | Q(lost_count__gt=0))
+        .order_by("-period_start")
+        .values_list("period_start", flat=True)
+        .first()
+    )
+    if start is None:
+        return None
+    return period_containing(start, kind, organization.fiscal_year_start_month)
+
+
+def forecast_period_choices(organization: Organization, today: dt.date, shown: Period | None = None) -> list[Period]:
+    """Return the periods of the picker, newest first.
+
+    They are the next, the current, four before, any with forecasts and `shown`, the period
+    on the page, which may be the default's latest period with data or an older one from the URL.
+    """
     kind = forecast_period_kind(organization)
     start_month = organization.fiscal_year_start_month
     current = period_containing(today, kind, start_month)
@@ -54,6 +102,8 @@ def forecast_period_choices(organization: Organization, today: dt.date) -> list[
         period = period_containing(period.start - dt.timedelta(days=1), kind, start_month)
         choices.append(period)
     choices += accuracy.periods_with_forecasts(organization=organization, kind=kind, today=today, limit=100)
+    if shown is not None and shown.kind == kind:
+        choices.append(shown)
     return sorted(set(choices), key=lambda period: period.start, reverse=True)
 
 
