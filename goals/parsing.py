@@ -270,7 +270,7 @@ def parse_day(value: str, column: str) -> dt.date:
             return dt.date(int(match["year"]), int(match["month"]), int(match["day"]))
         except ValueError:
             # The form is right, so the day itself is wrong, such as 2017-02-30.
-            raise RowRejected(column, value, gettext_noop("invalid date; no such day")) from None
+            raise RowRejected(column, value, gettext_noop("invalid date; no such day, so check the day and the month")) from None
     raise RowRejected(column, value, gettext_noop("invalid date; expected YYYY-MM-DD or DD.MM.YYYY"))
 
 

@@ -262,7 +262,7 @@ def rejected_rate_rows(page: str) -> list[str]:
             "en",
             [
                 "Exchange rates: 0 new, 0 changed, 0 unchanged, 4 rows rejected; 0 deals converted again.",
-                "2, date, 2017-13-01: invalid date; no such day",
+                "2, date, 2017-13-01: invalid date; no such day, so check the day and the month",
                 "3, rate, abc: invalid number; expected e.g. 1,234.56 or 1234.56",
                 "4, date, 01/02/2017: ambiguous date: it can be day/month or "
                 "month/day; choose the date order (DD/MM/YYYY or MM/DD/YYYY) and import again",
@@ -273,7 +273,7 @@ def rejected_rate_rows(page: str) -> list[str]:
             "de",
             [
                 "Wechselkurse: 0 neu, 0 geändert, 0 unverändert, 4 Zeilen abgelehnt; 0 Deals neu umgerechnet.",
-                "2, date, 2017-13-01: ungültiges Datum; diesen Tag gibt es nicht",
+                "2, date, 2017-13-01: ungültiges Datum; diesen Tag gibt es nicht, prüfen Sie Tag und Monat",
                 "3, rate, abc: ungültige Zahl; erwartet wird z. B. 1.234,56 oder 1234,56",
                 "4, date, 01/02/2017: mehrdeutiges Datum: Es kann Tag/Monat oder "
                 "Monat/Tag sein; wählen Sie die Datumsreihenfolge (TT/MM/JJJJ oder MM/TT/JJJJ) und importieren Sie erneut",

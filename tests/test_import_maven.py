@@ -443,7 +443,7 @@ BAD_LINE = GOOD_ROW_COUNT + 2
             "BAD00001,Zane Levy,GTX Basic,Cancity,Won,2017-01-01,2017-02-30,100",
             "close_date",
             "2017-02-30",
-            "invalid date; no such day",
+            "invalid date; no such day, so check the day and the month",
         ),
         (
             "BAD00001,Zane Levy,GTX Basic,Cancity,Won,2017-05-01,2017-04-30,100",

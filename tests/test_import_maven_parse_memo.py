@@ -37,9 +37,9 @@ def test_same_bad_date_rejected_on_each_line(org, export):
     result = run_import(org, export)
 
     assert errors_of(result) == [
-        (8, "engage_date", "2017-02-30", "invalid date; no such day"),
-        (9, "engage_date", "2017-02-30", "invalid date; no such day"),
-        (10, "close_date", "2017-02-30", "invalid date; no such day"),
+        (8, "engage_date", "2017-02-30", "invalid date; no such day, so check the day and the month"),
+        (9, "engage_date", "2017-02-30", "invalid date; no such day, so check the day and the month"),
+        (10, "close_date", "2017-02-30", "invalid date; no such day, so check the day and the month"),
     ]
     assert result.counts["deals"].rejected == 3
     assert result.counts["deals"].created == 6

@@ -161,14 +161,14 @@ def test_invalid_day_names_whole_moment():
         parse_moment("2017-02-30 10:00", "created", time_zone=dt.timezone.utc)
 
     assert caught.value.value == "2017-02-30 10:00"
-    assert str(caught.value.reason) == "invalid date; no such day"
+    assert str(caught.value.reason) == "invalid date; no such day, so check the day and the month"
 
 
 def test_people_date_without_such_day():
     with pytest.raises(RowRejected) as caught:
         people_parse_day("2017-02-30", "active_from")
 
-    assert str(caught.value.reason) == "invalid date; no such day"
+    assert str(caught.value.reason) == "invalid date; no such day, so check the day and the month"
 
 
 # --- Workbooks with several sheets ---------------------------------------------------------

@@ -725,7 +725,7 @@ def _day_parse(value: str, column: str, date_order: str) -> dt.date:
             try:
                 return dt.date(int(value[:4]), int(value[5:7]), int(value[8:]))
             except ValueError:
-                raise RowRejected(column, value, gettext_noop("invalid date; no such day")) from None
+                raise RowRejected(column, value, gettext_noop("invalid date; no such day, so check the day and the month")) from None
     if is_formula(value):
         raise RowRejected(column, value, gettext_noop("formula cells are not evaluated; enter the date itself"))
     text = value.strip().split("T")[0].split(" ")[0]
@@ -765,7 +765,7 @@ def _day_parse(value: str, column: str, date_order: str) -> dt.date:
                 return dt.date(year, second, first)
             return dt.date(year, first, second)
     except ValueError:
-        raise RowRejected(column, value, gettext_noop("invalid date; no such day")) from None
+        raise RowRejected(column, value, gettext_noop("invalid date; no such day, so check the day and the month")) from None
     raise RowRejected(column, value, gettext_noop("invalid date; expected YYYY-MM-DD or DD.MM.YYYY"))
 
 
