@@ -6,6 +6,7 @@ import pytest
 from dateutil import rrule as dateutil_rrule
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from integrations.capture import ics, services
@@ -123,8 +124,11 @@ def test_upload_of_secondly_event_reports_it(org, member, customer, client):  # 
     with scopes_disabled():
         subjects = list(Activity.objects.filter(organization=org, source="calendar").values_list("subject", flat=True))
     page = response.content.decode()
-    start = dt.date.today() - dt.timedelta(days=services.CALENDAR_PAST_DAYS)
-    end = dt.date.today() + dt.timedelta(days=services.CALENDAR_FUTURE_DAYS)
+    # The message names the period in the organization's time zone, whose date differs from the
+    # machine's or UTC's around midnight.
+    now = timezone.now()
+    start = timezone.localdate(now - dt.timedelta(days=services.CALENDAR_PAST_DAYS), timezone=org.tzinfo)
+    end = timezone.localdate(now + dt.timedelta(days=services.CALENDAR_FUTURE_DAYS), timezone=org.tzinfo)
     assert response.status_code == 200
     assert subjects == ["Demo"]
     assert "1 meeting added, 0 updated, 0 unchanged; 0 without a known account." in page

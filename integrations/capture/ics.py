@@ -239,7 +239,7 @@ def _oversized_series_remove(query, start: dt.datetime, end: dt.datetime, floati
                     "Event %(event)s was skipped: it occurs more than %(limit)s times between %(start)s and "
                     "%(end)s. SPM reads at most %(limit)s occurrences of one event."
                 )
-                % {"event": name, "limit": number_format(MAX_OCCURRENCES_PER_EVENT, force_grouping=True), **_period(start, end)}
+                % {"event": name, "limit": number_format(MAX_OCCURRENCES_PER_EVENT, force_grouping=True), **_period(start, end, floating_zone)}
             )
         elif total + count > MAX_OCCURRENCES:
             skipped.append(
@@ -247,7 +247,7 @@ def _oversized_series_remove(query, start: dt.datetime, end: dt.datetime, floati
                     "Event %(event)s was skipped: the calendar file has more than %(limit)s occurrences of events "
                     "between %(start)s and %(end)s, and SPM reads at most %(limit)s from one file."
                 )
-                % {"event": name, "limit": number_format(MAX_OCCURRENCES, force_grouping=True), **_period(start, end)}
+                % {"event": name, "limit": number_format(MAX_OCCURRENCES, force_grouping=True), **_period(start, end, floating_zone)}
             )
         else:
             total += count
@@ -261,8 +261,9 @@ def _oversized_series_remove(query, start: dt.datetime, end: dt.datetime, floati
     return skipped
 
 
-def _period(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
-    return {"start": start.date().isoformat(), "end": end.date().isoformat()}
+def _period(start: dt.datetime, end: dt.datetime, zone: zoneinfo.ZoneInfo) -> dict[str, str]:
+    """Return the period read as the dates in the organization's time zone, where its people are."""
+    return {"start": start.astimezone(zone).date().isoformat(), "end": end.astimezone(zone).date().isoformat()}
 
 
 def _series_name(series) -> str:
