@@ -141,8 +141,13 @@ def kpi_periods_available(*, organization: Organization, kind: str | None = None
 
 def kpi_quarter_last_closed(*, organization: Organization) -> Period | None:
     """Return the newest fiscal quarter with a won or lost deal, from the organization-grain snapshot rows; None without one."""
+    return kpi_period_last_closed(organization=organization, kind=QUARTER)
+
+
+def kpi_period_last_closed(*, organization: Organization, kind: str) -> Period | None:
+    """Return the newest fiscal period of `kind` with a won or lost deal, from the organization-grain snapshot rows; None without one."""
     start = (
-        KpiSnapshot.objects.filter(organization=organization, grain=Grain.ORGANIZATION, period_kind=PeriodKind.QUARTER)
+        KpiSnapshot.objects.filter(organization=organization, grain=Grain.ORGANIZATION, period_kind=kind)
         .filter(Q(won_count__gt=0) | Q(lost_count__gt=0))
         .order_by("-period_start")
         .values_list("period_start", flat=True)
@@ -150,7 +155,7 @@ def kpi_quarter_last_closed(*, organization: Organization) -> Period | None:
     )
     if start is None:
         return None
-    return period_containing(start, QUARTER, organization.fiscal_year_start_month)
+    return period_containing(start, kind, organization.fiscal_year_start_month)
 
 
 def kpi_rows(

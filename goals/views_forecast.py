@@ -117,7 +117,7 @@ def _render(
         "page": page,
         "page_url": page_url,
         "period": period,
-        "periods": forecast_period_choices(organization, today, shown=period),
+        "periods": forecast_period_choices(organization, today, page_period=period),
         "errors": errors,
         "submission_errors": submission_errors,
         "own_draft": draft if subject is not None and draft_subject_id == subject.pk else None,

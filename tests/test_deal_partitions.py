@@ -355,7 +355,7 @@ def test_new_partitions_index_definitions(org):
 
 
 def test_partition_indexes_equal_templates(org):
-    """The function that creates an organization's partitions builds what DEAL_INDEXES and MOVE_INDEXES say."""
+    """The function that creates an organization's partitions builds the indexes that DEAL_INDEXES and MOVE_INDEXES define."""
     templates = {}
     with connection.cursor() as cursor:
         for table in partitions.PARTITIONED_TABLES:

@@ -521,8 +521,8 @@ def test_deal_detail_date_only_times_show_date_english(client, detailed_deal, me
     assert "p.m." not in content
 
 
-def test_deal_list_keeps_utc_date_of_date_only_value(client, detailed_deal, admin_member, org):
-    # In Auckland (UTC+12), 12:00 UTC of 1 March is already 2 March, but the source said 1 March.
+def test_deal_list_date_only_in_auckland(client, detailed_deal, admin_member, org):
+    # In Auckland (UTC+12), 12:00 UTC of 1 March is already 2 March, but the source gave 1 March.
     org.time_zone = "Pacific/Auckland"
     org.save(update_fields=["time_zone"])
     client.force_login(admin_member.user)

@@ -48,15 +48,16 @@ DEFERRED_DE = (
 )
 
 
+def send_failing(*args, **kwargs):
+    """Fail like `apply_async` while Redis is unreachable."""
+    raise BrokerOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
 @pytest.fixture
 def broker_down(monkeypatch):
     """Make sending either KPI recompute task fail as it does while Redis is unreachable."""
-
-    def refuse(*args, **kwargs):
-        raise BrokerOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-
-    monkeypatch.setattr(kpi_snapshot_recompute, "apply_async", refuse)
-    monkeypatch.setattr(kpi_snapshot_recompute_deals, "apply_async", refuse)
+    monkeypatch.setattr(kpi_snapshot_recompute, "apply_async", send_failing)
+    monkeypatch.setattr(kpi_snapshot_recompute_deals, "apply_async", send_failing)
 
 
 def deferred_at(organization) -> dt.datetime | None:
@@ -200,12 +201,8 @@ def test_beat_runs_pending_recompute_hourly():
 
 def test_import_broker_down_marks_pending(org, broker_down, monkeypatch, django_capture_on_commit_callbacks, caplog):
     """An import whose statistics refresh and recompute cannot be queued keeps its rows and marks the recompute pending."""
-
-    def refuse(*args, **kwargs):
-        raise BrokerOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-
     monkeypatch.setattr(pipeline_services, "STATISTICS_REFRESH_ROWS", 1)
-    monkeypatch.setattr(table_statistics_refresh, "apply_async", refuse)
+    monkeypatch.setattr(table_statistics_refresh, "apply_async", send_failing)
 
     with caplog.at_level(logging.WARNING), django_capture_on_commit_callbacks(execute=True):
         result = run_import(org)

@@ -4,9 +4,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Q
-
-from dashboards.models import Grain, KpiSnapshot
+from dashboards.selectors import kpi_period_last_closed
 from goals.forecasts import accuracy, charts, pipeline, rollup
 from goals.forecasts.categories import forecast_period_kind
 from goals.models import ForecastSubmission
@@ -55,11 +53,11 @@ def forecast_period_default(organization: Organization, today: dt.date) -> Perio
     current = period_containing(today, kind, organization.fiscal_year_start_month)
     if _period_has_forecast_data(organization, current):
         return current
-    return _period_last_closed(organization, kind) or current
+    return kpi_period_last_closed(organization=organization, kind=kind) or current
 
 
 def _period_has_forecast_data(organization: Organization, period: Period) -> bool:
-    """Tell whether `period` has an open deal expected to close in it, a deal closed in it, or a submission."""
+    """Return whether `period` has an open deal expected to close in it, a deal closed in it, or a submission."""
     deals = Deal.objects.filter(organization=organization, deleted_at__isnull=True)
     expected = deals.filter(
         status=DealStatus.OPEN, expected_close_on__gte=period.start, expected_close_on__lt=period.end
@@ -73,24 +71,10 @@ def _period_has_forecast_data(organization: Organization, period: Period) -> boo
     return expected.exists() or closed.exists() or submissions.exists()
 
 
-def _period_last_closed(organization: Organization, kind: str) -> Period | None:
-    """Return the newest period of `kind` with a won or lost deal, from the organization-grain KPI rows."""
-    start = (
-        KpiSnapshot.objects.filter(organization=organization, grain=Grain.ORGANIZATION, period_kind=kind)
-        .filter(Q(won_count__gt=0) | Q(lost_count__gt=0))
-        .order_by("-period_start")
-        .values_list("period_start", flat=True)
-        .first()
-    )
-    if start is None:
-        return None
-    return period_containing(start, kind, organization.fiscal_year_start_month)
-
-
-def forecast_period_choices(organization: Organization, today: dt.date, shown: Period | None = None) -> list[Period]:
+def forecast_period_choices(organization: Organization, today: dt.date, page_period: Period | None = None) -> list[Period]:
     """Return the periods of the picker, newest first.
 
-    They are the next, the current, four before, any with forecasts and `shown`, the period
+    They are the next, the current, four before, any with forecasts and `page_period`, the period
     on the page, which may be the default's latest period with data or an older one from the URL.
     """
     kind = forecast_period_kind(organization)
@@ -102,8 +86,8 @@ def forecast_period_choices(organization: Organization, today: dt.date, shown: P
         period = period_containing(period.start - dt.timedelta(days=1), kind, start_month)
         choices.append(period)
     choices += accuracy.periods_with_forecasts(organization=organization, kind=kind, today=today, limit=100)
-    if shown is not None and shown.kind == kind:
-        choices.append(shown)
+    if page_period is not None and page_period.kind == kind:
+        choices.append(page_period)
     return sorted(set(choices), key=lambda period: period.start, reverse=True)
 
 

@@ -268,9 +268,9 @@ class Command(BaseCommand):
                 )
                 % {"path": path}
             )
-        # The Maven importer reads every row of its four files itself and raises the same error
-        # on a row that the csv module cannot read, in the import's transaction, so the check
-        # need not read its largest file, the deals, once more before it.
+        # The Maven importer reads every row of its four files in the import's transaction and
+        # raises the same error on a row that the csv module cannot read. So the check need not
+        # read the largest file, the deals, once more before it.
         table_files_check(directory, names, rows_check=source != "maven")
         if path.is_dir():
             import_files_check(source, directory, names)
